@@ -1,0 +1,134 @@
+using System.Buffers;
+using System.Text;
+
+namespace Candor.Xml;
+
+/// <summary>Serializes element trees as UTF-8 straight into a buffer writer.</summary>
+public static class ElementWriter
+{
+    public const string StreamNamespace = "http://etherx.jabber.org/streams";
+
+    /// <summary>
+    /// Writes <paramref name="element"/>. <paramref name="parentNamespace"/> is the default namespace in scope
+    /// (for stanzas on a c2s stream, <c>jabber:client</c>); an element in another namespace gets an
+    /// <c>xmlns</c> declaration. Elements in the streams namespace use the <c>stream:</c> prefix, which the
+    /// stream header declares.
+    /// </summary>
+    public static void Write(Element element, IBufferWriter<byte> output, string? parentNamespace)
+    {
+        var prefixed = element.Namespace == StreamNamespace;
+        output.WriteByte((byte)'<');
+        if (prefixed) output.WriteAscii("stream:");
+        output.WriteUtf8(element.Name);
+        if (!prefixed && element.Namespace != parentNamespace)
+        {
+            output.WriteAscii(" xmlns='");
+            WriteEscaped(output, element.Namespace, attribute: true);
+            output.WriteByte((byte)'\'');
+        }
+        var clarkPrefixes = 0;
+        foreach (var (name, value) in element.Attributes)
+        {
+            output.WriteByte((byte)' ');
+            if (name.StartsWith('{'))
+            {
+                var close = name.IndexOf('}');
+                var prefix = "a" + clarkPrefixes++;
+                output.WriteAscii("xmlns:");
+                output.WriteAscii(prefix);
+                output.WriteAscii("='");
+                WriteEscaped(output, name.AsSpan(1, close - 1), attribute: true);
+                output.WriteAscii("' ");
+                output.WriteAscii(prefix);
+                output.WriteByte((byte)':');
+                output.WriteUtf8(name.AsSpan(close + 1));
+            }
+            else
+            {
+                output.WriteUtf8(name);
+            }
+            output.WriteAscii("='");
+            WriteEscaped(output, value, attribute: true);
+            output.WriteByte((byte)'\'');
+        }
+        var nodes = element.Nodes;
+        if (nodes.Count == 0)
+        {
+            output.WriteAscii("/>");
+            return;
+        }
+        output.WriteByte((byte)'>');
+        var childNamespace = prefixed ? parentNamespace : element.Namespace;
+        foreach (var node in nodes)
+        {
+            if (node is Element child) Write(child, output, childNamespace);
+            else WriteEscaped(output, ((TextNode)node).Value, attribute: false);
+        }
+        output.WriteAscii("</");
+        if (prefixed) output.WriteAscii("stream:");
+        output.WriteUtf8(element.Name);
+        output.WriteByte((byte)'>');
+    }
+
+    public static string ToXmlString(Element element, string? parentNamespace = null)
+    {
+        var buffer = new ArrayBufferWriter<byte>(256);
+        Write(element, buffer, parentNamespace);
+        return Encoding.UTF8.GetString(buffer.WrittenSpan);
+    }
+
+    public static byte[] ToUtf8(Element element, string? parentNamespace = null)
+    {
+        var buffer = new ArrayBufferWriter<byte>(256);
+        Write(element, buffer, parentNamespace);
+        return buffer.WrittenSpan.ToArray();
+    }
+
+    public static void WriteEscaped(IBufferWriter<byte> output, ReadOnlySpan<char> text, bool attribute)
+    {
+        while (!text.IsEmpty)
+        {
+            var special = attribute ? text.IndexOfAny("&<>'\"") : text.IndexOfAny("&<>");
+            if (special < 0)
+            {
+                output.WriteUtf8(text);
+                return;
+            }
+            output.WriteUtf8(text[..special]);
+            output.WriteAscii(text[special] switch
+            {
+                '&' => "&amp;",
+                '<' => "&lt;",
+                '>' => "&gt;",
+                '\'' => "&apos;",
+                _ => "&quot;",
+            });
+            text = text[(special + 1)..];
+        }
+    }
+}
+
+public static class BufferWriterExtensions
+{
+    public static void WriteByte(this IBufferWriter<byte> output, byte value)
+    {
+        output.GetSpan(1)[0] = value;
+        output.Advance(1);
+    }
+
+    public static void WriteAscii(this IBufferWriter<byte> output, string ascii)
+    {
+        var span = output.GetSpan(ascii.Length);
+        for (var i = 0; i < ascii.Length; i++) span[i] = (byte)ascii[i];
+        output.Advance(ascii.Length);
+    }
+
+    public static void WriteUtf8(this IBufferWriter<byte> output, ReadOnlySpan<char> text)
+    {
+        if (text.IsEmpty) return;
+        var span = output.GetSpan(Encoding.UTF8.GetMaxByteCount(text.Length));
+        output.Advance(Encoding.UTF8.GetBytes(text, span));
+    }
+
+    public static void WriteBytes(this IBufferWriter<byte> output, ReadOnlySpan<byte> bytes) => output.Write(bytes);
+}
