@@ -31,7 +31,7 @@ internal static class Precis
         if (text.IsEmpty)
             return null;
         if (Ascii.IsValid(text))
-            return text.ContainsAnyInRange('\0', '\u001F') || text.Contains('\u007F') ? null : text.ToString();
+            return IsAsciiFreeform(text) ? text.ToString() : null;
 
         string? mapped = Normalize(MapNonAsciiSpaces(text), NormalizationForm.FormC);
         return mapped is not null && AllRunes(mapped, IsFreeformClass) ? mapped : null;
@@ -49,6 +49,16 @@ internal static class Precis
         if (!hasUpper)
             return text.ToString();
         return string.Create(text.Length, text, static (span, source) => Ascii.ToLower(source, span, out _));
+    }
+
+    static bool IsAsciiFreeform(ReadOnlySpan<char> text)
+    {
+        foreach (char c in text)
+        {
+            if (c is < '\u0020' or '\u007F')
+                return false;
+        }
+        return true;
     }
 
     // Fullwidth and halfwidth forms decompose to their ordinary counterparts; U+3000 is the wide space.
