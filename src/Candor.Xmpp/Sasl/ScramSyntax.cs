@@ -72,7 +72,7 @@ internal static class ScramSyntax
 
     public static byte[] Base64(string value)
     {
-        if (value.AsSpan().ContainsAnyExcept(Base64Chars) || value.Length % 4 != 0)
+        if (value.Length == 0 || value.Length % 4 != 0 || value.AsSpan().ContainsAnyExcept(Base64Chars))
             throw Malformed("An attribute is not valid base64.");
         try
         {
