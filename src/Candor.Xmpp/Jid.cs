@@ -153,7 +153,7 @@ public sealed class Jid : IEquatable<Jid>
         if (error is not null)
             return null;
         string? prepared = text.Length > MaxPartBytes ? null
-            : IsPlainHostName(text) ? text.ToString()
+            : IsPlainHostName(text) ? Precis.ToLowerAscii(text)
             : text.StartsWith('[') ? PrepareIPv6Literal(text)
             : PrepareDomainName(text.ToString());
         if (prepared is null)
@@ -163,9 +163,11 @@ public sealed class Jid : IEquatable<Jid>
         return prepared;
     }
 
-    // The common case needs no IDNA processing: lower-case LDH labels that cannot be A-labels.
+    // The common case needs no IDNA processing: LDH labels that cannot be A-labels, within the DNS length limit.
     static bool IsPlainHostName(ReadOnlySpan<char> text)
     {
+        if (text.Length > 253)
+            return false;
         foreach (Range range in text.Split('.'))
         {
             ReadOnlySpan<char> label = text[range];
@@ -175,7 +177,7 @@ public sealed class Jid : IEquatable<Jid>
                 return false;
             foreach (char c in label)
             {
-                if (!char.IsAsciiLetterLower(c) && !char.IsAsciiDigit(c) && c != '-')
+                if (!char.IsAsciiLetterOrDigit(c) && c != '-')
                     return false;
             }
         }

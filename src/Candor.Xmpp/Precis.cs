@@ -39,16 +39,23 @@ internal static class Precis
 
     static string? PrepareAsciiIdentifier(ReadOnlySpan<char> text)
     {
-        bool hasUpper = false;
         foreach (char c in text)
         {
             if (c is < '\u0021' or > '\u007E')
                 return null;
-            hasUpper |= char.IsAsciiLetterUpper(c);
         }
-        if (!hasUpper)
-            return text.ToString();
-        return string.Create(text.Length, text, static (span, source) => Ascii.ToLower(source, span, out _));
+        return ToLowerAscii(text);
+    }
+
+    /// <summary>Lower-cases ASCII letters, allocating only the result.</summary>
+    public static string ToLowerAscii(ReadOnlySpan<char> text)
+    {
+        foreach (char c in text)
+        {
+            if (char.IsAsciiLetterUpper(c))
+                return string.Create(text.Length, text, static (span, source) => Ascii.ToLower(source, span, out _));
+        }
+        return text.ToString();
     }
 
     static bool IsAsciiFreeform(ReadOnlySpan<char> text)

@@ -255,4 +255,28 @@ public class JidTests
         Assert.True(allocated <= 200, $"Parse allocated {allocated} bytes.");
         Assert.Equal("juliet", jid.Local);
     }
+
+    [Fact]
+    public void UpperCaseAsciiAllocatesOnlyTheResultToo()
+    {
+        const string text = "Juliet@Example.COM/balcony";
+        for (int i = 0; i < 10; i++)
+            Jid.Parse(text);
+
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        Jid jid = Jid.Parse(text);
+        long allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+
+        Assert.True(allocated <= 200, $"Parse allocated {allocated} bytes.");
+        Assert.Equal("example.com", jid.Domain);
+    }
+
+    [Fact]
+    public void LongAsciiDomainsFollowTheDnsLimit()
+    {
+        string label = new string('a', 60);
+        Assert.True(Jid.TryParse(string.Join('.', Enumerable.Repeat(label, 4)), out _));
+        Assert.False(Jid.TryParse(string.Join('.', Enumerable.Repeat(label, 5)), out _));
+        Assert.False(Jid.TryParse(string.Join('.', Enumerable.Repeat(label.ToUpperInvariant(), 5)), out _));
+    }
 }
