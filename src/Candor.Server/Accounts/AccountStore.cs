@@ -1,0 +1,85 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using Candor.Server.Storage;
+using Candor.Xmpp.Sasl;
+
+namespace Candor.Server.Accounts;
+
+/// <summary>
+/// Accounts of the local domain. Only SCRAM salted credentials are stored (one set per SCRAM hash), never the
+/// password or a fast hash of it. Keyed by the prepared localpart.
+/// </summary>
+public sealed class AccountStore(IStorage storage, int iterations)
+{
+    private readonly IKeyValueStore _accounts = storage.OpenKeyValue("accounts");
+
+    public int Iterations { get; } = iterations;
+
+    public async Task<bool> ExistsAsync(string user) => await _accounts.GetAsync(user) is not null;
+
+    public async Task<IReadOnlyList<string>> ListAsync() => await _accounts.ListUsersAsync();
+
+    /// <summary>Creates the account; false when it exists already.</summary>
+    public async Task<bool> CreateAsync(string user, string password)
+    {
+        if (await ExistsAsync(user)) return false;
+        await _accounts.SetAsync(user, Serialize(NewRecord(password, DateTimeOffset.UtcNow)));
+        return true;
+    }
+
+    /// <summary>Replaces the credentials; false when there is no such account.</summary>
+    public async Task<bool> SetPasswordAsync(string user, string password)
+    {
+        var existing = await GetRecordAsync(user);
+        if (existing is null) return false;
+        await _accounts.SetAsync(user, Serialize(NewRecord(password, existing.Created)));
+        return true;
+    }
+
+    /// <summary>Removes the account and everything stored for it; false when there is no such account.</summary>
+    public async Task<bool> RemoveAsync(string user)
+    {
+        if (!await ExistsAsync(user)) return false;
+        await storage.DeleteUserAsync(user);
+        return true;
+    }
+
+    public async Task<ScramCredential?> GetCredentialAsync(string user, ScramAlgorithm algorithm)
+    {
+        var record = await GetRecordAsync(user);
+        var stored = record is null ? null : algorithm == ScramAlgorithm.Sha1 ? record.Sha1 : record.Sha256;
+        return stored?.ToCredential(algorithm);
+    }
+
+    /// <summary>Checks a plain password (SASL PLAIN) by deriving the SCRAM-SHA-256 StoredKey from it.</summary>
+    public async Task<bool> VerifyPasswordAsync(string user, string password)
+    {
+        var credential = await GetCredentialAsync(user, ScramAlgorithm.Sha256);
+        return credential is not null && credential.Verify(password);
+    }
+
+    private AccountRecord NewRecord(string password, DateTimeOffset created) => new(
+        created,
+        StoredCredential.From(ScramCredential.Create(ScramAlgorithm.Sha1, password, Iterations)),
+        StoredCredential.From(ScramCredential.Create(ScramAlgorithm.Sha256, password, Iterations)));
+
+    private async Task<AccountRecord?> GetRecordAsync(string user)
+    {
+        var json = await _accounts.GetAsync(user);
+        return json is null ? null : JsonSerializer.Deserialize(json, AccountJson.Default.AccountRecord);
+    }
+
+    private static string Serialize(AccountRecord record) => JsonSerializer.Serialize(record, AccountJson.Default.AccountRecord);
+}
+
+internal sealed record AccountRecord(DateTimeOffset Created, StoredCredential Sha1, StoredCredential Sha256);
+
+internal sealed record StoredCredential(byte[] Salt, int Iterations, byte[] StoredKey, byte[] ServerKey)
+{
+    public static StoredCredential From(ScramCredential c) => new(c.Salt, c.Iterations, c.StoredKey, c.ServerKey);
+    public ScramCredential ToCredential(ScramAlgorithm algorithm) => new(algorithm, Salt, Iterations, StoredKey, ServerKey);
+}
+
+[JsonSerializable(typeof(AccountRecord))]
+[JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.CamelCase)]
+internal sealed partial class AccountJson : JsonSerializerContext;

@@ -1,0 +1,45 @@
+namespace Candor.Server.Core;
+
+/// <summary>
+/// An event that modules subscribe to with a priority. Handlers run from the highest priority down; the
+/// first that returns true has handled the event and stops the chain (Prosody's util.events).
+/// Typed hooks mean a misspelt event is a compile error, not a silent no-op.
+/// </summary>
+public sealed class Hook<T>
+{
+    private readonly Lock _lock = new();
+    private (int Priority, Func<T, ValueTask<bool>> Handler)[] _handlers = [];
+
+    public void Add(Func<T, ValueTask<bool>> handler, int priority = Priority.Default)
+    {
+        lock (_lock)
+        {
+            var list = _handlers.ToList();
+            list.Add((priority, handler));
+            // Stable: among equal priorities, the one added first runs first.
+            _handlers = [.. list.Select((h, i) => (h, i)).OrderByDescending(x => x.h.Priority).ThenBy(x => x.i).Select(x => x.h)];
+        }
+    }
+
+    public bool HasHandlers => _handlers.Length > 0;
+
+    /// <summary>Runs the handlers in order; true when one of them handled the event.</summary>
+    public async ValueTask<bool> FireAsync(T args)
+    {
+        foreach (var (_, handler) in _handlers)
+            if (await handler(args)) return true;
+        return false;
+    }
+}
+
+/// <summary>The one priority convention: higher runs earlier; modules that act as defaults use <see cref="Fallback"/>.</summary>
+public static class Priority
+{
+    /// <summary>Checks that may refuse a stanza before anything else sees it (policy, limits).</summary>
+    public const int Filter = 1000;
+    /// <summary>Modules that observe or copy (carbons, archives) before delivery.</summary>
+    public const int Observe = 500;
+    public const int Default = 0;
+    /// <summary>The core behaviour of RFC 6121, which any other handler may pre-empt.</summary>
+    public const int Fallback = -1000;
+}

@@ -1,0 +1,97 @@
+using Candor.Xml;
+using Candor.Xmpp;
+
+namespace Candor.Server.Core;
+
+/// <summary>
+/// Decides where a stanza goes (RFC 6120 §10, RFC 6121 §8.5) and hands it to the hook for that route;
+/// the modules behind the hooks implement what happens there. Only local delivery exists so far:
+/// a stanza for another domain is answered with remote-server-not-found.
+/// </summary>
+public sealed class Router(XmppServer server)
+{
+    /// <summary>Routes a stanza a local session sent. 'from' has been stamped and 'to' parsed (null when absent).</summary>
+    public async ValueTask RouteFromSessionAsync(Session origin, Element stanza, Jid? to)
+    {
+        var hooks = server.Hooks;
+        if (to is null && stanza.IsPresence())
+        {
+            await hooks.PresenceBroadcast.FireAsync(new StanzaEvent(server, origin, stanza, origin.Jid, origin.BareJid));
+            return;
+        }
+        // A message or IQ without 'to' is addressed to the sender's own account (RFC 6120 §10.3).
+        var ev = new StanzaEvent(server, origin, stanza, origin.Jid, to ?? origin.BareJid);
+        var pre = stanza.Name switch
+        {
+            "message" => hooks.PreMessage,
+            "presence" => hooks.PrePresence,
+            _ => hooks.PreIq,
+        };
+        if (await pre.FireAsync(ev)) return;
+        await RouteAsync(ev);
+    }
+
+    /// <summary>Delivers a stanza that does not come from a local session (the server's own, or a reply).</summary>
+    public ValueTask DeliverAsync(Element stanza, Jid from, Jid to) =>
+        RouteAsync(new StanzaEvent(server, null, stanza, from, to));
+
+    private async ValueTask RouteAsync(StanzaEvent ev)
+    {
+        var to = ev.To;
+        var hooks = server.Hooks;
+        if (to.Domain != server.Domain.Domain)
+        {
+            if (!ev.Stanza.IsPresence())
+                await ev.ReplyErrorAsync(StanzaError.RemoteServerNotFound, "This server does not federate with other domains yet.");
+            return;
+        }
+        var handled = ev.Stanza.Name switch
+        {
+            "message" => await (to.Local is null ? hooks.MessageToHost : to.IsBare ? hooks.MessageToBare : hooks.MessageToFull).FireAsync(ev),
+            "presence" => await (to.Local is null ? hooks.PresenceToHost : to.IsBare ? hooks.PresenceToBare : hooks.PresenceToFull).FireAsync(ev),
+            _ => await RouteIqAsync(ev),
+        };
+        if (!handled && ev.Stanza.IsMessage())
+            await ev.ReplyErrorAsync(StanzaError.ServiceUnavailable);
+    }
+
+    private async ValueTask<bool> RouteIqAsync(StanzaEvent ev)
+    {
+        var type = ev.Type;
+        var isRequest = type is "get" or "set";
+        if (ev.To.Local is not null && !ev.To.IsBare)
+        {
+            var target = server.Sessions.Get(ev.To);
+            if (target is not null) target.Send(ev.Stanza);
+            else if (isRequest) await ev.ReplyErrorAsync(StanzaError.ServiceUnavailable);
+            return true;
+        }
+        // Results and errors addressed to the server or an account answer nothing the server asked.
+        if (!isRequest) return true;
+        var payload = ev.Stanza.FirstElement;
+        if (payload is null || ev.Stanza.Elements.Skip(1).Any())
+        {
+            await ev.ReplyErrorAsync(StanzaError.BadRequest, "An IQ get or set carries exactly one child element.");
+            return true;
+        }
+        var scope = ev.To.Local is null ? IqScope.Server : IqScope.Account;
+        if (scope == IqScope.Account && !await AccountExistsAsync(ev.To.Local!))
+        {
+            await ev.ReplyErrorAsync(StanzaError.ServiceUnavailable);
+            return true;
+        }
+        var handler = server.Iq.Find(scope, type == "set", payload);
+        if (handler is null)
+        {
+            await ev.ReplyErrorAsync(StanzaError.ServiceUnavailable);
+            return true;
+        }
+        var reply = await handler(new IqRequest(ev, payload));
+        if (reply is not null) await DeliverAsync(reply, ev.To, ev.From);
+        return true;
+    }
+
+    /// <summary>An account with a bound session certainly exists; otherwise ask the store.</summary>
+    public async ValueTask<bool> AccountExistsAsync(string user) =>
+        server.Sessions.Get(user).Count > 0 || await server.Accounts.ExistsAsync(user);
+}

@@ -1,0 +1,76 @@
+using System.Net;
+using Candor.Xml;
+using Candor.Xmpp;
+
+namespace Candor.Server.Core;
+
+/// <summary>What a session needs of its connection, whatever the transport (TCP, WebSocket).</summary>
+public interface ISessionTransport
+{
+    /// <summary>Queues a stanza for writing. When the bounded queue is full the transport closes the stream itself.</summary>
+    void Send(Element stanza);
+    /// <summary>Ends the stream with a stream error (RFC 6120 §4.9), or cleanly when <paramref name="condition"/> is null.</summary>
+    void Close(string? condition, string? text = null);
+    IPAddress RemoteAddress { get; }
+    bool IsSecure { get; }
+}
+
+/// <summary>A bound resource of a local account (RFC 6120 §7) and its presence state (RFC 6121 §4).</summary>
+public sealed class Session(ISessionTransport transport, Jid jid)
+{
+    private readonly Lock _lock = new();
+    private HashSet<Jid>? _directedPresence;
+
+    public ISessionTransport Transport { get; } = transport;
+    /// <summary>The full JID.</summary>
+    public Jid Jid { get; } = jid;
+    public Jid BareJid { get; } = jid.Bare;
+    public string User => Jid.Local!;
+    public DateTimeOffset Started { get; } = DateTimeOffset.UtcNow;
+
+    /// <summary>Has sent initial presence and not yet unavailable presence.</summary>
+    public bool IsAvailable { get; set; }
+    public int Priority { get; set; }
+    /// <summary>The last broadcast presence, as sent (with 'from' stamped).</summary>
+    public Element? Presence { get; set; }
+    /// <summary>Has requested the roster, so receives roster pushes (RFC 6121 §2.1.6).</summary>
+    public bool IsInterested { get; set; }
+    public bool IsClosed { get; private set; }
+
+    public void Send(Element stanza)
+    {
+        if (!IsClosed) Transport.Send(stanza);
+    }
+
+    public void Close(string? condition, string? text = null) => Transport.Close(condition, text);
+
+    internal void MarkClosed() => IsClosed = true;
+
+    public void AddDirectedPresence(Jid to)
+    {
+        lock (_lock) (_directedPresence ??= []).Add(to);
+    }
+
+    public void RemoveDirectedPresence(Jid to)
+    {
+        lock (_lock) _directedPresence?.Remove(to);
+    }
+
+    public Jid[] TakeDirectedPresence()
+    {
+        lock (_lock)
+        {
+            if (_directedPresence is null) return [];
+            var all = _directedPresence.ToArray();
+            _directedPresence.Clear();
+            return all;
+        }
+    }
+
+    public Jid[] DirectedPresence
+    {
+        get { lock (_lock) return _directedPresence?.ToArray() ?? []; }
+    }
+
+    public override string ToString() => Jid.ToString();
+}

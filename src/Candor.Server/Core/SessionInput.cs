@@ -1,0 +1,64 @@
+using Candor.Server.Connections;
+using Candor.Xml;
+using Candor.Xmpp;
+
+namespace Candor.Server.Core;
+
+/// <summary>
+/// What happens to a stanza a bound session sends, whatever the transport: addresses checked and 'from'
+/// stamped (RFC 6120 §8.1.2.1), malformed stanzas answered with their error, then routing.
+/// </summary>
+public static class SessionInput
+{
+    private static readonly string[] PresenceTypes = ["unavailable", "subscribe", "subscribed", "unsubscribe", "unsubscribed", "probe", "error"];
+
+    public static async ValueTask HandleAsync(XmppServer server, Session session, Element stanza)
+    {
+        var from = stanza.GetAttribute("from");
+        if (from is not null && from != session.Jid.ToString()
+            && (!Jid.TryParse(from, out var claimed) || (claimed != session.Jid && claimed != session.BareJid)))
+            throw new StreamErrorException(StreamErrors.InvalidFrom, "'from' must be your own address");
+        stanza.SetAttribute("from", session.Jid.ToString());
+
+        var type = stanza.Type();
+        if (stanza.IsIq() && (type is not ("get" or "set" or "result" or "error") || stanza.Id() is null))
+        {
+            if (type is "get" or "set" || type is null) Reply(session, stanza, StanzaError.BadRequest, "an IQ needs an id and a type of get, set, result or error");
+            return;
+        }
+        if (stanza.IsPresence() && type is not null && Array.IndexOf(PresenceTypes, type) < 0)
+        {
+            Reply(session, stanza, StanzaError.BadRequest, $"unknown presence type '{type}'");
+            return;
+        }
+
+        Jid? to = null;
+        var toText = stanza.GetAttribute("to");
+        if (toText is not null)
+        {
+            if (!Jid.TryParse(toText, out to))
+            {
+                Reply(session, stanza, StanzaError.JidMalformed, "the 'to' address is not a valid JID");
+                return;
+            }
+            stanza.SetAttribute("to", to.ToString());
+        }
+
+        if (stanza.IsIq() && type == "set" && stanza.FirstElement is { Name: "session", Namespace: Ns.Session }
+            && (to is null || to == server.Domain))
+        {
+            // RFC 3921 session establishment: a no-op kept for old clients (RFC 6121 Appendix E).
+            session.Send(Stanza.ResultFor(stanza).SetAttribute("from", null).SetAttribute("to", session.Jid.ToString()));
+            return;
+        }
+        await server.Router.RouteFromSessionAsync(session, stanza, to);
+    }
+
+    private static void Reply(Session session, Element stanza, StanzaError error, string text)
+    {
+        if (stanza.Type() == "error") return;
+        var reply = Stanza.ErrorFor(stanza, error, text);
+        reply.SetAttribute("from", null).SetAttribute("to", session.Jid.ToString());
+        session.Send(reply);
+    }
+}

@@ -1,0 +1,62 @@
+using System.Collections.Concurrent;
+using Candor.Xmpp;
+
+namespace Candor.Server.Core;
+
+/// <summary>
+/// The sessions bound on this server, by account. Each account's list is an immutable array replaced on
+/// change, so lookups on the routing path take no lock.
+/// </summary>
+public sealed class SessionManager
+{
+    private readonly ConcurrentDictionary<string, Session[]> _byUser = new(StringComparer.Ordinal);
+    private int _count;
+
+    public int Count => Volatile.Read(ref _count);
+
+    public IReadOnlyList<Session> Get(string user) => _byUser.TryGetValue(user, out var sessions) ? sessions : [];
+
+    public Session? Get(Jid fullJid)
+    {
+        if (fullJid.Local is null || fullJid.Resource is null) return null;
+        foreach (var session in Get(fullJid.Local))
+            if (session.Jid.Resource == fullJid.Resource) return session;
+        return null;
+    }
+
+    public IEnumerable<Session> All => _byUser.Values.SelectMany(s => s);
+
+    /// <summary>Adds the session; returns the session it replaces when the resource was already bound.</summary>
+    public Session? Add(Session session)
+    {
+        Session? replaced = null;
+        _byUser.AddOrUpdate(session.User,
+            _ => [session],
+            (_, existing) =>
+            {
+                replaced = existing.FirstOrDefault(s => s.Jid.Resource == session.Jid.Resource);
+                return [.. existing.Where(s => s != replaced), session];
+            });
+        if (replaced is null) Interlocked.Increment(ref _count);
+        return replaced;
+    }
+
+    /// <summary>Removes the session; false when it was not (or no longer) bound.</summary>
+    public bool Remove(Session session)
+    {
+        while (_byUser.TryGetValue(session.User, out var existing))
+        {
+            if (Array.IndexOf(existing, session) < 0) return false;
+            var updated = existing.Where(s => s != session).ToArray();
+            var done = updated.Length == 0
+                ? _byUser.TryRemove(new KeyValuePair<string, Session[]>(session.User, existing))
+                : _byUser.TryUpdate(session.User, updated, existing);
+            if (done)
+            {
+                Interlocked.Decrement(ref _count);
+                return true;
+            }
+        }
+        return false;
+    }
+}

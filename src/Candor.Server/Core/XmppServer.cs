@@ -1,0 +1,122 @@
+using System.Collections.Concurrent;
+using Candor.Server.Accounts;
+using Candor.Server.Hosting;
+using Candor.Server.Storage;
+using Candor.Xml;
+using Candor.Xmpp;
+using Microsoft.Extensions.Logging;
+
+namespace Candor.Server.Core;
+
+/// <summary>
+/// The server's shared state and extension points: what modules register with and what sessions route
+/// through. One instance per running server; nothing here is static, so tests can run several servers.
+/// </summary>
+public sealed class XmppServer
+{
+    public XmppServer(ServerOptions options, IStorage storage, ILoggerFactory loggerFactory)
+    {
+        Options = options;
+        Domain = Jid.Parse(options.Domain);
+        Storage = storage;
+        Accounts = new AccountStore(storage, options.ScramIterations);
+        LoggerFactory = loggerFactory;
+        Router = new Router(this);
+        Xml = new XmlLimits { MaxStanzaBytes = options.MaxStanzaBytes };
+    }
+
+    public ServerOptions Options { get; }
+    public Jid Domain { get; }
+    public IStorage Storage { get; }
+    public AccountStore Accounts { get; }
+    public AuthThrottle AuthThrottle { get; } = new(TimeProvider.System);
+    public ILoggerFactory LoggerFactory { get; }
+    public SessionManager Sessions { get; } = new();
+    public Router Router { get; }
+    public XmlLimits Xml { get; }
+    public ServerHooks Hooks { get; } = new();
+    public IqHandlers Iq { get; } = new();
+    public DiscoRegistry Disco { get; } = new();
+    public StreamFeatureRegistry StreamFeatures { get; } = new();
+    /// <summary>IQs answered before authentication (in-band registration), by payload namespace.</summary>
+    public Dictionary<string, Func<Element, ISessionTransport, ValueTask<Element>>> UnauthenticatedIq { get; } = [];
+    /// <summary>Set by the roster module; presence and other modules read rosters through it.</summary>
+    public Modules.Roster.RosterManager Rosters { get; set; } = null!;
+    public string Version { get; } = typeof(XmppServer).Assembly.GetName().Version?.ToString(3) ?? "0.1.0";
+
+    /// <summary>Every open stream, authenticated or not, so that shutdown can close each with a stream error.</summary>
+    public ConcurrentDictionary<ISessionTransport, byte> Streams { get; } = new();
+
+    public void CloseAllStreams(string condition, string text)
+    {
+        foreach (var stream in Streams.Keys) stream.Close(condition, text);
+    }
+
+    /// <summary>Sends a stanza originating from the server itself (pushes, notices).</summary>
+    public ValueTask SendAsync(Element stanza)
+    {
+        var to = Jid.Parse(stanza.GetAttribute("to")!);
+        stanza.SetAttribute("from", stanza.GetAttribute("from") ?? Domain.ToString());
+        return Router.DeliverAsync(stanza, Jid.Parse(stanza.GetAttribute("from")!), to);
+    }
+}
+
+/// <summary>The events modules hook into. Names follow the route: kind, then where it is addressed.</summary>
+public sealed class ServerHooks
+{
+    /// <summary>A stanza from a local session, before routing (filters, outbound presence processing).</summary>
+    public Hook<StanzaEvent> PreMessage { get; } = new();
+    public Hook<StanzaEvent> PrePresence { get; } = new();
+    public Hook<StanzaEvent> PreIq { get; } = new();
+
+    public Hook<StanzaEvent> MessageToBare { get; } = new();
+    public Hook<StanzaEvent> MessageToFull { get; } = new();
+    public Hook<StanzaEvent> MessageToHost { get; } = new();
+    public Hook<StanzaEvent> PresenceToBare { get; } = new();
+    public Hook<StanzaEvent> PresenceToFull { get; } = new();
+    public Hook<StanzaEvent> PresenceToHost { get; } = new();
+    /// <summary>Presence without 'to' from a local session: initial, updated or unavailable presence.</summary>
+    public Hook<StanzaEvent> PresenceBroadcast { get; } = new();
+
+    /// <summary>A message for an account none of whose resources can take it now (offline storage).</summary>
+    public Hook<StanzaEvent> MessageOffline { get; } = new();
+
+    /// <summary>A resource was bound.</summary>
+    public Hook<Session> SessionStarted { get; } = new();
+    /// <summary>A session sent its initial available presence.</summary>
+    public Hook<Session> SessionAvailable { get; } = new();
+    /// <summary>A session ended, for whatever reason; runs after it was unbound.</summary>
+    public Hook<Session> SessionEnded { get; } = new();
+}
+
+public sealed class IqHandlers
+{
+    private readonly Dictionary<(IqScope, bool IsSet, string Ns, string Name), IqHandler> _handlers = [];
+
+    /// <summary>Registers the handler for IQs of that type whose payload is the element <paramref name="name"/> in <paramref name="ns"/>.</summary>
+    public void Register(IqScope scope, string type, string name, string ns, IqHandler handler)
+    {
+        if (type is not ("get" or "set")) throw new ArgumentException("type must be get or set", nameof(type));
+        _handlers.Add((scope, type == "set", ns, name), handler);
+    }
+
+    public IqHandler? Find(IqScope scope, bool isSet, Element payload) =>
+        _handlers.GetValueOrDefault((scope, isSet, payload.Namespace, payload.Name));
+}
+
+/// <summary>What service discovery (XEP-0030) says about the server and about accounts.</summary>
+public sealed class DiscoRegistry
+{
+    public SortedSet<string> ServerFeatures { get; } = new(StringComparer.Ordinal);
+    public SortedSet<string> AccountFeatures { get; } = new(StringComparer.Ordinal);
+    public List<(string Category, string Type, string? Name)> ServerIdentities { get; } = [];
+    /// <summary>XEP-0128 extended information forms the server adds to its disco#info.</summary>
+    public List<Func<Element>> ServerExtensions { get; } = [];
+}
+
+/// <summary>Stream features modules add once the stream is authenticated, or before (registration).</summary>
+public sealed class StreamFeatureRegistry
+{
+    public List<Func<Element?>> BeforeAuthentication { get; } = [];
+    public List<Func<Element>> AfterAuthentication { get; } = [];
+}

@@ -1,0 +1,118 @@
+using System.Net;
+using Candor.Server.Connections;
+using Candor.Server.Core;
+using Candor.Server.Modules;
+using Candor.Server.Storage;
+using Candor.Xmpp;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Connections;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+
+namespace Candor.Server.Hosting;
+
+/// <summary>
+/// A running Candor server: Kestrel listeners for c2s (STARTTLS and direct TLS) and HTTP, the storage,
+/// and the modules. <see cref="StartAsync"/> returns once every listener accepts connections.
+/// </summary>
+public sealed class CandorHost : IAsyncDisposable
+{
+    private readonly WebApplication _app;
+    private readonly ListenOptions _c2s;
+    private readonly ListenOptions? _tls;
+    private readonly ListenOptions? _http;
+    private int _stopped;
+
+    private CandorHost(WebApplication app, XmppServer server, ListenOptions c2s, ListenOptions? tls, ListenOptions? http)
+    {
+        _app = app;
+        Server = server;
+        _c2s = c2s;
+        _tls = tls;
+        _http = http;
+    }
+
+    public XmppServer Server { get; }
+    public int C2sPort => _c2s.IPEndPoint!.Port;
+    public int TlsPort => _tls?.IPEndPoint!.Port ?? -1;
+    public int HttpPort => _http?.IPEndPoint!.Port ?? -1;
+    public Task Stopped => _app.WaitForShutdownAsync();
+
+    /// <summary>Builds and starts the server. <paramref name="configureLogging"/> lets the CLI and tests choose where logs go.</summary>
+    public static async Task<CandorHost> StartAsync(ServerOptions options, Action<string> announce, Action<ILoggingBuilder>? configureLogging = null, string[]? args = null)
+    {
+        options.Validate();
+        Directory.CreateDirectory(options.DataDirectory);
+        var certificate = Certificates.Load(options, announce);
+        var tls = new TlsSettings(certificate);
+
+        var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = args ?? [] });
+        builder.Logging.ClearProviders();
+        configureLogging?.Invoke(builder.Logging);
+        builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(10));
+
+        var storage = new SqliteStorage(Path.Combine(options.DataDirectory, "candor.db"));
+        builder.Services.AddSingleton(tls);
+        builder.Services.AddSingleton(sp =>
+        {
+            var server = new XmppServer(options, storage, sp.GetRequiredService<ILoggerFactory>());
+            ModuleCatalog.RegisterAll(server);
+            return server;
+        });
+        ListenOptions? c2s = null, direct = null, http = null;
+        builder.WebHost.ConfigureKestrel(kestrel =>
+        {
+            kestrel.AddServerHeader = false;
+            c2s = Listen(kestrel, options.Bind, options.C2sPort, l => l.UseConnectionHandler<StartTlsC2sHandler>());
+            if (options.TlsPort >= 0)
+                direct = Listen(kestrel, options.Bind, options.TlsPort, l => l.UseConnectionHandler<DirectTlsC2sHandler>());
+            if (options.HttpPort >= 0)
+                http = Listen(kestrel, options.Bind, options.HttpPort, l => l.Protocols = HttpProtocols.Http1AndHttp2);
+        });
+        var app = builder.Build();
+        var server = app.Services.GetRequiredService<XmppServer>();
+        app.MapGet("/", () => Results.Text($"Candor XMPP server for {options.Domain}\n"));
+
+        var host = new CandorHost(app, server, c2s!, direct, http);
+        app.Lifetime.ApplicationStopping.Register(() => server.CloseAllStreams(StreamErrors.SystemShutdown, "the server is shutting down"));
+        try
+        {
+            await app.StartAsync();
+        }
+        catch (IOException e)
+        {
+            await storage.DisposeAsync();
+            throw new OptionsException($"cannot listen: {e.Message}");
+        }
+        return host;
+    }
+
+    private static ListenOptions Listen(KestrelServerOptions kestrel, string bind, int port, Action<ListenOptions> configure)
+    {
+        ListenOptions? captured = null;
+        void Capture(ListenOptions l)
+        {
+            captured = l;
+            configure(l);
+        }
+        if (bind is "*" or "") kestrel.ListenAnyIP(port, Capture);
+        else if (bind == "localhost") kestrel.Listen(IPAddress.Loopback, port, Capture);
+        else if (IPAddress.TryParse(bind, out var address)) kestrel.Listen(address, port, Capture);
+        else throw new OptionsException($"--bind: '{bind}' is not an IP address");
+        return captured!;
+    }
+
+    public async Task StopAsync()
+    {
+        if (Interlocked.Exchange(ref _stopped, 1) != 0) return;
+        await _app.StopAsync();
+        await _app.DisposeAsync();
+        await Server.Storage.DisposeAsync();
+    }
+
+    public ValueTask DisposeAsync() => new(StopAsync());
+}

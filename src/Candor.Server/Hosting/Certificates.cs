@@ -1,0 +1,46 @@
+using System.Security.Cryptography;
+using System.Security.Cryptography.X509Certificates;
+
+namespace Candor.Server.Hosting;
+
+/// <summary>The server's TLS certificate: the PEM pair the operator gave, or a self-signed one made on first start.</summary>
+public static class Certificates
+{
+    public static X509Certificate2 Load(ServerOptions options, Action<string> announce)
+    {
+        if (options.CertificateFile is not null)
+        {
+            try
+            {
+                return X509Certificate2.CreateFromPemFile(options.CertificateFile, options.KeyFile);
+            }
+            catch (Exception e) when (e is CryptographicException or IOException or UnauthorizedAccessException)
+            {
+                throw new OptionsException($"cannot load certificate {options.CertificateFile} with key {options.KeyFile}: {e.Message}");
+            }
+        }
+        var directory = Path.Combine(options.DataDirectory, "tls");
+        var certPath = Path.Combine(directory, options.Domain + ".crt");
+        var keyPath = Path.Combine(directory, options.Domain + ".key");
+        if (File.Exists(certPath) && File.Exists(keyPath))
+        {
+            var existing = X509Certificate2.CreateFromPemFile(certPath, keyPath);
+            if (existing.NotAfter > DateTime.UtcNow.AddDays(1)) return existing;
+        }
+        Directory.CreateDirectory(directory);
+        using var key = ECDsa.Create(ECCurve.NamedCurves.nistP256);
+        var request = new CertificateRequest($"CN={options.Domain}", key, HashAlgorithmName.SHA256);
+        var names = new SubjectAlternativeNameBuilder();
+        names.AddDnsName(options.Domain);
+        request.CertificateExtensions.Add(names.Build());
+        request.CertificateExtensions.Add(new X509BasicConstraintsExtension(false, false, 0, true));
+        request.CertificateExtensions.Add(new X509KeyUsageExtension(X509KeyUsageFlags.DigitalSignature, true));
+        request.CertificateExtensions.Add(new X509EnhancedKeyUsageExtension([new Oid("1.3.6.1.5.5.7.3.1")], false));
+        using var created = request.CreateSelfSigned(DateTimeOffset.UtcNow.AddMinutes(-5), DateTimeOffset.UtcNow.AddYears(2));
+        File.WriteAllText(keyPath, key.ExportPkcs8PrivateKeyPem());
+        if (!OperatingSystem.IsWindows()) File.SetUnixFileMode(keyPath, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        File.WriteAllText(certPath, created.ExportCertificatePem());
+        announce($"Created a self-signed certificate for {options.Domain}: {certPath} (SHA-256 {created.GetCertHashString(HashAlgorithmName.SHA256)})");
+        return X509Certificate2.CreateFromPemFile(certPath, keyPath);
+    }
+}

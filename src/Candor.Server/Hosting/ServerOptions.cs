@@ -1,0 +1,55 @@
+namespace Candor.Server.Hosting;
+
+/// <summary>
+/// Everything <c>candor serve</c> can be told. Bound from the configuration file (section "Candor"), the
+/// environment (<c>CANDOR__...</c>) and the command line, in that order of precedence, lowest first.
+/// </summary>
+public sealed class ServerOptions
+{
+    public string Domain { get; set; } = "localhost";
+    public string DataDirectory { get; set; } = "candor-data";
+    /// <summary>Address to listen on; "*" or empty means every interface (IPv4 and IPv6).</summary>
+    public string Bind { get; set; } = "*";
+    /// <summary>c2s with STARTTLS (RFC 6120). 0 picks a free port.</summary>
+    public int C2sPort { get; set; } = 5222;
+    /// <summary>c2s with direct TLS (XEP-0368). 0 picks a free port; -1 disables.</summary>
+    public int TlsPort { get; set; } = 5223;
+    /// <summary>HTTP listener. 0 picks a free port; -1 disables.</summary>
+    public int HttpPort { get; set; } = 5280;
+    public string? CertificateFile { get; set; }
+    public string? KeyFile { get; set; }
+    /// <summary>c2s without TLS and SASL PLAIN on plain text. For loopback benchmarks only.</summary>
+    public bool AllowPlaintext { get; set; }
+    /// <summary>In-band account creation (XEP-0077).</summary>
+    public bool AllowRegistration { get; set; }
+    /// <summary>Accounts one non-loopback address may create per hour.</summary>
+    public int RegistrationsPerHourPerAddress { get; set; } = 3;
+    /// <summary>Accounts loopback addresses may create per hour (the benchmark harness registers its users this way).</summary>
+    public int RegistrationsPerHourLoopback { get; set; } = 100_000;
+    public int ScramIterations { get; set; } = 4096;
+    public int MaxStanzaBytes { get; set; } = 256 * 1024;
+    /// <summary>Stanzas queued to one session before it is disconnected as not reading.</summary>
+    public int MaxOutboundQueue { get; set; } = 10_000;
+    /// <summary>Messages kept for one account while it is offline; beyond that senders get resource-constraint.</summary>
+    public int MaxOfflineMessages { get; set; } = 1000;
+    public int MaxRosterItems { get; set; } = 1000;
+    /// <summary>Seconds a connection may take from connecting to binding a resource.</summary>
+    public int AuthenticationTimeoutSeconds { get; set; } = 60;
+
+    public void Validate()
+    {
+        if (string.IsNullOrWhiteSpace(Domain)) throw new OptionsException("domain must not be empty");
+        if (!Xmpp.Jid.TryParse(Domain, out var jid) || !jid.IsBare || jid.Local is not null)
+            throw new OptionsException($"'{Domain}' is not a valid domain");
+        Domain = jid.Domain;
+        foreach (var (name, port) in new[] { ("c2s-port", C2sPort), ("tls-port", TlsPort), ("http-port", HttpPort) })
+            if (port < -1 || port > 65535) throw new OptionsException($"{name} must be between 0 and 65535 (or -1 to disable)");
+        if (C2sPort == -1) throw new OptionsException("c2s-port cannot be disabled");
+        if ((CertificateFile is null) != (KeyFile is null)) throw new OptionsException("--cert and --key go together");
+        if (ScramIterations < 4096) throw new OptionsException("scram iterations must be at least 4096");
+        if (MaxStanzaBytes < 10_000) throw new OptionsException("max stanza size must be at least 10000 bytes");
+        if (MaxOutboundQueue < 16) throw new OptionsException("max outbound queue must be at least 16");
+    }
+}
+
+public sealed class OptionsException(string message) : Exception(message);

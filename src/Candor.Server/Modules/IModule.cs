@@ -1,0 +1,39 @@
+using Candor.Server.Core;
+
+namespace Candor.Server.Modules;
+
+/// <summary>
+/// A feature of the server: one folder, one module class. <see cref="Register"/> is where everything the
+/// feature touches is visible at a glance: hooks with priorities, IQ handlers, disco and stream features.
+/// </summary>
+public interface IModule
+{
+    /// <summary>The specifications the module implements, for docs/PROTOCOLS.md.</summary>
+    IReadOnlyList<Protocol> Protocols { get; }
+    void Register(XmppServer server);
+}
+
+public sealed record Protocol(string Spec, string Version, string Note = "");
+
+public static class ModuleCatalog
+{
+    public static IReadOnlyList<IModule> Create() =>
+    [
+        new Messages.MessageModule(),
+        new Roster.RosterModule(),
+        new Presence.PresenceModule(),
+        new Offline.OfflineModule(),
+        new Disco.DiscoModule(),
+        new Ping.PingModule(),
+        new Version.VersionModule(),
+        new Time.TimeModule(),
+        new VCard.VCardModule(),
+        new Private.PrivateModule(),
+        new Register.RegisterModule(),
+    ];
+
+    public static void RegisterAll(XmppServer server)
+    {
+        foreach (var module in Create()) module.Register(server);
+    }
+}

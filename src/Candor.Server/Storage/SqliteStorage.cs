@@ -1,0 +1,243 @@
+using Microsoft.Data.Sqlite;
+
+namespace Candor.Server.Storage;
+
+/// <summary>
+/// The embedded backend: one SQLite file in WAL mode with synchronous=NORMAL, so a write that returned is
+/// durable against a crash of the process. Several processes (the server and <c>candor user ...</c>) may use
+/// the same file at once; busy_timeout makes a writer wait for the other rather than fail.
+/// </summary>
+public sealed class SqliteStorage : IStorage
+{
+    private const int SchemaVersion = 1;
+    private readonly string _connectionString;
+
+    public SqliteStorage(string path)
+    {
+        _connectionString = new SqliteConnectionStringBuilder
+        {
+            DataSource = path,
+            Mode = SqliteOpenMode.ReadWriteCreate,
+            Pooling = true,
+            DefaultTimeout = 30,
+        }.ToString();
+        Migrate();
+    }
+
+    internal SqliteConnection Open()
+    {
+        var connection = new SqliteConnection(_connectionString);
+        connection.Open();
+        using var pragma = connection.CreateCommand();
+        pragma.CommandText = "PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=10000; PRAGMA foreign_keys=ON;";
+        pragma.ExecuteNonQuery();
+        return connection;
+    }
+
+    private void Migrate()
+    {
+        using var connection = Open();
+        using var command = connection.CreateCommand();
+        command.CommandText = "PRAGMA journal_mode=WAL; PRAGMA user_version;";
+        var version = Convert.ToInt32(command.ExecuteScalar());
+        if (version >= SchemaVersion) return;
+        using var transaction = connection.BeginTransaction();
+        command.Transaction = transaction;
+        command.CommandText = """
+            CREATE TABLE IF NOT EXISTS keyval (store TEXT NOT NULL, user TEXT NOT NULL, value TEXT NOT NULL,
+                PRIMARY KEY (store, user));
+            CREATE TABLE IF NOT EXISTS map (store TEXT NOT NULL, user TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL,
+                PRIMARY KEY (store, user, key));
+            CREATE TABLE IF NOT EXISTS archive (id INTEGER PRIMARY KEY AUTOINCREMENT, store TEXT NOT NULL, user TEXT NOT NULL,
+                at INTEGER NOT NULL, with_jid TEXT NOT NULL, value TEXT NOT NULL);
+            CREATE INDEX IF NOT EXISTS archive_by_user ON archive (store, user, id);
+            PRAGMA user_version = 1;
+            """;
+        command.ExecuteNonQuery();
+        transaction.Commit();
+    }
+
+    public IKeyValueStore OpenKeyValue(string name) => new SqliteKeyValueStore(this, name);
+    public IMapStore OpenMap(string name) => new SqliteMapStore(this, name);
+    public IArchiveStore OpenArchive(string name) => new SqliteArchiveStore(this, name);
+
+    public Task DeleteUserAsync(string user)
+    {
+        using var connection = Open();
+        using var transaction = connection.BeginTransaction();
+        foreach (var table in new[] { "keyval", "map", "archive" })
+        {
+            using var command = connection.CreateCommand();
+            command.Transaction = transaction;
+            command.CommandText = $"DELETE FROM {table} WHERE user = $user";
+            command.Parameters.AddWithValue("$user", user);
+            command.ExecuteNonQuery();
+        }
+        transaction.Commit();
+        return Task.CompletedTask;
+    }
+
+    public ValueTask DisposeAsync()
+    {
+        using (var connection = Open())
+        using (var command = connection.CreateCommand())
+        {
+            command.CommandText = "PRAGMA wal_checkpoint(TRUNCATE);";
+            command.ExecuteNonQuery();
+        }
+        SqliteConnection.ClearAllPools();
+        return ValueTask.CompletedTask;
+    }
+}
+
+internal sealed class SqliteKeyValueStore(SqliteStorage storage, string name) : IKeyValueStore
+{
+    public Task<string?> GetAsync(string user)
+    {
+        using var connection = storage.Open();
+        using var command = connection.CreateCommand();
+        command.CommandText = "SELECT value FROM keyval WHERE store = $store AND user = $user";
+        command.Parameters.AddWithValue("$store", name);
+        command.Parameters.AddWithValue("$user", user);
+        return Task.FromResult(command.ExecuteScalar() as string);
+    }
+
+    public Task SetAsync(string user, string? value)
+    {
+        using var connection = storage.Open();
+        using var command = connection.CreateCommand();
+        command.CommandText = value is null
+            ? "DELETE FROM keyval WHERE store = $store AND user = $user"
+            : "INSERT INTO keyval (store, user, value) VALUES ($store, $user, $value) ON CONFLICT (store, user) DO UPDATE SET value = excluded.value";
+        command.Parameters.AddWithValue("$store", name);
+        command.Parameters.AddWithValue("$user", user);
+        if (value is not null) command.Parameters.AddWithValue("$value", value);
+        command.ExecuteNonQuery();
+        return Task.CompletedTask;
+    }
+
+    public Task<IReadOnlyList<string>> ListUsersAsync()
+    {
+        using var connection = storage.Open();
+        using var command = connection.CreateCommand();
+        command.CommandText = "SELECT user FROM keyval WHERE store = $store ORDER BY user";
+        command.Parameters.AddWithValue("$store", name);
+        var users = new List<string>();
+        using var reader = command.ExecuteReader();
+        while (reader.Read()) users.Add(reader.GetString(0));
+        return Task.FromResult<IReadOnlyList<string>>(users);
+    }
+}
+
+internal sealed class SqliteMapStore(SqliteStorage storage, string name) : IMapStore
+{
+    public Task<string?> GetAsync(string user, string key)
+    {
+        using var connection = storage.Open();
+        using var command = connection.CreateCommand();
+        command.CommandText = "SELECT value FROM map WHERE store = $store AND user = $user AND key = $key";
+        command.Parameters.AddWithValue("$store", name);
+        command.Parameters.AddWithValue("$user", user);
+        command.Parameters.AddWithValue("$key", key);
+        return Task.FromResult(command.ExecuteScalar() as string);
+    }
+
+    public Task SetAsync(string user, string key, string? value)
+    {
+        using var connection = storage.Open();
+        using var command = connection.CreateCommand();
+        command.CommandText = value is null
+            ? "DELETE FROM map WHERE store = $store AND user = $user AND key = $key"
+            : "INSERT INTO map (store, user, key, value) VALUES ($store, $user, $key, $value) ON CONFLICT (store, user, key) DO UPDATE SET value = excluded.value";
+        command.Parameters.AddWithValue("$store", name);
+        command.Parameters.AddWithValue("$user", user);
+        command.Parameters.AddWithValue("$key", key);
+        if (value is not null) command.Parameters.AddWithValue("$value", value);
+        command.ExecuteNonQuery();
+        return Task.CompletedTask;
+    }
+
+    public Task<IReadOnlyDictionary<string, string>> GetAllAsync(string user)
+    {
+        using var connection = storage.Open();
+        using var command = connection.CreateCommand();
+        command.CommandText = "SELECT key, value FROM map WHERE store = $store AND user = $user";
+        command.Parameters.AddWithValue("$store", name);
+        command.Parameters.AddWithValue("$user", user);
+        var items = new Dictionary<string, string>();
+        using var reader = command.ExecuteReader();
+        while (reader.Read()) items[reader.GetString(0)] = reader.GetString(1);
+        return Task.FromResult<IReadOnlyDictionary<string, string>>(items);
+    }
+}
+
+internal sealed class SqliteArchiveStore(SqliteStorage storage, string name) : IArchiveStore
+{
+    public Task<long> AppendAsync(string user, DateTimeOffset when, string with, string value)
+    {
+        using var connection = storage.Open();
+        using var command = connection.CreateCommand();
+        command.CommandText = "INSERT INTO archive (store, user, at, with_jid, value) VALUES ($store, $user, $at, $with, $value) RETURNING id";
+        command.Parameters.AddWithValue("$store", name);
+        command.Parameters.AddWithValue("$user", user);
+        command.Parameters.AddWithValue("$at", when.ToUnixTimeMilliseconds());
+        command.Parameters.AddWithValue("$with", with);
+        command.Parameters.AddWithValue("$value", value);
+        return Task.FromResult(Convert.ToInt64(command.ExecuteScalar()));
+    }
+
+    public Task<IReadOnlyList<ArchiveItem>> QueryAsync(string user, ArchiveQuery query) =>
+        Task.FromResult(Run(user, query, take: false));
+
+    public Task<IReadOnlyList<ArchiveItem>> TakeAsync(string user, ArchiveQuery query) =>
+        Task.FromResult(Run(user, query, take: true));
+
+    public Task<int> CountAsync(string user)
+    {
+        using var connection = storage.Open();
+        using var command = connection.CreateCommand();
+        command.CommandText = "SELECT COUNT(*) FROM archive WHERE store = $store AND user = $user";
+        command.Parameters.AddWithValue("$store", name);
+        command.Parameters.AddWithValue("$user", user);
+        return Task.FromResult(Convert.ToInt32(command.ExecuteScalar()));
+    }
+
+    private IReadOnlyList<ArchiveItem> Run(string user, ArchiveQuery query, bool take)
+    {
+        if (take && (query.With is not null || query.Start is not null || query.End is not null))
+            throw new NotSupportedException("TakeAsync supports id ranges and limits only.");
+        using var connection = storage.Open();
+        using var transaction = take ? connection.BeginTransaction(deferred: false) : null;
+        using var command = connection.CreateCommand();
+        command.Transaction = transaction;
+        var where = "store = $store AND user = $user";
+        command.Parameters.AddWithValue("$store", name);
+        command.Parameters.AddWithValue("$user", user);
+        if (query.Start is { } start) { where += " AND at >= $start"; command.Parameters.AddWithValue("$start", start.ToUnixTimeMilliseconds()); }
+        if (query.End is { } end) { where += " AND at <= $end"; command.Parameters.AddWithValue("$end", end.ToUnixTimeMilliseconds()); }
+        if (query.With is { } with) { where += " AND with_jid = $with"; command.Parameters.AddWithValue("$with", with); }
+        if (query.AfterId is { } after) { where += " AND id > $after"; command.Parameters.AddWithValue("$after", after); }
+        if (query.BeforeId is { } before) { where += " AND id < $before"; command.Parameters.AddWithValue("$before", before); }
+        var limit = query.Limit is { } l ? $" LIMIT {l}" : "";
+        command.CommandText = $"SELECT id, at, with_jid, value FROM archive WHERE {where} ORDER BY id{limit}";
+        var items = new List<ArchiveItem>();
+        using (var reader = command.ExecuteReader())
+        {
+            while (reader.Read())
+                items.Add(new(reader.GetInt64(0), DateTimeOffset.FromUnixTimeMilliseconds(reader.GetInt64(1)), reader.GetString(2), reader.GetString(3)));
+        }
+        if (take && items.Count > 0)
+        {
+            using var delete = connection.CreateCommand();
+            delete.Transaction = transaction;
+            delete.CommandText = "DELETE FROM archive WHERE store = $store AND user = $user AND id >= $first AND id <= $last";
+            delete.Parameters.AddWithValue("$store", name);
+            delete.Parameters.AddWithValue("$user", user);
+            delete.Parameters.AddWithValue("$first", items[0].Id);
+            delete.Parameters.AddWithValue("$last", items[^1].Id);
+            delete.ExecuteNonQuery();
+        }
+        transaction?.Commit();
+        return items;
+    }
+}

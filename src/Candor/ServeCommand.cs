@@ -1,0 +1,87 @@
+using System.CommandLine;
+using Candor.Server.Hosting;
+using Microsoft.Extensions.Logging;
+
+namespace Candor.Cli;
+
+internal static class ServeCommand
+{
+    public static Command Create()
+    {
+        var common = new CommonOptions();
+        var c2sPort = new Option<int?>("--c2s-port") { Description = "Client port with STARTTLS (default 5222)" };
+        var tlsPort = new Option<int?>("--tls-port") { Description = "Client port with direct TLS, XEP-0368 (default 5223; -1 disables)" };
+        var httpPort = new Option<int?>("--http-port") { Description = "HTTP port (default 5280; -1 disables)" };
+        var bind = new Option<string?>("--bind") { Description = "Address to listen on (default: all interfaces)" };
+        var cert = new Option<string?>("--cert") { Description = "TLS certificate (PEM); default: self-signed, made on first start" };
+        var key = new Option<string?>("--key") { Description = "Private key of --cert (PEM)" };
+        var plaintext = new Option<bool>("--allow-plaintext") { Description = "Allow unencrypted c2s and PLAIN without TLS (loopback benchmarks only)" };
+        var registration = new Option<bool>("--allow-registration") { Description = "Allow in-band account creation (XEP-0077), rate-limited per address" };
+        var logLevel = new Option<LogLevel>("--log-level") { Description = "Least severe log level shown", DefaultValueFactory = _ => LogLevel.Information };
+
+        var command = new Command("serve", "Run the server (defaults: domain localhost, data in ./candor-data, ports 5222/5223/5280)");
+        common.AddTo(command);
+        foreach (var option in new Option[] { c2sPort, tlsPort, httpPort, bind, cert, key, plaintext, registration, logLevel }) command.Add(option);
+        command.SetAction(async (parse, cancellation) =>
+        {
+            ServerOptions options;
+            try
+            {
+                options = common.Load(parse, o =>
+                {
+                    if (parse.GetValue(c2sPort) is { } c) o.C2sPort = c;
+                    if (parse.GetValue(tlsPort) is { } t) o.TlsPort = t;
+                    if (parse.GetValue(httpPort) is { } h) o.HttpPort = h;
+                    if (parse.GetValue(bind) is { } b) o.Bind = b;
+                    if (parse.GetValue(cert) is { } cf) o.CertificateFile = cf;
+                    if (parse.GetValue(key) is { } kf) o.KeyFile = kf;
+                    if (parse.GetValue(plaintext)) o.AllowPlaintext = true;
+                    if (parse.GetValue(registration)) o.AllowRegistration = true;
+                });
+            }
+            catch (OptionsException e)
+            {
+                Console.Error.WriteLine($"candor serve: {e.Message}");
+                return ExitCodes.Usage;
+            }
+            var level = parse.GetValue(logLevel);
+            CandorHost host;
+            try
+            {
+                host = await CandorHost.StartAsync(options, Console.WriteLine, logging => logging
+                    .AddSimpleConsole(o => { o.SingleLine = true; o.TimestampFormat = "HH:mm:ss "; })
+                    .SetMinimumLevel(level)
+                    .AddFilter("Microsoft", LogLevel.Warning));
+            }
+            catch (OptionsException e)
+            {
+                Console.Error.WriteLine($"candor serve: {e.Message}");
+                return ExitCodes.Failure;
+            }
+            Announce(options, host);
+            await host.Stopped;
+            await host.StopAsync();
+            Console.WriteLine("Candor stopped.");
+            return ExitCodes.Ok;
+        });
+        return command;
+    }
+
+    private static void Announce(ServerOptions options, CandorHost host)
+    {
+        var address = options.Bind is "*" or "" ? "all interfaces" : options.Bind;
+        Console.WriteLine($"Candor {host.Server.Version} serving {options.Domain}, data in {Path.GetFullPath(options.DataDirectory)}");
+        Console.WriteLine($"  c2s with STARTTLS   {address} port {host.C2sPort}");
+        if (host.TlsPort >= 0) Console.WriteLine($"  c2s with direct TLS {address} port {host.TlsPort}");
+        if (host.HttpPort >= 0) Console.WriteLine($"  HTTP                {address} port {host.HttpPort}");
+        if (options.AllowPlaintext)
+        {
+            Console.WriteLine("  WARNING: --allow-plaintext is ON: clients may log in WITHOUT ENCRYPTION and send passwords in clear text.");
+            Console.WriteLine("  WARNING: use it only for benchmarks on loopback.");
+        }
+        if (options.AllowRegistration) Console.WriteLine("  In-band registration is ON (rate-limited per address).");
+        var dataFlag = options.DataDirectory == "candor-data" ? "" : $" --data {options.DataDirectory}";
+        Console.WriteLine($"Add a user:  candor user add alice@{options.Domain}{dataFlag}");
+        Console.WriteLine("Stop with Ctrl+C.");
+    }
+}

@@ -1,0 +1,171 @@
+using System.CommandLine;
+using System.Text;
+using Candor.Server.Accounts;
+using Candor.Server.Hosting;
+using Candor.Server.Storage;
+using Candor.Xmpp;
+
+namespace Candor.Cli;
+
+/// <summary><c>candor user add|passwd|remove|list</c>: accounts, on the same data directory as a running server.</summary>
+internal static class UserCommand
+{
+    public static Command Create()
+    {
+        var command = new Command("user", "Manage accounts (works while the server runs on the same --data)");
+        command.Add(Add());
+        command.Add(Passwd());
+        command.Add(Remove());
+        command.Add(List());
+        return command;
+    }
+
+    private static Command Add()
+    {
+        var common = new CommonOptions();
+        var jid = new Argument<string>("JID") { Description = "The account, e.g. alice@localhost" };
+        var password = new Option<string?>("--password") { Description = "The password (prompted without echo when left out)" };
+        var command = new Command("add", "Create an account");
+        command.Add(jid);
+        command.Add(password);
+        common.AddTo(command);
+        command.SetAction(parse => Run(parse, common, parse.GetValue(jid)!, async (accounts, user, full) =>
+        {
+            var pw = parse.GetValue(password) ?? PromptPassword($"Password for {full}: ", confirm: true);
+            if (pw is null) return Fail(ExitCodes.Usage, "a password is required");
+            if (!await accounts.CreateAsync(user, pw)) return Fail(ExitCodes.Exists, $"{full} exists already");
+            Console.WriteLine($"Created {full}.");
+            return ExitCodes.Ok;
+        }));
+        return command;
+    }
+
+    private static Command Passwd()
+    {
+        var common = new CommonOptions();
+        var jid = new Argument<string>("JID");
+        var password = new Option<string?>("--password") { Description = "The new password (prompted without echo when left out)" };
+        var command = new Command("passwd", "Set an account's password");
+        command.Add(jid);
+        command.Add(password);
+        common.AddTo(command);
+        command.SetAction(parse => Run(parse, common, parse.GetValue(jid)!, async (accounts, user, full) =>
+        {
+            if (!await accounts.ExistsAsync(user)) return Fail(ExitCodes.NotFound, $"no such user: {full}");
+            var pw = parse.GetValue(password) ?? PromptPassword($"New password for {full}: ", confirm: true);
+            if (pw is null) return Fail(ExitCodes.Usage, "a password is required");
+            await accounts.SetPasswordAsync(user, pw);
+            Console.WriteLine($"Password of {full} changed.");
+            return ExitCodes.Ok;
+        }));
+        return command;
+    }
+
+    private static Command Remove()
+    {
+        var common = new CommonOptions();
+        var jid = new Argument<string>("JID");
+        var command = new Command("remove", "Remove an account and everything stored for it");
+        command.Add(jid);
+        common.AddTo(command);
+        command.SetAction(parse => Run(parse, common, parse.GetValue(jid)!, async (accounts, user, full) =>
+        {
+            if (!await accounts.RemoveAsync(user)) return Fail(ExitCodes.NotFound, $"no such user: {full}");
+            Console.WriteLine($"Removed {full}.");
+            return ExitCodes.Ok;
+        }));
+        return command;
+    }
+
+    private static Command List()
+    {
+        var common = new CommonOptions();
+        var command = new Command("list", "List the accounts");
+        common.AddTo(command);
+        command.SetAction(async parse =>
+        {
+            try
+            {
+                var options = common.Load(parse);
+                await using var storage = OpenStorage(options);
+                foreach (var user in await new AccountStore(storage, options.ScramIterations).ListAsync())
+                    Console.WriteLine($"{user}@{options.Domain}");
+                return ExitCodes.Ok;
+            }
+            catch (OptionsException e)
+            {
+                return Fail(ExitCodes.Usage, e.Message);
+            }
+        });
+        return command;
+    }
+
+    private static async Task<int> Run(ParseResult parse, CommonOptions common, string jidText,
+        Func<AccountStore, string, string, Task<int>> action)
+    {
+        try
+        {
+            var options = common.Load(parse);
+            if (!jidText.Contains('@')) jidText += "@" + options.Domain;
+            if (!Jid.TryParse(jidText, out var jid) || jid.Local is null || !jid.IsBare)
+                return Fail(ExitCodes.InvalidJid, $"invalid JID: '{jidText}' (expected user@{options.Domain})");
+            if (jid.Domain != options.Domain)
+                return Fail(ExitCodes.InvalidJid, $"{jid} is not on this server's domain {options.Domain} (see --domain)");
+            await using var storage = OpenStorage(options);
+            return await action(new AccountStore(storage, options.ScramIterations), jid.Local, jid.ToString());
+        }
+        catch (OptionsException e)
+        {
+            return Fail(ExitCodes.Usage, e.Message);
+        }
+        catch (Microsoft.Data.Sqlite.SqliteException e)
+        {
+            return Fail(ExitCodes.Failure, $"storage: {e.Message}");
+        }
+    }
+
+    private static SqliteStorage OpenStorage(ServerOptions options)
+    {
+        Directory.CreateDirectory(options.DataDirectory);
+        return new SqliteStorage(Path.Combine(options.DataDirectory, "candor.db"));
+    }
+
+    private static int Fail(int code, string message)
+    {
+        Console.Error.WriteLine($"candor: {message}");
+        return code;
+    }
+
+    /// <summary>Reads a password without echo from a terminal, or one line from redirected input.</summary>
+    private static string? PromptPassword(string prompt, bool confirm)
+    {
+        if (Console.IsInputRedirected)
+        {
+            var line = Console.In.ReadLine();
+            return string.IsNullOrEmpty(line) ? null : line;
+        }
+        var first = ReadHidden(prompt);
+        if (first.Length == 0) return null;
+        if (confirm && ReadHidden("Again: ") != first)
+        {
+            Console.Error.WriteLine("candor: the passwords differ");
+            return null;
+        }
+        return first;
+    }
+
+    private static string ReadHidden(string prompt)
+    {
+        Console.Error.Write(prompt);
+        var text = new StringBuilder();
+        while (true)
+        {
+            var key = Console.ReadKey(intercept: true);
+            if (key.Key == ConsoleKey.Enter) break;
+            if (key.Key == ConsoleKey.Backspace) { if (text.Length > 0) text.Length--; continue; }
+            if (!char.IsControl(key.KeyChar)) text.Append(key.KeyChar);
+        }
+        Console.Error.WriteLine();
+        return text.ToString();
+    }
+}
