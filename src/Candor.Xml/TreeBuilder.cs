@@ -239,8 +239,9 @@ internal sealed class TreeBuilder(XmlLimits limits)
             string name;
             if (a.Colon < 0 || (a.Colon == 3 && raw.StartsWith("xml:"u8))) name = _names.Get(raw);
             else name = "{" + Lookup(_names.Get(raw[..a.Colon])) + "}" + _names.Get(raw[(a.Colon + 1)..]);
-            foreach (var existing in element.Attributes)
-                if (existing.Key == name) throw NotWellFormed("duplicate attribute " + name);
+            var added = element.Attributes;
+            for (var j = 0; j < added.Count; j++)
+                if (added[j].Key == name) throw NotWellFormed("duplicate attribute " + name);
             var bytes = s.Slice(a.ValueStart, a.ValueLength);
             // Values from small closed sets recur in every stanza; share their strings like names.
             var value = name is "type" or "xml:lang" ? DecodeShared(bytes) : Decode(bytes, TextKind.Attribute);

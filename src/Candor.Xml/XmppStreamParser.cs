@@ -65,6 +65,12 @@ public sealed class XmppStreamParser(XmlLimits limits, bool fragmentMode = false
         DefaultNamespace = null;
     }
 
+    /// <summary>
+    /// Reads at most one event from <paramref name="buffer"/>, which must start where the previous call's
+    /// <paramref name="consumed"/> was and hold at least the bytes that call saw. Scanning resumes where it stopped,
+    /// so a stanza arriving in small pieces is still scanned once. Throws <see cref="XmlStreamException"/> on any
+    /// error, after which the parser is unusable.
+    /// </summary>
     public XmlEvent Read(ReadOnlySequence<byte> buffer, out SequencePosition consumed, out Element? element)
     {
         if (_failed) throw new InvalidOperationException("the parser failed; the stream must be closed");
