@@ -88,7 +88,9 @@ public static class ElementWriter
     {
         while (!text.IsEmpty)
         {
-            var special = attribute ? text.IndexOfAny("&<>'\"") : text.IndexOfAny("&<>");
+            // A parser normalizes literal tab, CR and LF in attribute values to spaces, and CR in text to LF;
+            // references keep them as they are.
+            var special = attribute ? text.IndexOfAny("&<>'\"\t\n\r") : text.IndexOfAny("&<>\r");
             if (special < 0)
             {
                 output.WriteUtf8(text);
@@ -101,7 +103,10 @@ public static class ElementWriter
                 '<' => "&lt;",
                 '>' => "&gt;",
                 '\'' => "&apos;",
-                _ => "&quot;",
+                '"' => "&quot;",
+                '\t' => "&#x9;",
+                '\n' => "&#xA;",
+                _ => "&#xD;",
             });
             text = text[(special + 1)..];
         }

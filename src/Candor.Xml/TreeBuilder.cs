@@ -1,0 +1,423 @@
+using System.Buffers;
+using System.Text;
+using System.Text.Unicode;
+
+namespace Candor.Xml;
+
+/// <summary>
+/// Builds elements from the bytes of one complete top-level token that <see cref="XmppStreamParser"/> has
+/// delimited: checks the characters, names, attributes and nesting, resolves namespaces and decodes references.
+/// Keeps the namespace bindings of the stream header, which stay in scope for every stanza.
+/// </summary>
+internal sealed class TreeBuilder(XmlLimits limits)
+{
+    public const string XmlNamespace = "http://www.w3.org/XML/1998/namespace";
+    private const string XmlnsNamespace = "http://www.w3.org/2000/xmlns/";
+
+    private enum TextKind { Content, Attribute, CData }
+
+    // Tab, LF, CR and printable ASCII (DEL is a legal XML character); anything else needs a closer look.
+    private static readonly SearchValues<byte> PlainAscii =
+        SearchValues.Create([9, 10, 13, .. Enumerable.Range(0x20, 0x60).Select(b => (byte)b)]);
+    private static readonly SearchValues<byte> ForbiddenControls =
+        SearchValues.Create([.. Enumerable.Range(0, 0x20).Where(b => b is not (9 or 10 or 13)).Select(b => (byte)b)]);
+    private static readonly SearchValues<byte> NameBytes = SearchValues.Create(
+        "-.0123456789:ABCDEFGHIJKLMNOPQRSTUVWXYZ_abcdefghijklmnopqrstuvwxyz"u8.ToArray()
+            .Concat(Enumerable.Range(0x80, 0x80).Select(b => (byte)b)).ToArray());
+    private static readonly SearchValues<byte> ContentSpecials = SearchValues.Create("&\r"u8);
+    private static readonly SearchValues<byte> AttributeSpecials = SearchValues.Create("&\r\n\t"u8);
+    private static readonly SearchValues<byte> CDataSpecials = SearchValues.Create("\r"u8);
+
+    private readonly NameTable _names = new();
+    private readonly List<Binding> _scope = [new("xml", XmlNamespace)];
+    private int _rootScope = 1;
+    private byte[]? _headerName;
+    private RawAttribute[] _attributes = new RawAttribute[8];
+    private readonly List<Frame> _open = [];
+
+    private readonly record struct Binding(string Prefix, string Namespace);
+    private readonly record struct RawAttribute(int NameStart, int NameLength, int Colon, int ValueStart, int ValueLength);
+    private readonly record struct Frame(Element Element, int NameStart, int NameLength, int ScopeMark);
+
+    /// <summary>Forgets the stream header's bindings (stream restart).</summary>
+    public void Reset()
+    {
+        _scope.RemoveRange(1, _scope.Count - 1);
+        _rootScope = 1;
+        _headerName = null;
+    }
+
+    /// <summary>The default namespace declared by the stream header, if any.</summary>
+    public string? HeaderDefaultNamespace()
+    {
+        for (var i = _rootScope - 1; i >= 0; i--)
+            if (_scope[i].Prefix.Length == 0) return _scope[i].Namespace;
+        return null;
+    }
+
+    /// <summary>Checks <c>&lt;?xml ...?&gt;</c>: version required, UTF-8 only.</summary>
+    public void ParseDeclaration(ReadOnlySpan<byte> s)
+    {
+        CheckCharacters(s);
+        var pos = "<?xml"u8.Length;
+        var count = 0;
+        var hasVersion = false;
+        while (true)
+        {
+            var spaced = SkipWhitespace(s, ref pos);
+            if (s[pos..].StartsWith("?>"u8)) break;
+            if (!spaced) throw NotWellFormed("expected whitespace in the XML declaration");
+            var attribute = ReadAttribute(s, ref pos, ref count);
+            var name = s.Slice(attribute.NameStart, attribute.NameLength);
+            var value = s.Slice(attribute.ValueStart, attribute.ValueLength);
+            if (name.SequenceEqual("version"u8))
+            {
+                if (!value.StartsWith("1."u8)) throw NotWellFormed("unsupported XML version");
+                hasVersion = true;
+            }
+            else if (name.SequenceEqual("encoding"u8))
+            {
+                if (!Ascii.EqualsIgnoreCase(value, "UTF-8"u8))
+                    throw new XmlStreamException(XmlErrorCondition.UnsupportedEncoding, "only UTF-8 is supported");
+            }
+            else if (!name.SequenceEqual("standalone"u8))
+            {
+                throw NotWellFormed("unknown pseudo-attribute in the XML declaration");
+            }
+        }
+        if (!hasVersion) throw NotWellFormed("the XML declaration has no version");
+    }
+
+    /// <summary>Parses the stream header's start tag; its namespace bindings stay in scope until <see cref="Reset"/>.</summary>
+    public Element ParseHeader(ReadOnlySpan<byte> s)
+    {
+        CheckCharacters(s);
+        var pos = 0;
+        var header = ParseStartTag(s, ref pos, out var empty, out var nameStart, out var nameLength);
+        if (empty || pos != s.Length) throw NotWellFormed("malformed stream header");
+        _headerName = s.Slice(nameStart, nameLength).ToArray();
+        _rootScope = _scope.Count;
+        return header;
+    }
+
+    /// <summary>Checks that a closing tag at stream level closes the stream header.</summary>
+    public void ParseStreamClose(ReadOnlySpan<byte> s)
+    {
+        CheckCharacters(s);
+        var pos = 2;
+        var (nameStart, nameLength, _) = ReadName(s, ref pos);
+        SkipWhitespace(s, ref pos);
+        if (_headerName is null || !s.Slice(nameStart, nameLength).SequenceEqual(_headerName))
+            throw NotWellFormed("closing tag does not match the stream header");
+        if (pos != s.Length - 1) throw NotWellFormed("malformed closing tag");
+    }
+
+    /// <summary>Parses one complete element.</summary>
+    public Element ParseElement(ReadOnlySpan<byte> s)
+    {
+        CheckCharacters(s);
+        var pos = 0;
+        var root = ParseStartTag(s, ref pos, out var empty, out var rootNameStart, out var rootNameLength);
+        if (empty)
+        {
+            _scope.RemoveRange(_rootScope, _scope.Count - _rootScope);
+            if (pos != s.Length) throw NotWellFormed("unexpected data after the element");
+            return root;
+        }
+        _open.Clear();
+        _open.Add(new Frame(root, rootNameStart, rootNameLength, _rootScope));
+        string? text = null;
+        while (true)
+        {
+            var lt = s[pos..].IndexOf((byte)'<');
+            if (lt < 0 || pos + lt + 1 >= s.Length) throw NotWellFormed("unclosed element");
+            if (lt > 0) text = Append(text, Decode(s.Slice(pos, lt), TextKind.Content));
+            pos += lt;
+            var top = _open[^1];
+            switch (s[pos + 1])
+            {
+                case (byte)'/':
+                    if (text is not null) top.Element.Add(new TextNode(text));
+                    text = null;
+                    pos += 2;
+                    var (nameStart, nameLength, _) = ReadName(s, ref pos);
+                    if (!s.Slice(nameStart, nameLength).SequenceEqual(s.Slice(top.NameStart, top.NameLength)))
+                        throw NotWellFormed("closing tag does not match the open element");
+                    SkipWhitespace(s, ref pos);
+                    Expect(s, ref pos, (byte)'>');
+                    _scope.RemoveRange(top.ScopeMark, _scope.Count - top.ScopeMark);
+                    _open.RemoveAt(_open.Count - 1);
+                    if (_open.Count == 0)
+                    {
+                        if (pos != s.Length) throw NotWellFormed("unexpected data after the element");
+                        return root;
+                    }
+                    break;
+                case (byte)'!':
+                    if (!s[pos..].StartsWith("<![CDATA["u8)) throw NotWellFormed("malformed CDATA section");
+                    pos += "<![CDATA["u8.Length;
+                    var end = s[pos..].IndexOf("]]>"u8);
+                    if (end < 0) throw NotWellFormed("unclosed CDATA section");
+                    text = Append(text, Decode(s.Slice(pos, end), TextKind.CData));
+                    pos += end + 3;
+                    break;
+                default:
+                    if (text is not null) top.Element.Add(new TextNode(text));
+                    text = null;
+                    var mark = _scope.Count;
+                    var child = ParseStartTag(s, ref pos, out empty, out nameStart, out nameLength);
+                    top.Element.Add(child);
+                    if (empty) _scope.RemoveRange(mark, _scope.Count - mark);
+                    else _open.Add(new Frame(child, nameStart, nameLength, mark));
+                    break;
+            }
+        }
+    }
+
+    private static string Append(string? text, string more) => text is null ? more : text + more;
+
+    /// <summary>
+    /// Parses a start tag at <paramref name="pos"/> (on its '&lt;'), pushing its namespace declarations
+    /// onto the scope; the caller pops them when the element closes.
+    /// </summary>
+    private Element ParseStartTag(ReadOnlySpan<byte> s, ref int pos, out bool empty, out int nameStart, out int nameLength)
+    {
+        pos++;
+        (nameStart, nameLength, var colon) = ReadName(s, ref pos);
+        var count = 0;
+        while (true)
+        {
+            var spaced = SkipWhitespace(s, ref pos);
+            var b = At(s, pos);
+            if (b == '>')
+            {
+                pos++;
+                empty = false;
+                break;
+            }
+            if (b == '/')
+            {
+                pos++;
+                Expect(s, ref pos, (byte)'>');
+                empty = true;
+                break;
+            }
+            if (!spaced) throw NotWellFormed("expected whitespace before an attribute");
+            var attribute = ReadAttribute(s, ref pos, ref count);
+            if (count > _attributes.Length) Array.Resize(ref _attributes, _attributes.Length * 2);
+            _attributes[count - 1] = attribute;
+        }
+
+        var mark = _scope.Count;
+        for (var i = 0; i < count; i++)
+        {
+            var a = _attributes[i];
+            var name = s.Slice(a.NameStart, a.NameLength);
+            string prefix;
+            if (name.SequenceEqual("xmlns"u8)) prefix = "";
+            else if (a.Colon == 5 && name.StartsWith("xmlns:"u8)) prefix = _names.Get(name[6..]);
+            else continue;
+            var ns = DecodeShared(s.Slice(a.ValueStart, a.ValueLength));
+            if (prefix == "xmlns" || ns == XmlnsNamespace || (prefix == "xml") != (ns == XmlNamespace))
+                throw NotWellFormed("reserved prefix or namespace");
+            if (prefix.Length > 0 && ns.Length == 0) throw NotWellFormed("a prefix cannot be undeclared");
+            for (var j = mark; j < _scope.Count; j++)
+                if (_scope[j].Prefix == prefix) throw NotWellFormed("duplicate namespace declaration");
+            _scope.Add(new Binding(prefix, ns));
+        }
+
+        var qname = s.Slice(nameStart, nameLength);
+        var element = colon < 0
+            ? new Element(_names.Get(qname), Lookup(""))
+            : new Element(_names.Get(qname[(colon + 1)..]), Lookup(_names.Get(qname[..colon])));
+
+        for (var i = 0; i < count; i++)
+        {
+            var a = _attributes[i];
+            var raw = s.Slice(a.NameStart, a.NameLength);
+            if (raw.SequenceEqual("xmlns"u8) || (a.Colon == 5 && raw.StartsWith("xmlns:"u8))) continue;
+            string name;
+            if (a.Colon < 0 || (a.Colon == 3 && raw.StartsWith("xml:"u8))) name = _names.Get(raw);
+            else name = "{" + Lookup(_names.Get(raw[..a.Colon])) + "}" + _names.Get(raw[(a.Colon + 1)..]);
+            var added = element.Attributes;
+            for (var j = 0; j < added.Count; j++)
+                if (added[j].Key == name) throw NotWellFormed("duplicate attribute " + name);
+            var bytes = s.Slice(a.ValueStart, a.ValueLength);
+            // Values from small closed sets recur in every stanza; share their strings like names.
+            var value = name is "type" or "xml:lang" ? DecodeShared(bytes) : Decode(bytes, TextKind.Attribute);
+            element.AddAttributeUnchecked(name, value);
+        }
+        return element;
+    }
+
+    private string Lookup(string prefix)
+    {
+        for (var i = _scope.Count - 1; i >= 0; i--)
+            if (_scope[i].Prefix == prefix) return _scope[i].Namespace;
+        if (prefix.Length == 0) return "";
+        throw NotWellFormed("undeclared namespace prefix " + prefix);
+    }
+
+    /// <summary>Reads <c>name = 'value'</c> at <paramref name="pos"/>.</summary>
+    private RawAttribute ReadAttribute(ReadOnlySpan<byte> s, ref int pos, ref int count)
+    {
+        var (nameStart, nameLength, colon) = ReadName(s, ref pos);
+        SkipWhitespace(s, ref pos);
+        Expect(s, ref pos, (byte)'=');
+        SkipWhitespace(s, ref pos);
+        var quote = At(s, pos);
+        if (quote is not ((byte)'\'' or (byte)'"')) throw NotWellFormed("attribute value must be quoted");
+        pos++;
+        var length = s[pos..].IndexOf(quote);
+        if (length < 0) throw NotWellFormed("unterminated attribute value");
+        var value = s.Slice(pos, length);
+        if (value.Contains((byte)'<')) throw NotWellFormed("'<' in an attribute value");
+        if (length > limits.MaxAttributeBytes) throw Policy("attribute value too long");
+        if (++count > limits.MaxAttributes) throw Policy("too many attributes");
+        pos += length + 1;
+        return new RawAttribute(nameStart, nameLength, colon, pos - length - 1, length);
+    }
+
+    /// <summary>Reads a qualified name: NCName or NCName ':' NCName.</summary>
+    private (int Start, int Length, int Colon) ReadName(ReadOnlySpan<byte> s, ref int pos)
+    {
+        var start = pos;
+        var length = s[pos..].IndexOfAnyExcept(NameBytes);
+        if (length < 0) length = s.Length - pos;
+        var name = s.Slice(pos, length);
+        if (length == 0 || !IsNameStart(name[0])) throw NotWellFormed("invalid name");
+        if (length > limits.MaxNameBytes) throw Policy("name too long");
+        var colon = name.IndexOf((byte)':');
+        if (colon >= 0 && (colon == 0 || colon == length - 1 || !IsNameStart(name[colon + 1]) || name[(colon + 1)..].Contains((byte)':')))
+            throw NotWellFormed("invalid qualified name");
+        pos += length;
+        return (start, length, colon);
+    }
+
+    // Non-ASCII name characters are accepted without checking them against the XML name tables: they are
+    // valid UTF-8 by then, and the finer distinctions protect nothing here.
+    private static bool IsNameStart(byte b) => b is >= (byte)'a' and <= (byte)'z' or >= (byte)'A' and <= (byte)'Z' or (byte)'_' or >= 0x80;
+
+    private static bool SkipWhitespace(ReadOnlySpan<byte> s, ref int pos)
+    {
+        var start = pos;
+        while (pos < s.Length && s[pos] is (byte)' ' or (byte)'\t' or (byte)'\r' or (byte)'\n') pos++;
+        return pos > start;
+    }
+
+    private static byte At(ReadOnlySpan<byte> s, int pos) =>
+        pos < s.Length ? s[pos] : throw NotWellFormed("unexpected end of tag");
+
+    private static void Expect(ReadOnlySpan<byte> s, ref int pos, byte expected)
+    {
+        if (At(s, pos) != expected) throw NotWellFormed($"expected '{(char)expected}'");
+        pos++;
+    }
+
+    /// <summary>Rejects invalid UTF-8 and characters XML 1.0 does not allow, once for the whole token.</summary>
+    private static void CheckCharacters(ReadOnlySpan<byte> s)
+    {
+        if (s.IndexOfAnyExcept(PlainAscii) < 0) return;
+        if (s.IndexOfAny(ForbiddenControls) >= 0) throw NotWellFormed("character not allowed in XML");
+        if (!Utf8.IsValid(s)) throw NotWellFormed("invalid UTF-8");
+        if (s.IndexOf("\uFFFE"u8) >= 0 || s.IndexOf("\uFFFF"u8) >= 0) throw NotWellFormed("character not allowed in XML");
+    }
+
+    private static string Decode(ReadOnlySpan<byte> raw, TextKind kind)
+    {
+        if (kind == TextKind.Content && raw.IndexOf("]]>"u8) >= 0) throw NotWellFormed("']]>' in character data");
+        var specials = kind switch
+        {
+            TextKind.Content => ContentSpecials,
+            TextKind.Attribute => AttributeSpecials,
+            _ => CDataSpecials,
+        };
+        if (raw.IndexOfAny(specials) < 0) return Encoding.UTF8.GetString(raw);
+
+        // Decoded text is never longer in UTF-16 code units than its UTF-8 bytes.
+        char[]? rented = null;
+        Span<char> chars = raw.Length <= 256 ? stackalloc char[256] : (rented = ArrayPool<char>.Shared.Rent(raw.Length));
+        var n = 0;
+        while (true)
+        {
+            var next = raw.IndexOfAny(specials);
+            if (next < 0)
+            {
+                n += Encoding.UTF8.GetChars(raw, chars[n..]);
+                break;
+            }
+            n += Encoding.UTF8.GetChars(raw[..next], chars[n..]);
+            var b = raw[next];
+            raw = raw[(next + 1)..];
+            switch (b)
+            {
+                case (byte)'&':
+                    n += DecodeReference(ref raw, chars[n..]);
+                    break;
+                case (byte)'\r':
+                    chars[n++] = kind == TextKind.Attribute ? ' ' : '\n';
+                    if (!raw.IsEmpty && raw[0] == '\n') raw = raw[1..];
+                    break;
+                default:
+                    chars[n++] = ' ';
+                    break;
+            }
+        }
+        var result = new string(chars[..n]);
+        if (rented is not null) ArrayPool<char>.Shared.Return(rented);
+        return result;
+    }
+
+    /// <summary>An attribute value through the name table, for namespaces and values from small closed sets.</summary>
+    private string DecodeShared(ReadOnlySpan<byte> raw) =>
+        raw.IndexOfAny(AttributeSpecials) < 0 ? _names.Get(raw) : Decode(raw, TextKind.Attribute);
+
+    /// <summary>Decodes the reference after a '&amp;' up to its ';' into <paramref name="output"/>.</summary>
+    private static int DecodeReference(ref ReadOnlySpan<byte> raw, scoped Span<char> output)
+    {
+        var semicolon = raw.IndexOf((byte)';');
+        if (semicolon <= 0) throw NotWellFormed("'&' must start a reference");
+        var name = raw[..semicolon];
+        raw = raw[(semicolon + 1)..];
+        if (name[0] == '#')
+        {
+            var hex = name.Length > 1 && name[1] == 'x';
+            var digits = name[(hex ? 2 : 1)..];
+            if (digits.IsEmpty) throw NotWellFormed("empty character reference");
+            var value = 0;
+            foreach (var d in digits)
+            {
+                var digit = d switch
+                {
+                    >= (byte)'0' and <= (byte)'9' => d - '0',
+                    >= (byte)'a' and <= (byte)'f' when hex => d - 'a' + 10,
+                    >= (byte)'A' and <= (byte)'F' when hex => d - 'A' + 10,
+                    _ => throw NotWellFormed("invalid character reference"),
+                };
+                value = value * (hex ? 16 : 10) + digit;
+                if (value > 0x10FFFF) throw NotWellFormed("character reference out of range");
+            }
+            if (!IsXmlChar(value)) throw NotWellFormed("character reference to a character not allowed in XML");
+            return new Rune(value).EncodeToUtf16(output);
+        }
+        output[0] = name switch
+        {
+            _ when name.SequenceEqual("lt"u8) => '<',
+            _ when name.SequenceEqual("gt"u8) => '>',
+            _ when name.SequenceEqual("amp"u8) => '&',
+            _ when name.SequenceEqual("quot"u8) => '"',
+            _ when name.SequenceEqual("apos"u8) => '\'',
+            _ when IsNameStart(name[0]) && name.IndexOfAnyExcept(NameBytes) < 0 =>
+                throw new XmlStreamException(XmlErrorCondition.RestrictedXml, "only the predefined entities are allowed"),
+            _ => throw NotWellFormed("invalid entity reference"),
+        };
+        return 1;
+    }
+
+    private static bool IsXmlChar(int c) =>
+        c is 0x9 or 0xA or 0xD or (>= 0x20 and <= 0xD7FF) or (>= 0xE000 and <= 0xFFFD) or (>= 0x10000 and <= 0x10FFFF);
+
+    public static XmlStreamException NotWellFormed(string message) => new(XmlErrorCondition.NotWellFormed, message);
+
+    public static XmlStreamException Policy(string message) => new(XmlErrorCondition.PolicyViolation, message);
+}
