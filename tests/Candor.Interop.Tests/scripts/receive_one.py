@@ -15,6 +15,7 @@ import json
 import os
 import sys
 
+sys.dont_write_bytecode = True  # keep the scripts folder clean
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import Client, StepFailed, bare, run, say  # noqa: E402
 

@@ -13,6 +13,7 @@ import argparse
 import os
 import sys
 
+sys.dont_write_bytecode = True  # keep the scripts folder clean
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import DELAY_NS, Client, StepFailed, bare, run, say  # noqa: E402
 
