@@ -106,8 +106,15 @@ class Client:
                 return s
         return None
 
-    async def wait_stanza(self, step, kind, predicate, timeout):
-        return await self._wait(step, timeout, lambda: self.take(kind, predicate))
+    async def wait_stanza(self, step, kind, predicate, timeout, what=None):
+        """Wait for a stanza of this kind matching predicate; on timeout, say what did arrive."""
+        try:
+            return await self._wait(step, timeout, lambda: self.take(kind, predicate))
+        except StepFailed as e:
+            others = [str(s) for k, s in self.inbox if k == kind][-5:]
+            seen = "\n    ".join(others) if others else "(none)"
+            raise StepFailed(f"{e}: {self.name} was waiting for {what or kind}; "
+                             f"other {kind} stanzas it received:\n    {seen}") from None
 
     def _fatal_marker(self):
         for event, data in self.markers:

@@ -49,7 +49,8 @@ async def main(args):
         return bool(s["body"])
 
     step = "2 receive one message"
-    m = await c.wait_stanza(step, "message", wanted, args.timeout)
+    m = await c.wait_stanza(step, "message", wanted, args.timeout,
+                            f"a message with a body from {sender or 'anyone'}")
     print("RECEIVED " + json.dumps({"from": str(m["from"]), "type": m["type"], "body": m["body"]},
                                    ensure_ascii=False), flush=True)
     if args.expect is not None and m["body"] != args.expect:

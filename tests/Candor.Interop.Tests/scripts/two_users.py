@@ -64,40 +64,40 @@ async def main(args):
 
     step = "3 A subscribes to B"
     a.send_presence(b_bare, "subscribe")
-    await b.wait_stanza(step, "presence", from_(a_bare, "subscribe"), t)
+    await b.wait_stanza(step, "presence", from_(a_bare, "subscribe"), t, "A's subscription request")
     b.send_presence(a_bare, "subscribed")
-    await a.wait_stanza(step, "presence", from_(b_bare, "subscribed"), t)
+    await a.wait_stanza(step, "presence", from_(b_bare, "subscribed"), t, "B's approval (subscribed)")
     say(f"{step}: ok — B got the request and approved it")
 
     step = "4 B subscribes to A"
     b.send_presence(a_bare, "subscribe")
-    await a.wait_stanza(step, "presence", from_(b_bare, "subscribe"), t)
+    await a.wait_stanza(step, "presence", from_(b_bare, "subscribe"), t, "B's subscription request")
     a.send_presence(b_bare, "subscribed")
-    await b.wait_stanza(step, "presence", from_(a_bare, "subscribed"), t)
+    await b.wait_stanza(step, "presence", from_(a_bare, "subscribed"), t, "A's approval (subscribed)")
     say(f"{step}: ok — A got the request and approved it")
 
     step = "5 A sees B available"
-    p = await a.wait_stanza(step, "presence", available_from(b_bare), t)
+    p = await a.wait_stanza(step, "presence", available_from(b_bare), t, "available presence from B")
     say(f"{step}: ok — from {p['from']}")
     step = "6 B sees A available"
-    p = await b.wait_stanza(step, "presence", available_from(a_bare), t)
+    p = await b.wait_stanza(step, "presence", available_from(a_bare), t, "available presence from A")
     say(f"{step}: ok — from {p['from']}")
 
     step = "7 message A -> B"
     body = f"hello B from A {tag} — ünïcödé <&>"
     a.send_message(b_bare, body)
-    m = await b.wait_stanza(step, "message", chat_from(a_bare, body), t)
+    m = await b.wait_stanza(step, "message", chat_from(a_bare, body), t, f"a message from A with body {body!r}")
     say(f"{step}: ok — B received {m['body']!r} from {m['from']}")
 
     step = "8 message B -> A"
     body = f"hello A from B {tag}"
     b.send_message(m["from"], body)
-    m = await a.wait_stanza(step, "message", chat_from(b_bare, body), t)
+    m = await a.wait_stanza(step, "message", chat_from(b_bare, body), t, f"a message from B with body {body!r}")
     say(f"{step}: ok — A received {m['body']!r} from {m['from']}")
 
     step = "9 B goes offline"
     await b.logout(step, t)
-    await a.wait_stanza(step, "presence", from_(b_bare, "unavailable"), t)
+    await a.wait_stanza(step, "presence", from_(b_bare, "unavailable"), t, "unavailable presence from B")
     say(f"{step}: ok — B disconnected and A saw B unavailable")
 
     step = "10 A messages offline B"
@@ -114,7 +114,8 @@ async def main(args):
     await b2.login(step, t)
 
     step = "12 B receives the offline message with a delay"
-    m = await b2.wait_stanza(step, "message", chat_from(a_bare, offline_body), t)
+    m = await b2.wait_stanza(step, "message", chat_from(a_bare, offline_body), t,
+                            f"the offline message {offline_body!r} from A")
     delay = m.xml.find(f"{{{DELAY_NS}}}delay")
     if delay is None:
         raise StepFailed(f"{step}: message has no <delay xmlns='{DELAY_NS}'/>: {m}")
