@@ -26,9 +26,16 @@ public sealed class CandorServer : IAsyncLifetime, IAsyncDisposable
     private readonly ITestOutputHelper? _log;
     private ChildProcess? _process;
     private string _finalOutput = "";
+    private string _command = "";
     private bool _disposed;
 
-    public CandorServer(ITestOutputHelper? log = null)
+    /// <summary>For use as an xunit fixture (one public constructor, no arguments).</summary>
+    public CandorServer()
+        : this(null)
+    {
+    }
+
+    private CandorServer(ITestOutputHelper? log)
     {
         _log = log;
         DataDirectory = Directory.CreateTempSubdirectory("candor-interop-").FullName;
@@ -44,7 +51,7 @@ public sealed class CandorServer : IAsyncLifetime, IAsyncDisposable
 
     /// <summary>A block to append to assertion messages.</summary>
     public string Transcript =>
-        $"--- candor server (c2s {C2sPort}, data {DataDirectory}) ---\n{_process?.Command}\n{Output}--- end of server output ---";
+        $"--- candor server (c2s {C2sPort}, data {DataDirectory}) ---\n{_command}\n{Output}--- end of server output ---";
 
     public static async Task<CandorServer> StartAsync(ITestOutputHelper? log = null)
     {
@@ -77,7 +84,8 @@ public sealed class CandorServer : IAsyncLifetime, IAsyncDisposable
                 "serve", "--domain", Domain, "--data", DataDirectory,
                 "--c2s-port", C2sPort.ToString(), "--tls-port", TlsPort.ToString(),
                 "--http-port", HttpPort.ToString(), "--bind", Host], workingDirectory: DataDirectory);
-            _log?.WriteLine($"started candor (pid {_process.Id}): {_process.Command}");
+            _command = _process.Command;
+            _log?.WriteLine($"started candor (pid {_process.Id}): {_command}");
 
             var failure = await WaitForC2sAsync();
             if (failure is null)
