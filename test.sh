@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# The project test command: build the solution in Release and run every test project.
+#
+#   ./test.sh [extra dotnet test arguments, e.g. --filter Category!=Interop]
+#
+# On Debian (as root) it first installs what the interop tests drive, if missing:
+# python3-slixmpp, profanity, tmux. The last line printed is the summary over all test
+# projects: "N passed, N failed" (plus ", N skipped" when some were skipped). The exit status
+# is non-zero if the build failed, any test failed, or the test run did not complete.
+set -uo pipefail
+exec </dev/null   # CI may run us without stdin; nothing below may wait for input
+
+cd "$(dirname "${BASH_SOURCE[0]}")" || exit 1
+ROOT=$(pwd)
+
+export DOTNET_CLI_TELEMETRY_OPTOUT=1
+export DOTNET_NOLOGO=1
+export DOTNET_SKIP_FIRST_TIME_EXPERIENCE=1
+export DEBIAN_FRONTEND=noninteractive
+
+say() { echo "test.sh: $*" >&2; }
+
+# ------------------------------------------------------------------ system packages
+PACKAGES=(python3-slixmpp profanity tmux)
+
+install_packages() {
+    command -v dpkg-query >/dev/null || { say "not a Debian system: make sure ${PACKAGES[*]} are installed"; return 0; }
+    local missing=() p
+    for p in "${PACKAGES[@]}"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
+    done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    local sudo=()
+    if [ "$(id -u)" != 0 ]; then
+        if command -v sudo >/dev/null && sudo -n true 2>/dev/null; then
+            sudo=(sudo -n env DEBIAN_FRONTEND=noninteractive)
+        else
+            say "warning: ${missing[*]} not installed and not root; the interop tests will fail"
+            return 0
+        fi
+    fi
+    say "installing ${missing[*]}"
+    local log; log=$(mktemp)
+    if ! { "${sudo[@]}" apt-get update -qq && "${sudo[@]}" apt-get install -y -q "${missing[@]}"; } >"$log" 2>&1; then
+        tail -n 30 "$log" >&2
+        rm -f "$log"
+        say "warning: apt-get could not install ${missing[*]}; the interop tests will fail"
+        return 0
+    fi
+    rm -f "$log"
+}
+
+install_packages
+
+DOTNET=$(command -v dotnet || echo /usr/bin/dotnet)
+[ -x "$DOTNET" ] || { say "dotnet SDK not found (expected /usr/bin/dotnet)"; echo "build failed"; exit 1; }
+
+# ------------------------------------------------------------------ build
+if ! "$DOTNET" build Candor.slnx -c Release; then
+    say "build failed"
+    echo "build failed"
+    exit 1
+fi
+
+# ------------------------------------------------------------------ test
+RESULTS="$ROOT/TestResults/test.sh"
+rm -rf "$RESULTS"
+mkdir -p "$RESULTS"
+
+"$DOTNET" test Candor.slnx -c Release --no-build \
+    --results-directory "$RESULTS" \
+    --logger "trx;LogFilePrefix=candor" \
+    --logger "console;verbosity=normal" \
+    --blame-hang-timeout 15m --blame-hang-dump-type none \
+    "$@"
+test_status=$?
+
+# Sum the counters of every test project's .trx file.
+passed=0 failed=0 skipped=0 files=0
+counter() { grep -o " $1=\"[0-9]*\"" <<<"$2" | head -n1 | tr -dc 0-9; }
+while IFS= read -r -d '' trx; do
+    line=$(grep -o '<Counters [^>]*>' "$trx" | head -n1)
+    [ -n "$line" ] || continue
+    files=$((files + 1))
+    passed=$((passed + $(counter passed "$line")))
+    failed=$((failed + $(counter failed "$line") + $(counter error "$line") + $(counter timeout "$line") + $(counter aborted "$line")))
+    skipped=$((skipped + $(counter notExecuted "$line")))
+done < <(find "$RESULTS" -name '*.trx' -print0)
+
+status=0
+if [ "$files" -eq 0 ]; then
+    say "no test results found in $RESULTS"
+    status=1
+elif [ "$test_status" -ne 0 ] && [ "$failed" -eq 0 ]; then
+    say "dotnet test exited with status $test_status although no test reported failure (crash or hang?)"
+    status=1
+fi
+[ "$failed" -gt 0 ] && status=1
+
+summary="$passed passed, $failed failed"
+[ "$skipped" -gt 0 ] && summary+=", $skipped skipped"
+echo "$summary"
+exit "$status"
