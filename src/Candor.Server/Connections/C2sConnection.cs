@@ -269,7 +269,11 @@ internal sealed partial class C2sConnection : ISessionTransport
             _parser.Reset();
             _headerSent = false;
         }
-        else if (outcome == SaslOutcome.Failure && _sasl.Failures >= SaslNegotiator.MaxAttempts)
+        else if (outcome == SaslOutcome.Failure)
+        {
+            Log.AuthenticationFailed(_logger, RemoteAddress, reply.FirstElement?.Name ?? "", reply.GetChildText("text", Ns.Sasl) ?? "");
+        }
+        if (outcome == SaslOutcome.Failure && _sasl.Failures >= SaslNegotiator.MaxAttempts)
         {
             throw new StreamErrorException(StreamErrors.PolicyViolation, "too many failed authentication attempts");
         }
@@ -471,6 +475,9 @@ internal sealed partial class C2sConnection : ISessionTransport
 
         [LoggerMessage(Level = LogLevel.Information, Message = "{User} authenticated from {Address} with {Mechanism}")]
         public static partial void Authenticated(ILogger logger, string user, IPAddress address, string mechanism);
+
+        [LoggerMessage(Level = LogLevel.Information, Message = "Authentication from {Address} failed: {Condition} {Text}")]
+        public static partial void AuthenticationFailed(ILogger logger, IPAddress address, string condition, string text);
 
         [LoggerMessage(Level = LogLevel.Information, Message = "Session {Jid} bound from {Address}")]
         public static partial void Bound(ILogger logger, Jid jid, IPAddress address);

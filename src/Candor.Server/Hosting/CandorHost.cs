@@ -71,7 +71,7 @@ public sealed class CandorHost : IAsyncDisposable
             if (options.TlsPort >= 0)
                 direct = Listen(kestrel, options.Bind, options.TlsPort, l => l.UseConnectionHandler<DirectTlsC2sHandler>());
             if (options.HttpPort >= 0)
-                http = Listen(kestrel, options.Bind, options.HttpPort, l => l.Protocols = HttpProtocols.Http1AndHttp2);
+                http = Listen(kestrel, options.Bind, options.HttpPort, l => l.Protocols = HttpProtocols.Http1);
         });
         var app = builder.Build();
         var server = app.Services.GetRequiredService<XmppServer>();

@@ -27,6 +27,12 @@ public sealed class ServerOptions
     /// <summary>Accounts loopback addresses may create per hour (the benchmark harness registers its users this way).</summary>
     public int RegistrationsPerHourLoopback { get; set; } = 100_000;
     public int ScramIterations { get; set; } = 4096;
+    /// <summary>
+    /// Refuse SCRAM with the 'y' flag when -PLUS is offered (RFC 5802 §6 downgrade check). Off by default:
+    /// slixmpp and others send 'y' whenever they hold tls-unique data, which they cannot bind with here
+    /// (Candor offers tls-server-end-point, announced by XEP-0440), so enforcing it locks them out of SCRAM.
+    /// </summary>
+    public bool RejectChannelBindingDowngrade { get; set; }
     public int MaxStanzaBytes { get; set; } = 256 * 1024;
     /// <summary>Stanzas queued to one session before it is disconnected as not reading.</summary>
     public int MaxOutboundQueue { get; set; } = 10_000;

@@ -38,7 +38,9 @@ public sealed class SqliteStorage : IStorage
     {
         using var connection = Open();
         using var command = connection.CreateCommand();
-        command.CommandText = "PRAGMA journal_mode=WAL; PRAGMA user_version;";
+        command.CommandText = "PRAGMA journal_mode=WAL;";
+        command.ExecuteNonQuery();
+        command.CommandText = "PRAGMA user_version;";
         var version = Convert.ToInt32(command.ExecuteScalar());
         if (version >= SchemaVersion) return;
         using var transaction = connection.BeginTransaction();
