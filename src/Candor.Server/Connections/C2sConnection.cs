@@ -200,8 +200,11 @@ internal sealed partial class C2sConnection : ISessionTransport
         if (!IsSecure && _tls.Certificate is not null)
         {
             var starttls = features.AddChild("starttls", Ns.Tls);
-            if (!_server.Options.AllowPlaintext) starttls.AddChild("required");
-            return features;
+            if (!_server.Options.AllowPlaintext)
+            {
+                starttls.AddChild("required");
+                return features;
+            }
         }
         if (!Authenticated)
         {

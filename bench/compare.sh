@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Candor next to Prosody and ejabberd in one run of ../shared/xmpp-bench/compare.sh (loopback only).
+#
+#   bench/compare.sh [prosody] [ejabberd]      default: both peers and Candor
+#
+# Every knob of the harness passes through (XB_TLS=1, XB_PIN=1, XB_REPEAT=3, XB_AUTH=hashed, ...).
+# Candor runs from a Release build with --allow-plaintext (the harness logs in with PLAIN; with XB_TLS=1 it
+# uses STARTTLS) and --allow-registration (the harness registers u1..uN from loopback), logging at Warning.
+# The table is printed and, with --write, appended to docs/PERFORMANCE.md with the exact command.
+set -euo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+HARNESS=${XB_HARNESS:-$ROOT/../shared/xmpp-bench}
+export XB_RUN=${XB_RUN:-/tmp/xmpp-bench-run}
+PORT=${CANDOR_BENCH_PORT:-35222}
+
+write=0
+peers=()
+for a in "$@"; do
+    case "$a" in
+        --write) write=1 ;;
+        prosody | ejabberd) peers+=("$a") ;;
+        *) echo "usage: bench/compare.sh [--write] [prosody] [ejabberd]" >&2; exit 2 ;;
+    esac
+done
+[ ${#peers[@]} -gt 0 ] || [ -n "${CANDOR_ONLY:-}" ] || peers=(prosody ejabberd)
+
+command -v prosody >/dev/null && command -v ejabberdctl >/dev/null || "$HARNESS/peers.sh" install
+dotnet build "$ROOT/src/Candor" -c Release -o "$XB_RUN/candor-bin" >/dev/null
+
+state="$XB_RUN/candor"
+mkdir -p "$state"
+export XB_START_candor="${XB_SERVER_CPUS:+taskset -c $XB_SERVER_CPUS} dotnet $XB_RUN/candor-bin/candor.dll serve \
+  --data $state/data --bind 127.0.0.1 --c2s-port $PORT --tls-port -1 --http-port -1 \
+  --allow-plaintext --allow-registration --log-level Warning >$state/log 2>&1 & echo \$! >$state/pid"
+export XB_STOP_candor="kill \$(cat $state/pid) 2>/dev/null; while kill -0 \$(cat $state/pid) 2>/dev/null; do sleep 0.1; done"
+
+out="$XB_RUN/results/candor-$(date +%Y%m%d-%H%M%S)"
+XB_OUT=$out "$HARNESS/compare.sh" "${peers[@]}" "candor=127.0.0.1:$PORT:cat $state/pid"
+
+if [ "$write" = 1 ]; then
+    {
+        echo
+        echo "### Run of $(date -u +%Y-%m-%d) ($(nproc) cores, $(awk '/MemTotal/{printf "%.0f GiB", $2/1048576}' /proc/meminfo))"
+        echo
+        echo "Command: \`$(env | grep -E '^XB_(TLS|PIN|REPEAT|AUTH|IDLE_CONNS|TP_DURATION|LAT_DURATION)=' | tr '\n' ' ')bench/compare.sh ${peers[*]}\`"
+        echo
+        echo '```'
+        cat "$out/settings.txt"
+        echo
+        cat "$out/table.txt"
+        echo '```'
+    } >>"$ROOT/docs/PERFORMANCE.md"
+    echo "appended to docs/PERFORMANCE.md" >&2
+fi
