@@ -63,6 +63,13 @@ internal sealed partial class C2sConnection : ISessionTransport
 
     public IPAddress RemoteAddress { get; }
     public bool IsSecure => _ssl is not null;
+    public string? TlsProtocol => _ssl?.SslProtocol switch
+    {
+        null => null,
+        SslProtocols.Tls13 => "TLSv1.3",
+        SslProtocols.Tls12 => "TLSv1.2",
+        var other => other.ToString(),
+    };
     private bool Authenticated => _sasl?.User is not null;
 
     public async Task RunAsync()
@@ -301,7 +308,7 @@ internal sealed partial class C2sConnection : ISessionTransport
             Send(Stanza.ErrorFor(iq, StanzaError.BadRequest, "invalid resource"));
             return;
         }
-        var session = new Session(this, full);
+        var session = new Session(this, full, _sasl.Mechanism!);
         var replaced = _server.Sessions.Add(session);
         // RFC 6120 §7.7.2.2: the new session wins; the old one is told why it ends.
         replaced?.Close(StreamErrors.Conflict, "replaced by a new session with the same resource");

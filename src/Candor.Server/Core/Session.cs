@@ -13,10 +13,12 @@ public interface ISessionTransport
     void Close(string? condition, string? text = null);
     IPAddress RemoteAddress { get; }
     bool IsSecure { get; }
+    /// <summary>The negotiated TLS version ("TLSv1.3"), or null on a plain-text stream.</summary>
+    string? TlsProtocol { get; }
 }
 
 /// <summary>A bound resource of a local account (RFC 6120 §7) and its presence state (RFC 6121 §4).</summary>
-public sealed class Session(ISessionTransport transport, Jid jid)
+public sealed class Session(ISessionTransport transport, Jid jid, string mechanism)
 {
     private readonly Lock _lock = new();
     private HashSet<Jid>? _directedPresence;
@@ -27,6 +29,8 @@ public sealed class Session(ISessionTransport transport, Jid jid)
     public Jid BareJid { get; } = jid.Bare;
     public string User => Jid.Local!;
     public DateTimeOffset Started { get; } = DateTimeOffset.UtcNow;
+    /// <summary>The SASL mechanism the session authenticated with.</summary>
+    public string Mechanism { get; } = mechanism;
 
     /// <summary>Has sent initial presence and not yet unavailable presence.</summary>
     public bool IsAvailable { get; set; }
