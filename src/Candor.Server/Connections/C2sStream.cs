@@ -1,0 +1,429 @@
+using System.Net;
+using System.Security.Authentication;
+using System.Security.Cryptography;
+using System.Threading.Channels;
+using Candor.Server.Core;
+using Candor.Xml;
+using Candor.Xmpp;
+using Microsoft.AspNetCore.Connections;
+using Microsoft.Extensions.Logging;
+
+namespace Candor.Server.Connections;
+
+/// <summary>
+/// A client-to-server stream, whatever carries it (RFC 6120 over TCP, RFC 7395 over WebSocket): stream
+/// header checks, features, SASL, resource binding, then stanzas handed to <see cref="SessionInput"/>.
+/// The transport reads and calls <see cref="OnStreamOpen"/>, <see cref="OnElementAsync"/> and
+/// <see cref="Close"/>; everything written goes through one bounded queue drained by one writer loop,
+/// which batches what is queued into one flush.
+/// </summary>
+internal abstract partial class C2sStream : ISessionTransport
+{
+    protected readonly XmppServer Server;
+    protected readonly ILogger Logger;
+    private readonly Channel<Node> _outbound;
+    private readonly string _streamId = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(8));
+    protected readonly CancellationTokenSource Lifetime = new();
+
+    private SaslNegotiator? _sasl;
+    private Session? _session;
+    private Element? _closingError;
+    private int _closing;
+    private Task _writer = Task.CompletedTask;
+
+    protected C2sStream(XmppServer server, IPAddress? remoteAddress)
+    {
+        Server = server;
+        Logger = server.LoggerFactory.CreateLogger(GetType());
+        _outbound = Channel.CreateBounded<Node>(new BoundedChannelOptions(server.Options.MaxOutboundQueue)
+        {
+            SingleReader = true,
+            FullMode = BoundedChannelFullMode.Wait,
+        });
+        RemoteAddress = remoteAddress is null ? IPAddress.None : remoteAddress.IsIPv4MappedToIPv6 ? remoteAddress.MapToIPv4() : remoteAddress;
+    }
+
+    public IPAddress RemoteAddress { get; }
+    public abstract bool IsSecure { get; }
+    public abstract string? TlsProtocol { get; }
+    protected bool Authenticated => _sasl?.User is not null;
+    protected bool Closing => _closing != 0;
+    /// <summary>Our header for the current stream has been queued (reset on every stream restart).</summary>
+    protected bool HeaderSent { get; set; }
+
+    // ---- what a transport provides ----
+
+    /// <summary>Reads until the peer closes or <see cref="Lifetime"/> is cancelled.</summary>
+    protected abstract Task ReadLoopAsync();
+    /// <summary>STARTTLS is possible now (TCP before TLS, with a certificate).</summary>
+    protected abstract bool CanStartTls { get; }
+    /// <summary>STARTTLS is the only way on (TLS required and not yet negotiated).</summary>
+    protected abstract bool MustStartTls { get; }
+    protected abstract void WriteHeader(Element header);
+    protected abstract void WriteElement(Element element);
+    /// <summary>
+    /// Writes the stream error (if any) and the end of the stream. Without <paramref name="headerWritten"/>
+    /// the current stream has no header of ours yet, and an error still needs one (RFC 6120 §4.9.1.1).
+    /// </summary>
+    protected abstract void WriteClose(Element? error, bool headerWritten);
+    protected abstract ValueTask FlushAsync();
+    /// <summary>Drops the connection at once.</summary>
+    protected abstract void AbortTransport();
+    /// <summary>Called once the writer has flushed &lt;proceed/&gt;: the transport wraps itself in TLS.</summary>
+    protected virtual Task StartTlsAsync() => throw new NotSupportedException();
+
+    /// <summary>Runs the stream to its end; the returned task is the connection's lifetime.</summary>
+    public async Task RunAsync()
+    {
+        using var authTimeout = new CancellationTokenSource(TimeSpan.FromSeconds(Server.Options.AuthenticationTimeoutSeconds));
+        using var registration = authTimeout.Token.Register(() =>
+        {
+            if (_session is null) Close(StreamErrors.ConnectionTimeout, "authentication took too long");
+        });
+        _writer = WriteLoopAsync();
+        Server.Streams.TryAdd(this, 0);
+        try
+        {
+            await ReadLoopAsync();
+        }
+        catch (XmlStreamException e)
+        {
+            Close(StreamErrors.FromXml(e.Condition), e.Message);
+        }
+        catch (StreamErrorException e)
+        {
+            Close(e.Condition, e.Message);
+        }
+        catch (Exception e) when (e is IOException or AuthenticationException or ConnectionResetException or OperationCanceledException
+                                       or ObjectDisposedException or System.Net.WebSockets.WebSocketException)
+        {
+            Log.ConnectionLost(Logger, RemoteAddress, e.Message);
+            Abort();
+        }
+        catch (Exception e)
+        {
+            Log.Crashed(Logger, e);
+            Close(StreamErrors.InternalServerError, null);
+        }
+        finally
+        {
+            Server.Streams.TryRemove(this, out _);
+            _outbound.Writer.TryComplete();
+            await EndSessionAsync();
+            await AwaitWriterAsync();
+            DisposeTransport();
+        }
+    }
+
+    /// <summary>Releases what the transport holds once the stream is over.</summary>
+    protected virtual void DisposeTransport()
+    {
+    }
+
+    // ---- reading: what the transport hands over ----
+
+    /// <summary>The peer opened (or restarted) its stream. <paramref name="contentNamespace"/> is the default namespace its stanzas use.</summary>
+    protected void OnStreamOpen(Element header, string? contentNamespace, string expectedName, string expectedNamespace)
+    {
+        // Answer with our own header first, so that any stream error below is sent inside a stream (RFC 6120 §4.9.1.1).
+        SendHeader(header.GetAttribute("from"));
+        if (!header.Is(expectedName, expectedNamespace))
+            throw new StreamErrorException(StreamErrors.InvalidNamespace, $"the stream element must be <{expectedName}> in {expectedNamespace}");
+        if (contentNamespace is not null && contentNamespace != Ns.Client)
+            throw new StreamErrorException(StreamErrors.InvalidNamespace, "the content namespace of a client stream is jabber:client");
+        var to = header.GetAttribute("to");
+        if (to is not null && (!Jid.TryParse(to, out var toJid) || toJid != Server.Domain))
+            throw new StreamErrorException(StreamErrors.HostUnknown, $"this server serves {Server.Domain}");
+        if (!IsVersionOneOrLater(header.GetAttribute("version")))
+            throw new StreamErrorException(StreamErrors.UnsupportedVersion, "XMPP 1.0 streams only");
+        Send(StreamFeatures());
+    }
+
+    private static bool IsVersionOneOrLater(string? version)
+    {
+        if (version is null) return false;
+        var dot = version.IndexOf('.');
+        return int.TryParse(dot < 0 ? version : version[..dot], out var major) && major >= 1;
+    }
+
+    private void SendHeader(string? clientFrom)
+    {
+        if (HeaderSent) return;
+        Enqueue(new HeaderItem(ResponseHeader(clientFrom)));
+        HeaderSent = true;
+    }
+
+    /// <summary>Our header's attributes; the transport decides how to write it.</summary>
+    protected Element ResponseHeader(string? clientFrom)
+    {
+        var header = new Element("stream", Ns.Stream)
+            .SetAttribute("from", Server.Domain.ToString())
+            .SetAttribute("id", _streamId)
+            .SetAttribute("version", "1.0")
+            .SetAttribute("xml:lang", "en");
+        if (clientFrom is not null && Jid.TryParse(clientFrom, out var from)) header.SetAttribute("to", from.ToString());
+        return header;
+    }
+
+    private Element StreamFeatures()
+    {
+        var features = new Element("features", Ns.Stream);
+        if (CanStartTls)
+        {
+            var starttls = features.AddChild("starttls", Ns.Tls);
+            if (MustStartTls)
+            {
+                starttls.AddChild("required");
+                return features;
+            }
+        }
+        if (!Authenticated)
+        {
+            _sasl ??= new SaslNegotiator(Server, Server.AuthThrottle, RemoteAddress, IsSecure, IsSecure ? ChannelBindingData : null);
+            foreach (var feature in _sasl.Features()) features.Add(feature);
+            foreach (var contribute in Server.StreamFeatures.BeforeAuthentication)
+                if (contribute() is { } feature) features.Add(feature);
+            return features;
+        }
+        features.AddChild("bind", Ns.Bind);
+        features.AddChild("session", Ns.Session).AddChild("optional");
+        foreach (var contribute in Server.StreamFeatures.AfterAuthentication) features.Add(contribute());
+        return features;
+    }
+
+    /// <summary>tls-server-end-point data when the transport's TLS uses the server's certificate.</summary>
+    protected abstract byte[]? ChannelBindingData { get; }
+
+    /// <summary>Handles one top-level element; true when the transport must now be wrapped in TLS.</summary>
+    protected async ValueTask<bool> OnElementAsync(Element element)
+    {
+        if (!HeaderSent) throw new StreamErrorException(StreamErrors.NotWellFormed, "stream header expected");
+        if (element.Namespace == Ns.Tls)
+        {
+            if (element.Name != "starttls" || !CanStartTls || Authenticated)
+                throw new StreamErrorException(StreamErrors.PolicyViolation, "STARTTLS is not allowed now");
+            Send(new Element("proceed", Ns.Tls));
+            await FlushOutboundAsync();
+            return true;
+        }
+        if (MustStartTls)
+            throw new StreamErrorException(StreamErrors.PolicyViolation, "STARTTLS is required first");
+        if (element.Namespace == Ns.Sasl)
+        {
+            await OnSaslAsync(element);
+            return false;
+        }
+        if (element.Namespace != Ns.Client || element.Name is not ("message" or "presence" or "iq"))
+            throw new StreamErrorException(StreamErrors.UnsupportedStanzaType, $"<{element.Name}/> in {element.Namespace} is not a stanza");
+        if (!Authenticated)
+        {
+            if (element.IsIq() && element.FirstElement is { } payload
+                && Server.UnauthenticatedIq.TryGetValue(payload.Namespace, out var handler))
+            {
+                Send(await handler(element, this));
+                return false;
+            }
+            throw new StreamErrorException(StreamErrors.NotAuthorized, "authenticate first");
+        }
+        if (_session is null)
+        {
+            await OnBindAsync(element);
+            return false;
+        }
+        await SessionInput.HandleAsync(Server, _session, element);
+        return false;
+    }
+
+    /// <summary>Called by the transport when the stream restarts on its own (after TLS).</summary>
+    protected virtual void OnStreamRestart() => HeaderSent = false;
+
+    private async ValueTask OnSaslAsync(Element element)
+    {
+        if (Authenticated || _sasl is null)
+            throw new StreamErrorException(StreamErrors.PolicyViolation, "SASL is not available now");
+        var (outcome, reply) = await _sasl.HandleAsync(element);
+        Send(reply);
+        if (outcome == SaslOutcome.Success)
+        {
+            Log.Authenticated(Logger, _sasl.User!, RemoteAddress, _sasl.Mechanism!);
+            OnStreamRestart();
+        }
+        else if (outcome == SaslOutcome.Failure)
+        {
+            Log.AuthenticationFailed(Logger, RemoteAddress, reply.FirstElement?.Name ?? "", reply.GetChildText("text", Ns.Sasl) ?? "");
+        }
+        if (outcome == SaslOutcome.Failure && _sasl.Failures >= SaslNegotiator.MaxAttempts)
+            throw new StreamErrorException(StreamErrors.PolicyViolation, "too many failed authentication attempts");
+    }
+
+    private async ValueTask OnBindAsync(Element iq)
+    {
+        var bind = iq.IsIq() && iq.Type() == "set" ? iq.GetChild("bind", Ns.Bind) : null;
+        if (bind is null) throw new StreamErrorException(StreamErrors.NotAuthorized, "bind a resource first");
+        var requested = bind.GetChildText("resource", Ns.Bind)?.Trim();
+        Jid full;
+        try
+        {
+            full = Jid.Create(_sasl!.User, Server.Domain.Domain, string.IsNullOrEmpty(requested) ? NewResource() : requested);
+        }
+        catch (JidFormatException)
+        {
+            Send(Stanza.ErrorFor(iq, StanzaError.BadRequest, "invalid resource"));
+            return;
+        }
+        var session = new Session(this, full, _sasl.Mechanism!);
+        var replaced = Server.Sessions.Add(session);
+        // RFC 6120 §7.7.2.2: the new session wins; the old one is told why it ends.
+        replaced?.Close(StreamErrors.Conflict, "replaced by a new session with the same resource");
+        _session = session;
+        var result = Stanza.ResultFor(iq, new Element("bind", Ns.Bind).Add(new Element("jid", Ns.Bind).AddText(full.ToString())));
+        result.SetAttribute("from", null).SetAttribute("to", null);
+        Send(result);
+        Log.Bound(Logger, full, RemoteAddress);
+        await Server.Hooks.SessionStarted.FireAsync(session);
+    }
+
+    private static string NewResource() => "candor-" + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(6));
+
+    // ---- writing ----
+
+    private sealed class HeaderItem(Element header) : Node
+    {
+        public Element Header { get; } = header;
+    }
+
+    /// <summary>A point in the queue whose flush someone awaits (STARTTLS flushes &lt;proceed/&gt; before the handshake).</summary>
+    private sealed class FlushItem : Node
+    {
+        public TaskCompletionSource Flushed { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    }
+
+    public void Send(Element stanza) => Enqueue(stanza);
+
+    private void Enqueue(Node item)
+    {
+        if (_closing != 0) return;
+        if (!_outbound.Writer.TryWrite(item))
+            Close(StreamErrors.PolicyViolation, "too many stanzas queued: the client is not reading");
+    }
+
+    private Task FlushOutboundAsync()
+    {
+        var marker = new FlushItem();
+        Enqueue(marker);
+        return marker.Flushed.Task;
+    }
+
+    private async Task WriteLoopAsync()
+    {
+        var reader = _outbound.Reader;
+        try
+        {
+            while (await reader.WaitToReadAsync())
+            {
+                FlushItem? flushed = null;
+                while (reader.TryRead(out var item))
+                {
+                    if (item is FlushItem marker)
+                    {
+                        flushed = marker;
+                        break;
+                    }
+                    if (item is HeaderItem header) WriteHeader(header.Header);
+                    else WriteElement((Element)item);
+                }
+                await FlushAsync();
+                flushed?.Flushed.TrySetResult();
+            }
+            if (_closingError is not null || HeaderSent)
+            {
+                WriteClose(_closingError, HeaderSent);
+                await FlushAsync();
+            }
+        }
+        catch (Exception e) when (e is IOException or ObjectDisposedException or InvalidOperationException or OperationCanceledException
+                                       or ConnectionResetException or System.Net.WebSockets.WebSocketException)
+        {
+            Abort();
+        }
+    }
+
+    /// <summary>
+    /// Ends the stream: the stream error (if any) and the end of the stream are written after what is
+    /// already queued, then the connection closes. A peer that does not read is cut off after a grace period.
+    /// </summary>
+    public void Close(string? condition, string? text = null)
+    {
+        if (Interlocked.Exchange(ref _closing, 1) != 0) return;
+        if (condition is not null)
+        {
+            _closingError = StreamErrors.Create(condition, text);
+            Log.StreamError(Logger, RemoteAddress, condition, text ?? "");
+        }
+        _session?.MarkClosed();
+        _outbound.Writer.TryComplete();
+        Lifetime.CancelAfter(TimeSpan.FromSeconds(5));
+        _ = _writer.ContinueWith(_ => AbortTransport(), TaskScheduler.Default);
+    }
+
+    protected void Abort()
+    {
+        Interlocked.Exchange(ref _closing, 1);
+        _session?.MarkClosed();
+        _outbound.Writer.TryComplete();
+        Lifetime.Cancel();
+        AbortTransport();
+    }
+
+    private async Task AwaitWriterAsync()
+    {
+        try
+        {
+            await _writer.WaitAsync(TimeSpan.FromSeconds(5));
+        }
+        catch (TimeoutException)
+        {
+            AbortTransport();
+        }
+    }
+
+    private async Task EndSessionAsync()
+    {
+        var session = _session;
+        if (session is null) return;
+        session.MarkClosed();
+        Server.Sessions.Remove(session);
+        await Server.Hooks.SessionEnded.FireAsync(session);
+        Log.Unbound(Logger, session.Jid);
+    }
+
+    private static partial class Log
+    {
+        [LoggerMessage(Level = LogLevel.Debug, Message = "Connection from {Address} lost: {Reason}")]
+        public static partial void ConnectionLost(ILogger logger, IPAddress address, string reason);
+
+        [LoggerMessage(Level = LogLevel.Error, Message = "Connection handler failed")]
+        public static partial void Crashed(ILogger logger, Exception exception);
+
+        [LoggerMessage(Level = LogLevel.Information, Message = "{User} authenticated from {Address} with {Mechanism}")]
+        public static partial void Authenticated(ILogger logger, string user, IPAddress address, string mechanism);
+
+        [LoggerMessage(Level = LogLevel.Information, Message = "Authentication from {Address} failed: {Condition} {Text}")]
+        public static partial void AuthenticationFailed(ILogger logger, IPAddress address, string condition, string text);
+
+        [LoggerMessage(Level = LogLevel.Information, Message = "Session {Jid} bound from {Address}")]
+        public static partial void Bound(ILogger logger, Jid jid, IPAddress address);
+
+        [LoggerMessage(Level = LogLevel.Information, Message = "Session {Jid} ended")]
+        public static partial void Unbound(ILogger logger, Jid jid);
+
+        [LoggerMessage(Level = LogLevel.Information, Message = "Stream error to {Address}: {Condition} {Text}")]
+        public static partial void StreamError(ILogger logger, IPAddress address, string condition, string text);
+    }
+}
+
+/// <summary>Ends the stream with the given RFC 6120 stream error condition.</summary>
+public sealed class StreamErrorException(string condition, string message) : Exception(message)
+{
+    public string Condition { get; } = condition;
+}
