@@ -14,12 +14,21 @@ public static class ElementWriter
     /// <c>xmlns</c> declaration. Elements in the streams namespace use the <c>stream:</c> prefix, which the
     /// stream header declares.
     /// </summary>
-    public static void Write(Element element, IBufferWriter<byte> output, string? parentNamespace)
+    public static void Write(Element element, IBufferWriter<byte> output, string? parentNamespace) =>
+        Write(element, output, parentNamespace, declareStreamPrefix: false);
+
+    /// <summary>
+    /// As <see cref="Write(Element, IBufferWriter{byte}, string?)"/>; with <paramref name="declareStreamPrefix"/>
+    /// a root element in the streams namespace declares the <c>stream:</c> prefix itself, for framings without a
+    /// stream header (RFC 7395 WebSocket messages).
+    /// </summary>
+    public static void Write(Element element, IBufferWriter<byte> output, string? parentNamespace, bool declareStreamPrefix)
     {
         var prefixed = element.Namespace == StreamNamespace;
         output.WriteByte((byte)'<');
         if (prefixed) output.WriteAscii("stream:");
         output.WriteUtf8(element.Name);
+        if (prefixed && declareStreamPrefix) output.WriteAscii(" xmlns:stream='" + StreamNamespace + "'");
         if (!prefixed && element.Namespace != parentNamespace)
         {
             output.WriteAscii(" xmlns='");

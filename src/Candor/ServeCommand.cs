@@ -1,4 +1,5 @@
 using System.CommandLine;
+using Candor.Server.Connections;
 using Candor.Server.Hosting;
 using Microsoft.Extensions.Logging;
 
@@ -12,6 +13,7 @@ internal static class ServeCommand
         var c2sPort = new Option<int?>("--c2s-port") { Description = "Client port with STARTTLS (default 5222)" };
         var tlsPort = new Option<int?>("--tls-port") { Description = "Client port with direct TLS, XEP-0368 (default 5223; -1 disables)" };
         var httpPort = new Option<int?>("--http-port") { Description = "HTTP port (default 5280; -1 disables)" };
+        var httpsPort = new Option<int?>("--https-port") { Description = "HTTPS port for wss:// (default 5281; -1 disables)" };
         var bind = new Option<string?>("--bind") { Description = "Address to listen on (default: all interfaces)" };
         var cert = new Option<string?>("--cert") { Description = "TLS certificate (PEM); default: self-signed, made on first start" };
         var key = new Option<string?>("--key") { Description = "Private key of --cert (PEM)" };
@@ -21,7 +23,7 @@ internal static class ServeCommand
 
         var command = new Command("serve", "Run the server (defaults: domain localhost, data in ./candor-data, ports 5222/5223/5280)");
         common.AddTo(command);
-        foreach (var option in new Option[] { c2sPort, tlsPort, httpPort, bind, cert, key, plaintext, registration, logLevel }) command.Add(option);
+        foreach (var option in new Option[] { c2sPort, tlsPort, httpPort, httpsPort, bind, cert, key, plaintext, registration, logLevel }) command.Add(option);
         command.SetAction(async (parse, cancellation) =>
         {
             ServerOptions options;
@@ -32,6 +34,7 @@ internal static class ServeCommand
                     if (parse.GetValue(c2sPort) is { } c) o.C2sPort = c;
                     if (parse.GetValue(tlsPort) is { } t) o.TlsPort = t;
                     if (parse.GetValue(httpPort) is { } h) o.HttpPort = h;
+                    if (parse.GetValue(httpsPort) is { } hs) o.HttpsPort = hs;
                     if (parse.GetValue(bind) is { } b) o.Bind = b;
                     if (parse.GetValue(cert) is { } cf) o.CertificateFile = cf;
                     if (parse.GetValue(key) is { } kf) o.KeyFile = kf;
@@ -73,7 +76,8 @@ internal static class ServeCommand
         Console.WriteLine($"Candor {host.Server.Version} serving {options.Domain}, data in {Path.GetFullPath(options.DataDirectory)}");
         Console.WriteLine($"  c2s with STARTTLS   {address} port {host.C2sPort}");
         if (host.TlsPort >= 0) Console.WriteLine($"  c2s with direct TLS {address} port {host.TlsPort}");
-        if (host.HttpPort >= 0) Console.WriteLine($"  HTTP                {address} port {host.HttpPort}");
+        if (host.HttpPort >= 0) Console.WriteLine($"  HTTP                {address} port {host.HttpPort}  (web client, XMPP over WebSocket at {WebSocketEndpoint.Path})");
+        if (host.HttpsPort >= 0) Console.WriteLine($"  HTTPS               {address} port {host.HttpsPort}");
         if (options.AllowPlaintext)
         {
             Console.WriteLine("  WARNING: --allow-plaintext is ON: clients may log in WITHOUT ENCRYPTION and send passwords in clear text.");

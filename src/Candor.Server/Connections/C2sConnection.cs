@@ -143,6 +143,8 @@ internal sealed class C2sConnection : C2sStream
 
     protected override async ValueTask FlushAsync() => await _output.FlushAsync();
 
+    protected override ValueTask CompleteOutputAsync() => _output.CompleteAsync();
+
     protected override void AbortTransport() => _context.Abort();
 
     protected override void DisposeTransport() => _ssl?.Dispose();

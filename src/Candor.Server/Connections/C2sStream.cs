@@ -67,6 +67,8 @@ internal abstract partial class C2sStream : ISessionTransport
     /// </summary>
     protected abstract void WriteClose(Element? error, bool headerWritten);
     protected abstract ValueTask FlushAsync();
+    /// <summary>Ends the sending side gracefully once everything is written.</summary>
+    protected abstract ValueTask CompleteOutputAsync();
     /// <summary>Drops the connection at once.</summary>
     protected abstract void AbortTransport();
     /// <summary>Called once the writer has flushed &lt;proceed/&gt;: the transport wraps itself in TLS.</summary>
@@ -340,6 +342,7 @@ internal abstract partial class C2sStream : ISessionTransport
                 WriteClose(_closingError, HeaderSent);
                 await FlushAsync();
             }
+            await CompleteOutputAsync();
         }
         catch (Exception e) when (e is IOException or ObjectDisposedException or InvalidOperationException or OperationCanceledException
                                        or ConnectionResetException or System.Net.WebSockets.WebSocketException)
@@ -362,8 +365,9 @@ internal abstract partial class C2sStream : ISessionTransport
         }
         _session?.MarkClosed();
         _outbound.Writer.TryComplete();
+        // The writer sends what is queued, the error and the end of the stream; the peer then has a
+        // moment to close its side before reading stops.
         Lifetime.CancelAfter(TimeSpan.FromSeconds(5));
-        _ = _writer.ContinueWith(_ => AbortTransport(), TaskScheduler.Default);
     }
 
     protected void Abort()

@@ -25,21 +25,24 @@ public sealed class CandorHost : IAsyncDisposable
     private readonly ListenOptions _c2s;
     private readonly ListenOptions? _tls;
     private readonly ListenOptions? _http;
+    private readonly ListenOptions? _https;
     private int _stopped;
 
-    private CandorHost(WebApplication app, XmppServer server, ListenOptions c2s, ListenOptions? tls, ListenOptions? http)
+    private CandorHost(WebApplication app, XmppServer server, ListenOptions c2s, ListenOptions? tls, ListenOptions? http, ListenOptions? https)
     {
         _app = app;
         Server = server;
         _c2s = c2s;
         _tls = tls;
         _http = http;
+        _https = https;
     }
 
     public XmppServer Server { get; }
     public int C2sPort => _c2s.IPEndPoint!.Port;
     public int TlsPort => _tls?.IPEndPoint!.Port ?? -1;
     public int HttpPort => _http?.IPEndPoint!.Port ?? -1;
+    public int HttpsPort => _https?.IPEndPoint!.Port ?? -1;
     public Task Stopped => _app.WaitForShutdownAsync();
 
     /// <summary>Builds and starts the server. <paramref name="configureLogging"/> lets the CLI and tests choose where logs go.</summary>
@@ -63,7 +66,7 @@ public sealed class CandorHost : IAsyncDisposable
             ModuleCatalog.RegisterAll(server);
             return server;
         });
-        ListenOptions? c2s = null, direct = null, http = null;
+        ListenOptions? c2s = null, direct = null, http = null, https = null;
         builder.WebHost.ConfigureKestrel(kestrel =>
         {
             kestrel.AddServerHeader = false;
@@ -72,12 +75,19 @@ public sealed class CandorHost : IAsyncDisposable
                 direct = Listen(kestrel, options.Bind, options.TlsPort, l => l.UseConnectionHandler<DirectTlsC2sHandler>());
             if (options.HttpPort >= 0)
                 http = Listen(kestrel, options.Bind, options.HttpPort, l => l.Protocols = HttpProtocols.Http1);
+            if (options.HttpsPort >= 0 && certificate is not null)
+                https = Listen(kestrel, options.Bind, options.HttpsPort, l =>
+                {
+                    l.Protocols = HttpProtocols.Http1;
+                    l.UseHttps(certificate);
+                });
         });
         var app = builder.Build();
         var server = app.Services.GetRequiredService<XmppServer>();
         app.MapGet("/", () => Results.Text($"Candor XMPP server for {options.Domain}\n"));
+        WebSocketEndpoint.Map(app, server, tls);
 
-        var host = new CandorHost(app, server, c2s!, direct, http);
+        var host = new CandorHost(app, server, c2s!, direct, http, https);
         app.Lifetime.ApplicationStopping.Register(() => server.CloseAllStreams(StreamErrors.SystemShutdown, "the server is shutting down"));
         try
         {

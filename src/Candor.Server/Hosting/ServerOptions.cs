@@ -16,6 +16,8 @@ public sealed class ServerOptions
     public int TlsPort { get; set; } = 5223;
     /// <summary>HTTP listener. 0 picks a free port; -1 disables.</summary>
     public int HttpPort { get; set; } = 5280;
+    /// <summary>HTTPS listener (same certificate as c2s), for wss:// from remote browsers. 0 picks a free port; -1 disables.</summary>
+    public int HttpsPort { get; set; } = 5281;
     public string? CertificateFile { get; set; }
     public string? KeyFile { get; set; }
     /// <summary>c2s without TLS and SASL PLAIN on plain text. For loopback benchmarks only.</summary>
@@ -48,7 +50,7 @@ public sealed class ServerOptions
         if (!Xmpp.Jid.TryParse(Domain, out var jid) || !jid.IsBare || jid.Local is not null)
             throw new OptionsException($"'{Domain}' is not a valid domain");
         Domain = jid.Domain;
-        foreach (var (name, port) in new[] { ("c2s-port", C2sPort), ("tls-port", TlsPort), ("http-port", HttpPort) })
+        foreach (var (name, port) in new[] { ("c2s-port", C2sPort), ("tls-port", TlsPort), ("http-port", HttpPort), ("https-port", HttpsPort) })
             if (port < -1 || port > 65535) throw new OptionsException($"{name} must be between 0 and 65535 (or -1 to disable)");
         if (C2sPort == -1) throw new OptionsException("c2s-port cannot be disabled");
         if ((CertificateFile is null) != (KeyFile is null)) throw new OptionsException("--cert and --key go together");

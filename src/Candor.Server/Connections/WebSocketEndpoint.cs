@@ -1,0 +1,62 @@
+using System.Net;
+using System.Text.Json;
+using Candor.Server.Core;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Routing;
+
+namespace Candor.Server.Connections;
+
+/// <summary>
+/// XMPP over WebSocket at <c>/xmpp-websocket</c> (RFC 7395) and its discovery through host-meta (XEP-0156).
+/// Over plain HTTP only loopback clients may use it (a browser on the same machine), unless plain text is
+/// allowed; everyone else uses wss:// on the HTTPS port.
+/// </summary>
+public static class WebSocketEndpoint
+{
+    public const string Path = "/xmpp-websocket";
+    private const string AltConnections = "urn:xmpp:alt-connections:websocket";
+
+    public static void Map(WebApplication app, XmppServer server, TlsSettings tls)
+    {
+        app.UseWebSockets(new WebSocketOptions { KeepAliveInterval = TimeSpan.FromSeconds(60) });
+        app.Map(Path, (HttpContext context) => AcceptAsync(context, server, tls));
+        app.MapGet("/.well-known/host-meta", (HttpContext context) =>
+            Results.Text($"""
+                <?xml version='1.0' encoding='utf-8'?>
+                <XRD xmlns='http://docs.oasis-open.org/ns/xri/xrd-1.0'>
+                  <Link rel='{AltConnections}' href='{Url(context)}'/>
+                </XRD>
+                """, "application/xrd+xml"));
+        app.MapGet("/.well-known/host-meta.json", (HttpContext context) =>
+            Results.Text(JsonSerializer.Serialize(new { links = new[] { new { rel = AltConnections, href = Url(context) } } }), "application/json"));
+    }
+
+    private static string Url(HttpContext context) =>
+        $"{(context.Request.IsHttps ? "wss" : "ws")}://{context.Request.Host}{Path}";
+
+    private static async Task AcceptAsync(HttpContext context, XmppServer server, TlsSettings tls)
+    {
+        if (!context.WebSockets.IsWebSocketRequest)
+        {
+            context.Response.StatusCode = StatusCodes.Status426UpgradeRequired;
+            await context.Response.WriteAsync("XMPP over WebSocket (RFC 7395): connect with the 'xmpp' subprotocol.\n");
+            return;
+        }
+        if (!context.WebSockets.WebSocketRequestedProtocols.Contains(WebSocketC2sConnection.SubProtocol))
+        {
+            context.Response.StatusCode = StatusCodes.Status400BadRequest;
+            await context.Response.WriteAsync("The WebSocket subprotocol must be 'xmpp' (RFC 7395 §3.1).\n");
+            return;
+        }
+        var remote = context.Connection.RemoteIpAddress;
+        if (!context.Request.IsHttps && !server.Options.AllowPlaintext && (remote is null || !IPAddress.IsLoopback(remote)))
+        {
+            context.Response.StatusCode = StatusCodes.Status403Forbidden;
+            await context.Response.WriteAsync("Use wss:// on the HTTPS port: plain ws:// is for this machine only.\n");
+            return;
+        }
+        using var socket = await context.WebSockets.AcceptWebSocketAsync(new WebSocketAcceptContext { SubProtocol = WebSocketC2sConnection.SubProtocol });
+        await new WebSocketC2sConnection(server, socket, context, tls).RunAsync();
+    }
+}
