@@ -143,7 +143,13 @@ internal sealed class C2sConnection : C2sStream
 
     protected override async ValueTask FlushAsync() => await _output.FlushAsync();
 
-    protected override ValueTask CompleteOutputAsync() => _output.CompleteAsync();
+    protected override async ValueTask CompleteOutputAsync()
+    {
+        await _output.CompleteAsync();
+        // The read loop may be waiting for the peer: wake it, so the handler returns and Kestrel closes the
+        // connection gracefully after sending what is written.
+        _input.CancelPendingRead();
+    }
 
     protected override void AbortTransport() => _context.Abort();
 

@@ -22,7 +22,7 @@ internal abstract partial class C2sStream : ISessionTransport
     protected readonly XmppServer Server;
     protected readonly ILogger Logger;
     private readonly Channel<Node> _outbound;
-    private readonly string _streamId = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(8));
+    private string _streamId = "";
     protected readonly CancellationTokenSource Lifetime = new();
 
     private SaslNegotiator? _sasl;
@@ -151,6 +151,9 @@ internal abstract partial class C2sStream : ISessionTransport
     private void SendHeader(string? clientFrom)
     {
         if (HeaderSent) return;
+        // Each restart (after STARTTLS and SASL) is a new stream with a new id, as Prosody and ejabberd do:
+        // nothing learnt before the restart carries over (RFC 6120 §4.3.3, §5.4.3.3).
+        _streamId = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(8));
         Enqueue(new HeaderItem(ResponseHeader(clientFrom)));
         HeaderSent = true;
     }
