@@ -161,6 +161,7 @@ internal abstract partial class C2sStream : ISessionTransport
     /// <summary>Our header's attributes; the transport decides how to write it.</summary>
     protected Element ResponseHeader(string? clientFrom)
     {
+        if (_streamId.Length == 0) _streamId = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(8));
         var header = new Element("stream", Ns.Stream)
             .SetAttribute("from", Server.Domain.ToString())
             .SetAttribute("id", _streamId)
