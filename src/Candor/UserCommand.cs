@@ -17,6 +17,7 @@ internal static class UserCommand
         command.Add(Passwd());
         command.Add(Remove());
         command.Add(List());
+        command.Add(Sessions());
         return command;
     }
 
@@ -97,6 +98,26 @@ internal static class UserCommand
                 return Fail(ExitCodes.Usage, e.Message);
             }
         });
+        return command;
+    }
+
+    private static Command Sessions()
+    {
+        var common = new CommonOptions();
+        var jid = new Argument<string>("JID");
+        var command = new Command("sessions", "List the clients that have accessed an account (revoke them from a client, XEP-0494)");
+        command.Add(jid);
+        common.AddTo(command);
+        command.SetAction(parse => Run(parse, common, parse.GetValue(jid)!, async (accounts, user, full) =>
+        {
+            if (!await accounts.ExistsAsync(user)) return Fail(ExitCodes.NotFound, $"no such user: {full}");
+            var clients = await new Candor.Server.Modules.Clients.ClientRegistry(accounts.Storage).ListAsync(user);
+            Console.WriteLine($"{"CLIENT",-18} {"RESOURCE",-24} {"LAST ADDRESS",-18} {"FIRST SEEN (UTC)",-19} {"LAST SEEN (UTC)",-19} {"ONLINE",-6} SOFTWARE");
+            foreach (var c in clients)
+                Console.WriteLine($"{c.Id,-18} {c.Resource,-24} {c.LastAddress,-18} {c.FirstSeen.UtcDateTime,-19:yyyy-MM-dd HH:mm:ss} {c.LastSeen.UtcDateTime,-19:yyyy-MM-dd HH:mm:ss} {(c.Sessions > 0 ? "yes" : "no"),-6} {c.Software ?? "-"}");
+            if (clients.Count == 0) Console.WriteLine("(no client has logged in)");
+            return ExitCodes.Ok;
+        }));
         return command;
     }
 

@@ -14,6 +14,7 @@ public sealed class AccountStore(IStorage storage, int iterations)
     private readonly IKeyValueStore _accounts = storage.OpenKeyValue("accounts");
 
     public int Iterations { get; } = iterations;
+    public IStorage Storage => storage;
 
     public async Task<bool> ExistsAsync(string user) => await _accounts.GetAsync(user) is not null;
 

@@ -42,6 +42,8 @@ public sealed class XmppServer
     public Dictionary<string, Func<Element, ISessionTransport, ValueTask<Element>>> UnauthenticatedIq { get; } = [];
     /// <summary>Set by the roster module; presence and other modules read rosters through it.</summary>
     public Modules.Roster.RosterManager Rosters { get; set; } = null!;
+    /// <summary>Set by the clients module: every client that accessed an account.</summary>
+    public Modules.Clients.ClientRegistry Clients { get; set; } = null!;
     public string Version { get; } = typeof(XmppServer).Assembly.GetName().Version?.ToString(3) ?? "0.1.0";
 
     /// <summary>Every open stream, authenticated or not, so that shutdown can close each with a stream error.</summary>
@@ -87,7 +89,12 @@ public sealed class ServerHooks
     public Hook<Session> SessionAvailable { get; } = new();
     /// <summary>A session ended, for whatever reason; runs after it was unbound.</summary>
     public Hook<Session> SessionEnded { get; } = new();
+
+    /// <summary>An account's password was changed in band; <see cref="PasswordChange.By"/> is the session that did it.</summary>
+    public Hook<PasswordChange> PasswordChanged { get; } = new();
 }
+
+public sealed record PasswordChange(string User, Session? By);
 
 public sealed class IqHandlers
 {
@@ -112,7 +119,19 @@ public sealed class DiscoRegistry
     public List<(string Category, string Type, string? Name)> ServerIdentities { get; } = [];
     /// <summary>XEP-0128 extended information forms the server adds to its disco#info.</summary>
     public List<Func<Element>> ServerExtensions { get; } = [];
+    /// <summary>disco#items answers of the server for named nodes.</summary>
+    public Dictionary<string, Func<IqRequest, Element>> ServerItemNodes { get; } = new(StringComparer.Ordinal);
+    /// <summary>Ad-hoc commands (XEP-0050) the server offers, by node.</summary>
+    public SortedDictionary<string, AdHocCommand> Commands { get; } = new(StringComparer.Ordinal);
 }
+
+/// <summary>
+/// A one-step ad-hoc command (XEP-0050): executing it returns a completed command with a note and
+/// optionally a data form of results. Only the account itself may run it.
+/// </summary>
+public sealed record AdHocCommand(string Node, string Name, Func<IqRequest, ValueTask<AdHocResult>> Execute);
+
+public sealed record AdHocResult(string Note, Element? Form = null);
 
 /// <summary>Stream features modules add once the stream is authenticated, or before (registration).</summary>
 public sealed class StreamFeatureRegistry

@@ -41,6 +41,12 @@ public sealed class ServerOptions
     /// <summary>Messages kept for one account while it is offline; beyond that senders get resource-constraint.</summary>
     public int MaxOfflineMessages { get; set; } = 1000;
     public int MaxRosterItems { get; set; } = 1000;
+    /// <summary>Which logins are announced to the account's other clients: "new-clients" or "every-session".</summary>
+    public string LoginNotices { get; set; } = "new-clients";
+    /// <summary>An in-band password change ends the account's other sessions.</summary>
+    public bool EndOtherSessionsOnPasswordChange { get; set; } = true;
+    /// <summary>Days a client's login record (with its last IP address) is kept after its last use.</summary>
+    public int LoginHistoryDays { get; set; } = 90;
     /// <summary>Seconds a connection may take from connecting to binding a resource.</summary>
     public int AuthenticationTimeoutSeconds { get; set; } = 60;
 
@@ -56,6 +62,9 @@ public sealed class ServerOptions
         if ((CertificateFile is null) != (KeyFile is null)) throw new OptionsException("--cert and --key go together");
         if (ScramIterations < 4096) throw new OptionsException("scram iterations must be at least 4096");
         if (MaxStanzaBytes < 10_000) throw new OptionsException("max stanza size must be at least 10000 bytes");
+        if (LoginNotices is not ("new-clients" or "every-session"))
+            throw new OptionsException("LoginNotices must be new-clients or every-session");
+        if (LoginHistoryDays < 1) throw new OptionsException("LoginHistoryDays must be at least 1");
         if (MaxOutboundQueue < 16) throw new OptionsException("max outbound queue must be at least 16");
     }
 }

@@ -30,6 +30,8 @@ public static class ModuleCatalog
         new VCard.VCardModule(),
         new Private.PrivateModule(),
         new Register.RegisterModule(),
+        new Clients.ClientsModule(),
+        new AdHoc.AdHocModule(),
     ];
 
     public static void RegisterAll(XmppServer server)

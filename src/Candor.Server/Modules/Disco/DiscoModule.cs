@@ -21,7 +21,7 @@ public sealed class DiscoModule : IModule
         server.Disco.AccountFeatures.Add(Ns.DiscoInfo);
         server.Disco.AccountFeatures.Add(Ns.DiscoItems);
         server.Iq.Register(IqScope.Server, "get", "query", Ns.DiscoInfo, request => ServerInfo(server, request));
-        server.Iq.Register(IqScope.Server, "get", "query", Ns.DiscoItems, request => Items(request));
+        server.Iq.Register(IqScope.Server, "get", "query", Ns.DiscoItems, request => ServerItems(server, request));
         server.Iq.Register(IqScope.Account, "get", "query", Ns.DiscoInfo, request => AccountInfo(server, request));
         server.Iq.Register(IqScope.Account, "get", "query", Ns.DiscoItems, request => Items(request));
     }
@@ -48,6 +48,14 @@ public sealed class DiscoModule : IModule
         foreach (var feature in server.Disco.AccountFeatures)
             query.AddChild("feature").SetAttribute("var", feature);
         return ValueTask.FromResult<Element?>(request.Result(query));
+    }
+
+    private static ValueTask<Element?> ServerItems(XmppServer server, IqRequest request)
+    {
+        var node = request.Payload.GetAttribute("node");
+        if (node is not null && server.Disco.ServerItemNodes.TryGetValue(node, out var items))
+            return ValueTask.FromResult<Element?>(request.Result(items(request)));
+        return Items(request);
     }
 
     private static ValueTask<Element?> Items(IqRequest request) =>

@@ -103,6 +103,7 @@ public sealed class RegisterModule : IModule
         if (string.IsNullOrEmpty(password) || (username is not null && !string.Equals(username, user, StringComparison.OrdinalIgnoreCase)))
             return request.Error(StanzaError.NotAcceptable, "give your own username and a new password");
         await server.Accounts.SetPasswordAsync(user, password);
+        await server.Hooks.PasswordChanged.FireAsync(new PasswordChange(user, request.Origin));
         return request.Result();
     }
 }

@@ -1,0 +1,233 @@
+using System.Collections.Concurrent;
+using System.Globalization;
+using Candor.Server.Core;
+using Candor.Server.Storage;
+using Candor.Xml;
+using Candor.Xmpp;
+
+namespace Candor.Server.Modules.Clients;
+
+/// <summary>
+/// No silent second login (promise 3): a login from a client the account has not used before is announced
+/// at once to the account's other sessions — or, if none is online, at its next login — by a chat message
+/// from the server's own JID with a readable line and the same facts in a &lt;login/&gt; element. Every client
+/// is listed and revocable through XEP-0494 and through ad-hoc commands; a password change is announced
+/// and ends the other sessions.
+/// </summary>
+public sealed class ClientsModule : IModule
+{
+    public const string NoticeNamespace = "urn:xmpp:candor:login:0";
+    public const string CamNamespace = "urn:xmpp:cam:0";
+
+    public IReadOnlyList<Protocol> Protocols { get; } =
+    [
+        new("XEP-0494", "0.1.0", "list the clients that accessed the account; revoke ends their sessions"),
+        new("Candor login notices", "0", $"a chat message with <login xmlns='{NoticeNamespace}'/> for every new client"),
+    ];
+
+    private readonly ConcurrentDictionary<Session, string> _clientOf = new();
+
+    public void Register(XmppServer server)
+    {
+        var registry = new ClientRegistry(server.Storage);
+        server.Clients = registry;
+        var pending = server.Storage.OpenArchive("login-notices");
+        server.Hooks.SessionStarted.Add(session => OnLoginAsync(server, registry, pending, session));
+        server.Hooks.SessionAvailable.Add(session => DeliverPendingAsync(pending, session));
+        server.Hooks.SessionEnded.Add(session => OnLogoutAsync(registry, session));
+        server.Hooks.PasswordChanged.Add(change => OnPasswordChangedAsync(server, change));
+        server.Disco.AccountFeatures.Add(CamNamespace);
+        server.Iq.Register(IqScope.Account, "get", "list", CamNamespace, request => ListAsync(server, registry, request));
+        server.Iq.Register(IqScope.Account, "set", "revoke", CamNamespace, request => RevokeAsync(server, registry, request));
+        server.Disco.Commands["list-sessions"] = new("list-sessions", "List my sessions", request => ListCommandAsync(server, registry, request));
+        server.Disco.Commands["end-other-sessions"] = new("end-other-sessions", "End other sessions", request => EndOthersCommand(server, request));
+        server.Hooks.SessionAvailable.Add(session => LearnSoftwareAsync(registry, session));
+        // Login records hold IP addresses: drop those unused for longer than the published retention.
+        registry.PruneAsync(server.Accounts.ListAsync().GetAwaiter().GetResult(), DateTimeOffset.UtcNow.AddDays(-server.Options.LoginHistoryDays))
+            .GetAwaiter().GetResult();
+    }
+
+    private async ValueTask<bool> OnLoginAsync(XmppServer server, ClientRegistry registry, IArchiveStore pending, Session session)
+    {
+        var now = DateTimeOffset.UtcNow;
+        var address = session.Transport.RemoteAddress.ToString();
+        var id = ClientRegistry.IdentifyClient(session.Jid.Resource!, address);
+        _clientOf[session] = id;
+        var record = await registry.GetAsync(session.User, id);
+        var isNew = record is null;
+        record ??= new ClientRecord { Id = id, Resource = session.Jid.Resource!, FirstSeen = now, LastSeen = now, LastAddress = address, Mechanism = session.Mechanism };
+        record.LastSeen = now;
+        record.LastAddress = address;
+        record.Mechanism = session.Mechanism;
+        record.Tls = session.Transport.TlsProtocol;
+        record.Sessions++;
+        await registry.SaveAsync(session.User, record);
+        if (!isNew && server.Options.LoginNotices != "every-session") return false;
+
+        var notice = Notice(server, session, record, now, isNew);
+        var others = server.Sessions.Get(session.User).Where(s => s != session).ToList();
+        if (others.Count == 0)
+        {
+            // Kept for the next login; tagged with this client so that it is not shown to itself.
+            await pending.AppendAsync(session.User, now, id, ElementWriter.ToXmlString(notice));
+            return false;
+        }
+        foreach (var other in others)
+        {
+            var copy = notice.Clone();
+            copy.SetAttribute("to", other.Jid.ToString());
+            other.Send(copy);
+        }
+        return false;
+    }
+
+    private async ValueTask<bool> DeliverPendingAsync(IArchiveStore pending, Session session)
+    {
+        if (!_clientOf.TryGetValue(session, out var id)) return false;
+        var waiting = await pending.QueryAsync(session.User, ArchiveQuery.All);
+        var forMe = waiting.Where(n => n.With != id).ToList();
+        if (forMe.Count == 0) return false;
+        await pending.TakeAsync(session.User, new ArchiveQuery { AfterId = forMe[0].Id - 1, BeforeId = forMe[^1].Id + 1 });
+        foreach (var item in forMe)
+        {
+            var notice = StoredStanza.Parse(item.Value);
+            notice.SetAttribute("to", session.Jid.ToString());
+            session.Send(notice);
+        }
+        return false;
+    }
+
+    /// <summary>The caps node of the first presence names the client software (XEP-0115), for later notices and lists.</summary>
+    private async ValueTask<bool> LearnSoftwareAsync(ClientRegistry registry, Session session)
+    {
+        var node = session.Presence?.GetChild("c", Ns.Caps)?.GetAttribute("node");
+        if (node is null || !_clientOf.TryGetValue(session, out var id)) return false;
+        var record = await registry.GetAsync(session.User, id);
+        if (record is null || record.Software == node) return false;
+        record.Software = node;
+        await registry.SaveAsync(session.User, record);
+        return false;
+    }
+
+    private async ValueTask<bool> OnLogoutAsync(ClientRegistry registry, Session session)
+    {
+        if (!_clientOf.TryRemove(session, out var id)) return false;
+        var record = await registry.GetAsync(session.User, id);
+        if (record is null) return false;
+        record.Sessions = Math.Max(0, record.Sessions - 1);
+        record.LastSeen = DateTimeOffset.UtcNow;
+        await registry.SaveAsync(session.User, record);
+        return false;
+    }
+
+    private static Element Notice(XmppServer server, Session session, ClientRecord client, DateTimeOffset when, bool isNew)
+    {
+        var time = when.ToString("yyyy-MM-dd HH:mm:ss", CultureInfo.InvariantCulture) + " UTC";
+        var software = client.Software ?? "unknown client software";
+        var tls = session.Transport.TlsProtocol ?? "no TLS";
+        var line = $"{(isNew ? "New login" : "Login")} to your account: {software}, resource \"{session.Jid.Resource}\", " +
+                   $"from {session.Transport.RemoteAddress} at {time}, {tls}, {session.Mechanism}. " +
+                   "If this was not you, revoke it (\"End other sessions\") and change your password.";
+        var message = new Element("message", Ns.Client)
+            .SetAttribute("from", server.Domain.ToString())
+            .SetAttribute("type", "chat")
+            .SetAttribute("id", "login-" + Guid.NewGuid().ToString("N")[..12]);
+        message.AddChild("body").AddText(line);
+        message.Add(new Element("login", NoticeNamespace)
+            .SetAttribute("client-id", client.Id)
+            .SetAttribute("new", isNew ? "true" : "false")
+            .SetAttribute("jid", session.Jid.ToString())
+            .SetAttribute("resource", session.Jid.Resource)
+            .SetAttribute("address", session.Transport.RemoteAddress.ToString())
+            .SetAttribute("time", when.ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", CultureInfo.InvariantCulture))
+            .SetAttribute("tls", session.Transport.TlsProtocol)
+            .SetAttribute("mechanism", session.Mechanism)
+            .SetAttribute("software", client.Software));
+        return message;
+    }
+
+    private async ValueTask<Element?> ListAsync(XmppServer server, ClientRegistry registry, IqRequest request)
+    {
+        if (!request.IsSelf) return request.Error(StanzaError.Forbidden, "only the account itself");
+        var clients = new Element("clients", CamNamespace);
+        foreach (var record in await registry.ListAsync(request.From.Local!))
+        {
+            var connected = server.Sessions.Get(request.From.Local!).Any(s => _clientOf.TryGetValue(s, out var id) && id == record.Id);
+            var client = clients.AddChild("client")
+                .SetAttribute("id", record.Id)
+                .SetAttribute("type", "session")
+                .SetAttribute("connected", connected ? "true" : "false");
+            client.AddChild("first-seen").AddText(Stamp(record.FirstSeen));
+            client.AddChild("last-seen").AddText(Stamp(record.LastSeen));
+            client.AddChild("auth").AddChild("password");
+            client.AddChild("permission").SetAttribute("status", "unrestricted");
+            var agent = client.AddChild("user-agent");
+            if (record.Software is not null) agent.AddChild("software").AddText(record.Software);
+            agent.AddChild("device").AddText($"resource {record.Resource}, last from {record.LastAddress}, {record.Mechanism}");
+        }
+        return request.Result(clients);
+    }
+
+    private async ValueTask<Element?> RevokeAsync(XmppServer server, ClientRegistry registry, IqRequest request)
+    {
+        if (!request.IsSelf) return request.Error(StanzaError.Forbidden, "only the account itself");
+        var id = request.Payload.GetAttribute("id");
+        var user = request.From.Local!;
+        if (id is null || await registry.GetAsync(user, id) is null) return request.Error(StanzaError.ItemNotFound, "no such client");
+        await registry.RemoveAsync(user, id);
+        foreach (var session in server.Sessions.Get(user))
+            if (_clientOf.TryGetValue(session, out var sessionClient) && sessionClient == id)
+                session.Close(StreamErrors.NotAuthorized, "access revoked by the account owner");
+        return request.Result();
+    }
+
+    private async ValueTask<AdHocResult> ListCommandAsync(XmppServer server, ClientRegistry registry, IqRequest request)
+    {
+        var user = request.From.Local!;
+        var online = server.Sessions.Get(user);
+        var form = new Element("x", Ns.DataForms).SetAttribute("type", "result");
+        form.AddChild("title").AddText("Clients of " + request.From.Bare);
+        var reported = form.AddChild("reported");
+        foreach (var (var, label) in new[] { ("resource", "Resource"), ("address", "Last address"), ("last-seen", "Last seen"), ("online", "Online") })
+            reported.AddChild("field").SetAttribute("var", var).SetAttribute("label", label);
+        foreach (var record in await registry.ListAsync(user))
+        {
+            var item = form.AddChild("item");
+            var isOnline = online.Any(s => _clientOf.TryGetValue(s, out var id) && id == record.Id);
+            foreach (var (var, value) in new[] { ("resource", record.Resource), ("address", record.LastAddress), ("last-seen", Stamp(record.LastSeen)), ("online", isOnline ? "yes" : "no") })
+                item.AddChild("field").SetAttribute("var", var).AddChild("value").AddText(value);
+        }
+        return new AdHocResult($"{online.Count} session(s) online.", form);
+    }
+
+    private static ValueTask<AdHocResult> EndOthersCommand(XmppServer server, IqRequest request)
+    {
+        var ended = 0;
+        foreach (var session in server.Sessions.Get(request.From.Local!))
+        {
+            if (session.Jid == request.From) continue;
+            session.Close(StreamErrors.NotAuthorized, "ended by another session of this account");
+            ended++;
+        }
+        return ValueTask.FromResult(new AdHocResult($"Ended {ended} other session(s)."));
+    }
+
+    private static ValueTask<bool> OnPasswordChangedAsync(XmppServer server, PasswordChange change)
+    {
+        var time = DateTimeOffset.UtcNow.ToString("yyyy-MM-dd HH:mm:ss", CultureInfo.InvariantCulture) + " UTC";
+        var by = change.By is null ? "by the operator" : $"from resource \"{change.By.Jid.Resource}\" at {change.By.Transport.RemoteAddress}";
+        foreach (var session in server.Sessions.Get(change.User))
+        {
+            if (session == change.By) continue;
+            var notice = new Element("message", Ns.Client)
+                .SetAttribute("from", server.Domain.ToString()).SetAttribute("to", session.Jid.ToString()).SetAttribute("type", "chat");
+            notice.AddChild("body").AddText($"The password of your account was changed {by} at {time}.");
+            session.Send(notice);
+            if (server.Options.EndOtherSessionsOnPasswordChange)
+                session.Close(StreamErrors.NotAuthorized, "the account's password was changed");
+        }
+        return ValueTask.FromResult(false);
+    }
+
+    private static string Stamp(DateTimeOffset t) => t.ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", CultureInfo.InvariantCulture);
+}
