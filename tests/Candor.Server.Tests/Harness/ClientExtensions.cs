@@ -1,0 +1,38 @@
+using Candor.Xml;
+using Candor.Xmpp;
+
+namespace Candor.Server.Tests.Harness;
+
+public static class ClientExtensions
+{
+    /// <summary>Sends available presence and waits until the server has processed it (its reflection to us).</summary>
+    public static async Task SendPresenceAsync(this XmppTestClient client, int? priority = null)
+    {
+        var inner = priority is null ? "" : $"<priority>{priority}</priority>";
+        await client.SendAsync($"<presence>{inner}</presence>");
+        await client.SyncAsync();
+    }
+
+    /// <summary>A ping round trip to the server: everything sent before it has been processed.</summary>
+    public static async Task SyncAsync(this XmppTestClient client)
+    {
+        var result = await client.RequestAsync("<iq type='get' id='{id}' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>");
+        Assert.Equal("result", result.Type());
+    }
+
+    public static Task SendMessageAsync(this XmppTestClient client, string to, string body, string type = "chat") =>
+        client.SendAsync($"<message to='{to}' type='{type}' id='m{Guid.NewGuid():N}'><body>{body}</body></message>");
+
+    /// <summary>The defined condition of a stanza error, e.g. "service-unavailable".</summary>
+    public static string? ErrorCondition(this Element stanza) =>
+        stanza.GetChild("error", Ns.Client)?.Elements.FirstOrDefault(e => e.Namespace == Ns.Stanzas && e.Name != "text")?.Name;
+
+    public static void AssertError(this Element stanza, string condition, string? type = null)
+    {
+        Assert.Equal("error", stanza.Type());
+        Assert.True(stanza.ErrorCondition() == condition, $"expected <{condition}/>, got {stanza}");
+        if (type is not null) Assert.Equal(type, stanza.GetChild("error", Ns.Client)!.GetAttribute("type"));
+    }
+
+    public static Element? Query(this Element iq, string ns) => iq.GetChild(ns);
+}
