@@ -29,7 +29,7 @@ internal sealed partial class C2sConnection : ISessionTransport
     private readonly XmppStreamParser _parser;
     private readonly Channel<Node> _outbound;
     private readonly CancellationTokenSource _lifetime = new();
-    private readonly string _streamId = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(8));
+    private string _streamId = NewStreamId();
 
     private PipeReader _input;
     private PipeWriter _output;
@@ -179,6 +179,9 @@ internal sealed partial class C2sConnection : ISessionTransport
     private void SendHeader(string? clientFrom)
     {
         if (_headerSent) return;
+        // Each restart (after STARTTLS and SASL) is a new stream with a new id, as Prosody and ejabberd do:
+        // nothing learnt before the restart carries over (RFC 6120 §4.3.3, §5.4.3.3).
+        _streamId = NewStreamId();
         Enqueue(new StreamHeaderMarker(ResponseHeader(clientFrom)));
         _headerSent = true;
     }
@@ -310,6 +313,8 @@ internal sealed partial class C2sConnection : ISessionTransport
         await _server.Hooks.SessionStarted.FireAsync(session);
     }
 
+    private static string NewStreamId() => Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(8));
+
     private static string NewResource() => "candor-" + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(6));
 
     private async Task StartTlsAsync()
@@ -390,6 +395,9 @@ internal sealed partial class C2sConnection : ISessionTransport
                 closing.WriteAscii("</stream:stream>");
             }
             await closing.FlushAsync();
+            // The read loop may be waiting for the peer: wake it so that the handler returns and Kestrel closes
+            // the connection gracefully, after sending what is written. Aborting instead would discard it.
+            _input.CancelPendingRead();
         }
         catch (Exception e) when (e is IOException or ObjectDisposedException or InvalidOperationException or OperationCanceledException or ConnectionResetException)
         {
@@ -431,7 +439,6 @@ internal sealed partial class C2sConnection : ISessionTransport
         _session?.MarkClosed();
         _outbound.Writer.TryComplete();
         _lifetime.CancelAfter(TimeSpan.FromSeconds(5));
-        _ = _writer.ContinueWith(_ => _context.Abort(), TaskScheduler.Default);
     }
 
     private void Abort()
