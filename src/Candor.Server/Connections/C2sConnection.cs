@@ -203,8 +203,13 @@ internal sealed partial class C2sConnection : ISessionTransport
         if (!IsSecure && _tls.Certificate is not null)
         {
             var starttls = features.AddChild("starttls", Ns.Tls);
-            if (!_server.Options.AllowPlaintext) starttls.AddChild("required");
-            return features;
+            if (!_server.Options.AllowPlaintext)
+            {
+                starttls.AddChild("required");
+                return features;
+            }
+            // TLS is voluntary-to-negotiate (RFC 6120 §5.3.1): offer what may be negotiated without it too,
+            // or a client has no way to know it may authenticate in plain text.
         }
         if (!Authenticated)
         {
