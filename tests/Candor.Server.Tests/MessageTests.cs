@@ -135,6 +135,34 @@ public sealed class MessageTests(ServerFixture server) : IClassFixture<ServerFix
     }
 
     [Fact]
+    public async Task Offline_messages_go_to_one_of_two_resources_coming_online_at_once_never_both()
+    {
+        var bob = await server.CreateUserAsync("bob");
+        await using var alice = await server.OnlineUserAsync("alice");
+        for (var i = 0; i < 10; i++) await alice.SendMessageAsync($"{bob}@localhost", "queued " + i);
+        await alice.SyncAsync();
+        await using var one = await server.LoginAsync(bob, "one");
+        await using var two = await server.LoginAsync(bob, "two");
+
+        await Task.WhenAll(one.SendAsync("<presence/>"), two.SendAsync("<presence/>"));
+        await Task.WhenAll(one.SyncAsync(), two.SyncAsync());
+        await Task.Delay(200);
+
+        var received = new List<string>();
+        foreach (var client in new[] { one, two })
+        {
+            try
+            {
+                while (true) received.Add((await client.ExpectStanzaAsync("message", timeout: TimeSpan.FromMilliseconds(100))).GetChildText("body", Ns.Client)!);
+            }
+            catch (Xunit.Sdk.FailException)
+            {
+            }
+        }
+        Assert.Equal(Enumerable.Range(0, 10).Select(i => "queued " + i).Order(), received.Order());
+    }
+
+    [Fact]
     public async Task Offline_limit_is_resource_constraint_to_the_sender()
     {
         var own = await ServerFixture.StartAsync(o => o.MaxOfflineMessages = 2);
