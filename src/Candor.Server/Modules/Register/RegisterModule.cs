@@ -55,6 +55,9 @@ public sealed class RegisterModule : IModule
             return Stanza.ErrorFor(iq, StanzaError.NotAcceptable, "username and password are required");
         if (!Jid.TryParse(username + "@" + server.Domain.Domain, out var jid) || jid.Local is null || !jid.IsBare)
             return Stanza.ErrorFor(iq, StanzaError.JidMalformed, "that user name is not allowed");
+        // Only accounts created count against the allowance (as in ejabberd and Prosody): a taken name costs nothing.
+        if (await server.Accounts.ExistsAsync(jid.Local))
+            return Stanza.ErrorFor(iq, StanzaError.Conflict, "that account exists already");
         if (!TakeAllowance(server, address))
             return Stanza.ErrorFor(iq, StanzaError.PolicyViolation, "too many accounts created from your address; try again later");
         if (!await server.Accounts.CreateAsync(jid.Local, password))

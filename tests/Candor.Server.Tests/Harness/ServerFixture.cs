@@ -1,0 +1,91 @@
+using Candor.Server.Hosting;
+
+namespace Candor.Server.Tests.Harness;
+
+/// <summary>
+/// A Candor server started in-process on free loopback ports with its own temporary data directory.
+/// Used as a class fixture (one server per test class; tests create their own users) or directly with
+/// <see cref="StartAsync"/> for a test that needs its own server or options.
+/// </summary>
+public class ServerFixture : IAsyncLifetime
+{
+    private static int _users;
+    private CandorHost? _host;
+
+    public string DataDirectory { get; } = Directory.CreateTempSubdirectory("candor-srvtests-").FullName;
+    public CandorHost Host => _host ?? throw new InvalidOperationException("not started");
+    public int C2sPort => Host.C2sPort;
+    public int TlsPort => Host.TlsPort;
+    public string DatabasePath => Path.Combine(DataDirectory, "candor.db");
+
+    /// <summary>Options for this server; override to change them.</summary>
+    protected virtual void Configure(ServerOptions options)
+    {
+    }
+
+    public static async Task<ServerFixture> StartAsync(Action<ServerOptions>? configure = null)
+    {
+        var fixture = new ConfiguredFixture(configure);
+        await fixture.InitializeAsync();
+        return fixture;
+    }
+
+    public async Task InitializeAsync()
+    {
+        var options = new ServerOptions
+        {
+            Domain = "localhost",
+            DataDirectory = DataDirectory,
+            Bind = "127.0.0.1",
+            C2sPort = 0,
+            TlsPort = 0,
+            HttpPort = -1,
+        };
+        Configure(options);
+        _host = await CandorHost.StartAsync(options, announce: _ => { });
+    }
+
+    /// <summary>Creates an account with a unique name; its password is "pw-" + name.</summary>
+    public async Task<string> CreateUserAsync(string prefix = "user")
+    {
+        var name = $"{prefix}{Interlocked.Increment(ref _users)}";
+        Assert.True(await Host.Server.Accounts.CreateAsync(name, Password(name)));
+        return name;
+    }
+
+    public static string Password(string user) => "pw-" + user;
+
+    /// <summary>A bound session of <paramref name="user"/>.</summary>
+    public Task<XmppTestClient> LoginAsync(string user, string? resource = null) =>
+        XmppTestClient.LoginAsync(C2sPort, user, Password(user), resource);
+
+    /// <summary>A new user, logged in and available (initial presence sent).</summary>
+    public async Task<XmppTestClient> OnlineUserAsync(string prefix = "user", string? resource = null, int? priority = null)
+    {
+        var client = await LoginAsync(await CreateUserAsync(prefix), resource);
+        await client.SendPresenceAsync(priority);
+        return client;
+    }
+
+    public async Task StopAsync()
+    {
+        if (_host is not null) await _host.StopAsync();
+    }
+
+    public async Task DisposeAsync()
+    {
+        await StopAsync();
+        try
+        {
+            Directory.Delete(DataDirectory, recursive: true);
+        }
+        catch (IOException)
+        {
+        }
+    }
+
+    private sealed class ConfiguredFixture(Action<ServerOptions>? configure) : ServerFixture
+    {
+        protected override void Configure(ServerOptions options) => configure?.Invoke(options);
+    }
+}

@@ -1,0 +1,181 @@
+using System.Diagnostics;
+using System.Text;
+using Candor.Server.Tests.Harness;
+using Candor.Xmpp;
+
+namespace Candor.Server.Tests;
+
+/// <summary>RFC 6120 §6 with SCRAM (RFC 5802, RFC 7677), channel binding (RFC 5929) and PLAIN (RFC 4616).</summary>
+public sealed class SaslTests(ServerFixture server) : IClassFixture<ServerFixture>
+{
+    private async Task<XmppTestClient> SecureAsync(int? port = null)
+    {
+        var client = await XmppTestClient.ConnectAsync(port ?? server.C2sPort);
+        await client.StartTlsAsync();
+        return client;
+    }
+
+    [Theory]
+    [InlineData("SCRAM-SHA-256")]
+    [InlineData("SCRAM-SHA-1")]
+    [InlineData("SCRAM-SHA-256-PLUS")]
+    [InlineData("SCRAM-SHA-1-PLUS")]
+    [InlineData("PLAIN")]
+    public async Task Each_mechanism_authenticates_over_tls(string mechanism)
+    {
+        var user = await server.CreateUserAsync();
+        await using var client = await SecureAsync();
+
+        await client.AuthenticateAsync(user, ServerFixture.Password(user), mechanism);
+        var jid = await client.BindAsync("sasl");
+
+        Assert.Equal($"{user}@localhost/sasl", jid.ToString());
+    }
+
+    [Theory]
+    [InlineData("SCRAM-SHA-256")]
+    [InlineData("SCRAM-SHA-1-PLUS")]
+    [InlineData("PLAIN")]
+    public async Task Wrong_password_is_not_authorized_and_unknown_user_looks_the_same(string mechanism)
+    {
+        var user = await server.CreateUserAsync();
+        await using var client = await SecureAsync();
+
+        var wrong = await client.TryAuthenticateAsync(user, "not-the-password", mechanism);
+        var unknown = await client.TryAuthenticateAsync("nobody-" + user, "not-the-password", mechanism);
+
+        Assert.True(wrong.Is("failure", Ns.Sasl));
+        Assert.NotNull(wrong.GetChild("not-authorized", Ns.Sasl));
+        Assert.Equal(wrong.ToString(), unknown.ToString());
+        // A correct attempt after failures still works (clears the address's record for later tests).
+        await client.AuthenticateAsync(user, ServerFixture.Password(user), mechanism);
+    }
+
+    [Fact]
+    public async Task Unknown_mechanism_is_invalid_mechanism()
+    {
+        await using var client = await SecureAsync();
+        await client.SendAsync("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='X-NOPE'>=</auth>");
+        var failure = await client.ExpectAsync(e => e.Is("failure", Ns.Sasl));
+        Assert.NotNull(failure.GetChild("invalid-mechanism", Ns.Sasl));
+    }
+
+    [Fact]
+    public async Task Abort_is_answered_with_aborted()
+    {
+        await using var client = await SecureAsync();
+        await client.SendAsync("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='SCRAM-SHA-256'/>");
+        await client.ExpectAsync(e => e.Is("challenge", Ns.Sasl));
+        await client.SendAsync("<abort xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>");
+        var failure = await client.ExpectAsync(e => e.Is("failure", Ns.Sasl));
+        Assert.NotNull(failure.GetChild("aborted", Ns.Sasl));
+    }
+
+    [Fact]
+    public async Task Sasl_before_tls_is_refused_when_plaintext_is_not_allowed()
+    {
+        var user = await server.CreateUserAsync();
+        await using var client = await XmppTestClient.ConnectAsync(server.C2sPort);
+        Assert.Empty(client.Mechanisms);
+        var plain = Convert.ToBase64String(Candor.Xmpp.Sasl.SaslPlain.Create(null, user, ServerFixture.Password(user)));
+        await client.SendAsync($"<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>{plain}</auth>");
+        await client.ExpectStreamErrorAsync("policy-violation");
+    }
+
+    [Fact]
+    public async Task With_plaintext_allowed_starttls_is_optional_and_plain_works_without_tls()
+    {
+        var own = await ServerFixture.StartAsync(o => o.AllowPlaintext = true);
+        try
+        {
+            var user = await own.CreateUserAsync();
+            await using var client = await XmppTestClient.ConnectAsync(own.C2sPort);
+            var starttls = client.Features!.GetChild("starttls", Ns.Tls);
+            Assert.NotNull(starttls);
+            Assert.Null(starttls.GetChild("required", Ns.Tls));
+            Assert.Contains("PLAIN", client.Mechanisms);
+            Assert.DoesNotContain("SCRAM-SHA-256-PLUS", client.Mechanisms);
+
+            await client.AuthenticateAsync(user, ServerFixture.Password(user), "PLAIN");
+            await client.BindAsync();
+            await client.SyncAsync();
+        }
+        finally
+        {
+            await own.DisposeAsync();
+        }
+    }
+
+    [Fact]
+    public async Task Five_failures_end_the_stream_with_policy_violation()
+    {
+        var own = await ServerFixture.StartAsync();
+        try
+        {
+            var user = await own.CreateUserAsync();
+            await using var client = await SecureAsync(own.C2sPort);
+            for (var i = 0; i < 5; i++)
+            {
+                var failure = await client.TryAuthenticateAsync(user, "wrong" + i, "SCRAM-SHA-256", TimeSpan.FromSeconds(15));
+                Assert.NotNull(failure.GetChild("not-authorized", Ns.Sasl));
+            }
+            await client.ExpectStreamErrorAsync("policy-violation");
+        }
+        finally
+        {
+            await own.DisposeAsync();
+        }
+    }
+
+    [Fact]
+    public async Task Repeated_failures_slow_the_next_attempt_but_the_right_password_still_works()
+    {
+        var own = await ServerFixture.StartAsync();
+        try
+        {
+            var user = await own.CreateUserAsync();
+            await using var client = await SecureAsync(own.C2sPort);
+            for (var i = 0; i < 4; i++)
+                await client.TryAuthenticateAsync(user, "wrong" + i, "PLAIN", TimeSpan.FromSeconds(15));
+
+            var watch = Stopwatch.StartNew();
+            var outcome = await client.TryAuthenticateAsync(user, ServerFixture.Password(user), "PLAIN", TimeSpan.FromSeconds(15));
+            watch.Stop();
+
+            Assert.True(outcome.Is("success", Ns.Sasl), "no lockout: the owner gets in, got " + outcome);
+            Assert.True(watch.Elapsed >= TimeSpan.FromMilliseconds(400), $"expected a delay, took {watch.Elapsed}");
+            Assert.True(watch.Elapsed < TimeSpan.FromSeconds(10), $"delay too long: {watch.Elapsed}");
+        }
+        finally
+        {
+            await own.DisposeAsync();
+        }
+    }
+
+    [Fact]
+    public async Task Passwords_are_stored_only_as_scram_credentials()
+    {
+        var own = await ServerFixture.StartAsync();
+        const string password = "Correct-Horse-Battery-Staple-4711";
+        try
+        {
+            Assert.True(await own.Host.Server.Accounts.CreateAsync("secretive", password));
+            await using (var client = await XmppTestClient.LoginAsync(own.C2sPort, "secretive", password, mechanism: "PLAIN"))
+            {
+                await client.SendAsync("<iq type='set' id='pw'><query xmlns='jabber:iq:register'><username>secretive</username><password>"
+                    + password + "-2</password></query></iq>");
+                await client.ExpectAsync(e => e.Id() == "pw");
+            }
+        }
+        finally
+        {
+            await own.StopAsync();
+        }
+        var bytes = Directory.GetFiles(own.DataDirectory, "candor.db*").SelectMany(File.ReadAllBytes).ToArray();
+        Assert.NotEmpty(bytes);
+        foreach (var needle in new[] { password, password + "-2", Convert.ToBase64String(Encoding.UTF8.GetBytes(password)) })
+            Assert.True(bytes.AsSpan().IndexOf(Encoding.UTF8.GetBytes(needle)) < 0, "the database holds a password: " + needle);
+        Assert.True(bytes.AsSpan().IndexOf("storedKey"u8) >= 0, "expected SCRAM credentials in the database");
+        await own.DisposeAsync();
+    }
+}

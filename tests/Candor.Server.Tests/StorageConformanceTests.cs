@@ -1,0 +1,180 @@
+using Candor.Server.Storage;
+
+namespace Candor.Server.Tests;
+
+/// <summary>
+/// The semantics every storage backend must have (Prosody's keyval, map and archive shapes). Run against
+/// SQLite; a new backend derives from this class with its own <see cref="CreateStorage"/>.
+/// </summary>
+public abstract class StorageConformanceTests : IAsyncLifetime
+{
+    protected IStorage Storage { get; private set; } = null!;
+
+    protected abstract IStorage CreateStorage();
+
+    public Task InitializeAsync()
+    {
+        Storage = CreateStorage();
+        return Task.CompletedTask;
+    }
+
+    public virtual async Task DisposeAsync() => await Storage.DisposeAsync();
+
+    [Fact]
+    public async Task Key_value_set_get_replace_remove_and_list()
+    {
+        var store = Storage.OpenKeyValue("kv");
+        Assert.Null(await store.GetAsync("alice"));
+        await store.SetAsync("alice", "one");
+        await store.SetAsync("bob", "b");
+        await store.SetAsync("alice", "two");
+        Assert.Equal("two", await store.GetAsync("alice"));
+        Assert.Equal(["alice", "bob"], await store.ListUsersAsync());
+        await store.SetAsync("alice", null);
+        Assert.Null(await store.GetAsync("alice"));
+        Assert.Equal(["bob"], await store.ListUsersAsync());
+        await store.SetAsync("nobody", null);
+    }
+
+    [Fact]
+    public async Task Stores_of_different_names_and_kinds_are_separate()
+    {
+        var a = Storage.OpenKeyValue("a");
+        var b = Storage.OpenKeyValue("b");
+        await a.SetAsync("alice", "in a");
+        Assert.Null(await b.GetAsync("alice"));
+        Assert.Empty(await b.ListUsersAsync());
+        var map = Storage.OpenMap("a");
+        Assert.Null(await map.GetAsync("alice", "alice"));
+        Assert.Equal(0, await Storage.OpenArchive("a").CountAsync("alice"));
+    }
+
+    [Fact]
+    public async Task Map_set_get_all_replace_and_remove_per_user()
+    {
+        var map = Storage.OpenMap("roster");
+        await map.SetAsync("alice", "bob@x", "1");
+        await map.SetAsync("alice", "carol@x", "2");
+        await map.SetAsync("dave", "bob@x", "other user");
+        await map.SetAsync("alice", "bob@x", "1b");
+        Assert.Equal("1b", await map.GetAsync("alice", "bob@x"));
+        var all = await map.GetAllAsync("alice");
+        Assert.Equal(2, all.Count);
+        Assert.Equal("2", all["carol@x"]);
+        await map.SetAsync("alice", "carol@x", null);
+        Assert.Null(await map.GetAsync("alice", "carol@x"));
+        Assert.Single(await map.GetAllAsync("alice"));
+        Assert.Empty(await map.GetAllAsync("nobody"));
+        Assert.Equal("other user", await map.GetAsync("dave", "bob@x"));
+    }
+
+    [Fact]
+    public async Task Values_keep_any_text_exactly()
+    {
+        var store = Storage.OpenKeyValue("text");
+        const string value = "<x xmlns='a'>' \" ; -- DROP TABLE keyval; \u00e9\U0001F600\n\t</x>";
+        await store.SetAsync("o'brien", value);
+        Assert.Equal(value, await store.GetAsync("o'brien"));
+    }
+
+    [Fact]
+    public async Task Archive_appends_in_order_and_queries_by_time_with_id_and_limit()
+    {
+        var archive = Storage.OpenArchive("mam");
+        var t0 = DateTimeOffset.FromUnixTimeMilliseconds(1_700_000_000_000);
+        var ids = new List<long>();
+        for (var i = 0; i < 5; i++)
+            ids.Add(await archive.AppendAsync("alice", t0.AddMinutes(i), i % 2 == 0 ? "bob@x" : "carol@x", "m" + i));
+        await archive.AppendAsync("dave", t0, "bob@x", "not alice's");
+        Assert.Equal(ids.Order(), ids);
+        Assert.Equal(5, await archive.CountAsync("alice"));
+
+        var all = await archive.QueryAsync("alice", ArchiveQuery.All);
+        Assert.Equal(["m0", "m1", "m2", "m3", "m4"], all.Select(i => i.Value));
+        Assert.Equal(t0.AddMinutes(3), all[3].When);
+        Assert.Equal("carol@x", all[3].With);
+
+        Assert.Equal(["m0", "m2", "m4"], (await archive.QueryAsync("alice", new ArchiveQuery { With = "bob@x" })).Select(i => i.Value));
+        Assert.Equal(["m1", "m2", "m3"], (await archive.QueryAsync("alice", new ArchiveQuery { Start = t0.AddMinutes(1), End = t0.AddMinutes(3) })).Select(i => i.Value));
+        Assert.Equal(["m2", "m3"], (await archive.QueryAsync("alice", new ArchiveQuery { AfterId = ids[1], BeforeId = ids[4] })).Select(i => i.Value));
+        Assert.Equal(["m0", "m1"], (await archive.QueryAsync("alice", new ArchiveQuery { Limit = 2 })).Select(i => i.Value));
+        Assert.Equal(5, await archive.CountAsync("alice"));
+    }
+
+    [Fact]
+    public async Task Take_removes_what_it_returns_and_leaves_the_rest()
+    {
+        var archive = Storage.OpenArchive("offline");
+        for (var i = 0; i < 5; i++) await archive.AppendAsync("alice", DateTimeOffset.UtcNow, "bob@x", "m" + i);
+        var first = await archive.TakeAsync("alice", new ArchiveQuery { Limit = 2 });
+        Assert.Equal(["m0", "m1"], first.Select(i => i.Value));
+        Assert.Equal(3, await archive.CountAsync("alice"));
+        var rest = await archive.TakeAsync("alice", ArchiveQuery.All);
+        Assert.Equal(["m2", "m3", "m4"], rest.Select(i => i.Value));
+        Assert.Empty(await archive.TakeAsync("alice", ArchiveQuery.All));
+        Assert.Equal(0, await archive.CountAsync("alice"));
+    }
+
+    [Fact]
+    public async Task Concurrent_takes_never_hand_out_an_item_twice_or_lose_one()
+    {
+        var archive = Storage.OpenArchive("offline");
+        const int count = 200;
+        var appending = Task.Run(async () =>
+        {
+            for (var i = 0; i < count; i++) await archive.AppendAsync("alice", DateTimeOffset.UtcNow, "bob@x", "m" + i);
+        });
+        var taken = new System.Collections.Concurrent.ConcurrentBag<string>();
+        var takers = Enumerable.Range(0, 4).Select(_ => Task.Run(async () =>
+        {
+            while (!appending.IsCompleted || await archive.CountAsync("alice") > 0)
+                foreach (var item in await archive.TakeAsync("alice", new ArchiveQuery { Limit = 7 }))
+                    taken.Add(item.Value);
+        })).ToArray();
+        await appending;
+        await Task.WhenAll(takers).WaitAsync(TimeSpan.FromSeconds(60));
+
+        Assert.Equal(count, taken.Count);
+        Assert.Equal(count, taken.Distinct().Count());
+    }
+
+    [Fact]
+    public async Task Deleting_a_user_removes_their_data_from_every_store_only()
+    {
+        await Storage.OpenKeyValue("kv").SetAsync("alice", "v");
+        await Storage.OpenKeyValue("kv").SetAsync("bob", "v");
+        await Storage.OpenMap("map").SetAsync("alice", "k", "v");
+        await Storage.OpenArchive("arc").AppendAsync("alice", DateTimeOffset.UtcNow, "x", "v");
+        await Storage.OpenArchive("arc").AppendAsync("bob", DateTimeOffset.UtcNow, "x", "v");
+
+        await Storage.DeleteUserAsync("alice");
+
+        Assert.Null(await Storage.OpenKeyValue("kv").GetAsync("alice"));
+        Assert.Empty(await Storage.OpenMap("map").GetAllAsync("alice"));
+        Assert.Equal(0, await Storage.OpenArchive("arc").CountAsync("alice"));
+        Assert.Equal("v", await Storage.OpenKeyValue("kv").GetAsync("bob"));
+        Assert.Equal(1, await Storage.OpenArchive("arc").CountAsync("bob"));
+    }
+}
+
+public sealed class SqliteStorageConformanceTests : StorageConformanceTests
+{
+    private readonly string _directory = Directory.CreateTempSubdirectory("candor-storage-").FullName;
+
+    protected override IStorage CreateStorage() => new SqliteStorage(Path.Combine(_directory, "candor.db"));
+
+    public override async Task DisposeAsync()
+    {
+        await base.DisposeAsync();
+        Directory.Delete(_directory, recursive: true);
+    }
+
+    [Fact]
+    public async Task Data_survives_reopening_the_file()
+    {
+        await Storage.OpenKeyValue("kv").SetAsync("alice", "kept");
+        await Storage.DisposeAsync();
+        await using var reopened = new SqliteStorage(Path.Combine(_directory, "candor.db"));
+        Assert.Equal("kept", await reopened.OpenKeyValue("kv").GetAsync("alice"));
+    }
+}
