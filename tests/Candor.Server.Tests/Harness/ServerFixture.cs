@@ -39,7 +39,7 @@ public class ServerFixture : IAsyncLifetime
             Bind = "127.0.0.1",
             C2sPort = 0,
             TlsPort = 0,
-            HttpPort = -1,
+            HttpPort = -1, HttpsPort = -1,
         };
         Configure(options);
         _host = await CandorHost.StartAsync(options, announce: _ => { });
