@@ -8,8 +8,6 @@ namespace Candor.Interop.Tests;
 [Trait("Category", "Interop")]
 public sealed class ProfanityTests(ITestOutputHelper output)
 {
-    private static readonly TimeSpan StepTimeout = TimeSpan.FromSeconds(30);
-
     /// <summary>
     /// profanity logs in over STARTTLS (accepting the self-signed certificate at its prompt) and
     /// sends a chat message; a slixmpp receiver (scripts/receive_one.py) must get the exact text.
@@ -17,10 +15,7 @@ public sealed class ProfanityTests(ITestOutputHelper output)
     [Fact]
     public async Task Profanity_sends_a_message_that_slixmpp_receives()
     {
-        var profanity = Tools.RequireCommand("profanity", "profanity");
-        Tools.RequireCommand("tmux", "tmux");
         await Tools.RequireSlixmppAsync();
-
         await using var server = await CandorServer.StartAsync(output);
         await server.AddUserAsync("alice@localhost", "alice-secret");
         await server.AddUserAsync("bob@localhost", "bob-secret");
@@ -31,78 +26,49 @@ public sealed class ProfanityTests(ITestOutputHelper output)
             [Tools.Script("receive_one.py"), CandorServer.Host, server.C2sPort.ToString(),
              "bob@localhost", "bob-secret", "--from", "alice@localhost", "--expect", text,
              "--mechanism", "SCRAM-SHA-256", "--timeout", "90"]);
-        Assert.True(await receiver.WaitForOutputAsync("READY", StepTimeout),
+        Assert.True(await receiver.WaitForOutputAsync("READY", ProfanitySession.StepTimeout),
             $"receiver did not log in\n{receiver.Output}\n{server.Transcript}");
 
-        // A fresh HOME: no profanity configuration, accounts, trusted certificates or logs from before.
-        var home = Directory.CreateTempSubdirectory("candor-profanity-").FullName;
-        try
-        {
-            var environment = new Dictionary<string, string?>
-            {
-                ["HOME"] = home,
-                ["XDG_CONFIG_HOME"] = Path.Combine(home, ".config"),
-                ["XDG_DATA_HOME"] = Path.Combine(home, ".local", "share"),
-                ["XDG_RUNTIME_DIR"] = null,
-            };
-            await using var tmux = await Tmux.StartAsync(profanity, environment, home);
+        await using var profanity = await ProfanitySession.LoginAsync(server, "alice@localhost", "alice-secret");
+        await profanity.Tmux.SendLineAsync($"/msg bob@localhost {text}");
 
-            async Task<string> Context(string what) =>
-                $"{what}\n--- profanity screen ---\n{await tmux.CaptureAsync()}\n--- profanity log ---\n{ProfanityLog(home)}" +
-                $"\n--- receiver ---\n{receiver.Output}\n{server.Transcript}";
-
-            Assert.True(await tmux.WaitForAnyAsync(StepTimeout, "Type '/help'", "/help for help") is not null,
-                await Context("profanity did not start"));
-
-            await tmux.SendLineAsync($"/connect alice@localhost server {CandorServer.Host} port {server.C2sPort}");
-            Assert.True(await tmux.WaitForAnyAsync(StepTimeout, "Enter password:") is not null,
-                await Context("profanity did not ask for the password"));
-            await tmux.SendLineAsync("alice-secret");
-
-            // Default 'tls force': STARTTLS is required; the self-signed certificate is accepted
-            // at profanity's prompt with /tls allow (once, not stored).
-            const string LoggedIn = "logged in successfully";
-            const string CertificatePrompt = "Use '/tls allow' to accept this certificate";
-            string[] failures = ["Login failed", "Connection failed", "Disconnected", "lost connection", "[program exited"];
-            var seen = await tmux.WaitForAnyAsync(StepTimeout, [LoggedIn, CertificatePrompt, .. failures]);
-            if (seen == CertificatePrompt)
-            {
-                await tmux.SendLineAsync("/tls allow");
-                seen = await tmux.WaitForAnyAsync(StepTimeout, [LoggedIn, .. failures]);
-            }
-            Assert.True(seen == LoggedIn, await Context($"profanity did not log in (saw: {seen ?? "nothing"})"));
-            var screen = await tmux.CaptureAsync();
-            Assert.True(screen.Contains("[TLS]", StringComparison.Ordinal), await Context("profanity's status bar does not show [TLS]"));
-
-            await tmux.SendLineAsync($"/msg bob@localhost {text}");
-
-            Assert.True(await receiver.WaitForExitAsync(TimeSpan.FromSeconds(60)),
-                await Context("receiver did not finish"));
-            Assert.True(receiver.ExitCode == 0, await Context($"receiver exited with {receiver.ExitCode}"));
-            var received = receiver.Output.Split('\n').FirstOrDefault(l => l.StartsWith("RECEIVED ", StringComparison.Ordinal));
-            Assert.True(received is not null, await Context("receiver printed no RECEIVED line"));
-            using var json = JsonDocument.Parse(received!["RECEIVED ".Length..]);
-            Assert.Equal(text, json.RootElement.GetProperty("body").GetString());
-            Assert.StartsWith("alice@localhost/", json.RootElement.GetProperty("from").GetString());
-
-            await tmux.SendLineAsync("/quit");
-            output.WriteLine(await tmux.CaptureAsync());
-        }
-        finally
-        {
-            try
-            {
-                Directory.Delete(home, recursive: true);
-            }
-            catch (IOException)
-            {
-            }
-        }
+        Assert.True(await receiver.WaitForExitAsync(TimeSpan.FromSeconds(60)),
+            await profanity.ContextAsync("receiver did not finish", receiver.Output));
+        Assert.True(receiver.ExitCode == 0, await profanity.ContextAsync($"receiver exited with {receiver.ExitCode}", receiver.Output));
+        var received = receiver.Output.Split('\n').FirstOrDefault(l => l.StartsWith("RECEIVED ", StringComparison.Ordinal));
+        Assert.True(received is not null, await profanity.ContextAsync("receiver printed no RECEIVED line", receiver.Output));
+        using var json = JsonDocument.Parse(received!["RECEIVED ".Length..]);
+        Assert.Equal(text, json.RootElement.GetProperty("body").GetString());
+        Assert.StartsWith("alice@localhost/", json.RootElement.GetProperty("from").GetString());
+        output.WriteLine(await profanity.Tmux.CaptureAsync());
     }
 
-    private static string ProfanityLog(string home)
+    /// <summary>
+    /// Promise 3 seen by an ordinary client: while profanity is logged in, a second client logs in to the same
+    /// account (slixmpp, another resource); profanity shows the server's notice as an incoming chat message.
+    /// </summary>
+    [Fact]
+    public async Task Profanity_shows_the_notice_of_a_new_login()
     {
-        var path = Path.Combine(home, ".local", "share", "profanity", "logs", "profanity.log");
-        return File.Exists(path) ? File.ReadAllText(path) : $"(no {path})";
+        await Tools.RequireSlixmppAsync();
+        await using var server = await CandorServer.StartAsync(output);
+        await server.AddUserAsync("erin@localhost", "erin-secret");
+        await using var profanity = await ProfanitySession.LoginAsync(server, "erin@localhost", "erin-secret");
+
+        var second = await ChildProcess.RunAsync(Tools.Python,
+            [Tools.Script("login_once.py"), CandorServer.Host, server.C2sPort.ToString(), "erin@localhost/intruder", "erin-secret"],
+            TimeSpan.FromMinutes(1));
+        Assert.True(second.Succeeded, await profanity.ContextAsync("the second login failed", second.Describe()));
+
+        // profanity opens a chat window for the server's message; show it and read the notice there.
+        Assert.True(await profanity.Tmux.WaitForAnyAsync(ProfanitySession.StepTimeout, "localhost (win 2)", "localhost") is not null,
+            await profanity.ContextAsync("profanity showed no message from the server"));
+        await profanity.Tmux.SendLineAsync("/win 2");
+        Assert.True(await profanity.Tmux.WaitForAnyAsync(ProfanitySession.StepTimeout, "New login to your account") is not null,
+            await profanity.ContextAsync("profanity did not show the login notice"));
+        var screen = await profanity.Tmux.CaptureAsync();
+        Assert.Contains("intruder", screen);
+        Assert.Contains("127.0.0.1", screen);
+        output.WriteLine(screen);
     }
 }
