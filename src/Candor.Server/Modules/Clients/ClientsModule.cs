@@ -139,7 +139,7 @@ public sealed class ClientsModule : IModule
             .SetAttribute("jid", session.Jid.ToString())
             .SetAttribute("resource", session.Jid.Resource)
             .SetAttribute("address", session.Transport.RemoteAddress.ToString())
-            .SetAttribute("time", when.ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", CultureInfo.InvariantCulture))
+            .SetAttribute("time", XmppTime.FormatSeconds(when))
             .SetAttribute("tls", session.Transport.TlsProtocol)
             .SetAttribute("mechanism", session.Mechanism)
             .SetAttribute("software", client.Software));
@@ -157,8 +157,8 @@ public sealed class ClientsModule : IModule
                 .SetAttribute("id", record.Id)
                 .SetAttribute("type", "session")
                 .SetAttribute("connected", connected ? "true" : "false");
-            client.AddChild("first-seen").AddText(Stamp(record.FirstSeen));
-            client.AddChild("last-seen").AddText(Stamp(record.LastSeen));
+            client.AddChild("first-seen").AddText(XmppTime.FormatSeconds(record.FirstSeen));
+            client.AddChild("last-seen").AddText(XmppTime.FormatSeconds(record.LastSeen));
             client.AddChild("auth").AddChild("password");
             client.AddChild("permission").SetAttribute("status", "unrestricted");
             var agent = client.AddChild("user-agent");
@@ -194,7 +194,7 @@ public sealed class ClientsModule : IModule
         {
             var item = form.AddChild("item");
             var isOnline = online.Any(s => _clientOf.TryGetValue(s, out var id) && id == record.Id);
-            foreach (var (var, value) in new[] { ("resource", record.Resource), ("address", record.LastAddress), ("last-seen", Stamp(record.LastSeen)), ("online", isOnline ? "yes" : "no") })
+            foreach (var (var, value) in new[] { ("resource", record.Resource), ("address", record.LastAddress), ("last-seen", XmppTime.FormatSeconds(record.LastSeen)), ("online", isOnline ? "yes" : "no") })
                 item.AddChild("field").SetAttribute("var", var).AddChild("value").AddText(value);
         }
         return new AdHocResult($"{online.Count} session(s) online.", form);
@@ -228,6 +228,4 @@ public sealed class ClientsModule : IModule
         }
         return ValueTask.FromResult(false);
     }
-
-    private static string Stamp(DateTimeOffset t) => t.ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", CultureInfo.InvariantCulture);
 }

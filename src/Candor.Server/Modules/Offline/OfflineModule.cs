@@ -1,4 +1,3 @@
-using System.Globalization;
 using Candor.Server.Core;
 using Candor.Server.Storage;
 using Candor.Xml;
@@ -40,7 +39,7 @@ public sealed class OfflineModule : IModule
         var stored = ev.Stanza.Clone();
         stored.Add(new Element("delay", Ns.Delay)
             .SetAttribute("from", server.Domain.ToString())
-            .SetAttribute("stamp", now.ToString("yyyy-MM-dd'T'HH:mm:ss.fff'Z'", CultureInfo.InvariantCulture))
+            .SetAttribute("stamp", XmppTime.Format(now))
             .AddText("Offline storage"));
         await store.AppendAsync(user, now, ev.From.Bare.ToString(), ElementWriter.ToXmlString(stored));
         return true;

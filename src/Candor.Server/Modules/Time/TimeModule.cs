@@ -1,4 +1,3 @@
-using System.Globalization;
 using Candor.Server.Core;
 using Candor.Xml;
 using Candor.Xmpp;
@@ -17,7 +16,7 @@ public sealed class TimeModule : IModule
         {
             var time = new Element("time", Ns.Time);
             time.AddChild("tzo").AddText("+00:00");
-            time.AddChild("utc").AddText(DateTimeOffset.UtcNow.ToString("yyyy-MM-dd'T'HH:mm:ss.fff'Z'", CultureInfo.InvariantCulture));
+            time.AddChild("utc").AddText(XmppTime.Format(DateTimeOffset.UtcNow));
             return ValueTask.FromResult<Element?>(request.Result(time));
         });
     }

@@ -1,0 +1,14 @@
+using System.Globalization;
+
+namespace Candor.Xmpp;
+
+/// <summary>XEP-0082 date-time profile, always in UTC.</summary>
+public static class XmppTime
+{
+    public static string Format(DateTimeOffset time) =>
+        time.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss.fff'Z'", CultureInfo.InvariantCulture);
+
+    /// <summary>Whole seconds, for people-facing records.</summary>
+    public static string FormatSeconds(DateTimeOffset time) =>
+        time.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", CultureInfo.InvariantCulture);
+}
