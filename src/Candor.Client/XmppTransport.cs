@@ -29,6 +29,7 @@ internal sealed class XmppTransport : IAsyncDisposable
     private XmppTransport(Socket socket)
     {
         _socket = socket;
+        RemoteEndPoint = socket.RemoteEndPoint?.ToString() ?? "?";
         _network = new NetworkStream(socket, ownsSocket: true);
         _stream = _network;
         (_reader, _writer) = Pipes(_stream);
@@ -36,7 +37,7 @@ internal sealed class XmppTransport : IAsyncDisposable
 
     public SslStream? Tls => _stream as SslStream;
     public X509Certificate2? ServerCertificate { get; private set; }
-    public string RemoteEndPoint => _socket.RemoteEndPoint?.ToString() ?? "?";
+    public string RemoteEndPoint { get; }
 
     private static (PipeReader, PipeWriter) Pipes(Stream stream) =>
         (PipeReader.Create(stream, new StreamPipeReaderOptions(leaveOpen: true)),
@@ -145,6 +146,7 @@ internal sealed class XmppTransport : IAsyncDisposable
         await _writeLock.WaitAsync(cancellation);
         try
         {
+            ThrowIfClosed();
             _writer.WriteUtf8(text);
             await Flush(cancellation);
         }
@@ -159,6 +161,7 @@ internal sealed class XmppTransport : IAsyncDisposable
         await _writeLock.WaitAsync(cancellation);
         try
         {
+            ThrowIfClosed();
             ElementWriter.Write(element, _writer, Ns.Client);
             await Flush(cancellation);
         }
@@ -166,6 +169,12 @@ internal sealed class XmppTransport : IAsyncDisposable
         {
             _writeLock.Release();
         }
+    }
+
+    private void ThrowIfClosed()
+    {
+        if (Volatile.Read(ref _disposed) != 0)
+            throw new XmppConnectionException(ConnectionFailure.ClosedByServer, $"the connection to {RemoteEndPoint} is closed");
     }
 
     private async Task Flush(CancellationToken cancellation)
@@ -229,10 +238,22 @@ internal sealed class XmppTransport : IAsyncDisposable
         catch (Exception e) when (e is SocketException or ObjectDisposedException)
         {
         }
-        await _reader.CompleteAsync();
-        await _writer.CompleteAsync();
-        await _stream.DisposeAsync();
-        await _network.DisposeAsync();
-        // _writeLock is not disposed: a writer still waiting on it gets the connection error from the pipe instead.
+        // A write still in progress fails on the shut-down socket; wait for it briefly so the pipes are not completed under it.
+        var locked = await _writeLock.WaitAsync(TimeSpan.FromSeconds(2));
+        try
+        {
+            await _reader.CompleteAsync();
+            await _writer.CompleteAsync();
+            await _stream.DisposeAsync();
+            await _network.DisposeAsync();
+        }
+        catch (Exception e) when (e is IOException or SocketException or ObjectDisposedException or NotSupportedException or InvalidOperationException)
+        {
+        }
+        finally
+        {
+            if (locked) _writeLock.Release();
+            else _network.Dispose();
+        }
     }
 }
