@@ -74,7 +74,16 @@ public sealed class XmppClient : IAsyncDisposable
         _closing = false;
         if (_ended.Task.IsCompleted) _ended = new(TaskCreationOptions.RunContinuationsAsynchronously);
         if (_lifetime.IsCancellationRequested) _lifetime = new CancellationTokenSource();
-        var session = await new Negotiator(_options, Warn).RunAsync(cancellation);
+        Negotiated session;
+        try
+        {
+            session = await new Negotiator(_options, Warn).RunAsync(cancellation);
+        }
+        catch (Exception e)
+        {
+            Finish(e);
+            throw;
+        }
         Start(session);
         Publish(new ConnectionStateChanged(ConnectionState.Connected, null));
     }
@@ -386,10 +395,11 @@ public sealed class XmppClient : IAsyncDisposable
     // ------------------------------------------------------------------ events
 
     /// <summary>
-    /// The events from now on, until the client is finally disconnected: the enumeration ends after
-    /// <see cref="DisconnectAsync"/>, and throws the error that ended the connection otherwise.
+    /// The events from this call on (the queue is registered at once, so call it before <see cref="ConnectAsync"/> to
+    /// miss nothing), until the client is finally disconnected: the enumeration ends after <see cref="DisconnectAsync"/>,
+    /// and throws the error that ended the connection otherwise. Enumerate what you ask for: an unread queue grows.
     /// </summary>
-    public async IAsyncEnumerable<XmppEvent> ReadEventsAsync([EnumeratorCancellation] CancellationToken cancellation = default)
+    public IAsyncEnumerable<XmppEvent> ReadEventsAsync(CancellationToken cancellation = default)
     {
         var channel = Channel.CreateUnbounded<XmppEvent>(new UnboundedChannelOptions { SingleReader = true });
         lock (_lock)
@@ -401,6 +411,11 @@ public sealed class XmppClient : IAsyncDisposable
             }
             _readers.Add(channel);
         }
+        return Enumerate(channel, cancellation);
+    }
+
+    private async IAsyncEnumerable<XmppEvent> Enumerate(Channel<XmppEvent> channel, [EnumeratorCancellation] CancellationToken cancellation)
+    {
         try
         {
             await foreach (var item in channel.Reader.ReadAllAsync(cancellation)) yield return item;
