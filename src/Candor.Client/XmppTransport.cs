@@ -26,10 +26,10 @@ internal sealed class XmppTransport : IAsyncDisposable
     private PipeWriter _writer;
     private int _disposed;
 
-    private XmppTransport(Socket socket)
+    private XmppTransport(Socket socket, string endPoint)
     {
         _socket = socket;
-        RemoteEndPoint = socket.RemoteEndPoint?.ToString() ?? "?";
+        RemoteEndPoint = endPoint;
         _network = new NetworkStream(socket, ownsSocket: true);
         _stream = _network;
         (_reader, _writer) = Pipes(_stream);
@@ -49,7 +49,7 @@ internal sealed class XmppTransport : IAsyncDisposable
         try
         {
             await socket.ConnectAsync(host, port, cancellation);
-            return new XmppTransport(socket);
+            return new XmppTransport(socket, host.Contains(':') ? $"[{host}]:{port}" : $"{host}:{port}");
         }
         catch
         {

@@ -42,7 +42,7 @@ internal static class SendCommand
             }
             catch (XmppStanzaException e)
             {
-                Console.Error.WriteLine($"candor send: {parse.GetValue(to)} refused the message: {e.Message}");
+                Console.Error.WriteLine($"candor send: the message to {parse.GetValue(to)} was refused: {e.Message}");
                 return ClientExitCodes.Refused;
             }
             catch (Exception e) when (e is XmppException or UsageException or OperationCanceledException)
