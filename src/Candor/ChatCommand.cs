@@ -18,6 +18,8 @@ internal static class ChatCommand
             XmppClient? client = null;
             try
             {
+                if (Console.IsOutputRedirected || Console.IsInputRedirected)
+                    throw new UsageException("chat needs a terminal; for scripts use 'candor send' and 'candor listen'");
                 var options = common.Load(parse) with { Reconnect = new ReconnectPolicy { Enabled = true, MaxAttempts = 10 } };
                 client = ClientOptions.CreateClient(options, "chat");
                 var screen = new ChatScreen(client);
@@ -49,6 +51,15 @@ internal static class ChatCommand
 /// </summary>
 internal sealed class ChatScreen(XmppClient client)
 {
+    // A full-screen program on a terminal: ANSI and interactivity are not left to detection (which turns both off
+    // when it sees, for instance, a CI variable in the environment).
+    private readonly IAnsiConsole _console = AnsiConsole.Create(new AnsiConsoleSettings
+    {
+        Ansi = AnsiSupport.Yes,
+        Interactive = InteractionSupport.Yes,
+        ColorSystem = ColorSystemSupport.Detect,
+    });
+
     private const int StatusLines = 6;
     private const int ContactsWidth = 38;
 
@@ -92,16 +103,19 @@ internal sealed class ChatScreen(XmppClient client)
         _connection = $"{client.BoundJid} · {client.TlsProtocol} · {client.Mechanism}";
         Notice($"Connected as {client.BoundJid}. Type /help for commands; Tab or ↑/↓ choose a contact.");
         _selected = _contacts.Keys.Order(Comparer<Candor.Xmpp.Jid>.Create((a, b) => string.CompareOrdinal(a.ToString(), b.ToString()))).FirstOrDefault();
-        _ = Task.Factory.StartNew(ReadKeys, TaskCreationOptions.LongRunning);
 
         Console.Write("\u001b[?1049h\u001b[H"); // alternate screen: the shell's screen comes back afterwards
         try
         {
-            AnsiConsole.Profile.Height = Math.Max(10, Console.WindowHeight - 1);
-            AnsiConsole.Profile.Width = Math.Max(60, Console.WindowWidth);
-            await AnsiConsole.Live(Render()).AutoClear(false).Overflow(VerticalOverflow.Crop).Cropping(VerticalOverflowCropping.Top)
+            _console.Profile.Height = Math.Max(10, Console.WindowHeight - 1);
+            _console.Profile.Width = Math.Max(60, Console.WindowWidth);
+            await _console.Live(Render()).AutoClear(false).Overflow(VerticalOverflow.Crop).Cropping(VerticalOverflowCropping.Top)
                 .StartAsync(async live =>
                 {
+                    // Keys are read only once the first frame is out: a console read blocks the console's
+                    // one-time terminal setup, which the first write of the live display performs.
+                    live.Refresh();
+                    _ = Task.Factory.StartNew(ReadKeys, TaskCreationOptions.LongRunning);
                     while (!_quit && _fatal is null && !cancellation.IsCancellationRequested)
                     {
                         try
@@ -114,8 +128,8 @@ internal sealed class ChatScreen(XmppClient client)
                         {
                             break;
                         }
-                        AnsiConsole.Profile.Height = Math.Max(10, Console.WindowHeight - 1);
-                        AnsiConsole.Profile.Width = Math.Max(60, Console.WindowWidth);
+                        _console.Profile.Height = Math.Max(10, Console.WindowHeight - 1);
+                        _console.Profile.Width = Math.Max(60, Console.WindowWidth);
                         live.UpdateTarget(Render());
                         live.Refresh();
                     }
@@ -399,7 +413,7 @@ internal sealed class ChatScreen(XmppClient client)
 
     private Layout Render()
     {
-        var height = AnsiConsole.Profile.Height;
+        var height = _console.Profile.Height;
         var mainHeight = Math.Max(3, height - StatusLines - 2 - 3);
         var layout = new Layout("root").SplitRows(
             new Layout("main").SplitColumns(new Layout("contacts").Size(ContactsWidth), new Layout("chat")),
