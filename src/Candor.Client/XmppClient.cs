@@ -251,11 +251,21 @@ public sealed class XmppClient : IAsyncDisposable
 
     // ------------------------------------------------------------------ sending
 
-    /// <summary>Sends one stanza as is (it is written in the jabber:client namespace).</summary>
-    public Task SendAsync(Element stanza, CancellationToken cancellation = default)
+    /// <summary>Sends one stanza as is (it is written in the jabber:client namespace).
+    /// A server that stops reading cannot block it for longer than <see cref="XmppClientOptions.RequestTimeout"/>.</summary>
+    public async Task SendAsync(Element stanza, CancellationToken cancellation = default)
     {
         var connection = _connection ?? throw new XmppConnectionException(ConnectionFailure.ClosedByServer, "not connected");
-        return connection.Session.Transport.WriteAsync(stanza, cancellation);
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellation);
+        timeout.CancelAfter(_options.RequestTimeout);
+        try
+        {
+            await connection.Session.Transport.WriteAsync(stanza, timeout.Token);
+        }
+        catch (OperationCanceledException) when (!cancellation.IsCancellationRequested)
+        {
+            throw new XmppTimeoutException($"the server did not take a stanza within {_options.RequestTimeout.TotalSeconds:0.#} s");
+        }
     }
 
     /// <summary>
