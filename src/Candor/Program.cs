@@ -4,6 +4,9 @@ using Candor.Cli;
 var root = new RootCommand("Candor: an XMPP server whose treatment of your messages is published, announced and checkable.");
 root.Add(ServeCommand.Create());
 root.Add(UserCommand.Create());
+root.Add(ChatCommand.Create());
+root.Add(SendCommand.Create());
+root.Add(ListenCommand.Create());
 try
 {
     return await root.Parse(args).InvokeAsync(new InvocationConfiguration { EnableDefaultExceptionHandler = false });

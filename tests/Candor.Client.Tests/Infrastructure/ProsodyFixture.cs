@@ -1,0 +1,180 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+using System.Security.Cryptography;
+using System.Security.Cryptography.X509Certificates;
+using System.Text;
+
+namespace Candor.Client.Tests.Infrastructure;
+
+/// <summary>
+/// A private Prosody (Debian package) on a free loopback port, in a temporary directory: its own configuration,
+/// data, certificate and log, running as the prosody user through setpriv (as root) or as the current user.
+/// Accounts are made with prosodyctl against the same configuration. A missing prosody is a failure, never a
+/// skip (./test.sh installs it).
+/// </summary>
+public sealed class ProsodyFixture : IAsyncLifetime
+{
+    public const string Domain = "localhost";
+    private Process? _process;
+
+    public string Directory { get; } = System.IO.Directory.CreateTempSubdirectory("candor-prosody-").FullName;
+    public int Port { get; private set; }
+    public string Fingerprint { get; private set; } = "";
+    private string ConfigPath => Path.Combine(Directory, "prosody.cfg.lua");
+    private string LogPath => Path.Combine(Directory, "prosody.log");
+    private static bool IsRoot => Environment.UserName == "root";
+
+    public string Log => File.Exists(LogPath) ? File.ReadAllText(LogPath) : "(no prosody log)";
+
+    public async Task InitializeAsync()
+    {
+        Assert.True(File.Exists("/usr/bin/prosody") && File.Exists("/usr/bin/prosodyctl"),
+            "prosody is not installed: install the Debian package prosody (./test.sh does this)");
+        using (var key = RSA.Create(2048))
+        {
+            var request = new CertificateRequest($"CN={Domain}", key, HashAlgorithmName.SHA256, RSASignaturePadding.Pkcs1);
+            var names = new SubjectAlternativeNameBuilder();
+            names.AddDnsName(Domain);
+            request.CertificateExtensions.Add(names.Build());
+            using var certificate = request.CreateSelfSigned(DateTimeOffset.UtcNow.AddDays(-1), DateTimeOffset.UtcNow.AddDays(30));
+            await File.WriteAllTextAsync(Path.Combine(Directory, "localhost.crt"), certificate.ExportCertificatePem());
+            await File.WriteAllTextAsync(Path.Combine(Directory, "localhost.key"), key.ExportPkcs8PrivateKeyPem());
+            Fingerprint = certificate.GetCertHashString(HashAlgorithmName.SHA256);
+        }
+        Port = FreePort();
+        System.IO.Directory.CreateDirectory(Path.Combine(Directory, "data"));
+        await File.WriteAllTextAsync(ConfigPath, $$"""
+            -- written by Candor.Client.Tests: a private loopback-only Prosody
+            pidfile = "{{Directory}}/prosody.pid"
+            data_path = "{{Directory}}/data"
+            log = { info = "{{LogPath}}" }
+            interfaces = { "127.0.0.1" }
+            local_interfaces = { "127.0.0.1" }
+            c2s_ports = { {{Port}} }
+            c2s_direct_tls_ports = { }
+            s2s_ports = { }
+            component_ports = { }
+            http_ports = { }
+            https_ports = { }
+            modules_enabled = { "roster"; "saslauth"; "tls"; "disco"; "ping"; "posix"; "offline" }
+            modules_disabled = { "s2s" }
+            c2s_require_encryption = true
+            allow_registration = false
+            authentication = "internal_hashed"
+            storage = "internal"
+            certificates = "{{Directory}}"
+            ssl = { certificate = "{{Directory}}/localhost.crt"; key = "{{Directory}}/localhost.key" }
+            VirtualHost "{{Domain}}"
+            """);
+        if (IsRoot) await RunAsync("chown", ["-R", "prosody:prosody", Directory]);
+        _process = Start("/usr/bin/prosody", ["--config", ConfigPath, "-F"]);
+        var deadline = DateTime.UtcNow.AddSeconds(30);
+        while (true)
+        {
+            if (_process.HasExited)
+                Assert.Fail($"prosody exited with {_process.ExitCode} before listening\n{Log}");
+            using var client = new TcpClient();
+            try
+            {
+                await client.ConnectAsync(IPAddress.Loopback, Port);
+                break;
+            }
+            catch (SocketException)
+            {
+                if (DateTime.UtcNow > deadline) Assert.Fail($"prosody did not listen on {Port} within 30 s\n{Log}");
+                await Task.Delay(100);
+            }
+        }
+    }
+
+    /// <summary>Creates an account with prosodyctl (the server reads accounts from its data files on login).</summary>
+    public async Task CreateUserAsync(string user, string password)
+    {
+        var (code, output) = await RunAsync("/usr/bin/prosodyctl", ["--config", ConfigPath, "register", user, Domain, password], asProsody: true);
+        Assert.True(code == 0, $"prosodyctl register {user} failed ({code}): {output}");
+    }
+
+    public XmppClientOptions Options(string user, string password) => new()
+    {
+        Jid = Candor.Xmpp.Jid.Parse($"{user}@{Domain}"),
+        Password = password,
+        Host = "127.0.0.1",
+        Port = Port,
+        CertificateFingerprint = Fingerprint,
+        ConnectTimeout = TimeSpan.FromSeconds(20),
+        RequestTimeout = TimeSpan.FromSeconds(10),
+    };
+
+    private static Process Start(string file, IEnumerable<string> arguments, bool asProsody = true)
+    {
+        var psi = new ProcessStartInfo(IsRoot && asProsody ? "/usr/bin/setpriv" : file)
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            RedirectStandardInput = true,
+            UseShellExecute = false,
+        };
+        if (IsRoot && asProsody)
+        {
+            foreach (var a in new[] { "--reuid=prosody", "--regid=prosody", "--init-groups", file }) psi.ArgumentList.Add(a);
+        }
+        foreach (var a in arguments) psi.ArgumentList.Add(a);
+        var process = Process.Start(psi)!;
+        process.StandardInput.Close();
+        return process;
+    }
+
+    private static async Task<(int, string)> RunAsync(string file, IEnumerable<string> arguments, bool asProsody = false)
+    {
+        using var process = Start(file, arguments, asProsody);
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        var stderr = process.StandardError.ReadToEndAsync();
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        try
+        {
+            await process.WaitForExitAsync(timeout.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            process.Kill(entireProcessTree: true);
+            return (-1, "timed out");
+        }
+        return (process.ExitCode, await stdout + await stderr);
+    }
+
+    private static int FreePort()
+    {
+        var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        var port = ((IPEndPoint)listener.LocalEndpoint).Port;
+        listener.Stop();
+        return port;
+    }
+
+    public async Task DisposeAsync()
+    {
+        if (_process is { HasExited: false })
+        {
+            // SIGTERM through kill(1): prosody shuts down cleanly; kill it if it does not within 10 s.
+            await RunAsync("/bin/kill", ["-TERM", _process.Id.ToString()]);
+            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+            try
+            {
+                await _process.WaitForExitAsync(timeout.Token);
+            }
+            catch (OperationCanceledException)
+            {
+                _process.Kill(entireProcessTree: true);
+            }
+        }
+        _process?.Dispose();
+        try
+        {
+            System.IO.Directory.Delete(Directory, recursive: true);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+        }
+    }
+}

@@ -1,0 +1,224 @@
+using System.Net;
+using System.Net.Sockets;
+using System.Security.Cryptography;
+using System.Security.Cryptography.X509Certificates;
+using System.Text;
+using System.Text.Json;
+using Candor.Interop.Tests.Infrastructure;
+using Xunit.Abstractions;
+
+namespace Candor.Interop.Tests;
+
+/// <summary>candor's own client commands (chat in tmux, send, listen) against a real candor server and slixmpp.</summary>
+[Trait("Category", "Interop")]
+public sealed class CandorClientTests(ITestOutputHelper output)
+{
+    private static readonly TimeSpan StepTimeout = TimeSpan.FromSeconds(30);
+
+    /// <summary>
+    /// `candor chat` as alice in tmux: /add bob, /accept bob's request, sees bob online, shows bob's message,
+    /// and answers with text typed at the input line, which the slixmpp peer (scripts/chat_peer.py) receives.
+    /// </summary>
+    [Fact]
+    public async Task Chat_in_tmux_befriends_a_slixmpp_peer_and_exchanges_messages()
+    {
+        Tools.RequireCommand("tmux", "tmux");
+        await Tools.RequireSlixmppAsync();
+        await using var server = await CandorServer.StartAsync(output);
+        await server.AddUserAsync("alice@localhost", "alice-secret");
+        await server.AddUserAsync("bob@localhost", "bob-secret");
+        var incoming = $"hello alice {Guid.NewGuid():N} <&>";
+        var answer = $"hi bob, ünïcödé {Guid.NewGuid():N}";
+
+        await using var peer = ChildProcess.Start(Tools.Python,
+            [Tools.Script("chat_peer.py"), CandorServer.Host, server.C2sPort.ToString(), "bob@localhost", "bob-secret",
+             "alice@localhost", "--say", incoming, "--expect", answer, "--timeout", "90"]);
+        Assert.True(await peer.WaitForOutputAsync("READY", StepTimeout), $"peer did not log in\n{peer.Output}\n{server.Transcript}");
+
+        var home = Directory.CreateTempSubdirectory("candor-chat-").FullName;
+        try
+        {
+            var command = $"{Quote(CandorServer.Launcher.DotnetHost)} {Quote(CandorServer.Launcher.CandorDll)} chat --jid alice@localhost " +
+                $"--server {CandorServer.Host}:{server.C2sPort} --fingerprint {Fingerprint(server)}";
+            await using var tmux = await Tmux.StartAsync(command, new Dictionary<string, string?>
+            {
+                ["CANDOR_PASSWORD"] = "alice-secret",
+                ["HOME"] = home,
+            }, home, width: 160, height: 40);
+            async Task<string> Context(string what) =>
+                $"{what}\n--- chat screen ---\n{await tmux.CaptureAsync()}\n--- peer ---\n{peer.Output}\n{server.Transcript}";
+
+            Assert.True(await tmux.WaitForAnyAsync(StepTimeout, "Connected as alice@localhost/") is not null, await Context("chat did not log in"));
+            Assert.Contains("SCRAM-SHA-256-PLUS", await tmux.CaptureAsync());
+
+            await tmux.SendLineAsync("/add bob@localhost");
+            Assert.True(await tmux.WaitForAnyAsync(StepTimeout, "bob@localhost asks to see your presence") is not null,
+                await Context("no subscription request from bob shown"));
+            await tmux.SendLineAsync("/accept bob@localhost");
+            Assert.True(await tmux.WaitForAnyAsync(StepTimeout, "bob@localhost online") is not null, await Context("bob is not shown online"));
+            Assert.True(await tmux.WaitForAnyAsync(StepTimeout, incoming) is not null, await Context("bob's message is not shown"));
+
+            await tmux.SendLineAsync("/msg bob@localhost " + answer);
+            Assert.True(await peer.WaitForExitAsync(TimeSpan.FromSeconds(60)), await Context("peer did not finish"));
+            Assert.True(peer.ExitCode == 0, await Context($"peer exited with {peer.ExitCode}"));
+            var received = peer.Output.Split('\n').First(l => l.StartsWith("RECEIVED ", StringComparison.Ordinal));
+            using var json = JsonDocument.Parse(received["RECEIVED ".Length..]);
+            Assert.Equal(answer, json.RootElement.GetProperty("body").GetString());
+            Assert.True(json.RootElement.GetProperty("receipt").GetBoolean(), "candor chat should ask for a XEP-0184 receipt");
+
+            // The /who listing and a clean /quit with exit status 0.
+            await tmux.SendLineAsync("/who");
+            Assert.True(await tmux.WaitForAnyAsync(StepTimeout, "bob@localhost [both]") is not null, await Context("/who does not list bob"));
+            await tmux.SendLineAsync("/quit");
+            Assert.True(await tmux.WaitForAnyAsync(StepTimeout, "[program exited with status 0]") is not null, await Context("chat did not quit cleanly"));
+            output.WriteLine(await tmux.CaptureAsync());
+        }
+        finally
+        {
+            TryDelete(home);
+        }
+    }
+
+    /// <summary>`candor listen` prints what `candor send` sent; send exits 0 only after the server took it.</summary>
+    [Fact]
+    public async Task Send_and_listen_exchange_with_each_other()
+    {
+        await using var server = await CandorServer.StartAsync(output);
+        await server.AddUserAsync("alice@localhost", "alice-secret");
+        await server.AddUserAsync("bob@localhost", "bob-secret");
+        var text = $"from send {Guid.NewGuid():N} <&> ünïcödé";
+
+        await using var listen = Candor(server, "bob-secret", "listen", "--jid", "bob@localhost", "--count", "2");
+        Assert.True(await listen.WaitForOutputAsync("listening as bob@localhost/", StepTimeout), $"listen did not start\n{listen.Output}\n{server.Transcript}");
+
+        var send = await RunCandorAsync(server, "alice-secret", "send", "--jid", "alice@localhost", "bob@localhost", text);
+        Assert.True(send.Succeeded, $"candor send failed\n{send.Describe()}\n{server.Transcript}");
+        var second = await RunCandorAsync(server, "alice-secret", "send", "--jid", "alice@localhost", "bob", "two\nlines");
+        Assert.True(second.Succeeded, $"candor send failed\n{second.Describe()}");
+
+        Assert.True(await listen.WaitForExitAsync(StepTimeout), $"listen did not exit after two messages\n{listen.Output}");
+        Assert.Equal(0, listen.ExitCode);
+        var lines = listen.Output.Split('\n').Where(l => l.StartsWith("alice@localhost: ", StringComparison.Ordinal)).ToList();
+        Assert.Equal([$"alice@localhost: {text}", "alice@localhost: two\\nlines"], lines);
+    }
+
+    /// <summary>slixmpp → `candor listen --json`, and `candor send` → slixmpp (scripts/receive_one.py).</summary>
+    [Fact]
+    public async Task Send_and_listen_exchange_with_slixmpp()
+    {
+        await Tools.RequireSlixmppAsync();
+        await using var server = await CandorServer.StartAsync(output);
+        await server.AddUserAsync("alice@localhost", "alice-secret");
+        await server.AddUserAsync("bob@localhost", "bob-secret");
+
+        var toListen = $"from slixmpp {Guid.NewGuid():N} \"quoted\"";
+        await using (var listen = Candor(server, "bob-secret", "listen", "--jid", "bob@localhost", "--count", "1", "--json"))
+        {
+            Assert.True(await listen.WaitForOutputAsync("listening as", StepTimeout), $"listen did not start\n{listen.Output}");
+            var sent = await ChildProcess.RunAsync(Tools.Python,
+                [Tools.Script("send_one.py"), CandorServer.Host, server.C2sPort.ToString(), "alice@localhost", "alice-secret", "bob@localhost", toListen],
+                TimeSpan.FromMinutes(1));
+            Assert.True(sent.Succeeded, $"send_one.py failed\n{sent.Describe()}\n{server.Transcript}");
+            Assert.True(await listen.WaitForExitAsync(StepTimeout), $"listen did not exit\n{listen.Output}");
+            Assert.Equal(0, listen.ExitCode);
+            var line = listen.Output.Split('\n').First(l => l.StartsWith('{'));
+            using var json = JsonDocument.Parse(line);
+            Assert.Equal(toListen, json.RootElement.GetProperty("body").GetString());
+            Assert.StartsWith("alice@localhost/", json.RootElement.GetProperty("from").GetString());
+            Assert.Equal("bob@localhost", json.RootElement.GetProperty("to").GetString()?.Split('/')[0]);
+            Assert.Equal("chat", json.RootElement.GetProperty("type").GetString());
+            Assert.True(DateTimeOffset.TryParse(json.RootElement.GetProperty("stamp").GetString(), out _));
+        }
+
+        var toSlixmpp = $"from candor send {Guid.NewGuid():N}";
+        await using var receiver = ChildProcess.Start(Tools.Python,
+            [Tools.Script("receive_one.py"), CandorServer.Host, server.C2sPort.ToString(), "alice@localhost", "alice-secret",
+             "--from", "bob@localhost", "--expect", toSlixmpp, "--timeout", "60"]);
+        Assert.True(await receiver.WaitForOutputAsync("READY", StepTimeout), $"receiver did not log in\n{receiver.Output}");
+        var send = await RunCandorAsync(server, "bob-secret", "send", "--jid", "bob@localhost", "alice@localhost", toSlixmpp);
+        Assert.True(send.Succeeded, $"candor send failed\n{send.Describe()}");
+        Assert.True(await receiver.WaitForExitAsync(StepTimeout), $"receiver did not finish\n{receiver.Output}");
+        Assert.True(receiver.ExitCode == 0, $"receiver failed\n{receiver.Output}");
+    }
+
+    /// <summary>Each kind of failure: one line on stderr, no stack trace, its own exit code.</summary>
+    [Fact]
+    public async Task Failures_give_one_line_and_distinct_exit_codes()
+    {
+        await using var server = await CandorServer.StartAsync(output);
+        await server.AddUserAsync("alice@localhost", "alice-secret");
+        var fingerprint = Fingerprint(server);
+        var address = $"{CandorServer.Host}:{server.C2sPort}";
+
+        async Task Expect(int code, string contains, string password, params string[] args)
+        {
+            var result = await ChildProcess.RunAsync(CandorServer.Launcher.DotnetHost, [CandorServer.Launcher.CandorDll, .. args],
+                TimeSpan.FromMinutes(1), new Dictionary<string, string?> { ["CANDOR_PASSWORD"] = password });
+            var stderr = result.Output.Split('\n').Where(l => l.StartsWith("[stderr] ", StringComparison.Ordinal)).ToList();
+            Assert.True(result.ExitCode == code, $"expected exit code {code}\n{result.Describe()}");
+            Assert.True(stderr.Count == 1, $"expected one line on stderr\n{result.Describe()}");
+            Assert.Contains(contains, stderr[0]);
+            Assert.DoesNotContain("   at ", result.Output);
+        }
+
+        string[] Send(string server, params string[] extra) => ["send", "--jid", "alice@localhost", "--server", server, .. extra, "bob@localhost", "x"];
+
+        await Expect(14, "authentication failed", "wrong", Send(address, "--fingerprint", fingerprint));
+        await Expect(13, "not valid", "alice-secret", Send(address));
+        await Expect(13, "fingerprint", "alice-secret", Send(address, "--fingerprint", new string('0', 64)));
+        await Expect(18, "refused", "alice-secret", ["send", "--jid", "alice@localhost", "--server", address, "--fingerprint", fingerprint, "nobody@localhost", "x"]);
+        await Expect(2, "--fingerprint", "alice-secret", Send(address, "--fingerprint", "nonsense"));
+
+        var closed = FreePorts.Take(1)[0];
+        await Expect(10, "cannot connect", "alice-secret", Send($"{CandorServer.Host}:{closed}", "--fingerprint", fingerprint));
+
+        using var garbage = new TcpListener(IPAddress.Loopback, 0);
+        garbage.Start();
+        var garbagePort = ((IPEndPoint)garbage.LocalEndpoint).Port;
+        var serveGarbage = Task.Run(async () =>
+        {
+            for (var i = 0; i < 2; i++)
+            {
+                using var socket = await garbage.AcceptSocketAsync();
+                var buffer = new byte[1024];
+                await socket.ReceiveAsync(buffer);
+                if (i == 0) await socket.SendAsync(Encoding.ASCII.GetBytes("SSH-2.0-OpenSSH_9.2\r\n<<<>>>"));
+                else await socket.SendAsync(Encoding.ASCII.GetBytes("<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' version='1.0'>"));
+                await Task.Delay(200);
+            }
+        });
+        await Expect(17, "malformed XML", "alice-secret", Send($"127.0.0.1:{garbagePort}", "--fingerprint", fingerprint));
+        await Expect(15, "closed", "alice-secret", Send($"127.0.0.1:{garbagePort}", "--fingerprint", fingerprint));
+        await serveGarbage;
+    }
+
+    private static ChildProcess Candor(CandorServer server, string password, params string[] args) =>
+        ChildProcess.Start(CandorServer.Launcher.DotnetHost,
+            [CandorServer.Launcher.CandorDll, .. args, "--server", $"{CandorServer.Host}:{server.C2sPort}", "--fingerprint", Fingerprint(server)],
+            new Dictionary<string, string?> { ["CANDOR_PASSWORD"] = password });
+
+    private static Task<ProcessResult> RunCandorAsync(CandorServer server, string password, params string[] args) =>
+        ChildProcess.RunAsync(CandorServer.Launcher.DotnetHost,
+            [CandorServer.Launcher.CandorDll, .. args, "--server", $"{CandorServer.Host}:{server.C2sPort}", "--fingerprint", Fingerprint(server)],
+            TimeSpan.FromMinutes(1), new Dictionary<string, string?> { ["CANDOR_PASSWORD"] = password });
+
+    /// <summary>The SHA-256 fingerprint of the self-signed certificate candor made in its data directory.</summary>
+    private static string Fingerprint(CandorServer server)
+    {
+        using var certificate = X509Certificate2.CreateFromPem(File.ReadAllText(Path.Combine(server.DataDirectory, "tls", "localhost.crt")));
+        return certificate.GetCertHashString(HashAlgorithmName.SHA256);
+    }
+
+    private static string Quote(string s) => "'" + s.Replace("'", "'\\''") + "'";
+
+    private static void TryDelete(string directory)
+    {
+        try
+        {
+            Directory.Delete(directory, recursive: true);
+        }
+        catch (IOException)
+        {
+        }
+    }
+}
