@@ -145,6 +145,8 @@ public sealed class CandorTests(CandorFixture server) : IClassFixture<CandorFixt
         Assert.Equal("online", bobOnline.Label);
         await bobEvents.WaitAsync<PresenceUpdate>(p => p.From.Bare == aliceJid && p.Available);
         Assert.Single(alice.PresenceOf(bobJid));
+        // alice's own approval reaches her roster as a push, independently of bob's presence.
+        await aliceEvents.WaitAsync<RosterPush>(p => p.Item.Jid == bobJid && p.Item.Subscription == "both");
         Assert.Contains(alice.Roster, i => i.Jid == bobJid && i.Subscription == "both");
 
         // A message with a receipt request and chat state; bob's client answers the receipt itself.
