@@ -57,6 +57,8 @@ internal sealed class C2sConnection : C2sStream
             var input = _input;
             var result = await input.ReadAsync(token);
             var buffer = result.Buffer;
+            var received = buffer.Length;
+            long consumedBytes;
             var startTls = false;
             try
             {
@@ -84,6 +86,7 @@ internal sealed class C2sConnection : C2sStream
             }
             finally
             {
+                consumedBytes = received - buffer.Length;
                 input.AdvanceTo(buffer.Start, buffer.End);
             }
             if (startTls)
@@ -92,6 +95,7 @@ internal sealed class C2sConnection : C2sStream
                 continue;
             }
             if (result.IsCompleted || result.IsCanceled) return;
+            await ThrottleAsync(consumedBytes);
         }
     }
 

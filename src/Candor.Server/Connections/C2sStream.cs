@@ -84,8 +84,10 @@ internal abstract partial class C2sStream : ISessionTransport
         });
         _writer = WriteLoopAsync();
         Server.Streams.TryAdd(this, 0);
+        _counted = Server.ConnectionLimits.TryEnter(RemoteAddress, out var refusal);
         try
         {
+            if (!_counted) throw new StreamErrorException(StreamErrors.PolicyViolation, refusal);
             await ReadLoopAsync();
         }
         catch (XmlStreamException e)
@@ -110,6 +112,7 @@ internal abstract partial class C2sStream : ISessionTransport
         finally
         {
             Server.Streams.TryRemove(this, out _);
+            LeaveUnauthenticated();
             _outbound.Writer.TryComplete();
             await EndSessionAsync();
             await AwaitWriterAsync();
@@ -282,11 +285,30 @@ internal abstract partial class C2sStream : ISessionTransport
         // RFC 6120 §7.7.2.2: the new session wins; the old one is told why it ends.
         replaced?.Close(StreamErrors.Conflict, "replaced by a new session with the same resource");
         _session = session;
+        LeaveUnauthenticated();
         var result = Stanza.ResultFor(iq, new Element("bind", Ns.Bind).Add(new Element("jid", Ns.Bind).AddText(full.ToString())));
         result.SetAttribute("from", null).SetAttribute("to", null);
         Send(result);
         Log.Bound(Logger, full, RemoteAddress);
         await Server.Hooks.SessionStarted.FireAsync(session);
+    }
+
+    private bool _counted;
+    private InboundRate? _inboundRate;
+
+    /// <summary>Accounts for bytes read; waits when the stream is over its inbound rate.</summary>
+    protected ValueTask ThrottleAsync(long bytes)
+    {
+        _inboundRate ??= new InboundRate(Server.Options.InboundBytesPerSecond, Server.Options.InboundBurstBytes);
+        var wait = _inboundRate.Take(bytes);
+        return wait > TimeSpan.Zero ? new ValueTask(Task.Delay(wait, Lifetime.Token)) : ValueTask.CompletedTask;
+    }
+
+    private void LeaveUnauthenticated()
+    {
+        if (!_counted) return;
+        _counted = false;
+        Server.ConnectionLimits.Leave(RemoteAddress);
     }
 
     private static string NewResource() => "candor-" + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(6));

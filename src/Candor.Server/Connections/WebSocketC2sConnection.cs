@@ -74,6 +74,7 @@ internal sealed class WebSocketC2sConnection : C2sStream
                 }
                 if (!result.EndOfMessage) continue;
                 var element = ParseOne(parser, new ReadOnlySequence<byte>(buffer, 0, received));
+                await ThrottleAsync(received);
                 received = 0;
                 await OnMessageAsync(element);
             }

@@ -23,6 +23,7 @@ public sealed class XmppServer
         LoggerFactory = loggerFactory;
         Router = new Router(this);
         Xml = new XmlLimits { MaxStanzaBytes = options.MaxStanzaBytes };
+        ConnectionLimits = new Connections.ConnectionLimits(options);
     }
 
     public ServerOptions Options { get; }
@@ -34,6 +35,7 @@ public sealed class XmppServer
     public SessionManager Sessions { get; } = new();
     public Router Router { get; }
     public XmlLimits Xml { get; }
+    public Connections.ConnectionLimits ConnectionLimits { get; }
     public ServerHooks Hooks { get; } = new();
     public IqHandlers Iq { get; } = new();
     public DiscoRegistry Disco { get; } = new();

@@ -47,6 +47,16 @@ public sealed class ServerOptions
     public bool EndOtherSessionsOnPasswordChange { get; set; } = true;
     /// <summary>Days a client's login record (with its last IP address) is kept after its last use.</summary>
     public int LoginHistoryDays { get; set; } = 90;
+    /// <summary>Streams not yet bound to a resource, from one address.</summary>
+    public int MaxUnauthenticatedStreamsPerAddress { get; set; } = 20;
+    /// <summary>The same for loopback addresses (load generators, a local proxy).</summary>
+    public int MaxUnauthenticatedStreamsLoopback { get; set; } = 1000;
+    /// <summary>Streams not yet bound to a resource, in total.</summary>
+    public int MaxUnauthenticatedStreams { get; set; } = 5000;
+    /// <summary>Sustained bytes per second one stream may send; beyond it the server reads more slowly.</summary>
+    public int InboundBytesPerSecond { get; set; } = 512 * 1024;
+    /// <summary>Bytes one stream may send in a burst above the sustained rate.</summary>
+    public int InboundBurstBytes { get; set; } = 1024 * 1024;
     /// <summary>Seconds a connection may take from connecting to binding a resource.</summary>
     public int AuthenticationTimeoutSeconds { get; set; } = 60;
 
@@ -65,6 +75,8 @@ public sealed class ServerOptions
         if (LoginNotices is not ("new-clients" or "every-session"))
             throw new OptionsException("LoginNotices must be new-clients or every-session");
         if (LoginHistoryDays < 1) throw new OptionsException("LoginHistoryDays must be at least 1");
+        if (InboundBytesPerSecond < 1024 || InboundBurstBytes < MaxStanzaBytes)
+            throw new OptionsException("InboundBytesPerSecond must be at least 1024 and InboundBurstBytes at least MaxStanzaBytes");
         if (MaxOutboundQueue < 16) throw new OptionsException("max outbound queue must be at least 16");
     }
 }
