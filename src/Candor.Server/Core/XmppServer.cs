@@ -42,6 +42,8 @@ public sealed class XmppServer
     public Dictionary<string, Func<Element, ISessionTransport, ValueTask<Element>>> UnauthenticatedIq { get; } = [];
     /// <summary>Set by the roster module; presence and other modules read rosters through it.</summary>
     public Modules.Roster.RosterManager Rosters { get; set; } = null!;
+    /// <summary>Set by the policy module: the content policy in force, reloadable.</summary>
+    public Modules.Policy.PolicyService Policy { get; set; } = null!;
     public string Version { get; } = typeof(XmppServer).Assembly.GetName().Version?.ToString(3) ?? "0.1.0";
 
     /// <summary>Every open stream, authenticated or not, so that shutdown can close each with a stream error.</summary>

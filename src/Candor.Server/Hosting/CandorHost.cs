@@ -78,6 +78,7 @@ public sealed class CandorHost : IAsyncDisposable
         app.MapGet("/", () => Results.Text($"Candor XMPP server for {options.Domain}\n"));
 
         var host = new CandorHost(app, server, c2s!, direct, http);
+        Modules.Policy.PolicyModule.MapEndpoints(app, server, () => host.HttpPort);
         app.Lifetime.ApplicationStopping.Register(() => server.CloseAllStreams(StreamErrors.SystemShutdown, "the server is shutting down"));
         try
         {

@@ -39,6 +39,10 @@ public sealed class ServerOptions
     /// <summary>Messages kept for one account while it is offline; beyond that senders get resource-constraint.</summary>
     public int MaxOfflineMessages { get; set; } = 1000;
     public int MaxRosterItems { get; set; } = 1000;
+    /// <summary>The content policy (JSON; docs/CONFIGURATION.md, "Policy file"). None: no content rules.</summary>
+    public string? PolicyFile { get; set; }
+    /// <summary>Public URL of the policy document, when the server is behind a proxy; default http://DOMAIN:HTTP-PORT/.well-known/candor/policy.</summary>
+    public string? PolicyUrl { get; set; }
     /// <summary>Seconds a connection may take from connecting to binding a resource.</summary>
     public int AuthenticationTimeoutSeconds { get; set; } = 60;
 
