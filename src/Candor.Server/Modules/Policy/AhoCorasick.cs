@@ -32,7 +32,7 @@ public sealed class AhoCorasick
     private readonly int[] _patternNext;
     private readonly int[] _outLink;
 
-    public AhoCorasick(IReadOnlyList<string> patterns)
+    public AhoCorasick(IReadOnlyList<string> patterns, int maxDenseEntries = MaxDenseEntries)
     {
         PatternCount = patterns.Count;
         // The alphabet: one symbol per distinct character used by the patterns.
@@ -117,7 +117,7 @@ public sealed class AhoCorasick
         }
         _childStart[StateCount] = at;
 
-        if ((long)StateCount * _symbols <= MaxDenseEntries)
+        if ((long)StateCount * _symbols <= maxDenseEntries)
         {
             // goto(s, a) = child if any, else goto(fail(s), a); the root goes to itself. Breadth-first
             // order guarantees fail(s)'s row is complete before s's.

@@ -1,0 +1,60 @@
+using Candor.Server.Modules.Policy;
+
+namespace Candor.Server.Tests.Policy;
+
+/// <summary>What rules see: NFKC, format characters removed, full case folding; and the compact form.</summary>
+public sealed class NormalizationTests
+{
+    [Theory]
+    // Latin
+    [InlineData("Buy NOW", "buy now")]
+    [InlineData("ＢＵＹ　ＮＯＷ", "buy now")]            // full-width letters and ideographic space
+    [InlineData("b\u200Bu\u200Cy\u200D n\u2060o\uFEFFw", "buy now")] // zero-width space, joiners, word joiner, BOM
+    [InlineData("fre\u00ADe", "free")]                   // soft hyphen
+    [InlineData("ﬁnancial ﬂow", "financial flow")]       // ligatures
+    [InlineData("Straße STRASSE ẞ", "strasse strasse ss")] // ß and capital ẞ fold to ss
+    [InlineData("café", "café")]                  // decomposed é composes
+    [InlineData("①②③ x²", "123 x2")]                    // circled digits, superscripts
+    [InlineData("b\uFE0Fad", "bad")]                     // variation selector
+    // Greek: final sigma folds like sigma
+    [InlineData("ΟΔΟΣ οδος", "οδοσ οδοσ")]
+    // Cyrillic
+    [InlineData("КУПИТЬ СЕЙЧАС", "купить сейчас")]
+    [InlineData("ку\u200Bпить", "купить")]
+    [InlineData("ＫＵＰＩＴＥ", "kupite")]
+    // CJK: half-width katakana widen, full-width Latin narrows, ideographs stay
+    [InlineData("ｶﾀｶﾅ", "カタカナ")]
+    [InlineData("立即购买ＮＯＷ", "立即购买now")]
+    [InlineData("㈱", "(株)")]
+    public void Normalizes(string input, string expected) => Assert.Equal(expected, TextNormalizer.Normalize(input));
+
+    [Theory]
+    [InlineData("b.a.d", "bad")]
+    [InlineData("b a d", "bad")]
+    [InlineData("b-a_d!!", "bad")]
+    [InlineData("к.у.п.и.т.ь", "купить")]
+    [InlineData("立 即 购 买", "立即购买")]
+    [InlineData("v1.a.g", "v1ag")]
+    public void Compacts(string input, string expected) =>
+        Assert.Equal(expected, TextNormalizer.Compact(TextNormalizer.Normalize(input)));
+
+    [Fact]
+    public void Ascii_takes_the_same_route_as_the_general_path()
+    {
+        // Every ASCII character lowers exactly as the general (Unicode) path would.
+        for (var c = (char)1; c < 0x80; c++)
+        {
+            var ascii = TextNormalizer.Normalize(c.ToString());
+            var general = TextNormalizer.Normalize(c + "é")[..^1];
+            Assert.Equal(general, ascii);
+        }
+    }
+
+    [Fact]
+    public void Supplementary_characters_survive()
+    {
+        Assert.Equal("𠀀x😀", TextNormalizer.Normalize("𠀀X😀"));
+        Assert.Equal("𠀀x", TextNormalizer.Compact("𠀀 x😀"));
+        Assert.Equal("", TextNormalizer.Normalize("\U000E0041\U000E0042")); // tag characters are format characters
+    }
+}
