@@ -4,6 +4,7 @@ using Candor.Cli;
 var root = new RootCommand("Candor: an XMPP server whose treatment of your messages is published, announced and checkable.");
 root.Add(ServeCommand.Create());
 root.Add(UserCommand.Create());
+root.Add(PolicyCommand.Create());
 try
 {
     return await root.Parse(args).InvokeAsync(new InvocationConfiguration { EnableDefaultExceptionHandler = false });

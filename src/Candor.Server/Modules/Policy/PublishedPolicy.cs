@@ -49,7 +49,7 @@ public sealed class PublishedPolicy
 
     public static PublishedPolicy Create(PolicyDefinition definition, ServerOptions options)
     {
-        var rules = WriteRules(definition);
+        var rules = RulesJson(definition);
         var version = definition.Version ?? "sha256-" + Convert.ToHexStringLower(SHA256.HashData(rules))[..12];
         using var stream = new MemoryStream();
         using (var w = new Utf8JsonWriter(stream, WriterOptions))
@@ -72,7 +72,7 @@ public sealed class PublishedPolicy
             w.WriteEndObject();
 
             w.WritePropertyName("rules");
-            w.WriteRawValue(rules, skipInputValidation: true);
+            WriteRules(w, definition);
 
             w.WriteStartArray("retention");
             foreach (var (data, kept) in Statements.Retention(options))
@@ -109,45 +109,47 @@ public sealed class PublishedPolicy
         return new PublishedPolicy(definition, version, stream.ToArray(), options);
     }
 
-    private static byte[] WriteRules(PolicyDefinition definition)
+    private static byte[] RulesJson(PolicyDefinition definition)
     {
         using var stream = new MemoryStream();
-        using (var w = new Utf8JsonWriter(stream, WriterOptions))
-        {
-            w.WriteStartArray();
-            foreach (var rule in definition.Rules)
-            {
-                w.WriteStartObject();
-                w.WriteString("id", rule.Id);
-                w.WriteString("description", rule.Description);
-                w.WriteString("action", PolicyRule.Name(rule.Action));
-                w.WriteString("whose", PolicyRule.Name(rule.Whose));
-                w.WriteStartArray("where");
-                foreach (var field in PolicyRule.Names(rule.Where)) w.WriteStringValue(field);
-                w.WriteEndArray();
-                if (rule.Phrases.Count > 0)
-                {
-                    w.WriteString("match", PolicyRule.Name(rule.Match));
-                    w.WriteStartArray("phrases");
-                    foreach (var phrase in rule.Phrases) w.WriteStringValue(phrase);
-                    w.WriteEndArray();
-                }
-                if (rule.Regex.Count > 0)
-                {
-                    w.WriteStartArray("regex");
-                    foreach (var pattern in rule.Regex) w.WriteStringValue(pattern);
-                    w.WriteEndArray();
-                }
-                w.WriteBoolean("ignoreSeparators", rule.IgnoreSeparators);
-                w.WriteEndObject();
-            }
-            w.WriteEndArray();
-        }
+        using (var w = new Utf8JsonWriter(stream, WriterOptions)) WriteRules(w, definition);
         return stream.ToArray();
     }
 
+    private static void WriteRules(Utf8JsonWriter w, PolicyDefinition definition)
+    {
+        w.WriteStartArray();
+        foreach (var rule in definition.Rules)
+        {
+            w.WriteStartObject();
+            w.WriteString("id", rule.Id);
+            w.WriteString("description", rule.Description);
+            w.WriteString("action", PolicyRule.Name(rule.Action));
+            w.WriteString("whose", PolicyRule.Name(rule.Whose));
+            w.WriteStartArray("where");
+            foreach (var field in PolicyRule.Names(rule.Where)) w.WriteStringValue(field);
+            w.WriteEndArray();
+            if (rule.Phrases.Count > 0)
+            {
+                w.WriteString("match", PolicyRule.Name(rule.Match));
+                w.WriteStartArray("phrases");
+                foreach (var phrase in rule.Phrases) w.WriteStringValue(phrase);
+                w.WriteEndArray();
+            }
+            if (rule.Regex.Count > 0)
+            {
+                w.WriteStartArray("regex");
+                foreach (var pattern in rule.Regex) w.WriteStringValue(pattern);
+                w.WriteEndArray();
+            }
+            w.WriteBoolean("ignoreSeparators", rule.IgnoreSeparators);
+            w.WriteEndObject();
+        }
+        w.WriteEndArray();
+    }
+
     /// <summary>The sentences the document is made of, kept true to the code they describe.</summary>
-    internal static class Statements
+    public static class Statements
     {
         public const string Normalization =
             "Rules match normalized text: Unicode NFKC (full-width and half-width forms, ligatures and other compatibility "
