@@ -51,6 +51,24 @@ public sealed class NormalizationTests
     }
 
     [Fact]
+    public void The_fast_path_agrees_with_nfkc_and_lower_casing_for_every_character()
+    {
+        // LowerStable handles some blocks without ICU; every BMP character must come out as the general rule says.
+        for (var c = (char)0x80; c < 0xD800; c++)
+        {
+            var expected = c.ToString().Normalize(System.Text.NormalizationForm.FormKC).ToLowerInvariant()
+                .Replace("ß", "ss", StringComparison.Ordinal).Replace('ς', 'σ');
+            if (System.Globalization.CharUnicodeInfo.GetUnicodeCategory(c) == System.Globalization.UnicodeCategory.Format
+                || c is '\u034F' or (>= '\uFE00' and <= '\uFE0F') or (>= '\u180B' and <= '\u180F') or '\u115F' or '\u1160' or '\u3164' or '\u17B4' or '\u17B5')
+                expected = "";
+            var actual = TextNormalizer.Normalize(c.ToString());
+            if (actual != expected) Assert.Fail($"U+{(int)c:X4}: expected \"{expected}\", got \"{actual}\"");
+            // Followed by an ASCII letter (which composes with nothing), through the same paths.
+            Assert.Equal(expected + "a", TextNormalizer.Normalize(c + "A"));
+        }
+    }
+
+    [Fact]
     public void Supplementary_characters_survive()
     {
         Assert.Equal("𠀀x😀", TextNormalizer.Normalize("𠀀X😀"));

