@@ -1,3 +1,6 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+
 namespace Candor.Server.Modules.Policy;
 
 /// <summary>
@@ -170,11 +173,15 @@ public sealed class AhoCorasick
         var alphabet = _alphabet;
         if (_delta is { } delta)
         {
+            // Every row offset in the table and every symbol is in range by construction, and the alphabet
+            // covers all 65,536 code units: read without bounds checks in the one loop that runs per character.
+            ref var table = ref MemoryMarshal.GetArrayDataReference(delta);
+            ref var symbolOf = ref MemoryMarshal.GetArrayDataReference(alphabet);
             var symbols = _symbols;
             var row = 0;
             for (var i = 0; i < text.Length; i++)
             {
-                row = delta[row + alphabet[text[i]]];
+                row = Unsafe.Add(ref table, row + Unsafe.Add(ref symbolOf, text[i]));
                 if (row < 0)
                 {
                     row = ~row;

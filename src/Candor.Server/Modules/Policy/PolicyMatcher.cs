@@ -185,10 +185,24 @@ public sealed class PolicyMatcher
         {
             Automaton = new AhoCorasick([.. patterns.Select(p => p.Text)]);
             Patterns = [.. patterns.Select(p => p.Info)];
+            WordsOnly = new bool[Automaton.StateCount];
+            for (var state = 0; state < WordsOnly.Length; state++)
+            {
+                var any = false;
+                var words = true;
+                foreach (var p in Automaton.Patterns(state))
+                {
+                    any = true;
+                    words &= Patterns[p].Word;
+                }
+                WordsOnly[state] = any && words;
+            }
         }
 
         public AhoCorasick Automaton { get; }
         public PatternInfo[] Patterns { get; }
+        /// <summary>States all of whose patterns are whole-word ones: nothing to do there unless a word ends.</summary>
+        public bool[] WordsOnly { get; }
     }
 
     /// <summary>
@@ -213,6 +227,9 @@ public sealed class PolicyMatcher
             // Whether the text goes on with a letter is the same for every pattern ending here.
             var endIsBoundary = originalEnd + 1 >= _normalized.Length || !TextNormalizer.IsWordChar(_normalized[originalEnd + 1])
                 || TextNormalizer.IsUnspaced(_normalized[originalEnd]);
+            // Inside a word, whole-word patterns cannot match: a long run of letters against a, aa, aaa, ...
+            // costs one check per character, not one per pattern.
+            if (!endIsBoundary && set.WordsOnly[state]) return true;
             foreach (var p in set.Automaton.Patterns(state))
             {
                 var info = set.Patterns[p];
