@@ -7,6 +7,7 @@ root.Add(UserCommand.Create());
 root.Add(ChatCommand.Create());
 root.Add(SendCommand.Create());
 root.Add(ListenCommand.Create());
+root.Add(PolicyCommand.Create());
 try
 {
     return await root.Parse(args).InvokeAsync(new InvocationConfiguration { EnableDefaultExceptionHandler = false });

@@ -1,5 +1,6 @@
 using System.CommandLine;
 using Candor.Server.Connections;
+using System.Runtime.InteropServices;
 using Candor.Server.Hosting;
 using Microsoft.Extensions.Logging;
 
@@ -19,11 +20,12 @@ internal static class ServeCommand
         var key = new Option<string?>("--key") { Description = "Private key of --cert (PEM)" };
         var plaintext = new Option<bool>("--allow-plaintext") { Description = "Allow unencrypted c2s and PLAIN without TLS (loopback benchmarks only)" };
         var registration = new Option<bool>("--allow-registration") { Description = "Allow in-band account creation (XEP-0077), rate-limited per address" };
+        var policy = new Option<string?>("--policy") { Description = "Content policy file (JSON, see docs/CONFIGURATION.md); reloaded on SIGHUP or 'candor policy reload'" };
         var logLevel = new Option<LogLevel>("--log-level") { Description = "Least severe log level shown", DefaultValueFactory = _ => LogLevel.Information };
 
         var command = new Command("serve", "Run the server (defaults: domain localhost, data in ./candor-data, ports 5222/5223/5280)");
         common.AddTo(command);
-        foreach (var option in new Option[] { c2sPort, tlsPort, httpPort, httpsPort, bind, cert, key, plaintext, registration, logLevel }) command.Add(option);
+        foreach (var option in new Option[] { c2sPort, tlsPort, httpPort, httpsPort, bind, cert, key, plaintext, registration, policy, logLevel }) command.Add(option);
         command.SetAction(async (parse, cancellation) =>
         {
             ServerOptions options;
@@ -40,6 +42,7 @@ internal static class ServeCommand
                     if (parse.GetValue(key) is { } kf) o.KeyFile = kf;
                     if (parse.GetValue(plaintext)) o.AllowPlaintext = true;
                     if (parse.GetValue(registration)) o.AllowRegistration = true;
+                    if (parse.GetValue(policy) is { } pf) o.PolicyFile = pf;
                 });
             }
             catch (OptionsException e)
@@ -61,9 +64,18 @@ internal static class ServeCommand
                 Console.Error.WriteLine($"candor serve: {e.Message}");
                 return ExitCodes.Failure;
             }
+            var pidFile = Path.Combine(options.DataDirectory, PolicyCommand.PidFileName);
+            File.WriteAllText(pidFile, Environment.ProcessId + "\n");
+            // SIGHUP reloads the policy (the conventional daemon reload); 'candor policy reload' sends it.
+            using var reload = OperatingSystem.IsWindows() ? null : PosixSignalRegistration.Create(PosixSignal.SIGHUP, context =>
+            {
+                context.Cancel = true;
+                host.Server.Policy.Reload();
+            });
             Announce(options, host);
             await host.Stopped;
             await host.StopAsync();
+            File.Delete(pidFile);
             Console.WriteLine("Candor stopped.");
             return ExitCodes.Ok;
         });
@@ -84,6 +96,12 @@ internal static class ServeCommand
             Console.WriteLine("  WARNING: use it only for benchmarks on loopback.");
         }
         if (options.AllowRegistration) Console.WriteLine("  In-band registration is ON (rate-limited per address).");
+        var policy = host.Server.Policy;
+        var published = policy.Current.Published;
+        Console.WriteLine(policy.File is null
+            ? $"  Policy              no content rules (no --policy); SHA-256 {published.Digest}"
+            : $"  Policy              {policy.File}: version {published.Version}, {policy.Current.Matcher.Rules.Count} rules, SHA-256 {published.Digest}");
+        if (policy.Url is { } url) Console.WriteLine($"  Published at        {url}");
         var dataFlag = options.DataDirectory == "candor-data" ? "" : $" --data {options.DataDirectory}";
         Console.WriteLine($"Add a user:  candor user add alice@{options.Domain}{dataFlag}");
         Console.WriteLine("Stop with Ctrl+C.");

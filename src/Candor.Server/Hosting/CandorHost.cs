@@ -88,6 +88,7 @@ public sealed class CandorHost : IAsyncDisposable
         WebSocketEndpoint.Map(app, server, tls);
 
         var host = new CandorHost(app, server, c2s!, direct, http, https);
+        Modules.Policy.PolicyModule.MapEndpoints(app, server, () => host.HttpPort);
         app.Lifetime.ApplicationStopping.Register(() => server.CloseAllStreams(StreamErrors.SystemShutdown, "the server is shutting down"));
         try
         {

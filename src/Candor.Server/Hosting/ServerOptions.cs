@@ -57,6 +57,10 @@ public sealed class ServerOptions
     public int InboundBytesPerSecond { get; set; } = 512 * 1024;
     /// <summary>Bytes one stream may send in a burst above the sustained rate.</summary>
     public int InboundBurstBytes { get; set; } = 1024 * 1024;
+    /// <summary>The content policy (JSON; docs/CONFIGURATION.md, "Policy file"). None: no content rules.</summary>
+    public string? PolicyFile { get; set; }
+    /// <summary>Public URL of the policy document, when the server is behind a proxy; default http://DOMAIN:HTTP-PORT/.well-known/candor/policy.</summary>
+    public string? PolicyUrl { get; set; }
     /// <summary>Seconds a connection may take from connecting to binding a resource.</summary>
     public int AuthenticationTimeoutSeconds { get; set; } = 60;
 

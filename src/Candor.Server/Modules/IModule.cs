@@ -19,6 +19,7 @@ public static class ModuleCatalog
 {
     public static IReadOnlyList<IModule> Create() =>
     [
+        new Policy.PolicyModule(),
         new Messages.MessageModule(),
         new Roster.RosterModule(),
         new Presence.PresenceModule(),

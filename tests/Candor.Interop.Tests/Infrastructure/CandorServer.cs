@@ -24,6 +24,7 @@ public sealed class CandorServer : IAsyncLifetime, IAsyncDisposable
     private static readonly TimeSpan CliTimeout = TimeSpan.FromSeconds(60);
 
     private readonly ITestOutputHelper? _log;
+    private readonly IReadOnlyList<string> _extraArguments;
     private ChildProcess? _process;
     private string _finalOutput = "";
     private string _command = "";
@@ -35,9 +36,10 @@ public sealed class CandorServer : IAsyncLifetime, IAsyncDisposable
     {
     }
 
-    private CandorServer(ITestOutputHelper? log)
+    private CandorServer(ITestOutputHelper? log, IReadOnlyList<string>? extraArguments = null)
     {
         _log = log;
+        _extraArguments = extraArguments ?? [];
         DataDirectory = Directory.CreateTempSubdirectory("candor-interop-").FullName;
     }
 
@@ -54,9 +56,10 @@ public sealed class CandorServer : IAsyncLifetime, IAsyncDisposable
     public string Transcript =>
         $"--- candor server (c2s {C2sPort}, data {DataDirectory}) ---\n{_command}\n{Output}--- end of server output ---";
 
-    public static async Task<CandorServer> StartAsync(ITestOutputHelper? log = null)
+    /// <summary>Starts a server; <paramref name="extraArguments"/> are added to <c>candor serve</c> (e.g. --policy FILE).</summary>
+    public static async Task<CandorServer> StartAsync(ITestOutputHelper? log = null, IReadOnlyList<string>? extraArguments = null)
     {
-        var server = new CandorServer(log);
+        var server = new CandorServer(log, extraArguments);
         try
         {
             await server.StartAsync();
@@ -84,7 +87,7 @@ public sealed class CandorServer : IAsyncLifetime, IAsyncDisposable
             _process = ChildProcess.Start(Launcher.DotnetHost, [Launcher.CandorDll,
                 "serve", "--domain", Domain, "--data", DataDirectory,
                 "--c2s-port", C2sPort.ToString(), "--tls-port", TlsPort.ToString(),
-                "--http-port", HttpPort.ToString(), "--https-port", HttpsPort.ToString(), "--bind", Host], workingDirectory: DataDirectory);
+                "--http-port", HttpPort.ToString(), "--https-port", HttpsPort.ToString(), "--bind", Host, .. _extraArguments], workingDirectory: DataDirectory);
             _command = _process.Command;
             _log?.WriteLine($"started candor (pid {_process.Id}): {_command}");
 

@@ -1,0 +1,26 @@
+using System.Diagnostics;
+using BenchmarkDotNet.Running;
+using Candor.Benchmarks;
+
+// dotnet run -c Release --project bench/Candor.Benchmarks -- --filter '*Policy*' --job short
+// "quick": a stopwatch estimate of the policy benchmarks, for trying changes fast.
+if (args is ["quick"])
+{
+    var bench = new PolicyMatchBenchmark();
+    bench.Setup();
+    foreach (var (name, run) in new (string, Func<int>)[] { ("Latin", bench.Latin), ("Mixed", bench.Mixed), ("Normalize Latin", bench.NormalizeLatin), ("Normalize Mixed", bench.NormalizeMixed) })
+    {
+        for (var i = 0; i < 200; i++) run();
+        var watch = Stopwatch.StartNew();
+        var rounds = 0;
+        while (watch.ElapsedMilliseconds < 3000)
+        {
+            run();
+            rounds++;
+        }
+        var ns = watch.Elapsed.TotalNanoseconds / (rounds * 1000.0);
+        Console.WriteLine($"{name}: {ns:0} ns/message, {1e9 / ns:#,0} messages/s");
+    }
+    return;
+}
+BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args);

@@ -1,0 +1,221 @@
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.Encodings.Web;
+using System.Text.Json;
+using Candor.Server.Hosting;
+
+namespace Candor.Server.Modules.Policy;
+
+/// <summary>
+/// The one published policy (promise 5 of DESIGN.md): the content rules, what is stored and for how long,
+/// and what the server logs, as one JSON document whose exact bytes are served and whose SHA-256 is
+/// announced in disco. Everything here is derived from the policy file and the server's options, never
+/// from the clock, so the same configuration always yields the same digest.
+/// <para>
+/// The statements about storage and logging describe the code as it is: when a feature that stores or logs
+/// something lands, this file must say so (the tests read it next to the modules).
+/// </para>
+/// </summary>
+public sealed class PublishedPolicy
+{
+    public const string FormatUri = "urn:xmpp:candor:policy:0";
+
+    private static readonly JsonWriterOptions WriterOptions = new()
+    {
+        Indented = true,
+        // Phrases in any script stay readable; the document is served as application/json, never inlined in HTML.
+        Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
+    };
+
+    private readonly Lazy<string> _html;
+
+    private PublishedPolicy(PolicyDefinition definition, string version, byte[] json, ServerOptions options)
+    {
+        Definition = definition;
+        Version = version;
+        Json = json;
+        Digest = Convert.ToHexStringLower(SHA256.HashData(json));
+        _html = new Lazy<string>(() => PolicyHtml.Render(this, options));
+    }
+
+    public PolicyDefinition Definition { get; }
+    /// <summary>The file's "version", or "sha256-" and the first 12 hex digits of the rules' own digest.</summary>
+    public string Version { get; }
+    /// <summary>The exact bytes served at /.well-known/candor/policy.</summary>
+    public byte[] Json { get; }
+    /// <summary>SHA-256 of <see cref="Json"/>, lower-case hex.</summary>
+    public string Digest { get; }
+    public string Html => _html.Value;
+
+    public static PublishedPolicy Create(PolicyDefinition definition, ServerOptions options)
+    {
+        var rules = RulesJson(definition);
+        var version = definition.Version ?? "sha256-" + Convert.ToHexStringLower(SHA256.HashData(rules))[..12];
+        using var stream = new MemoryStream();
+        using (var w = new Utf8JsonWriter(stream, WriterOptions))
+        {
+            w.WriteStartObject();
+            w.WriteString("format", FormatUri);
+            w.WriteString("server", options.Domain);
+            w.WriteString("version", version);
+
+            w.WriteStartObject("content");
+            w.WriteStartArray("inspected");
+            w.WriteStringValue("message body");
+            w.WriteStringValue("message subject");
+            w.WriteEndArray();
+            w.WriteString("normalization", Statements.Normalization);
+            w.WriteString("refusals", Statements.Refusals);
+            w.WriteString("copies", Statements.Copies);
+            w.WriteString("encryptedContent", Statements.Encrypted);
+            w.WriteNumber("regexTimeoutMilliseconds", (int)PolicyMatcher.RegexTimeout.TotalMilliseconds);
+            w.WriteEndObject();
+
+            w.WritePropertyName("rules");
+            WriteRules(w, definition);
+
+            w.WriteStartArray("retention");
+            foreach (var (data, kept) in Statements.Retention(options))
+            {
+                w.WriteStartObject();
+                w.WriteString("data", data);
+                w.WriteString("kept", kept);
+                w.WriteBoolean("encryptedAtRest", false);
+                w.WriteEndObject();
+            }
+            w.WriteEndArray();
+
+            w.WriteStartObject("logging");
+            w.WriteString("where", Statements.LogDestination);
+            w.WriteStartArray("logged");
+            foreach (var item in Statements.Logged) w.WriteStringValue(item);
+            w.WriteEndArray();
+            w.WriteStartArray("neverLogged");
+            foreach (var item in Statements.NeverLogged) w.WriteStringValue(item);
+            w.WriteEndArray();
+            w.WriteEndObject();
+
+            w.WriteStartObject("access");
+            w.WriteString("authentication", Statements.Authentication(options));
+            w.WriteString("transport", Statements.Transport(options));
+            w.WriteString("operators", Statements.Operators);
+            w.WriteString("deletion", Statements.Deletion);
+            w.WriteString("export", Statements.Export);
+            w.WriteEndObject();
+
+            w.WriteEndObject();
+        }
+        stream.WriteByte((byte)'\n');
+        return new PublishedPolicy(definition, version, stream.ToArray(), options);
+    }
+
+    private static byte[] RulesJson(PolicyDefinition definition)
+    {
+        using var stream = new MemoryStream();
+        using (var w = new Utf8JsonWriter(stream, WriterOptions)) WriteRules(w, definition);
+        return stream.ToArray();
+    }
+
+    private static void WriteRules(Utf8JsonWriter w, PolicyDefinition definition)
+    {
+        w.WriteStartArray();
+        foreach (var rule in definition.Rules)
+        {
+            w.WriteStartObject();
+            w.WriteString("id", rule.Id);
+            w.WriteString("description", rule.Description);
+            w.WriteString("action", PolicyRule.Name(rule.Action));
+            w.WriteString("whose", PolicyRule.Name(rule.Whose));
+            w.WriteStartArray("where");
+            foreach (var field in PolicyRule.Names(rule.Where)) w.WriteStringValue(field);
+            w.WriteEndArray();
+            if (rule.Phrases.Count > 0)
+            {
+                w.WriteString("match", PolicyRule.Name(rule.Match));
+                w.WriteStartArray("phrases");
+                foreach (var phrase in rule.Phrases) w.WriteStringValue(phrase);
+                w.WriteEndArray();
+            }
+            if (rule.Regex.Count > 0)
+            {
+                w.WriteStartArray("regex");
+                foreach (var pattern in rule.Regex) w.WriteStringValue(pattern);
+                w.WriteEndArray();
+            }
+            w.WriteBoolean("ignoreSeparators", rule.IgnoreSeparators);
+            w.WriteEndObject();
+        }
+        w.WriteEndArray();
+    }
+
+    /// <summary>The sentences the document is made of, kept true to the code they describe.</summary>
+    public static class Statements
+    {
+        public const string Normalization =
+            "Rules match normalized text: Unicode NFKC (full-width and half-width forms, ligatures and other compatibility "
+            + "characters fold to plain letters), invisible format characters removed (zero-width spaces and joiners, soft "
+            + "hyphens, variation selectors), full case folding (also ß to ss and final sigma to sigma). Rules with "
+            + "ignoreSeparators also ignore everything but letters and digits (b.a.d matches bad). Phrases with match 'word' "
+            + "must not be part of a longer word, except in scripts written without spaces (Chinese, Japanese, Thai, ...).";
+
+        public const string Refusals =
+            "A message a reject rule matches is not delivered, and its sender receives an error "
+            + "(policy-violation) naming the rule and its description. An allow rule that matches wins over reject rules. "
+            + "Nothing is refused without telling the sender.";
+
+        public const string Copies =
+            "No rule stores, forwards or reports message content anywhere: a refused message is answered and dropped. "
+            + "The server log records that a rule refused a message (rule, sender and recipient addresses), never its text.";
+
+        public const string Encrypted =
+            "End-to-end encrypted content (OMEMO, OpenPGP, OTR) cannot be read by this server and is not inspected. "
+            + "A message that carries an end-to-end encrypted payload is delivered without checking its plain-text body, "
+            + "which is only a notice written by the sending client. No rule refuses a message for being encrypted.";
+
+        public static IEnumerable<(string Data, string Kept)> Retention(ServerOptions options) =>
+        [
+            ("offline messages", $"until delivered to the recipient's next session, then deleted; at most {options.MaxOfflineMessages} per account (beyond that the sender receives an error); no time limit"),
+            ("message archive", "none: messages are not archived on the server"),
+            ("roster, vCard and private XML storage", "until the account changes them or the account is removed"),
+            ("passwords", "only as salted SCRAM-SHA-1 and SCRAM-SHA-256 keys (RFC 5802), never the password itself, until changed or the account is removed"),
+        ];
+
+        public const string LogDestination =
+            "The server process's standard output (level Information by default). Candor writes no log files and keeps no "
+            + "logs itself: how long they are kept is the operator's log system's choice.";
+
+        public static readonly string[] Logged =
+        [
+            "logins: account name, IP address and SASL mechanism (Information)",
+            "failed logins: IP address and reason (Information)",
+            "sessions bound and ended: full address (account and resource); IP address when bound (Information)",
+            "stream errors sent: IP address and condition (Information)",
+            "lost connections: IP address (Debug, not shown by default)",
+            "messages refused by a policy rule: rule id, sender and recipient addresses (Information)",
+            "policy loads and changes: version and SHA-256 digest (Information)",
+        ];
+
+        public static readonly string[] NeverLogged =
+        [
+            "message bodies, subjects or any other stanza content",
+            "passwords or authentication exchanges",
+        ];
+
+        public static string Authentication(ServerOptions options) =>
+            "SCRAM-SHA-256(-PLUS) and SCRAM-SHA-1(-PLUS) are offered; PLAIN is also accepted inside TLS, in which case the "
+            + "server sees the password while checking it" + (options.AllowPlaintext ? "; WARNING: this server also allows PLAIN without TLS" : "") + ".";
+
+        public static string Transport(ServerOptions options) =>
+            options.AllowPlaintext
+                ? "WARNING: this server allows client connections without TLS (benchmark mode)."
+                : "Client connections require TLS 1.2 or 1.3 (STARTTLS or direct TLS). The server does not federate with other servers yet.";
+
+        public const string Operators =
+            "The operator can read what the server stores (offline messages, rosters, vCards): it is not yet encrypted at rest.";
+
+        public const string Deletion =
+            "An account can remove itself and everything stored for it (XEP-0077); roster items and vCard can be changed or removed at any time.";
+
+        public const string Export = "No export function yet.";
+    }
+}
