@@ -178,6 +178,9 @@ public sealed class PublishedPolicy
             ("message archive", "none: messages are not archived on the server"),
             ("roster, vCard and private XML storage", "until the account changes them or the account is removed"),
             ("passwords", "only as salted SCRAM-SHA-1 and SCRAM-SHA-256 keys (RFC 5802), never the password itself, until changed or the account is removed"),
+            ("login history (each client that accessed an account: resource, last IP address, first and last use, SASL mechanism, TLS version)",
+                $"{options.LoginHistoryDays} days after the client's last use, then deleted; the account can list and revoke its clients at any time (XEP-0494)"),
+            ("login notices for an account with no session online", "until the account's next login, then deleted"),
         ];
 
         public const string LogDestination =
@@ -193,6 +196,7 @@ public sealed class PublishedPolicy
             "lost connections: IP address (Debug, not shown by default)",
             "messages refused by a policy rule: rule id, sender and recipient addresses (Information)",
             "policy loads and changes: version and SHA-256 digest (Information)",
+            "outside the log, the login history listed under retention (announced to the account itself)",
         ];
 
         public static readonly string[] NeverLogged =
