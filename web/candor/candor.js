@@ -12,6 +12,26 @@ converse.plugins.add('candor', {
         // site, and no setting turns it off. Replace the element with an empty one (elements defined by a
         // plugin before converse.initialize() finishes take the place of Converse's own).
         api.elements.define('converse-footer', class extends HTMLElement {});
+
+        // Converse 14.0.0 accepts a contact request without asking for the contact's presence in return
+        // (its accept dialog calls a subscribe() that does something else), so the new contact would stay
+        // one-way. Ask back once the request has been accepted (requesting -> false, subscription 'from').
+        api.listen.on('rosterInitialized', () => {
+            this._converse.state.roster.on('change:requesting', (contact) => {
+                if (!contact.get('requesting') && contact.get('subscription') === 'from' && !contact.get('ask'))
+                    contact.subscribeToPresence();
+            });
+        });
+
+        // Converse 14.0.0 waits for the XEP-0191 block list before it opens a chat with someone who is not
+        // a contact, and never gets it from a server without blocking support: such messages would hang
+        // unseen. Give it an empty block list then (nothing can be blocked without server support).
+        api.listen.on('discoInitialized', async () => {
+            const { Strophe, Collection } = converse.env;
+            const domain = this._converse.session.get('domain');
+            if (!(await api.disco.supports(Strophe.NS.BLOCKING, domain)))
+                api.trigger('blocklistInitialized', new Collection());
+        });
     },
 });
 
@@ -37,6 +57,9 @@ converse.initialize({
     render_media: false,
     fetch_url_headers: false,
     embed_3rd_party_media_players: false,
+    // The contact and registration forms would fetch lists of public providers from data.xmpp.net.
+    autocomplete_providers_url: null,
+    xmpp_providers_url: null,
     // The default room search asks a third-party service (search.jabber.network).
     muc_search_service: '',
     // A shared computer keeps no chat history in the browser after logging out.
