@@ -45,6 +45,7 @@ public sealed class CandorServer : IAsyncLifetime, IAsyncDisposable
     public int C2sPort { get; private set; }
     public int TlsPort { get; private set; }
     public int HttpPort { get; private set; }
+    public int HttpsPort { get; private set; }
 
     /// <summary>Everything the server wrote to stdout and stderr so far (stderr lines marked).</summary>
     public string Output => _process?.Output ?? _finalOutput;
@@ -78,12 +79,13 @@ public sealed class CandorServer : IAsyncLifetime, IAsyncDisposable
         // A port picked as free can be taken by someone else before candor binds it: retry then.
         for (var attempt = 1; ; attempt++)
         {
-            var ports = FreePorts.Take(3);
-            (C2sPort, TlsPort, HttpPort) = (ports[0], ports[1], ports[2]);
+            // Every listener on a free port: two servers must never meet on a default port (5281).
+            var ports = FreePorts.Take(4);
+            (C2sPort, TlsPort, HttpPort, HttpsPort) = (ports[0], ports[1], ports[2], ports[3]);
             _process = ChildProcess.Start(Launcher.DotnetHost, [Launcher.CandorDll,
                 "serve", "--domain", Domain, "--data", DataDirectory,
                 "--c2s-port", C2sPort.ToString(), "--tls-port", TlsPort.ToString(),
-                "--http-port", HttpPort.ToString(), "--bind", Host], workingDirectory: DataDirectory);
+                "--http-port", HttpPort.ToString(), "--https-port", HttpsPort.ToString(), "--bind", Host], workingDirectory: DataDirectory);
             _command = _process.Command;
             _log?.WriteLine($"started candor (pid {_process.Id}): {_command}");
 
