@@ -36,8 +36,8 @@ for chunk in "$DIST"/chunkjs/locales/*-LC_MESSAGES-converse-po.js; do
     [ "$dayjs" = ug ] && dayjs=ug-cn
     [ -f "$DIST/chunkjs/locales/dayjs/$dayjs-js.js" ] && cp "$DIST/chunkjs/locales/dayjs/$dayjs-js.js" "$OUT/chunkjs/locales/dayjs/"
 done
-cp "$SRC/LICENSE" "$OUT/LICENSE"
-cp "$SRC/COPYRIGHT" "$OUT/COPYRIGHT"
-cp /usr/share/common-licenses/GPL-3 "$OUT/LICENSE.libomemo-GPL-3.0" 2>/dev/null || true
-echo "$VERSION" > "$OUT/VERSION"
+cp "$SRC/LICENSE" "$OUT/LICENSE.txt"   # .txt: served at /converse/LICENSE.txt
+cp "$SRC/COPYRIGHT" "$OUT/COPYRIGHT.txt"
+cp /usr/share/common-licenses/GPL-3 "$OUT/LICENSE.libomemo-GPL-3.0.txt" 2>/dev/null || true
+echo "$VERSION" > "$OUT/VERSION.txt"
 du -sh "$OUT"
