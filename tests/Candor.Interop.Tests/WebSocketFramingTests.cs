@@ -168,6 +168,43 @@ public sealed class WebSocketFramingTests(WebSocketServerFixture fixture, ITestO
     }
 
     [Fact]
+    public async Task Comment_is_restricted_xml()
+    {
+        await using var ws = await OpenedAsync();
+        await ws.SendAsync("<!-- hello --><presence xmlns='jabber:client'/>");
+        await ExpectStreamErrorAsync(ws, "restricted-xml");
+    }
+
+    [Theory]
+    [InlineData(" {0}")]
+    [InlineData("{0}\n")]
+    [InlineData("<?xml version='1.0'?>{0}")]
+    public async Task Whitespace_and_an_XML_declaration_around_the_element_are_accepted(string frame)
+    {
+        await using var ws = await XmppWebSocket.ConnectAsync(Ws, output, "client");
+        await ws.SendAsync(string.Format(frame, Open));
+        Assert.Equal(Framing + "open", (await ws.ReceiveAsync()).Name);
+        Assert.Equal(Stream + "features", (await ws.ReceiveAsync()).Name);
+    }
+
+    /// <summary>A second &lt;open/&gt; without a restart (no SASL success since the first) ends the stream.</summary>
+    [Fact]
+    public async Task Open_while_the_stream_is_open_is_bad_format()
+    {
+        await using var ws = await OpenedAsync();
+        await ws.SendAsync(Open);
+        await ExpectStreamErrorAsync(ws, "bad-format");
+    }
+
+    [Fact]
+    public async Task Unknown_framing_element_is_unsupported_stanza_type()
+    {
+        await using var ws = await OpenedAsync();
+        await ws.SendAsync("<reopen xmlns='urn:ietf:params:xml:ns:xmpp-framing'/>");
+        await ExpectStreamErrorAsync(ws, "unsupported-stanza-type");
+    }
+
+    [Fact]
     public async Task Binary_frame_is_refused_with_bad_format()
     {
         await using var ws = await OpenedAsync();
