@@ -4,7 +4,8 @@
 #   ./test.sh [extra dotnet test arguments, e.g. --filter Category!=Interop]
 #
 # On Debian (as root) it first installs what the interop tests drive, if missing:
-# python3-slixmpp, profanity, tmux, chromium (the browser test; never a downloaded browser). The last line printed is the summary over all test
+# python3-slixmpp, profanity, tmux, chromium (the browser test uses Debian's Chromium, never a
+# downloaded browser). The last line printed is the summary over all test
 # projects: "N passed, N failed" (plus ", N skipped" when some were skipped). The exit status
 # is non-zero if the build failed, any test failed, or the test run did not complete.
 set -uo pipefail
