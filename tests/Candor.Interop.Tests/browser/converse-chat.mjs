@@ -172,6 +172,13 @@ async function main() {
         await receive(b, 'bob', config.alice.jid, 'Hello Bob, this is Alice in Chromium');
         await send(b, 'bob', config.alice.jid, 'Hi Alice! Bob here, also in the browser');
         await receive(a, 'alice', config.bob.jid, 'Hi Alice! Bob here, also in the browser');
+        // A link to an image elsewhere stays a link: rendering it inline would be a request to that host
+        // (refused by the page's CSP, and so a failure here).
+        const picture = 'A picture: https://images.example/cat.png';
+        await send(a, 'alice', config.bob.jid, picture);
+        await receive(b, 'bob', config.alice.jid, picture);
+        await b.waitForTimeout(1000);
+        checkNoLeaks('after a link to a remote image');
 
         step(`carol (slixmpp over TCP) writes to ${config.bob.jid}`);
         console.log(await run(config.slixmppSend));
