@@ -119,6 +119,10 @@ internal sealed class WebSocketC2sConnection : C2sStream
             switch (element.Name)
             {
                 case "open":
+                    // RFC 7395 §3.3.2: <open/> starts the stream, and restarts it after SASL success. Another one
+                    // while the stream is open is an error, not a second set of features without an <open/>.
+                    if (HeaderSent)
+                        throw new StreamErrorException(StreamErrors.BadFormat, "the stream is already open; <open/> only starts it or restarts it after authentication");
                     OnStreamOpen(element, contentNamespace: null, "open", Ns.Framing);
                     return;
                 case "close":

@@ -32,7 +32,8 @@ public static class WebSocketEndpoint
             Results.Text(JsonSerializer.Serialize(new { links = new[] { new { rel = AltConnections, href = Url(context) } } }), "application/json"));
     }
 
-    private static string Url(HttpContext context) =>
+    /// <summary>The WebSocket URL for the scheme and host the request came in on.</summary>
+    public static string Url(HttpContext context) =>
         $"{(context.Request.IsHttps ? "wss" : "ws")}://{context.Request.Host}{Path}";
 
     private static async Task AcceptAsync(HttpContext context, XmppServer server, TlsSettings tls)

@@ -3,6 +3,7 @@ using Candor.Server.Connections;
 using Candor.Server.Core;
 using Candor.Server.Modules;
 using Candor.Server.Storage;
+using Candor.Server.Web;
 using Candor.Xmpp;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Connections;
@@ -84,7 +85,7 @@ public sealed class CandorHost : IAsyncDisposable
         });
         var app = builder.Build();
         var server = app.Services.GetRequiredService<XmppServer>();
-        app.MapGet("/", () => Results.Text($"Candor XMPP server for {options.Domain}\n"));
+        WebClientEndpoint.Map(app, options);
         WebSocketEndpoint.Map(app, server, tls);
 
         var host = new CandorHost(app, server, c2s!, direct, http, https);

@@ -18,6 +18,10 @@ public sealed class ServerOptions
     public int HttpPort { get; set; } = 5280;
     /// <summary>HTTPS listener (same certificate as c2s), for wss:// from remote browsers. 0 picks a free port; -1 disables.</summary>
     public int HttpsPort { get; set; } = 5281;
+    /// <summary>The bundled web client (Converse.js) at <c>/</c> of the HTTP and HTTPS listeners.</summary>
+    public bool WebClient { get; set; } = true;
+    /// <summary>Folder holding index.html, converse/ and candor/; empty means <c>web/</c> beside the executable.</summary>
+    public string? WebRoot { get; set; }
     public string? CertificateFile { get; set; }
     public string? KeyFile { get; set; }
     /// <summary>c2s without TLS and SASL PLAIN on plain text. For loopback benchmarks only.</summary>

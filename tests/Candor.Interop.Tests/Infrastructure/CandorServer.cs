@@ -82,6 +82,7 @@ public sealed class CandorServer : IAsyncLifetime, IAsyncDisposable
         // A port picked as free can be taken by someone else before candor binds it: retry then.
         for (var attempt = 1; ; attempt++)
         {
+            // Every listener on a free port: two servers must never meet on a default port (5281).
             var ports = FreePorts.Take(4);
             (C2sPort, TlsPort, HttpPort, HttpsPort) = (ports[0], ports[1], ports[2], ports[3]);
             _process = ChildProcess.Start(Launcher.DotnetHost, [Launcher.CandorDll,

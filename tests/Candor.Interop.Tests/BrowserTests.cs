@@ -1,0 +1,96 @@
+using System.Text.Json;
+using Candor.Interop.Tests.Infrastructure;
+using Xunit.Abstractions;
+
+namespace Candor.Interop.Tests;
+
+/// <summary>
+/// The bundled web client (Converse.js at <c>/</c>) in Debian's Chromium, driven by npm playwright-core
+/// (browser/converse-chat.mjs; never a downloaded browser). Fails on any request to a host other than the
+/// Candor server, and on any Content-Security-Policy refusal.
+/// </summary>
+[Trait("Category", "Interop")]
+public sealed class BrowserTests(ITestOutputHelper output)
+{
+    private const string Chromium = "/usr/bin/chromium";
+    private const string Node = "/usr/bin/node";
+
+    private static string BrowserDirectory => Path.Combine(AppContext.BaseDirectory, "browser");
+
+    /// <summary>
+    /// Alice and Bob log in in two browser contexts, Alice adds Bob and Bob accepts through the Converse UI,
+    /// both see each other online and chat both ways; Carol, a slixmpp client over TCP, writes to Bob, whose
+    /// page shows it. Screenshots of the conversations go to TestResults/browser/.
+    /// </summary>
+    [Fact]
+    public async Task Two_users_subscribe_and_chat_in_Chromium_with_no_request_elsewhere()
+    {
+        Assert.True(File.Exists(Chromium), $"{Chromium} not found: install the Debian package chromium (./test.sh does this)");
+        Assert.True(File.Exists(Node), $"{Node} not found: install the Debian package nodejs (./test.sh does this)");
+        await Tools.RequireSlixmppAsync();
+        await InstallPlaywrightAsync();
+
+        await using var server = await CandorServer.StartAsync(output);
+        await server.AddUserAsync("alice@localhost", "alice-secret");
+        await server.AddUserAsync("bob@localhost", "bob-secret");
+        await server.AddUserAsync("carol@localhost", "carol-secret");
+
+        const string carolSays = "Carol here, from slixmpp over TCP";
+        var screenshots = ScreenshotDirectory();
+        var config = Path.Combine(server.DataDirectory, "browser-test.json");
+        await File.WriteAllTextAsync(config, JsonSerializer.Serialize(new
+        {
+            url = $"http://{CandorServer.Host}:{server.HttpPort}/",
+            domain = CandorServer.Domain,
+            alice = new { jid = "alice@localhost", password = "alice-secret" },
+            bob = new { jid = "bob@localhost", password = "bob-secret" },
+            carol = new { jid = "carol@localhost" },
+            slixmppSend = new[]
+            {
+                Tools.Python, Tools.Script("send_one.py"), CandorServer.Host, server.C2sPort.ToString(),
+                "carol@localhost", "carol-secret", "bob@localhost", carolSays,
+            },
+            slixmppBody = carolSays,
+            screenshots,
+            chromium = Chromium,
+        }));
+
+        var result = await ChildProcess.RunAsync(Node, [Path.Combine(BrowserDirectory, "converse-chat.mjs"), config],
+            TimeSpan.FromMinutes(4));
+        output.WriteLine(result.Describe());
+        foreach (var png in Directory.GetFiles(screenshots, "*.png"))
+            output.WriteLine($"screenshot: {png}");
+        Assert.True(result.Succeeded, $"the browser test failed\n{result.Describe()}\n{server.Transcript}");
+        Assert.Contains("\nPASS", result.Output);
+    }
+
+    /// <summary><c>npm ci</c> of the pinned playwright-core (package-lock.json), unless that version is there already.</summary>
+    private async Task InstallPlaywrightAsync()
+    {
+        var installed = Path.Combine(BrowserDirectory, "node_modules", "playwright-core", "package.json");
+        var wanted = JsonDocument.Parse(await File.ReadAllTextAsync(Path.Combine(BrowserDirectory, "package.json")))
+            .RootElement.GetProperty("dependencies").GetProperty("playwright-core").GetString();
+        if (File.Exists(installed)
+            && JsonDocument.Parse(await File.ReadAllTextAsync(installed)).RootElement.GetProperty("version").GetString() == wanted)
+            return;
+        var npm = Tools.RequireCommand("npm", "npm");
+        var result = await ChildProcess.RunAsync(npm, ["ci", "--prefix", BrowserDirectory, "--no-audit", "--no-fund"],
+            TimeSpan.FromMinutes(3), new Dictionary<string, string?> { ["PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD"] = "1" });
+        output.WriteLine(result.Describe());
+        Assert.True(result.Succeeded, $"npm ci of playwright-core failed\n{result.Describe()}");
+    }
+
+    /// <summary>TestResults/browser/ at the repository root (beside Candor.slnx), else beside the tests.</summary>
+    private static string ScreenshotDirectory()
+    {
+        var directory = new DirectoryInfo(AppContext.BaseDirectory);
+        while (directory is not null && !File.Exists(Path.Combine(directory.FullName, "Candor.slnx")))
+            directory = directory.Parent;
+        var path = Path.Combine(directory?.FullName ?? AppContext.BaseDirectory, "TestResults", "browser");
+        if (Directory.Exists(path))
+            foreach (var old in Directory.GetFiles(path, "*.png"))
+                File.Delete(old);
+        Directory.CreateDirectory(path);
+        return path;
+    }
+}

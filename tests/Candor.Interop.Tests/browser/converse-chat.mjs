@@ -1,0 +1,207 @@
+// Two people chat through the web client that a Candor server serves at /, in Debian's Chromium driven by
+// playwright-core (never a downloaded browser). Run by BrowserTests.cs:
+//
+//   node converse-chat.mjs CONFIG.json
+//
+// CONFIG: { "url": "http://127.0.0.1:PORT/", "domain": "localhost",
+//           "alice": {"jid", "password"}, "bob": {"jid", "password"},
+//           "carol": {"jid"}, "slixmppSend": [argv of a command that makes carol send one message to bob],
+//           "slixmppBody": "...", "screenshots": "DIR", "chromium": "/usr/bin/chromium" }
+//
+// Steps: both log in; alice adds bob as a contact and bob accepts, through the Converse UI; both see each
+// other online; they chat both ways; carol (slixmpp over TCP) writes to bob, whose page shows it. Every
+// request the pages make (HTTP, WebSocket, workers) must go to the Candor server itself: any other host, or
+// any Content-Security-Policy refusal, fails the run. Prints "STEP ..." lines, then "PASS" or "FAIL: why".
+import { chromium } from 'playwright-core';
+import { execFile } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+
+const config = JSON.parse(fs.readFileSync(process.argv[2], 'utf8'));
+const server = new URL(config.url);
+const TIMEOUT = 20_000;
+const problems = [];   // requests elsewhere, CSP refusals, page errors
+let browser;
+const pages = {};
+
+const step = (text) => console.log(`[${new Date().toISOString().slice(11, 19)}] STEP ${text}`);
+
+/** The one host:port every request may go to; data: and blob: never leave the page. */
+function checkUrl(kind, url, who) {
+    const u = new URL(url);
+    if (u.protocol === 'data:' || u.protocol === 'blob:') return;
+    const sameHost = u.hostname === server.hostname && (u.port || defaultPort(u.protocol)) === (server.port || defaultPort(server.protocol));
+    const schemeOk = ['http:', 'https:', 'ws:', 'wss:'].includes(u.protocol);
+    if (!sameHost || !schemeOk) problems.push(`${who}: ${kind} to another host: ${url}`);
+}
+
+function defaultPort(protocol) {
+    return { 'http:': '80', 'ws:': '80', 'https:': '443', 'wss:': '443' }[protocol] ?? '';
+}
+
+async function openPage(who) {
+    // A context per person: separate cookies and IndexedDB, like two browsers.
+    const context = await browser.newContext({ viewport: { width: 1280, height: 800 }, locale: 'en-GB' });
+    context.on('request', (r) => checkUrl('request', r.url(), who));
+    const page = await context.newPage();
+    page.on('websocket', (ws) => checkUrl('WebSocket', ws.url(), who));
+    page.on('pageerror', (e) => problems.push(`${who}: page error: ${e.message}`));
+    page.on('console', (m) => {
+        const text = m.text();
+        if (/Content Security Policy|Refused to/i.test(text)) problems.push(`${who}: ${text}`);
+        if (m.type() === 'error' || m.type() === 'warning') console.log(`  ${who} console ${m.type()}: ${text}`);
+    });
+    page.on('requestfailed', (r) => console.log(`  ${who} request failed: ${r.url()} ${r.failure()?.errorText}`));
+    page.setDefaultTimeout(TIMEOUT);
+    pages[who] = page;
+    return page;
+}
+
+async function login(page, who, jid, password) {
+    step(`${who} opens ${config.url} and logs in as ${jid}`);
+    await page.goto(config.url);
+    await page.locator('converse-login-form input[name="jid"]').fill(jid);
+    await page.locator('converse-login-form input[name="password"]').fill(password);
+    await page.locator('converse-login-form button[type="submit"]').click();
+    await page.locator('converse-user-profile').waitFor();
+    await page.locator('converse-roster').waitFor();
+}
+
+/** The roster entry of a contact, by bare JID. */
+const contact = (page, jid) => page.locator(`converse-roster-contact:has(a.open-chat[data-jid="${jid}"])`);
+
+async function addContact(page, who, jid, name) {
+    step(`${who} adds ${jid} as a contact`);
+    await page.locator('converse-dropdown.dropdown--contacts button.dropdown-toggle').click();
+    await page.locator('a.add-contact').click();
+    const modal = page.locator('converse-add-contact-modal');
+    // Typed key by key, as a person would: the field's autocompletion is one of the things that could
+    // reach out to other hosts.
+    await modal.locator('input[name="jid"]').pressSequentially(jid, { delay: 20 });
+    await modal.locator('input[name="name"]').fill(name);
+    await modal.locator('button[type="submit"]').click();
+    await contact(page, jid).waitFor();
+}
+
+async function acceptRequest(page, who, jid) {
+    step(`${who} accepts the contact request from ${jid}`);
+    const entry = contact(page, jid);
+    await entry.locator('button.dropdown-toggle').click();
+    await entry.locator('a.accept-xmpp-request').click();
+    await page.locator('converse-accept-contact-request-modal button[type="submit"]').click();
+}
+
+async function waitOnline(page, who, jid) {
+    step(`${who} sees ${jid} online`);
+    // The roster shows the contact's presence as the avatar's status badge and the entry's class.
+    await page.waitForFunction((jid) => {
+        const link = document.querySelector(`converse-roster-contact a.open-chat[data-jid="${jid}"]`);
+        const item = link?.closest('li');
+        return item && item.classList.contains('both') && item.dataset.status === 'online';
+    }, jid, { timeout: TIMEOUT });
+}
+
+async function openChat(page, who, jid) {
+    step(`${who} opens the chat with ${jid}`);
+    await page.locator(`converse-roster-contact a.open-chat[data-jid="${jid}"]`).click();
+    await page.locator(`converse-chat[jid="${jid}"] textarea.chat-textarea`).waitFor();
+}
+
+async function send(page, who, jid, text) {
+    step(`${who} writes to ${jid}: ${text}`);
+    const box = page.locator(`converse-chat[jid="${jid}"] textarea.chat-textarea`);
+    await box.fill(text);
+    await box.press('Enter');
+    await page.locator(`converse-chat[jid="${jid}"] .chat-msg__text`, { hasText: text }).waitFor();
+}
+
+async function receive(page, who, jid, text) {
+    step(`${who} reads from ${jid}: ${text}`);
+    // In the full-screen view a new message shows as an unread count on the sender's roster entry;
+    // opening that entry shows the conversation.
+    const chat = page.locator(`converse-chat[jid="${jid}"]`);
+    if (!(await chat.isVisible())) {
+        await page.locator(`a.open-chat[data-jid="${jid}"]`).first().click();
+    }
+    await chat.locator('.chat-msg__text', { hasText: text }).waitFor();
+}
+
+function run(argv) {
+    return new Promise((resolve, reject) => {
+        execFile(argv[0], argv.slice(1), { timeout: 60_000 }, (error, stdout, stderr) => {
+            const output = `$ ${argv.join(' ')}\n${stdout}${stderr}`;
+            if (error) reject(new Error(`${output}\n(${error.message})`));
+            else resolve(output);
+        });
+    });
+}
+
+async function screenshot(who, name) {
+    fs.mkdirSync(config.screenshots, { recursive: true });
+    const file = path.join(config.screenshots, `${name}.png`);
+    await pages[who].screenshot({ path: file });
+    console.log(`SCREENSHOT ${file}`);
+}
+
+function checkNoLeaks(where) {
+    if (problems.length) throw new Error(`${where}:\n  ${problems.join('\n  ')}`);
+}
+
+async function main() {
+    try {
+        browser = await chromium.launch({
+            executablePath: config.chromium ?? '/usr/bin/chromium',
+            headless: true,
+            // launch() starts from a fresh temporary profile (--user-data-dir) and removes it at close().
+            args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+                '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+        });
+        const a = await openPage('alice');
+        const b = await openPage('bob');
+        await login(a, 'alice', config.alice.jid, config.alice.password);
+        await login(b, 'bob', config.bob.jid, config.bob.password);
+        checkNoLeaks('after login');
+
+        await addContact(a, 'alice', config.bob.jid, 'Bob');
+        await acceptRequest(b, 'bob', config.alice.jid);
+        await waitOnline(a, 'alice', config.bob.jid);
+        await waitOnline(b, 'bob', config.alice.jid);
+
+        await openChat(a, 'alice', config.bob.jid);
+        await send(a, 'alice', config.bob.jid, 'Hello Bob, this is Alice in Chromium');
+        await receive(b, 'bob', config.alice.jid, 'Hello Bob, this is Alice in Chromium');
+        await send(b, 'bob', config.alice.jid, 'Hi Alice! Bob here, also in the browser');
+        await receive(a, 'alice', config.bob.jid, 'Hi Alice! Bob here, also in the browser');
+        // A link to an image elsewhere stays a link: rendering it inline would be a request to that host
+        // (refused by the page's CSP, and so a failure here).
+        const picture = 'A picture: https://images.example/cat.png';
+        await send(a, 'alice', config.bob.jid, picture);
+        await receive(b, 'bob', config.alice.jid, picture);
+        await b.waitForTimeout(1000);
+        checkNoLeaks('after a link to a remote image');
+
+        step(`carol (slixmpp over TCP) writes to ${config.bob.jid}`);
+        console.log(await run(config.slixmppSend));
+        await receive(b, 'bob', config.carol.jid, config.slixmppBody);
+        await screenshot('bob', 'bob-chat-with-carol');
+
+        await openChat(b, 'bob', config.alice.jid);
+        await screenshot('bob', 'bob-chat-with-alice');
+        await screenshot('alice', 'alice-chat-with-bob');
+        checkNoLeaks('during the conversation');
+        console.log('PASS');
+    } catch (e) {
+        for (const who of Object.keys(pages)) {
+            try {
+                await screenshot(who, `failure-${who}`);
+            } catch { /* the page may be gone */ }
+        }
+        console.log(`FAIL: ${e.stack ?? e}`);
+        if (problems.length) console.log(`also:\n  ${problems.join('\n  ')}`);
+        process.exitCode = 1;
+    } finally {
+        await browser?.close();
+    }
+}
+
+await main();
