@@ -49,6 +49,12 @@ install_packages() {
         return 0
     fi
     rm -f "$log"
+    # Debian starts a system-wide Prosody on install; it would hold port 5222, which `candor serve` uses by
+    # default. The tests run their own private Prosody, so the system one is stopped and kept from starting.
+    if [[ " ${missing[*]} " == *" prosody "* ]]; then
+        "${sudo[@]}" service prosody stop >/dev/null 2>&1 || true
+        "${sudo[@]}" update-rc.d prosody disable >/dev/null 2>&1 || true
+    fi
 }
 
 install_packages
