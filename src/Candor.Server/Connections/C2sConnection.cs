@@ -113,7 +113,9 @@ internal sealed class C2sConnection : C2sStream
         handshakeTimeout.CancelAfter(TimeSpan.FromSeconds(30));
         await ssl.AuthenticateAsServerAsync(_directTls ? _tls.DirectOptions : _tls.StartTlsOptions, handshakeTimeout.Token);
         _ssl = ssl;
-        _input = PipeReader.Create(ssl, new StreamPipeReaderOptions(bufferSize: 16 * 1024, minimumReadSize: 2048));
+        // Zero-byte reads: an idle TLS connection waits for data without holding a read buffer (its memory
+        // is most of what an idle connection costs).
+        _input = PipeReader.Create(ssl, new StreamPipeReaderOptions(bufferSize: 16 * 1024, minimumReadSize: 2048, useZeroByteReads: true));
         _output = PipeWriter.Create(ssl, new StreamPipeWriterOptions(minimumBufferSize: 16 * 1024));
         OnStreamRestart();
     }
