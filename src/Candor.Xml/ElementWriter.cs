@@ -36,8 +36,11 @@ public static class ElementWriter
             output.WriteByte((byte)'\'');
         }
         var clarkPrefixes = 0;
-        foreach (var (name, value) in element.Attributes)
+        // Indexed loops: a foreach over the IReadOnlyList views would box an enumerator per element.
+        var attributes = element.Attributes;
+        for (var i = 0; i < attributes.Count; i++)
         {
+            var (name, value) = attributes[i];
             output.WriteByte((byte)' ');
             if (name.StartsWith('{'))
             {
@@ -68,8 +71,9 @@ public static class ElementWriter
         }
         output.WriteByte((byte)'>');
         var childNamespace = prefixed ? parentNamespace : element.Namespace;
-        foreach (var node in nodes)
+        for (var i = 0; i < nodes.Count; i++)
         {
+            var node = nodes[i];
             if (node is Element child) Write(child, output, childNamespace);
             else WriteEscaped(output, ((TextNode)node).Value, attribute: false);
         }
