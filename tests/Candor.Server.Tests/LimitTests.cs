@@ -45,4 +45,19 @@ public sealed class LimitTests
         Assert.Equal("result", pong.GetAttribute("type"));
         Assert.True(clock.Elapsed > TimeSpan.FromMilliseconds(900), $"answered after {clock.Elapsed.TotalMilliseconds:F0} ms: not slowed");
     }
+
+    [Fact]
+    public async Task A_stream_that_does_not_authenticate_in_time_is_closed_with_connection_timeout()
+    {
+        await using var server = await ServerFixture.StartAsync(o => o.AuthenticationTimeoutSeconds = 1);
+        await using var idle = await XmppTestClient.ConnectAsync(server.C2sPort);
+        await idle.ExpectStreamErrorAsync("connection-timeout", TimeSpan.FromSeconds(10));
+
+        // A session bound in time is not affected by the timer.
+        var user = await server.CreateUserAsync();
+        await using var bound = await server.LoginAsync(user);
+        await Task.Delay(TimeSpan.FromSeconds(1.5));
+        var pong = await bound.RequestAsync("<iq type='get' id='still-here' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>");
+        Assert.Equal("result", pong.GetAttribute("type"));
+    }
 }

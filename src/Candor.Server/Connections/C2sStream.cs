@@ -77,11 +77,12 @@ internal abstract partial class C2sStream : ISessionTransport
     /// <summary>Runs the stream to its end; the returned task is the connection's lifetime.</summary>
     public async Task RunAsync()
     {
-        using var authTimeout = new CancellationTokenSource(TimeSpan.FromSeconds(Server.Options.AuthenticationTimeoutSeconds));
-        using var registration = authTimeout.Token.Register(() =>
+        // A timer until a resource is bound; disposed then, so idle sessions carry no timer at all.
+        _authTimeout = new Timer(static state =>
         {
-            if (_session is null) Close(StreamErrors.ConnectionTimeout, "authentication took too long");
-        });
+            var stream = (C2sStream)state!;
+            if (stream._session is null) stream.Close(StreamErrors.ConnectionTimeout, "authentication took too long");
+        }, this, TimeSpan.FromSeconds(Server.Options.AuthenticationTimeoutSeconds), Timeout.InfiniteTimeSpan);
         _writer = WriteLoopAsync();
         Server.Streams.TryAdd(this, 0);
         _counted = Server.ConnectionLimits.TryEnter(RemoteAddress, out var refusal);
@@ -304,8 +305,11 @@ internal abstract partial class C2sStream : ISessionTransport
         return wait > TimeSpan.Zero ? new ValueTask(Task.Delay(wait, Lifetime.Token)) : ValueTask.CompletedTask;
     }
 
+    private Timer? _authTimeout;
+
     private void LeaveUnauthenticated()
     {
+        Interlocked.Exchange(ref _authTimeout, null)?.Dispose();
         if (!_counted) return;
         _counted = false;
         Server.ConnectionLimits.Leave(RemoteAddress);
