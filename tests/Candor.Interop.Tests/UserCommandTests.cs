@@ -1,0 +1,81 @@
+using Candor.Interop.Tests.Infrastructure;
+using Xunit.Abstractions;
+
+namespace Candor.Interop.Tests;
+
+/// <summary>
+/// <c>candor user ...</c> as an operator runs it: against the data directory of a running server, with
+/// configuration from a file and the environment, and bad input answered with one line and a distinct exit code.
+/// </summary>
+public sealed class UserCommandTests(ITestOutputHelper output)
+{
+    private static readonly TimeSpan Timeout = TimeSpan.FromMinutes(1);
+
+    private static Task<ProcessResult> Candor(string[] arguments, IReadOnlyDictionary<string, string?>? environment = null) =>
+        ChildProcess.RunAsync(CandorServer.Launcher.DotnetHost, [CandorServer.Launcher.CandorDll, .. arguments], Timeout, environment);
+
+    private static void AssertOneLineError(ProcessResult result, int exitCode, string contains)
+    {
+        Assert.True(result.ExitCode == exitCode, result.Describe());
+        var lines = result.Output.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.True(lines.Length == 1, $"expected one line\n{result.Describe()}");
+        Assert.Contains(contains, lines[0]);
+        Assert.DoesNotContain("   at ", result.Output);
+    }
+
+    [Fact]
+    public async Task Accounts_are_managed_while_the_server_runs_and_errors_are_one_line_with_their_exit_code()
+    {
+        await using var server = await CandorServer.StartAsync(output);
+        var add = await server.RunCliAsync("user", "add", "zoe@localhost", "--password", "first-secret");
+        Assert.True(add.Succeeded, add.Describe());
+
+        AssertOneLineError(await server.RunCliAsync("user", "add", "zoe@localhost", "--password", "x"), 3, "exists already");
+        AssertOneLineError(await server.RunCliAsync("user", "add", "zo e@localhost", "--password", "x"), 5, "invalid JID");
+        AssertOneLineError(await server.RunCliAsync("user", "passwd", "nobody@localhost", "--password", "x"), 4, "no such user");
+        AssertOneLineError(await server.RunCliAsync("user", "remove", "nobody@localhost"), 4, "no such user");
+        AssertOneLineError(await server.RunCliAsync("user", "add", "zoe@elsewhere.example", "--password", "x"), 5, "not on this server's domain");
+
+        var list = await server.RunCliAsync("user", "list");
+        Assert.True(list.Succeeded, list.Describe());
+        Assert.Contains("zoe@localhost", list.Output);
+
+        // The running server sees the account the CLI created, and the changed password.
+        Assert.True((await server.RunCliAsync("user", "passwd", "zoe@localhost", "--password", "second-secret")).Succeeded);
+        var login = await ChildProcess.RunAsync(Tools.Python,
+            [Tools.Script("login_once.py"), CandorServer.Host, server.C2sPort.ToString(), "zoe@localhost/cli-test", "second-secret"], Timeout);
+        Assert.True(login.Succeeded, login.Describe());
+
+        Assert.True((await server.RunCliAsync("user", "remove", "zoe@localhost")).Succeeded);
+        Assert.DoesNotContain("zoe@localhost", (await server.RunCliAsync("user", "list")).Output);
+    }
+
+    [Fact]
+    public async Task Configuration_comes_from_the_file_then_the_environment_then_the_flags()
+    {
+        var directory = Directory.CreateTempSubdirectory("candor-config-").FullName;
+        try
+        {
+            var config = Path.Combine(directory, "candor.json");
+            await File.WriteAllTextAsync(config, $$"""{ "Candor": { "Domain": "file.example", "DataDirectory": "{{Path.Combine(directory, "data").Replace("\\", "\\\\")}}" } }""");
+
+            Assert.True((await Candor(["user", "add", "ann@file.example", "--password", "pw", "--config", config])).Succeeded);
+            var fromFile = await Candor(["user", "list", "--config", config]);
+            Assert.Contains("ann@file.example", fromFile.Output);
+
+            var fromEnvironment = await Candor(["user", "list", "--config", config], new Dictionary<string, string?> { ["CANDOR__DOMAIN"] = "env.example" });
+            Assert.Contains("ann@env.example", fromEnvironment.Output);
+
+            var fromFlag = await Candor(["user", "list", "--config", config, "--domain", "flag.example"], new Dictionary<string, string?> { ["CANDOR__DOMAIN"] = "env.example" });
+            Assert.Contains("ann@flag.example", fromFlag.Output);
+
+            AssertOneLineError(await Candor(["user", "list", "--config", Path.Combine(directory, "missing.json")]), 2, "does not exist");
+            await File.WriteAllTextAsync(config, """{ "Candor": { "C2sPort": "not a number" } }""");
+            AssertOneLineError(await Candor(["serve", "--config", config]), 2, "configuration");
+        }
+        finally
+        {
+            Directory.Delete(directory, recursive: true);
+        }
+    }
+}
