@@ -261,7 +261,8 @@ internal abstract partial class C2sStream : ISessionTransport
         {
             Log.AuthenticationFailed(Logger, RemoteAddress, reply.FirstElement?.Name ?? "", reply.GetChildText("text", Ns.Sasl) ?? "");
         }
-        if (outcome == SaslOutcome.Failure && _sasl.Failures >= SaslNegotiator.MaxAttempts)
+        // RFC 6120 §6.4.5: a configurable number of retries, then policy-violation.
+        if (outcome == SaslOutcome.Failure && _sasl.Failures >= Server.Options.MaxSaslFailuresPerStream)
             throw new StreamErrorException(StreamErrors.PolicyViolation, "too many failed authentication attempts");
     }
 

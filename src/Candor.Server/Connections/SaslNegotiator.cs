@@ -17,9 +17,6 @@ public enum SaslOutcome { Continue, Success, Failure }
 public sealed class SaslNegotiator(XmppServer server, AuthThrottle throttle, IPAddress address, bool secure, byte[]? channelBinding)
 {
     public const string ChannelBindingType = "tls-server-end-point";
-    /// <summary>RFC 6120 §6.4.5: a reasonable number of retries, then policy-violation.</summary>
-    public const int MaxAttempts = 5;
-
     private ScramServer? _scram;
     private ScramAlgorithm _algorithm;
     private bool _awaitingFinal;
