@@ -1,3 +1,5 @@
+using Microsoft.Extensions.Configuration;
+
 namespace Candor.Server.Hosting;
 
 /// <summary>
@@ -85,6 +87,24 @@ public sealed class ServerOptions
     public int AuthMaxDelaySeconds { get; set; } = 8;
     /// <summary>Minutes without a failure after which an address's or account's failures are forgotten.</summary>
     public int AuthFailureMemoryMinutes { get; set; } = 15;
+
+    /// <summary>
+    /// Binds the "Candor" section of the configuration <paramref name="builder"/> builds. Every problem with the
+    /// sources (unreadable or malformed JSON, a value of the wrong type) becomes an <see cref="OptionsException"/>.
+    /// </summary>
+    public static ServerOptions FromConfiguration(IConfigurationBuilder builder)
+    {
+        var options = new ServerOptions();
+        try
+        {
+            builder.Build().GetSection("Candor").Bind(options);
+        }
+        catch (Exception e) when (e is InvalidOperationException or FormatException or InvalidDataException)
+        {
+            throw new OptionsException($"configuration: {e.InnerException?.Message ?? e.Message}");
+        }
+        return options;
+    }
 
     public void Validate()
     {
