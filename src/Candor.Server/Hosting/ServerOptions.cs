@@ -99,7 +99,8 @@ public sealed class ServerOptions
         {
             builder.Build().GetSection("Candor").Bind(options);
         }
-        catch (Exception e) when (e is InvalidOperationException or FormatException or InvalidDataException)
+        // A file source wraps JSON errors in InvalidDataException; a stream source lets JsonException through.
+        catch (Exception e) when (e is InvalidOperationException or FormatException or InvalidDataException or System.Text.Json.JsonException)
         {
             throw new OptionsException($"configuration: {e.InnerException?.Message ?? e.Message}");
         }
