@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Runtime.InteropServices;
 using Candor.Fuzz;
 using SharpFuzz;
 
@@ -14,10 +15,15 @@ if (args.Length == 0)
     return 2;
 }
 
+// Instrumented code writes its coverage to Trace.SharedMem, which Fuzzer.Run points at afl-fuzz's shared memory.
+// Everything else (replay, differential) runs before or without it: give it a scratch map of AFL's size first.
+if (args[0] != "instrument" && !TargetNames.All.Contains(args[0]))
+    unsafe { SharpFuzz.Common.Trace.SharedMem = (byte*)NativeMemory.AllocZeroed(1 << 16); }
+
 switch (args[0])
 {
     case "list":
-        foreach (var name in Targets.All.Keys) Console.WriteLine(name);
+        foreach (var name in TargetNames.All) Console.WriteLine(name);
         return 0;
 
     case "instrument":
@@ -80,16 +86,19 @@ switch (args[0])
 
     default:
     {
-        if (!Targets.All.TryGetValue(args[0], out var target))
+        // Nothing instrumented may run before Fuzzer.Run has set up the shared memory: the target is looked up by
+        // name (Targets.Run), and only inside the action are the target's statics initialized.
+        var name = args[0];
+        if (!TargetNames.All.Contains(name))
         {
-            Console.Error.WriteLine($"unknown target {args[0]}; targets: {string.Join(", ", Targets.All.Keys)}");
+            Console.Error.WriteLine($"unknown command or target {name}; targets: {string.Join(", ", TargetNames.All)}");
             return 2;
         }
         Fuzzer.Run(stream =>
         {
             using var memory = new MemoryStream();
             stream.CopyTo(memory);
-            target(memory.ToArray());
+            Targets.All[name](memory.ToArray());
         });
         return 0;
     }
