@@ -168,6 +168,8 @@ public sealed class SaslNegotiator(XmppServer server, AuthThrottle throttle, IPA
     {
         Failures++;
         Reset();
+        // A failed exchange is over: the next one starts with <auth/> (RFC 6120 §6.4.2), not with a <response/>.
+        _mechanism = null;
         var element = new Element("failure", Ns.Sasl);
         element.AddChild(failure.ToElementName());
         if (text is not null) element.AddChild("text").SetAttribute("xml:lang", "en").AddText(text);
