@@ -57,3 +57,19 @@ public class DifferentialFindingTests
     public void Elements_cannot_have_the_prefix_xmlns() =>
         Feed.Refused(Header + "<message><xmlns:b/></message>", NotWellFormed);
 }
+
+/// <summary>Found by the hostile-input suite: the scanner must not wait for the end of an element that is already malformed.</summary>
+public class ScannerFindingTests
+{
+    [Theory]
+    [InlineData("<message/ >")]
+    [InlineData("<message/x>")]
+    [InlineData("<message a='1'/ >")]
+    [InlineData("<message><body/ ></message>")]
+    public void A_slash_in_a_tag_not_followed_by_gt_is_refused_at_once(string xml) =>
+        Feed.Refused(RfcFixtures.ClientHeader + xml, XmlErrorCondition.NotWellFormed);
+
+    [Fact]
+    public void A_slash_inside_an_attribute_value_is_data() =>
+        Feed.AllWaysAgree(RfcFixtures.ClientHeader + "<message a='/' b=\"/>\"><body>/</body></message>");
+}

@@ -391,6 +391,9 @@ internal abstract partial class C2sStream : ISessionTransport
             Log.StreamError(Logger, RemoteAddress, condition, text ?? "");
         }
         _session?.MarkClosed();
+        // Unbound at once, not when the read loop ends: until then stanzas for this resource would be routed to a
+        // session that no longer queues anything and vanish; unbound, they take the offline route (RFC 6121 §8.5.3).
+        if (_session is { } closing) Server.Sessions.Remove(closing);
         _outbound.Writer.TryComplete();
         // The writer sends what is queued, the error and the end of the stream; the peer then has a
         // moment to close its side before reading stops.
