@@ -376,6 +376,7 @@ public sealed class XmppStreamParser(XmlLimits limits, bool fragmentMode = false
                 return XmlEvent.StreamClose;
             default:
                 element = _builder.ParseElement(bytes);
+                element.SourceLength = bytes.Length;
                 return XmlEvent.Element;
         }
     }

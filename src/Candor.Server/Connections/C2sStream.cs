@@ -332,9 +332,24 @@ internal abstract partial class C2sStream : ISessionTransport
     private void Enqueue(Node item)
     {
         if (_closing != 0) return;
+        var weight = Weight(item);
+        if (Interlocked.Add(ref _queuedBytes, weight) > Server.Options.MaxOutboundQueueBytes)
+        {
+            Interlocked.Add(ref _queuedBytes, -weight);
+            Close(StreamErrors.PolicyViolation, "too much data queued: the client is not reading");
+            return;
+        }
         if (!_outbound.Writer.TryWrite(item))
+        {
+            Interlocked.Add(ref _queuedBytes, -weight);
             Close(StreamErrors.PolicyViolation, "too many stanzas queued: the client is not reading");
+        }
     }
+
+    private long _queuedBytes;
+
+    /// <summary>What a queued item weighs: its size as received, or a small estimate for what the server built itself.</summary>
+    private static int Weight(Node item) => item is Element element ? Math.Max(element.SourceLength, 256) : 0;
 
     private Task FlushOutboundAsync()
     {
@@ -360,6 +375,7 @@ internal abstract partial class C2sStream : ISessionTransport
                     }
                     if (item is HeaderItem header) WriteHeader(header.Header);
                     else WriteElement((Element)item);
+                    Interlocked.Add(ref _queuedBytes, -Weight(item));
                 }
                 await FlushAsync();
                 flushed?.Flushed.TrySetResult();

@@ -54,6 +54,8 @@ public sealed class ServerOptions
     public int MaxStreamHeaderBytes { get; set; } = 4096;
     /// <summary>Stanzas queued to one session before it is disconnected as not reading.</summary>
     public int MaxOutboundQueue { get; set; } = 10_000;
+    /// <summary>Bytes (as received, or estimated for the server's own stanzas) queued to one session before it is disconnected as not reading.</summary>
+    public int MaxOutboundQueueBytes { get; set; } = 32 * 1024 * 1024;
     /// <summary>Messages kept for one account while it is offline; beyond that senders get resource-constraint.</summary>
     public int MaxOfflineMessages { get; set; } = 1000;
     public int MaxRosterItems { get; set; } = 1000;
@@ -136,6 +138,7 @@ public sealed class ServerOptions
         if (MaxOfflineMessages < 0 || MaxRosterItems < 1) throw new OptionsException("MaxOfflineMessages cannot be negative and MaxRosterItems must be at least 1");
         if (RegistrationsPerHourPerAddress < 0 || RegistrationsPerHourLoopback < 0) throw new OptionsException("registration rates cannot be negative");
         if (MaxOutboundQueue < 16) throw new OptionsException("max outbound queue must be at least 16");
+        if (MaxOutboundQueueBytes < MaxStanzaBytes) throw new OptionsException("MaxOutboundQueueBytes must be at least MaxStanzaBytes");
     }
 }
 

@@ -66,4 +66,39 @@ public sealed class BackpressureTests
         await again.SendPresenceAsync();
         await again.ExpectMessageAsync("after the cut", TimeSpan.FromSeconds(10));
     }
+
+    [Fact]
+    public async Task The_outbound_queue_is_bounded_in_bytes_too()
+    {
+        // Few stanzas, but large ones: the byte bound cuts the reader off long before the count bound.
+        await using var server = await ServerFixture.StartAsync(o =>
+        {
+            o.MaxOutboundQueue = 100_000;
+            o.MaxOutboundQueueBytes = 256 * 1024;
+            o.InboundBytesPerSecond = 16 * 1024 * 1024;
+            o.InboundBurstBytes = 32 * 1024 * 1024;
+        });
+        var slowUser = await server.CreateUserAsync("slow");
+        var slow = await XmppTestClient.ConnectTcpAsync(server.C2sPort, receiveBufferSize: 4096);
+        await slow.OpenStreamAsync();
+        await slow.StartTlsAsync();
+        await slow.AuthenticateAsync(slowUser, ServerFixture.Password(slowUser));
+        var slowJid = await slow.BindAsync("slow");
+        await using var flooder = await server.OnlineUserAsync("flooder");
+        await slow.PauseReadingAsync();
+
+        var body = new string('x', 60_000);
+        var sent = 0;
+        var clock = Stopwatch.StartNew();
+        while (server.Host.Server.Sessions.Get(slowJid) is not null && clock.Elapsed < TimeSpan.FromSeconds(60))
+        {
+            await flooder.SendAsync($"<message to='{slowJid}' type='chat' id='b{sent++}'><body>{body}</body></message>");
+            await flooder.SyncAsync();
+        }
+        Assert.True(server.Host.Server.Sessions.Get(slowJid) is null, $"still bound after {sent} large messages");
+        slow.ResumeReading();
+        var error = await slow.ExpectStreamErrorAsync("policy-violation", TimeSpan.FromSeconds(20));
+        Assert.Contains("too much data queued", error.GetChildText("text", Ns.Streams));
+        await slow.DisposeAsync();
+    }
 }
