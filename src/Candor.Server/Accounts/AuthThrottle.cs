@@ -22,7 +22,7 @@ public sealed class AuthThrottle(TimeProvider time, int freeFailures = 2, TimeSp
 
     public TimeSpan DelayFor(IPAddress address, string? user)
     {
-        var delay = DelayOf("ip:" + address);
+        var delay = DelayOf("ip:" + Core.AddressKeys.Of(address));
         var accountDelay = user is null ? TimeSpan.Zero : DelayOf("user:" + user);
         return accountDelay > delay ? accountDelay : delay;
     }
@@ -30,11 +30,11 @@ public sealed class AuthThrottle(TimeProvider time, int freeFailures = 2, TimeSp
     public void RecordFailure(IPAddress address, string? user)
     {
         if (_failures.Count > MaxTracked) Prune();
-        Bump("ip:" + address);
+        Bump("ip:" + Core.AddressKeys.Of(address));
         if (user is not null) Bump("user:" + user);
     }
 
-    public void RecordSuccess(IPAddress address) => _failures.TryRemove("ip:" + address, out _);
+    public void RecordSuccess(IPAddress address) => _failures.TryRemove("ip:" + Core.AddressKeys.Of(address), out _);
 
     private TimeSpan DelayOf(string key)
     {
