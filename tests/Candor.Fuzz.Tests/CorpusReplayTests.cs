@@ -33,7 +33,7 @@ public class CorpusReplayTests
     }
 
     [Fact]
-    public void The_fuzz_command_knows_every_target() => Assert.Equal(TargetNames.All.Order(), Targets.All.Keys.Order());
+    public void The_fuzz_command_knows_every_target() => Assert.Equal(Candor.Fuzz.TargetNames.All.Order(), Targets.All.Keys.Order());
 
     [Fact]
     public void Every_target_has_a_seed_corpus() =>
