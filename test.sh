@@ -99,9 +99,10 @@ fi
 [ "$failed" -gt 0 ] && status=1
 
 # ------------------------------------------------------------------ fuzzing (issue 8)
-# In CI (CI=true), or with CANDOR_FUZZ=1, each fuzz target runs briefly under AFL++ (fuzz/run.sh; about
-# 20 s per target, the differential generator 20 s more: under 4 minutes of fuzzing in all); CANDOR_FUZZ=0 skips it. A crash counts as one failed test;
-# a fuzzer that cannot run (no afl++ to be had) is a warning, like the other tools above.
+# In CI (CI=true), or with CANDOR_FUZZ=1, each fuzz target runs briefly under AFL++ (fuzz/run.sh, 20 s per
+# target and 20 s of the differential generator: under four minutes of fuzzing); CANDOR_FUZZ=0 skips it.
+# A crash or disagreement counts as one failed test; a fuzzer that cannot run (no afl++ to be had) is a
+# warning, like the other tools above. docs/SECURITY.md says what the targets are.
 if [ "${CANDOR_FUZZ:-${CI:-false}}" = true ] || [ "${CANDOR_FUZZ:-}" = 1 ]; then
     fuzz/run.sh "${CANDOR_FUZZ_SECONDS:-20}"
     case $? in
