@@ -38,7 +38,7 @@ if ! command -v afl-fuzz >/dev/null; then
 fi
 
 rm -rf "$BIN"
-mkdir -p "$OUT"
+mkdir -p "$OUT/findings"
 if ! dotnet publish fuzz/Candor.Fuzz/Candor.Fuzz.csproj -c Release -o "$BIN" >"$OUT/publish.log" 2>&1; then
     tail -n 30 "$OUT/publish.log" >&2
     say "build failed"; exit 2
@@ -58,7 +58,7 @@ for target in "${TARGETS[@]}"; do
     rm -rf "$findings"
     if [ "$target" = differential ]; then
         # The generator's documents, then AFL's mutations of the corpus, both through the two parsers.
-        if ! timeout $((SECONDS_PER_TARGET + 60)) dotnet "$BIN/Candor.Fuzz.dll" differential "$SECONDS_PER_TARGET" >"$OUT/differential-generated.log" 2>&1; then
+        if ! timeout $((SECONDS_PER_TARGET + 60)) dotnet "$BIN/Candor.Fuzz.dll" generate "$SECONDS_PER_TARGET" >"$OUT/differential-generated.log" 2>&1; then
             cat "$OUT/differential-generated.log" >&2; status=1
         fi
         say "$(tail -n 1 "$OUT/differential-generated.log")"

@@ -6,12 +6,12 @@ using SharpFuzz;
 // Candor.Fuzz TARGET                       run TARGET under afl-fuzz (SharpFuzz fork server); outside afl-fuzz, once on stdin
 // Candor.Fuzz instrument DIR               instrument Candor.Xml.dll, Candor.Xmpp.dll and Candor.Server.dll in DIR, in place
 // Candor.Fuzz replay TARGET FILE|DIR...    run TARGET on each file; exit 1 on the first unexpected exception
-// Candor.Fuzz differential SECONDS [SEED]  generated documents through both parsers for SECONDS; exit 1 on a disagreement
+// Candor.Fuzz generate SECONDS [SEED]      generated documents through both parsers (the differential check) for SECONDS; exit 1 on a disagreement
 // Candor.Fuzz list                         the targets' names
 
 if (args.Length == 0)
 {
-    Console.Error.WriteLine("usage: Candor.Fuzz TARGET | instrument DIR | replay TARGET PATH... | differential SECONDS [SEED] | list");
+    Console.Error.WriteLine("usage: Candor.Fuzz TARGET | instrument DIR | replay TARGET PATH... | generate SECONDS [SEED] | list");
     return 2;
 }
 
@@ -56,7 +56,7 @@ switch (args[0])
         return 0;
     }
 
-    case "differential":
+    case "generate":
     {
         var seconds = int.Parse(args[1]);
         var seed = args.Length > 2 ? int.Parse(args[2]) : Environment.TickCount;
