@@ -104,6 +104,20 @@ elif [ "$test_status" -ne 0 ] && [ "$failed" -eq 0 ]; then
 fi
 [ "$failed" -gt 0 ] && status=1
 
+# ------------------------------------------------------------------ fuzzing (issue 8)
+# In CI (CI=true), or with CANDOR_FUZZ=1, each fuzz target runs briefly under AFL++ (fuzz/run.sh, 20 s per
+# target and 20 s of the differential generator: under four minutes of fuzzing); CANDOR_FUZZ=0 skips it.
+# A crash or disagreement counts as one failed test; a fuzzer that cannot run (no afl++ to be had) is a
+# warning, like the other tools above. docs/SECURITY.md says what the targets are.
+if [ "${CANDOR_FUZZ:-${CI:-false}}" = true ] || [ "${CANDOR_FUZZ:-}" = 1 ]; then
+    fuzz/run.sh "${CANDOR_FUZZ_SECONDS:-20}"
+    case $? in
+        0) passed=$((passed + 1)) ;;
+        1) say "fuzzing found a crash or a disagreement (fuzz/out/findings)"; failed=$((failed + 1)); status=1 ;;
+        *) say "warning: the fuzzers could not run" ;;
+    esac
+fi
+
 summary="$passed passed, $failed failed"
 [ "$skipped" -gt 0 ] && summary+=", $skipped skipped"
 echo "$summary"

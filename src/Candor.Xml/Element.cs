@@ -33,6 +33,10 @@ public sealed class Element : Node
     public string Name { get; set; }
     public string Namespace { get; set; }
 
+    /// <summary>Bytes of the element as it was read (set by the parser for top-level elements), 0 when built here.
+    /// Outbound queues weigh what they hold with it.</summary>
+    public int SourceLength { get; set; }
+
     public IReadOnlyList<KeyValuePair<string, string>> Attributes =>
         (IReadOnlyList<KeyValuePair<string, string>>?)_attributes ?? [];
 
@@ -146,7 +150,7 @@ public sealed class Element : Node
     /// <summary>A deep copy; stanzas are shared between recipients, so a module that modifies one copies it first.</summary>
     public Element Clone()
     {
-        var copy = new Element(Name, Namespace);
+        var copy = new Element(Name, Namespace) { SourceLength = SourceLength };
         if (_attributes is not null) copy._attributes = new(_attributes);
         if (_children is not null)
         {

@@ -55,13 +55,16 @@ internal sealed class TreeBuilder(XmlLimits limits)
         return null;
     }
 
-    /// <summary>Checks <c>&lt;?xml ...?&gt;</c>: version required, UTF-8 only.</summary>
+    /// <summary>
+    /// Checks <c>&lt;?xml ...?&gt;</c> (XML 1.0 §2.8): version, then optionally encoding (UTF-8 only), then
+    /// optionally standalone ('yes' or 'no'), in that order and each once.
+    /// </summary>
     public void ParseDeclaration(ReadOnlySpan<byte> s)
     {
         CheckCharacters(s);
         var pos = "<?xml"u8.Length;
         var count = 0;
-        var hasVersion = false;
+        var next = 0; // 0: version expected, 1: encoding or standalone, 2: standalone, 3: nothing more
         while (true)
         {
             var spaced = SkipWhitespace(s, ref pos);
@@ -70,22 +73,31 @@ internal sealed class TreeBuilder(XmlLimits limits)
             var attribute = ReadAttribute(s, ref pos, ref count);
             var name = s.Slice(attribute.NameStart, attribute.NameLength);
             var value = s.Slice(attribute.ValueStart, attribute.ValueLength);
-            if (name.SequenceEqual("version"u8))
+            if (next == 0)
             {
-                if (!value.StartsWith("1."u8)) throw NotWellFormed("unsupported XML version");
-                hasVersion = true;
+                if (!name.SequenceEqual("version"u8)) throw NotWellFormed("the XML declaration must start with the version");
+                // VersionNum ::= '1.' [0-9]+; a 1.0 processor reads 1.x documents as 1.0 (XML 1.0 §2.8).
+                if (value.Length < 3 || !value.StartsWith("1."u8) || value[2..].IndexOfAnyExceptInRange((byte)'0', (byte)'9') >= 0)
+                    throw NotWellFormed("unsupported XML version");
+                next = 1;
             }
-            else if (name.SequenceEqual("encoding"u8))
+            else if (next == 1 && name.SequenceEqual("encoding"u8))
             {
                 if (!Ascii.EqualsIgnoreCase(value, "UTF-8"u8))
                     throw new XmlStreamException(XmlErrorCondition.UnsupportedEncoding, "only UTF-8 is supported");
+                next = 2;
             }
-            else if (!name.SequenceEqual("standalone"u8))
+            else if (next <= 2 && name.SequenceEqual("standalone"u8))
             {
-                throw NotWellFormed("unknown pseudo-attribute in the XML declaration");
+                if (!value.SequenceEqual("yes"u8) && !value.SequenceEqual("no"u8)) throw NotWellFormed("standalone must be 'yes' or 'no'");
+                next = 3;
+            }
+            else
+            {
+                throw NotWellFormed("unknown, repeated or misplaced pseudo-attribute in the XML declaration");
             }
         }
-        if (!hasVersion) throw NotWellFormed("the XML declaration has no version");
+        if (next == 0) throw NotWellFormed("the XML declaration has no version");
     }
 
     /// <summary>Parses the stream header's start tag; its namespace bindings stay in scope until <see cref="Reset"/>.</summary>
@@ -255,6 +267,7 @@ internal sealed class TreeBuilder(XmlLimits limits)
         for (var i = _scope.Count - 1; i >= 0; i--)
             if (_scope[i].Prefix == prefix) return _scope[i].Namespace;
         if (prefix.Length == 0) return "";
+        if (prefix == "xmlns") throw NotWellFormed("elements cannot have the prefix xmlns");
         throw NotWellFormed("undeclared namespace prefix " + prefix);
     }
 
@@ -290,12 +303,36 @@ internal sealed class TreeBuilder(XmlLimits limits)
         var colon = name.IndexOf((byte)':');
         if (colon >= 0 && (colon == 0 || colon == length - 1 || !IsNameStart(name[colon + 1]) || name[(colon + 1)..].Contains((byte)':')))
             throw NotWellFormed("invalid qualified name");
+        if (name.IndexOfAnyInRange((byte)0x80, (byte)0xFF) >= 0) CheckNonAsciiName(name);
         pos += length;
         return (start, length, colon);
     }
 
-    // Non-ASCII name characters are accepted without checking them against the XML name tables: they are
-    // valid UTF-8 by then, and the finer distinctions protect nothing here.
+    /// <summary>
+    /// Checks a name holding non-ASCII characters against XML 1.0 5th edition §2.3 (the edition RFC 6120 cites):
+    /// NameStartChar first and after the colon, NameChar elsewhere. Only names with non-ASCII bytes get here, so
+    /// the common case costs one vectorized search. The token is valid UTF-8 by then (CheckCharacters).
+    /// </summary>
+    private static void CheckNonAsciiName(ReadOnlySpan<byte> name)
+    {
+        var start = true;
+        while (!name.IsEmpty)
+        {
+            if (Rune.DecodeFromUtf8(name, out var rune, out var used) != OperationStatus.Done) throw NotWellFormed("invalid UTF-8");
+            var c = rune.Value;
+            if (!(start ? IsNameStartChar(c) : IsNameStartChar(c) || c is '-' or '.' or 0xB7 or (>= '0' and <= '9') or (>= 0x300 and <= 0x36F) or (>= 0x203F and <= 0x2040)))
+                throw NotWellFormed($"character U+{c:X4} is not allowed {(start ? "at the start of" : "in")} a name");
+            start = c == ':';
+            name = name[used..];
+        }
+    }
+
+    private static bool IsNameStartChar(int c) =>
+        c is ':' or '_' or (>= 'A' and <= 'Z') or (>= 'a' and <= 'z')
+            or (>= 0xC0 and <= 0xD6) or (>= 0xD8 and <= 0xF6) or (>= 0xF8 and <= 0x2FF) or (>= 0x370 and <= 0x37D) or (>= 0x37F and <= 0x1FFF)
+            or (>= 0x200C and <= 0x200D) or (>= 0x2070 and <= 0x218F) or (>= 0x2C00 and <= 0x2FEF)
+            or (>= 0x3001 and <= 0xD7FF) or (>= 0xF900 and <= 0xFDCF) or (>= 0xFDF0 and <= 0xFFFD) or (>= 0x10000 and <= 0xEFFFF);
+
     private static bool IsNameStart(byte b) => b is >= (byte)'a' and <= (byte)'z' or >= (byte)'A' and <= (byte)'Z' or (byte)'_' or >= 0x80;
 
     private static bool SkipWhitespace(ReadOnlySpan<byte> s, ref int pos)

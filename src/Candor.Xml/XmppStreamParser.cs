@@ -199,6 +199,9 @@ public sealed class XmppStreamParser(XmlLimits limits, bool fragmentMode = false
                 case State.StartTag:
                 {
                     var b = span[i++];
+                    // Outside attribute values a '/' in a start tag can only end an empty element: refuse "<a/ >" here,
+                    // or the scanner would count the element as open and wait for an end tag that never comes.
+                    if (_last == '/' && b != '>') throw TreeBuilder.NotWellFormed("'/' in a tag must be followed by '>'");
                     if (b == '>')
                     {
                         var empty = _last == '/';
@@ -373,6 +376,7 @@ public sealed class XmppStreamParser(XmlLimits limits, bool fragmentMode = false
                 return XmlEvent.StreamClose;
             default:
                 element = _builder.ParseElement(bytes);
+                element.SourceLength = bytes.Length;
                 return XmlEvent.Element;
         }
     }

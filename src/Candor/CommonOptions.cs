@@ -29,15 +29,7 @@ internal sealed class CommonOptions
             builder.AddJsonFile(Path.GetFullPath(file), optional: false, reloadOnChange: false);
         }
         builder.AddEnvironmentVariables();
-        var options = new ServerOptions();
-        try
-        {
-            builder.Build().GetSection("Candor").Bind(options);
-        }
-        catch (Exception e) when (e is InvalidOperationException or FormatException or InvalidDataException)
-        {
-            throw new OptionsException($"configuration: {e.InnerException?.Message ?? e.Message}");
-        }
+        var options = ServerOptions.FromConfiguration(builder);
         if (parse.GetValue(Data) is { } data) options.DataDirectory = data;
         if (parse.GetValue(Domain) is { } domain) options.Domain = domain;
         fromCommandLine?.Invoke(options);

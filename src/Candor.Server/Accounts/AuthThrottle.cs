@@ -7,20 +7,22 @@ namespace Candor.Server.Accounts;
 /// Slows repeated failed logins per account and per address. Each failure doubles the wait before the next
 /// attempt (from the third failure on), up to a cap; failures are forgotten after a quiet period. There is no
 /// lockout: a stranger hammering an account (from one address or many) can only make its owner wait at most
-/// <see cref="MaxDelay"/> per attempt.
+/// <see cref="MaxDelay"/> per attempt. The numbers are ServerOptions' <c>AuthFailuresBeforeDelay</c>,
+/// <c>AuthMaxDelaySeconds</c> and <c>AuthFailureMemoryMinutes</c>.
 /// </summary>
-public sealed class AuthThrottle(TimeProvider time)
+public sealed class AuthThrottle(TimeProvider time, int freeFailures = 2, TimeSpan? maxDelay = null, TimeSpan? forgetAfter = null)
 {
-    public static readonly TimeSpan MaxDelay = TimeSpan.FromSeconds(8);
-    private static readonly TimeSpan ForgetAfter = TimeSpan.FromMinutes(15);
-    private const int FreeFailures = 2;
     private const int MaxTracked = 100_000;
+    private readonly int FreeFailures = freeFailures;
+    private readonly TimeSpan ForgetAfter = forgetAfter ?? TimeSpan.FromMinutes(15);
+
+    public TimeSpan MaxDelay { get; } = maxDelay ?? TimeSpan.FromSeconds(8);
 
     private readonly ConcurrentDictionary<string, (int Failures, DateTimeOffset Last)> _failures = new();
 
     public TimeSpan DelayFor(IPAddress address, string? user)
     {
-        var delay = DelayOf("ip:" + address);
+        var delay = DelayOf("ip:" + Core.AddressKeys.Of(address));
         var accountDelay = user is null ? TimeSpan.Zero : DelayOf("user:" + user);
         return accountDelay > delay ? accountDelay : delay;
     }
@@ -28,11 +30,11 @@ public sealed class AuthThrottle(TimeProvider time)
     public void RecordFailure(IPAddress address, string? user)
     {
         if (_failures.Count > MaxTracked) Prune();
-        Bump("ip:" + address);
+        Bump("ip:" + Core.AddressKeys.Of(address));
         if (user is not null) Bump("user:" + user);
     }
 
-    public void RecordSuccess(IPAddress address) => _failures.TryRemove("ip:" + address, out _);
+    public void RecordSuccess(IPAddress address) => _failures.TryRemove("ip:" + Core.AddressKeys.Of(address), out _);
 
     private TimeSpan DelayOf(string key)
     {

@@ -262,7 +262,8 @@ internal abstract partial class C2sStream : ISessionTransport
         {
             Log.AuthenticationFailed(Logger, RemoteAddress, reply.FirstElement?.Name ?? "", reply.GetChildText("text", Ns.Sasl) ?? "");
         }
-        if (outcome == SaslOutcome.Failure && _sasl.Failures >= SaslNegotiator.MaxAttempts)
+        // RFC 6120 §6.4.5: a configurable number of retries, then policy-violation.
+        if (outcome == SaslOutcome.Failure && _sasl.Failures >= Server.Options.MaxSaslFailuresPerStream)
             throw new StreamErrorException(StreamErrors.PolicyViolation, "too many failed authentication attempts");
     }
 
@@ -335,9 +336,24 @@ internal abstract partial class C2sStream : ISessionTransport
     private void Enqueue(Node item)
     {
         if (_closing != 0) return;
+        var weight = Weight(item);
+        if (Interlocked.Add(ref _queuedBytes, weight) > Server.Options.MaxOutboundQueueBytes)
+        {
+            Interlocked.Add(ref _queuedBytes, -weight);
+            Close(StreamErrors.PolicyViolation, "too much data queued: the client is not reading");
+            return;
+        }
         if (!_outbound.Writer.TryWrite(item))
+        {
+            Interlocked.Add(ref _queuedBytes, -weight);
             Close(StreamErrors.PolicyViolation, "too many stanzas queued: the client is not reading");
+        }
     }
+
+    private long _queuedBytes;
+
+    /// <summary>What a queued item weighs: its size as received, or a small estimate for what the server built itself.</summary>
+    private static int Weight(Node item) => item is Element element ? Math.Max(element.SourceLength, 256) : 0;
 
     private Task FlushOutboundAsync()
     {
@@ -363,6 +379,7 @@ internal abstract partial class C2sStream : ISessionTransport
                     }
                     if (item is HeaderItem header) WriteHeader(header.Header);
                     else WriteElement((Element)item);
+                    Interlocked.Add(ref _queuedBytes, -Weight(item));
                 }
                 await FlushAsync();
                 flushed?.Flushed.TrySetResult();
@@ -394,6 +411,9 @@ internal abstract partial class C2sStream : ISessionTransport
             Log.StreamError(Logger, RemoteAddress, condition, text ?? "");
         }
         _session?.MarkClosed();
+        // Unbound at once, not when the read loop ends: until then stanzas for this resource would be routed to a
+        // session that no longer queues anything and vanish; unbound, they take the offline route (RFC 6121 §8.5.3).
+        if (_session is { } closing) Server.Sessions.Remove(closing);
         _outbound.Writer.TryComplete();
         // The writer sends what is queued, the error and the end of the stream; the peer then has a
         // moment to close its side before reading stops.

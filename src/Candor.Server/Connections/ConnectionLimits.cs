@@ -1,11 +1,13 @@
 using System.Collections.Concurrent;
 using System.Net;
+using Candor.Server.Core;
 using Candor.Server.Hosting;
 
 namespace Candor.Server.Connections;
 
 /// <summary>
-/// Caps streams that have not yet bound a resource, per address and in total, so that a flood of
+/// Caps streams that have not yet bound a resource, per address (an IPv6 /64 counts as one, see
+/// <see cref="AddressKeys"/>) and in total, so that a flood of
 /// half-open logins cannot starve honest users. Loopback has its own allowance (load generators, proxies
 /// on the same machine).
 /// </summary>
@@ -25,7 +27,7 @@ public sealed class ConnectionLimits(ServerOptions options)
             return false;
         }
         var limit = IPAddress.IsLoopback(address) ? options.MaxUnauthenticatedStreamsLoopback : options.MaxUnauthenticatedStreamsPerAddress;
-        var count = _perAddress.AddOrUpdate(address, 1, (_, n) => n + 1);
+        var count = _perAddress.AddOrUpdate(AddressKeys.Of(address), 1, (_, n) => n + 1);
         if (count > limit)
         {
             Leave(address);
@@ -38,6 +40,7 @@ public sealed class ConnectionLimits(ServerOptions options)
     public void Leave(IPAddress address)
     {
         Interlocked.Decrement(ref _total);
+        address = AddressKeys.Of(address);
         while (_perAddress.TryGetValue(address, out var n))
         {
             if (n <= 1 ? _perAddress.TryRemove(new KeyValuePair<IPAddress, int>(address, n)) : _perAddress.TryUpdate(address, n - 1, n))

@@ -17,9 +17,6 @@ public enum SaslOutcome { Continue, Success, Failure }
 public sealed class SaslNegotiator(XmppServer server, AuthThrottle throttle, IPAddress address, bool secure, byte[]? channelBinding)
 {
     public const string ChannelBindingType = "tls-server-end-point";
-    /// <summary>RFC 6120 §6.4.5: a reasonable number of retries, then policy-violation.</summary>
-    public const int MaxAttempts = 5;
-
     private ScramServer? _scram;
     private ScramAlgorithm _algorithm;
     private bool _awaitingFinal;
@@ -171,6 +168,8 @@ public sealed class SaslNegotiator(XmppServer server, AuthThrottle throttle, IPA
     {
         Failures++;
         Reset();
+        // A failed exchange is over: the next one starts with <auth/> (RFC 6120 §6.4.2), not with a <response/>.
+        _mechanism = null;
         var element = new Element("failure", Ns.Sasl);
         element.AddChild(failure.ToElementName());
         if (text is not null) element.AddChild("text").SetAttribute("xml:lang", "en").AddText(text);

@@ -23,7 +23,8 @@ public static class SessionInput
         var type = stanza.Type();
         if (stanza.IsIq() && (type is not ("get" or "set" or "result" or "error") || stanza.Id() is null))
         {
-            if (type is "get" or "set" || type is null) Reply(session, stanza, StanzaError.BadRequest, "an IQ needs an id and a type of get, set, result or error");
+            // RFC 6120 §8.3.3.1: an unrecognized type is bad-request; only a result or error is never answered.
+            if (type is not ("result" or "error")) Reply(session, stanza, StanzaError.BadRequest, "an IQ needs an id and a type of get, set, result or error");
             return;
         }
         if (stanza.IsPresence() && type is not null && Array.IndexOf(PresenceTypes, type) < 0)

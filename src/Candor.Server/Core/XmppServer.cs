@@ -22,7 +22,17 @@ public sealed class XmppServer
         Accounts = new AccountStore(storage, options.ScramIterations);
         LoggerFactory = loggerFactory;
         Router = new Router(this);
-        Xml = new XmlLimits { MaxStanzaBytes = options.MaxStanzaBytes };
+        Xml = new XmlLimits
+        {
+            MaxStanzaBytes = options.MaxStanzaBytes,
+            MaxDepth = options.MaxXmlDepth,
+            MaxAttributes = options.MaxXmlAttributes,
+            MaxAttributeBytes = options.MaxXmlAttributeBytes,
+            MaxNameBytes = options.MaxXmlNameBytes,
+            MaxHeaderBytes = options.MaxStreamHeaderBytes,
+        };
+        AuthThrottle = new AuthThrottle(TimeProvider.System, options.AuthFailuresBeforeDelay,
+            TimeSpan.FromSeconds(options.AuthMaxDelaySeconds), TimeSpan.FromMinutes(options.AuthFailureMemoryMinutes));
         ConnectionLimits = new Connections.ConnectionLimits(options);
     }
 
@@ -30,7 +40,7 @@ public sealed class XmppServer
     public Jid Domain { get; }
     public IStorage Storage { get; }
     public AccountStore Accounts { get; }
-    public AuthThrottle AuthThrottle { get; } = new(TimeProvider.System);
+    public AuthThrottle AuthThrottle { get; }
     public ILoggerFactory LoggerFactory { get; }
     public SessionManager Sessions { get; } = new();
     public Router Router { get; }

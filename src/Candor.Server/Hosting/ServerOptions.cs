@@ -1,3 +1,5 @@
+using Microsoft.Extensions.Configuration;
+
 namespace Candor.Server.Hosting;
 
 /// <summary>
@@ -40,8 +42,20 @@ public sealed class ServerOptions
     /// </summary>
     public bool RejectChannelBindingDowngrade { get; set; }
     public int MaxStanzaBytes { get; set; } = 256 * 1024;
+    /// <summary>Element nesting depth within a stanza (the stanza itself is depth 1).</summary>
+    public int MaxXmlDepth { get; set; } = 64;
+    /// <summary>Attributes (namespace declarations included) on one element.</summary>
+    public int MaxXmlAttributes { get; set; } = 64;
+    /// <summary>Bytes of one attribute value as written.</summary>
+    public int MaxXmlAttributeBytes { get; set; } = 64 * 1024;
+    /// <summary>Bytes of one element or attribute name, prefix included.</summary>
+    public int MaxXmlNameBytes { get; set; } = 256;
+    /// <summary>Bytes of the stream header (and of the XML declaration before it).</summary>
+    public int MaxStreamHeaderBytes { get; set; } = 4096;
     /// <summary>Stanzas queued to one session before it is disconnected as not reading.</summary>
     public int MaxOutboundQueue { get; set; } = 10_000;
+    /// <summary>Bytes (as received, or estimated for the server's own stanzas) queued to one session before it is disconnected as not reading.</summary>
+    public int MaxOutboundQueueBytes { get; set; } = 32 * 1024 * 1024;
     /// <summary>Messages kept for one account while it is offline; beyond that senders get resource-constraint.</summary>
     public int MaxOfflineMessages { get; set; } = 1000;
     public int MaxRosterItems { get; set; } = 1000;
@@ -67,6 +81,33 @@ public sealed class ServerOptions
     public string? PolicyUrl { get; set; }
     /// <summary>Seconds a connection may take from connecting to binding a resource.</summary>
     public int AuthenticationTimeoutSeconds { get; set; } = 60;
+    /// <summary>Failed SASL attempts on one stream before it ends with policy-violation (RFC 6120 §6.4.5).</summary>
+    public int MaxSaslFailuresPerStream { get; set; } = 5;
+    /// <summary>Failed logins per address and per account, within the memory window, before each further attempt waits.</summary>
+    public int AuthFailuresBeforeDelay { get; set; } = 2;
+    /// <summary>Longest wait imposed on a login attempt after repeated failures (the wait doubles from 0.5 s).</summary>
+    public int AuthMaxDelaySeconds { get; set; } = 8;
+    /// <summary>Minutes without a failure after which an address's or account's failures are forgotten.</summary>
+    public int AuthFailureMemoryMinutes { get; set; } = 15;
+
+    /// <summary>
+    /// Binds the "Candor" section of the configuration <paramref name="builder"/> builds. Every problem with the
+    /// sources (unreadable or malformed JSON, a value of the wrong type) becomes an <see cref="OptionsException"/>.
+    /// </summary>
+    public static ServerOptions FromConfiguration(IConfigurationBuilder builder)
+    {
+        var options = new ServerOptions();
+        try
+        {
+            builder.Build().GetSection("Candor").Bind(options);
+        }
+        // A file source wraps JSON errors in InvalidDataException; a stream source lets JsonException through.
+        catch (Exception e) when (e is InvalidOperationException or FormatException or InvalidDataException or System.Text.Json.JsonException)
+        {
+            throw new OptionsException($"configuration: {e.InnerException?.Message ?? e.Message}");
+        }
+        return options;
+    }
 
     public void Validate()
     {
@@ -85,7 +126,19 @@ public sealed class ServerOptions
         if (LoginHistoryDays < 1) throw new OptionsException("LoginHistoryDays must be at least 1");
         if (InboundBytesPerSecond < 1024 || InboundBurstBytes < MaxStanzaBytes)
             throw new OptionsException("InboundBytesPerSecond must be at least 1024 and InboundBurstBytes at least MaxStanzaBytes");
+        if (MaxXmlDepth < 4 || MaxXmlAttributes < 8 || MaxXmlAttributeBytes < 1024 || MaxXmlNameBytes < 64)
+            throw new OptionsException("XML limits too small: MaxXmlDepth at least 4, MaxXmlAttributes at least 8, MaxXmlAttributeBytes at least 1024, MaxXmlNameBytes at least 64");
+        if (MaxStreamHeaderBytes < 512) throw new OptionsException("MaxStreamHeaderBytes must be at least 512");
+        if (AuthenticationTimeoutSeconds < 1) throw new OptionsException("AuthenticationTimeoutSeconds must be at least 1");
+        if (MaxSaslFailuresPerStream < 1) throw new OptionsException("MaxSaslFailuresPerStream must be at least 1");
+        if (AuthFailuresBeforeDelay < 0 || AuthMaxDelaySeconds < 0 || AuthFailureMemoryMinutes < 1)
+            throw new OptionsException("AuthFailuresBeforeDelay and AuthMaxDelaySeconds cannot be negative, AuthFailureMemoryMinutes must be at least 1");
+        if (MaxUnauthenticatedStreamsPerAddress < 1 || MaxUnauthenticatedStreamsLoopback < 1 || MaxUnauthenticatedStreams < 1)
+            throw new OptionsException("the unauthenticated stream limits must be at least 1");
+        if (MaxOfflineMessages < 0 || MaxRosterItems < 1) throw new OptionsException("MaxOfflineMessages cannot be negative and MaxRosterItems must be at least 1");
+        if (RegistrationsPerHourPerAddress < 0 || RegistrationsPerHourLoopback < 0) throw new OptionsException("registration rates cannot be negative");
         if (MaxOutboundQueue < 16) throw new OptionsException("max outbound queue must be at least 16");
+        if (MaxOutboundQueueBytes < MaxStanzaBytes) throw new OptionsException("MaxOutboundQueueBytes must be at least MaxStanzaBytes");
     }
 }
 

@@ -10,9 +10,16 @@ namespace Candor.Server.Storage;
 /// </summary>
 public static class StoredStanza
 {
+    // Stored stanzas were accepted under the limits in force when they arrived, which may since have been lowered.
+    private static readonly XmlLimits Unlimited = new()
+    {
+        MaxStanzaBytes = int.MaxValue, MaxDepth = int.MaxValue, MaxAttributes = int.MaxValue,
+        MaxAttributeBytes = int.MaxValue, MaxNameBytes = int.MaxValue, MaxHeaderBytes = int.MaxValue,
+    };
+
     public static Element Parse(string xml)
     {
-        var parser = new XmppStreamParser(XmlLimits.Default with { MaxStanzaBytes = int.MaxValue }, fragmentMode: true);
+        var parser = new XmppStreamParser(Unlimited, fragmentMode: true);
         var bytes = Encoding.UTF8.GetBytes(xml);
         var ev = parser.Read(new ReadOnlySequence<byte>(bytes), out _, out var element);
         if (ev != XmlEvent.Element || element is null) throw new InvalidDataException("stored stanza is not one element");

@@ -57,9 +57,12 @@ public sealed class XmppTestClient : IAsyncDisposable
 
     /// <summary>Opens TCP (and TLS for <paramref name="directTls"/>) without sending anything.</summary>
     public static async Task<XmppTestClient> ConnectTcpAsync(int port, bool directTls = false, string domain = "localhost",
-        string[]? alpn = null)
+        string[]? alpn = null, int? receiveBufferSize = null)
     {
         var tcp = new TcpClient { NoDelay = true };
+        // Set before connecting, a small receive buffer also caps the TCP window (no autotuning): a client that
+        // stops reading then stops the server's writes after a few kilobytes.
+        if (receiveBufferSize is { } size) tcp.ReceiveBufferSize = size;
         await tcp.ConnectAsync("127.0.0.1", port);
         var client = new XmppTestClient(tcp, domain);
         if (directTls) await client.HandshakeAsync(alpn);
@@ -323,6 +326,13 @@ public sealed class XmppTestClient : IAsyncDisposable
 
     private void StartReader() => _reader = Task.Run(ReadLoopAsync);
 
+    private readonly SemaphoreSlim _readGate = new(1, 1);
+
+    /// <summary>Stops reading from the socket (after the read in progress): a client that does not read.</summary>
+    public Task PauseReadingAsync() => _readGate.WaitAsync();
+
+    public void ResumeReading() => _readGate.Release();
+
     private async Task ReadLoopAsync()
     {
         var buffer = new byte[64 * 1024];
@@ -344,6 +354,8 @@ public sealed class XmppTestClient : IAsyncDisposable
                         Array.Resize(ref buffer, buffer.Length * 2);
                     }
                 }
+                await _readGate.WaitAsync();
+                _readGate.Release();
                 var n = await _stream.ReadAsync(buffer.AsMemory(end));
                 if (n == 0)
                 {

@@ -5,6 +5,18 @@ namespace Candor.Server.Tests.Policy;
 /// <summary>The policy file: the minimal form as given, defaults, and refusals that name the line.</summary>
 public sealed class PolicyLoaderTests
 {
+    /// <summary>Found by fuzzing (fuzz/corpus/policy/regression-invalid-utf8-*): invalid UTF-8 escaped as InvalidOperationException.</summary>
+    [Theory]
+    [InlineData(new byte[] { 0x7B, 0x22, 0x72, 0x75, 0x6C, 0xE5, 0x80, 0x22, 0x3A, 0x5B, 0x5D, 0x7D }, 1)]           // {"rul\xE5\x80":[]}
+    [InlineData(new byte[] { 0x7B, 0x0A, 0x22, 0x76, 0x65, 0x72, 0x73, 0x69, 0x6F, 0x6E, 0x22, 0x3A, 0x22, 0xE9, 0x22, 0x7D }, 2)] // Latin-1 "é" on line 2
+    [InlineData(new byte[] { 0x7B, 0x7D, 0x0A, 0x2F, 0x2F, 0xFF }, 2)]                                                  // in a comment
+    public void A_file_that_is_not_UTF8_is_refused_with_its_line(byte[] json, int line)
+    {
+        var e = Assert.Throws<PolicyException>(() => PolicyLoader.Parse(json));
+        Assert.Equal(line, e.Line);
+        Assert.Contains("UTF-8", e.Reason);
+    }
+
     [Fact]
     public void The_minimal_form_is_accepted_with_defaults()
     {

@@ -1,5 +1,6 @@
 using System.Text;
 using System.Text.Json;
+using System.Text.Unicode;
 
 namespace Candor.Server.Modules.Policy;
 
@@ -35,6 +36,9 @@ public static class PolicyLoader
     public static PolicyDefinition Parse(ReadOnlySpan<byte> json, string file = "(policy)")
     {
         if (json.StartsWith((ReadOnlySpan<byte>)[0xEF, 0xBB, 0xBF])) json = json[3..];
+        // Utf8JsonReader only notices invalid UTF-8 when a string is read, and then throws InvalidOperationException,
+        // not JsonException: check the whole file first (found by fuzzing; a Latin-1 file crashed a reload).
+        if (!Utf8.IsValid(json)) throw new PolicyException(file, FirstInvalidLine(json), "not valid UTF-8 (save the file as UTF-8)");
         var parser = new Parser(json, file);
         try
         {
@@ -49,6 +53,13 @@ public static class PolicyLoader
             var line = (int)(e.LineNumber ?? 0) + 1;
             throw new PolicyException(file, line, $"not valid JSON: {message.TrimEnd()} (column {(e.BytePositionInLine ?? 0) + 1})");
         }
+    }
+
+    private static int FirstInvalidLine(ReadOnlySpan<byte> json)
+    {
+        var valid = 0;
+        while (valid < json.Length && Rune.DecodeFromUtf8(json[valid..], out _, out var used) == System.Buffers.OperationStatus.Done) valid += used;
+        return 1 + json[..valid].Count((byte)'\n');
     }
 
     private ref struct Parser(ReadOnlySpan<byte> json, string file)

@@ -68,7 +68,7 @@ public sealed class RegisterModule : IModule
     private bool TakeAllowance(XmppServer server, IPAddress address)
     {
         var limit = IPAddress.IsLoopback(address) ? server.Options.RegistrationsPerHourLoopback : server.Options.RegistrationsPerHourPerAddress;
-        var key = IPAddress.IsLoopback(address) ? IPAddress.Loopback : address;
+        var key = IPAddress.IsLoopback(address) ? IPAddress.Loopback : AddressKeys.Of(address);
         var now = DateTimeOffset.UtcNow;
         var recent = _recent.GetOrAdd(key, _ => new Queue<DateTimeOffset>());
         lock (recent)
