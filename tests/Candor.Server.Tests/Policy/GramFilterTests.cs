@@ -13,6 +13,8 @@ public sealed class GramFilterTests
     // Few letters, so phrases overlap and occur often; separators, case, width, zero-width characters,
     // Cyrillic and Han (unspaced), so normalization, compacting and word boundaries all come into play.
     private const string Letters = "abcab ab.-Ab\u200BАбб的一Ｂ, 1";
+    // ASCII only: the filter runs on ASCII text only.
+    private const string AsciiLetters = "abcab ab.-Ab, 1";
 
     [Theory]
     [InlineData(1)]
@@ -24,6 +26,7 @@ public sealed class GramFilterTests
         var random = new Random(seed);
         for (var round = 0; round < 40; round++)
         {
+            var letters = round % 2 == 0 ? AsciiLetters : Letters;
             var rules = new List<PolicyRule>();
             for (var r = 0; r < random.Next(1, 6); r++)
             {
@@ -31,7 +34,7 @@ public sealed class GramFilterTests
                 for (var p = 0; p < random.Next(1, 30); p++)
                 {
                     string phrase;
-                    do phrase = RandomText(random, random.Next(1, 13));
+                    do phrase = RandomText(random, letters, random.Next(1, 13));
                     while (TextNormalizer.Compact(TextNormalizer.Normalize(phrase)).Length == 0);
                     phrases.Add(phrase);
                 }
@@ -51,7 +54,7 @@ public sealed class GramFilterTests
             var unfiltered = new PolicyMatcher(definition, "(test)", filterMinStates: int.MaxValue);
             for (var t = 0; t < 200; t++)
             {
-                var text = RandomText(random, random.Next(0, 60));
+                var text = RandomText(random, letters, random.Next(0, 60));
                 var expected = Naive(rules, text, PolicyFields.Body);
                 PolicyMatches? a = null, b = null;
                 filtered.Match(text, PolicyFields.Body, ref a, explain: true);
@@ -95,10 +98,10 @@ public sealed class GramFilterTests
         Assert.InRange(matched, 20, 1980); // the test does exercise both outcomes
     }
 
-    private static string RandomText(Random random, int length)
+    private static string RandomText(Random random, string letters, int length)
     {
         var text = new StringBuilder();
-        for (var i = 0; i < length; i++) text.Append(Letters[random.Next(Letters.Length)]);
+        for (var i = 0; i < length; i++) text.Append(letters[random.Next(letters.Length)]);
         return text.ToString();
     }
 
