@@ -25,7 +25,16 @@ public sealed class PolicyMatcher
     private readonly (int Rule, int Index, Regex Regex)[] _regexes;
     private readonly bool _needsCompact;
 
+    /// <summary>Automata with fewer states than this scan fast enough without a <see cref="GramFilter"/>.</summary>
+    internal const int DefaultFilterMinStates = 2048;
+
     public PolicyMatcher(PolicyDefinition definition, string file = "(policy)")
+        : this(definition, file, DefaultFilterMinStates)
+    {
+    }
+
+    /// <param name="filterMinStates">Put a <see cref="GramFilter"/> in front of automata with at least this many states (tests: 0 for all, <see cref="int.MaxValue"/> for none).</param>
+    internal PolicyMatcher(PolicyDefinition definition, string file, int filterMinStates)
     {
         _rules = [.. definition.Rules];
         var plain = new List<(string, PatternInfo)>();
@@ -46,8 +55,8 @@ public sealed class PolicyMatcher
             for (var i = 0; i < rule.Regex.Count; i++)
                 regexes.Add((r, i, Compile(rule, rule.Regex[i], file)));
         }
-        (_plainAscii, _plainOther) = (PhraseSet.Create(plain, ascii: true), PhraseSet.Create(plain, ascii: false));
-        (_compactAscii, _compactOther) = (PhraseSet.Create(compact, ascii: true), PhraseSet.Create(compact, ascii: false));
+        (_plainAscii, _plainOther) = (PhraseSet.Create(plain, ascii: true, filterMinStates), PhraseSet.Create(plain, ascii: false, filterMinStates));
+        (_compactAscii, _compactOther) = (PhraseSet.Create(compact, ascii: true, filterMinStates), PhraseSet.Create(compact, ascii: false, filterMinStates));
         _regexes = [.. regexes];
         _needsCompact = compact.Count > 0 || _rules.Any(r => r.IgnoreSeparators && r.Regex.Count > 0);
     }
@@ -93,8 +102,10 @@ public sealed class PolicyMatcher
             var length = TextNormalizer.Normalize(text, ref normalized);
             var norm = normalized.AsSpan(0, length);
             var isAscii = System.Text.Ascii.IsValid(norm);
-            Scan(_plainAscii, field, norm, norm, default, explain, ref matches);
-            if (!isAscii) Scan(_plainOther, field, norm, norm, default, explain, ref matches);
+            var folded = new Folded(norm, isAscii);
+            Scan(_plainAscii, field, norm, norm, default, explain, ref matches, ref folded);
+            if (!isAscii) Scan(_plainOther, field, norm, norm, default, explain, ref matches, ref folded);
+            folded.Dispose();
             var compactLength = 0;
             if (_needsCompact)
             {
@@ -102,8 +113,10 @@ public sealed class PolicyMatcher
                 map = ArrayPool<int>.Shared.Rent(length);
                 compactLength = TextNormalizer.Compact(norm, ref compact, ref map);
                 var scanned = compact.AsSpan(0, compactLength);
-                Scan(_compactAscii, field, scanned, norm, map.AsSpan(0, compactLength), explain, ref matches);
-                if (!isAscii) Scan(_compactOther, field, scanned, norm, map.AsSpan(0, compactLength), explain, ref matches);
+                var foldedCompact = new Folded(scanned, isAscii);
+                Scan(_compactAscii, field, scanned, norm, map.AsSpan(0, compactLength), explain, ref matches, ref foldedCompact);
+                if (!isAscii) Scan(_compactOther, field, scanned, norm, map.AsSpan(0, compactLength), explain, ref matches, ref foldedCompact);
+                foldedCompact.Dispose();
             }
             foreach (var (r, index, regex) in _regexes)
             {
@@ -138,9 +151,13 @@ public sealed class PolicyMatcher
     }
 
     private void Scan(PhraseSet? set, PolicyFields field, ReadOnlySpan<char> scanned, ReadOnlySpan<char> normalized,
-        ReadOnlySpan<int> map, bool explain, ref PolicyMatches? matches)
+        ReadOnlySpan<int> map, bool explain, ref PolicyMatches? matches, ref Folded folded)
     {
         if (set is null) return;
+        // No anchor of any phrase in the text: no phrase either, and the automaton would report nothing.
+        // Only ASCII text is filtered: ASCII phrases in other text leave the automaton at its root for
+        // almost every character, in the cache, faster than the filter would look.
+        if (set.Filter is { } filter && folded.IsAscii && !filter.MayMatch(folded.Bytes(), scanned.Length)) return;
         var sink = new Sink(this, set, field, normalized, map, explain, matches);
         set.Automaton.Scan(scanned, ref sink);
         matches = sink.Matches;
@@ -175,15 +192,20 @@ public sealed class PolicyMatcher
     /// <summary>One automaton with what each of its patterns belongs to.</summary>
     private sealed class PhraseSet
     {
-        public static PhraseSet? Create(List<(string Text, PatternInfo Info)> patterns, bool ascii)
+        public static PhraseSet? Create(List<(string Text, PatternInfo Info)> patterns, bool ascii, int filterMinStates)
         {
             var chosen = patterns.Where(p => System.Text.Ascii.IsValid(p.Text) == ascii).ToList();
-            return chosen.Count > 0 ? new PhraseSet(chosen) : null;
+            return chosen.Count > 0 ? new PhraseSet(chosen, ascii, filterMinStates) : null;
         }
 
-        private PhraseSet(List<(string Text, PatternInfo Info)> patterns)
+        private PhraseSet(List<(string Text, PatternInfo Info)> patterns, bool ascii, int filterMinStates)
         {
-            Automaton = new AhoCorasick([.. patterns.Select(p => p.Text)]);
+            Ascii = ascii;
+            string[] texts = [.. patterns.Select(p => p.Text)];
+            Automaton = new AhoCorasick(texts);
+            // Only for ASCII phrases: other scripts fold several characters into one byte, and on the
+            // benchmark's Cyrillic/Han messages a third passed the filter, which then cost more than it saved.
+            if (ascii && Automaton.StateCount >= filterMinStates) Filter = new GramFilter(texts);
             Patterns = [.. patterns.Select(p => p.Info)];
             WordsOnly = new bool[Automaton.StateCount];
             for (var state = 0; state < WordsOnly.Length; state++)
@@ -199,10 +221,41 @@ public sealed class PolicyMatcher
             }
         }
 
+        public bool Ascii { get; }
         public AhoCorasick Automaton { get; }
+        /// <summary>Null for small automata, which scan from the cache anyway, and for non-ASCII phrases.</summary>
+        public GramFilter? Filter { get; }
         public PatternInfo[] Patterns { get; }
         /// <summary>States all of whose patterns are whole-word ones: nothing to do there unless a word ends.</summary>
         public bool[] WordsOnly { get; }
+    }
+
+    /// <summary>
+    /// A text folded to bytes for <see cref="GramFilter"/>, made on first use (only filtered phrase sets need
+    /// it) and shared by the scans of the same text.
+    /// </summary>
+    private ref struct Folded(ReadOnlySpan<char> text, bool isAscii)
+    {
+        private readonly ReadOnlySpan<char> _text = text;
+        private byte[]? _bytes;
+
+        public readonly bool IsAscii => isAscii;
+
+        public byte[] Bytes()
+        {
+            if (_bytes is null)
+            {
+                _bytes = ArrayPool<byte>.Shared.Rent(_text.Length + GramFilter.MaxGram);
+                GramFilter.FoldText(_text, _bytes, isAscii);
+            }
+            return _bytes;
+        }
+
+        public void Dispose()
+        {
+            if (_bytes is not null) ArrayPool<byte>.Shared.Return(_bytes);
+            _bytes = null;
+        }
     }
 
     /// <summary>
