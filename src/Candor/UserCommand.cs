@@ -46,7 +46,7 @@ internal static class UserCommand
         var common = new CommonOptions();
         var jid = new Argument<string>("JID");
         var password = new Option<string?>("--password") { Description = "The new password (prompted without echo when left out)" };
-        var command = new Command("passwd", "Set an account's password");
+        var command = new Command("passwd", "Set an account's password (a running server announces it and ends the account's sessions)");
         command.Add(jid);
         command.Add(password);
         common.AddTo(command);
@@ -56,6 +56,7 @@ internal static class UserCommand
             var pw = parse.GetValue(password) ?? PromptPassword($"New password for {full}: ", confirm: true);
             if (pw is null) return Fail(ExitCodes.Usage, "a password is required");
             await accounts.SetPasswordAsync(user, pw);
+            await new OperatorChanges(accounts.Storage).RecordAsync(user, OperatorChange.PasswordChanged);
             Console.WriteLine($"Password of {full} changed.");
             return ExitCodes.Ok;
         }));
@@ -66,12 +67,13 @@ internal static class UserCommand
     {
         var common = new CommonOptions();
         var jid = new Argument<string>("JID");
-        var command = new Command("remove", "Remove an account and everything stored for it");
+        var command = new Command("remove", "Remove an account and everything stored for it (a running server ends its sessions)");
         command.Add(jid);
         common.AddTo(command);
         command.SetAction(parse => Run(parse, common, parse.GetValue(jid)!, async (accounts, user, full) =>
         {
             if (!await accounts.RemoveAsync(user)) return Fail(ExitCodes.NotFound, $"no such user: {full}");
+            await new OperatorChanges(accounts.Storage).RecordAsync(user, OperatorChange.Removed);
             Console.WriteLine($"Removed {full}.");
             return ExitCodes.Ok;
         }));

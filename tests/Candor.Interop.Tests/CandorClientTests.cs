@@ -39,7 +39,7 @@ public sealed class CandorClientTests(ITestOutputHelper output)
         try
         {
             var command = $"{Quote(CandorServer.Launcher.DotnetHost)} {Quote(CandorServer.Launcher.CandorDll)} chat --jid alice@localhost " +
-                $"--server {CandorServer.Host}:{server.C2sPort} --fingerprint {Fingerprint(server)}";
+                $"--server {CandorServer.Host}:{server.C2sPort} --fingerprint {server.CertificateFingerprint}";
             await using var tmux = await Tmux.StartAsync(command, new Dictionary<string, string?>
             {
                 ["CANDOR_PASSWORD"] = "alice-secret",
@@ -147,7 +147,7 @@ public sealed class CandorClientTests(ITestOutputHelper output)
     {
         await using var server = await CandorServer.StartAsync(output);
         await server.AddUserAsync("alice@localhost", "alice-secret");
-        var fingerprint = Fingerprint(server);
+        var fingerprint = server.CertificateFingerprint;
         var address = $"{CandorServer.Host}:{server.C2sPort}";
 
         async Task Expect(int code, string contains, string password, params string[] args)
@@ -194,21 +194,15 @@ public sealed class CandorClientTests(ITestOutputHelper output)
 
     private static ChildProcess Candor(CandorServer server, string password, params string[] args) =>
         ChildProcess.Start(CandorServer.Launcher.DotnetHost,
-            [CandorServer.Launcher.CandorDll, .. args, "--server", $"{CandorServer.Host}:{server.C2sPort}", "--fingerprint", Fingerprint(server)],
+            [CandorServer.Launcher.CandorDll, .. args, "--server", $"{CandorServer.Host}:{server.C2sPort}", "--fingerprint", server.CertificateFingerprint],
             new Dictionary<string, string?> { ["CANDOR_PASSWORD"] = password });
 
     private static Task<ProcessResult> RunCandorAsync(CandorServer server, string password, params string[] args) =>
         ChildProcess.RunAsync(CandorServer.Launcher.DotnetHost,
-            [CandorServer.Launcher.CandorDll, .. args, "--server", $"{CandorServer.Host}:{server.C2sPort}", "--fingerprint", Fingerprint(server)],
+            [CandorServer.Launcher.CandorDll, .. args, "--server", $"{CandorServer.Host}:{server.C2sPort}", "--fingerprint", server.CertificateFingerprint],
             TimeSpan.FromMinutes(1), new Dictionary<string, string?> { ["CANDOR_PASSWORD"] = password });
 
     /// <summary>The SHA-256 fingerprint of the self-signed certificate candor made in its data directory.</summary>
-    private static string Fingerprint(CandorServer server)
-    {
-        using var certificate = X509Certificate2.CreateFromPem(File.ReadAllText(Path.Combine(server.DataDirectory, "tls", "localhost.crt")));
-        return certificate.GetCertHashString(HashAlgorithmName.SHA256);
-    }
-
     private static string Quote(string s) => "'" + s.Replace("'", "'\\''") + "'";
 
     private static void TryDelete(string directory)

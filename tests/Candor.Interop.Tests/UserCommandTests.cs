@@ -1,4 +1,6 @@
+using Candor.Client;
 using Candor.Interop.Tests.Infrastructure;
+using Candor.Xmpp;
 using Xunit.Abstractions;
 
 namespace Candor.Interop.Tests;
@@ -48,6 +50,59 @@ public sealed class UserCommandTests(ITestOutputHelper output)
 
         Assert.True((await server.RunCliAsync("user", "remove", "zoe@localhost")).Succeeded);
         Assert.DoesNotContain("zoe@localhost", (await server.RunCliAsync("user", "list")).Output);
+    }
+
+    [Fact]
+    public async Task Passwd_and_remove_beside_a_running_server_announce_and_end_the_accounts_sessions()
+    {
+        await using var server = await CandorServer.StartAsync(output);
+        await server.AddUserAsync("yan@localhost", "first-secret");
+        var online = await ConnectAsync(server, "yan@localhost/desk", "first-secret");
+        var notice = NoticeAsync(online);
+
+        Assert.True((await server.RunCliAsync("user", "passwd", "yan@localhost", "--password", "second-secret")).Succeeded);
+        Assert.Contains("changed by the operator", (await notice.WaitAsync(Timeout)).Body);
+        var ended = await online.Ended.WaitAsync(Timeout);
+        Assert.Equal("not-authorized", Assert.IsType<XmppStreamErrorException>(ended).Condition);
+        await online.DisposeAsync();
+
+        // No session stayed online to read it: the next login gets the notice too.
+        var next = await ConnectAsync(server, "yan@localhost/phone", "second-secret", notice: n => notice = n);
+        Assert.Contains("changed by the operator", (await notice.WaitAsync(Timeout)).Body);
+
+        Assert.True((await server.RunCliAsync("user", "remove", "yan@localhost")).Succeeded);
+        var removed = await next.Ended.WaitAsync(Timeout);
+        Assert.Equal("not-authorized", Assert.IsType<XmppStreamErrorException>(removed).Condition);
+        await next.DisposeAsync();
+    }
+
+    /// <summary>A connected, available client; <paramref name="notice"/> gets <see cref="NoticeAsync"/>, watched from before the login.</summary>
+    private static async Task<XmppClient> ConnectAsync(CandorServer server, string jid, string password, Action<Task<ChatMessage>>? notice = null)
+    {
+        var client = new XmppClient(new XmppClientOptions
+        {
+            Jid = Jid.Parse(jid),
+            Password = password,
+            Host = CandorServer.Host,
+            Port = server.C2sPort,
+            CertificateFingerprint = server.CertificateFingerprint,
+        });
+        notice?.Invoke(NoticeAsync(client));
+        await client.ConnectAsync();
+        await client.SendPresenceAsync();
+        return client;
+    }
+
+    /// <summary>The first chat from the server's own JID about a password change.</summary>
+    private static Task<ChatMessage> NoticeAsync(XmppClient client)
+    {
+        var first = new TaskCompletionSource<ChatMessage>(TaskCreationOptions.RunContinuationsAsynchronously);
+        client.EventReceived += e =>
+        {
+            if (e is ChatMessage { From: { IsBare: true, Local: null }, Body: { } body } message && body.Contains("password of your account was changed", StringComparison.Ordinal))
+                first.TrySetResult(message);
+        };
+        return first.Task;
     }
 
     [Fact]

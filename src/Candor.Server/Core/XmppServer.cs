@@ -68,6 +68,19 @@ public sealed class XmppServer
         foreach (var stream in Streams.Keys) stream.Close(condition, text);
     }
 
+    /// <summary>Ends the account's sessions, all but <paramref name="except"/>, with a stream error; returns how many.</summary>
+    public int EndSessions(string user, string condition, string text, Session? except = null)
+    {
+        var ended = 0;
+        foreach (var session in Sessions.Get(user))
+        {
+            if (session == except) continue;
+            session.Close(condition, text);
+            ended++;
+        }
+        return ended;
+    }
+
     /// <summary>Sends a stanza originating from the server itself (pushes, notices).</summary>
     public ValueTask SendAsync(Element stanza)
     {
@@ -104,7 +117,7 @@ public sealed class ServerHooks
     /// <summary>A session ended, for whatever reason; runs after it was unbound.</summary>
     public Hook<Session> SessionEnded { get; } = new();
 
-    /// <summary>An account's password was changed in band; <see cref="PasswordChange.By"/> is the session that did it.</summary>
+    /// <summary>An account's password was changed: in band by <see cref="PasswordChange.By"/>, or by the operator when that is null.</summary>
     public Hook<PasswordChange> PasswordChanged { get; } = new();
 }
 

@@ -1,4 +1,5 @@
 using System.Net;
+using Candor.Server.Accounts;
 using Candor.Server.Connections;
 using Candor.Server.Core;
 using Candor.Server.Modules;
@@ -28,6 +29,7 @@ public sealed class CandorHost : IAsyncDisposable
     private readonly ListenOptions? _http;
     private readonly ListenOptions? _https;
     private int _stopped;
+    private Task _operatorChanges = Task.CompletedTask;
 
     private CandorHost(WebApplication app, XmppServer server, ListenOptions c2s, ListenOptions? tls, ListenOptions? http, ListenOptions? https)
     {
@@ -100,6 +102,7 @@ public sealed class CandorHost : IAsyncDisposable
             await storage.DisposeAsync();
             throw new OptionsException($"cannot listen: {e.Message}");
         }
+        host._operatorChanges = OperatorChanges.ApplyWhileRunningAsync(server, app.Lifetime.ApplicationStopping);
         return host;
     }
 
@@ -122,6 +125,7 @@ public sealed class CandorHost : IAsyncDisposable
     {
         if (Interlocked.Exchange(ref _stopped, 1) != 0) return;
         await _app.StopAsync();
+        await _operatorChanges;
         await _app.DisposeAsync();
         await Server.Storage.DisposeAsync();
     }

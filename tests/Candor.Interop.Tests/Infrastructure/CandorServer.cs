@@ -49,6 +49,17 @@ public sealed class CandorServer : IAsyncLifetime, IAsyncDisposable
     public int HttpPort { get; private set; }
     public int HttpsPort { get; private set; }
 
+    /// <summary>SHA-256 of the self-signed certificate the server made for itself, for clients to pin.</summary>
+    public string CertificateFingerprint
+    {
+        get
+        {
+            using var certificate = System.Security.Cryptography.X509Certificates.X509Certificate2.CreateFromPem(
+                File.ReadAllText(Path.Combine(DataDirectory, "tls", "localhost.crt")));
+            return certificate.GetCertHashString(System.Security.Cryptography.HashAlgorithmName.SHA256);
+        }
+    }
+
     /// <summary>Everything the server wrote to stdout and stderr so far (stderr lines marked).</summary>
     public string Output => _process?.Output ?? _finalOutput;
 

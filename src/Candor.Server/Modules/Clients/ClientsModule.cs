@@ -35,7 +35,7 @@ public sealed class ClientsModule : IModule
         server.Hooks.SessionStarted.Add(session => OnLoginAsync(server, registry, pending, session));
         server.Hooks.SessionAvailable.Add(session => DeliverPendingAsync(pending, session));
         server.Hooks.SessionEnded.Add(session => OnLogoutAsync(registry, session));
-        server.Hooks.PasswordChanged.Add(change => OnPasswordChangedAsync(server, change));
+        server.Hooks.PasswordChanged.Add(change => OnPasswordChangedAsync(server, pending, change));
         server.Disco.AccountFeatures.Add(CamNamespace);
         server.Iq.Register(IqScope.Account, "get", "list", CamNamespace, request => ListAsync(server, registry, request));
         server.Iq.Register(IqScope.Account, "set", "revoke", CamNamespace, request => RevokeAsync(server, registry, request));
@@ -87,9 +87,10 @@ public sealed class ClientsModule : IModule
         var waiting = await pending.QueryAsync(session.User, ArchiveQuery.All);
         var forMe = waiting.Where(n => n.With != id).ToList();
         if (forMe.Count == 0) return false;
-        await pending.TakeAsync(session.User, new ArchiveQuery { AfterId = forMe[0].Id - 1, BeforeId = forMe[^1].Id + 1 });
         foreach (var item in forMe)
         {
+            // One at a time: a notice about this very client, between them, stays for the account's other clients.
+            if ((await pending.TakeAsync(session.User, new ArchiveQuery { AfterId = item.Id - 1, BeforeId = item.Id + 1 })).Count == 0) continue;
             var notice = StoredStanza.Parse(item.Value);
             notice.SetAttribute("to", session.Jid.ToString());
             session.Send(notice);
@@ -202,30 +203,31 @@ public sealed class ClientsModule : IModule
 
     private static ValueTask<AdHocResult> EndOthersCommand(XmppServer server, IqRequest request)
     {
-        var ended = 0;
-        foreach (var session in server.Sessions.Get(request.From.Local!))
-        {
-            if (session.Jid == request.From) continue;
-            session.Close(StreamErrors.NotAuthorized, "ended by another session of this account");
-            ended++;
-        }
+        var ended = server.EndSessions(request.From.Local!, StreamErrors.NotAuthorized, "ended by another session of this account",
+            except: server.Sessions.Get(request.From));
         return ValueTask.FromResult(new AdHocResult($"Ended {ended} other session(s)."));
     }
 
-    private static ValueTask<bool> OnPasswordChangedAsync(XmppServer server, PasswordChange change)
+    private static async ValueTask<bool> OnPasswordChangedAsync(XmppServer server, IArchiveStore pending, PasswordChange change)
     {
-        var time = DateTimeOffset.UtcNow.ToString("yyyy-MM-dd HH:mm:ss", CultureInfo.InvariantCulture) + " UTC";
+        var now = DateTimeOffset.UtcNow;
+        var time = now.ToString("yyyy-MM-dd HH:mm:ss", CultureInfo.InvariantCulture) + " UTC";
         var by = change.By is null ? "by the operator" : $"from resource \"{change.By.Jid.Resource}\" at {change.By.Transport.RemoteAddress}";
+        var notice = new Element("message", Ns.Client).SetAttribute("from", server.Domain.ToString()).SetAttribute("type", "chat");
+        notice.AddChild("body").AddText($"The password of your account was changed {by} at {time}.");
+        var told = 0;
         foreach (var session in server.Sessions.Get(change.User))
         {
             if (session == change.By) continue;
-            var notice = new Element("message", Ns.Client)
-                .SetAttribute("from", server.Domain.ToString()).SetAttribute("to", session.Jid.ToString()).SetAttribute("type", "chat");
-            notice.AddChild("body").AddText($"The password of your account was changed {by} at {time}.");
-            session.Send(notice);
+            session.Send(notice.Clone().SetAttribute("to", session.Jid.ToString()));
+            told++;
             if (server.Options.EndOtherSessionsOnPasswordChange)
                 session.Close(StreamErrors.NotAuthorized, "the account's password was changed");
         }
-        return ValueTask.FromResult(false);
+        // An operator's change has no session of the owner that saw it happen: unless a session stays online
+        // with the notice, keep it for the next login, like a login notice.
+        if (change.By is null && (told == 0 || server.Options.EndOtherSessionsOnPasswordChange))
+            await pending.AppendAsync(change.User, now, "", ElementWriter.ToXmlString(notice));
+        return false;
     }
 }

@@ -97,8 +97,7 @@ public sealed class RegisterModule : IModule
         {
             await server.Accounts.RemoveAsync(user);
             request.Origin?.Send(request.Result());
-            foreach (var session in server.Sessions.Get(user))
-                session.Close(StreamErrors.NotAuthorized, "the account was removed");
+            server.EndSessions(user, StreamErrors.NotAuthorized, "the account was removed");
             return null;
         }
         var username = request.Payload.GetChildText("username", Ns.Register);

@@ -1,0 +1,77 @@
+using Candor.Server.Core;
+using Candor.Server.Storage;
+using Candor.Xmpp;
+using Microsoft.Extensions.Logging;
+
+namespace Candor.Server.Accounts;
+
+public enum OperatorChange
+{
+    PasswordChanged,
+    Removed,
+}
+
+/// <summary>
+/// Account changes the operator makes beside a running server: <c>candor user passwd|remove</c> write the
+/// database directly and queue the change here; the server polls the queue and does what the change means for
+/// live sessions, as it does for the same change made in band (the password change is announced and ends the
+/// sessions, a removed account's sessions end).
+/// </summary>
+public sealed class OperatorChanges(IStorage storage)
+{
+    public static readonly TimeSpan PollInterval = TimeSpan.FromSeconds(1);
+
+    // The queue belongs to no account: the empty string is never a valid localpart.
+    private const string Queue = "";
+    private readonly IArchiveStore _queue = storage.OpenArchive("operator-changes");
+
+    public Task RecordAsync(string user, OperatorChange change) =>
+        _queue.AppendAsync(Queue, DateTimeOffset.UtcNow, user, change.ToString());
+
+    public async Task<IReadOnlyList<(string User, OperatorChange Change)>> TakeAllAsync()
+    {
+        if (await _queue.CountAsync(Queue) == 0) return [];
+        var items = await _queue.TakeAsync(Queue, ArchiveQuery.All);
+        return [.. items.Select(i => (i.With, Enum.Parse<OperatorChange>(i.Value)))];
+    }
+
+    /// <summary>Applies queued changes until <paramref name="stopping"/>; changes queued while no server ran concern no session and are dropped at start.</summary>
+    public static async Task ApplyWhileRunningAsync(XmppServer server, CancellationToken stopping)
+    {
+        var changes = new OperatorChanges(server.Storage);
+        var log = server.LoggerFactory.CreateLogger<OperatorChanges>();
+        await changes.TakeAllAsync();
+        using var timer = new PeriodicTimer(PollInterval);
+        try
+        {
+            while (await timer.WaitForNextTickAsync(stopping))
+            {
+                try
+                {
+                    foreach (var (user, change) in await changes.TakeAllAsync())
+                        await ApplyAsync(server, user, change);
+                }
+                catch (Exception e) when (e is not OperationCanceledException)
+                {
+                    log.LogError(e, "applying account changes made by the operator failed");
+                }
+            }
+        }
+        catch (OperationCanceledException)
+        {
+        }
+    }
+
+    private static async Task ApplyAsync(XmppServer server, string user, OperatorChange change)
+    {
+        switch (change)
+        {
+            case OperatorChange.PasswordChanged:
+                await server.Hooks.PasswordChanged.FireAsync(new PasswordChange(user, By: null));
+                break;
+            case OperatorChange.Removed:
+                server.EndSessions(user, StreamErrors.NotAuthorized, "the account was removed");
+                break;
+        }
+    }
+}
