@@ -10,9 +10,12 @@ using Candor.Xmpp.Sasl;
 namespace Candor.Server.Tests.Harness;
 
 /// <summary>
-/// A deliberately small XMPP client for protocol tests: it writes raw XML strings and reads what the server
+/// A deliberately small XMPP client for wire-level tests: it writes raw XML strings and reads what the server
 /// sends with the project's own <see cref="XmppStreamParser"/>. Everything it receives (stream headers,
 /// stanzas, the stream's end, EOF) is queued in order in an <see cref="Inbox{T}"/>.
+/// It exists for input a correct client library never produces (malformed streams, SASL and stream negotiation
+/// step by step, hostile clients, abrupt disconnects, exact stream errors); feature tests use Candor.Client's
+/// <c>XmppClient</c> through <see cref="ServerFixture.ClientAsync"/>.
 /// </summary>
 public sealed class XmppTestClient : IAsyncDisposable
 {
