@@ -363,13 +363,6 @@ public sealed class XmppTestClient : IAsyncDisposable
         _tcp.Close();
     }
 
-    /// <summary>Closes the stream politely and waits for the server's closing tag.</summary>
-    public async Task CloseAsync()
-    {
-        await SendAsync("</stream:stream>");
-        await ExpectAsync(e => e.Namespace == TestNs && e.Name is StreamClosedName or EofName);
-    }
-
     public async ValueTask DisposeAsync()
     {
         try
