@@ -70,7 +70,7 @@ public sealed record PresenceUpdate(Jid From, bool Available, string? Show, stri
 public enum SubscriptionKind { Subscribe, Subscribed, Unsubscribe, Unsubscribed }
 
 /// <summary>A subscription presence: a request (<see cref="SubscriptionKind.Subscribe"/>) or an answer.</summary>
-public sealed record SubscriptionEvent(Jid From, SubscriptionKind Kind, string? Status) : XmppEvent;
+public sealed record SubscriptionEvent(Jid From, SubscriptionKind Kind, string? Status, Element Stanza) : XmppEvent;
 
 /// <summary>One roster entry (RFC 6121 §2.1.2).</summary>
 public sealed record RosterItem(Jid Jid, string? Name, string Subscription, bool PendingOut, IReadOnlyList<string> Groups)
@@ -84,15 +84,17 @@ public sealed record RosterItem(Jid Jid, string? Name, string Subscription, bool
     }
 }
 
-/// <summary>The server pushed a roster change (RFC 6121 §2.1.6); <see cref="Removed"/> for subscription='remove'.</summary>
-public sealed record RosterPush(RosterItem Item, bool Removed) : XmppEvent;
+/// <summary>The server pushed a roster change (RFC 6121 §2.1.6); <see cref="Removed"/> for subscription='remove'.
+/// <see cref="Stanza"/> is the push IQ (its query carries the roster version, XEP-0237).</summary>
+public sealed record RosterPush(RosterItem Item, bool Removed, Element Stanza) : XmppEvent;
 
 public enum ConnectionState { Connected, Disconnected, Reconnecting, Reconnected }
 
 /// <summary>The connection changed state; <see cref="Error"/> says why it was lost.</summary>
 public sealed record ConnectionStateChanged(ConnectionState State, Exception? Error, int Attempt = 0) : XmppEvent;
 
-/// <summary>Any other stanza nobody handled (an IQ request the client answered with service-unavailable is not reported).</summary>
+/// <summary>Any other stanza nobody handled: an IQ answer no request waits for, a presence of another type (probe), a
+/// non-XMPP element. An IQ request the client answered with service-unavailable is not reported.</summary>
 public sealed record OtherStanza(Element Stanza) : XmppEvent;
 
 internal static class ChatStates

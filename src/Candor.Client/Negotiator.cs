@@ -6,8 +6,9 @@ using Candor.Xmpp.Sasl;
 
 namespace Candor.Client;
 
-/// <summary>What a finished negotiation yields: the transport with a bound resource, and how it was reached.</summary>
-internal sealed record Negotiated(XmppTransport Transport, Jid BoundJid, string Mechanism, string EndPoint, bool DirectTls);
+/// <summary>What a finished negotiation yields: the transport with a bound resource, how it was reached, and the
+/// stream features offered after authentication.</summary>
+internal sealed record Negotiated(XmppTransport Transport, Jid BoundJid, string Mechanism, string EndPoint, bool DirectTls, Element Features);
 
 /// <summary>
 /// Reaching the server and negotiating the stream (RFC 6120 §4-§7): endpoints (explicit or DNS SRV), TCP,
@@ -46,8 +47,8 @@ internal sealed class Negotiator(XmppClientOptions options, Action<string> warn)
                 {
                     if (options.Insecure && options.CertificateFingerprint is null)
                         warn($"INSECURE: the certificate of {_domain} at {endpoint} is not verified (--insecure); anyone on the path can read this session");
-                    var (jid, mechanism) = await NegotiateAsync(transport, directTls, timeout.Token);
-                    return new Negotiated(transport, jid, mechanism, endpoint, directTls);
+                    var (jid, mechanism, features) = await NegotiateAsync(transport, directTls, timeout.Token);
+                    return new Negotiated(transport, jid, mechanism, endpoint, directTls, features);
                 }
                 catch
                 {
@@ -80,7 +81,7 @@ internal sealed class Negotiator(XmppClientOptions options, Action<string> warn)
         return records;
     }
 
-    private async Task<(Jid, string)> NegotiateAsync(XmppTransport transport, bool directTls, CancellationToken cancellation)
+    private async Task<(Jid, string, Element)> NegotiateAsync(XmppTransport transport, bool directTls, CancellationToken cancellation)
     {
         if (directTls) await transport.StartTlsAsync(_domain, options, directTls: true, cancellation);
         var features = await OpenStreamAsync(transport, cancellation);
@@ -100,7 +101,7 @@ internal sealed class Negotiator(XmppClientOptions options, Action<string> warn)
         var mechanism = await AuthenticateAsync(transport, features, cancellation);
         features = await OpenStreamAsync(transport, cancellation);
         var jid = await BindAsync(transport, features, cancellation);
-        return (jid, mechanism);
+        return (jid, mechanism, features);
     }
 
     /// <summary>Opens a stream and returns the server's features.</summary>

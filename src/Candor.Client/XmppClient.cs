@@ -55,6 +55,9 @@ public sealed class XmppClient : IAsyncDisposable
     public string? EndPoint => _connection?.Session.EndPoint;
     /// <summary>The TLS protocol of the current session, e.g. Tls13.</summary>
     public string? TlsProtocol => _connection?.Session.Transport.Tls?.SslProtocol.ToString();
+    /// <summary>The stream features the server offered after authentication in the current session (bind, roster
+    /// versioning, subscription pre-approval, ...).</summary>
+    public Element? StreamFeatures => _connection?.Session.Features;
     /// <summary>SHA-256 fingerprint (hex) of the server certificate of the current session.</summary>
     public string? ServerCertificateFingerprint =>
         _connection?.Session.Transport.ServerCertificate?.GetCertHashString(HashAlgorithmName.SHA256);
@@ -481,9 +484,14 @@ public sealed class XmppClient : IAsyncDisposable
         if (type is "result" or "error")
         {
             if (iq.Id() is { } id && _pending.TryRemove(id, out var waiter)) waiter.TrySetResult(iq);
+            else Publish(new OtherStanza(iq));
             return;
         }
-        if (type is not ("get" or "set")) return;
+        if (type is not ("get" or "set"))
+        {
+            Publish(new OtherStanza(iq));
+            return;
+        }
         var payload = iq.FirstElement;
         Element reply;
         if (type == "set" && payload?.Is("query", Ns.Roster) == true)
@@ -504,7 +512,7 @@ public sealed class XmppClient : IAsyncDisposable
                     if (removed) _roster.Remove(item.Jid);
                     else _roster[item.Jid] = item;
                 }
-                Publish(new RosterPush(item, removed));
+                Publish(new RosterPush(item, removed, iq));
             }
             reply = Stanza.ResultFor(iq);
         }
@@ -595,16 +603,19 @@ public sealed class XmppClient : IAsyncDisposable
                 break;
             }
             case "subscribe":
-                Publish(new SubscriptionEvent(from.Bare, SubscriptionKind.Subscribe, status));
+                Publish(new SubscriptionEvent(from.Bare, SubscriptionKind.Subscribe, status, stanza));
                 break;
             case "subscribed":
-                Publish(new SubscriptionEvent(from.Bare, SubscriptionKind.Subscribed, status));
+                Publish(new SubscriptionEvent(from.Bare, SubscriptionKind.Subscribed, status, stanza));
                 break;
             case "unsubscribe":
-                Publish(new SubscriptionEvent(from.Bare, SubscriptionKind.Unsubscribe, status));
+                Publish(new SubscriptionEvent(from.Bare, SubscriptionKind.Unsubscribe, status, stanza));
                 break;
             case "unsubscribed":
-                Publish(new SubscriptionEvent(from.Bare, SubscriptionKind.Unsubscribed, status));
+                Publish(new SubscriptionEvent(from.Bare, SubscriptionKind.Unsubscribed, status, stanza));
+                break;
+            default:
+                Publish(new OtherStanza(stanza));
                 break;
         }
     }

@@ -130,11 +130,13 @@ public sealed class CandorTests(CandorFixture server) : IClassFixture<CandorFixt
         // alice asks, bob accepts and asks back, alice accepts.
         await alice.SetRosterItemAsync(bobJid, "Bob", ["Friends"]);
         var push = await aliceEvents.WaitAsync<RosterPush>(p => p.Item.Jid == bobJid);
+        Assert.NotNull(push.Stanza.GetChild("query", Ns.Roster)?.GetAttribute("ver"));
         Assert.Equal("Bob", push.Item.Name);
         Assert.Equal(["Friends"], push.Item.Groups);
         await alice.SubscribeAsync(bobJid);
         var request = await bobEvents.WaitAsync<SubscriptionEvent>(s => s.Kind == SubscriptionKind.Subscribe);
         Assert.Equal(aliceJid, request.From);
+        Assert.Equal(bobJid.ToString(), request.Stanza.GetAttribute("to"));
         await bob.AcceptSubscriptionAsync(aliceJid);
         await bob.SubscribeAsync(aliceJid);
         await aliceEvents.WaitAsync<SubscriptionEvent>(s => s.Kind == SubscriptionKind.Subscribe && s.From == bobJid);

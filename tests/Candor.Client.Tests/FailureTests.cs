@@ -120,6 +120,24 @@ public sealed class FailureTests
     }
 
     [Fact]
+    public async Task Unexpected_stanzas_are_reported_not_swallowed()
+    {
+        await using var server = ScriptedServer.Start(async (c, _) =>
+        {
+            await c.NegotiateAsync();
+            await c.SendAsync("<iq type='result' id='nobody-asked' from='localhost'/>"
+                + "<presence type='probe' from='bob@localhost/x'/>");
+            await c.DrainAsync();
+        });
+        await using var client = new XmppClient(server.Options());
+        var log = new EventLog(client);
+        await client.ConnectAsync();
+        Assert.NotNull(client.StreamFeatures?.GetChild("bind", Ns.Bind));
+        await log.WaitAsync<OtherStanza>(o => o.Stanza.IsIq() && o.Stanza.Id() == "nobody-asked");
+        await log.WaitAsync<OtherStanza>(o => o.Stanza.IsPresence() && o.Stanza.Type() == "probe");
+    }
+
+    [Fact]
     public async Task Silent_server_times_out()
     {
         await using var server = ScriptedServer.Start((c, _) => c.DrainAsync());

@@ -1,9 +1,11 @@
+using Candor.Client;
 using Candor.Server.Tests.Harness;
 using Candor.Xmpp;
 
 namespace Candor.Server.Tests;
 
-/// <summary>RFC 6120 §8.1.1-8.1.2: 'to' and 'from' of stanzas a client sends.</summary>
+/// <summary>RFC 6120 §8.1.1-8.1.2: 'to' and 'from' of stanzas a client sends. Forged and malformed addresses are
+/// wire-level input a client library never produces: those tests use the raw client.</summary>
 public sealed class AddressingTests(ServerFixture server) : IClassFixture<ServerFixture>
 {
     [Theory]
@@ -30,12 +32,12 @@ public sealed class AddressingTests(ServerFixture server) : IClassFixture<Server
     [Fact]
     public async Task Own_bare_or_full_jid_as_from_is_accepted()
     {
-        await using var alice = await server.OnlineUserAsync("alice");
+        await using var alice = await server.OnlineClientAsync("alice");
         await alice.SendAsync($"<message from='{alice.Bare}' to='{alice.Full}'><body>one</body></message>");
         await alice.ExpectMessageAsync("one");
         await alice.SendAsync($"<message from='{alice.Full}' to='{alice.Full}'><body>two</body></message>");
         var two = await alice.ExpectMessageAsync("two");
-        Assert.Equal(alice.Full, two.GetAttribute("from"));
+        Assert.Equal(alice.Full, two.From);
     }
 
     [Fact]
@@ -50,18 +52,18 @@ public sealed class AddressingTests(ServerFixture server) : IClassFixture<Server
     [Fact]
     public async Task Message_to_a_remote_domain_is_remote_server_not_found()
     {
-        await using var alice = await server.OnlineUserAsync("alice");
-        await alice.SendAsync("<message id='far' to='bob@example.org' type='chat'><body>hello?</body></message>");
-        var error = await alice.ExpectStanzaAsync("message", m => m.Id() == "far");
-        error.AssertError("remote-server-not-found", "cancel");
-        Assert.Equal("bob@example.org", error.GetAttribute("from"));
+        await using var alice = await server.OnlineClientAsync("alice");
+        var id = await alice.SendMessageAsync(Jid.Parse("bob@example.org"), "hello?");
+        var error = await alice.ExpectAsync<ChatMessage>(m => m.Id == id);
+        error.Stanza.AssertError("remote-server-not-found", "cancel");
+        Assert.Equal("bob@example.org", error.From?.ToString());
     }
 
     [Fact]
     public async Task Iq_to_a_remote_domain_is_remote_server_not_found()
     {
-        await using var alice = await server.OnlineUserAsync("alice");
-        var error = await alice.RequestAsync("<iq id='{id}' type='get' to='example.org'><ping xmlns='urn:xmpp:ping'/></iq>");
-        error.AssertError("remote-server-not-found");
+        await using var alice = await server.OnlineClientAsync("alice");
+        var error = await Assert.ThrowsAsync<XmppStanzaException>(() => alice.PingAsync(Jid.Parse("example.org")));
+        error.Stanza.AssertError("remote-server-not-found");
     }
 }

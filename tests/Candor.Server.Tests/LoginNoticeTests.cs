@@ -1,5 +1,5 @@
+using Candor.Client;
 using Candor.Server.Tests.Harness;
-using Candor.Xml;
 using Candor.Xmpp;
 
 namespace Candor.Server.Tests;
@@ -10,16 +10,15 @@ public sealed class LoginNoticeTests(ServerFixture server) : IClassFixture<Serve
     private const string NoticeNs = XmppTestClient.LoginNoticeNamespace;
     private const string CamNs = "urn:xmpp:cam:0";
 
-    private async Task<XmppTestClient> OnlineAsync(string user, string resource)
+    private async Task<XmppClient> OnlineAsync(string user, string resource)
     {
-        var client = await server.LoginAsync(user, resource);
-        client.ReceiveLoginNotices = true;
-        await client.SendPresenceAsync(0);
+        var client = await server.ClientAsync(user, resource, loginNotices: true);
+        await client.BecomeAvailableAsync(0);
         return client;
     }
 
-    private static Task<Element> ExpectNoticeAsync(XmppTestClient client, string resource) =>
-        client.ExpectStanzaAsync("message", m => m.GetChild("login", NoticeNs)?.GetAttribute("resource") == resource);
+    private static Task<ChatMessage> ExpectNoticeAsync(XmppClient client, string resource) =>
+        client.ExpectAsync<ChatMessage>(m => m.Stanza.GetChild("login", NoticeNs)?.GetAttribute("resource") == resource);
 
     [Fact]
     public async Task A_new_client_is_announced_to_the_other_sessions_with_its_facts()
@@ -29,21 +28,21 @@ public sealed class LoginNoticeTests(ServerFixture server) : IClassFixture<Serve
         await using var second = await OnlineAsync(user, "second");
 
         var notice = await ExpectNoticeAsync(first, "second");
-        Assert.Equal("localhost", notice.GetAttribute("from"));
-        Assert.Equal("chat", notice.GetAttribute("type"));
-        var login = notice.GetChild("login", NoticeNs)!;
+        Assert.Equal("localhost", notice.From?.ToString());
+        Assert.Equal("chat", notice.Type);
+        var login = notice.Stanza.GetChild("login", NoticeNs)!;
         Assert.Equal("true", login.GetAttribute("new"));
         Assert.Equal("127.0.0.1", login.GetAttribute("address"));
-        Assert.Equal("SCRAM-SHA-256", login.GetAttribute("mechanism"));
+        Assert.Equal("SCRAM-SHA-256-PLUS", login.GetAttribute("mechanism"));
         Assert.StartsWith("TLSv1.", login.GetAttribute("tls"));
         Assert.Equal($"{user}@localhost/second", login.GetAttribute("jid"));
-        var body = notice.GetChildText("body", Ns.Client)!;
+        var body = notice.Body!;
         Assert.Contains("\"second\"", body);
         Assert.Contains("127.0.0.1", body);
         Assert.Contains("UTC", body);
         // The new session itself is not told about itself (it does hear of "first", whose login found nobody online).
         await ExpectNoticeAsync(second, "first");
-        await second.ExpectNothingAsync(TimeSpan.FromMilliseconds(300), m => m.GetChild("login", NoticeNs)?.GetAttribute("resource") == "second");
+        await second.ExpectNoStanzaAsync(TimeSpan.FromMilliseconds(300), m => m.GetChild("login", NoticeNs)?.GetAttribute("resource") == "second");
     }
 
     [Fact]
@@ -54,7 +53,7 @@ public sealed class LoginNoticeTests(ServerFixture server) : IClassFixture<Serve
         await (await OnlineAsync(user, "again")).DisposeAsync();
         await ExpectNoticeAsync(first, "again");
         await using var again = await OnlineAsync(user, "again");
-        await first.ExpectNothingAsync(TimeSpan.FromMilliseconds(300), m => m.GetChild("login", NoticeNs) is not null);
+        await first.ExpectNoStanzaAsync(TimeSpan.FromMilliseconds(300), m => m.GetChild("login", NoticeNs) is not null);
     }
 
     [Fact]
@@ -62,13 +61,12 @@ public sealed class LoginNoticeTests(ServerFixture server) : IClassFixture<Serve
     {
         await using var own = await ServerFixture.StartAsync(o => o.LoginNotices = "every-session");
         var user = await own.CreateUserAsync("ann");
-        await using var first = await own.LoginAsync(user, "first");
-        first.ReceiveLoginNotices = true;
-        await (await own.LoginAsync(user, "again")).DisposeAsync();
+        await using var first = await own.ClientAsync(user, "first", loginNotices: true);
+        await (await own.ClientAsync(user, "again")).DisposeAsync();
         await ExpectNoticeAsync(first, "again");
-        await using var again = await own.LoginAsync(user, "again");
+        await using var again = await own.ClientAsync(user, "again");
         var notice = await ExpectNoticeAsync(first, "again");
-        Assert.Equal("false", notice.GetChild("login", NoticeNs)!.GetAttribute("new"));
+        Assert.Equal("false", notice.Stanza.GetChild("login", NoticeNs)!.GetAttribute("new"));
     }
 
     [Fact]
@@ -80,7 +78,7 @@ public sealed class LoginNoticeTests(ServerFixture server) : IClassFixture<Serve
         await ExpectNoticeAsync(next, "lonely");
         // Delivered once.
         await using var third = await OnlineAsync(user, "third");
-        await third.ExpectNothingAsync(TimeSpan.FromMilliseconds(300), m => m.GetChild("login", NoticeNs)?.GetAttribute("resource") == "lonely");
+        await third.ExpectNoStanzaAsync(TimeSpan.FromMilliseconds(300), m => m.GetChild("login", NoticeNs)?.GetAttribute("resource") == "lonely");
     }
 
     [Fact]
@@ -89,31 +87,29 @@ public sealed class LoginNoticeTests(ServerFixture server) : IClassFixture<Serve
         var user = await server.CreateUserAsync("ann");
         await using var owner = await OnlineAsync(user, "owner");
         await using var other = await OnlineAsync(user, "other");
-        var clientId = (await ExpectNoticeAsync(owner, "other")).GetChild("login", NoticeNs)!.GetAttribute("client-id");
+        var clientId = (await ExpectNoticeAsync(owner, "other")).Stanza.GetChild("login", NoticeNs)!.GetAttribute("client-id");
 
-        var list = await owner.RequestAsync($"<iq type='get' id='l1'><list xmlns='{CamNs}'/></iq>");
+        var list = await owner.IqAsync($"<iq type='get'><list xmlns='{CamNs}'/></iq>");
         var clients = list.GetChild("clients", CamNs)!.Elements.ToList();
         Assert.Contains(clients, c => c.GetAttribute("id") == clientId && c.GetAttribute("connected") == "true");
         Assert.All(clients, c => Assert.NotNull(c.GetChild("first-seen", CamNs)));
 
-        var revoke = await owner.RequestAsync($"<iq type='set' id='r1'><revoke xmlns='{CamNs}' id='{clientId}'/></iq>");
-        Assert.Equal("result", revoke.GetAttribute("type"));
+        var revoke = await owner.IqAsync($"<iq type='set'><revoke xmlns='{CamNs}' id='{clientId}'/></iq>");
+        Assert.Equal("result", revoke.Type());
         await other.ExpectStreamErrorAsync("not-authorized");
 
         await using var back = await OnlineAsync(user, "other");
         await ExpectNoticeAsync(owner, "other");
 
-        var unknown = await owner.RequestAsync($"<iq type='set' id='r2'><revoke xmlns='{CamNs}' id='no-such-client'/></iq>");
-        Assert.NotNull(unknown.GetChild("error", Ns.Client)?.GetChild("item-not-found", Ns.Stanzas));
+        (await owner.IqErrorAsync($"<iq type='set'><revoke xmlns='{CamNs}' id='no-such-client'/></iq>")).AssertError("item-not-found");
     }
 
     [Fact]
     public async Task Another_account_cannot_list_or_revoke()
     {
         var user = await server.CreateUserAsync("ann");
-        await using var stranger = await server.OnlineUserAsync("mallory");
-        var list = await stranger.RequestAsync($"<iq type='get' id='l1' to='{user}@localhost'><list xmlns='{CamNs}'/></iq>");
-        Assert.NotNull(list.GetChild("error", Ns.Client)?.GetChild("forbidden", Ns.Stanzas));
+        await using var stranger = await server.OnlineClientAsync("mallory");
+        (await stranger.IqErrorAsync($"<iq type='get' to='{user}@localhost'><list xmlns='{CamNs}'/></iq>")).AssertError("forbidden");
     }
 
     [Fact]
@@ -123,21 +119,20 @@ public sealed class LoginNoticeTests(ServerFixture server) : IClassFixture<Serve
         await using var owner = await OnlineAsync(user, "owner");
         await using var other = await OnlineAsync(user, "other");
 
-        var items = await owner.RequestAsync("<iq type='get' id='c1' to='localhost'><query xmlns='http://jabber.org/protocol/disco#items' node='http://jabber.org/protocol/commands'/></iq>");
+        var items = await owner.IqAsync("<iq type='get' to='localhost'><query xmlns='http://jabber.org/protocol/disco#items' node='http://jabber.org/protocol/commands'/></iq>");
         var nodes = items.GetChild("query", Ns.DiscoItems)!.Elements.Select(i => i.GetAttribute("node")).ToList();
         Assert.Contains("list-sessions", nodes);
         Assert.Contains("end-other-sessions", nodes);
 
-        var listed = await owner.RequestAsync("<iq type='set' id='c2' to='localhost'><command xmlns='http://jabber.org/protocol/commands' node='list-sessions' action='execute'/></iq>");
+        var listed = await owner.IqAsync("<iq type='set' to='localhost'><command xmlns='http://jabber.org/protocol/commands' node='list-sessions' action='execute'/></iq>");
         var command = listed.GetChild("command", "http://jabber.org/protocol/commands")!;
         Assert.Equal("completed", command.GetAttribute("status"));
         Assert.Contains("\"other\"", "\"" + string.Join("\"", command.GetChild("x", Ns.DataForms)!.Elements.SelectMany(i => i.Elements).SelectMany(f => f.Elements).Select(v => v.Text)) + "\"");
 
-        var ended = await owner.RequestAsync("<iq type='set' id='c3' to='localhost'><command xmlns='http://jabber.org/protocol/commands' node='end-other-sessions' action='execute'/></iq>");
+        var ended = await owner.IqAsync("<iq type='set' to='localhost'><command xmlns='http://jabber.org/protocol/commands' node='end-other-sessions' action='execute'/></iq>");
         Assert.Equal("completed", ended.GetChild("command", "http://jabber.org/protocol/commands")!.GetAttribute("status"));
         await other.ExpectStreamErrorAsync("not-authorized");
-        var ping = await owner.RequestAsync("<iq type='get' id='p1' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>");
-        Assert.Equal("result", ping.GetAttribute("type"));
+        await owner.PingAsync();
     }
 
     [Fact]
@@ -147,11 +142,11 @@ public sealed class LoginNoticeTests(ServerFixture server) : IClassFixture<Serve
         await using var changer = await OnlineAsync(user, "changer");
         await using var other = await OnlineAsync(user, "other");
 
-        var result = await changer.RequestAsync($"<iq type='set' id='pw'><query xmlns='jabber:iq:register'><username>{user}</username><password>new-secret</password></query></iq>");
-        Assert.Equal("result", result.GetAttribute("type"));
-        var notice = await other.ExpectStanzaAsync("message", m => m.GetAttribute("from") == "localhost"
-            && (m.GetChildText("body", Ns.Client) ?? "").Contains("password of your account was changed"));
-        Assert.Contains("\"changer\"", notice.GetChildText("body", Ns.Client));
+        var result = await changer.IqAsync($"<iq type='set'><query xmlns='jabber:iq:register'><username>{user}</username><password>new-secret</password></query></iq>");
+        Assert.Equal("result", result.Type());
+        var notice = await other.ExpectAsync<ChatMessage>(m => m.From?.ToString() == "localhost"
+            && (m.Body ?? "").Contains("password of your account was changed"));
+        Assert.Contains("\"changer\"", notice.Body);
         await other.ExpectStreamErrorAsync("not-authorized");
     }
 }

@@ -1,3 +1,4 @@
+using Candor.Client;
 using Candor.Server.Tests.Harness;
 using Candor.Xmpp;
 
@@ -6,10 +7,10 @@ namespace Candor.Server.Tests;
 /// <summary>RFC 6121 §8.5 message delivery rules, and offline storage (XEP-0160) with XEP-0203 stamps.</summary>
 public sealed class MessageTests(ServerFixture server) : IClassFixture<ServerFixture>
 {
-    private async Task<XmppTestClient> OnlineAsync(string user, string resource, int priority)
+    private async Task<XmppClient> OnlineAsync(string user, string resource, int priority)
     {
-        var client = await server.LoginAsync(user, resource);
-        await client.SendPresenceAsync(priority);
+        var client = await server.ClientAsync(user, resource);
+        await client.BecomeAvailableAsync(priority);
         return client;
     }
 
@@ -21,30 +22,30 @@ public sealed class MessageTests(ServerFixture server) : IClassFixture<ServerFix
         await using var high2 = await OnlineAsync(bob, "high2", 5);
         await using var low = await OnlineAsync(bob, "low", 1);
         await using var negative = await OnlineAsync(bob, "negative", -1);
-        await using var alice = await server.OnlineUserAsync("alice");
+        await using var alice = await server.OnlineClientAsync("alice");
 
-        await alice.SendMessageAsync($"{bob}@localhost", "to the best");
+        await alice.SendMessageAsync(ServerFixture.JidOf(bob), "to the best");
 
         var got = await high1.ExpectMessageAsync("to the best");
-        Assert.Equal(alice.Full, got.GetAttribute("from"));
+        Assert.Equal(alice.Full, got.From);
         await high2.ExpectMessageAsync("to the best");
-        await low.ExpectNothingAsync(TimeSpan.FromMilliseconds(200), e => e.IsMessage());
-        await negative.ExpectNothingAsync(TimeSpan.FromMilliseconds(100), e => e.IsMessage());
+        await low.ExpectNoStanzaAsync(TimeSpan.FromMilliseconds(200), e => e.IsMessage());
+        await negative.ExpectNoStanzaAsync(TimeSpan.FromMilliseconds(100), e => e.IsMessage());
     }
 
     [Fact]
     public async Task Only_negative_priority_resources_means_the_message_is_stored_offline()
     {
         var bob = await server.CreateUserAsync("bob");
-        await using var alice = await server.OnlineUserAsync("alice");
+        await using var alice = await server.OnlineClientAsync("alice");
         await using (var negative = await OnlineAsync(bob, "negative", -1))
         {
-            await alice.SendMessageAsync($"{bob}@localhost", "for later");
-            await negative.ExpectNothingAsync(TimeSpan.FromMilliseconds(200), e => e.IsMessage());
+            await alice.SendMessageAsync(ServerFixture.JidOf(bob), "for later");
+            await negative.ExpectNoStanzaAsync(TimeSpan.FromMilliseconds(200), e => e.IsMessage());
         }
         await using var later = await OnlineAsync(bob, "later", 0);
         await later.ExpectMessageAsync("for later");
-        await alice.ExpectNothingAsync(TimeSpan.FromMilliseconds(100), e => e.IsMessage());
+        await alice.ExpectNoStanzaAsync(TimeSpan.FromMilliseconds(100), e => e.IsMessage());
     }
 
     [Fact]
@@ -53,10 +54,10 @@ public sealed class MessageTests(ServerFixture server) : IClassFixture<ServerFix
         var bob = await server.CreateUserAsync("bob");
         await using var one = await OnlineAsync(bob, "one", 0);
         await using var two = await OnlineAsync(bob, "two", 0);
-        await using var alice = await server.OnlineUserAsync("alice");
+        await using var alice = await server.OnlineClientAsync("alice");
         await alice.SendMessageAsync(two.Full, "just two");
         await two.ExpectMessageAsync("just two");
-        await one.ExpectNothingAsync(TimeSpan.FromMilliseconds(200), e => e.IsMessage());
+        await one.ExpectNoStanzaAsync(TimeSpan.FromMilliseconds(200), e => e.IsMessage());
     }
 
     [Fact]
@@ -64,8 +65,8 @@ public sealed class MessageTests(ServerFixture server) : IClassFixture<ServerFix
     {
         var bob = await server.CreateUserAsync("bob");
         await using var online = await OnlineAsync(bob, "online", 0);
-        await using var alice = await server.OnlineUserAsync("alice");
-        await alice.SendMessageAsync($"{bob}@localhost/gone", "where are you");
+        await using var alice = await server.OnlineClientAsync("alice");
+        await alice.SendMessageAsync(ServerFixture.JidOf(bob).WithResource("gone"), "where are you");
         await online.ExpectMessageAsync("where are you");
     }
 
@@ -74,78 +75,78 @@ public sealed class MessageTests(ServerFixture server) : IClassFixture<ServerFix
     {
         var bob = await server.CreateUserAsync("bob");
         await using var online = await OnlineAsync(bob, "online", 0);
-        await using var alice = await server.OnlineUserAsync("alice");
+        await using var alice = await server.OnlineClientAsync("alice");
 
-        await alice.SendAsync($"<message id='g1' type='groupchat' to='{bob}@localhost/gone'><body>room?</body></message>");
-        (await alice.ExpectStanzaAsync("message", m => m.Id() == "g1")).AssertError("service-unavailable");
-        await alice.SendAsync($"<message id='g2' type='groupchat' to='{bob}@localhost'><body>room?</body></message>");
-        (await alice.ExpectStanzaAsync("message", m => m.Id() == "g2")).AssertError("service-unavailable");
-        await online.ExpectNothingAsync(TimeSpan.FromMilliseconds(200), e => e.IsMessage());
+        var toMissing = await alice.SendMessageAsync(ServerFixture.JidOf(bob).WithResource("gone"), "room?", type: "groupchat");
+        (await alice.ExpectAsync<ChatMessage>(m => m.Id == toMissing)).Stanza.AssertError("service-unavailable");
+        var toBare = await alice.SendMessageAsync(ServerFixture.JidOf(bob), "room?", type: "groupchat");
+        (await alice.ExpectAsync<ChatMessage>(m => m.Id == toBare)).Stanza.AssertError("service-unavailable");
+        await online.ExpectNoStanzaAsync(TimeSpan.FromMilliseconds(200), e => e.IsMessage());
     }
 
     [Fact]
     public async Task Headline_to_an_offline_account_is_dropped_silently()
     {
         var bob = await server.CreateUserAsync("bob");
-        await using var alice = await server.OnlineUserAsync("alice");
-        await alice.SendMessageAsync($"{bob}@localhost", "breaking news", type: "headline");
-        await alice.ExpectNothingAsync(TimeSpan.FromMilliseconds(300), e => e.IsMessage());
+        await using var alice = await server.OnlineClientAsync("alice");
+        await alice.SendMessageAsync(ServerFixture.JidOf(bob), "breaking news", type: "headline");
+        await alice.ExpectNoStanzaAsync(TimeSpan.FromMilliseconds(300), e => e.IsMessage());
         await using var later = await OnlineAsync(bob, "later", 0);
-        await later.ExpectNothingAsync(TimeSpan.FromMilliseconds(300), e => e.IsMessage());
+        await later.ExpectNoStanzaAsync(TimeSpan.FromMilliseconds(300), e => e.IsMessage());
     }
 
     [Fact]
     public async Task Message_to_a_missing_account_is_service_unavailable()
     {
-        await using var alice = await server.OnlineUserAsync("alice");
-        await alice.SendAsync("<message id='nx' type='chat' to='nobody-here@localhost'><body>hello?</body></message>");
-        var error = await alice.ExpectStanzaAsync("message", m => m.Id() == "nx");
-        error.AssertError("service-unavailable", "cancel");
-        Assert.Equal("nobody-here@localhost", error.GetAttribute("from"));
-        Assert.Equal("hello?", error.GetChildText("body", Ns.Client));
+        await using var alice = await server.OnlineClientAsync("alice");
+        var id = await alice.SendMessageAsync(Jid.Parse("nobody-here@localhost"), "hello?");
+        var error = await alice.ExpectAsync<ChatMessage>(m => m.Id == id);
+        error.Stanza.AssertError("service-unavailable", "cancel");
+        Assert.Equal("nobody-here@localhost", error.From?.ToString());
+        Assert.Equal("hello?", error.Body);
     }
 
     [Fact]
     public async Task Offline_messages_are_delivered_in_order_with_delay_on_initial_presence_exactly_once()
     {
         var bob = await server.CreateUserAsync("bob");
-        await using var alice = await server.OnlineUserAsync("alice");
-        for (var i = 1; i <= 3; i++) await alice.SendMessageAsync($"{bob}@localhost", "offline " + i);
-        await alice.SyncAsync();
+        await using var alice = await server.OnlineClientAsync("alice");
+        for (var i = 1; i <= 3; i++) await alice.SendMessageAsync(ServerFixture.JidOf(bob), "offline " + i);
+        await alice.PingAsync();
 
-        await using (var first = await server.LoginAsync(bob, "first"))
+        await using (var first = await server.ClientAsync(bob, "first"))
         {
             // nothing before initial presence
-            await first.ExpectNothingAsync(TimeSpan.FromMilliseconds(200), e => e.IsMessage());
-            await first.SendAsync("<presence/>");
+            await first.ExpectNoStanzaAsync(TimeSpan.FromMilliseconds(200), e => e.IsMessage());
+            await first.SendPresenceAsync();
             for (var i = 1; i <= 3; i++)
             {
-                var message = await first.ExpectStanzaAsync("message");
-                Assert.Equal("offline " + i, message.GetChildText("body", Ns.Client));
-                Assert.Equal(alice.Full, message.GetAttribute("from"));
-                var delay = message.GetChild("delay", Ns.Delay);
+                var message = await first.ExpectAsync<ChatMessage>();
+                Assert.Equal("offline " + i, message.Body);
+                Assert.Equal(alice.Full, message.From);
+                var delay = message.Stanza.GetChild("delay", Ns.Delay);
                 Assert.NotNull(delay);
                 Assert.Equal("localhost", delay.GetAttribute("from"));
-                Assert.True(DateTimeOffset.TryParse(delay.GetAttribute("stamp"), out var stamp));
-                Assert.InRange(stamp, DateTimeOffset.UtcNow.AddMinutes(-1), DateTimeOffset.UtcNow.AddSeconds(5));
+                Assert.NotNull(message.Stamp);
+                Assert.InRange(message.Stamp.Value, DateTimeOffset.UtcNow.AddMinutes(-1), DateTimeOffset.UtcNow.AddSeconds(5));
             }
         }
         await using var second = await OnlineAsync(bob, "second", 0);
-        await second.ExpectNothingAsync(TimeSpan.FromMilliseconds(300), e => e.IsMessage());
+        await second.ExpectNoStanzaAsync(TimeSpan.FromMilliseconds(300), e => e.IsMessage());
     }
 
     [Fact]
     public async Task Offline_messages_go_to_one_of_two_resources_coming_online_at_once_never_both()
     {
         var bob = await server.CreateUserAsync("bob");
-        await using var alice = await server.OnlineUserAsync("alice");
-        for (var i = 0; i < 10; i++) await alice.SendMessageAsync($"{bob}@localhost", "queued " + i);
-        await alice.SyncAsync();
-        await using var one = await server.LoginAsync(bob, "one");
-        await using var two = await server.LoginAsync(bob, "two");
+        await using var alice = await server.OnlineClientAsync("alice");
+        for (var i = 0; i < 10; i++) await alice.SendMessageAsync(ServerFixture.JidOf(bob), "queued " + i);
+        await alice.PingAsync();
+        await using var one = await server.ClientAsync(bob, "one");
+        await using var two = await server.ClientAsync(bob, "two");
 
-        await Task.WhenAll(one.SendAsync("<presence/>"), two.SendAsync("<presence/>"));
-        await Task.WhenAll(one.SyncAsync(), two.SyncAsync());
+        await Task.WhenAll(one.SendPresenceAsync(), two.SendPresenceAsync());
+        await Task.WhenAll(one.PingAsync(), two.PingAsync());
         await Task.Delay(200);
 
         var received = new List<string>();
@@ -153,7 +154,7 @@ public sealed class MessageTests(ServerFixture server) : IClassFixture<ServerFix
         {
             try
             {
-                while (true) received.Add((await client.ExpectStanzaAsync("message", timeout: TimeSpan.FromMilliseconds(100))).GetChildText("body", Ns.Client)!);
+                while (true) received.Add((await client.ExpectAsync<ChatMessage>(timeout: TimeSpan.FromMilliseconds(100))).Body!);
             }
             catch (Xunit.Sdk.FailException)
             {
@@ -168,15 +169,15 @@ public sealed class MessageTests(ServerFixture server) : IClassFixture<ServerFix
         var own = await ServerFixture.StartAsync(o => o.MaxOfflineMessages = 2);
         try
         {
-            var bob = await own.CreateUserAsync("bob");
-            await using var alice = await own.OnlineUserAsync("alice");
-            await alice.SendAsync($"<message id='o1' type='chat' to='{bob}@localhost'><body>1</body></message>");
-            await alice.SendAsync($"<message id='o2' type='chat' to='{bob}@localhost'><body>2</body></message>");
-            await alice.SendAsync($"<message id='o3' type='chat' to='{bob}@localhost'><body>3</body></message>");
-            var error = await alice.ExpectStanzaAsync("message", m => m.Type() == "error");
-            Assert.Equal("o3", error.Id());
-            error.AssertError("resource-constraint", "wait");
-            await alice.ExpectNothingAsync(TimeSpan.FromMilliseconds(200), m => m.IsMessage() && m.Type() == "error");
+            var bob = ServerFixture.JidOf(await own.CreateUserAsync("bob"));
+            await using var alice = await own.OnlineClientAsync("alice");
+            await alice.SendMessageAsync(bob, "1");
+            await alice.SendMessageAsync(bob, "2");
+            var third = await alice.SendMessageAsync(bob, "3");
+            var error = await alice.ExpectAsync<ChatMessage>(m => m.Type == "error");
+            Assert.Equal(third, error.Id);
+            error.Stanza.AssertError("resource-constraint", "wait");
+            await alice.ExpectNoStanzaAsync(TimeSpan.FromMilliseconds(200), m => m.IsMessage() && m.Type() == "error");
         }
         finally
         {

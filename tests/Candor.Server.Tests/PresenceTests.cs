@@ -1,3 +1,4 @@
+using Candor.Client;
 using Candor.Server.Tests.Harness;
 using Candor.Xmpp;
 
@@ -6,13 +7,16 @@ namespace Candor.Server.Tests;
 /// <summary>RFC 6121 §3 (subscriptions) and §4 (presence exchange), end to end between two accounts.</summary>
 public sealed class PresenceTests(ServerFixture server) : IClassFixture<ServerFixture>
 {
-    private async Task<XmppTestClient> ReadyAsync(string user, string resource = "r")
+    private async Task<XmppClient> ReadyAsync(string user, string resource = "r")
     {
-        var client = await server.LoginAsync(user, resource);
+        var client = await server.ClientAsync(user, resource);
         await client.GetRosterAsync();
-        await client.SendPresenceAsync();
+        await client.BecomeAvailableAsync();
         return client;
     }
+
+    private static string? Subscription(IReadOnlyList<RosterItem> roster, string user) =>
+        roster.SingleOrDefault(i => i.Jid == ServerFixture.JidOf(user))?.Subscription;
 
     [Fact]
     public async Task Subscribe_and_approve_updates_both_rosters_and_starts_presence()
@@ -22,31 +26,31 @@ public sealed class PresenceTests(ServerFixture server) : IClassFixture<ServerFi
         await using var b = await ReadyAsync(bob);
 
         // alice asks
-        await a.SendAsync($"<presence to='{bob}@localhost' type='subscribe'/>");
-        var pending = await a.ExpectRosterPushAsync($"{bob}@localhost");
-        Assert.Equal("none", pending.GetAttribute("subscription"));
-        Assert.Equal("subscribe", pending.GetAttribute("ask"));
-        var request = await b.ExpectPresenceAsync($"{alice}@localhost", "subscribe");
-        Assert.Equal($"{bob}@localhost", request.GetAttribute("to"));
+        await a.SubscribeAsync(b.Bare);
+        var pending = (await a.ExpectRosterPushAsync(b.Bare)).Item;
+        Assert.Equal("none", pending.Subscription);
+        Assert.True(pending.PendingOut);
+        var request = await b.ExpectSubscriptionAsync(a.Bare, SubscriptionKind.Subscribe);
+        Assert.Equal(b.Bare.ToString(), request.Stanza.GetAttribute("to"));
 
         // bob approves
-        await b.SendAsync($"<presence to='{alice}@localhost' type='subscribed'/>");
-        var bobsItem = await b.ExpectRosterPushAsync($"{alice}@localhost");
-        Assert.Equal("from", bobsItem.GetAttribute("subscription"));
-        var alicesItem = await a.ExpectRosterPushAsync($"{bob}@localhost", i => i.GetAttribute("subscription") == "to");
-        Assert.Null(alicesItem.GetAttribute("ask"));
-        await a.ExpectPresenceAsync($"{bob}@localhost", "subscribed");
+        await b.AcceptSubscriptionAsync(a.Bare);
+        var bobsItem = (await b.ExpectRosterPushAsync(a.Bare)).Item;
+        Assert.Equal("from", bobsItem.Subscription);
+        var alicesItem = (await a.ExpectRosterPushAsync(b.Bare, i => i.Subscription == "to")).Item;
+        Assert.False(alicesItem.PendingOut);
+        await a.ExpectSubscriptionAsync(b.Bare, SubscriptionKind.Subscribed);
         await a.ExpectPresenceAsync(b.Full);
 
         // bob's presence now reaches alice; alice's does not reach bob (one-way subscription)
-        await b.SendAsync("<presence><show>away</show></presence>");
+        await b.SendPresenceAsync(show: "away");
         var away = await a.ExpectPresenceAsync(b.Full);
-        Assert.Equal("away", away.GetChildText("show", Ns.Client));
-        await a.SendAsync("<presence><show>dnd</show></presence>");
-        await b.ExpectNothingAsync(TimeSpan.FromMilliseconds(300), e => e.IsPresence() && e.GetAttribute("from") == a.Full);
+        Assert.Equal("away", away.Show);
+        await a.SendPresenceAsync(show: "dnd");
+        await b.ExpectNoStanzaAsync(TimeSpan.FromMilliseconds(300), e => e.IsPresence() && e.GetAttribute("from") == a.Full.ToString());
 
-        Assert.Equal("to", (await a.GetRosterAsync()).RosterItem($"{bob}@localhost")!.GetAttribute("subscription"));
-        Assert.Equal("from", (await b.GetRosterAsync()).RosterItem($"{alice}@localhost")!.GetAttribute("subscription"));
+        Assert.Equal("to", Subscription(await a.GetRosterAsync(), bob));
+        Assert.Equal("from", Subscription(await b.GetRosterAsync(), alice));
     }
 
     [Fact]
@@ -58,13 +62,13 @@ public sealed class PresenceTests(ServerFixture server) : IClassFixture<ServerFi
         await using var b = await ReadyAsync(bob);
         await a.ExpectPresenceAsync(b.Full);
 
-        await a.SendAsync($"<presence to='{bob}@localhost' type='unsubscribe'/>");
+        await a.UnsubscribeAsync(b.Bare);
 
-        Assert.Equal("from", (await a.ExpectRosterPushAsync($"{bob}@localhost")).GetAttribute("subscription"));
-        await b.ExpectPresenceAsync($"{alice}@localhost", "unsubscribe");
-        Assert.Equal("to", (await b.ExpectRosterPushAsync($"{alice}@localhost")).GetAttribute("subscription"));
+        Assert.Equal("from", (await a.ExpectRosterPushAsync(b.Bare)).Item.Subscription);
+        await b.ExpectSubscriptionAsync(a.Bare, SubscriptionKind.Unsubscribe);
+        Assert.Equal("to", (await b.ExpectRosterPushAsync(a.Bare)).Item.Subscription);
         // alice no longer sees bob: his server tells her he is unavailable (RFC 6121 §3.3.3)
-        await a.ExpectPresenceAsync(b.Full, "unavailable");
+        await a.ExpectPresenceAsync(b.Full, available: false);
     }
 
     [Fact]
@@ -76,14 +80,14 @@ public sealed class PresenceTests(ServerFixture server) : IClassFixture<ServerFi
         await using var b = await ReadyAsync(bob);
         await b.ExpectPresenceAsync(a.Full);
 
-        await a.SendAsync($"<presence to='{bob}@localhost' type='unsubscribed'/>");
+        await a.DenySubscriptionAsync(b.Bare);
 
-        Assert.Equal("to", (await a.ExpectRosterPushAsync($"{bob}@localhost")).GetAttribute("subscription"));
-        await b.ExpectPresenceAsync($"{alice}@localhost", "unsubscribed");
-        Assert.Equal("from", (await b.ExpectRosterPushAsync($"{alice}@localhost")).GetAttribute("subscription"));
-        await b.ExpectPresenceAsync(a.Full, "unavailable");
-        await a.SendAsync("<presence><status>still here</status></presence>");
-        await b.ExpectNothingAsync(TimeSpan.FromMilliseconds(300), e => e.IsPresence() && e.GetAttribute("from") == a.Full);
+        Assert.Equal("to", (await a.ExpectRosterPushAsync(b.Bare)).Item.Subscription);
+        await b.ExpectSubscriptionAsync(a.Bare, SubscriptionKind.Unsubscribed);
+        Assert.Equal("from", (await b.ExpectRosterPushAsync(a.Bare)).Item.Subscription);
+        await b.ExpectPresenceAsync(a.Full, available: false);
+        await a.SendPresenceAsync(status: "still here");
+        await b.ExpectNoStanzaAsync(TimeSpan.FromMilliseconds(300), e => e.IsPresence() && e.GetAttribute("from") == a.Full.ToString());
     }
 
     [Fact]
@@ -92,27 +96,28 @@ public sealed class PresenceTests(ServerFixture server) : IClassFixture<ServerFi
         var (alice, bob) = (await server.CreateUserAsync("alice"), await server.CreateUserAsync("bob"));
         await using var a = await ReadyAsync(alice);
         await using var b = await ReadyAsync(bob);
-        Assert.NotNull(b.Features!.GetChild("sub", Ns.PreApproval));
+        Assert.NotNull(b.StreamFeatures!.GetChild("sub", Ns.PreApproval));
 
-        await b.SendAsync($"<presence to='{alice}@localhost' type='subscribed'/>");
-        var approved = await b.ExpectRosterPushAsync($"{alice}@localhost");
-        Assert.Equal("true", approved.GetAttribute("approved"));
-        Assert.Equal("none", approved.GetAttribute("subscription"));
-        await a.ExpectNothingAsync(TimeSpan.FromMilliseconds(200), e => e.IsPresence() && e.Type() == "subscribed");
+        await b.AcceptSubscriptionAsync(a.Bare);
+        var approved = await b.ExpectRosterPushAsync(a.Bare);
+        Assert.Equal("true", approved.Stanza.GetChild("query", Ns.Roster)!.GetChild("item", Ns.Roster)!.GetAttribute("approved"));
+        Assert.Equal("none", approved.Item.Subscription);
+        await a.ExpectNoStanzaAsync(TimeSpan.FromMilliseconds(200), e => e.IsPresence() && e.Type() == "subscribed");
 
-        await a.SendAsync($"<presence to='{bob}@localhost' type='subscribe'/>");
-        await a.ExpectPresenceAsync($"{bob}@localhost", "subscribed");
+        await a.SubscribeAsync(b.Bare);
+        await a.ExpectSubscriptionAsync(b.Bare, SubscriptionKind.Subscribed);
         await a.ExpectPresenceAsync(b.Full);
-        Assert.Equal("from", (await b.ExpectRosterPushAsync($"{alice}@localhost", i => i.GetAttribute("subscription") == "from")).GetAttribute("subscription"));
-        await b.ExpectNothingAsync(TimeSpan.FromMilliseconds(200), e => e.IsPresence() && e.Type() == "subscribe");
+        await b.ExpectRosterPushAsync(a.Bare, i => i.Subscription == "from");
+        await b.ExpectNoStanzaAsync(TimeSpan.FromMilliseconds(200), e => e.IsPresence() && e.Type() == "subscribe");
     }
 
     [Fact]
     public async Task Subscription_request_to_a_missing_account_is_answered_unsubscribed()
     {
         await using var a = await ReadyAsync(await server.CreateUserAsync("alice"));
-        await a.SendAsync("<presence to='ghost-nobody@localhost' type='subscribe'/>");
-        await a.ExpectPresenceAsync("ghost-nobody@localhost", "unsubscribed");
+        var ghost = Jid.Parse("ghost-nobody@localhost");
+        await a.SubscribeAsync(ghost);
+        await a.ExpectSubscriptionAsync(ghost, SubscriptionKind.Unsubscribed);
     }
 
     [Fact]
@@ -120,11 +125,11 @@ public sealed class PresenceTests(ServerFixture server) : IClassFixture<ServerFi
     {
         var (alice, bob) = (await server.CreateUserAsync("alice"), await server.CreateUserAsync("bob"));
         await using var a = await ReadyAsync(alice);
-        await a.SendAsync($"<presence to='{bob}@localhost' type='subscribe'/>");
-        await a.ExpectRosterPushAsync($"{bob}@localhost");
+        await a.SubscribeAsync(ServerFixture.JidOf(bob));
+        await a.ExpectRosterPushAsync(ServerFixture.JidOf(bob));
 
         await using var b = await ReadyAsync(bob);
-        await b.ExpectPresenceAsync($"{alice}@localhost", "subscribe");
+        await b.ExpectSubscriptionAsync(a.Bare, SubscriptionKind.Subscribe);
     }
 
     [Fact]
@@ -144,13 +149,13 @@ public sealed class PresenceTests(ServerFixture server) : IClassFixture<ServerFi
         await a1.ExpectPresenceAsync(a2.Full);
         await b.ExpectPresenceAsync(a2.Full);
 
-        await a1.SendAsync("<presence><show>xa</show></presence>");
-        Assert.Equal("xa", (await a2.ExpectPresenceAsync(a1.Full)).GetChildText("show", Ns.Client));
-        Assert.Equal("xa", (await b.ExpectPresenceAsync(a1.Full)).GetChildText("show", Ns.Client));
+        await a1.SendPresenceAsync(show: "xa");
+        Assert.Equal("xa", (await a2.ExpectPresenceAsync(a1.Full)).Show);
+        Assert.Equal("xa", (await b.ExpectPresenceAsync(a1.Full)).Show);
 
         await a1.SendAsync("<presence type='unavailable'/>");
-        await a2.ExpectPresenceAsync(a1.Full, "unavailable");
-        await b.ExpectPresenceAsync(a1.Full, "unavailable");
+        await a2.ExpectPresenceAsync(a1.Full, available: false);
+        await b.ExpectPresenceAsync(a1.Full, available: false);
     }
 
     [Fact]
@@ -161,11 +166,10 @@ public sealed class PresenceTests(ServerFixture server) : IClassFixture<ServerFi
         var a = await ReadyAsync(alice);
 
         await a.SendAsync($"<presence to='{c.Full}'><status>just for you</status></presence>");
-        Assert.Equal("just for you", (await c.ExpectPresenceAsync(a.Full)).GetChildText("status", Ns.Client));
+        Assert.Equal("just for you", (await c.ExpectPresenceAsync(a.Full)).Status);
 
-        await a.CloseAsync();
         await a.DisposeAsync();
-        await c.ExpectPresenceAsync(a.Full, "unavailable");
+        await c.ExpectPresenceAsync(a.Full, available: false);
     }
 
     [Fact]
@@ -174,13 +178,16 @@ public sealed class PresenceTests(ServerFixture server) : IClassFixture<ServerFi
         var (alice, bob) = (await server.CreateUserAsync("alice"), await server.CreateUserAsync("bob"));
         await server.BefriendAsync(alice, bob);
         await using var b = await ReadyAsync(bob);
-        var a = await ReadyAsync(alice);
-        await b.ExpectPresenceAsync(a.Full);
+        // A library client always closes its stream: the raw client drops the connection instead.
+        var a = await server.LoginAsync(alice, "r");
+        await a.GetRosterAsync();
+        await a.SendPresenceAsync();
+        await b.ExpectPresenceAsync(Jid.Parse(a.Full));
 
         a.Abort();
         await a.DisposeAsync();
 
-        await b.ExpectPresenceAsync(a.Full, "unavailable");
+        await b.ExpectPresenceAsync(Jid.Parse(a.Full), available: false);
     }
 
     [Fact]
@@ -189,10 +196,10 @@ public sealed class PresenceTests(ServerFixture server) : IClassFixture<ServerFi
         var (alice, eve) = (await server.CreateUserAsync("alice"), await server.CreateUserAsync("eve"));
         await using var e = await ReadyAsync(eve);
         await using var a = await ReadyAsync(alice);
-        await a.SendAsync("<presence><show>chat</show></presence>");
-        await e.ExpectNothingAsync(TimeSpan.FromMilliseconds(300), p => p.IsPresence() && p.GetAttribute("from") == a.Full);
+        await a.SendPresenceAsync(show: "chat");
+        await e.ExpectNoStanzaAsync(TimeSpan.FromMilliseconds(300), p => p.IsPresence() && p.GetAttribute("from") == a.Full.ToString());
         // and a probe from her gets nothing
-        await e.SendAsync($"<presence to='{alice}@localhost' type='probe'/>");
-        await e.ExpectNothingAsync(TimeSpan.FromMilliseconds(300), p => p.IsPresence() && p.GetAttribute("from") == a.Full);
+        await e.SendAsync($"<presence to='{a.Bare}' type='probe'/>");
+        await e.ExpectNoStanzaAsync(TimeSpan.FromMilliseconds(300), p => p.IsPresence() && p.GetAttribute("from") == a.Full.ToString());
     }
 }

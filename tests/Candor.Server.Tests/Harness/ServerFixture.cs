@@ -1,4 +1,8 @@
+using System.Security.Cryptography;
+using System.Security.Cryptography.X509Certificates;
+using Candor.Client;
 using Candor.Server.Hosting;
+using Candor.Xmpp;
 
 namespace Candor.Server.Tests.Harness;
 
@@ -17,6 +21,8 @@ public class ServerFixture : IAsyncLifetime
     public int C2sPort => Host.C2sPort;
     public int TlsPort => Host.TlsPort;
     public string DatabasePath => Path.Combine(DataDirectory, "candor.db");
+    /// <summary>SHA-256 of the self-signed certificate the server made on start, pinned by library clients.</summary>
+    public string Fingerprint { get; private set; } = "";
 
     /// <summary>Options for this server; override to change them.</summary>
     protected virtual void Configure(ServerOptions options)
@@ -43,6 +49,8 @@ public class ServerFixture : IAsyncLifetime
         };
         Configure(options);
         _host = await CandorHost.StartAsync(options, announce: _ => { });
+        using var certificate = X509Certificate2.CreateFromPem(File.ReadAllText(Path.Combine(DataDirectory, "tls", "localhost.crt")));
+        Fingerprint = certificate.GetCertHashString(HashAlgorithmName.SHA256);
     }
 
     /// <summary>Creates an account with a unique name; its password is "pw-" + name.</summary>
@@ -64,6 +72,40 @@ public class ServerFixture : IAsyncLifetime
     {
         var client = await LoginAsync(await CreateUserAsync(prefix), resource);
         await client.SendPresenceAsync(priority);
+        return client;
+    }
+
+    public static Jid JidOf(string user) => Jid.Parse(user + "@localhost");
+
+    /// <summary>
+    /// A bound session of <paramref name="user"/> through Candor.Client (STARTTLS, the certificate pinned, no presence
+    /// sent), its events recorded from the start for <see cref="LibraryClientExtensions.ExpectAsync"/>. Login notices are
+    /// set aside unless <paramref name="loginNotices"/>, as they arrive whenever another session of the account logs in.
+    /// </summary>
+    public async Task<XmppClient> ClientAsync(string user, string? resource = null, bool loginNotices = false)
+    {
+        var client = new XmppClient(new XmppClientOptions
+        {
+            Jid = resource is null ? JidOf(user) : JidOf(user).WithResource(resource),
+            Password = Password(user),
+            Host = "127.0.0.1",
+            Port = C2sPort,
+            CertificateFingerprint = Fingerprint,
+            // Receipts would be traffic the tests did not ask for.
+            AutoReceipts = false,
+            ConnectTimeout = TimeSpan.FromSeconds(20),
+            RequestTimeout = LibraryClientExtensions.Timeout,
+        });
+        client.RecordEvents(loginNotices);
+        await client.ConnectAsync();
+        return client;
+    }
+
+    /// <summary>A new user through Candor.Client, available (initial presence sent and processed).</summary>
+    public async Task<XmppClient> OnlineClientAsync(string prefix = "user", string? resource = null, int? priority = null)
+    {
+        var client = await ClientAsync(await CreateUserAsync(prefix), resource);
+        await client.BecomeAvailableAsync(priority);
         return client;
     }
 

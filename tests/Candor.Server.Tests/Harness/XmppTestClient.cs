@@ -3,7 +3,6 @@ using System.Net.Security;
 using System.Net.Sockets;
 using System.Security.Cryptography.X509Certificates;
 using System.Text;
-using System.Threading.Channels;
 using Candor.Xml;
 using Candor.Xmpp;
 using Candor.Xmpp.Sasl;
@@ -11,10 +10,12 @@ using Candor.Xmpp.Sasl;
 namespace Candor.Server.Tests.Harness;
 
 /// <summary>
-/// A deliberately small XMPP client for protocol tests: it writes raw XML strings and reads what the server
+/// A deliberately small XMPP client for wire-level tests: it writes raw XML strings and reads what the server
 /// sends with the project's own <see cref="XmppStreamParser"/>. Everything it receives (stream headers,
-/// stanzas, the stream's end, EOF) is queued in order; <see cref="ExpectAsync"/> takes the first queued item
-/// matching a predicate, so a test states what it waits for and unrelated traffic (presence) does not break it.
+/// stanzas, the stream's end, EOF) is queued in order in an <see cref="Inbox{T}"/>.
+/// It exists for input a correct client library never produces (malformed streams, SASL and stream negotiation
+/// step by step, hostile clients, abrupt disconnects, exact stream errors); feature tests use Candor.Client's
+/// <c>XmppClient</c> through <see cref="ServerFixture.ClientAsync"/>.
 /// </summary>
 public sealed class XmppTestClient : IAsyncDisposable
 {
@@ -29,8 +30,7 @@ public sealed class XmppTestClient : IAsyncDisposable
     public const string TestNs = "urn:candor:test";
 
     private readonly TcpClient _tcp;
-    private readonly Channel<Element> _received = Channel.CreateUnbounded<Element>();
-    private readonly List<Element> _backlog = [];
+    private readonly Inbox<Element> _inbox = new(e => e.Namespace == TestNs && e.Name is EofName or ParseErrorName);
     private readonly XmppStreamParser _parser = new(XmlLimits.Default with { MaxStanzaBytes = 16 * 1024 * 1024 });
     private Stream _stream;
     private Task _reader = Task.CompletedTask;
@@ -222,33 +222,8 @@ public sealed class XmppTestClient : IAsyncDisposable
     }
 
     /// <summary>Takes the first received item matching <paramref name="match"/>, waiting up to the timeout.</summary>
-    public async Task<Element> ExpectAsync(Func<Element, bool> match, TimeSpan? timeout = null)
-    {
-        var found = TakeFromBacklog(match);
-        if (found is not null) return found;
-        using var cts = new CancellationTokenSource(timeout ?? DefaultTimeout);
-        try
-        {
-            while (true)
-            {
-                var next = await _received.Reader.ReadAsync(cts.Token);
-                if (match(next)) return next;
-                _backlog.Add(next);
-                if (next.Namespace == TestNs && next.Name is EofName or ParseErrorName)
-                    Assert.Fail($"expected element not received before the connection ended; received: {Describe()}");
-            }
-        }
-        catch (OperationCanceledException)
-        {
-            Assert.Fail($"expected element not received within {(timeout ?? DefaultTimeout).TotalSeconds} s; received: {Describe()}");
-            throw;
-        }
-        catch (ChannelClosedException)
-        {
-            Assert.Fail($"expected element not received; received: {Describe()}");
-            throw;
-        }
-    }
+    public Task<Element> ExpectAsync(Func<Element, bool> match, TimeSpan? timeout = null) =>
+        _inbox.ExpectAsync(match, timeout ?? DefaultTimeout);
 
     /// <summary>A stanza of the given kind, optionally with a condition on it.</summary>
     public Task<Element> ExpectStanzaAsync(string name, Func<Element, bool>? match = null, TimeSpan? timeout = null) =>
@@ -262,7 +237,7 @@ public sealed class XmppTestClient : IAsyncDisposable
     public async Task<Element> ExpectStreamErrorAsync(string condition, TimeSpan? timeout = null)
     {
         var error = await ExpectAsync(e => e.Is("error", Ns.Stream) || (e.Namespace == TestNs && e.Name is EofName or ParseErrorName), timeout);
-        Assert.True(error.Is("error", Ns.Stream), $"expected stream error <{condition}/>, got {error}; received: {Describe()}");
+        Assert.True(error.Is("error", Ns.Stream), $"expected stream error <{condition}/>, got {error}");
         Assert.True(error.GetChild(condition, Ns.Streams) is not null, $"expected stream error <{condition}/>, got {error}");
         await ExpectAsync(e => e.Namespace == TestNs && e.Name is StreamClosedName, timeout);
         await ExpectAsync(e => e.Namespace == TestNs && e.Name is EofName, timeout);
@@ -278,47 +253,8 @@ public sealed class XmppTestClient : IAsyncDisposable
     }
 
     /// <summary>Asserts that nothing matching (by default: nothing at all) is received within the window.</summary>
-    public async Task ExpectNothingAsync(TimeSpan? window = null, Func<Element, bool>? match = null)
-    {
-        match ??= _ => true;
-        var early = _backlog.FirstOrDefault(match);
-        Assert.True(early is null, "unexpected element: " + early);
-        using var cts = new CancellationTokenSource(window ?? TimeSpan.FromMilliseconds(300));
-        try
-        {
-            while (true)
-            {
-                var next = await _received.Reader.ReadAsync(cts.Token);
-                Assert.False(match(next), "unexpected element: " + next);
-                _backlog.Add(next);
-            }
-        }
-        catch (OperationCanceledException)
-        {
-        }
-        catch (ChannelClosedException)
-        {
-        }
-    }
-
-    /// <summary>Forgets everything received so far and not yet taken.</summary>
-    public void Clear()
-    {
-        _backlog.Clear();
-        while (_received.Reader.TryRead(out _)) { }
-    }
-
-    private Element? TakeFromBacklog(Func<Element, bool> match)
-    {
-        var index = _backlog.FindIndex(e => match(e));
-        if (index < 0) return null;
-        var found = _backlog[index];
-        _backlog.RemoveAt(index);
-        return found;
-    }
-
-    private string Describe() =>
-        _backlog.Count == 0 ? "(nothing)" : string.Join("\n  ", _backlog.Select(e => e.ToString()));
+    public Task ExpectNothingAsync(TimeSpan? window = null, Func<Element, bool>? match = null) =>
+        _inbox.ExpectNothingAsync(match ?? (_ => true), window ?? TimeSpan.FromMilliseconds(300));
 
     private static string Escape(string s) => s.Replace("&", "&amp;").Replace("<", "&lt;").Replace("'", "&apos;");
 
@@ -402,36 +338,19 @@ public sealed class XmppTestClient : IAsyncDisposable
     private void Post(Element element)
     {
         if (element.Is("features", Ns.Stream)) Features = element;
-        // Login notices (promise 3) arrive whenever another session of the account logs in; tests that are
-        // about something else would trip over them, so they are set aside unless a test asks for them.
-        if (!ReceiveLoginNotices && element.IsMessage() && element.GetChild("login", LoginNoticeNamespace) is not null)
-        {
-            LoginNotices.Enqueue(element);
-            return;
-        }
-        _received.Writer.TryWrite(element);
+        // Login notices (promise 3) arrive whenever another session of the account logs in; the tests using this
+        // client are about something else and would trip over them (LoginNoticeTests use Candor.Client).
+        if (element.IsMessage() && element.GetChild("login", LoginNoticeNamespace) is not null) return;
+        _inbox.Post(element);
     }
 
     public const string LoginNoticeNamespace = "urn:xmpp:candor:login:0";
-
-    /// <summary>Deliver login notices like any other stanza instead of setting them aside.</summary>
-    public bool ReceiveLoginNotices { get; set; }
-
-    /// <summary>The login notices set aside.</summary>
-    public System.Collections.Concurrent.ConcurrentQueue<Element> LoginNotices { get; } = new();
 
     /// <summary>Drops the TCP connection without closing the stream (an abrupt disconnect).</summary>
     public void Abort()
     {
         _tcp.Client.LingerState = new LingerOption(true, 0);
         _tcp.Close();
-    }
-
-    /// <summary>Closes the stream politely and waits for the server's closing tag.</summary>
-    public async Task CloseAsync()
-    {
-        await SendAsync("</stream:stream>");
-        await ExpectAsync(e => e.Namespace == TestNs && e.Name is StreamClosedName or EofName);
     }
 
     public async ValueTask DisposeAsync()
