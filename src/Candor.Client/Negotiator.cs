@@ -8,11 +8,12 @@ namespace Candor.Client;
 
 /// <summary>What a finished negotiation yields: the transport with a bound resource, how it was reached, and the
 /// stream features offered after authentication.</summary>
-internal sealed record Negotiated(XmppTransport Transport, Jid BoundJid, string Mechanism, string EndPoint, bool DirectTls, Element Features);
+internal sealed record Negotiated(XmppTransport Transport, Jid BoundJid, string Mechanism, bool Sasl2, string EndPoint, bool DirectTls, Element Features);
 
 /// <summary>
 /// Reaching the server and negotiating the stream (RFC 6120 §4-§7): endpoints (explicit or DNS SRV), TCP,
-/// STARTTLS or direct TLS, SASL, resource binding and the legacy session when it is required.
+/// STARTTLS or direct TLS, SASL (XEP-0388 SASL2 when offered, else RFC 6120), resource binding and the legacy
+/// session when it is required.
 /// </summary>
 internal sealed class Negotiator(XmppClientOptions options, Action<string> warn)
 {
@@ -47,8 +48,8 @@ internal sealed class Negotiator(XmppClientOptions options, Action<string> warn)
                 {
                     if (options.Insecure && options.CertificateFingerprint is null)
                         warn($"INSECURE: the certificate of {_domain} at {endpoint} is not verified (--insecure); anyone on the path can read this session");
-                    var (jid, mechanism, features) = await NegotiateAsync(transport, directTls, timeout.Token);
-                    return new Negotiated(transport, jid, mechanism, endpoint, directTls, features);
+                    var (jid, mechanism, sasl2, features) = await NegotiateAsync(transport, directTls, timeout.Token);
+                    return new Negotiated(transport, jid, mechanism, sasl2, endpoint, directTls, features);
                 }
                 catch
                 {
@@ -81,7 +82,7 @@ internal sealed class Negotiator(XmppClientOptions options, Action<string> warn)
         return records;
     }
 
-    private async Task<(Jid, string, Element)> NegotiateAsync(XmppTransport transport, bool directTls, CancellationToken cancellation)
+    private async Task<(Jid, string, bool, Element)> NegotiateAsync(XmppTransport transport, bool directTls, CancellationToken cancellation)
     {
         if (directTls) await transport.StartTlsAsync(_domain, options, directTls: true, cancellation);
         var features = await OpenStreamAsync(transport, cancellation);
@@ -98,10 +99,24 @@ internal sealed class Negotiator(XmppClientOptions options, Action<string> warn)
             await transport.StartTlsAsync(_domain, options, directTls: false, cancellation);
             features = await OpenStreamAsync(transport, cancellation);
         }
-        var mechanism = await AuthenticateAsync(transport, features, cancellation);
-        features = await OpenStreamAsync(transport, cancellation);
+        var framing = options.UseSasl2 && features.GetChild("authentication", Ns.Sasl2) is not null
+            ? SaslFraming.Sasl2(UserAgent())
+            : SaslFraming.Rfc6120;
+        var mechanism = await AuthenticateAsync(transport, features, framing, cancellation);
+        // XEP-0388 §2.6.1: after SASL2 success the new features follow on the same stream; RFC 6120 restarts it.
+        features = framing.IsSasl2 ? await ReadFeaturesAsync(transport, cancellation) : await OpenStreamAsync(transport, cancellation);
         var jid = await BindAsync(transport, features, cancellation);
-        return (jid, mechanism, features);
+        return (jid, mechanism, framing.IsSasl2, features);
+    }
+
+    /// <summary>The XEP-0388 &lt;user-agent/&gt; of <see cref="XmppClientOptions"/>, or null when it says nothing.</summary>
+    private Element? UserAgent()
+    {
+        if (options.UserAgentId is null && options.UserAgentSoftware is null && options.UserAgentDevice is null) return null;
+        var agent = new Element("user-agent", Ns.Sasl2).SetAttribute("id", options.UserAgentId);
+        if (options.UserAgentSoftware is { } software) agent.AddChild("software").AddText(software);
+        if (options.UserAgentDevice is { } device) agent.AddChild("device").AddText(device);
+        return agent;
     }
 
     /// <summary>Opens a stream and returns the server's features.</summary>
@@ -112,6 +127,11 @@ internal sealed class Negotiator(XmppClientOptions options, Action<string> warn)
         if (ev != XmlEvent.StreamOpen) throw new XmppProtocolException("the server did not open a stream");
         if (header!.Namespace != Ns.Stream || header.Name != "stream")
             throw new XmppProtocolException($"the server opened <{header.Name}/> in '{header.Namespace}', not an XMPP stream");
+        return await ReadFeaturesAsync(transport, cancellation);
+    }
+
+    private static async Task<Element> ReadFeaturesAsync(XmppTransport transport, CancellationToken cancellation)
+    {
         var features = await ReadElementAsync(transport, cancellation);
         if (!features.Is("features", Ns.Stream))
             throw new XmppProtocolException($"expected stream features, got <{features.Name}/>");
@@ -146,10 +166,9 @@ internal sealed class Negotiator(XmppClientOptions options, Action<string> warn)
         return new XmppStreamErrorException(condition, error.GetChildText("text", Ns.Streams));
     }
 
-    private async Task<string> AuthenticateAsync(XmppTransport transport, Element features, CancellationToken cancellation)
+    private async Task<string> AuthenticateAsync(XmppTransport transport, Element features, SaslFraming framing, CancellationToken cancellation)
     {
-        var offered = features.GetChild("mechanisms", Ns.Sasl)?.Elements
-            .Where(e => e.Is("mechanism", Ns.Sasl)).Select(e => e.Text.Trim()).ToHashSet() ?? [];
+        var offered = framing.Mechanisms(features);
         // XEP-0440 names the channel-binding types the server supports; tls-server-end-point is the one .NET can produce.
         var bindingTypes = features.GetChild("sasl-channel-binding", Ns.SaslChannelBinding)?.Elements
             .Select(e => e.GetAttribute("type")).ToHashSet() ?? [];
@@ -174,8 +193,8 @@ internal sealed class Negotiator(XmppClientOptions options, Action<string> warn)
         if (mechanism == "PLAIN")
         {
             if (transport.Tls is null) throw new InvalidOperationException("PLAIN is only used over TLS");
-            await SendAuthAsync(transport, mechanism, SaslPlain.Create(null, user, options.Password), cancellation);
-            await ExpectSuccessAsync(transport, null, cancellation);
+            await transport.WriteAsync(framing.Start(mechanism, SaslPlain.Create(null, user, options.Password)), cancellation);
+            await ExpectSuccessAsync(transport, framing, null, cancellation);
             return mechanism;
         }
         var plus = mechanism.EndsWith("-PLUS", StringComparison.Ordinal);
@@ -186,9 +205,9 @@ internal sealed class Negotiator(XmppClientOptions options, Action<string> warn)
         var passBinding = plus || (!anyPlusOffered && bindingData is not null);
         var scram = new ScramClient(algorithm, user, options.Password,
             passBinding ? ChannelBindingType : null, passBinding ? bindingData : null, serverSupportsPlus: plus);
-        await SendAuthAsync(transport, mechanism, scram.CreateClientFirst(), cancellation);
-        var challenge = await ReadSaslAsync(transport, cancellation);
-        if (!challenge.Is("challenge", Ns.Sasl)) throw Failure(challenge);
+        await transport.WriteAsync(framing.Start(mechanism, scram.CreateClientFirst()), cancellation);
+        var challenge = await ReadSaslAsync(transport, framing, cancellation);
+        if (!challenge.Is("challenge", framing.Namespace)) throw Failure(challenge);
         byte[] final;
         try
         {
@@ -196,40 +215,81 @@ internal sealed class Negotiator(XmppClientOptions options, Action<string> warn)
         }
         catch (SaslException e)
         {
-            await transport.WriteAsync(new Element("abort", Ns.Sasl), cancellation);
+            await transport.WriteAsync(new Element("abort", framing.Namespace), cancellation);
             throw new XmppAuthenticationException(e.Failure.ToElementName(), $"SASL {mechanism}: {e.Message}");
         }
-        var response = new Element("response", Ns.Sasl).AddText(Convert.ToBase64String(final));
-        await transport.WriteAsync(response, cancellation);
-        await ExpectSuccessAsync(transport, scram, cancellation);
+        await transport.WriteAsync(framing.Response(final), cancellation);
+        await ExpectSuccessAsync(transport, framing, scram, cancellation);
         return mechanism;
     }
 
-    private static Task SendAuthAsync(XmppTransport transport, string mechanism, byte[] initial, CancellationToken cancellation) =>
-        transport.WriteAsync(new Element("auth", Ns.Sasl).SetAttribute("mechanism", mechanism)
-            .AddText(initial.Length == 0 ? "=" : Convert.ToBase64String(initial)), cancellation);
+    /// <summary>
+    /// The two framings of one exchange: RFC 6120 §6 (&lt;auth/&gt;, data as the elements' text) and XEP-0388
+    /// (&lt;authenticate/&gt; with &lt;initial-response/&gt; and the user agent, success data in &lt;additional-data/&gt;).
+    /// The mechanisms and their messages are the same.
+    /// </summary>
+    private sealed class SaslFraming
+    {
+        public static readonly SaslFraming Rfc6120 = new(Ns.Sasl, null);
+        public static SaslFraming Sasl2(Element? userAgent) => new(Ns.Sasl2, userAgent);
 
-    private static async Task<Element> ReadSaslAsync(XmppTransport transport, CancellationToken cancellation)
+        private readonly Element? _userAgent;
+
+        private SaslFraming(string ns, Element? userAgent)
+        {
+            Namespace = ns;
+            _userAgent = userAgent;
+        }
+
+        public string Namespace { get; }
+        public bool IsSasl2 => Namespace == Ns.Sasl2;
+
+        public HashSet<string> Mechanisms(Element features) =>
+            features.GetChild(IsSasl2 ? "authentication" : "mechanisms", Namespace)?.Elements
+                .Where(e => e.Is("mechanism", Namespace)).Select(e => e.Text.Trim()).ToHashSet() ?? [];
+
+        public Element Start(string mechanism, byte[] initial)
+        {
+            if (!IsSasl2)
+                return new Element("auth", Ns.Sasl).SetAttribute("mechanism", mechanism).AddText(initial.Length == 0 ? "=" : Convert.ToBase64String(initial));
+            var authenticate = new Element("authenticate", Ns.Sasl2).SetAttribute("mechanism", mechanism);
+            authenticate.AddChild("initial-response").AddText(Convert.ToBase64String(initial));
+            if (_userAgent is not null) authenticate.Add(_userAgent.Clone());
+            return authenticate;
+        }
+
+        public Element Response(byte[] data) => new Element("response", Namespace).AddText(Convert.ToBase64String(data));
+
+        /// <summary>The mechanism's data on success: the element's text (RFC 6120) or &lt;additional-data/&gt; (XEP-0388).</summary>
+        public Element SuccessData(Element success) =>
+            IsSasl2 ? success.GetChild("additional-data", Ns.Sasl2) ?? new Element("additional-data", Ns.Sasl2) : success;
+    }
+
+    private static async Task<Element> ReadSaslAsync(XmppTransport transport, SaslFraming framing, CancellationToken cancellation)
     {
         var element = await ReadElementAsync(transport, cancellation);
-        if (element.Namespace != Ns.Sasl) throw new XmppProtocolException($"expected a SASL answer, got <{element.Name}/>");
+        if (element.Namespace != framing.Namespace) throw new XmppProtocolException($"expected a SASL answer, got <{element.Name}/>");
         return element;
     }
 
     /// <summary>Reads &lt;success/&gt;, checking the SCRAM server signature, which may come in the success or a last challenge.</summary>
-    private static async Task ExpectSuccessAsync(XmppTransport transport, ScramClient? scram, CancellationToken cancellation)
+    private async Task ExpectSuccessAsync(XmppTransport transport, SaslFraming framing, ScramClient? scram, CancellationToken cancellation)
     {
-        var answer = await ReadSaslAsync(transport, cancellation);
+        var answer = await ReadSaslAsync(transport, framing, cancellation);
         var verified = scram is null;
-        if (answer.Is("challenge", Ns.Sasl) && scram is not null)
+        if (answer.Is("challenge", framing.Namespace) && scram is not null)
         {
             verified = scram.VerifyServerFinal(Base64(answer));
             if (!verified) throw ServerSignature();
-            await transport.WriteAsync(new Element("response", Ns.Sasl), cancellation);
-            answer = await ReadSaslAsync(transport, cancellation);
+            await transport.WriteAsync(new Element("response", framing.Namespace), cancellation);
+            answer = await ReadSaslAsync(transport, framing, cancellation);
         }
-        if (!answer.Is("success", Ns.Sasl)) throw Failure(answer);
-        if (!verified && !scram!.VerifyServerFinal(Base64(answer))) throw ServerSignature();
+        if (!answer.Is("success", framing.Namespace)) throw Failure(answer);
+        if (!verified && !scram!.VerifyServerFinal(Base64(framing.SuccessData(answer)))) throw ServerSignature();
+        // XEP-0388: the identity the server authorized; it must be this account.
+        if (framing.IsSasl2 && (!Jid.TryParse(answer.GetChildText("authorization-identifier", Ns.Sasl2)?.Trim(), out var authorized)
+                                || authorized.Bare != options.Jid.Bare))
+            throw new XmppProtocolException($"the server authorized '{answer.GetChildText("authorization-identifier", Ns.Sasl2)}', not {options.Jid.Bare}");
     }
 
     private static XmppAuthenticationException ServerSignature() =>
@@ -237,9 +297,11 @@ internal sealed class Negotiator(XmppClientOptions options, Action<string> warn)
 
     private static XmppException Failure(Element answer)
     {
-        if (!answer.Is("failure", Ns.Sasl)) return new XmppProtocolException($"unexpected SASL element <{answer.Name}/>");
-        var condition = answer.Elements.FirstOrDefault(e => e.Name != "text")?.Name ?? "not-authorized";
-        var text = answer.GetChildText("text", Ns.Sasl);
+        if (answer.Name != "failure" || answer.Namespace is not (Ns.Sasl or Ns.Sasl2))
+            return new XmppProtocolException($"unexpected SASL element <{answer.Name}/>");
+        // The condition is in the RFC 6120 namespace in both profiles; the text in the failure's own.
+        var condition = answer.Elements.FirstOrDefault(e => e.Namespace == Ns.Sasl && e.Name != "text")?.Name ?? "not-authorized";
+        var text = answer.GetChildText("text", answer.Namespace);
         var message = condition == "not-authorized" ? "authentication failed: wrong user name or password" : $"authentication failed: {condition}";
         return new XmppAuthenticationException(condition, text is null ? message : $"{message} ({text})");
     }

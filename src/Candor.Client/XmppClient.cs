@@ -51,6 +51,8 @@ public sealed class XmppClient : IAsyncDisposable
     public bool IsConnected => _connection is not null;
     /// <summary>The SASL mechanism of the current session, e.g. SCRAM-SHA-256-PLUS.</summary>
     public string? Mechanism => _connection?.Session.Mechanism;
+    /// <summary>The current session authenticated with SASL2 (XEP-0388) rather than RFC 6120 SASL.</summary>
+    public bool UsedSasl2 => _connection?.Session.Sasl2 ?? false;
     /// <summary>host:port of the current session.</summary>
     public string? EndPoint => _connection?.Session.EndPoint;
     /// <summary>The TLS protocol of the current session, e.g. Tls13.</summary>

@@ -53,6 +53,22 @@ public sealed record XmppClientOptions
     public IReadOnlyList<string> Mechanisms { get; init; } =
         ["SCRAM-SHA-256-PLUS", "SCRAM-SHA-1-PLUS", "SCRAM-SHA-256", "SCRAM-SHA-1", "PLAIN"];
 
+    /// <summary>
+    /// Authenticate with SASL2 (XEP-0388) when the server offers it: no stream restart, and the server learns the
+    /// user agent below. RFC 6120 SASL otherwise (and always when false).
+    /// </summary>
+    public bool UseSasl2 { get; init; } = true;
+    /// <summary>
+    /// A stable id of this installation for SASL2's &lt;user-agent/&gt; (normally a UUID, kept across runs): a server
+    /// such as Candor recognises the client by it, so logging in again is not announced as a new client. Null sends
+    /// none, and the server falls back to what it can observe (resource and address).
+    /// </summary>
+    public string? UserAgentId { get; init; }
+    /// <summary>The software name sent in SASL2's &lt;user-agent/&gt; (shown in login notices); null sends none.</summary>
+    public string? UserAgentSoftware { get; init; } = "Candor.Client";
+    /// <summary>The device name sent in SASL2's &lt;user-agent/&gt; (shown in login notices), e.g. "work laptop"; null sends none.</summary>
+    public string? UserAgentDevice { get; init; }
+
     /// <summary>From the first TCP connect to a bound resource.</summary>
     public TimeSpan ConnectTimeout { get; init; } = TimeSpan.FromSeconds(30);
     /// <summary>Default timeout of IQ requests.</summary>

@@ -8,6 +8,8 @@ public static class Ns
     public const string Stanzas = "urn:ietf:params:xml:ns:xmpp-stanzas";
     public const string Tls = "urn:ietf:params:xml:ns:xmpp-tls";
     public const string Sasl = "urn:ietf:params:xml:ns:xmpp-sasl";
+    /// <summary>XEP-0388, the Extensible SASL Profile.</summary>
+    public const string Sasl2 = "urn:xmpp:sasl:2";
     public const string Bind = "urn:ietf:params:xml:ns:xmpp-bind";
     public const string Session = "urn:ietf:params:xml:ns:xmpp-session";
     public const string Framing = "urn:ietf:params:xml:ns:xmpp-framing";

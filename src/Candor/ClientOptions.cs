@@ -113,7 +113,37 @@ internal sealed class ClientOptions
             Insecure = parse.GetValue(Insecure),
             ConnectTimeout = TimeSpan.FromSeconds(seconds),
             RequestTimeout = TimeSpan.FromSeconds(seconds),
+            UserAgentId = UserAgentId(jid),
+            UserAgentSoftware = "candor " + (typeof(ClientOptions).Assembly.GetName().Version?.ToString(3) ?? "0.1.0"),
+            UserAgentDevice = Environment.MachineName,
         };
+    }
+
+    /// <summary>
+    /// A random XEP-0388 user-agent id per account, kept in the user's configuration directory
+    /// (<c>$XDG_CONFIG_HOME/candor/user-agent/</c>, usually <c>~/.config</c>), so that a server which identifies
+    /// clients by it (Candor's login notices) knows this installation again. Null (none sent) when the
+    /// directory cannot be used.
+    /// </summary>
+    internal static string? UserAgentId(Jid account)
+    {
+        // DoNotVerify: the directory may not exist yet (a fresh account); it is created below.
+        var config = Environment.GetFolderPath(Environment.SpecialFolder.ApplicationData, Environment.SpecialFolderOption.DoNotVerify);
+        if (config.Length == 0) return null;
+        var directory = Path.Combine(config, "candor", "user-agent");
+        var path = Path.Combine(directory, Uri.EscapeDataString(account.Bare.ToString()));
+        try
+        {
+            if (File.Exists(path) && Guid.TryParse(File.ReadAllText(path).Trim(), out var known)) return known.ToString();
+            Directory.CreateDirectory(directory);
+            var id = Guid.NewGuid().ToString();
+            File.WriteAllText(path, id + "\n");
+            return id;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return null;
+        }
     }
 
     private static string NormalizeFingerprint(string text)

@@ -14,6 +14,7 @@ public sealed class CandorTests(CandorFixture server) : IClassFixture<CandorFixt
         await using var client = await server.ConnectAsync(jid, password);
         Assert.True(client.IsConnected);
         Assert.Equal("SCRAM-SHA-256-PLUS", client.Mechanism);
+        Assert.True(client.UsedSasl2, "Candor offers SASL2 (XEP-0388), so the library uses it");
         Assert.Equal(jid, client.BoundJid!.Bare);
         Assert.NotNull(client.BoundJid.Resource);
         Assert.Equal(server.Fingerprint, client.ServerCertificateFingerprint);
@@ -32,17 +33,44 @@ public sealed class CandorTests(CandorFixture server) : IClassFixture<CandorFixt
         Assert.Equal("SCRAM-SHA-256-PLUS", client.Mechanism);
     }
 
+    public static TheoryData<string, bool> EveryMechanismInBothProfiles()
+    {
+        var data = new TheoryData<string, bool>();
+        foreach (var sasl2 in new[] { true, false })
+            foreach (var mechanism in new[] { "SCRAM-SHA-1", "SCRAM-SHA-256", "SCRAM-SHA-1-PLUS", "PLAIN" })
+                data.Add(mechanism, sasl2);
+        return data;
+    }
+
     [Theory]
-    [InlineData("SCRAM-SHA-1")]
-    [InlineData("SCRAM-SHA-256")]
-    [InlineData("SCRAM-SHA-1-PLUS")]
-    [InlineData("PLAIN")]
-    public async Task Every_mechanism_authenticates(string mechanism)
+    [MemberData(nameof(EveryMechanismInBothProfiles))]
+    public async Task Every_mechanism_authenticates_with_sasl2_and_with_rfc_6120_sasl(string mechanism, bool sasl2)
     {
         var (jid, password) = await server.CreateUserAsync();
-        await using var client = new XmppClient(server.Options(jid, password) with { Mechanisms = [mechanism] });
+        await using var client = new XmppClient(server.Options(jid, password) with { Mechanisms = [mechanism], UseSasl2 = sasl2 });
         await client.ConnectAsync();
         Assert.Equal(mechanism, client.Mechanism);
+        Assert.Equal(sasl2, client.UsedSasl2);
+        await client.PingAsync();
+    }
+
+    [Fact]
+    public async Task The_user_agent_reaches_the_server_and_identifies_the_client_across_resources()
+    {
+        var (jid, password) = await server.CreateUserAsync();
+        var id = Guid.NewGuid().ToString();
+        var options = server.Options(jid.WithResource("one"), password) with { UserAgentId = id, UserAgentSoftware = "Candor tests", UserAgentDevice = "CI box" };
+        await using (var first = new XmppClient(options))
+        {
+            await first.ConnectAsync();
+            var session = Assert.Single(server.Host.Server.Sessions.Get(jid.Local!));
+            Assert.Equal(new Candor.Server.Core.UserAgent(id, "Candor tests", "CI box"), session.UserAgent);
+        }
+        await using var second = new XmppClient(options with { Jid = jid.WithResource("two") });
+        await second.ConnectAsync();
+        await second.PingAsync();
+        var client = Assert.Single(await server.Host.Server.Clients.ListAsync(jid.Local!));
+        Assert.Equal(("Candor tests", "CI box", "two"), (client.Software, client.Device, client.Resource));
     }
 
     [Fact]

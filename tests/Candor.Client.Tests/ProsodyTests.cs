@@ -13,6 +13,7 @@ public sealed class ProsodyTests(ProsodyFixture prosody) : IClassFixture<Prosody
         await using var client = new XmppClient(prosody.Options("login", "login-secret"));
         await client.ConnectAsync();
         Assert.StartsWith("SCRAM-SHA-1", client.Mechanism);
+        Assert.False(client.UsedSasl2, "Prosody 0.12 offers no SASL2: the library falls back to RFC 6120 SASL");
         Assert.Equal("login@localhost", client.BoundJid!.Bare.ToString());
         Assert.Equal(prosody.Fingerprint, client.ServerCertificateFingerprint);
         await client.PingAsync();

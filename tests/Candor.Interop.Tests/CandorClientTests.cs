@@ -100,6 +100,13 @@ public sealed class CandorClientTests(ITestOutputHelper output)
         Assert.Equal(0, listen.ExitCode);
         var lines = listen.Output.Split('\n').Where(l => l.StartsWith("alice@localhost: ", StringComparison.Ordinal)).ToList();
         Assert.Equal([$"alice@localhost: {text}", "alice@localhost: two\\nlines"], lines);
+
+        // Both sends bound a resource of the server's choosing, but sent the same SASL2 user-agent id (kept per
+        // account in the configuration directory): the server knows them as one client, named "candor".
+        var sessions = await server.RunCliAsync("user", "sessions", "alice@localhost");
+        Assert.True(sessions.Succeeded, sessions.Describe());
+        var clients = sessions.Output.Split('\n').Skip(1).Where(l => l.Trim().Length > 0).ToList();
+        Assert.True(clients.Count == 1 && clients[0].Contains(" candor ", StringComparison.Ordinal), sessions.Describe());
     }
 
     /// <summary>slixmpp → `candor listen --json`, and `candor send` → slixmpp (scripts/receive_one.py).</summary>
@@ -195,12 +202,19 @@ public sealed class CandorClientTests(ITestOutputHelper output)
     private static ChildProcess Candor(CandorServer server, string password, params string[] args) =>
         ChildProcess.Start(CandorServer.Launcher.DotnetHost,
             [CandorServer.Launcher.CandorDll, .. args, "--server", $"{CandorServer.Host}:{server.C2sPort}", "--fingerprint", server.CertificateFingerprint],
-            new Dictionary<string, string?> { ["CANDOR_PASSWORD"] = password });
+            ClientEnvironment(server, password));
 
     private static Task<ProcessResult> RunCandorAsync(CandorServer server, string password, params string[] args) =>
         ChildProcess.RunAsync(CandorServer.Launcher.DotnetHost,
             [CandorServer.Launcher.CandorDll, .. args, "--server", $"{CandorServer.Host}:{server.C2sPort}", "--fingerprint", server.CertificateFingerprint],
-            TimeSpan.FromMinutes(1), new Dictionary<string, string?> { ["CANDOR_PASSWORD"] = password });
+            TimeSpan.FromMinutes(1), ClientEnvironment(server, password));
+
+    /// <summary>The password, and a configuration directory (where the CLI keeps its user-agent ids) of this test's own.</summary>
+    private static Dictionary<string, string?> ClientEnvironment(CandorServer server, string password) => new()
+    {
+        ["CANDOR_PASSWORD"] = password,
+        ["XDG_CONFIG_HOME"] = Path.Combine(server.DataDirectory, "client-config"),
+    };
 
     /// <summary>The SHA-256 fingerprint of the self-signed certificate candor made in its data directory.</summary>
     private static string Quote(string s) => "'" + s.Replace("'", "'\\''") + "'";

@@ -5,50 +5,47 @@ using Candor.Xmpp;
 
 namespace Candor.Server.Tests;
 
-/// <summary>RFC 6120 §6 with SCRAM (RFC 5802, RFC 7677), channel binding (RFC 5929) and PLAIN (RFC 4616).</summary>
+/// <summary>
+/// RFC 6120 §6 with SCRAM (RFC 5802, RFC 7677), channel binding (RFC 5929) and PLAIN (RFC 4616). The tests that
+/// take a <see cref="SaslProfile"/> run in XEP-0388's framing too: the mechanisms and protections are the same.
+/// </summary>
 public sealed class SaslTests(ServerFixture server) : IClassFixture<ServerFixture>
 {
-    private async Task<XmppTestClient> SecureAsync(int? port = null)
-    {
-        var client = await XmppTestClient.ConnectAsync(port ?? server.C2sPort);
-        await client.StartTlsAsync();
-        return client;
-    }
+    private Task<XmppTestClient> SecureAsync(int? port = null) => SaslProfileExtensions.ConnectSecureAsync(port ?? server.C2sPort);
+
+    public static TheoryData<string, SaslProfile> EveryMechanism =>
+        SaslProfileExtensions.InBothProfiles("SCRAM-SHA-256", "SCRAM-SHA-1", "SCRAM-SHA-256-PLUS", "SCRAM-SHA-1-PLUS", "PLAIN");
+
+    public static TheoryData<string, SaslProfile> OneMechanismOfEachKind => SaslProfileExtensions.InBothProfiles("SCRAM-SHA-256", "SCRAM-SHA-1-PLUS", "PLAIN");
 
     [Theory]
-    [InlineData("SCRAM-SHA-256")]
-    [InlineData("SCRAM-SHA-1")]
-    [InlineData("SCRAM-SHA-256-PLUS")]
-    [InlineData("SCRAM-SHA-1-PLUS")]
-    [InlineData("PLAIN")]
-    public async Task Each_mechanism_authenticates_over_tls(string mechanism)
+    [MemberData(nameof(EveryMechanism))]
+    public async Task Each_mechanism_authenticates_over_tls(string mechanism, SaslProfile profile)
     {
         var user = await server.CreateUserAsync();
         await using var client = await SecureAsync();
 
-        await client.AuthenticateAsync(user, ServerFixture.Password(user), mechanism);
+        await client.AuthenticateAsync(profile, user, ServerFixture.Password(user), mechanism);
         var jid = await client.BindAsync("sasl");
 
         Assert.Equal($"{user}@localhost/sasl", jid.ToString());
+        Assert.Equal(mechanism, Assert.Single(server.Host.Server.Sessions.Get(user)).Mechanism);
     }
 
     [Theory]
-    [InlineData("SCRAM-SHA-256")]
-    [InlineData("SCRAM-SHA-1-PLUS")]
-    [InlineData("PLAIN")]
-    public async Task Wrong_password_is_not_authorized_and_unknown_user_looks_the_same(string mechanism)
+    [MemberData(nameof(OneMechanismOfEachKind))]
+    public async Task Wrong_password_is_not_authorized_and_unknown_user_looks_the_same(string mechanism, SaslProfile profile)
     {
         var user = await server.CreateUserAsync();
         await using var client = await SecureAsync();
 
-        var wrong = await client.TryAuthenticateAsync(user, "not-the-password", mechanism);
-        var unknown = await client.TryAuthenticateAsync("nobody-" + user, "not-the-password", mechanism);
+        var wrong = await client.TryAuthenticateAsync(profile, user, "not-the-password", mechanism);
+        var unknown = await client.TryAuthenticateAsync(profile, "nobody-" + user, "not-the-password", mechanism);
 
-        Assert.True(wrong.Is("failure", Ns.Sasl));
-        Assert.NotNull(wrong.GetChild("not-authorized", Ns.Sasl));
+        Assert.Equal("not-authorized", wrong.SaslCondition());
         Assert.Equal(wrong.ToString(), unknown.ToString());
-        // A correct attempt after failures still works (clears the address's record for later tests).
-        await client.AuthenticateAsync(user, ServerFixture.Password(user), mechanism);
+        // A correct attempt after failures still works on the same stream (and clears the address's record for later tests).
+        await client.AuthenticateAsync(profile, user, ServerFixture.Password(user), mechanism);
     }
 
     [Fact]
@@ -127,8 +124,10 @@ public sealed class SaslTests(ServerFixture server) : IClassFixture<ServerFixtur
         }
     }
 
-    [Fact]
-    public async Task Repeated_failures_slow_the_next_attempt_but_the_right_password_still_works()
+    [Theory]
+    [InlineData(SaslProfile.Rfc6120)]
+    [InlineData(SaslProfile.Sasl2)]
+    public async Task Repeated_failures_slow_the_next_attempt_but_the_right_password_still_works(SaslProfile profile)
     {
         var own = await ServerFixture.StartAsync();
         try
@@ -136,13 +135,13 @@ public sealed class SaslTests(ServerFixture server) : IClassFixture<ServerFixtur
             var user = await own.CreateUserAsync();
             await using var client = await SecureAsync(own.C2sPort);
             for (var i = 0; i < 4; i++)
-                await client.TryAuthenticateAsync(user, "wrong" + i, "PLAIN", TimeSpan.FromSeconds(15));
+                Assert.Equal("not-authorized", (await client.TryAuthenticateAsync(profile, user, "wrong" + i, "PLAIN", TimeSpan.FromSeconds(15))).SaslCondition());
 
             var watch = Stopwatch.StartNew();
-            var outcome = await client.TryAuthenticateAsync(user, ServerFixture.Password(user), "PLAIN", TimeSpan.FromSeconds(15));
+            var outcome = await client.TryAuthenticateAsync(profile, user, ServerFixture.Password(user), "PLAIN", TimeSpan.FromSeconds(15));
             watch.Stop();
 
-            Assert.True(outcome.Is("success", Ns.Sasl), "no lockout: the owner gets in, got " + outcome);
+            Assert.True(outcome.IsSaslSuccess(), "no lockout: the owner gets in, got " + outcome);
             Assert.True(watch.Elapsed >= TimeSpan.FromMilliseconds(400), $"expected a delay, took {watch.Elapsed}");
             Assert.True(watch.Elapsed < TimeSpan.FromSeconds(10), $"delay too long: {watch.Elapsed}");
         }

@@ -5,6 +5,7 @@ using System.Threading.Channels;
 using Candor.Server.Core;
 using Candor.Xml;
 using Candor.Xmpp;
+using Candor.Xmpp.Sasl;
 using Microsoft.AspNetCore.Connections;
 using Microsoft.Extensions.Logging;
 
@@ -26,6 +27,10 @@ internal abstract partial class C2sStream : ISessionTransport
     protected readonly CancellationTokenSource Lifetime = new();
 
     private SaslNegotiator? _sasl;
+    /// <summary>A SASL2 exchange is under way: until it ends, nothing but its elements may come (XEP-0388 §2.5).</summary>
+    private bool _inSasl2Exchange;
+    /// <summary>The 'from' of the peer's current stream header.</summary>
+    private string? _streamFrom;
     private Session? _session;
     private Element? _closingError;
     private int _closing;
@@ -132,7 +137,8 @@ internal abstract partial class C2sStream : ISessionTransport
     protected void OnStreamOpen(Element header, string? contentNamespace, string expectedName, string expectedNamespace)
     {
         // Answer with our own header first, so that any stream error below is sent inside a stream (RFC 6120 §4.9.1.1).
-        SendHeader(header.GetAttribute("from"));
+        _streamFrom = header.GetAttribute("from");
+        SendHeader(_streamFrom);
         if (!header.Is(expectedName, expectedNamespace))
             throw new StreamErrorException(StreamErrors.InvalidNamespace, $"the stream element must be <{expectedName}> in {expectedNamespace}");
         if (contentNamespace is not null && contentNamespace != Ns.Client)
@@ -178,7 +184,7 @@ internal abstract partial class C2sStream : ISessionTransport
     private Element StreamFeatures()
     {
         var features = new Element("features", Ns.Stream);
-        if (CanStartTls)
+        if (CanStartTls && !Authenticated)
         {
             var starttls = features.AddChild("starttls", Ns.Tls);
             if (MustStartTls)
@@ -190,7 +196,7 @@ internal abstract partial class C2sStream : ISessionTransport
         if (!Authenticated)
         {
             _sasl ??= new SaslNegotiator(Server, Server.AuthThrottle, RemoteAddress, IsSecure, IsSecure ? ChannelBindingData : null);
-            foreach (var feature in _sasl.Features()) features.Add(feature);
+            foreach (var feature in SaslProfiles.Features(_sasl)) features.Add(feature);
             foreach (var contribute in Server.StreamFeatures.BeforeAuthentication)
                 if (contribute() is { } feature) features.Add(feature);
             return features;
@@ -208,6 +214,8 @@ internal abstract partial class C2sStream : ISessionTransport
     protected async ValueTask<bool> OnElementAsync(Element element)
     {
         if (!HeaderSent) throw new StreamErrorException(StreamErrors.NotWellFormed, "stream header expected");
+        if (_inSasl2Exchange && element.Namespace != Ns.Sasl2)
+            throw new StreamErrorException(StreamErrors.PolicyViolation, "only SASL2 elements may be sent during a SASL2 exchange");
         if (element.Namespace == Ns.Tls)
         {
             if (element.Name != "starttls" || !CanStartTls || Authenticated)
@@ -218,7 +226,7 @@ internal abstract partial class C2sStream : ISessionTransport
         }
         if (MustStartTls)
             throw new StreamErrorException(StreamErrors.PolicyViolation, "STARTTLS is required first");
-        if (element.Namespace == Ns.Sasl)
+        if (element.Namespace is Ns.Sasl or Ns.Sasl2)
         {
             await OnSaslAsync(element);
             return false;
@@ -249,18 +257,28 @@ internal abstract partial class C2sStream : ISessionTransport
 
     private async ValueTask OnSaslAsync(Element element)
     {
+        // XEP-0388 §3.8: once authenticated, a further <authenticate/> (or <auth/>) is a stream error.
         if (Authenticated || _sasl is null)
             throw new StreamErrorException(StreamErrors.PolicyViolation, "SASL is not available now");
-        var (outcome, reply) = await _sasl.HandleAsync(element);
+        var sasl2 = element.Namespace == Ns.Sasl2;
+        if (_sasl.InProgress && sasl2 != _inSasl2Exchange)
+            throw new StreamErrorException(StreamErrors.PolicyViolation, "an exchange in the other SASL profile is in progress");
+        var (step, reply) = sasl2
+            ? await SaslProfiles.HandleSasl2Async(_sasl, element, Server.Domain, _streamFrom)
+            : await SaslProfiles.HandleRfc6120Async(_sasl, element);
+        var outcome = step.Outcome;
+        _inSasl2Exchange = sasl2 && outcome == SaslOutcome.Continue;
         Send(reply);
         if (outcome == SaslOutcome.Success)
         {
-            Log.Authenticated(Logger, _sasl.User!, RemoteAddress, _sasl.Mechanism!);
-            OnStreamRestart();
+            Log.Authenticated(Logger, _sasl.User!, RemoteAddress, _sasl.Mechanism!, sasl2 ? "XEP-0388" : "RFC 6120");
+            // RFC 6120 restarts the stream; XEP-0388 does not: the new features follow the success at once (§2.6.1).
+            if (sasl2) Send(StreamFeatures());
+            else OnStreamRestart();
         }
         else if (outcome == SaslOutcome.Failure)
         {
-            Log.AuthenticationFailed(Logger, RemoteAddress, reply.FirstElement?.Name ?? "", reply.GetChildText("text", Ns.Sasl) ?? "");
+            Log.AuthenticationFailed(Logger, RemoteAddress, step.Failure.ToElementName(), step.Text ?? "");
         }
         // RFC 6120 §6.4.5: a configurable number of retries, then policy-violation.
         if (outcome == SaslOutcome.Failure && _sasl.Failures >= Server.Options.MaxSaslFailuresPerStream)
@@ -282,7 +300,7 @@ internal abstract partial class C2sStream : ISessionTransport
             Send(Stanza.ErrorFor(iq, StanzaError.BadRequest, "invalid resource"));
             return;
         }
-        var session = new Session(this, full, _sasl.Mechanism!);
+        var session = new Session(this, full, _sasl.Mechanism!, _sasl.UserAgent);
         var replaced = Server.Sessions.Add(session);
         // RFC 6120 §7.7.2.2: the new session wins; the old one is told why it ends.
         replaced?.Close(StreamErrors.Conflict, "replaced by a new session with the same resource");
@@ -459,8 +477,8 @@ internal abstract partial class C2sStream : ISessionTransport
         [LoggerMessage(Level = LogLevel.Error, Message = "Connection handler failed")]
         public static partial void Crashed(ILogger logger, Exception exception);
 
-        [LoggerMessage(Level = LogLevel.Information, Message = "{User} authenticated from {Address} with {Mechanism}")]
-        public static partial void Authenticated(ILogger logger, string user, IPAddress address, string mechanism);
+        [LoggerMessage(Level = LogLevel.Information, Message = "{User} authenticated from {Address} with {Mechanism} ({Profile})")]
+        public static partial void Authenticated(ILogger logger, string user, IPAddress address, string mechanism, string profile);
 
         [LoggerMessage(Level = LogLevel.Information, Message = "Authentication from {Address} failed: {Condition} {Text}")]
         public static partial void AuthenticationFailed(ILogger logger, IPAddress address, string condition, string text);

@@ -2,7 +2,6 @@ using System.Net;
 using System.Security.Cryptography;
 using Candor.Server.Accounts;
 using Candor.Server.Core;
-using Candor.Xml;
 using Candor.Xmpp;
 using Candor.Xmpp.Sasl;
 
@@ -11,8 +10,16 @@ namespace Candor.Server.Connections;
 public enum SaslOutcome { Continue, Success, Failure }
 
 /// <summary>
-/// SASL for one stream (RFC 6120 §6): SCRAM-SHA-256 and SCRAM-SHA-1 with their -PLUS variants bound to
-/// tls-server-end-point (RFC 5929), and PLAIN inside TLS. Independent of the transport.
+/// One step of an exchange, whatever profile frames it: a challenge (<see cref="Data"/>), success (with the
+/// mechanism's additional data, if any) or a failure condition with an optional text.
+/// </summary>
+public readonly record struct SaslStep(SaslOutcome Outcome, byte[]? Data = null, SaslFailure Failure = default, string? Text = null);
+
+/// <summary>
+/// The SASL mechanisms of one stream: SCRAM-SHA-256 and SCRAM-SHA-1 with their -PLUS variants bound to
+/// tls-server-end-point (RFC 5929), and PLAIN inside TLS. Independent of the transport and of the profile that
+/// frames the exchange (RFC 6120 §6 or XEP-0388, see <see cref="SaslProfiles"/>): both share one negotiator per
+/// stream, so failure counts, throttling and channel-binding checks are the same whichever a client uses.
 /// </summary>
 public sealed class SaslNegotiator(XmppServer server, AuthThrottle throttle, IPAddress address, bool secure, byte[]? channelBinding)
 {
@@ -24,14 +31,20 @@ public sealed class SaslNegotiator(XmppServer server, AuthThrottle throttle, IPA
     /// <summary>The account a SCRAM exchange claims, and the same only if it exists.</summary>
     private string? _claimedUser;
     private string? _pendingUser;
+    /// <summary>The 'from' of the stream header, which a SASL2 authorization identity must match (XEP-0388 §2.3).</summary>
+    private string? _streamFrom;
 
     public int Failures { get; private set; }
     /// <summary>The prepared localpart, once authenticated.</summary>
     public string? User { get; private set; }
     public string? Mechanism => User is null ? null : _mechanism;
+    /// <summary>An exchange has started and has neither succeeded nor failed yet.</summary>
+    public bool InProgress => _mechanism is not null && User is null;
+    /// <summary>What the client said of itself in the exchange that is running or succeeded (XEP-0388 only).</summary>
+    public UserAgent? UserAgent { get; private set; }
 
     private bool PlainAllowed => secure || server.Options.AllowPlaintext;
-    private bool PlusOffered => channelBinding is not null;
+    public bool PlusOffered => channelBinding is not null;
 
     public IEnumerable<string> Mechanisms
     {
@@ -48,32 +61,38 @@ public sealed class SaslNegotiator(XmppServer server, AuthThrottle throttle, IPA
         }
     }
 
-    public IEnumerable<Element> Features()
+    /// <summary>
+    /// Starts an exchange with <paramref name="mechanism"/>. <paramref name="initialResponse"/> is base64, or null
+    /// when the client sent none (the server then answers with an empty challenge).
+    /// </summary>
+    public async ValueTask<SaslStep> StartAsync(string? mechanism, string? initialResponse, UserAgent? userAgent = null, string? streamFrom = null)
     {
-        var mechanisms = new Element("mechanisms", Ns.Sasl);
-        foreach (var name in Mechanisms) mechanisms.AddChild("mechanism").AddText(name);
-        yield return mechanisms;
-        if (PlusOffered)
-        {
-            // XEP-0440: say which channel-binding type the -PLUS mechanisms use here.
-            var bindings = new Element("sasl-channel-binding", Ns.SaslChannelBinding);
-            bindings.AddChild("channel-binding").SetAttribute("type", ChannelBindingType);
-            yield return bindings;
-        }
+        Reset();
+        _mechanism = null;
+        UserAgent = userAgent;
+        _streamFrom = streamFrom;
+        if (mechanism is null || !Mechanisms.Contains(mechanism))
+            return Fail(mechanism == "PLAIN" ? SaslFailure.EncryptionRequired : SaslFailure.InvalidMechanism, null);
+        _mechanism = mechanism;
+        if (initialResponse is null) return new SaslStep(SaslOutcome.Continue, []);
+        return await GuardAsync(() => StepAsync(Decode(initialResponse)));
     }
 
-    /// <summary>Handles &lt;auth/&gt;, &lt;response/&gt; or &lt;abort/&gt; and returns the element to send back.</summary>
-    public async ValueTask<(SaslOutcome Outcome, Element Reply)> HandleAsync(Element element)
+    /// <summary>The client's base64 response to the last challenge.</summary>
+    public ValueTask<SaslStep> ContinueAsync(string response) =>
+        InProgress ? GuardAsync(() => StepAsync(Decode(response))) : ValueTask.FromResult(Refuse(SaslFailure.MalformedRequest, "no exchange to continue"));
+
+    /// <summary>The client gave up (RFC 6120 §6.4.4, XEP-0388 §3.5).</summary>
+    public SaslStep Abort() => Fail(SaslFailure.Aborted, null);
+
+    /// <summary>Ends the exchange with a failure the profile found (a malformed element); it counts like any other.</summary>
+    public SaslStep Refuse(SaslFailure failure, string? text) => FailAndRecord(failure, text);
+
+    private async ValueTask<SaslStep> GuardAsync(Func<ValueTask<SaslStep>> step)
     {
         try
         {
-            return element.Name switch
-            {
-                "auth" => await AuthAsync(element),
-                "response" when _awaitingFinal || _mechanism is not null => await ResponseAsync(element),
-                "abort" => Fail(SaslFailure.Aborted, null),
-                _ => Fail(SaslFailure.MalformedRequest, "unexpected SASL element"),
-            };
+            return await step();
         }
         catch (SaslException e)
         {
@@ -81,29 +100,14 @@ public sealed class SaslNegotiator(XmppServer server, AuthThrottle throttle, IPA
         }
     }
 
-    private async ValueTask<(SaslOutcome, Element)> AuthAsync(Element auth)
-    {
-        Reset();
-        var name = auth.GetAttribute("mechanism");
-        if (name is null || !Mechanisms.Contains(name))
-            return Fail(name == "PLAIN" ? SaslFailure.EncryptionRequired : SaslFailure.InvalidMechanism, null);
-        _mechanism = name;
-        var text = auth.Text.Trim();
-        if (text.Length == 0)
-            return (SaslOutcome.Continue, new Element("challenge", Ns.Sasl));
-        return await StepAsync(Decode(text));
-    }
-
-    private ValueTask<(SaslOutcome, Element)> ResponseAsync(Element response) => StepAsync(Decode(response.Text.Trim()));
-
-    private async ValueTask<(SaslOutcome, Element)> StepAsync(byte[] data)
+    private async ValueTask<SaslStep> StepAsync(byte[] data)
     {
         if (_mechanism == "PLAIN") return await PlainAsync(data);
         if (!_awaitingFinal) return await ScramFirstAsync(data);
         return await ScramFinalAsync(data);
     }
 
-    private async ValueTask<(SaslOutcome, Element)> PlainAsync(byte[] data)
+    private async ValueTask<SaslStep> PlainAsync(byte[] data)
     {
         if (!SaslPlain.TryParse(data, out var authzid, out var authcid, out var password))
             throw new SaslException(SaslFailure.MalformedRequest, "malformed PLAIN message");
@@ -115,7 +119,7 @@ public sealed class SaslNegotiator(XmppServer server, AuthThrottle throttle, IPA
         return Succeed(user, null);
     }
 
-    private async ValueTask<(SaslOutcome, Element)> ScramFirstAsync(byte[] data)
+    private async ValueTask<SaslStep> ScramFirstAsync(byte[] data)
     {
         var plus = _mechanism!.EndsWith("-PLUS", StringComparison.Ordinal);
         _algorithm = _mechanism.StartsWith("SCRAM-SHA-256", StringComparison.Ordinal) ? ScramAlgorithm.Sha256 : ScramAlgorithm.Sha1;
@@ -131,10 +135,10 @@ public sealed class SaslNegotiator(XmppServer server, AuthThrottle throttle, IPA
         User = null;
         _pendingUser = credential is null ? null : user;
         _claimedUser = user;
-        return (SaslOutcome.Continue, new Element("challenge", Ns.Sasl).AddText(Convert.ToBase64String(serverFirst)));
+        return new SaslStep(SaslOutcome.Continue, serverFirst);
     }
 
-    private async ValueTask<(SaslOutcome, Element)> ScramFinalAsync(byte[] data)
+    private async ValueTask<SaslStep> ScramFinalAsync(byte[] data)
     {
         await WaitForThrottleAsync(_claimedUser);
         if (!_scram!.VerifyClientFinal(data, out var serverFinal) || _pendingUser is null)
@@ -142,14 +146,12 @@ public sealed class SaslNegotiator(XmppServer server, AuthThrottle throttle, IPA
         return Succeed(_pendingUser, serverFinal);
     }
 
-    private (SaslOutcome, Element) Succeed(string user, byte[]? additionalData)
+    private SaslStep Succeed(string user, byte[]? additionalData)
     {
         User = user;
         throttle.RecordSuccess(address);
-        var success = new Element("success", Ns.Sasl);
-        if (additionalData is not null) success.AddText(Convert.ToBase64String(additionalData));
         _awaitingFinal = false;
-        return (SaslOutcome.Success, success);
+        return new SaslStep(SaslOutcome.Success, additionalData);
     }
 
     private async ValueTask WaitForThrottleAsync(string? user)
@@ -158,22 +160,20 @@ public sealed class SaslNegotiator(XmppServer server, AuthThrottle throttle, IPA
         if (delay > TimeSpan.Zero) await Task.Delay(delay);
     }
 
-    private (SaslOutcome, Element) FailAndRecord(SaslFailure failure, string? text, string? user = null)
+    private SaslStep FailAndRecord(SaslFailure failure, string? text, string? user = null)
     {
         if (failure == SaslFailure.NotAuthorized) throttle.RecordFailure(address, user ?? _claimedUser);
         return Fail(failure, text);
     }
 
-    private (SaslOutcome, Element) Fail(SaslFailure failure, string? text)
+    private SaslStep Fail(SaslFailure failure, string? text)
     {
         Failures++;
         Reset();
         // A failed exchange is over: the next one starts with <auth/> (RFC 6120 §6.4.2), not with a <response/>.
         _mechanism = null;
-        var element = new Element("failure", Ns.Sasl);
-        element.AddChild(failure.ToElementName());
-        if (text is not null) element.AddChild("text").SetAttribute("xml:lang", "en").AddText(text);
-        return (SaslOutcome.Failure, element);
+        UserAgent = null;
+        return new SaslStep(SaslOutcome.Failure, null, failure, text);
     }
 
     private void Reset()
@@ -203,11 +203,15 @@ public sealed class SaslNegotiator(XmppServer server, AuthThrottle throttle, IPA
         if (string.IsNullOrEmpty(authzid)) return;
         if (!Jid.TryParse(authzid, out var jid) || !jid.IsBare || jid.Local != user || jid.Domain != server.Domain.Domain)
             throw new SaslException(SaslFailure.InvalidAuthzid, "authorization identity must be the account's own bare JID");
+        // XEP-0388 §2.3: a non-empty authorization identity must match the stream's 'from', when there is one.
+        if (_streamFrom is not null && (!Jid.TryParse(_streamFrom, out var from) || from != jid))
+            throw new SaslException(SaslFailure.InvalidAuthzid, "authorization identity does not match the stream's 'from'");
     }
 
     private static byte[] Decode(string text)
     {
-        if (text == "=") return [];
+        text = text.Trim();
+        if (text is "" or "=") return [];
         try
         {
             return Convert.FromBase64String(text);

@@ -17,8 +17,14 @@ public interface ISessionTransport
     string? TlsProtocol { get; }
 }
 
+/// <summary>
+/// What a client said of itself when it authenticated with SASL2 (XEP-0388 &lt;user-agent/&gt;): a stable id
+/// (normally a UUID) and the names of its software and device, each optional and client-chosen.
+/// </summary>
+public sealed record UserAgent(string? Id, string? Software, string? Device);
+
 /// <summary>A bound resource of a local account (RFC 6120 §7) and its presence state (RFC 6121 §4).</summary>
-public sealed class Session(ISessionTransport transport, Jid jid, string mechanism)
+public sealed class Session(ISessionTransport transport, Jid jid, string mechanism, UserAgent? userAgent = null)
 {
     private readonly Lock _lock = new();
     private HashSet<Jid>? _directedPresence;
@@ -31,6 +37,8 @@ public sealed class Session(ISessionTransport transport, Jid jid, string mechani
     public DateTimeOffset Started { get; } = DateTimeOffset.UtcNow;
     /// <summary>The SASL mechanism the session authenticated with.</summary>
     public string Mechanism { get; } = mechanism;
+    /// <summary>The XEP-0388 user agent the client authenticated with; null with RFC 6120 SASL or when it sent none.</summary>
+    public UserAgent? UserAgent { get; } = userAgent;
 
     /// <summary>Has sent initial presence and not yet unavailable presence.</summary>
     public bool IsAvailable { get; set; }

@@ -97,7 +97,7 @@ public sealed class ScriptedServer : IAsyncDisposable
 
 public sealed class ScriptedConnection(Socket socket, CancellationToken stop) : IAsyncDisposable
 {
-    private const string Header = "<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' from='localhost' id='s1' version='1.0'>";
+    public const string Header = "<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' from='localhost' id='s1' version='1.0'>";
     private Stream _stream = new NetworkStream(socket, ownsSocket: true);
     private readonly StringBuilder _received = new();
 
@@ -105,8 +105,11 @@ public sealed class ScriptedConnection(Socket socket, CancellationToken stop) : 
 
     public Task SendAsync(string text) => _stream.WriteAsync(Encoding.UTF8.GetBytes(text), stop).AsTask();
 
-    /// <summary>Reads until everything received since the last match contains <paramref name="text"/>.</summary>
-    public async Task ExpectAsync(string text)
+    /// <summary>
+    /// Reads until everything received since the last match contains <paramref name="text"/>; returns what came
+    /// before it.
+    /// </summary>
+    public async Task<string> ExpectAsync(string text)
     {
         var buffer = new byte[4096];
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(stop);
@@ -118,11 +121,26 @@ public sealed class ScriptedConnection(Socket socket, CancellationToken stop) : 
             _received.Append(Encoding.UTF8.GetString(buffer, 0, n));
         }
         var all = _received.ToString();
-        _received.Clear().Append(all[(all.IndexOf(text, StringComparison.Ordinal) + text.Length)..]);
+        var at = all.IndexOf(text, StringComparison.Ordinal);
+        _received.Clear().Append(all[(at + text.Length)..]);
+        return all[..at];
     }
 
     /// <summary>STARTTLS, PLAIN (any password), bind alice@localhost/res: the client ends up connected.</summary>
     public async Task NegotiateAsync()
+    {
+        await StartTlsAsync();
+        await SendAsync(Header + "<stream:features><mechanisms xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><mechanism>PLAIN</mechanism></mechanisms></stream:features>");
+        await ExpectAsync("</auth>");
+        await SendAsync("<success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>");
+        await ExpectAsync("<stream:stream");
+        await ExpectAsync(">");
+        await SendAsync(Header + "<stream:features><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/></stream:features>");
+        await BindAsync();
+    }
+
+    /// <summary>Offers only STARTTLS, completes the handshake and reads the client's new stream header (not answered yet).</summary>
+    public async Task StartTlsAsync()
     {
         await ExpectAsync("<stream:stream");
         await ExpectAsync(">");
@@ -136,12 +154,11 @@ public sealed class ScriptedConnection(Socket socket, CancellationToken stop) : 
         _received.Clear();
         await ExpectAsync("<stream:stream");
         await ExpectAsync(">");
-        await SendAsync(Header + "<stream:features><mechanisms xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><mechanism>PLAIN</mechanism></mechanisms></stream:features>");
-        await ExpectAsync("</auth>");
-        await SendAsync("<success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>");
-        await ExpectAsync("<stream:stream");
-        await ExpectAsync(">");
-        await SendAsync(Header + "<stream:features><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/></stream:features>");
+    }
+
+    /// <summary>Answers the client's bind request with alice@localhost/res.</summary>
+    public async Task BindAsync()
+    {
         await ExpectAsync("id='");
         var rest = Received;
         var id = rest[..rest.IndexOf('\'')];

@@ -338,13 +338,16 @@ public sealed class XmppTestClient : IAsyncDisposable
     private void Post(Element element)
     {
         if (element.Is("features", Ns.Stream)) Features = element;
-        // Login notices (promise 3) arrive whenever another session of the account logs in; the tests using this
-        // client are about something else and would trip over them (LoginNoticeTests use Candor.Client).
-        if (element.IsMessage() && element.GetChild("login", LoginNoticeNamespace) is not null) return;
+        // Login notices (promise 3) arrive whenever another session of the account logs in; tests that are about
+        // something else would trip over them, so they are dropped unless a test asks for them.
+        if (!ReceiveLoginNotices && element.IsMessage() && element.GetChild("login", LoginNoticeNamespace) is not null) return;
         _inbox.Post(element);
     }
 
     public const string LoginNoticeNamespace = "urn:xmpp:candor:login:0";
+
+    /// <summary>Deliver login notices like any other stanza instead of dropping them.</summary>
+    public bool ReceiveLoginNotices { get; set; }
 
     /// <summary>Drops the TCP connection without closing the stream (an abrupt disconnect).</summary>
     public void Abort()

@@ -4,7 +4,7 @@ namespace Candor.Server.Tests.Hostile;
 
 public static partial class HostileCases
 {
-    public static IReadOnlyList<HostileCase> All { get; } = [.. Xml(), .. Limits(), .. Stream(), .. Sasl(), .. Abuse()];
+    public static IReadOnlyList<HostileCase> All { get; } = [.. Xml(), .. Limits(), .. Stream(), .. Sasl(), .. Sasl2(), .. Abuse()];
 
     public static HostileCase Find(string id) => All.Single(c => c.Id == id);
 }

@@ -2,6 +2,7 @@ using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using Candor.Server.Core;
 using Candor.Server.Storage;
 
 namespace Candor.Server.Modules.Clients;
@@ -16,12 +17,17 @@ public sealed class ClientRegistry(IStorage storage)
     private readonly IMapStore _clients = storage.OpenMap("clients");
 
     /// <summary>
-    /// A client is identified by what the server can observe of it: its resource and its address (the
-    /// XEP-0388 user-agent id takes their place once SASL2 exists). The id is a digest, not the address.
+    /// A client is identified by its XEP-0388 user-agent id when it authenticated with one, and otherwise by what
+    /// the server can observe of it: its resource and its address. The id is a digest, never the address nor the
+    /// client's own id: a user-agent id is hashed with the account, so the same id on two accounts gives two
+    /// unrelated client ids.
     /// </summary>
-    public static string IdentifyClient(string resource, string address)
+    public static string IdentifyClient(string user, UserAgent? agent, string resource, string address) =>
+        agent?.Id is { } id ? Digest("user-agent\n" + user + "\n" + id) : Digest(resource + "\n" + address);
+
+    private static string Digest(string text)
     {
-        var digest = SHA256.HashData(Encoding.UTF8.GetBytes(resource + "\n" + address));
+        var digest = SHA256.HashData(Encoding.UTF8.GetBytes(text));
         return Convert.ToBase64String(digest, 0, 12).Replace('+', '-').Replace('/', '_');
     }
 
@@ -61,7 +67,12 @@ public sealed class ClientRecord
 {
     public required string Id { get; init; }
     public required string Resource { get; set; }
+    /// <summary>The client software: the XEP-0388 user agent's, or else the XEP-0115 caps node of its first presence.</summary>
     public string? Software { get; set; }
+    /// <summary>The device name from the XEP-0388 user agent.</summary>
+    public string? Device { get; set; }
+    /// <summary>Identified by a XEP-0388 user-agent id (rather than by resource and address).</summary>
+    public bool ByUserAgent { get; init; }
     public required DateTimeOffset FirstSeen { get; init; }
     public required DateTimeOffset LastSeen { get; set; }
     public required string LastAddress { get; set; }

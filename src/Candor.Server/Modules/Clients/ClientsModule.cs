@@ -51,11 +51,20 @@ public sealed class ClientsModule : IModule
     {
         var now = DateTimeOffset.UtcNow;
         var address = session.Transport.RemoteAddress.ToString();
-        var id = ClientRegistry.IdentifyClient(session.Jid.Resource!, address);
+        var agent = session.UserAgent;
+        var id = ClientRegistry.IdentifyClient(session.User, agent, session.Jid.Resource!, address);
         _clientOf[session] = id;
         var record = await registry.GetAsync(session.User, id);
         var isNew = record is null;
-        record ??= new ClientRecord { Id = id, Resource = session.Jid.Resource!, FirstSeen = now, LastSeen = now, LastAddress = address, Mechanism = session.Mechanism };
+        record ??= new ClientRecord
+        {
+            Id = id, Resource = session.Jid.Resource!, FirstSeen = now, LastSeen = now, LastAddress = address,
+            Mechanism = session.Mechanism, ByUserAgent = agent?.Id is not null,
+        };
+        // A client known by its user-agent id may bind another resource each time; the record shows the latest.
+        record.Resource = session.Jid.Resource!;
+        if (agent?.Software is { } software) record.Software = software;
+        if (agent?.Device is { } device) record.Device = device;
         record.LastSeen = now;
         record.LastAddress = address;
         record.Mechanism = session.Mechanism;
@@ -98,11 +107,14 @@ public sealed class ClientsModule : IModule
         return false;
     }
 
-    /// <summary>The caps node of the first presence names the client software (XEP-0115), for later notices and lists.</summary>
+    /// <summary>
+    /// Without a XEP-0388 user agent naming it, the caps node of the first presence names the client software
+    /// (XEP-0115), for later notices and lists.
+    /// </summary>
     private async ValueTask<bool> LearnSoftwareAsync(ClientRegistry registry, Session session)
     {
         var node = session.Presence?.GetChild("c", Ns.Caps)?.GetAttribute("node");
-        if (node is null || !_clientOf.TryGetValue(session, out var id)) return false;
+        if (node is null || session.UserAgent?.Software is not null || !_clientOf.TryGetValue(session, out var id)) return false;
         var record = await registry.GetAsync(session.User, id);
         if (record is null || record.Software == node) return false;
         record.Software = node;
@@ -125,6 +137,7 @@ public sealed class ClientsModule : IModule
     {
         var time = when.ToString("yyyy-MM-dd HH:mm:ss", CultureInfo.InvariantCulture) + " UTC";
         var software = client.Software ?? "unknown client software";
+        if (client.Device is not null) software += $" on device \"{client.Device}\"";
         var tls = session.Transport.TlsProtocol ?? "no TLS";
         var line = $"{(isNew ? "New login" : "Login")} to your account: {software}, resource \"{session.Jid.Resource}\", " +
                    $"from {session.Transport.RemoteAddress} at {time}, {tls}, {session.Mechanism}. " +
@@ -143,7 +156,8 @@ public sealed class ClientsModule : IModule
             .SetAttribute("time", XmppTime.FormatSeconds(when))
             .SetAttribute("tls", session.Transport.TlsProtocol)
             .SetAttribute("mechanism", session.Mechanism)
-            .SetAttribute("software", client.Software));
+            .SetAttribute("software", client.Software)
+            .SetAttribute("device", client.Device));
         return message;
     }
 
@@ -164,7 +178,8 @@ public sealed class ClientsModule : IModule
             client.AddChild("permission").SetAttribute("status", "unrestricted");
             var agent = client.AddChild("user-agent");
             if (record.Software is not null) agent.AddChild("software").AddText(record.Software);
-            agent.AddChild("device").AddText($"resource {record.Resource}, last from {record.LastAddress}, {record.Mechanism}");
+            var details = $"resource {record.Resource}, last from {record.LastAddress}, {record.Mechanism}";
+            agent.AddChild("device").AddText(record.Device is null ? details : $"{record.Device} ({details})");
         }
         return request.Result(clients);
     }
@@ -189,13 +204,14 @@ public sealed class ClientsModule : IModule
         var form = new Element("x", Ns.DataForms).SetAttribute("type", "result");
         form.AddChild("title").AddText("Clients of " + request.From.Bare);
         var reported = form.AddChild("reported");
-        foreach (var (var, label) in new[] { ("resource", "Resource"), ("address", "Last address"), ("last-seen", "Last seen"), ("online", "Online") })
+        foreach (var (var, label) in new[] { ("resource", "Resource"), ("software", "Software"), ("address", "Last address"), ("last-seen", "Last seen"), ("online", "Online") })
             reported.AddChild("field").SetAttribute("var", var).SetAttribute("label", label);
         foreach (var record in await registry.ListAsync(user))
         {
             var item = form.AddChild("item");
             var isOnline = online.Any(s => _clientOf.TryGetValue(s, out var id) && id == record.Id);
-            foreach (var (var, value) in new[] { ("resource", record.Resource), ("address", record.LastAddress), ("last-seen", XmppTime.FormatSeconds(record.LastSeen)), ("online", isOnline ? "yes" : "no") })
+            var software = record.Software is null ? "" : record.Device is null ? record.Software : $"{record.Software} on {record.Device}";
+            foreach (var (var, value) in new[] { ("resource", record.Resource), ("software", software), ("address", record.LastAddress), ("last-seen", XmppTime.FormatSeconds(record.LastSeen)), ("online", isOnline ? "yes" : "no") })
                 item.AddChild("field").SetAttribute("var", var).AddChild("value").AddText(value);
         }
         return new AdHocResult($"{online.Count} session(s) online.", form);
