@@ -60,4 +60,43 @@ public sealed class LimitTests
         var pong = await bound.RequestAsync("<iq type='get' id='still-here' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>");
         Assert.Equal("result", pong.GetAttribute("type"));
     }
+
+    [Fact]
+    public async Task One_resource_beyond_the_sessions_per_account_limit_gets_resource_constraint_and_the_others_stay()
+    {
+        await using var server = await ServerFixture.StartAsync(o => o.MaxSessionsPerAccount = 2);
+        var user = await server.CreateUserAsync();
+        await using var one = await server.LoginAsync(user, "one");
+        await using var two = await server.LoginAsync(user, "two");
+
+        await using var three = await XmppTestClient.ConnectAsync(server.C2sPort);
+        await three.StartTlsAsync();
+        await three.AuthenticateAsync(user, ServerFixture.Password(user));
+        var refused = await three.RequestAsync("<iq type='set' id='{id}'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>three</resource></bind></iq>");
+        Assert.Equal("error", refused.GetAttribute("type"));
+        var error = refused.GetChild("error", Ns.Client)!;
+        Assert.Equal("wait", error.GetAttribute("type"));
+        Assert.NotNull(error.GetChild("resource-constraint", Ns.Stanzas));
+
+        // Rebinding a resource in use replaces that session (RFC 6120 §7.7.2.2) and is not refused.
+        await using var twoAgain = await server.LoginAsync(user, "two");
+        await two.ExpectStreamErrorAsync("conflict");
+        var pong = await one.RequestAsync("<iq type='get' id='{id}' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>");
+        Assert.Equal("result", pong.GetAttribute("type"));
+
+        // Once a session ends, the waiting stream may bind.
+        await one.DisposeAsync();
+        var bound = await RetryBindAsync(three, "three");
+        Assert.Equal("result", bound.GetAttribute("type"));
+    }
+
+    private static async Task<Candor.Xml.Element> RetryBindAsync(XmppTestClient client, string resource)
+    {
+        for (var attempt = 0; ; attempt++)
+        {
+            var answer = await client.RequestAsync($"<iq type='set' id='{{id}}'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>{resource}</resource></bind></iq>");
+            if (answer.GetAttribute("type") == "result" || attempt == 50) return answer;
+            await Task.Delay(100);
+        }
+    }
 }

@@ -301,7 +301,12 @@ internal abstract partial class C2sStream : ISessionTransport
             return;
         }
         var session = new Session(this, full, _sasl.Mechanism!, _sasl.UserAgent);
-        var replaced = Server.Sessions.Add(session);
+        if (!Server.Sessions.TryAdd(session, Server.Options.MaxSessionsPerAccount, out var replaced))
+        {
+            // RFC 6120 §7.6.2.1: the account has as many resources bound as it may have.
+            Send(Stanza.ErrorFor(iq, StanzaError.ResourceConstraint, $"this account has {Server.Options.MaxSessionsPerAccount} sessions already"));
+            return;
+        }
         // RFC 6120 §7.7.2.2: the new session wins; the old one is told why it ends.
         replaced?.Close(StreamErrors.Conflict, "replaced by a new session with the same resource");
         _session = session;

@@ -26,19 +26,26 @@ public sealed class SessionManager
 
     public IEnumerable<Session> All => _byUser.Values.SelectMany(s => s);
 
-    /// <summary>Adds the session; returns the session it replaces when the resource was already bound.</summary>
-    public Session? Add(Session session)
+    /// <summary>
+    /// Adds the session, replacing one bound to the same resource (returned in <paramref name="replaced"/>);
+    /// false, and nothing changed, when the account already has <paramref name="limit"/> other resources.
+    /// </summary>
+    public bool TryAdd(Session session, int limit, out Session? replaced)
     {
-        Session? replaced = null;
+        Session? displaced = null;
+        var full = false;
         _byUser.AddOrUpdate(session.User,
             _ => [session],
             (_, existing) =>
             {
-                replaced = existing.FirstOrDefault(s => s.Jid.Resource == session.Jid.Resource);
-                return [.. existing.Where(s => s != replaced), session];
+                displaced = existing.FirstOrDefault(s => s.Jid.Resource == session.Jid.Resource);
+                full = displaced is null && existing.Length >= limit;
+                return full ? existing : [.. existing.Where(s => s != displaced), session];
             });
-        if (replaced is null) Interlocked.Increment(ref _count);
-        return replaced;
+        replaced = displaced;
+        if (full) return false;
+        if (displaced is null) Interlocked.Increment(ref _count);
+        return true;
     }
 
     /// <summary>Removes the session; false when it was not (or no longer) bound.</summary>

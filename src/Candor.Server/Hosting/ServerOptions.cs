@@ -59,6 +59,7 @@ public sealed class ServerOptions
     /// <summary>Messages kept for one account while it is offline; beyond that senders get resource-constraint.</summary>
     public int MaxOfflineMessages { get; set; } = 1000;
     public int MaxRosterItems { get; set; } = 1000;
+    public int MaxSessionsPerAccount { get; set; } = 20;
     /// <summary>Which logins are announced to the account's other clients: "new-clients" or "every-session".</summary>
     public string LoginNotices { get; set; } = "new-clients";
     /// <summary>An in-band password change ends the account's other sessions.</summary>
@@ -136,6 +137,7 @@ public sealed class ServerOptions
         if (MaxUnauthenticatedStreamsPerAddress < 1 || MaxUnauthenticatedStreamsLoopback < 1 || MaxUnauthenticatedStreams < 1)
             throw new OptionsException("the unauthenticated stream limits must be at least 1");
         if (MaxOfflineMessages < 0 || MaxRosterItems < 1) throw new OptionsException("MaxOfflineMessages cannot be negative and MaxRosterItems must be at least 1");
+        if (MaxSessionsPerAccount < 1) throw new OptionsException("MaxSessionsPerAccount must be at least 1");
         if (RegistrationsPerHourPerAddress < 0 || RegistrationsPerHourLoopback < 0) throw new OptionsException("registration rates cannot be negative");
         if (MaxOutboundQueue < 16) throw new OptionsException("max outbound queue must be at least 16");
         if (MaxOutboundQueueBytes < MaxStanzaBytes) throw new OptionsException("MaxOutboundQueueBytes must be at least MaxStanzaBytes");
