@@ -23,7 +23,7 @@ internal static class ServeCommand
         var policy = new Option<string?>("--policy") { Description = "Content policy file (JSON, see docs/CONFIGURATION.md); reloaded on SIGHUP or 'candor policy reload'" };
         var logLevel = new Option<LogLevel>("--log-level") { Description = "Least severe log level shown", DefaultValueFactory = _ => LogLevel.Information };
 
-        var command = new Command("serve", "Run the server (defaults: domain localhost, data in ./candor-data, ports 5222/5223/5280)");
+        var command = new Command("serve", "Run the server (defaults: domain localhost, data in ./candor-data, ports 5222/5223/5280/5281)");
         common.AddTo(command);
         foreach (var option in new Option[] { c2sPort, tlsPort, httpPort, httpsPort, bind, cert, key, plaintext, registration, policy, logLevel }) command.Add(option);
         command.SetAction(async (parse, cancellation) =>
@@ -57,7 +57,9 @@ internal static class ServeCommand
                 host = await CandorHost.StartAsync(options, Console.WriteLine, logging => logging
                     .AddSimpleConsole(o => { o.SingleLine = true; o.TimestampFormat = "HH:mm:ss "; })
                     .SetMinimumLevel(level)
-                    .AddFilter("Microsoft", LogLevel.Warning));
+                    .AddFilter("Microsoft", LogLevel.Warning)
+                    // A port in use makes the host log its exception with the stack trace; StartAsync reports it in one line.
+                    .AddFilter("Microsoft.Extensions.Hosting", LogLevel.Critical));
             }
             catch (OptionsException e)
             {
