@@ -50,6 +50,14 @@ internal static class ServeCommand
                 Console.Error.WriteLine($"candor serve: {e.Message}");
                 return ExitCodes.Usage;
             }
+            // One server per data directory: a second one would share the database, and on stopping delete the
+            // first one's candor.pid, after which 'candor policy reload' no longer finds it. The lock goes with the process.
+            using var dataLock = LockDataDirectory(options.DataDirectory);
+            if (dataLock is null)
+            {
+                Console.Error.WriteLine($"candor serve: another candor serve is running on {Path.GetFullPath(options.DataDirectory)}");
+                return ExitCodes.Failure;
+            }
             var level = parse.GetValue(logLevel);
             CandorHost host;
             try
@@ -82,6 +90,20 @@ internal static class ServeCommand
             return ExitCodes.Ok;
         });
         return command;
+    }
+
+    /// <summary>An exclusive lock on DIR/candor.lock, held while the server runs; null when another process holds it.</summary>
+    private static FileStream? LockDataDirectory(string directory)
+    {
+        Directory.CreateDirectory(directory);
+        try
+        {
+            return new FileStream(Path.Combine(directory, "candor.lock"), FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
+        }
+        catch (IOException)
+        {
+            return null;
+        }
     }
 
     private static void Announce(ServerOptions options, CandorHost host)

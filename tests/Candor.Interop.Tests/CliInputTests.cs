@@ -7,7 +7,7 @@ namespace Candor.Interop.Tests;
 
 /// <summary>
 /// Odd input at the command line — a missing argument, a directory where a file belongs, a file where a
-/// directory belongs, or a port already in use — answered with one line and a non-zero exit
+/// directory belongs, a port or a data directory already in use — answered with one line and a non-zero exit
 /// code, never a help screen or a stack trace.
 /// </summary>
 public sealed class CliInputTests(ITestOutputHelper output) : IDisposable
@@ -71,5 +71,19 @@ public sealed class CliInputTests(ITestOutputHelper output) : IDisposable
         Assert.Contains("address already in use", result.Output);
         Assert.DoesNotContain("   at ", result.Output);
         Assert.DoesNotContain("Exception", result.Output);
+    }
+
+    [Fact]
+    public async Task A_second_server_on_the_same_data_directory_is_refused_and_the_first_keeps_its_pid_file()
+    {
+        await using var server = await CandorServer.StartAsync(output);
+        var ports = FreePorts.Take(4);
+        var second = await Candor("serve", "--data", server.DataDirectory, "--bind", CandorServer.Host,
+            "--c2s-port", ports[0].ToString(), "--tls-port", ports[1].ToString(), "--http-port", ports[2].ToString(), "--https-port", ports[3].ToString());
+        AssertOneLineError(second, 1, "candor serve: ", "another candor serve is running");
+
+        // The first server is still found by the commands that talk to it.
+        var reload = await server.RunCliAsync("policy", "reload");
+        Assert.True(reload.Succeeded, reload.Describe() + "\n" + server.Transcript);
     }
 }
