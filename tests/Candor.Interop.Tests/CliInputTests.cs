@@ -58,6 +58,14 @@ public sealed class CliInputTests(ITestOutputHelper output) : IDisposable
     }
 
     [Fact]
+    public async Task A_bad_bind_address_is_a_usage_error_found_before_anything_is_written()
+    {
+        var data = Path.Combine(_directory, "data");
+        AssertOneLineError(await Candor("serve", "--data", data, "--bind", "999.1.1.1"), 2, "candor serve: ", "'999.1.1.1' is not an IP address");
+        Assert.False(Directory.Exists(data), "no data directory (nor certificate) for a server that cannot start");
+    }
+
+    [Fact]
     public async Task A_port_in_use_is_one_line_without_a_stack_trace()
     {
         using var taken = new TcpListener(IPAddress.Loopback, 0);
