@@ -23,7 +23,7 @@ internal static class ServeCommand
         var policy = new Option<string?>("--policy") { Description = "Content policy file (JSON, see docs/CONFIGURATION.md); reloaded on SIGHUP or 'candor policy reload'" };
         var logLevel = new Option<LogLevel>("--log-level") { Description = "Least severe log level shown", DefaultValueFactory = _ => LogLevel.Information };
 
-        var command = new Command("serve", "Run the server (defaults: domain localhost, data in ./candor-data, ports 5222/5223/5280)");
+        var command = new Command("serve", "Run the server (defaults: domain localhost, data in ./candor-data, ports 5222/5223/5280/5281)");
         common.AddTo(command);
         foreach (var option in new Option[] { c2sPort, tlsPort, httpPort, httpsPort, bind, cert, key, plaintext, registration, policy, logLevel }) command.Add(option);
         command.SetAction(async (parse, cancellation) =>
@@ -50,6 +50,14 @@ internal static class ServeCommand
                 Console.Error.WriteLine($"candor serve: {e.Message}");
                 return ExitCodes.Usage;
             }
+            // One server per data directory: a second one would share the database, and on stopping delete the
+            // first one's candor.pid, after which 'candor policy reload' no longer finds it. The lock goes with the process.
+            using var dataLock = LockDataDirectory(options.DataDirectory);
+            if (dataLock is null)
+            {
+                Console.Error.WriteLine($"candor serve: another candor serve is running on {Path.GetFullPath(options.DataDirectory)}");
+                return ExitCodes.Failure;
+            }
             var level = parse.GetValue(logLevel);
             CandorHost host;
             try
@@ -57,7 +65,9 @@ internal static class ServeCommand
                 host = await CandorHost.StartAsync(options, Console.WriteLine, logging => logging
                     .AddSimpleConsole(o => { o.SingleLine = true; o.TimestampFormat = "HH:mm:ss "; })
                     .SetMinimumLevel(level)
-                    .AddFilter("Microsoft", LogLevel.Warning));
+                    .AddFilter("Microsoft", LogLevel.Warning)
+                    // A port in use makes the host log its exception with the stack trace; StartAsync reports it in one line.
+                    .AddFilter("Microsoft.Extensions.Hosting", LogLevel.Critical));
             }
             catch (OptionsException e)
             {
@@ -80,6 +90,20 @@ internal static class ServeCommand
             return ExitCodes.Ok;
         });
         return command;
+    }
+
+    /// <summary>An exclusive lock on DIR/candor.lock, held while the server runs; null when another process holds it.</summary>
+    private static FileStream? LockDataDirectory(string directory)
+    {
+        Directory.CreateDirectory(directory);
+        try
+        {
+            return new FileStream(Path.Combine(directory, "candor.lock"), FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
+        }
+        catch (IOException)
+        {
+            return null;
+        }
     }
 
     private static void Announce(ServerOptions options, CandorHost host)

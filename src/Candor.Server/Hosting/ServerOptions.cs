@@ -1,3 +1,4 @@
+using System.Net;
 using Microsoft.Extensions.Configuration;
 
 namespace Candor.Server.Hosting;
@@ -119,6 +120,9 @@ public sealed class ServerOptions
         foreach (var (name, port) in new[] { ("c2s-port", C2sPort), ("tls-port", TlsPort), ("http-port", HttpPort), ("https-port", HttpsPort) })
             if (port < -1 || port > 65535) throw new OptionsException($"{name} must be between 0 and 65535 (or -1 to disable)");
         if (C2sPort == -1) throw new OptionsException("c2s-port cannot be disabled");
+        if (Bind is not ("*" or "" or "localhost") && !IPAddress.TryParse(Bind, out _))
+            throw new OptionsException($"--bind: '{Bind}' is not an IP address, localhost or *");
+        if (File.Exists(DataDirectory)) throw new OptionsException($"data directory {DataDirectory} is a file, not a directory");
         if ((CertificateFile is null) != (KeyFile is null)) throw new OptionsException("--cert and --key go together");
         if (ScramIterations < 4096) throw new OptionsException("scram iterations must be at least 4096");
         if (MaxStanzaBytes < 10_000) throw new OptionsException("max stanza size must be at least 10000 bytes");

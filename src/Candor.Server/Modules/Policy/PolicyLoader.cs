@@ -19,13 +19,19 @@ public static class PolicyLoader
     public static PolicyDefinition LoadFile(string path)
     {
         byte[] bytes;
+        // .NET says "Access to the path is denied" for a directory: name what is wrong instead.
+        if (Directory.Exists(path)) throw new PolicyException(path, 0, "is a directory, not a file");
         try
         {
             bytes = File.ReadAllBytes(path);
         }
+        catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
+        {
+            throw new PolicyException(path, 0, "no such file");
+        }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            throw new PolicyException(path, 0, e.Message);
+            throw new PolicyException(path, 0, $"cannot read it: {e.Message}");
         }
         // Compiling (PolicyMatcher) checks what parsing cannot: regex syntax, phrases that normalize to nothing.
         return Parse(bytes, path);

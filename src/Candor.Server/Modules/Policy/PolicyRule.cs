@@ -72,9 +72,9 @@ public sealed class PolicyDefinition
     public IReadOnlyList<PolicyRule> Rules { get; init; } = [];
 }
 
-/// <summary>A policy that cannot be used, with where and why; the message is one line for the operator.</summary>
+/// <summary>A policy that cannot be used, with where and why; the message is one line for the operator. Line 0: the file as a whole.</summary>
 public sealed class PolicyException(string file, int line, string reason)
-    : Exception($"policy file {file}, line {line}: {reason}")
+    : Exception(line > 0 ? $"policy file {file}, line {line}: {reason}" : $"policy file {file}: {reason}")
 {
     public string File { get; } = file;
     public int Line { get; } = line;
