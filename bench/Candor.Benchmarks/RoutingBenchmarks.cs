@@ -45,8 +45,8 @@ public class RoutingBenchmarks
         _alice = new Session(new SinkTransport(), Jid.Parse("alice@localhost/phone"), "SCRAM-SHA-256");
         _bobSink = new SinkTransport();
         var bob = new Session(_bobSink, Jid.Parse("bob@localhost/laptop"), "SCRAM-SHA-256") { IsAvailable = true };
-        _server.Sessions.Add(_alice);
-        _server.Sessions.Add(bob);
+        _server.Sessions.TryAdd(_alice, limit: 1, out _);
+        _server.Sessions.TryAdd(bob, limit: 1, out _);
         _message = Encoding.UTF8.GetBytes("<message xmlns='jabber:client' to='bob@localhost' type='chat' id='m1'><body>Hello Bob, how are you today?</body></message>");
         _parser = new XmppStreamParser(XmlLimits.Default, fragmentMode: true);
     }
