@@ -17,7 +17,8 @@ public static class WebSocketEndpoint
     public const string Path = "/xmpp-websocket";
     private const string AltConnections = "urn:xmpp:alt-connections:websocket";
 
-    public static void Map(WebApplication app, XmppServer server, TlsSettings tls)
+    /// <param name="httpsPort">The port of the HTTPS listener once it listens, or -1 when there is none.</param>
+    public static void Map(WebApplication app, XmppServer server, TlsSettings tls, Func<int> httpsPort)
     {
         app.UseWebSockets(new WebSocketOptions { KeepAliveInterval = TimeSpan.FromSeconds(60) });
         app.Map(Path, (HttpContext context) => AcceptAsync(context, server, tls));
@@ -25,16 +26,29 @@ public static class WebSocketEndpoint
             Results.Text($"""
                 <?xml version='1.0' encoding='utf-8'?>
                 <XRD xmlns='http://docs.oasis-open.org/ns/xri/xrd-1.0'>
-                  <Link rel='{AltConnections}' href='{Url(context)}'/>
-                </XRD>
+                {string.Concat(Urls(context, server, httpsPort()).Select(url => $"  <Link rel='{AltConnections}' href='{url}'/>\n"))}</XRD>
                 """, "application/xrd+xml"));
         app.MapGet("/.well-known/host-meta.json", (HttpContext context) =>
-            Results.Text(JsonSerializer.Serialize(new { links = new[] { new { rel = AltConnections, href = Url(context) } } }), "application/json"));
+            Results.Text(JsonSerializer.Serialize(new { links = Urls(context, server, httpsPort()).Select(url => new { rel = AltConnections, href = url }) }), "application/json"));
     }
 
     /// <summary>The WebSocket URL for the scheme and host the request came in on.</summary>
     public static string Url(HttpContext context) =>
         $"{(context.Request.IsHttps ? "wss" : "ws")}://{context.Request.Host}{Path}";
+
+    /// <summary>
+    /// The endpoints a requester can use (XEP-0156): the one of the scheme it asked on when it may use it, then
+    /// wss:// on the HTTPS port — never a plain ws:// that would refuse it.
+    /// </summary>
+    public static IEnumerable<string> Urls(HttpContext context, XmppServer server, int httpsPort)
+    {
+        if (context.Request.IsHttps || MayUsePlain(context, server)) yield return Url(context);
+        if (!context.Request.IsHttps && httpsPort >= 0)
+            yield return $"wss://{new HostString(context.Request.Host.Host, httpsPort)}{Path}";
+    }
+
+    private static bool MayUsePlain(HttpContext context, XmppServer server) =>
+        server.Options.AllowPlaintext || context.Connection.RemoteIpAddress is { } remote && IPAddress.IsLoopback(remote);
 
     private static async Task AcceptAsync(HttpContext context, XmppServer server, TlsSettings tls)
     {
@@ -50,8 +64,7 @@ public static class WebSocketEndpoint
             await context.Response.WriteAsync("The WebSocket subprotocol must be 'xmpp' (RFC 7395 §3.1).\n");
             return;
         }
-        var remote = context.Connection.RemoteIpAddress;
-        if (!context.Request.IsHttps && !server.Options.AllowPlaintext && (remote is null || !IPAddress.IsLoopback(remote)))
+        if (!context.Request.IsHttps && !MayUsePlain(context, server))
         {
             context.Response.StatusCode = StatusCodes.Status403Forbidden;
             await context.Response.WriteAsync("Use wss:// on the HTTPS port: plain ws:// is for this machine only.\n");

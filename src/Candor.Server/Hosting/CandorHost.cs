@@ -88,10 +88,10 @@ public sealed class CandorHost : IAsyncDisposable
         var app = builder.Build();
         var server = app.Services.GetRequiredService<XmppServer>();
         WebClientEndpoint.Map(app, options);
-        WebSocketEndpoint.Map(app, server, tls);
 
         var host = new CandorHost(app, server, c2s!, direct, http, https);
         Modules.Policy.PolicyModule.MapEndpoints(app, server, () => host.HttpPort);
+        WebSocketEndpoint.Map(app, server, tls, () => host.HttpsPort);
         app.Lifetime.ApplicationStopping.Register(() => server.CloseAllStreams(StreamErrors.SystemShutdown, "the server is shutting down"));
         try
         {
