@@ -124,7 +124,7 @@ internal static class ServeCommand
         var published = policy.Current.Published;
         Console.WriteLine(policy.File is null
             ? $"  Policy              no content rules (no --policy); SHA-256 {published.Digest}"
-            : $"  Policy              {policy.File}: version {published.Version}, {policy.Current.Matcher.Rules.Count} rules, SHA-256 {published.Digest}");
+            : $"  Policy              {policy.File}: version {published.Version}, {policy.Current.Matcher.Rules.Count} rule{(policy.Current.Matcher.Rules.Count == 1 ? "" : "s")}, SHA-256 {published.Digest}");
         if (policy.Url is { } url) Console.WriteLine($"  Published at        {url}");
         var dataFlag = options.DataDirectory == "candor-data" ? "" : $" --data {options.DataDirectory}";
         Console.WriteLine($"Add a user:  candor user add alice@{options.Domain}{dataFlag}");

@@ -111,13 +111,13 @@ public sealed partial class PolicyService
 
     private static partial class Log
     {
-        [LoggerMessage(Level = LogLevel.Information, Message = "Policy {Version} loaded from {File}: {Rules} rules, SHA-256 {Digest}")]
+        [LoggerMessage(Level = LogLevel.Information, Message = "Policy {Version} loaded from {File}: rules {Rules}, SHA-256 {Digest}")]
         public static partial void Loaded(ILogger logger, string version, string file, int rules, string digest);
 
         [LoggerMessage(Level = LogLevel.Information, Message = "No policy file: no content rules; published policy {Version}, SHA-256 {Digest}")]
         public static partial void NoPolicyFile(ILogger logger, string version, string digest);
 
-        [LoggerMessage(Level = LogLevel.Information, Message = "Policy changed from {OldVersion} (SHA-256 {OldDigest}) to {Version} (SHA-256 {Digest}), {Rules} rules")]
+        [LoggerMessage(Level = LogLevel.Information, Message = "Policy changed from {OldVersion} (SHA-256 {OldDigest}) to {Version} (SHA-256 {Digest}), rules {Rules}")]
         public static partial void Changed(ILogger logger, string oldVersion, string oldDigest, string version, string digest, int rules);
 
         [LoggerMessage(Level = LogLevel.Information, Message = "Policy reloaded, unchanged: {Version}, SHA-256 {Digest}")]
