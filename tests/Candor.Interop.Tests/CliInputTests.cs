@@ -58,6 +58,19 @@ public sealed class CliInputTests(ITestOutputHelper output) : IDisposable
     }
 
     [Fact]
+    public async Task A_mistyped_data_directory_is_refused_not_created()
+    {
+        var missing = Path.Combine(_directory, "typo-data");
+        AssertOneLineError(await Candor("user", "list", "--data", missing), 2, "candor", "no Candor data in");
+        AssertOneLineError(await Candor("user", "remove", "ann@localhost", "--data", missing), 2, "candor", "no Candor data in");
+        AssertOneLineError(await Candor("user", "sessions", "ann@localhost", "--data", missing), 2, "candor", "no Candor data in");
+        Assert.False(Directory.Exists(missing), "a mistyped --data must not be created");
+
+        Assert.True((await Candor("user", "add", "ann@localhost", "--password", "pw", "--data", missing)).ExitCode == 0);
+        Assert.Contains("ann@localhost", (await Candor("user", "list", "--data", missing)).Output);
+    }
+
+    [Fact]
     public async Task A_bad_bind_address_is_a_usage_error_found_before_anything_is_written()
     {
         var data = Path.Combine(_directory, "data");
