@@ -99,4 +99,45 @@ public sealed class LimitTests
             await Task.Delay(100);
         }
     }
+
+    [Fact]
+    public async Task Client_connections_are_probed_by_tcp_keepalive_after_the_configured_idle_time()
+    {
+        await using var server = await ServerFixture.StartAsync(o => o.TcpKeepAliveSeconds = 120);
+        await using var client = await server.LoginAsync(await server.CreateUserAsync());
+        var (timer, seconds) = await IdleTimerAsync(server.C2sPort, client.LocalEndPoint.Port);
+        Assert.Equal(KeepAliveTimer, timer);
+        Assert.InRange(seconds, 100, 120);
+
+        await using var off = await ServerFixture.StartAsync(o => o.TcpKeepAliveSeconds = 0);
+        await using var unprobed = await off.LoginAsync(await off.CreateUserAsync());
+        Assert.Equal(NoTimer, (await IdleTimerAsync(off.C2sPort, unprobed.LocalEndPoint.Port)).Timer);
+    }
+
+    private const int NoTimer = 0, KeepAliveTimer = 2;
+
+    /// <summary>
+    /// The kernel's timer on the server's end of a loopback connection once it is idle, from /proc/net/tcp
+    /// ("tr": 0 none, 1 retransmit, 2 keepalive; "tm->when" in hundredths of a second).
+    /// </summary>
+    private static async Task<(int Timer, double Seconds)> IdleTimerAsync(int serverPort, int clientPort)
+    {
+        var local = $":{serverPort:X4}";
+        var remote = $":{clientPort:X4}";
+        for (var attempt = 0; ; attempt++)
+        {
+            await Task.Delay(200);
+            foreach (var line in await File.ReadAllLinesAsync("/proc/net/tcp"))
+            {
+                var fields = line.Split(' ', StringSplitOptions.RemoveEmptyEntries);
+                if (fields.Length < 6 || !fields[1].EndsWith(local, StringComparison.Ordinal) || !fields[2].EndsWith(remote, StringComparison.Ordinal)) continue;
+                var timer = fields[5].Split(':');
+                var kind = Convert.ToInt32(timer[0], 16);
+                // Right after traffic the retransmit timer may still run for unacknowledged data: wait for idle.
+                if (kind == 1 && attempt < 25) break;
+                return (kind, Convert.ToInt64(timer[1], 16) / 100.0);
+            }
+            if (attempt >= 25) throw new InvalidOperationException($"no connection 127.0.0.1{local} <- {remote} in /proc/net/tcp");
+        }
+    }
 }

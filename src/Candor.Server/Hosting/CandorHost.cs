@@ -1,4 +1,5 @@
 using System.Net;
+using System.Net.Sockets;
 using Candor.Server.Accounts;
 using Candor.Server.Connections;
 using Candor.Server.Core;
@@ -11,6 +12,7 @@ using Microsoft.AspNetCore.Connections;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.AspNetCore.Server.Kestrel.Transport.Sockets;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
@@ -60,6 +62,8 @@ public sealed class CandorHost : IAsyncDisposable
         builder.Logging.ClearProviders();
         configureLogging?.Invoke(builder.Logging);
         builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(10));
+        if (options.TcpKeepAliveSeconds > 0)
+            builder.WebHost.UseSockets(sockets => sockets.CreateBoundListenSocket = endpoint => KeepAliveListenSocket(endpoint, options.TcpKeepAliveSeconds));
 
         var storage = new SqliteStorage(Path.Combine(options.DataDirectory, "candor.db"));
         builder.Services.AddSingleton(tls);
@@ -119,6 +123,22 @@ public sealed class CandorHost : IAsyncDisposable
         else if (IPAddress.TryParse(bind, out var address)) kestrel.Listen(address, port, Capture);
         else throw new OptionsException($"--bind: '{bind}' is not an IP address");
         return captured!;
+    }
+
+    /// <summary>
+    /// A listening socket whose accepted connections inherit TCP keepalive (Linux copies the settings to them):
+    /// a peer that vanished without closing — a phone that lost its network — is found after the idle time plus
+    /// five unanswered probes a minute apart, and its session ends instead of swallowing messages.
+    /// </summary>
+    private static Socket KeepAliveListenSocket(EndPoint endpoint, int idleSeconds)
+    {
+        var socket = SocketTransportOptions.CreateDefaultBoundListenSocket(endpoint);
+        if (socket.ProtocolType != ProtocolType.Tcp) return socket;
+        socket.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.KeepAlive, true);
+        socket.SetSocketOption(SocketOptionLevel.Tcp, SocketOptionName.TcpKeepAliveTime, idleSeconds);
+        socket.SetSocketOption(SocketOptionLevel.Tcp, SocketOptionName.TcpKeepAliveInterval, 60);
+        socket.SetSocketOption(SocketOptionLevel.Tcp, SocketOptionName.TcpKeepAliveRetryCount, 5);
+        return socket;
     }
 
     public async Task StopAsync()

@@ -83,6 +83,8 @@ public sealed class ServerOptions
     public string? PolicyUrl { get; set; }
     /// <summary>Seconds a connection may take from connecting to binding a resource.</summary>
     public int AuthenticationTimeoutSeconds { get; set; } = 60;
+    /// <summary>Idle seconds before TCP keepalive probes a connection, so that a vanished peer's session ends; 0 turns them off.</summary>
+    public int TcpKeepAliveSeconds { get; set; } = 300;
     /// <summary>Failed SASL attempts on one stream before it ends with policy-violation (RFC 6120 §6.4.5).</summary>
     public int MaxSaslFailuresPerStream { get; set; } = 5;
     /// <summary>Failed logins per address and per account, within the memory window, before each further attempt waits.</summary>
@@ -135,6 +137,7 @@ public sealed class ServerOptions
             throw new OptionsException("XML limits too small: MaxXmlDepth at least 4, MaxXmlAttributes at least 8, MaxXmlAttributeBytes at least 1024, MaxXmlNameBytes at least 64");
         if (MaxStreamHeaderBytes < 512) throw new OptionsException("MaxStreamHeaderBytes must be at least 512");
         if (AuthenticationTimeoutSeconds < 1) throw new OptionsException("AuthenticationTimeoutSeconds must be at least 1");
+        if (TcpKeepAliveSeconds < 0) throw new OptionsException("TcpKeepAliveSeconds cannot be negative");
         if (MaxSaslFailuresPerStream < 1) throw new OptionsException("MaxSaslFailuresPerStream must be at least 1");
         if (AuthFailuresBeforeDelay < 0 || AuthMaxDelaySeconds < 0 || AuthFailureMemoryMinutes < 1)
             throw new OptionsException("AuthFailuresBeforeDelay and AuthMaxDelaySeconds cannot be negative, AuthFailureMemoryMinutes must be at least 1");

@@ -349,6 +349,9 @@ public sealed class XmppTestClient : IAsyncDisposable
     /// <summary>Deliver login notices like any other stanza instead of dropping them.</summary>
     public bool ReceiveLoginNotices { get; set; }
 
+    /// <summary>This client's end of the TCP connection.</summary>
+    public System.Net.IPEndPoint LocalEndPoint => (System.Net.IPEndPoint)_tcp.Client.LocalEndPoint!;
+
     /// <summary>Drops the TCP connection without closing the stream (an abrupt disconnect).</summary>
     public void Abort()
     {
