@@ -133,7 +133,7 @@ public sealed class SealedStorageTests : IDisposable
         Execute($"UPDATE keyval SET value = (SELECT value FROM keyval WHERE store = 'vcard' AND user = '{alice}') WHERE store = 'vcard' AND user = '{bob}'");
         Execute($"UPDATE keyval SET value = (SELECT value FROM keyval WHERE store = 'vcard' AND user = '{alice}') WHERE store = 'private' AND user = '{alice}'");
         Execute($"INSERT INTO archive (store, user, at, with_jid, value) SELECT store, '{bob}', at, with_jid, value FROM archive WHERE store = 'offline' AND user = '{alice}'");
-        var dave = storage.Hash("dave@example.org");
+        var dave = storage.Hash(alice, "dave@example.org");
         Execute($"UPDATE map SET value = (SELECT value FROM map WHERE store = 'roster' AND user = '{alice}' AND key <> '{dave}') WHERE key = '{dave}'");
 
         var moved = await Assert.ThrowsAsync<SealedRecordException>(() => storage.OpenKeyValue("vcard").GetAsync("bob"));

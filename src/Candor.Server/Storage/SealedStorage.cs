@@ -92,7 +92,7 @@ public sealed class SealedStorage : IStorage
     private static RawRecord SealPlaintext(Sealer sealer, RawRecord record)
     {
         var user = sealer.Hash(record.User);
-        var (column, name) = record.Shape == RecordShape.KeyValue ? ("", record.User) : (sealer.Hash(record.Name), record.Name);
+        var (column, name) = record.Shape == RecordShape.KeyValue ? ("", record.User) : (sealer.Hash(user, record.Name), record.Name);
         return record with { User = user, Name = column, Value = sealer.Seal(record.Shape, record.Store, user, column, name, record.Value) };
     }
 
@@ -104,7 +104,8 @@ public sealed class SealedStorage : IStorage
 
     public ValueTask DisposeAsync() => _inner.DisposeAsync();
 
-    internal string Hash(string lookup) => _sealer.Hash(lookup);
+    internal string Hash(string user) => _sealer.Hash(user);
+    internal string Hash(string hashedUser, string name) => _sealer.Hash(hashedUser, name);
 
     internal string Seal(RecordShape shape, string store, string user, string column, string name, string value) =>
         _sealer.Seal(shape, store, user, column, name, value);
@@ -249,14 +250,16 @@ internal sealed class SealedMapStore(SealedStorage sealing, IMapStore inner, str
 {
     public async Task<string?> GetAsync(string user, string key)
     {
-        var (hashedUser, hashedKey) = (sealing.Hash(user), sealing.Hash(key));
+        var hashedUser = sealing.Hash(user);
+        var hashedKey = sealing.Hash(hashedUser, key);
         var value = await inner.GetAsync(hashedUser, hashedKey);
         return value is null ? null : sealing.Open(RecordShape.Map, name, hashedUser, hashedKey, value, withName: false).Value;
     }
 
     public Task SetAsync(string user, string key, string? value)
     {
-        var (hashedUser, hashedKey) = (sealing.Hash(user), sealing.Hash(key));
+        var hashedUser = sealing.Hash(user);
+        var hashedKey = sealing.Hash(hashedUser, key);
         return inner.SetAsync(hashedUser, hashedKey, value is null ? null : sealing.Seal(RecordShape.Map, name, hashedUser, hashedKey, key, value));
     }
 
@@ -275,25 +278,27 @@ internal sealed class SealedArchiveStore(SealedStorage sealing, IArchiveStore in
 {
     public Task<long> AppendAsync(string user, DateTimeOffset when, string with, string value)
     {
-        var (hashedUser, hashedWith) = (sealing.Hash(user), sealing.Hash(with));
+        var hashedUser = sealing.Hash(user);
+        var hashedWith = sealing.Hash(hashedUser, with);
         return inner.AppendAsync(hashedUser, when, hashedWith, sealing.Seal(RecordShape.Archive, name, hashedUser, hashedWith, with, value));
     }
 
     public async Task<IReadOnlyList<ArchiveItem>> QueryAsync(string user, ArchiveQuery query)
     {
         var hashedUser = sealing.Hash(user);
-        return Open(hashedUser, await inner.QueryAsync(hashedUser, Hashed(query)));
+        return Open(hashedUser, await inner.QueryAsync(hashedUser, Hashed(hashedUser, query)));
     }
 
     public async Task<IReadOnlyList<ArchiveItem>> TakeAsync(string user, ArchiveQuery query)
     {
         var hashedUser = sealing.Hash(user);
-        return Open(hashedUser, await inner.TakeAsync(hashedUser, Hashed(query)));
+        return Open(hashedUser, await inner.TakeAsync(hashedUser, Hashed(hashedUser, query)));
     }
 
     public Task<int> CountAsync(string user) => inner.CountAsync(sealing.Hash(user));
 
-    private ArchiveQuery Hashed(ArchiveQuery query) => query.With is { } with ? query with { With = sealing.Hash(with) } : query;
+    private ArchiveQuery Hashed(string hashedUser, ArchiveQuery query) =>
+        query.With is { } with ? query with { With = sealing.Hash(hashedUser, with) } : query;
 
     private List<ArchiveItem> Open(string hashedUser, IReadOnlyList<ArchiveItem> items)
     {

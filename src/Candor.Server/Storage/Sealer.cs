@@ -21,13 +21,21 @@ internal sealed class Sealer(KeyRing keys, byte[] indexKey)
 
     public KeyRing Keys => keys;
 
-    /// <summary>The stored form of an account name, map key or 'with': 128 bits of HMAC-SHA-256 under the index key, base64url.</summary>
-    public string Hash(string lookup)
+    /// <summary>The stored form of an account name: 128 bits of HMAC-SHA-256 under the index key, base64url.</summary>
+    public string Hash(string user) => Hash("", user);
+
+    /// <summary>
+    /// The stored form of a map key or archive 'with' within one account (<paramref name="hashedUser"/>): the same
+    /// contact gets a different hash in each account, so a copy of the database does not show who shares contacts.
+    /// </summary>
+    public string Hash(string hashedUser, string name)
     {
-        var max = Encoding.UTF8.GetMaxByteCount(lookup.Length);
+        var max = Encoding.UTF8.GetMaxByteCount(hashedUser.Length + 1 + name.Length);
         byte[]? rented = null;
         var input = max <= StackLimit ? stackalloc byte[StackLimit] : rented = ArrayPool<byte>.Shared.Rent(max);
-        var length = Encoding.UTF8.GetBytes(lookup, input);
+        var length = Encoding.UTF8.GetBytes(hashedUser, input);
+        input[length++] = 0;
+        length += Encoding.UTF8.GetBytes(name, input[length..]);
         Span<byte> mac = stackalloc byte[32];
         HMACSHA256.HashData(indexKey, input[..length], mac);
         if (rented is not null) ArrayPool<byte>.Shared.Return(rented);
