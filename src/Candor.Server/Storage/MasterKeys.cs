@@ -170,6 +170,8 @@ public sealed class KeyFiles(ServerOptions options)
 
     private static MasterKey? ReadKeyFile(string path)
     {
+        // Checked first: a running server looks for master.key.next every second, and it is nearly always absent.
+        if (!File.Exists(path)) return null;
         string text;
         try
         {
