@@ -1,4 +1,5 @@
 using System.Buffers;
+using System.Collections.Concurrent;
 using System.Buffers.Binary;
 using System.Buffers.Text;
 using System.Security.Cryptography;
@@ -19,7 +20,11 @@ internal sealed class Sealer(KeyRing keys, byte[] indexKey)
     private const int NonceOffset = 5, TagOffset = NonceOffset + 12, Overhead = TagOffset + 16;
     private const int StackLimit = 512;
 
+    private const int MaxRememberedUsers = 100_000;
+
     [ThreadStatic] private static byte[]? t_nonce;
+
+    private readonly ConcurrentDictionary<string, string> _users = new(StringComparer.Ordinal);
 
     // A reused HMAC context per thread costs a third of a one-shot HMACSHA256.HashData, which sets one up each call.
     private readonly ThreadLocal<IncrementalHash> _hmac = new(() => IncrementalHash.CreateHMAC(HashAlgorithmName.SHA256, indexKey));
@@ -27,7 +32,13 @@ internal sealed class Sealer(KeyRing keys, byte[] indexKey)
     public KeyRing Keys => keys;
 
     /// <summary>The stored form of an account name: 128 bits of HMAC-SHA-256 under the index key, base64url.</summary>
-    public string Hash(string user) => Hash("", user);
+    public string Hash(string user)
+    {
+        // Every store operation hashes its account; the accounts in use are few enough to remember.
+        if (_users.TryGetValue(user, out var hashed)) return hashed;
+        if (_users.Count >= MaxRememberedUsers) _users.Clear();
+        return _users[user] = Hash("", user);
+    }
 
     /// <summary>
     /// The stored form of a map key or archive 'with' within one account (<paramref name="hashedUser"/>): the same
