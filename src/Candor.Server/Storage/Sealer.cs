@@ -1,7 +1,7 @@
 using System.Buffers;
-using System.Collections.Concurrent;
 using System.Buffers.Binary;
 using System.Buffers.Text;
+using System.Collections.Concurrent;
 using System.Security.Cryptography;
 using System.Text;
 
@@ -10,8 +10,8 @@ namespace Candor.Server.Storage;
 /// <summary>
 /// Seals and opens single records (AES-256-GCM) and turns lookup keys into keyed hashes (HMAC-SHA-256).
 /// A sealed record is base64 of: version (1 byte), key id (4), nonce (12, never used twice: see
-/// <see cref="NextNonce"/>), tag (16), ciphertext. The plaintext holds the record's name (the map key, archive 'with' or key-value account,
-/// which the backend only sees hashed) and its value. The associated data binds the record to its shape, store,
+/// <see cref="NextNonce"/>), tag (16), ciphertext. The plaintext holds the record's name (the map key, archive
+/// 'with' or key-value account, which the backend only sees hashed) and its value. The associated data binds the record to its shape, store,
 /// stored (hashed) account and name, and key id: a record copied anywhere else fails to open.
 /// </summary>
 internal sealed class Sealer(KeyRing keys, byte[] indexKey)
@@ -19,7 +19,6 @@ internal sealed class Sealer(KeyRing keys, byte[] indexKey)
     private const byte Version = 1;
     private const int NonceOffset = 5, TagOffset = NonceOffset + 12, Overhead = TagOffset + 16;
     private const int StackLimit = 512;
-
     private const int MaxRememberedUsers = 100_000;
 
     [ThreadStatic] private static byte[]? t_nonce;
