@@ -30,4 +30,42 @@ public sealed class SlixmppTests(ITestOutputHelper output)
         Assert.True(result.Succeeded, $"two_users.py failed\n{result.Describe()}\n{server.Transcript}");
         Assert.Contains("PASS", result.Output);
     }
+
+    /// <summary>
+    /// scripts/channel_binding.py: slixmpp chooses its own mechanism. It binds -PLUS with tls-unique only and
+    /// ignores XEP-0440, so each -PLUS attempt must fail at once with &lt;malformed-request/&gt; naming RFC 5802's
+    /// unsupported-channel-binding-type, and the login then succeed with plain SCRAM on the same stream.
+    /// </summary>
+    [Fact]
+    public async Task Slixmpp_falls_back_cleanly_from_a_channel_binding_type_the_server_does_not_offer()
+    {
+        await Tools.RequireSlixmppAsync();
+        await using var server = await CandorServer.StartAsync(output);
+        await server.AddUserAsync("carol@localhost", "carol-secret");
+
+        var result = await ChildProcess.RunAsync(Tools.Python,
+            [Tools.Script("channel_binding.py"), CandorServer.Host, server.C2sPort.ToString(), "carol@localhost/cb", "carol-secret"],
+            TimeSpan.FromMinutes(2));
+
+        output.WriteLine(result.Describe());
+        Assert.True(result.Succeeded, $"channel_binding.py failed\n{result.Describe()}\n{server.Transcript}");
+        Assert.Contains("PASS", result.Output);
+    }
+
+    /// <summary>scripts/server_disco.py: the server's disco#info lists jabber:iq:private (XEP-0049), where clients look.</summary>
+    [Fact]
+    public async Task Server_disco_info_lists_private_xml_storage()
+    {
+        await Tools.RequireSlixmppAsync();
+        await using var server = await CandorServer.StartAsync(output);
+        await server.AddUserAsync("dave@localhost", "dave-secret");
+
+        var result = await ChildProcess.RunAsync(Tools.Python,
+            [Tools.Script("server_disco.py"), CandorServer.Host, server.C2sPort.ToString(), "dave@localhost/disco", "dave-secret"],
+            TimeSpan.FromMinutes(2));
+
+        output.WriteLine(result.Describe());
+        Assert.True(result.Succeeded, $"server_disco.py failed\n{result.Describe()}\n{server.Transcript}");
+        Assert.Contains("PASS", result.Output);
+    }
 }

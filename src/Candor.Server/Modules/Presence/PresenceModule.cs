@@ -183,8 +183,10 @@ public sealed class PresenceModule : IModule
             foreach (var item in roster)
                 if (item.SubscribedFrom && Jid.TryParse(item.Jid, out var contact))
                     await server.Router.DeliverAsync(Addressed(stanza, contact), session.Jid, contact);
+            // Available presence goes to every available resource including the sender's own (RFC 6121 §4.2.2,
+            // §4.4.2); unavailable presence reaches only the others, as the sender is no longer available.
             foreach (var own in server.Sessions.Get(session.User))
-                if (own != session && own.IsAvailable) own.Send(Addressed(stanza, own.Jid));
+                if (own.IsAvailable) own.Send(Addressed(stanza, own.Jid));
         }
 
         // ---- inbound: delivery to a local account ----

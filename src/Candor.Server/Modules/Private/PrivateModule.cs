@@ -13,6 +13,8 @@ public sealed class PrivateModule : IModule
     public void Register(XmppServer server)
     {
         var store = server.Storage.OpenMap("private");
+        // Clients probe the server's disco#info for it (Prosody lists it there too).
+        server.Disco.ServerFeatures.Add(Ns.Private);
         server.Iq.Register(IqScope.Account, "get", "query", Ns.Private, async request =>
         {
             if (Check(request) is { } error) return error;
