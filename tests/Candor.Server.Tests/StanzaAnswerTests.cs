@@ -36,6 +36,50 @@ public sealed class StanzaAnswerTests(ServerFixture server) : IClassFixture<Serv
         Assert.True(error.GetAttribute("to") is { } to && Jid.Parse(to).Bare.ToString() == client.Bare, what);
     }
 
+    [Theory]
+    [InlineData("subscribe")]
+    [InlineData("subscribed")]
+    [InlineData("probe")]
+    public async Task Subscription_presence_or_a_probe_without_to_is_a_bad_request(string type)
+    {
+        await using var client = await server.OnlineUserAsync();
+
+        await client.SendAsync($"<presence type='{type}'/>");
+
+        var error = await client.ExpectAsync(e => e.IsPresence() && e.Type() == "error");
+        error.AssertError("bad-request", "modify");
+        Assert.Equal(client.Full, error.GetAttribute("to"));
+    }
+
+    [Fact]
+    public async Task A_probe_of_a_subscribed_contact_with_no_available_resource_gets_unavailable()
+    {
+        var (alice, bob) = (await server.CreateUserAsync("alice"), await server.CreateUserAsync("bob"));
+        await server.BefriendAsync(alice, bob);
+        await using var client = await server.LoginAsync(alice);
+        await client.SendPresenceAsync();
+
+        await client.SendAsync($"<presence to='{bob}@localhost' type='probe'/>");
+
+        // RFC 6121 §4.3.2: no available resource, so the last word is unavailable.
+        await client.ExpectAsync(e => e.IsPresence() && e.Type() == "unavailable" && e.GetAttribute("from") == $"{bob}@localhost");
+    }
+
+    [Fact]
+    public async Task A_probe_the_contact_does_not_honour_ends_a_stale_subscription()
+    {
+        var (alice, bob) = (await server.CreateUserAsync("alice"), await server.CreateUserAsync("bob"));
+        // alice's roster says she sees bob; bob's roster knows nothing of it.
+        await server.Host.Server.Rosters.SaveAsync(alice, new Modules.Roster.RosterItem { Jid = bob + "@localhost", Subscription = Modules.Roster.Subscription.To });
+        await using var client = await server.LoginAsync(alice);
+        await client.SendPresenceAsync();
+
+        await client.SendAsync($"<presence to='{bob}@localhost' type='probe'/>");
+
+        await client.ExpectAsync(e => e.IsPresence() && e.Type() == "unsubscribed" && e.GetAttribute("from") == $"{bob}@localhost");
+        Assert.Equal(Modules.Roster.Subscription.None, (await server.Host.Server.Rosters.GetAsync(alice, Jid.Parse(bob + "@localhost")))!.Subscription);
+    }
+
     /// <summary>The cases docs/PROTOCOLS.md lists, each with the RFC paragraph that allows the silence.</summary>
     public static TheoryData<string, string> Unanswered => new()
     {
@@ -53,7 +97,8 @@ public sealed class StanzaAnswerTests(ServerFixture server) : IClassFixture<Serv
         { "a pre-approval", "<presence to='{other}' type='subscribed'/>" },
         // RFC 6121 §3.3.3: an unsubscribe that ends no subscription is ignored by the contact's server.
         { "an unsubscribe without a subscription", "<presence to='{other}' type='unsubscribe'/>" },
-        // RFC 6121 §4.3.2: a probe from someone not subscribed reveals nothing.
+        // RFC 6121 §4.3.2 and §3.2.3: a probe from someone not subscribed is answered 'unsubscribed', which the
+        // prober's own server then ignores as it cancels nothing.
         { "a probe without a subscription", "<presence to='{other}' type='probe'/>" },
         // RFC 6121 §8.5.2.2.1: a headline for an account with no available resource is not stored.
         { "a headline to an offline account", "<message to='{other}' type='headline'><body>news</body></message>" },
