@@ -18,7 +18,7 @@ public sealed class PresenceModule : IModule
 
     public IReadOnlyList<Protocol> Protocols { get; } =
     [
-        new("RFC 6121 §3-4", "", "subscriptions with pre-approval, presence broadcast, probes, directed presence"),
+        new("RFC 6121 §3-4", "", "subscriptions with pre-approval, presence broadcast (to the sending resource too), probes answered, directed presence"),
         new("XEP-0115", "1.6", "entity capabilities passed through unchanged"),
     ];
 

@@ -8,7 +8,7 @@ namespace Candor.Server.Modules.Private;
 /// <summary>Private XML storage (XEP-0049): one element per namespace, readable only by its account.</summary>
 public sealed class PrivateModule : IModule
 {
-    public IReadOnlyList<Protocol> Protocols { get; } = [new("XEP-0049", "1.2", "")];
+    public IReadOnlyList<Protocol> Protocols { get; } = [new("XEP-0049", "1.2", "listed in the server's disco#info")];
 
     public void Register(XmppServer server)
     {
