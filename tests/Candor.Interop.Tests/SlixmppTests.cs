@@ -37,35 +37,31 @@ public sealed class SlixmppTests(ITestOutputHelper output)
     /// unsupported-channel-binding-type, and the login then succeed with plain SCRAM on the same stream.
     /// </summary>
     [Fact]
-    public async Task Slixmpp_falls_back_cleanly_from_a_channel_binding_type_the_server_does_not_offer()
-    {
-        await Tools.RequireSlixmppAsync();
-        await using var server = await CandorServer.StartAsync(output);
-        await server.AddUserAsync("carol@localhost", "carol-secret");
-
-        var result = await ChildProcess.RunAsync(Tools.Python,
-            [Tools.Script("channel_binding.py"), CandorServer.Host, server.C2sPort.ToString(), "carol@localhost/cb", "carol-secret"],
-            TimeSpan.FromMinutes(2));
-
-        output.WriteLine(result.Describe());
-        Assert.True(result.Succeeded, $"channel_binding.py failed\n{result.Describe()}\n{server.Transcript}");
-        Assert.Contains("PASS", result.Output);
-    }
+    public Task Slixmpp_falls_back_cleanly_from_a_channel_binding_type_the_server_does_not_offer() =>
+        RunWithOneAccountAsync("channel_binding.py", "carol@localhost/cb");
 
     /// <summary>scripts/server_disco.py: the server's disco#info lists jabber:iq:private (XEP-0049), where clients look.</summary>
     [Fact]
-    public async Task Server_disco_info_lists_private_xml_storage()
+    public Task Server_disco_info_lists_private_xml_storage() => RunWithOneAccountAsync("server_disco.py", "dave@localhost/disco");
+
+    /// <summary>scripts/own_presence.py: initial presence and an update come back to the resource that sent them (RFC 6121 §4.2.2, §4.4.2).</summary>
+    [Fact]
+    public Task Own_presence_comes_back_to_the_sending_resource() => RunWithOneAccountAsync("own_presence.py", "erin@localhost/self");
+
+    /// <summary>Runs a script that takes HOST PORT JID PASSWORD against a fresh server with that one account.</summary>
+    private async Task RunWithOneAccountAsync(string script, string fullJid)
     {
         await Tools.RequireSlixmppAsync();
         await using var server = await CandorServer.StartAsync(output);
-        await server.AddUserAsync("dave@localhost", "dave-secret");
+        var bare = fullJid[..fullJid.IndexOf('/')];
+        var password = bare[..bare.IndexOf('@')] + "-secret";
+        await server.AddUserAsync(bare, password);
 
         var result = await ChildProcess.RunAsync(Tools.Python,
-            [Tools.Script("server_disco.py"), CandorServer.Host, server.C2sPort.ToString(), "dave@localhost/disco", "dave-secret"],
-            TimeSpan.FromMinutes(2));
+            [Tools.Script(script), CandorServer.Host, server.C2sPort.ToString(), fullJid, password], TimeSpan.FromMinutes(2));
 
         output.WriteLine(result.Describe());
-        Assert.True(result.Succeeded, $"server_disco.py failed\n{result.Describe()}\n{server.Transcript}");
+        Assert.True(result.Succeeded, $"{script} failed\n{result.Describe()}\n{server.Transcript}");
         Assert.Contains("PASS", result.Output);
     }
 }

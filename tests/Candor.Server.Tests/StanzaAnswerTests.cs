@@ -95,8 +95,10 @@ public sealed class StanzaAnswerTests(ServerFixture server) : IClassFixture<Serv
         { "available presence to a resource that is gone", "<presence to='{other}/gone'/>" },
         // RFC 6121 §3.4: an approval before any request is a pre-approval, kept and not routed.
         { "a pre-approval", "<presence to='{other}' type='subscribed'/>" },
-        // RFC 6121 §3.3.3: an unsubscribe that ends no subscription is ignored by the contact's server.
+        // RFC 6121 §3.3.3 and §3.2.3: an unsubscribe or unsubscribed that ends no subscription is ignored by the
+        // contact's server.
         { "an unsubscribe without a subscription", "<presence to='{other}' type='unsubscribe'/>" },
+        { "an unsubscribed without a subscription", "<presence to='{other}' type='unsubscribed'/>" },
         // RFC 6121 §4.3.2 and §3.2.3: a probe from someone not subscribed is answered 'unsubscribed', which the
         // prober's own server then ignores as it cancels nothing.
         { "a probe without a subscription", "<presence to='{other}' type='probe'/>" },
@@ -104,6 +106,8 @@ public sealed class StanzaAnswerTests(ServerFixture server) : IClassFixture<Serv
         { "a headline to an offline account", "<message to='{other}' type='headline'><body>news</body></message>" },
         // RFC 6120 §10.3: presence to the server itself; the server keeps no presence state of its own.
         { "presence to the server", "<presence to='localhost'/>" },
+        // Nothing refused: a resource that is not available has nothing to withdraw (RFC 6121 §4.5.2).
+        { "unavailable presence twice", "<presence type='unavailable'/><presence type='unavailable'/>" },
     };
 
     [Theory]

@@ -10,13 +10,12 @@ then log in on the same stream with plain SCRAM. A -PLUS success (a client that 
     /usr/bin/python3 channel_binding.py HOST PORT JID PASSWORD
 """
 
-import argparse
 import os
 import sys
 
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import Client, StepFailed, run, say  # noqa: E402
+from harness import Client, StepFailed, run_with_account, say  # noqa: E402
 
 
 async def main(args):
@@ -39,10 +38,4 @@ async def main(args):
 
 
 if __name__ == "__main__":
-    p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("host")
-    p.add_argument("port", type=int)
-    p.add_argument("jid")
-    p.add_argument("password")
-    arguments = p.parse_args()
-    run(lambda: main(arguments))
+    run_with_account(main, __doc__)

@@ -5,6 +5,7 @@ Every step has a timeout; a failed step raises StepFailed, and main() prints whi
 failed and exits with status 1.
 """
 
+import argparse
 import asyncio
 import logging
 import ssl
@@ -182,6 +183,17 @@ def bare(jid):
 
 def describe(stanza):
     return str(stanza)
+
+
+def run_with_account(main, description):
+    """Parse HOST PORT JID PASSWORD from the command line and run main(args) like run() does."""
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("host")
+    p.add_argument("port", type=int)
+    p.add_argument("jid")
+    p.add_argument("password")
+    arguments = p.parse_args()
+    run(lambda: main(arguments))
 
 
 def run(main_coro_factory):

@@ -5,14 +5,13 @@ storage (XEP-0049) do.
     /usr/bin/python3 server_disco.py HOST PORT JID PASSWORD
 """
 
-import argparse
 import asyncio
 import os
 import sys
 
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import Client, StepFailed, run, say  # noqa: E402
+from harness import Client, StepFailed, run_with_account, say  # noqa: E402
 
 PRIVATE = "jabber:iq:private"
 
@@ -35,10 +34,4 @@ async def main(args):
 
 
 if __name__ == "__main__":
-    p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("host")
-    p.add_argument("port", type=int)
-    p.add_argument("jid")
-    p.add_argument("password")
-    arguments = p.parse_args()
-    run(lambda: main(arguments))
+    run_with_account(main, __doc__)
