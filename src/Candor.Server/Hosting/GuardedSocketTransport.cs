@@ -19,14 +19,21 @@ namespace Candor.Server.Hosting;
 internal sealed partial class GuardedSocketTransport(Func<EndPoint, Socket> createListenSocket, ConnectionLimits limits, ILoggerFactory loggers)
     : IConnectionListenerFactory, IConnectionListenerFactorySelector
 {
+    /// <summary>
+    /// Connections the kernel completes before they are accepted (Linux caps it at net.core.somaxconn, 4096 by
+    /// default). Kestrel's 512 fills in a flood, and then an honest client's SYN is dropped and retried only a
+    /// second or three later; queued, it waits for the accept loop, which keeps up.
+    /// </summary>
+    private const int Backlog = 4096;
     /// <summary>Half-open logins shed per failed accept.</summary>
     private const int ShedPerFailure = 8;
     private static readonly TimeSpan FirstPause = TimeSpan.FromMilliseconds(20), LongestPause = TimeSpan.FromSeconds(1);
+    private const long ReportEvery = 60_000;
 
     private readonly ILogger _logger = loggers.CreateLogger<GuardedSocketTransport>();
     private readonly SocketConnectionContextFactory _connections = new(new SocketConnectionFactoryOptions(), loggers.CreateLogger<GuardedSocketTransport>());
     private int _short;
-    private long _shortSince;
+    private long _reportedAt;
     private long _failedAccepts;
 
     public bool CanBind(EndPoint endpoint) => endpoint is IPEndPoint;
@@ -36,7 +43,7 @@ internal sealed partial class GuardedSocketTransport(Func<EndPoint, Socket> crea
         var socket = createListenSocket(endpoint);
         try
         {
-            socket.Listen(512);
+            socket.Listen(Backlog);
         }
         catch
         {
@@ -47,22 +54,26 @@ internal sealed partial class GuardedSocketTransport(Func<EndPoint, Socket> crea
     }
 
     /// <summary>
-    /// An accept failed for lack of resources. Descriptors are the process's, so the condition is logged once
-    /// for all listeners, until any of them accepts again.
+    /// An accept failed for lack of resources. Descriptors are the process's, so all listeners report together,
+    /// at most once a minute (a flood can make accepts fail and succeed many times a second).
     /// </summary>
     private void Short(SocketException e, EndPoint listening)
     {
-        Interlocked.Increment(ref _failedAccepts);
+        var failures = Interlocked.Increment(ref _failedAccepts);
         limits.ShedStalest(ShedPerFailure);
-        if (Interlocked.Exchange(ref _short, 1) != 0) return;
-        _shortSince = Environment.TickCount64;
-        Log.OutOfResources(_logger, listening, e.Message);
+        var now = Environment.TickCount64;
+        var last = Interlocked.Read(ref _reportedAt);
+        if (last != 0 && now - last < ReportEvery || Interlocked.CompareExchange(ref _reportedAt, now, last) != last) return;
+        Interlocked.Exchange(ref _failedAccepts, 0);
+        Volatile.Write(ref _short, 1);
+        Log.OutOfResources(_logger, listening, e.Message, failures);
     }
 
+    /// <summary>After a reported failure, the first accept that works says so.</summary>
     private void Accepted(EndPoint listening)
     {
         if (Volatile.Read(ref _short) == 0 || Interlocked.Exchange(ref _short, 0) == 0) return;
-        Log.AcceptingAgain(_logger, listening, (Environment.TickCount64 - _shortSince) / 1000.0, Interlocked.Exchange(ref _failedAccepts, 0));
+        Log.AcceptingAgain(_logger, listening, (Environment.TickCount64 - Interlocked.Read(ref _reportedAt)) / 1000.0);
     }
 
     private sealed class Listener(GuardedSocketTransport transport, Socket socket) : IConnectionListener
@@ -125,10 +136,10 @@ internal sealed partial class GuardedSocketTransport(Func<EndPoint, Socket> crea
 
     private static partial class Log
     {
-        [LoggerMessage(Level = LogLevel.Warning, Message = "Cannot accept connections on {EndPoint}: {Reason}. Existing connections are served; the stalest half-open logins are shed and accepting is retried, up to once a second, until descriptors are free")]
-        public static partial void OutOfResources(ILogger logger, EndPoint endPoint, string reason);
+        [LoggerMessage(Level = LogLevel.Warning, Message = "Cannot accept connections on {EndPoint}: {Reason} ({Failures} failed accepts since the last report). Existing connections are served; the stalest half-open logins are shed and accepting is retried, at most once a second, until descriptors are free")]
+        public static partial void OutOfResources(ILogger logger, EndPoint endPoint, string reason, long failures);
 
-        [LoggerMessage(Level = LogLevel.Warning, Message = "Accepting connections again on {EndPoint} after {Seconds:F1} s ({Failures} failed accepts)")]
-        public static partial void AcceptingAgain(ILogger logger, EndPoint endPoint, double seconds, long failures);
+        [LoggerMessage(Level = LogLevel.Warning, Message = "Accepting connections again on {EndPoint}, {Seconds:F1} s after the report")]
+        public static partial void AcceptingAgain(ILogger logger, EndPoint endPoint, double seconds);
     }
 }
