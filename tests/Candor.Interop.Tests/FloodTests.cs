@@ -32,12 +32,11 @@ public sealed class FloodTests(ITestOutputHelper output)
 
     /// <summary>
     /// Starts the server (with 20,000 file descriptors and the default limits), holds <paramref name="stalled"/>
-    /// half-open streams, then logs the honest client in <paramref name="logins"/> times, a second apart, each within
+    /// half-open streams (from processes of at most 10,000 each, so the test needs no more descriptors than that), then logs the honest client in <paramref name="logins"/> times, a second apart, each within
     /// <paramref name="deadline"/>; the server must still be running and serving afterwards.
     /// </summary>
     private async Task<List<TimeSpan>> LoginsDuringFloodAsync(int stalled, int logins, TimeSpan deadline)
     {
-        HalfOpenFlood.RaiseFileLimit(stalled + 2000);
         await using var server = await CandorServer.StartAsync(output, ["--log-level", "Warning"], fileLimit: 20_000);
         await server.AddUserAsync(Honest.ToString(), Password);
         var times = new List<TimeSpan>();
@@ -69,6 +68,80 @@ public sealed class FloodTests(ITestOutputHelper output)
         return times;
     }
 
+    [Fact]
+    public async Task Out_of_file_descriptors_the_server_keeps_serving_its_sessions_logs_it_once_and_does_not_spin()
+    {
+        // 400 descriptors; idle connections to the HTTP port (not half-open logins, so nothing can be shed) take the rest.
+        await using var server = await CandorServer.StartAsync(output, ["--log-level", "Warning"], fileLimit: 400);
+        await server.AddUserAsync(Honest.ToString(), Password);
+        await using var session = await ConnectAsync(server, TimeSpan.FromSeconds(30));
+        await using (var flood = HalfOpenFlood.Start(server.HttpPort, 600, xmpp: false, seconds: 60))
+        {
+            Assert.True(await WaitForAsync(() => server.Output.Contains(OutOfDescriptors), TimeSpan.FromSeconds(30)),
+                $"no report of the failed accepts; {ProcessStats.OpenFiles(server.ProcessId)} files open; flood: {flood}\n{server.Transcript}");
+            var cpu = ProcessStats.CpuTime(server.ProcessId);
+            await Task.Delay(TimeSpan.FromSeconds(4));
+            var used = ProcessStats.CpuTime(server.ProcessId) - cpu;
+            output.WriteLine($"out of descriptors ({ProcessStats.OpenFiles(server.ProcessId)} open): {used.TotalSeconds:F2} s CPU in 4 s; flood: {flood}");
+            Assert.True(used < TimeSpan.FromSeconds(1), $"the server used {used.TotalSeconds:F2} s of CPU in 4 s while out of descriptors: it spins");
+
+            // The session logged in before is served throughout.
+            await session.PingAsync(timeout: TimeSpan.FromSeconds(5));
+            Assert.Equal(1, Occurrences(server.Output, OutOfDescriptors));
+        }
+
+        // Once the connections are gone the server accepts again, and says so.
+        await LoginAsync(server, TimeSpan.FromSeconds(30), null);
+        Assert.True(await WaitForAsync(() => server.Output.Contains("Accepting connections again"), TimeSpan.FromSeconds(10)), server.Transcript);
+        Assert.Equal(1, Occurrences(server.Output, OutOfDescriptors));
+        Assert.True(ProcessStats.IsRunning(server.ProcessId), server.Transcript);
+    }
+
+    [Fact]
+    public async Task Out_of_file_descriptors_by_half_open_logins_the_stalest_are_shed_and_an_honest_client_gets_in()
+    {
+        await using var server = await CandorServer.StartAsync(output, ["--log-level", "Warning"], fileLimit: 400);
+        await server.AddUserAsync(Honest.ToString(), Password);
+        await using var session = await ConnectAsync(server, TimeSpan.FromSeconds(30));
+        await using var flood = HalfOpenFlood.Start(server.C2sPort, 1000, seconds: 60);
+        Assert.True(await WaitForAsync(() => server.Output.Contains(OutOfDescriptors), TimeSpan.FromSeconds(30)),
+            $"no report of the failed accepts; {ProcessStats.OpenFiles(server.ProcessId)} files open; flood: {flood}\n{server.Transcript}");
+        var took = await LoginAsync(server, TimeSpan.FromSeconds(15), flood);
+        output.WriteLine($"login at the descriptor limit: {took.TotalMilliseconds:F0} ms; flood: {flood}");
+        await session.PingAsync(timeout: TimeSpan.FromSeconds(5));
+        Assert.Equal(1, Occurrences(server.Output, OutOfDescriptors));
+    }
+
+    private const string OutOfDescriptors = "Cannot accept connections";
+
+    private static int Occurrences(string text, string what) => (text.Length - text.Replace(what, "").Length) / what.Length;
+
+    private static async Task<bool> WaitForAsync(Func<bool> condition, TimeSpan timeout)
+    {
+        var deadline = DateTime.UtcNow + timeout;
+        while (!condition())
+        {
+            if (DateTime.UtcNow > deadline) return false;
+            await Task.Delay(100);
+        }
+        return true;
+    }
+
+    private static async Task<XmppClient> ConnectAsync(CandorServer server, TimeSpan timeout)
+    {
+        var client = new XmppClient(new XmppClientOptions
+        {
+            Jid = Honest,
+            Password = Password,
+            Host = CandorServer.Host,
+            Port = server.C2sPort,
+            CertificateFingerprint = server.CertificateFingerprint,
+            ConnectTimeout = timeout,
+        });
+        await client.ConnectAsync();
+        return client;
+    }
+
     private static async Task<TimeSpan> LoginAsync(CandorServer server, TimeSpan deadline, HalfOpenFlood? flood)
     {
         var clock = Stopwatch.StartNew();
@@ -78,26 +151,21 @@ public sealed class FloodTests(ITestOutputHelper output)
         }
         var connect = clock.Elapsed;
         clock.Restart();
-        await using var client = new XmppClient(new XmppClientOptions
-        {
-            Jid = Honest,
-            Password = Password,
-            Host = CandorServer.Host,
-            Port = server.C2sPort,
-            CertificateFingerprint = server.CertificateFingerprint,
-            ConnectTimeout = deadline,
-        });
+        XmppClient? client = null;
         try
         {
-            await client.ConnectAsync();
+            client = await ConnectAsync(server, deadline);
         }
         catch (Exception e)
         {
             Assert.Fail($"the honest login failed after {clock.Elapsed.TotalSeconds:F2} s (a TCP connect just before took {connect.TotalMilliseconds:F0} ms): {e.Message}; flood: {flood}\n{server.Transcript}");
         }
         var took = clock.Elapsed;
-        Assert.NotNull(client.BoundJid);
-        await client.PingAsync();
+        await using (client)
+        {
+            Assert.NotNull(client!.BoundJid);
+            await client.PingAsync();
+        }
         return took;
     }
 }
