@@ -112,20 +112,21 @@ public sealed class ConnectionLimits(ServerOptions options, TimeProvider? time =
 
     /// <summary>
     /// The stream with the least progress for the longest time: the longest-waiting one of the lowest phase
-    /// among those past <see cref="Grace"/>; when every stream made progress within it, the one whose last
-    /// progress is oldest.
+    /// among those past <see cref="Grace"/>; when every stream made progress within it (connections come faster
+    /// than the cap per grace period), the longest-waiting one of the lowest phase. A client in a slow TLS
+    /// handshake or SASL exchange is then kept, at the price of the newest arrivals.
     /// </summary>
     private PendingLogin? StalestLocked()
     {
         var now = Now;
-        PendingLogin? oldest = null;
+        PendingLogin? lowest = null;
         foreach (var list in _byPhase)
         {
             if (list.First?.Value is not { } first) continue;
             if (_time.GetElapsedTime(first.Since, now) >= Grace) return first;
-            if (oldest is null || first.Since < oldest.Since) oldest = first;
+            lowest ??= first;
         }
-        return oldest;
+        return lowest;
     }
 
     private void RemoveLocked(PendingLogin login)

@@ -73,14 +73,18 @@ public sealed class ConnectionLimitsTests
         using var attacker = Enter("attacker");
         Assert.Equal("stalled 1", Assert.Single(_ended).Name);
 
-        // Once every stream made progress within the grace period, the one whose last progress is oldest goes.
         _clock.Advance(TimeSpan.FromMilliseconds(100));
         using var another = Enter("another");
         Assert.Equal(["stalled 1", "stalled 2"], _ended.Select(e => e.Name));
+
+        // Once every stream made progress within the grace period, the longest-waiting one of the lowest phase goes:
+        // the honest client, now in its TLS handshake, stays.
         _clock.Advance(TimeSpan.FromMilliseconds(100));
-        honest.Advance(LoginPhase.Opened);
+        honest.Advance(LoginPhase.Handshaking);
         using var third = Enter("third");
         Assert.Equal(["stalled 1", "stalled 2", "attacker"], _ended.Select(e => e.Name));
+        using var fourth = Enter("fourth");
+        Assert.Equal(["stalled 1", "stalled 2", "attacker", "another"], _ended.Select(e => e.Name));
     }
 
     [Fact]
