@@ -90,13 +90,17 @@ public sealed class ConnectionLimits(ServerOptions options, TimeProvider? time =
         return login;
     }
 
-    /// <summary>Sheds up to <paramref name="count"/> of the stalest streams (the server is short of file descriptors); returns how many.</summary>
+    /// <summary>
+    /// Sheds up to <paramref name="count"/> of the stalest streams (the server is short of file descriptors), only
+    /// among those that made no progress within <see cref="Grace"/>: a fresh login is likelier an honest client than
+    /// the cause. Returns how many.
+    /// </summary>
     public int ShedStalest(int count)
     {
         var shed = new List<PendingLogin>(count);
         lock (_lock)
         {
-            while (shed.Count < count && StalestLocked() is { } stalest)
+            while (shed.Count < count && StalestLocked(staleOnly: true) is { } stalest)
             {
                 RemoveLocked(stalest);
                 shed.Add(stalest);
@@ -114,9 +118,10 @@ public sealed class ConnectionLimits(ServerOptions options, TimeProvider? time =
     /// The stream with the least progress for the longest time: the longest-waiting one of the lowest phase
     /// among those past <see cref="Grace"/>; when every stream made progress within it (connections come faster
     /// than the cap per grace period), the longest-waiting one of the lowest phase. A client in a slow TLS
-    /// handshake or SASL exchange is then kept, at the price of the newest arrivals.
+    /// handshake or SASL exchange is then kept, at the price of the newest arrivals. With
+    /// <paramref name="staleOnly"/>, none in that case.
     /// </summary>
-    private PendingLogin? StalestLocked()
+    private PendingLogin? StalestLocked(bool staleOnly = false)
     {
         var now = Now;
         PendingLogin? lowest = null;
@@ -126,7 +131,7 @@ public sealed class ConnectionLimits(ServerOptions options, TimeProvider? time =
             if (_time.GetElapsedTime(first.Since, now) >= Grace) return first;
             lowest ??= first;
         }
-        return lowest;
+        return staleOnly ? null : lowest;
     }
 
     private void RemoveLocked(PendingLogin login)

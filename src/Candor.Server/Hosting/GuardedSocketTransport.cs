@@ -48,7 +48,8 @@ internal sealed partial class GuardedSocketTransport : IConnectionListenerFactor
         _logger = loggers.CreateLogger<GuardedSocketTransport>();
         _connections = new SocketConnectionContextFactory(new SocketConnectionFactoryOptions(), _logger);
         var files = FileLimit();
-        Capacity = files is { } limit ? (int)Math.Min(int.MaxValue, limit - Math.Max(256, limit / 10)) : int.MaxValue;
+        // The runtime alone holds about 200 descriptors (assemblies, epoll, the database); 1 % more for what grows with load.
+        Capacity = files is { } limit ? (int)Math.Min(int.MaxValue, limit - 256 - limit / 100) : int.MaxValue;
     }
 
     /// <summary>Connections open at once at most, over every listener.</summary>
