@@ -104,18 +104,20 @@ public sealed class FloodTests(ITestOutputHelper output)
     }
 
     [Fact]
-    public async Task Out_of_file_descriptors_by_half_open_logins_the_stalest_are_shed_and_an_honest_client_gets_in()
+    public async Task With_a_small_file_limit_a_half_open_flood_meets_the_lowered_cap_and_an_honest_client_gets_in()
     {
+        // 400 descriptors: 140 connections, so at most 70 half-open logins, whatever MaxUnauthenticatedStreams says.
         await using var server = await CandorServer.StartAsync(output, ["--log-level", "Warning"], fileLimit: 400);
+        Assert.Contains("MaxUnauthenticatedStreams 5000 lowered to 70", server.Output);
         await server.AddUserAsync(Honest.ToString(), Password);
         await using var session = await ConnectAsync(server, TimeSpan.FromSeconds(30));
         await using var flood = HalfOpenFlood.Start(server.C2sPort, 1000, seconds: 60);
-        Assert.True(await WaitForAsync(() => server.Output.Contains(OutOfDescriptors), TimeSpan.FromSeconds(30)),
-            $"no report of the failed accepts; {ProcessStats.OpenFiles(server.ProcessId)} files open; flood: {flood}\n{server.Transcript}");
+        Assert.True(await flood.AllConnectedOnceAsync(TimeSpan.FromSeconds(30)), $"the flood did not get going: {flood}\n{server.Transcript}");
         var took = await LoginAsync(server, TimeSpan.FromSeconds(15), flood);
-        output.WriteLine($"login at the descriptor limit: {took.TotalMilliseconds:F0} ms; flood: {flood}");
+        output.WriteLine($"login with 1000 half-open streams and 400 descriptors: {took.TotalMilliseconds:F0} ms; {ProcessStats.OpenFiles(server.ProcessId)} files open; flood: {flood}");
         await session.PingAsync(timeout: TimeSpan.FromSeconds(5));
-        Assert.Equal(1, Occurrences(server.Output, OutOfDescriptors));
+        // Shed connections take a moment to close, so the file-limit guard may have to pause once.
+        Assert.InRange(Occurrences(server.Output, OutOfDescriptors), 0, 1);
     }
 
     private const string OutOfDescriptors = "Cannot accept connections";

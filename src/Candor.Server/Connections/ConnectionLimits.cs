@@ -45,6 +45,16 @@ public sealed class ConnectionLimits(ServerOptions options, TimeProvider? time =
     /// <summary>The counted streams by phase, each list in the order they reached the phase.</summary>
     private readonly LinkedList<PendingLogin>[] _byPhase = [.. Enum.GetValues<LoginPhase>().Select(_ => new LinkedList<PendingLogin>())];
     private int _total;
+    private int _maxTotal = options.MaxUnauthenticatedStreams;
+
+    /// <summary>The total cap: <see cref="ServerOptions.MaxUnauthenticatedStreams"/>, or less if the file limit says so.</summary>
+    public int MaxTotal => _maxTotal;
+
+    /// <summary>
+    /// Lowers the total cap to half the connections the process can hold, so that a flood of half-open logins meets
+    /// this cap (shedding the stalest at once) before it meets the file limit. Returns the cap.
+    /// </summary>
+    public int FitTo(int connectionCapacity) => _maxTotal = Math.Max(1, Math.Min(options.MaxUnauthenticatedStreams, connectionCapacity / 2));
 
     /// <summary>Unauthenticated streams counted now.</summary>
     public int Count
@@ -75,7 +85,7 @@ public sealed class ConnectionLimits(ServerOptions options, TimeProvider? time =
                 reason = "too many unauthenticated connections from your address";
                 return null;
             }
-            if (_total >= options.MaxUnauthenticatedStreams)
+            if (_total >= _maxTotal)
             {
                 shed = StalestLocked();
                 RemoveLocked(shed!);

@@ -50,6 +50,8 @@ internal sealed partial class GuardedSocketTransport : IConnectionListenerFactor
         var files = FileLimit();
         // The runtime alone holds about 200 descriptors (assemblies, epoll, the database); 1 % more for what grows with load.
         Capacity = files is { } limit ? (int)Math.Min(int.MaxValue, limit - 256 - limit / 100) : int.MaxValue;
+        var configured = limits.MaxTotal;
+        if (limits.FitTo(Capacity) < configured) Log.CapLowered(_logger, configured, limits.MaxTotal, Capacity, files ?? 0);
     }
 
     /// <summary>Connections open at once at most, over every listener.</summary>
@@ -76,16 +78,18 @@ internal sealed partial class GuardedSocketTransport : IConnectionListenerFactor
     /// Accepting must wait. Descriptors are the process's, so all listeners report together, at most once a minute
     /// (in a flood accepting can stop and resume many times a second).
     /// </summary>
-    private void Pause(EndPoint listening, string reason)
+    /// <returns>Whether half-open logins were shed, so that descriptors are about to be free.</returns>
+    private bool Pause(EndPoint listening, string reason)
     {
         var pauses = Interlocked.Increment(ref _pauses);
-        _limits.ShedStalest(ShedPerPause);
+        var shed = _limits.ShedStalest(ShedPerPause) > 0;
         var now = Environment.TickCount64;
         var last = Interlocked.Read(ref _reportedAt);
-        if (last != 0 && now - last < ReportEveryMilliseconds || Interlocked.CompareExchange(ref _reportedAt, now, last) != last) return;
+        if (last != 0 && now - last < ReportEveryMilliseconds || Interlocked.CompareExchange(ref _reportedAt, now, last) != last) return shed;
         Interlocked.Exchange(ref _pauses, 0);
         Volatile.Write(ref _reported, 1);
         Log.CannotAccept(_logger, listening, reason, pauses);
+        return shed;
     }
 
     private ConnectionContext Accepted(EndPoint listening, Socket socket)
@@ -136,7 +140,8 @@ internal sealed partial class GuardedSocketTransport : IConnectionListenerFactor
                     reason = $"{transport.Capacity} connections are open, as many as the file limit allows with a reserve for the server";
                 }
                 Interlocked.Decrement(ref transport._open);
-                transport.Pause(EndPoint, reason);
+                // Waits longer each time only while nothing can be shed: then only closing connections free descriptors.
+                var shed = transport.Pause(EndPoint, reason);
                 try
                 {
                     await Task.Delay(pause, cancellationToken);
@@ -145,7 +150,7 @@ internal sealed partial class GuardedSocketTransport : IConnectionListenerFactor
                 {
                     return null;
                 }
-                pause = pause * 2 < LongestPause ? pause * 2 : LongestPause;
+                pause = shed ? FirstPause : pause * 2 < LongestPause ? pause * 2 : LongestPause;
             }
         }
 
@@ -185,6 +190,9 @@ internal sealed partial class GuardedSocketTransport : IConnectionListenerFactor
     {
         [LoggerMessage(Level = LogLevel.Warning, Message = "Cannot accept connections on {EndPoint}: {Reason} ({Pauses} pauses since the last report). Existing connections are served; the stalest half-open logins are shed and accepting resumes, retried at most once a second, as connections close")]
         public static partial void CannotAccept(ILogger logger, EndPoint endPoint, string reason, long pauses);
+
+        [LoggerMessage(Level = LogLevel.Warning, Message = "MaxUnauthenticatedStreams {Configured} lowered to {Cap}: half the {Capacity} connections the file limit ({Limit}) allows. Raise ulimit -n for more")]
+        public static partial void CapLowered(ILogger logger, int configured, int cap, int capacity, ulong limit);
 
         [LoggerMessage(Level = LogLevel.Warning, Message = "Accepting connections again on {EndPoint}, {Seconds:F1} s after the report")]
         public static partial void AcceptingAgain(ILogger logger, EndPoint endPoint, double seconds);
