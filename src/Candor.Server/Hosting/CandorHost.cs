@@ -62,8 +62,6 @@ public sealed class CandorHost : IAsyncDisposable
         builder.Logging.ClearProviders();
         configureLogging?.Invoke(builder.Logging);
         builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(10));
-        if (options.TcpKeepAliveSeconds > 0)
-            builder.WebHost.UseSockets(sockets => sockets.CreateBoundListenSocket = endpoint => KeepAliveListenSocket(endpoint, options.TcpKeepAliveSeconds));
 
         var storage = new SqliteStorage(Path.Combine(options.DataDirectory, "candor.db"));
         builder.Services.AddSingleton(tls);
@@ -73,6 +71,11 @@ public sealed class CandorHost : IAsyncDisposable
             ModuleCatalog.RegisterAll(server);
             return server;
         });
+        Func<EndPoint, Socket> listenSocket = options.TcpKeepAliveSeconds > 0
+            ? endpoint => KeepAliveListenSocket(endpoint, options.TcpKeepAliveSeconds)
+            : SocketTransportOptions.CreateDefaultBoundListenSocket;
+        builder.Services.AddSingleton<IConnectionListenerFactory>(sp =>
+            new GuardedSocketTransport(listenSocket, sp.GetRequiredService<XmppServer>().ConnectionLimits, sp.GetRequiredService<ILoggerFactory>()));
         ListenOptions? c2s = null, direct = null, http = null, https = null;
         builder.WebHost.ConfigureKestrel(kestrel =>
         {

@@ -83,6 +83,12 @@ public sealed class ServerOptions
     public string? PolicyUrl { get; set; }
     /// <summary>Seconds a connection may take from connecting to binding a resource.</summary>
     public int AuthenticationTimeoutSeconds { get; set; } = 60;
+    /// <summary>Seconds a connection may take to send its stream header (after connecting, and again after TLS).</summary>
+    public int StreamHeaderTimeoutSeconds { get; set; } = 10;
+    /// <summary>Seconds from the stream header (on the direct TLS port, from connecting) to a completed TLS handshake.</summary>
+    public int TlsTimeoutSeconds { get; set; } = 10;
+    /// <summary>Seconds from the offer of SASL to a successful authentication.</summary>
+    public int SaslTimeoutSeconds { get; set; } = 30;
     /// <summary>Idle seconds before TCP keepalive probes a connection, so that a vanished peer's session ends; 0 turns them off.</summary>
     public int TcpKeepAliveSeconds { get; set; } = 300;
     /// <summary>Failed SASL attempts on one stream before it ends with policy-violation (RFC 6120 §6.4.5).</summary>
@@ -136,7 +142,8 @@ public sealed class ServerOptions
         if (MaxXmlDepth < 4 || MaxXmlAttributes < 8 || MaxXmlAttributeBytes < 1024 || MaxXmlNameBytes < 64)
             throw new OptionsException("XML limits too small: MaxXmlDepth at least 4, MaxXmlAttributes at least 8, MaxXmlAttributeBytes at least 1024, MaxXmlNameBytes at least 64");
         if (MaxStreamHeaderBytes < 512) throw new OptionsException("MaxStreamHeaderBytes must be at least 512");
-        if (AuthenticationTimeoutSeconds < 1) throw new OptionsException("AuthenticationTimeoutSeconds must be at least 1");
+        if (AuthenticationTimeoutSeconds < 1 || StreamHeaderTimeoutSeconds < 1 || TlsTimeoutSeconds < 1 || SaslTimeoutSeconds < 1)
+            throw new OptionsException("AuthenticationTimeoutSeconds, StreamHeaderTimeoutSeconds, TlsTimeoutSeconds and SaslTimeoutSeconds must be at least 1");
         if (TcpKeepAliveSeconds < 0) throw new OptionsException("TcpKeepAliveSeconds cannot be negative");
         if (MaxSaslFailuresPerStream < 1) throw new OptionsException("MaxSaslFailuresPerStream must be at least 1");
         if (AuthFailuresBeforeDelay < 0 || AuthMaxDelaySeconds < 0 || AuthFailureMemoryMinutes < 1)
