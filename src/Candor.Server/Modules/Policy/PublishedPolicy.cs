@@ -190,7 +190,8 @@ public sealed class PublishedPolicy
         public static readonly string[] Logged =
         [
             "logins: account name, IP address and SASL mechanism (Information)",
-            "failed logins: IP address and reason (Information)",
+            "failed logins (wrong password): IP address and reason (Information)",
+            "SASL negotiations that did not work out (mechanism, channel binding, syntax; not a wrong password): IP address and reason (Debug, not shown by default)",
             "sessions bound and ended: full address (account and resource); IP address when bound (Information)",
             "stream errors sent: IP address and condition (Information)",
             "lost connections: IP address (Debug, not shown by default)",
