@@ -181,6 +181,7 @@ public sealed class PublishedPolicy
             ("login history (each client that accessed an account: resource, last IP address, first and last use, SASL mechanism, TLS version)",
                 $"{options.LoginHistoryDays} days after the client's last use, then deleted; the account can list and revoke its clients at any time (XEP-0494)"),
             ("login notices for an account with no session online", "until the account's next login, then deleted"),
+            ("time of each account's last logout", "until the next logout replaces it or the account is removed; told (XEP-0012 Last Activity) only to the account itself and to contacts subscribed to its presence"),
         ];
 
         public const string LogDestination =
