@@ -144,7 +144,7 @@ class Client:
         await self._wait(step, timeout, check)
         if not self.tls:
             raise StepFailed(f"{step}: {self.name} session started without TLS")
-        if self.used_mechanism is not None and self.used_mechanism != self.mechanism:
+        if self.mechanism is not None and self.used_mechanism is not None and self.used_mechanism != self.mechanism:
             raise StepFailed(f"{step}: {self.name} authenticated with {self.used_mechanism}, "
                              f"expected {self.mechanism}")
         # Standard client start: fetch the roster, then send initial presence.
