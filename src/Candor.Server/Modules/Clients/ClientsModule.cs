@@ -112,8 +112,10 @@ public sealed partial class ClientsModule : IModule
     }
 
     /// <summary>
-    /// Names the client software of a session without a XEP-0388 user agent naming it: its answer to one XEP-0092
-    /// version query ("Gajim 1.7.3 on Linux"), bounded by ClientVersionTimeoutSeconds; null when it gives none.
+    /// Names the client software of a session that the XEP-0388 user agent (taken at login) does not name and that
+    /// has no name from an earlier login: its answer to one XEP-0092 version query ("Gajim 1.7.3 on Linux"), bounded
+    /// by ClientVersionTimeoutSeconds; null when it gives none. Later, the caps node of the first presence fills a
+    /// name still missing (<see cref="LearnSoftwareAsync"/>).
     /// </summary>
     private static async Task<string?> ResolveSoftwareAsync(XmppServer server, Session session)
     {
