@@ -61,6 +61,20 @@ public sealed class ServerChatTests(ServerFixture server) : IClassFixture<Server
     }
 
     [Fact]
+    public async Task A_client_echoing_the_explanation_is_not_answered_again_but_commands_are()
+    {
+        await using var client = await server.OnlineUserAsync("echo");
+        await client.SendMessageAsync("localhost", "hello?");
+        var explanation = (await ExpectAnswerAsync(client, "not a person")).GetChildText("body", Ns.Client)!;
+        // An echo bot sends the answer back: no second explanation, so no endless exchange.
+        await client.SendAsync($"<message to='localhost' type='chat' id='echo1'><body>{System.Security.SecurityElement.Escape(explanation)}</body></message>");
+        await client.SyncAsync();
+        await client.ExpectNothingAsync(TimeSpan.FromMilliseconds(300), e => e.IsMessage());
+        await client.SendMessageAsync("localhost", "help");
+        await ExpectAnswerAsync(client, "end others");
+    }
+
+    [Fact]
     public async Task Help_lists_the_commands()
     {
         await using var client = await server.OnlineUserAsync("chatty");

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using Candor.Server.Core;
 using Candor.Server.Modules.Policy;
 using Candor.Xml;
@@ -10,7 +11,8 @@ namespace Candor.Server.Modules.ServerChat;
 /// Chat states, chat markers and delivery receipts sent to it carry no content and are accepted without a reply.
 /// A message with a body gets a short chat answer saying what the server is, and runs plain-text commands that
 /// work in every client, also those without ad-hoc support: "sessions" and "end others" run the same commands as
-/// the ad-hoc menu, "policy" names the published policy, "help" lists them.
+/// the ad-hoc menu, "policy" names the published policy, "help" lists them. Any other text is explained once a
+/// minute per session, so that a client that echoes what it receives (a bot) does not talk with the server for ever.
 /// </summary>
 public sealed class ServerChatModule : IModule
 {
@@ -39,12 +41,17 @@ public sealed class ServerChatModule : IModule
         ["end others"] = "end-other-sessions",
     };
 
+    private static readonly TimeSpan ExplainEvery = TimeSpan.FromMinutes(1);
+
+    /// <summary>When each session was last told what the server is.</summary>
+    private readonly ConditionalWeakTable<Session, StrongBox<DateTimeOffset>> _explained = new();
+
     public void Register(XmppServer server)
     {
         server.Hooks.MessageToHost.Add(ev => OnMessageAsync(server, ev), Priority.Fallback);
     }
 
-    private static async ValueTask<bool> OnMessageAsync(XmppServer server, StanzaEvent ev)
+    private async ValueTask<bool> OnMessageAsync(XmppServer server, StanzaEvent ev)
     {
         switch (ev.Type)
         {
@@ -63,7 +70,10 @@ public sealed class ServerChatModule : IModule
         }
         var local = ev.From.Local is not null && ev.From.Domain == server.Domain.Domain;
         var answer = local ? await RunAsync(server, ev.From, body) : "Commands are for accounts of this server.";
-        await server.SendAsync(Chat(ev, answer));
+        // Text that is no command is explained once in a while: a client that echoes the explanation gets no answer.
+        if (answer is null && FirstExplanationInAWhile(ev.Origin))
+            answer = "This is the server, not a person: nobody reads what you write here. " + Help(server);
+        if (answer is not null) await server.SendAsync(Chat(ev, answer));
         if (ev.Stanza.GetChild("request", ReceiptsNamespace) is not null && ev.Stanza.Id() is { } id)
         {
             var receipt = new Element("message", Ns.Client).SetAttribute("to", ev.From.ToString()).SetAttribute("id", NewId());
@@ -80,7 +90,21 @@ public sealed class ServerChatModule : IModule
         return true;
     }
 
-    private static async ValueTask<string> RunAsync(XmppServer server, Jid requester, string body)
+    private bool FirstExplanationInAWhile(Session? origin)
+    {
+        if (origin is null) return true;
+        var last = _explained.GetOrCreateValue(origin);
+        var now = DateTimeOffset.UtcNow;
+        lock (last)
+        {
+            if (now - last.Value < ExplainEvery) return false;
+            last.Value = now;
+            return true;
+        }
+    }
+
+    /// <summary>The answer to a command; null for text that is none.</summary>
+    private static async ValueTask<string?> RunAsync(XmppServer server, Jid requester, string body)
     {
         var text = string.Join(' ', body.ToLowerInvariant().Split((char[]?)null, StringSplitOptions.RemoveEmptyEntries));
         if (AdHocByText.TryGetValue(text, out var node) && server.Disco.Commands.TryGetValue(node, out var command))
@@ -89,7 +113,7 @@ public sealed class ServerChatModule : IModule
         {
             "policy" => PolicyModule.Describe(server.Policy),
             "help" => Help(server),
-            _ => "This is the server, not a person: nobody reads what you write here. " + Help(server),
+            _ => null,
         };
     }
 
