@@ -33,6 +33,26 @@ public sealed class ServerPartnerTests(ITestOutputHelper output)
         Assert.Contains("authenticated from", server.Output);
     }
 
+    /// <summary>scripts/last_activity.py: XEP-0012 for an account, to a subscribed contact and to a stranger.</summary>
+    [Fact]
+    public async Task Slixmpp_asks_an_accounts_last_activity()
+    {
+        await Tools.RequireSlixmppAsync();
+        await using var server = await CandorServer.StartAsync(output);
+        await server.AddUserAsync("uma@localhost", "uma-secret");
+        await server.AddUserAsync("cid@localhost", "cid-secret");
+        await server.AddUserAsync("sly@localhost", "sly-secret");
+
+        var result = await ChildProcess.RunAsync(Tools.Python,
+            [Tools.Script("last_activity.py"), CandorServer.Host, server.C2sPort.ToString(), "uma@localhost", "uma-secret",
+             "cid@localhost", "cid-secret", "sly@localhost", "sly-secret", "--timeout", "15"],
+            TimeSpan.FromMinutes(3));
+
+        output.WriteLine(result.Describe());
+        Assert.True(result.Succeeded, $"last_activity.py failed\n{result.Describe()}\n{server.Transcript}");
+        Assert.Contains("PASS", result.Output);
+    }
+
     /// <summary>
     /// profanity answers the server in a chat window: its chat states and receipts draw no error, a reply is answered
     /// with what the server is, "sessions" lists its own session; "List my sessions" shows the list in the console,
