@@ -275,7 +275,8 @@ internal abstract partial class C2sStream : ISessionTransport
         }
         else if (outcome == SaslOutcome.Failure)
         {
-            Log.AuthenticationFailed(Logger, RemoteAddress, step.Failure.ToElementName(), step.Text ?? "");
+            if (step.WrongCredentials) Log.AuthenticationFailed(Logger, RemoteAddress, step.Failure.ToElementName(), step.Text ?? "");
+            else Log.NegotiationFailed(Logger, RemoteAddress, step.Failure.ToElementName(), step.Text ?? "");
         }
         // RFC 6120 §6.4.5: a configurable number of retries, then policy-violation.
         if (outcome == SaslOutcome.Failure && _sasl.Failures >= Server.Options.MaxSaslFailuresPerStream)
@@ -487,6 +488,10 @@ internal abstract partial class C2sStream : ISessionTransport
 
         [LoggerMessage(Level = LogLevel.Information, Message = "Authentication from {Address} failed: {Condition} {Text}")]
         public static partial void AuthenticationFailed(ILogger logger, IPAddress address, string condition, string text);
+
+        /// <summary>A mechanism or channel-binding negotiation that did not work out; clients retry with another.</summary>
+        [LoggerMessage(Level = LogLevel.Debug, Message = "SASL negotiation from {Address} failed (not a wrong password): {Condition} {Text}")]
+        public static partial void NegotiationFailed(ILogger logger, IPAddress address, string condition, string text);
 
         [LoggerMessage(Level = LogLevel.Information, Message = "Session {Jid} bound from {Address}")]
         public static partial void Bound(ILogger logger, Jid jid, IPAddress address);

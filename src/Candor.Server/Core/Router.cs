@@ -67,8 +67,12 @@ public sealed class Router(XmppServer server)
             else if (isRequest) await ev.ReplyErrorAsync(StanzaError.ServiceUnavailable);
             return true;
         }
-        // Results and errors addressed to the server or an account answer nothing the server asked.
-        if (!isRequest) return true;
+        // Results and errors addressed to the server or an account answer the server's own requests, or nothing.
+        if (!isRequest)
+        {
+            if (ev.Origin is not null) server.OutboundIq.TryComplete(ev.From, ev.Stanza);
+            return true;
+        }
         var payload = ev.Stanza.FirstElement;
         if (payload is null || ev.Stanza.Elements.Skip(1).Any())
         {

@@ -67,6 +67,11 @@ public sealed class ServerOptions
     public bool EndOtherSessionsOnPasswordChange { get; set; } = true;
     /// <summary>Days a client's login record (with its last IP address) is kept after its last use.</summary>
     public int LoginHistoryDays { get; set; } = 90;
+    /// <summary>
+    /// Seconds the login notice waits for a client without a XEP-0388 user agent to answer the server's XEP-0092
+    /// version query, which names the client in the notice; 0 asks nothing.
+    /// </summary>
+    public int ClientVersionTimeoutSeconds { get; set; } = 3;
     /// <summary>Streams not yet bound to a resource, from one address.</summary>
     public int MaxUnauthenticatedStreamsPerAddress { get; set; } = 20;
     /// <summary>The same for loopback addresses (load generators, a local proxy).</summary>
@@ -137,6 +142,7 @@ public sealed class ServerOptions
         if (LoginNotices is not ("new-clients" or "every-session"))
             throw new OptionsException("LoginNotices must be new-clients or every-session");
         if (LoginHistoryDays < 1) throw new OptionsException("LoginHistoryDays must be at least 1");
+        if (ClientVersionTimeoutSeconds is < 0 or > 30) throw new OptionsException("ClientVersionTimeoutSeconds must be between 0 and 30");
         if (InboundBytesPerSecond < 1024 || InboundBurstBytes < MaxStanzaBytes)
             throw new OptionsException("InboundBytesPerSecond must be at least 1024 and InboundBurstBytes at least MaxStanzaBytes");
         if (MaxXmlDepth < 4 || MaxXmlAttributes < 8 || MaxXmlAttributeBytes < 1024 || MaxXmlNameBytes < 64)
