@@ -91,7 +91,17 @@ public sealed class Router(XmppServer server)
             await ev.ReplyErrorAsync(StanzaError.ServiceUnavailable);
             return true;
         }
-        var reply = await handler(new IqRequest(ev, payload));
+        Element? reply;
+        try
+        {
+            reply = await handler(new IqRequest(ev, payload));
+        }
+        catch (Storage.SealedRecordException)
+        {
+            // Reported in the log by the store; the requester learns why, and its stream goes on.
+            await ev.ReplyErrorAsync(StanzaError.InternalServerError, "A stored record failed its integrity check; the operator has been told.");
+            return true;
+        }
         if (reply is not null) await DeliverAsync(reply, ev.To, ev.From);
         return true;
     }

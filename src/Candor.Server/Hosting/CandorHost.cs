@@ -32,6 +32,7 @@ public sealed class CandorHost : IAsyncDisposable
     private readonly ListenOptions? _https;
     private int _stopped;
     private Task _operatorChanges = Task.CompletedTask;
+    private Task _keyWatch = Task.CompletedTask;
 
     private CandorHost(WebApplication app, XmppServer server, ListenOptions c2s, ListenOptions? tls, ListenOptions? http, ListenOptions? https)
     {
@@ -63,11 +64,14 @@ public sealed class CandorHost : IAsyncDisposable
         configureLogging?.Invoke(builder.Logging);
         builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(10));
 
-        var storage = new SqliteStorage(Path.Combine(options.DataDirectory, "candor.db"));
+        var storage = await SealedStorage.OpenAsync(options);
+        if (storage.Migrated > 0) announce($"Sealed {storage.Migrated} records stored in plaintext by an earlier version (key {storage.Keys.Current.IdText}).");
         builder.Services.AddSingleton(tls);
         builder.Services.AddSingleton(sp =>
         {
-            var server = new XmppServer(options, storage, sp.GetRequiredService<ILoggerFactory>());
+            var loggers = sp.GetRequiredService<ILoggerFactory>();
+            storage.Log = loggers.CreateLogger<SealedStorage>();
+            var server = new XmppServer(options, storage, loggers);
             ModuleCatalog.RegisterAll(server);
             return server;
         });
@@ -110,6 +114,7 @@ public sealed class CandorHost : IAsyncDisposable
             throw new OptionsException($"cannot listen: {e.Message}");
         }
         host._operatorChanges = OperatorChanges.ApplyWhileRunningAsync(server, app.Lifetime.ApplicationStopping);
+        host._keyWatch = KeyWatch.RunAsync(storage, server.LoggerFactory.CreateLogger(typeof(KeyWatch)), app.Lifetime.ApplicationStopping);
         return host;
     }
 
@@ -149,6 +154,7 @@ public sealed class CandorHost : IAsyncDisposable
         if (Interlocked.Exchange(ref _stopped, 1) != 0) return;
         await _app.StopAsync();
         await _operatorChanges;
+        await _keyWatch;
         await _app.DisposeAsync();
         await Server.Storage.DisposeAsync();
     }

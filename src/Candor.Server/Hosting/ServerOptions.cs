@@ -96,6 +96,10 @@ public sealed class ServerOptions
     public int SaslTimeoutSeconds { get; set; } = 30;
     /// <summary>Idle seconds before TCP keepalive probes a connection, so that a vanished peer's session ends; 0 turns them off.</summary>
     public int TcpKeepAliveSeconds { get; set; } = 300;
+    /// <summary>The file holding the master key that seals stored data (base64, 256 bits); default DATA/keys/master.key, made on first start.</summary>
+    public string? MasterKeyFile { get; set; }
+    /// <summary>The master key itself (base64, 256 bits), e.g. from CANDOR__MASTERKEY; takes the place of MasterKeyFile.</summary>
+    public string? MasterKey { get; set; }
     /// <summary>Failed SASL attempts on one stream before it ends with policy-violation (RFC 6120 §6.4.5).</summary>
     public int MaxSaslFailuresPerStream { get; set; } = 5;
     /// <summary>Failed logins per address and per account, within the memory window, before each further attempt waits.</summary>
@@ -159,6 +163,17 @@ public sealed class ServerOptions
         if (MaxOfflineMessages < 0 || MaxRosterItems < 1) throw new OptionsException("MaxOfflineMessages cannot be negative and MaxRosterItems must be at least 1");
         if (MaxSessionsPerAccount < 1) throw new OptionsException("MaxSessionsPerAccount must be at least 1");
         if (RegistrationsPerHourPerAddress < 0 || RegistrationsPerHourLoopback < 0) throw new OptionsException("registration rates cannot be negative");
+        if (MasterKey is not null)
+        {
+            try
+            {
+                Storage.KeyFiles.ParseKey(MasterKey, "MasterKey");
+            }
+            catch (Storage.KeyException e)
+            {
+                throw new OptionsException(e.Message);
+            }
+        }
         if (MaxOutboundQueue < 16) throw new OptionsException("max outbound queue must be at least 16");
         if (MaxOutboundQueueBytes < MaxStanzaBytes) throw new OptionsException("MaxOutboundQueueBytes must be at least MaxStanzaBytes");
     }
