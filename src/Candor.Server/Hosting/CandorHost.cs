@@ -63,8 +63,6 @@ public sealed class CandorHost : IAsyncDisposable
         builder.Logging.ClearProviders();
         configureLogging?.Invoke(builder.Logging);
         builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(10));
-        if (options.TcpKeepAliveSeconds > 0)
-            builder.WebHost.UseSockets(sockets => sockets.CreateBoundListenSocket = endpoint => KeepAliveListenSocket(endpoint, options.TcpKeepAliveSeconds));
 
         var storage = await SealedStorage.OpenAsync(options);
         if (storage.Migrated > 0) announce($"Sealed {storage.Migrated} records stored in plaintext by an earlier version (key {storage.Keys.Current.IdText}).");
@@ -77,6 +75,11 @@ public sealed class CandorHost : IAsyncDisposable
             ModuleCatalog.RegisterAll(server);
             return server;
         });
+        Func<EndPoint, Socket> listenSocket = options.TcpKeepAliveSeconds > 0
+            ? endpoint => KeepAliveListenSocket(endpoint, options.TcpKeepAliveSeconds)
+            : SocketTransportOptions.CreateDefaultBoundListenSocket;
+        builder.Services.AddSingleton<IConnectionListenerFactory>(sp =>
+            new GuardedSocketTransport(listenSocket, sp.GetRequiredService<XmppServer>().ConnectionLimits, sp.GetRequiredService<ILoggerFactory>()));
         ListenOptions? c2s = null, direct = null, http = null, https = null;
         builder.WebHost.ConfigureKestrel(kestrel =>
         {
