@@ -58,6 +58,8 @@ public sealed class XmppServer
     public Modules.Clients.ClientRegistry Clients { get; set; } = null!;
     /// <summary>Set by the policy module: the content policy in force, reloadable.</summary>
     public Modules.Policy.PolicyService Policy { get; set; } = null!;
+    /// <summary>Set by the archive module: <c>Archive.WhenWritten()</c> completes once every message archived so far is durable.</summary>
+    public Modules.Archive.ArchiveWriter? Archive { get; set; }
     public string Version { get; } = typeof(XmppServer).Assembly.GetName().Version?.ToString(3) ?? "0.1.0";
 
     /// <summary>Every open stream, authenticated or not, so that shutdown can close each with a stream error.</summary>
@@ -119,6 +121,9 @@ public sealed class ServerHooks
 
     /// <summary>An account's password was changed: in band by <see cref="PasswordChange.By"/>, or by the operator when that is null.</summary>
     public Hook<PasswordChange> PasswordChanged { get; } = new();
+
+    /// <summary>The server is stopping: its streams are closed and its storage still open (write out what is buffered).</summary>
+    public Hook<XmppServer> Stopping { get; } = new();
 }
 
 public sealed record PasswordChange(string User, Session? By);
