@@ -88,8 +88,11 @@ public static class MamQuery
         if (results.Count > 0)
         {
             // first and last name the page in archive order, flipped or not: flipping changes only the order of sending.
-            var index = await store.CountAsync(owner, filter with { BeforeId = results[0].Id });
-            rsm.AddChild("first").SetAttribute("index", index.ToString(System.Globalization.CultureInfo.InvariantCulture)).AddText(results[0].Key!);
+            var first = rsm.AddChild("first").AddText(results[0].Key!);
+            // The index (optional) only on forward pages: slixmpp 1.8 ends any paging once index + page size reaches
+            // the count, which on a backward page is true of the very first one.
+            if (!backwards)
+                first.SetAttribute("index", (await store.CountAsync(owner, filter with { BeforeId = results[0].Id })).ToString(System.Globalization.CultureInfo.InvariantCulture));
             rsm.AddChild("last").AddText(results[^1].Key!);
         }
         rsm.AddChild("count").AddText(count.ToString(System.Globalization.CultureInfo.InvariantCulture));
