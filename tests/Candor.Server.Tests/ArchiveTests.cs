@@ -344,8 +344,19 @@ public sealed class ArchiveTests(ServerFixture server) : IClassFixture<ServerFix
         var items = await bob.IqAsync("<iq type='get' to='localhost'><query xmlns='http://jabber.org/protocol/disco#items' node='http://jabber.org/protocol/commands'/></iq>");
         Assert.Contains(items.GetChild("query", Ns.DiscoItems)!.Elements, i => i.GetAttribute("node") == "delete-archive" && i.GetAttribute("name") == "Delete my message history");
 
-        var done = await bob.IqAsync("<iq type='set' to='localhost'><command xmlns='http://jabber.org/protocol/commands' node='delete-archive' action='execute'/></iq>");
-        var command = done.GetChild("command", "http://jabber.org/protocol/commands")!;
+        // It cannot be undone, so it asks first; declining deletes nothing.
+        const string Commands = "http://jabber.org/protocol/commands";
+        var asked = (await bob.IqAsync($"<iq type='set' to='localhost'><command xmlns='{Commands}' node='delete-archive' action='execute'/></iq>")).GetChild("command", Commands)!;
+        Assert.Equal("executing", asked.GetAttribute("status"));
+        Assert.Equal("boolean", asked.GetChild("x", Ns.DataForms)!.GetChild("field", Ns.DataForms)!.GetAttribute("type"));
+        string Answer(string value) => $"<iq type='set' to='localhost'><command xmlns='{Commands}' node='delete-archive' action='complete' sessionid='{asked.GetAttribute("sessionid")}'>"
+            + $"<x xmlns='jabber:x:data' type='submit'><field var='confirm'><value>{value}</value></field></x></command></iq>";
+        var declined = (await bob.IqAsync(Answer("false"))).GetChild("command", Commands)!;
+        Assert.Equal("completed", declined.GetAttribute("status"));
+        Assert.Equal(5, (await QueryAsync(bob)).Items.Count);
+
+        var done = await bob.IqAsync(Answer("true"));
+        var command = done.GetChild("command", Commands)!;
         Assert.Equal("completed", command.GetAttribute("status"));
         Assert.Contains("5 archived messages", command.GetChildText("note", "http://jabber.org/protocol/commands"));
         var after = await QueryAsync(bob);

@@ -159,9 +159,11 @@ public sealed class DiscoRegistry
 
 /// <summary>
 /// A one-step ad-hoc command (XEP-0050): executing it returns a completed command with a note and
-/// optionally a data form of results. Only the account itself may run it.
+/// optionally a data form of results. Only the account itself may run it. With a <paramref name="Confirmation"/>
+/// (for what cannot be undone), executing first returns a form asking that question, and the command runs only
+/// when the form comes back with <c>confirm</c> true.
 /// </summary>
-public sealed record AdHocCommand(string Node, string Name, Func<IqRequest, ValueTask<AdHocResult>> Execute);
+public sealed record AdHocCommand(string Node, string Name, Func<IqRequest, ValueTask<AdHocResult>> Execute, string? Confirmation = null);
 
 public sealed record AdHocResult(string Note, Element? Form = null);
 

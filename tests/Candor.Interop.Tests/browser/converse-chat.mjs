@@ -9,7 +9,8 @@
 //           "slixmppBody": "...", "screenshots": "DIR", "chromium": "/usr/bin/chromium" }
 //
 // Steps: both log in; alice adds bob as a contact and bob accepts, through the Converse UI; both see each
-// other online; they chat both ways; carol (slixmpp over TCP) writes to bob, whose page shows it. Every
+// other online; they chat both ways; carol (slixmpp over TCP) writes to bob, whose page shows it; bob logs in on
+// a second device (a fresh browser context) and sees the conversation with alice from the archive. Every
 // request the pages make (HTTP, WebSocket, workers) must go to the Candor server itself: any other host, or
 // any Content-Security-Policy refusal, fails the run. Prints "STEP ..." lines, then "PASS" or "FAIL: why".
 import { chromium } from 'playwright-core';
@@ -189,6 +190,18 @@ async function main() {
         await screenshot('bob', 'bob-chat-with-alice');
         await screenshot('alice', 'alice-chat-with-bob');
         checkNoLeaks('during the conversation');
+
+        // Bob on a second device: a fresh browser context holds no history of its own, so what its chat with
+        // Alice shows comes from the server's message archive (XEP-0313).
+        const second = await openPage('bob-second-device');
+        await login(second, 'bob on a second device', config.bob.jid, config.bob.password);
+        await openChat(second, 'bob on a second device', config.alice.jid);
+        for (const text of ['Hello Bob, this is Alice in Chromium', 'Hi Alice! Bob here, also in the browser', picture]) {
+            step(`bob's second device shows from the archive: ${text}`);
+            await second.locator(`converse-chat[jid="${config.alice.jid}"] .chat-msg__text`, { hasText: text }).waitFor();
+        }
+        await screenshot('bob-second-device', 'bob-second-device-history');
+        checkNoLeaks('on the second device');
         console.log('PASS');
     } catch (e) {
         for (const who of Object.keys(pages)) {

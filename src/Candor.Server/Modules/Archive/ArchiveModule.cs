@@ -56,7 +56,8 @@ public sealed partial class ArchiveModule : IModule
         server.Iq.Register(IqScope.Account, "get", "metadata", Namespace, request => MetadataAsync(writer, store, request));
         server.Iq.Register(IqScope.Account, "get", "prefs", Namespace, request => GetPrefsAsync(server, prefsStore, request));
         server.Iq.Register(IqScope.Account, "set", "prefs", Namespace, request => SetPrefsAsync(prefsStore, request));
-        server.Disco.Commands[PurgeCommand] = new(PurgeCommand, "Delete my message history", request => PurgeCommandAsync(writer, store, request));
+        server.Disco.Commands[PurgeCommand] = new(PurgeCommand, "Delete my message history", request => PurgeCommandAsync(writer, store, request),
+            Confirmation: "Delete every message archived for your account on this server? This cannot be undone.");
 
         var retention = TimeSpan.FromDays(server.Options.ArchiveRetentionDays);
         SweepAsync(store, retention, logger).GetAwaiter().GetResult();

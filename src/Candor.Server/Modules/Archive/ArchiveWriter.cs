@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Threading.Channels;
 using Candor.Server.Storage;
 using Microsoft.Extensions.Logging;
@@ -32,7 +33,9 @@ public sealed partial class ArchiveWriter
     {
         _store = store;
         _logger = logger;
-        _loop = Task.Run(LoopAsync);
+        // A thread of its own: the writes block (SQLite has no asynchronous I/O), and on a pool thread they would
+        // hold up the routing of other stanzas on a busy machine until the pool grew.
+        _loop = Task.Factory.StartNew(Loop, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
     }
 
     /// <summary>Entries queued and not yet taken by a write.</summary>
@@ -67,17 +70,17 @@ public sealed partial class ArchiveWriter
         await _loop;
     }
 
-    private async Task LoopAsync()
+    private void Loop()
     {
-        while (await _wake.Reader.WaitToReadAsync())
+        while (_wake.Reader.WaitToReadAsync().AsTask().GetAwaiter().GetResult())
         {
             _wake.Reader.TryRead(out _);
-            await WriteQueuedAsync();
+            WriteQueued();
         }
-        await WriteQueuedAsync();
+        WriteQueued();
     }
 
-    private async Task WriteQueuedAsync()
+    private void WriteQueued()
     {
         List<ArchiveEntry> entries;
         TaskCompletionSource batch;
@@ -92,8 +95,10 @@ public sealed partial class ArchiveWriter
         }
         try
         {
+            var started = Stopwatch.GetTimestamp();
             for (var i = 0; i < entries.Count; i += MaxBatch)
-                await _store.AppendBatchAsync(i == 0 && entries.Count <= MaxBatch ? entries : entries.GetRange(i, Math.Min(MaxBatch, entries.Count - i)));
+                _store.AppendBatchAsync(i == 0 && entries.Count <= MaxBatch ? entries : entries.GetRange(i, Math.Min(MaxBatch, entries.Count - i))).GetAwaiter().GetResult();
+            Log.Written(_logger, entries.Count, Stopwatch.GetElapsedTime(started).TotalMilliseconds);
             batch.SetResult();
         }
         catch (Exception e)
@@ -108,6 +113,9 @@ public sealed partial class ArchiveWriter
 
     private static partial class Log
     {
+        [LoggerMessage(Level = LogLevel.Debug, Message = "Archived {Count} messages in {Milliseconds} ms")]
+        public static partial void Written(ILogger logger, int count, double milliseconds);
+
         [LoggerMessage(Level = LogLevel.Error, Message = "Archiving {Count} messages failed: they were delivered but are not in the archive")]
         public static partial void WriteFailed(ILogger logger, Exception exception, int count);
     }
