@@ -201,6 +201,12 @@ async function main() {
             await second.locator(`converse-chat[jid="${config.alice.jid}"] .chat-msg__text`, { hasText: text }).waitFor();
         }
         await screenshot('bob-second-device', 'bob-second-device-history');
+        // Known, not the archive's: the second login is announced to bob's sessions by a chat message from the
+        // server's own JID (a Candor login notice), and Converse 14 fails to make a contact of a JID without a
+        // local part ("api.contacts.add: Valid JID required"), so neither page shows that notice.
+        const notices = problems.filter((p) => /page error: api\.contacts\.add: Valid JID required/.test(p));
+        notices.forEach((p) => console.log(`KNOWN (login notice from the domain JID): ${p}`));
+        problems.splice(0, problems.length, ...problems.filter((p) => !notices.includes(p)));
         checkNoLeaks('on the second device');
         console.log('PASS');
     } catch (e) {
