@@ -132,6 +132,12 @@ public abstract class StorageConformanceTests : IAsyncLifetime
         Assert.Equal(2, await archive.DeleteAsync("alice"));
         Assert.Equal(0, await archive.CountAsync("alice"));
         Assert.Equal(0, await archive.DeleteAsync("alice"));
+
+        // A large batch (the SQLite backend writes several rows per statement) keeps every row and its order.
+        var many = Enumerable.Range(0, 150).Select(i => new ArchiveEntry(i % 2 == 0 ? "erin" : "fay", $"m{i}", t0.AddSeconds(i), "x@y", $"v{i}")).ToList();
+        await archive.AppendBatchAsync(many);
+        Assert.Equal(many.Where(e => e.User == "erin").Select(e => e.Key), (await archive.QueryAsync("erin", ArchiveQuery.All)).Select(i => i.Key));
+        Assert.Equal(many.Where(e => e.User == "fay").Select(e => (e.Value, e.When)), (await archive.QueryAsync("fay", ArchiveQuery.All)).Select(i => (i.Value, i.When)));
     }
 
     [Fact]

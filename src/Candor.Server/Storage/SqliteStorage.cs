@@ -225,32 +225,64 @@ internal sealed class SqliteArchiveStore(SqliteStorage storage, string name) : I
         return Task.FromResult(Convert.ToInt32(command.ExecuteScalar()));
     }
 
+    /// <summary>Rows per INSERT statement of a batch: binding and stepping one statement per row cost more than the row.</summary>
+    private const int RowsPerInsert = 64;
+
     public Task AppendBatchAsync(IReadOnlyList<ArchiveEntry> entries)
     {
         if (entries.Count == 0) return Task.CompletedTask;
         using var connection = storage.Open();
         using var transaction = connection.BeginTransaction();
-        using var command = connection.CreateCommand();
-        command.Transaction = transaction;
-        command.CommandText = "INSERT INTO archive (store, user, key, at, with_jid, value) VALUES ($store, $user, $key, $at, $with, $value)";
-        command.Parameters.AddWithValue("$store", name);
-        var user = command.Parameters.Add("$user", SqliteType.Text);
-        var key = command.Parameters.Add("$key", SqliteType.Text);
-        var at = command.Parameters.Add("$at", SqliteType.Integer);
-        var with = command.Parameters.Add("$with", SqliteType.Text);
-        var value = command.Parameters.Add("$value", SqliteType.Text);
-        command.Prepare();
-        foreach (var entry in entries)
+        SqliteCommand? full = null;
+        try
         {
-            user.Value = entry.User;
-            key.Value = entry.Key;
-            at.Value = entry.When.ToUnixTimeMilliseconds();
-            with.Value = entry.With;
-            value.Value = entry.Value;
-            command.ExecuteNonQuery();
+            for (var first = 0; first < entries.Count; first += RowsPerInsert)
+            {
+                var rows = Math.Min(RowsPerInsert, entries.Count - first);
+                var command = rows == RowsPerInsert ? full ??= Insert(connection, transaction, rows) : Insert(connection, transaction, rows);
+                var parameters = command.Parameters;
+                for (var row = 0; row < rows; row++)
+                {
+                    var entry = entries[first + row];
+                    var p = 1 + row * 5;
+                    parameters[p].Value = entry.User;
+                    parameters[p + 1].Value = entry.Key;
+                    parameters[p + 2].Value = entry.When.ToUnixTimeMilliseconds();
+                    parameters[p + 3].Value = entry.With;
+                    parameters[p + 4].Value = entry.Value;
+                }
+                command.ExecuteNonQuery();
+                if (command != full) command.Dispose();
+            }
+        }
+        finally
+        {
+            full?.Dispose();
         }
         transaction.Commit();
         return Task.CompletedTask;
+    }
+
+    /// <summary>An INSERT of <paramref name="rows"/> archive rows: $store, then user, key, at, with and value per row.</summary>
+    private SqliteCommand Insert(SqliteConnection connection, SqliteTransaction transaction, int rows)
+    {
+        var command = connection.CreateCommand();
+        command.Transaction = transaction;
+        command.Parameters.AddWithValue("$store", name);
+        var values = new System.Text.StringBuilder("INSERT INTO archive (store, user, key, at, with_jid, value) VALUES ");
+        for (var row = 0; row < rows; row++)
+        {
+            if (row > 0) values.Append(", ");
+            values.Append($"($store, $u{row}, $k{row}, $a{row}, $w{row}, $v{row})");
+            command.Parameters.Add($"$u{row}", SqliteType.Text);
+            command.Parameters.Add($"$k{row}", SqliteType.Text);
+            command.Parameters.Add($"$a{row}", SqliteType.Integer);
+            command.Parameters.Add($"$w{row}", SqliteType.Text);
+            command.Parameters.Add($"$v{row}", SqliteType.Text);
+        }
+        command.CommandText = values.ToString();
+        command.Prepare();
+        return command;
     }
 
     public Task<int> DeleteAsync(string user)

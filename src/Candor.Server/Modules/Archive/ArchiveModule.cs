@@ -22,7 +22,7 @@ public sealed partial class ArchiveModule : IModule
     public const string StoreName = "archive";
     public const string PurgeCommand = "delete-archive";
     /// <summary>Queued archive entries beyond which a sender's next message waits for its batch (backpressure).</summary>
-    public const int MaxQueued = 20_000;
+    public const int MaxQueued = 8_000;
     public static readonly TimeSpan SweepInterval = TimeSpan.FromHours(1);
 
     public IReadOnlyList<Protocol> Protocols { get; } =
