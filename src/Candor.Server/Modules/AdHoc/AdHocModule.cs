@@ -43,7 +43,7 @@ public sealed class AdHocModule : IModule
             return request.Result(Confirmed(request.Payload) is false
                 ? Completed(node, request.Payload.GetAttribute("sessionid"), "Nothing was done.")
                 : ConfirmationForm(node, command.Confirmation));
-        var result = await command.Execute(request);
+        var result = await command.Execute(request.From);
         var element = Completed(node, request.Payload.GetAttribute("sessionid") ?? Guid.NewGuid().ToString("N"), result.Note);
         if (result.Form is not null) element.Add(result.Form);
         return request.Result(element);

@@ -56,7 +56,7 @@ public sealed partial class ArchiveModule : IModule
         server.Iq.Register(IqScope.Account, "get", "metadata", Namespace, request => MetadataAsync(writer, store, request));
         server.Iq.Register(IqScope.Account, "get", "prefs", Namespace, request => GetPrefsAsync(server, prefsStore, request));
         server.Iq.Register(IqScope.Account, "set", "prefs", Namespace, request => SetPrefsAsync(prefsStore, request));
-        server.Disco.Commands[PurgeCommand] = new(PurgeCommand, "Delete my message history", request => PurgeCommandAsync(writer, store, request),
+        server.Disco.Commands[PurgeCommand] = new(PurgeCommand, "Delete my message history", requester => PurgeCommandAsync(writer, store, requester),
             Confirmation: "Delete every message archived for your account on this server? This cannot be undone.");
 
         var retention = TimeSpan.FromDays(server.Options.ArchiveRetentionDays);
@@ -212,10 +212,10 @@ public sealed partial class ArchiveModule : IModule
         return request.Result(element);
     }
 
-    private static async ValueTask<AdHocResult> PurgeCommandAsync(ArchiveWriter writer, IArchiveStore store, IqRequest request)
+    private static async ValueTask<AdHocResult> PurgeCommandAsync(ArchiveWriter writer, IArchiveStore store, Jid requester)
     {
         await writer.WhenWritten().ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
-        var deleted = await store.DeleteAsync(request.From.Local!);
+        var deleted = await store.DeleteAsync(requester.Local!);
         return new AdHocResult($"Deleted your message history on this server: {deleted} archived messages. Copies your clients keep are not affected.");
     }
 
