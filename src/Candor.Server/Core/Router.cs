@@ -41,6 +41,12 @@ public sealed class Router(XmppServer server)
         var hooks = server.Hooks;
         if (to.Domain != server.Domain.Domain)
         {
+            // A service at its own domain (MUC): everything addressed to the domain or its JIDs is its to answer.
+            if (server.Components.TryGetValue(to.Domain, out var component))
+            {
+                await component(ev);
+                return;
+            }
             if (!ev.Stanza.IsPresence())
                 await ev.ReplyErrorAsync(StanzaError.RemoteServerNotFound, "This server does not federate with other domains yet.");
             return;

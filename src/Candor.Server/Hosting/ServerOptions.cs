@@ -81,6 +81,8 @@ public sealed class ServerOptions
     public string? PolicyFile { get; set; }
     /// <summary>Public URL of the policy document, when the server is behind a proxy; default http://DOMAIN:HTTP-PORT/.well-known/candor/policy.</summary>
     public string? PolicyUrl { get; set; }
+    /// <summary>Domain of the multi-user chat service (XEP-0045); unset means conference.DOMAIN, empty turns it off.</summary>
+    public string? MucDomain { get; set; }
     /// <summary>Seconds a connection may take from connecting to binding a resource.</summary>
     public int AuthenticationTimeoutSeconds { get; set; } = 60;
     /// <summary>Idle seconds before TCP keepalive probes a connection, so that a vanished peer's session ends; 0 turns them off.</summary>
@@ -119,6 +121,13 @@ public sealed class ServerOptions
         if (!Xmpp.Jid.TryParse(Domain, out var jid) || !jid.IsBare || jid.Local is not null)
             throw new OptionsException($"'{Domain}' is not a valid domain");
         Domain = jid.Domain;
+        MucDomain ??= "conference." + Domain;
+        if (MucDomain.Length > 0)
+        {
+            if (!Xmpp.Jid.TryParse(MucDomain, out var muc) || !muc.IsBare || muc.Local is not null || muc.Domain == Domain)
+                throw new OptionsException($"MucDomain '{MucDomain}' is not a valid domain other than the server's");
+            MucDomain = muc.Domain;
+        }
         foreach (var (name, port) in new[] { ("c2s-port", C2sPort), ("tls-port", TlsPort), ("http-port", HttpPort), ("https-port", HttpsPort) })
             if (port < -1 || port > 65535) throw new OptionsException($"{name} must be between 0 and 65535 (or -1 to disable)");
         if (C2sPort == -1) throw new OptionsException("c2s-port cannot be disabled");
