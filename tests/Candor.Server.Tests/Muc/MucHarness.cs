@@ -50,7 +50,7 @@ public static class Muc
     /// <summary>A new user who creates <paramref name="room"/> as an instant room (XEP-0045 §10.1.2) and is in it.</summary>
     public static async Task<XmppTestClient> CreateRoomAsync(this ServerFixture server, string room, string nick = "owner")
     {
-        var owner = await server.LoginAsync(await server.CreateUserAsync("owner"));
+        var owner = await server.OnlineUserAsync("owner");
         await owner.EnterAsync(room, nick);
         var self = await owner.ExpectSelfPresenceAsync(room, nick);
         Assert.Contains(201, self.StatusCodes());

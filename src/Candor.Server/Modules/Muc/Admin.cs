@@ -88,9 +88,10 @@ public sealed partial class Room
     {
         if (actor is not { IsModerator: true }) return "moderator";
         if (!_byNick.TryGetValue(nick, out var target)) return "nick";
-        if ((role == Role.Moderator || target.IsModerator && target != actor) && actor.Affiliation < Affiliation.Admin) return "admin";
+        // §8.2, §9.7: admins and owners keep their role against anyone not above them.
         if (target.Affiliation >= Affiliation.Admin && role < Role.Moderator && target.Affiliation >= actor.Affiliation && target != actor)
             return "higher";
+        if ((role == Role.Moderator || target.IsModerator && target != actor) && actor.Affiliation < Affiliation.Admin) return "admin";
         if (role == Role.None)
         {
             await LeaveAsync(target, 307, Decorate(actor, reason));
