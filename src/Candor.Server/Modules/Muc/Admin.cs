@@ -57,8 +57,11 @@ public sealed partial class Room
             }
             else if (item.GetAttribute("affiliation") is { } affiliationText)
             {
-                if (!Roles.TryParseAffiliation(affiliationText, out var affiliation) || !Jid.TryParse(item.GetAttribute("jid"), out var jid))
-                    return request.Error(StanzaError.BadRequest, "an affiliation change names a valid affiliation and a JID");
+                // Some clients name an occupant by nick rather than JID (XEP-0045 §9.3 gives both).
+                var jid = Jid.TryParse(item.GetAttribute("jid"), out var named) ? named
+                    : item.GetAttribute("nick") is { } byNick && _byNick.TryGetValue(byNick, out var occupant) ? occupant.RealJid : null;
+                if (!Roles.TryParseAffiliation(affiliationText, out var affiliation) || jid is null)
+                    return request.Error(StanzaError.BadRequest, "an affiliation change names a valid affiliation and a JID (or an occupant's nick)");
                 refusal = await ChangeAffiliationAsync(actor, actorAffiliation, jid.Bare, affiliation, reason);
                 changed |= refusal is null;
             }
