@@ -27,4 +27,34 @@ public sealed class MucInteropTests(ITestOutputHelper output)
         Assert.True(result.Succeeded, $"muc_rooms.py failed\n{result.Describe()}\n{server.Transcript}");
         Assert.Contains("PASS", result.Output);
     }
+
+    /// <summary>
+    /// profanity /join: a slixmpp occupant (scripts/muc_peer.py) creates the room; profanity joins it with /join,
+    /// shows the occupant's message and answers in the room window, and the occupant receives the answer.
+    /// </summary>
+    [Fact]
+    public async Task Profanity_joins_a_room_and_talks_with_a_slixmpp_occupant()
+    {
+        await Tools.RequireSlixmppAsync();
+        await using var server = await CandorServer.StartAsync(output);
+        await server.AddUserAsync("alice@localhost", "alice-secret");
+        await server.AddUserAsync("carol@localhost", "carol-secret");
+        const string room = "lounge@conference.localhost", peerSays = "carol says hi from slixmpp", answer = "profanity answers in the room";
+
+        await using var peer = ChildProcess.Start(Tools.Python,
+            [Tools.Script("muc_peer.py"), CandorServer.Host, server.C2sPort.ToString(), "carol@localhost", "carol-secret", room, "carol",
+             "--say", peerSays, "--expect", answer, "--from", "prof", "--timeout", "90"]);
+        Assert.True(await peer.WaitForOutputAsync("READY", ProfanitySession.StepTimeout), $"the peer did not create the room\n{peer.Output}\n{server.Transcript}");
+
+        await using var profanity = await ProfanitySession.LoginAsync(server, "alice@localhost", "alice-secret");
+        await profanity.Tmux.SendLineAsync($"/join {room} nick prof");
+        Assert.True(await profanity.Tmux.WaitForAnyAsync(ProfanitySession.StepTimeout, peerSays) is not null,
+            await profanity.ContextAsync("profanity did not show the occupant's message", peer.Output));
+        await profanity.Tmux.SendLineAsync(answer);
+
+        Assert.True(await peer.WaitForExitAsync(TimeSpan.FromSeconds(60)), await profanity.ContextAsync("the peer did not finish", peer.Output));
+        Assert.True(peer.ExitCode == 0, await profanity.ContextAsync($"the peer exited with {peer.ExitCode}", peer.Output));
+        Assert.Contains("RECEIVED", peer.Output);
+        output.WriteLine(await profanity.Tmux.CaptureAsync());
+    }
 }
