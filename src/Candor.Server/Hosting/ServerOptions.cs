@@ -83,6 +83,8 @@ public sealed class ServerOptions
     public string? PolicyUrl { get; set; }
     /// <summary>Domain of the multi-user chat service (XEP-0045); unset means conference.DOMAIN, empty turns it off.</summary>
     public string? MucDomain { get; set; }
+    /// <summary>Rooms the chat service holds at once; creating one more is refused with resource-constraint.</summary>
+    public int MucMaxRooms { get; set; } = 10_000;
     /// <summary>Seconds a connection may take from connecting to binding a resource.</summary>
     public int AuthenticationTimeoutSeconds { get; set; } = 60;
     /// <summary>Idle seconds before TCP keepalive probes a connection, so that a vanished peer's session ends; 0 turns them off.</summary>
@@ -128,6 +130,7 @@ public sealed class ServerOptions
                 throw new OptionsException($"MucDomain '{MucDomain}' is not a valid domain other than the server's");
             MucDomain = muc.Domain;
         }
+        if (MucMaxRooms < 1) throw new OptionsException("MucMaxRooms must be at least 1");
         foreach (var (name, port) in new[] { ("c2s-port", C2sPort), ("tls-port", TlsPort), ("http-port", HttpPort), ("https-port", HttpsPort) })
             if (port < -1 || port > 65535) throw new OptionsException($"{name} must be between 0 and 65535 (or -1 to disable)");
         if (C2sPort == -1) throw new OptionsException("c2s-port cannot be disabled");

@@ -24,7 +24,7 @@ def parse_args():
     p.add_argument("--say", required=True)
     p.add_argument("--expect", required=True)
     p.add_argument("--from", dest="from_nick", required=True)
-    p.add_argument("--club", help="also create this room, members-only")
+    p.add_argument("--club", help="also create this room, members-only and persistent")
     p.add_argument("--timeout", type=float, default=60.0)
     return p.parse_args()
 
@@ -34,7 +34,9 @@ async def create(c, muc, room, nick, timeout, members_only):
     if 201 not in pres["muc"]["status_codes"]:
         raise StepFailed(f"{room} already existed")
     form = await muc.get_room_config(room, timeout=timeout)
-    form.set_values({"muc#roomconfig_membersonly": "1" if members_only else "0"})
+    # The members-only room is persistent: it stays after this peer has gone.
+    flag = "1" if members_only else "0"
+    form.set_values({"muc#roomconfig_membersonly": flag, "muc#roomconfig_persistentroom": flag})
     await muc.set_room_config(room, form, timeout=timeout)
 
 

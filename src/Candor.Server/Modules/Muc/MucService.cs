@@ -73,6 +73,12 @@ public sealed partial class MucService
                 var fresh = new Room(this, to.Bare);
                 room = _rooms.GetOrAdd(to.Local, fresh);
                 created = room == fresh;
+                if (created && _rooms.Count > Server.Options.MucMaxRooms)
+                {
+                    _rooms.TryRemove(new KeyValuePair<string, Room>(to.Local, fresh));
+                    await ev.ReplyErrorAsync(StanzaError.ResourceConstraint, "the chat service holds as many rooms as it may; try an existing one");
+                    return;
+                }
             }
             else room = _rooms.GetValueOrDefault(to.Local);
             if (room is null)
