@@ -10,7 +10,7 @@
 // Steps: the slixmpp peer creates both rooms; alice opens the room in Converse, sees the peer's message and
 // answers, which the peer must receive; bob, in a second browser context, tries the members-only club and
 // Converse shows the server's <registration-required/> refusal. Prints "STEP ..." lines, then "PASS" or "FAIL: why".
-import { chromium } from 'playwright-core';
+import { launchChromium } from './chromium.mjs';
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -80,12 +80,7 @@ async function screenshot(who, name) {
 async function main() {
     let peer;
     try {
-        browser = await chromium.launch({
-            executablePath: config.chromium ?? '/usr/bin/chromium',
-            headless: true,
-            args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-                '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-        });
+        browser = await launchChromium(config.chromium);
         step('the slixmpp peer creates the rooms');
         peer = startPeer();
         await peer.ready;
