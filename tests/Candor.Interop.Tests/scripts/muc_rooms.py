@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """Three slixmpp users drive a chat room with slixmpp's own xep_0045 plugin: create and configure
-it, join (with history), nickname conflict, subject, groupchat, kick, ban, leave, destroy.
+it, join (with history), nickname conflict, subject, groupchat, moderation (xep_0425), kick, ban, leave, destroy.
 
     /usr/bin/python3 muc_rooms.py HOST PORT ROOM JID_A PW_A JID_B PW_B JID_C PW_C [--timeout 15]
 
@@ -15,6 +15,7 @@ import sys
 sys.dont_write_bytecode = True  # keep the scripts folder clean
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import Client, StepFailed, bare, run, say  # noqa: E402
+from slixmpp import JID as slixmpp_jid  # noqa: E402
 from slixmpp.exceptions import IqError, PresenceError  # noqa: E402
 
 
@@ -37,6 +38,8 @@ async def main(args):
     def client(name, jid, pw):
         c = Client(name, jid, pw, args.host, args.port, "SCRAM-SHA-256")
         c.x.register_plugin("xep_0045")
+        c.x.register_plugin("xep_0359")
+        c.x.register_plugin("xep_0425")
         return c
 
     a = client("A", args.jid_a, args.password_a)
@@ -98,6 +101,16 @@ async def main(args):
         if m["from"].resource != "bob" or m["type"] != "groupchat":
             raise StepFailed(f"{step}: unexpected message {m}")
     say(f"{step}: ok — alice and carol got it from room/bob")
+
+    step = "9b A retracts bob's message with xep_0425"
+    stanza_id = m["stanza_id"]["id"]
+    if not stanza_id or m["stanza_id"]["by"] != room:
+        raise StepFailed(f"{step}: the room gave the message no stanza-id: {m}")
+    await a.x.plugin["xep_0425"].moderate(slixmpp_jid(room), stanza_id, reason="off topic", timeout=t)
+    moderated = await b.wait_stanza(step, "message", lambda s: s["apply_to"]["id"] == stanza_id, t, "the retraction")
+    if moderated["apply_to"]["moderated"]["reason"] != "off topic":
+        raise StepFailed(f"{step}: unexpected retraction {moderated}")
+    say(f"{step}: ok — stanza-id {stanza_id} retracted, reason given")
 
     step = "10 A kicks carol"
     await muc_a.set_role(room, "carol", "none", reason="testing kicks", timeout=t)

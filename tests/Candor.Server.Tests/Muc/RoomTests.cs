@@ -268,4 +268,38 @@ public sealed class RoomTests(MucFixture server) : IClassFixture<MucFixture>
         (await two.ExpectStanzaAsync("message", m => m.Type() == "error")).AssertError("policy-violation");
         await owner.ExpectNothingAsync(TimeSpan.FromMilliseconds(300), m => m.IsMessage() && m.GetChild("body", Ns.Client) is not null);
     }
+
+    [Fact]
+    public async Task A_moderator_retracts_a_message_for_everyone_and_later_arrivals_do_not_get_it()
+    {
+        var room = Muc.NewRoom();
+        await using var owner = await server.CreateRoomAsync(room);
+        await using var two = await server.LoginAsync(await server.CreateUserAsync("two"));
+        await two.JoinAsync(room, "two");
+        await two.SendAsync($"<message to='{room}' type='groupchat'><body>regrettable</body><stanza-id xmlns='urn:xmpp:sid:0' by='{room}' id='forged'/></message>");
+        var said = await owner.ExpectMessageAsync("regrettable");
+        var stanzaIds = said.Elements.Where(e => e.Is("stanza-id", "urn:xmpp:sid:0")).ToList();
+        var stanzaId = Assert.Single(stanzaIds).GetAttribute("id")!;
+        Assert.NotEqual("forged", stanzaId);
+
+        var refused = await two.RequestAsync($"<iq type='set' id='{{id}}' to='{room}'><moderate id='{stanzaId}' xmlns='urn:xmpp:message-moderate:1'>"
+                                             + "<retract xmlns='urn:xmpp:message-retract:1'/></moderate></iq>");
+        refused.AssertError("forbidden");
+        var done = await owner.RequestAsync($"<iq type='set' id='{{id}}' to='{room}'><moderate id='{stanzaId}' xmlns='urn:xmpp:message-moderate:1'>"
+                                            + "<retract xmlns='urn:xmpp:message-retract:1'/><reason>off topic</reason></moderate></iq>");
+        Assert.Equal("result", done.Type());
+        var retraction = await two.ExpectStanzaAsync("message", m => m.GetChild("retract", "urn:xmpp:message-retract:1") is not null);
+        var retract = retraction.GetChild("retract", "urn:xmpp:message-retract:1")!;
+        Assert.Equal((stanzaId, "off topic"), (retract.GetAttribute("id"), retract.GetChildText("reason", "urn:xmpp:message-retract:1")));
+        Assert.Equal($"{room}/owner", retract.GetChild("moderated", "urn:xmpp:message-moderate:1")!.GetAttribute("by"));
+        Assert.Equal(room, retraction.GetAttribute("from"));
+
+        var again = await owner.RequestAsync($"<iq type='set' id='{{id}}' to='{room}'><moderate id='{stanzaId}' xmlns='urn:xmpp:message-moderate:1'>"
+                                             + "<retract xmlns='urn:xmpp:message-retract:1'/></moderate></iq>");
+        again.AssertError("item-not-found");
+        await using var later = await server.LoginAsync(await server.CreateUserAsync("later"));
+        await later.EnterAsync(room, "later");
+        await later.ExpectSelfPresenceAsync(room, "later");
+        Assert.NotNull((await later.ExpectStanzaAsync("message")).GetChild("subject", Ns.Client)); // no history: the subject comes first
+    }
 }

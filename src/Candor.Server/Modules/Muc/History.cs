@@ -4,8 +4,8 @@ using Candor.Xmpp;
 
 namespace Candor.Server.Modules.Muc;
 
-/// <summary>A message kept for the history of a room: who said it, when, and its content serialized once.</summary>
-public sealed record HistoryEntry(DateTimeOffset When, string Nick, Jid RealJid, string? Id, SerializedContent Content);
+/// <summary>A message kept for the history of a room: who said it, when, the room's stanza-id, and its content serialized once.</summary>
+public sealed record HistoryEntry(DateTimeOffset When, string Nick, string OccupantId, string? Id, string StanzaId, SerializedContent Content);
 
 /// <summary>
 /// The last messages of a room, sent to an occupant on entering (XEP-0045 §7.2.13), limited by what the
@@ -20,6 +20,17 @@ public sealed class History
     {
         _entries.Enqueue(entry);
         while (_entries.Count > length) _entries.Dequeue();
+    }
+
+    /// <summary>Takes the message with that stanza-id out of the history (a moderator retracted it); null when it is not there.</summary>
+    public HistoryEntry? Remove(string stanzaId)
+    {
+        var entry = _entries.FirstOrDefault(e => e.StanzaId == stanzaId);
+        if (entry is null) return null;
+        var kept = _entries.Where(e => e != entry).ToList();
+        _entries.Clear();
+        foreach (var e in kept) _entries.Enqueue(e);
+        return entry;
     }
 
     public void Trim(int length)

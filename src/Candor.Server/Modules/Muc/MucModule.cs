@@ -14,6 +14,8 @@ public sealed class MucModule : IModule
     [
         new("XEP-0045", "1.35", "chat rooms at MucDomain: instant and reserved rooms, history, roles, affiliations, admin use cases, invitations, registration, voice requests"),
         new("XEP-0249", "1.2", "direct invitations pass between clients; rooms advertise jabber:x:conference"),
+        new("XEP-0359", "0.7.0", "rooms stamp each groupchat message with their stanza-id"),
+        new("XEP-0425", "0.3.0", "moderators retract messages for everyone; the 0.2 form (message-moderate:0 in apply-to) too"),
         new("XEP-0410", "1.1.0", "a ping to one's own occupant JID is answered by the room"),
         new("XEP-0421", "1.0.1", "occupant ids, stable per room and bare JID, in presence and messages"),
     ];

@@ -155,6 +155,7 @@ public sealed partial class MucService
                 (Room.AdminNs, _) => await room.AdminAsync(request),
                 (Room.OwnerNs, _) => await room.OwnerAsync(request),
                 (Ns.Register, _) => await room.RegisterAsync(request),
+                (Room.ModerateNs or Room.FastenNs, _) => room.Moderate(request),
                 (Ns.Ping, false) => request.Result(),
                 _ => request.Error(StanzaError.ServiceUnavailable),
             };

@@ -20,6 +20,7 @@ public sealed partial class Room
     public const string AdminNs = MucNs + "#admin";
     public const string OwnerNs = MucNs + "#owner";
     public const string OccupantIdNs = "urn:xmpp:occupant-id:0";
+    public const string StanzaIdNs = "urn:xmpp:sid:0";
 
     private readonly MucService _service;
     private readonly Dictionary<string, Occupant> _byNick = new(StringComparer.Ordinal);
@@ -142,7 +143,8 @@ public sealed partial class Room
             return;
         }
 
-        var content = Serialize(stanza, sender);
+        var stanzaId = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(9));
+        var content = Serialize(stanza, sender, stanzaId);
         var from = Jid.WithResource(sender.Nick).ToString();
         var id = stanza.Id();
         var weight = content.Utf8.Length + 128;
@@ -161,18 +163,24 @@ public sealed partial class Room
         }
         else if (Config.HistoryLength > 0)
         {
-            History.Add(new HistoryEntry(DateTimeOffset.UtcNow, sender.Nick, sender.RealJid, id, content), Config.HistoryLength);
+            History.Add(new HistoryEntry(DateTimeOffset.UtcNow, sender.Nick, sender.OccupantId, id, stanzaId, content), Config.HistoryLength);
         }
     }
 
-    /// <summary>The message's children as the room passes them on: any occupant-id the sender put in replaced by the room's.</summary>
-    private static SerializedContent Serialize(Element stanza, Occupant sender)
+    /// <summary>
+    /// The message's children as the room passes them on: any occupant-id the sender put in replaced by the room's
+    /// (XEP-0421), any stanza-id claiming to be the room's by the room's own (XEP-0359 §5).
+    /// </summary>
+    private SerializedContent Serialize(Element stanza, Occupant sender, string stanzaId)
     {
         var buffer = new ArrayBufferWriter<byte>(256);
+        var room = Jid.ToString();
         foreach (var child in stanza.Elements)
-            if (child.Namespace != OccupantIdNs && !child.Is("error", Ns.Client))
+            if (child.Namespace != OccupantIdNs && !child.Is("error", Ns.Client)
+                && !(child.Is("stanza-id", StanzaIdNs) && child.GetAttribute("by") == room))
                 ElementWriter.Write(child, buffer, Ns.Client);
         ElementWriter.Write(new Element("occupant-id", OccupantIdNs).SetAttribute("id", sender.OccupantId), buffer, Ns.Client);
+        ElementWriter.Write(new Element("stanza-id", StanzaIdNs).SetAttribute("id", stanzaId).SetAttribute("by", room), buffer, Ns.Client);
         return new SerializedContent(buffer.WrittenSpan.ToArray());
     }
 
@@ -232,7 +240,7 @@ public sealed partial class Room
         var query = new Element("query", Ns.DiscoInfo);
         query.AddChild("identity").SetAttribute("category", "conference").SetAttribute("type", "text")
             .SetAttribute("name", Config.Name.Length > 0 ? Config.Name : Jid.Local);
-        foreach (var feature in new[] { MucNs, Ns.DiscoInfo, Ns.DiscoItems, Ns.Register, OccupantIdNs, MucService.SelfPingNs, "jabber:x:conference" }
+        foreach (var feature in new[] { MucNs, Ns.DiscoInfo, Ns.DiscoItems, Ns.Register, OccupantIdNs, StanzaIdNs, ModerateNs, LegacyModerateNs, MucService.SelfPingNs, "jabber:x:conference" }
                      .Concat(Config.Features()).Order(StringComparer.Ordinal))
             query.AddChild("feature").SetAttribute("var", feature);
         var form = query.AddChild("x", Ns.DataForms).SetAttribute("type", "result");
