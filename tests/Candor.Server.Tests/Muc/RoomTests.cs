@@ -302,4 +302,25 @@ public sealed class RoomTests(MucFixture server) : IClassFixture<MucFixture>
         await later.ExpectSelfPresenceAsync(room, "later");
         Assert.NotNull((await later.ExpectStanzaAsync("message")).GetChild("subject", Ns.Client)); // no history: the subject comes first
     }
+
+    [Fact]
+    public async Task A_rooms_own_word_list_is_public_and_refuses_to_the_sender_only()
+    {
+        var room = Muc.NewRoom();
+        await using var owner = await server.CreateRoomAsync(room);
+        await owner.ConfigureAsync(room, ("candor#roomconfig_blockedwords", "spoiler"));
+        await using var two = await server.LoginAsync(await server.CreateUserAsync("two"));
+        await two.JoinAsync(room, "two");
+        var info = (await two.RequestAsync($"<iq type='get' id='{{id}}' to='{room}'><query xmlns='{Ns.DiscoInfo}'/></iq>")).FirstElement!;
+        var listed = info.GetChild("x", Ns.DataForms)!.Elements.Single(f => f.GetAttribute("var") == "candor#roominfo_blockedwords");
+        Assert.Equal("spoiler", listed.GetChildText("value", Ns.DataForms));
+
+        await two.SendMessageAsync(room, "big SPOILER ahead", "groupchat");
+        var error = await two.ExpectStanzaAsync("message", m => m.Type() == "error");
+        error.AssertError("policy-violation");
+        Assert.Contains("'spoiler'", error.GetChild("error", Ns.Client)!.GetChildText("text", Ns.Stanzas));
+        await two.SendMessageAsync(room, "nothing to hide", "groupchat");
+        await owner.ExpectMessageAsync("nothing to hide");
+        await owner.ExpectNothingAsync(TimeSpan.FromMilliseconds(200), m => m.GetChildText("body", Ns.Client) == "big SPOILER ahead");
+    }
 }

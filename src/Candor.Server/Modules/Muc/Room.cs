@@ -135,6 +135,7 @@ public sealed partial class Room
             return;
         }
         var stanza = ev.Stanza;
+        if (await RefusedByRoomRuleAsync(ev)) return;
         var subject = stanza.GetChild("subject", Ns.Client);
         var isSubjectChange = subject is not null && stanza.GetChild("body", Ns.Client) is null;
         if (isSubjectChange && !sender.IsModerator && !Config.OccupantsChangeSubject)
@@ -215,12 +216,21 @@ public sealed partial class Room
             await ev.ReplyErrorAsync(StanzaError.Forbidden, $"private messages in this room are for {Config.AllowPm}");
             return;
         }
+        if (await RefusedByRoomRuleAsync(ev)) return;
         var message = ev.Stanza.Clone();
         message.SetAttribute("from", Jid.WithResource(sender.Nick).ToString()).SetAttribute("to", target.RealJidText);
         message.RemoveChildren(node => node is Element e && (e.Namespace == OccupantIdNs || e.Is("x", UserNs)));
         message.AddChild("x", UserNs);
         message.AddChild("occupant-id", OccupantIdNs).SetAttribute("id", sender.OccupantId);
         Send(target, message);
+    }
+
+    /// <summary>The room's own word list (its configuration, public in its disco#info), told to the sender like the server's policy.</summary>
+    private async ValueTask<bool> RefusedByRoomRuleAsync(StanzaEvent ev)
+    {
+        if (Modules.Policy.PolicyModule.IsEndToEndEncrypted(ev.Stanza) || Config.BlockedWordIn(ev.Stanza) is not { } word) return false;
+        await ev.ReplyErrorAsync(StanzaError.PolicyViolation, $"Rejected by this room's rule: its word list (in the room's disco#info) contains '{word}'");
+        return true;
     }
 
     /// <summary>The subject, sent last when entering (XEP-0045 §7.2.15): empty when none was set.</summary>
@@ -252,7 +262,8 @@ public sealed partial class Room
         AddField(form, "muc#roominfo_subjectmod", Config.OccupantsChangeSubject ? "1" : "0", "boolean");
         AddField(form, "muc#roomconfig_changesubject", Config.OccupantsChangeSubject ? "1" : "0", "boolean");
         AddField(form, "muc#maxhistoryfetch", Config.HistoryLength.ToString());
-        AddField(form, "muc#roominfo_logs", "", "text-single");
+        var words = form.AddChild("field").SetAttribute("var", "candor#roominfo_blockedwords").SetAttribute("type", "text-multi");
+        foreach (var word in Config.BlockedWords) words.AddChild("value").AddText(word);
         return query;
     }
 

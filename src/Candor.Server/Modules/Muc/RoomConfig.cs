@@ -11,6 +11,8 @@ public sealed class RoomConfig
 {
     public const string FormType = "http://jabber.org/protocol/muc#roomconfig";
     public const int MaxHistoryLimit = 100;
+    public const string BlockedWordsField = "candor#roomconfig_blockedwords";
+    public const int MaxBlockedWords = 50, MaxBlockedWordLength = 64;
 
     public string Name { get; set; } = "";
     public string Description { get; set; } = "";
@@ -29,6 +31,11 @@ public sealed class RoomConfig
     public string AllowPm { get; set; } = "anyone";
     /// <summary>Messages kept for the history sent on entering.</summary>
     public int HistoryLength { get; set; } = 20;
+    /// <summary>
+    /// The room's own content rule: messages containing one of these (ignoring case) are refused with
+    /// policy-violation, to the sender only. Shown to everyone in the room's disco#info.
+    /// </summary>
+    public IReadOnlyList<string> BlockedWords { get; set; } = [];
 
     public bool PasswordProtected => Password.Length > 0;
     public bool NonAnonymous => WhoIs == "anyone";
@@ -55,6 +62,9 @@ public sealed class RoomConfig
         Options(Field(form, "muc#roomconfig_allowpm", "list-single", AllowPm, "Who may send private messages"),
             "anyone", "participants", "moderators", "none");
         Field(form, "muc#maxhistoryfetch", "text-single", HistoryLength.ToString(), $"Messages of history kept (at most {MaxHistoryLimit})");
+        var words = form.AddChild("field").SetAttribute("var", BlockedWordsField).SetAttribute("type", "text-multi")
+            .SetAttribute("label", $"Words refused in this room, one a line (at most {MaxBlockedWords}); shown to everyone");
+        foreach (var word in BlockedWords) words.AddChild("value").AddText(word);
         return form;
     }
 
@@ -100,10 +110,27 @@ public sealed class RoomConfig
                     next.HistoryLength = Math.Min(history, MaxHistoryLimit);
                     break;
                 case "muc#maxhistoryfetch": return "muc#maxhistoryfetch is a number";
+                case BlockedWordsField:
+                    var words = field.Elements.Where(v => v.Is("value", Ns.DataForms)).Select(v => v.Text.Trim()).Where(w => w.Length > 0).Distinct().ToList();
+                    if (words.Count > MaxBlockedWords || words.Any(w => w.Length > MaxBlockedWordLength))
+                        return $"at most {MaxBlockedWords} blocked words of at most {MaxBlockedWordLength} characters";
+                    next.BlockedWords = words;
+                    break;
             }
         }
         if (passwordProtected == false) next.Password = "";
         else if (passwordProtected == true && next.Password.Length == 0) return "a password-protected room needs muc#roomconfig_roomsecret";
+        return null;
+    }
+
+    /// <summary>The first of the room's blocked words in the message's body or subject; null when none is.</summary>
+    public string? BlockedWordIn(Element message)
+    {
+        if (BlockedWords.Count == 0) return null;
+        foreach (var child in message.Elements)
+            if (child.Namespace == Ns.Client && child.Name is "body" or "subject")
+                foreach (var word in BlockedWords)
+                    if (child.Text.Contains(word, StringComparison.OrdinalIgnoreCase)) return word;
         return null;
     }
 
