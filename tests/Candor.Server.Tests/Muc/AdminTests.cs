@@ -173,6 +173,8 @@ public sealed class AdminTests(MucFixture server) : IClassFixture<MucFixture>
         await owner.ExpectStanzaAsync("presence", p => p.GetAttribute("from") == $"{room}/two" && p.Item()!.GetAttribute("affiliation") == "member");
         var registered = await two.RequestAsync($"<iq type='get' id='{{id}}' to='{room}'><query xmlns='jabber:iq:register'/></iq>");
         Assert.Equal("twosy", registered.FirstElement!.GetChildText("username", Ns.Register));
+        var reserved = await two.RequestAsync($"<iq type='get' id='{{id}}' to='{room}'><query xmlns='{Ns.DiscoInfo}' node='x-roomuser-item'/></iq>");
+        Assert.Equal("twosy", reserved.FirstElement!.GetChild("identity", Ns.DiscoInfo)!.GetAttribute("name"));
 
         var (three, _) = await MemberAsync(room, "three");
         await using var _th = three;

@@ -150,6 +150,7 @@ public sealed partial class MucService
             reply = (payload.Namespace, request.IsSet) switch
             {
                 (Ns.DiscoInfo, false) when payload.GetAttribute("node") is null => request.Result(room.DiscoInfo()),
+                (Ns.DiscoInfo, false) when payload.GetAttribute("node") == Room.ReservedNickNode => request.Result(room.ReservedNick(ev.From)),
                 (Ns.DiscoItems, false) when payload.GetAttribute("node") is null => request.Result(new Element("query", Ns.DiscoItems)),
                 (Ns.DiscoInfo or Ns.DiscoItems, false) => request.Error(StanzaError.ItemNotFound, "no such node"),
                 (Room.AdminNs, _) => await room.AdminAsync(request),

@@ -11,6 +11,16 @@ namespace Candor.Server.Modules.Muc;
 public sealed partial class Room
 {
     public const string RegisterFormType = MucNs + "#register";
+    public const string ReservedNickNode = "x-roomuser-item";
+
+    /// <summary>§7.12: the nick the asker registered with the room, as an identity of the x-roomuser-item node (none when none).</summary>
+    public Element ReservedNick(Jid asker)
+    {
+        var query = new Element("query", Ns.DiscoInfo).SetAttribute("node", ReservedNickNode);
+        if (_registeredNicks.TryGetValue(asker.Bare, out var nick))
+            query.AddChild("identity").SetAttribute("category", "conference").SetAttribute("type", "text").SetAttribute("name", nick);
+        return query;
+    }
 
     public async ValueTask<Element> RegisterAsync(IqRequest request)
     {
