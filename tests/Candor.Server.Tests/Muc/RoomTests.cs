@@ -247,6 +247,8 @@ public sealed class RoomTests(MucFixture server) : IClassFixture<MucFixture>
         await using var owner = await server.CreateRoomAsync(room);
         await owner.SendAsync($"<presence to='{room}'/>");
         (await owner.ExpectStanzaAsync("presence", p => p.Type() == "error")).AssertError("jid-malformed");
+        await owner.SendAsync($"<presence to='{MucFixture.Service}/owner'/>");
+        (await owner.ExpectStanzaAsync("presence", p => p.Type() == "error")).AssertError("jid-malformed");
         var ping = await owner.RequestAsync($"<iq type='get' id='{{id}}' to='{room}/owner'><ping xmlns='urn:xmpp:ping'/></iq>");
         Assert.Equal("result", ping.Type());
         var notMe = await owner.RequestAsync($"<iq type='get' id='{{id}}' to='{room}/ghost'><ping xmlns='urn:xmpp:ping'/></iq>");

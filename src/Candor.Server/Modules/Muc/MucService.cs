@@ -174,6 +174,11 @@ public sealed partial class MucService
     /// <summary>Stanzas to the service's own domain: disco (the public rooms) and ping.</summary>
     private async ValueTask ServiceAsync(StanzaEvent ev)
     {
+        if (ev.Stanza.IsPresence() && ev.Type is null)
+        {
+            await ev.ReplyErrorAsync(StanzaError.JidMalformed, "enter a room as room@service/nick");
+            return;
+        }
         if (ev.Stanza.IsPresence() || ev.Type is "error" or "result") return;
         if (!ev.Stanza.IsIq())
         {
