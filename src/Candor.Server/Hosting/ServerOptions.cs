@@ -93,6 +93,10 @@ public sealed class ServerOptions
     public string? PolicyFile { get; set; }
     /// <summary>Public URL of the policy document, when the server is behind a proxy; default http://DOMAIN:HTTP-PORT/.well-known/candor/policy.</summary>
     public string? PolicyUrl { get; set; }
+    /// <summary>Domain of the multi-user chat service (XEP-0045); unset means conference.DOMAIN, empty turns it off.</summary>
+    public string? MucDomain { get; set; }
+    /// <summary>Rooms the chat service holds at once; creating one more is refused with resource-constraint.</summary>
+    public int MucMaxRooms { get; set; } = 10_000;
     /// <summary>Seconds a connection may take from connecting to binding a resource.</summary>
     public int AuthenticationTimeoutSeconds { get; set; } = 60;
     /// <summary>Seconds a connection may take to send its stream header (after connecting, and again after TLS).</summary>
@@ -141,6 +145,14 @@ public sealed class ServerOptions
         if (!Xmpp.Jid.TryParse(Domain, out var jid) || !jid.IsBare || jid.Local is not null)
             throw new OptionsException($"'{Domain}' is not a valid domain");
         Domain = jid.Domain;
+        MucDomain ??= "conference." + Domain;
+        if (MucDomain.Length > 0)
+        {
+            if (!Xmpp.Jid.TryParse(MucDomain, out var muc) || !muc.IsBare || muc.Local is not null || muc.Domain == Domain)
+                throw new OptionsException($"MucDomain '{MucDomain}' is not a valid domain other than the server's");
+            MucDomain = muc.Domain;
+        }
+        if (MucMaxRooms < 1) throw new OptionsException("MucMaxRooms must be at least 1");
         foreach (var (name, port) in new[] { ("c2s-port", C2sPort), ("tls-port", TlsPort), ("http-port", HttpPort), ("https-port", HttpsPort) })
             if (port < -1 || port > 65535) throw new OptionsException($"{name} must be between 0 and 65535 (or -1 to disable)");
         if (C2sPort == -1) throw new OptionsException("c2s-port cannot be disabled");

@@ -36,6 +36,7 @@ public static class ModuleCatalog
         new Clients.ClientsModule(),
         new AdHoc.AdHocModule(),
         new ServerChat.ServerChatModule(),
+        new Muc.MucModule(),
     ];
 
     public static void RegisterAll(XmppServer server)

@@ -14,7 +14,7 @@
 // (a fresh browser context) and sees the conversation with alice from the archive. Every
 // request the pages make (HTTP, WebSocket, workers) must go to the Candor server itself: any other host, or
 // any Content-Security-Policy refusal, fails the run. Prints "STEP ..." lines, then "PASS" or "FAIL: why".
-import { chromium } from 'playwright-core';
+import { launchChromium } from './chromium.mjs';
 import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -167,13 +167,7 @@ async function listSessions(page, who) {
 
 async function main() {
     try {
-        browser = await chromium.launch({
-            executablePath: config.chromium ?? '/usr/bin/chromium',
-            headless: true,
-            // launch() starts from a fresh temporary profile (--user-data-dir) and removes it at close().
-            args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-                '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-        });
+        browser = await launchChromium(config.chromium);
         const a = await openPage('alice');
         const b = await openPage('bob');
         await login(a, 'alice', config.alice.jid, config.alice.password);
