@@ -23,6 +23,7 @@ public static class ModuleCatalog
         new Messages.MessageModule(),
         new Roster.RosterModule(),
         new Presence.PresenceModule(),
+        new Archive.ArchiveModule(),
         new Offline.OfflineModule(),
         new Disco.DiscoModule(),
         new Ping.PingModule(),
@@ -35,6 +36,7 @@ public static class ModuleCatalog
         new Clients.ClientsModule(),
         new AdHoc.AdHocModule(),
         new ServerChat.ServerChatModule(),
+        new Muc.MucModule(),
     ];
 
     public static void RegisterAll(XmppServer server)
