@@ -58,6 +58,7 @@ public sealed class Router(XmppServer server)
     private async ValueTask<bool> RouteIqAsync(StanzaEvent ev)
     {
         var type = ev.Type;
+        var hooks = server.Hooks;
         var isRequest = type is "get" or "set";
         if (ev.To.Local is not null && !ev.To.IsBare)
         {
@@ -67,7 +68,11 @@ public sealed class Router(XmppServer server)
             return true;
         }
         // Results and errors addressed to the server or an account answer nothing the server asked.
-        if (!isRequest) return true;
+        if (!isRequest)
+        {
+            await hooks.IqResponse.FireAsync(ev);
+            return true;
+        }
         var payload = ev.Stanza.FirstElement;
         if (payload is null || ev.Stanza.Elements.Skip(1).Any())
         {

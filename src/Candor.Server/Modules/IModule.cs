@@ -33,6 +33,7 @@ public static class ModuleCatalog
         new Register.RegisterModule(),
         new Clients.ClientsModule(),
         new AdHoc.AdHocModule(),
+        new Pep.PepModule(),
     ];
 
     public static void RegisterAll(XmppServer server)
