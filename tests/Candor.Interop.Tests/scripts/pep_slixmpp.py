@@ -252,7 +252,31 @@ async def main(args):
         raise StepFailed(f"{step}: A sees {mine_nodes}, C sees {their_nodes}")
     say(f"{step}: ok")
 
-    step = "16 log out"
+    step = "16 bookmarks #compat (XEP-0402): set in private XML (xep_0048), read on PEP, and back"
+    from slixmpp.plugins.xep_0048.stanza import Bookmarks
+    marks = Bookmarks()
+    marks.add_conference(f"room-{tag}@conference.localhost", "alice", name="Old room", autojoin=True)
+    await a.x["xep_0048"].set_bookmarks(marks, method="xep_0049", timeout=t)
+    items = await pubsub(a).get_items(None, "urn:xmpp:bookmarks:1", timeout=t)
+    conf = items.xml.find(".//{urn:xmpp:bookmarks:1}conference")
+    item = items.xml.find(".//{http://jabber.org/protocol/pubsub}item")
+    if conf is None or item.get("id") != f"room-{tag}@conference.localhost" or conf.get("autojoin") != "true" \
+            or conf.findtext("{urn:xmpp:bookmarks:1}nick") != "alice":
+        raise StepFailed(f"{step}: PEP bookmarks are {items}")
+    new = ET.Element("{urn:xmpp:bookmarks:1}conference", {"name": "New room", "autojoin": "false"})
+    ET.SubElement(new, "{urn:xmpp:bookmarks:1}nick").text = "al"
+    opts = form(a.x, "submit", {"pubsub#persist_items": "true", "pubsub#max_items": "max",
+                                "pubsub#send_last_published_item": "never", "pubsub#access_model": "whitelist"},
+                "http://jabber.org/protocol/pubsub#publish-options")
+    await pubsub(a).publish(None, "urn:xmpp:bookmarks:1", id=f"new-{tag}@conference.localhost", payload=new, options=opts, timeout=t)
+    got = await a.x["xep_0048"].get_bookmarks(method="xep_0049", timeout=t)
+    rooms = {str(c["jid"]): c for c in got["private"]["bookmarks"]["conferences"]}
+    if set(rooms) != {f"room-{tag}@conference.localhost", f"new-{tag}@conference.localhost"} \
+            or rooms[f"new-{tag}@conference.localhost"]["nick"] != "al":
+        raise StepFailed(f"{step}: private XML bookmarks are {got}")
+    say(f"{step}: ok")
+
+    step = "17 log out"
     for x in (a, b, b2, c):
         await x.logout(step, t)
     say(f"{step}: ok")

@@ -19,6 +19,7 @@ public sealed class PepModule : IModule
         new("XEP-0115", "1.6", "caps of every resource verified and cached by hash, for +notify filtering"),
         new("XEP-0222", "1.0", "persistent public nodes (access model open)"),
         new("XEP-0223", "1.1.1", "persistent private nodes (access model whitelist)"),
+        new("XEP-0402", "1.2.0", "bookmarks on PEP, with #compat: XEP-0048 bookmarks in private XML storage are the same bookmarks"),
     ];
 
     /// <summary>The pubsub features of XEP-0060 §10 this service implements, advertised on every account.</summary>
@@ -37,6 +38,7 @@ public sealed class PepModule : IModule
         var notifier = new Notifier(server, pep);
         var caps = new CapsTracker(server, (session, before) => CapsChangedAsync(server, notifier, session, before));
         var requests = new PepRequests(server, pep, notifier);
+        var bookmarks = new BookmarksBridge(pep, notifier);
 
         server.Iq.Register(IqScope.Account, "set", "pubsub", PubSubNs.PubSub, requests.PubSubSetAsync);
         server.Iq.Register(IqScope.Account, "get", "pubsub", PubSubNs.PubSub, requests.PubSubGetAsync);
@@ -46,6 +48,7 @@ public sealed class PepModule : IModule
         server.Disco.AccountIdentities.Add(("pubsub", "pep", null));
         server.Disco.AccountFeatures.Add(PubSubNs.PubSub);
         foreach (var feature in Features) server.Disco.AccountFeatures.Add(PubSubNs.PubSub + "#" + feature);
+        server.Disco.AccountFeatures.Add(BookmarksBridge.Bookmarks2 + "#compat");
         server.Disco.AccountItems = request => NodeListAsync(server, pep, requests, request);
         server.Disco.AccountNodeInfo = request => NodeInfoAsync(pep, requests, request);
 
@@ -53,6 +56,7 @@ public sealed class PepModule : IModule
         // coming online with caps already known gets the last items at once.
         server.Hooks.PresenceBroadcast.Add(ev => OnPresenceAsync(server, caps, notifier, ev), Priority.Observe);
         server.Hooks.IqResponse.Add(caps.OnResponseAsync);
+        server.Hooks.PreIq.Add(bookmarks.OnIqAsync);
         server.Hooks.SessionEnded.Add(session =>
         {
             caps.Forget(session);
