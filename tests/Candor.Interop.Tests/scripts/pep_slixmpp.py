@@ -25,7 +25,7 @@ PUBSUB_ERRORS = "http://jabber.org/protocol/pubsub#errors"
 EVENT = "http://jabber.org/protocol/pubsub#event"
 TEST_NODE = "urn:candor:test:pep"
 PLUGINS = ["xep_0030", "xep_0060", "xep_0115", "xep_0163", "xep_0084", "xep_0172", "xep_0222", "xep_0223",
-           "xep_0048", "xep_0049", "xep_0004"]
+           "xep_0048", "xep_0049", "xep_0004", "xep_0054"]
 
 
 def parse_args():
@@ -150,6 +150,36 @@ async def main(args):
     got = await b.x["xep_0084"].retrieve_avatar(a_bare, avatar_id, timeout=t)
     if got["pubsub"]["items"]["item"]["avatar_data"]["value"] != avatar:
         raise StepFailed(f"{step}: B fetched different avatar bytes: {got}")
+    say(f"{step}: ok")
+
+    step = "5b XEP-0398: the PEP avatar is A's vCard PHOTO; a vCard PHOTO set by A is published on PEP"
+    vcard = await b.x["xep_0054"].get_vcard(a_bare, cached=False, local=False, timeout=t)
+    if vcard["vcard_temp"]["PHOTO"]["BINVAL"] != avatar:
+        raise StepFailed(f"{step}: A's vCard is {vcard}")
+    other = os.urandom(200)
+    card = a.x["xep_0054"].make_vcard()
+    card["FN"] = "Alice"
+    card["PHOTO"]["TYPE"] = "image/jpeg"
+    card["PHOTO"]["BINVAL"] = other
+    await a.x["xep_0054"].publish_vcard(card, timeout=t)
+    other_id = a.x["xep_0084"].generate_id(other)
+    m = await b.wait_stanza(step, "message", lambda s: (it := event_items(s, "urn:xmpp:avatar:metadata")) is not None
+                            and other_id in str(s), t, f"avatar metadata with id {other_id}")
+    got = await b.x["xep_0084"].retrieve_avatar(a_bare, other_id, timeout=t)
+    if got["pubsub"]["items"]["item"]["avatar_data"]["value"] != other:
+        raise StepFailed(f"{step}: B fetched different bytes for the vCard avatar: {got}")
+    vcard = await b.x["xep_0054"].get_vcard(a_bare, cached=False, local=False, timeout=t)
+    if vcard["vcard_temp"]["FN"] != "Alice" or vcard["vcard_temp"]["PHOTO"]["BINVAL"] != other:
+        raise StepFailed(f"{step}: A's vCard became {vcard}")
+    say(f"{step}: ok")
+
+    step = "5c XEP-0292: A publishes a vCard4 on PEP; B reads it"
+    card4 = ET.Element("{urn:ietf:params:xml:ns:vcard-4.0}vcard")
+    ET.SubElement(ET.SubElement(card4, "{urn:ietf:params:xml:ns:vcard-4.0}fn"), "{urn:ietf:params:xml:ns:vcard-4.0}text").text = f"Alice {tag}"
+    await pubsub(a).publish(None, "urn:xmpp:vcard4", id="current", payload=card4, timeout=t)
+    got = await pubsub(b).get_items(a_bare, "urn:xmpp:vcard4", timeout=t)
+    if got.xml.find(".//{urn:ietf:params:xml:ns:vcard-4.0}text").text != f"Alice {tag}":
+        raise StepFailed(f"{step}: B read {got}")
     say(f"{step}: ok")
 
     step = "6 C is no contact: heard nothing, and reading A's presence-model node is refused"

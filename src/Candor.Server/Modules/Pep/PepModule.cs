@@ -19,6 +19,7 @@ public sealed class PepModule : IModule
         new("XEP-0115", "1.6", "caps of every resource verified and cached by hash, for +notify filtering"),
         new("XEP-0222", "1.0", "persistent public nodes (access model open)"),
         new("XEP-0223", "1.1.1", "persistent private nodes (access model whitelist)"),
+        new("XEP-0398", "1.0.0", "an avatar published on PEP becomes the vCard PHOTO, a vCard PHOTO is published on PEP; no §4 presence hash"),
         new("XEP-0402", "1.2.0", "bookmarks on PEP, with #compat: XEP-0048 bookmarks in private XML storage are the same bookmarks"),
     ];
 
@@ -39,6 +40,8 @@ public sealed class PepModule : IModule
         var caps = new CapsTracker(server, (session, before) => CapsChangedAsync(server, notifier, session, before));
         var requests = new PepRequests(server, pep, notifier);
         var bookmarks = new BookmarksBridge(pep, notifier);
+        var avatars = new AvatarConversion(server, pep, requests);
+        requests.Published = avatars.OnPublishedAsync;
 
         server.Iq.Register(IqScope.Account, "set", "pubsub", PubSubNs.PubSub, requests.PubSubSetAsync);
         server.Iq.Register(IqScope.Account, "get", "pubsub", PubSubNs.PubSub, requests.PubSubGetAsync);
@@ -49,6 +52,7 @@ public sealed class PepModule : IModule
         server.Disco.AccountFeatures.Add(PubSubNs.PubSub);
         foreach (var feature in Features) server.Disco.AccountFeatures.Add(PubSubNs.PubSub + "#" + feature);
         server.Disco.AccountFeatures.Add(BookmarksBridge.Bookmarks2 + "#compat");
+        server.Disco.AccountFeatures.Add(AvatarConversion.Feature);
         server.Disco.AccountItems = request => NodeListAsync(server, pep, requests, request);
         server.Disco.AccountNodeInfo = request => NodeInfoAsync(pep, requests, request);
 
@@ -57,6 +61,7 @@ public sealed class PepModule : IModule
         server.Hooks.PresenceBroadcast.Add(ev => OnPresenceAsync(server, caps, notifier, ev), Priority.Observe);
         server.Hooks.IqResponse.Add(caps.OnResponseAsync);
         server.Hooks.PreIq.Add(bookmarks.OnIqAsync);
+        server.Hooks.PreIq.Add(avatars.OnIqAsync);
         server.Hooks.SessionEnded.Add(session =>
         {
             caps.Forget(session);

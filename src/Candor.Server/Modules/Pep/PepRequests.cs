@@ -15,6 +15,9 @@ public sealed class PepRequests(XmppServer server, PepService pep, Notifier noti
 
     private string Domain => server.Domain.Domain;
 
+    /// <summary>Called after each successful publish, with the account and the node (avatar conversion).</summary>
+    public Func<string, string, ValueTask>? Published { get; set; }
+
     public async ValueTask<Element?> PubSubSetAsync(IqRequest request)
     {
         var payload = request.Payload;
@@ -181,6 +184,7 @@ public sealed class PepRequests(XmppServer server, PepService pep, Notifier noti
         }
         if (node.Config.DeliverNotifications)
             await notifier.NotifyAsync(user, name, node.Config, Notifier.ItemsEvent(node, [node.Items[^1]]));
+        if (Published is { } published) await published(user, name);
         return request.Result(new Element("pubsub", PubSubNs.PubSub)
             .Add(new Element("publish", PubSubNs.PubSub).SetAttribute("node", name).Add(new Element("item", PubSubNs.PubSub).SetAttribute("id", id))));
     }
