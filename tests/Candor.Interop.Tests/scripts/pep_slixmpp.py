@@ -182,6 +182,14 @@ async def main(args):
         raise StepFailed(f"{step}: B read {got}")
     say(f"{step}: ok")
 
+    step = "5d XEP-0153 (XEP-0398 §4): A's next presence carries its avatar's hash"
+    a.x.send_presence(pstatus=f"with avatar {tag}")
+    p = await b.wait_stanza(step, "presence", lambda s: s["from"].bare == a_bare and s["status"] == f"with avatar {tag}", t)
+    photo = p.xml.find("{vcard-temp:x:update}x/{vcard-temp:x:update}photo")
+    if photo is None or photo.text != other_id:
+        raise StepFailed(f"{step}: presence without photo hash {other_id}: {p}")
+    say(f"{step}: ok")
+
     step = "6 C is no contact: heard nothing, and reading A's presence-model node is refused"
     heard = c.take("message", lambda s: s.xml.find(f"{{{EVENT}}}event") is not None)
     if heard is not None:

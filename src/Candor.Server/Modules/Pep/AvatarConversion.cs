@@ -9,13 +9,15 @@ namespace Candor.Server.Modules.Pep;
 /// <summary>
 /// XEP-0398: one avatar whichever way it is set. An avatar published on PEP (XEP-0084 metadata naming a data
 /// item) becomes the PHOTO of the account's vCard (XEP-0054, the store the vCard module keeps); a vCard set with
-/// a PHOTO is published as XEP-0084 data and metadata, so PEP clients see it too.
+/// a PHOTO is published as XEP-0084 data and metadata, so PEP clients see it too; presence carries the avatar's
+/// XEP-0153 hash.
 /// </summary>
 public sealed class AvatarConversion(XmppServer server, PepService pep, PepRequests requests)
 {
     public const string Feature = "urn:xmpp:pep-vcard-conversion:0";
     public const string Data = "urn:xmpp:avatar:data";
     public const string Metadata = "urn:xmpp:avatar:metadata";
+    public const string VCardUpdate = "vcard-temp:x:update";
 
     private readonly IKeyValueStore _vcards = server.Storage.OpenKeyValue("vcard");
 
@@ -71,6 +73,19 @@ public sealed class AvatarConversion(XmppServer server, PepService pep, PepReque
         await PublishAsync(ev, Data, id, data);
         await PublishAsync(ev, Metadata, id, metadata);
         return false;
+    }
+
+    /// <summary>
+    /// XEP-0398 §4 (XEP-0153): a presence the account broadcasts without a vcard-temp:x:update element gets one
+    /// with the SHA-1 of its current avatar (the XEP-0084 metadata id), so vCard-avatar clients and rooms see it.
+    /// Read from the account's nodes in memory: the account is online, it is sending presence.
+    /// </summary>
+    public async ValueTask AddPhotoHashAsync(Session session, Element presence)
+    {
+        if (presence.GetChild("x", VCardUpdate) is not null) return;
+        var info = (await pep.GetAsync(session.User)).Find(Metadata)?.Last?.Payload.GetChild("info", Metadata);
+        if (info?.GetAttribute("id") is not { } hash) return;
+        presence.Add(new Element("x", VCardUpdate).Add(new Element("photo", VCardUpdate).AddText(hash)));
     }
 
     /// <summary>Publishes as the account itself would, through the same request handling (checks, limits, notifications).</summary>

@@ -19,7 +19,7 @@ public sealed class PepModule : IModule
         new("XEP-0115", "1.6", "caps of every resource verified and cached by hash, for +notify filtering"),
         new("XEP-0222", "1.0", "persistent public nodes (access model open)"),
         new("XEP-0223", "1.1.1", "persistent private nodes (access model whitelist)"),
-        new("XEP-0398", "1.0.0", "an avatar published on PEP becomes the vCard PHOTO, a vCard PHOTO is published on PEP; no §4 presence hash"),
+        new("XEP-0398", "1.0.0", "an avatar published on PEP becomes the vCard PHOTO, a vCard PHOTO is published on PEP; with the §4 photo hash added to presence that has none"),
         new("XEP-0402", "1.2.0", "bookmarks on PEP, with #compat: XEP-0048 bookmarks in private XML storage are the same bookmarks"),
     ];
 
@@ -58,7 +58,7 @@ public sealed class PepModule : IModule
 
         // Observe: caps are read from the presence before the presence module broadcasts it, so that a session
         // coming online with caps already known gets the last items at once.
-        server.Hooks.PresenceBroadcast.Add(ev => OnPresenceAsync(server, caps, notifier, ev), Priority.Observe);
+        server.Hooks.PresenceBroadcast.Add(ev => OnPresenceAsync(server, caps, notifier, avatars, ev), Priority.Observe);
         server.Hooks.IqResponse.Add(caps.OnResponseAsync);
         server.Hooks.PreIq.Add(bookmarks.OnIqAsync);
         server.Hooks.PreIq.Add(avatars.OnIqAsync);
@@ -70,10 +70,11 @@ public sealed class PepModule : IModule
         });
     }
 
-    private static async ValueTask<bool> OnPresenceAsync(XmppServer server, CapsTracker caps, Notifier notifier, StanzaEvent ev)
+    private static async ValueTask<bool> OnPresenceAsync(XmppServer server, CapsTracker caps, Notifier notifier, AvatarConversion avatars, StanzaEvent ev)
     {
         var session = ev.Origin!;
         if (ev.Type is not null) return false;
+        await avatars.AddPhotoHashAsync(session, ev.Stanza);
         var before = session.Caps;
         if (caps.Observe(session, ev.Stanza)) await CapsChangedAsync(server, notifier, session, before);
         // Coming online: the last items of every interest (XEP-0163 §4.3.3), once caps are known.
