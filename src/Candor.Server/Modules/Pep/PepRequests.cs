@@ -151,18 +151,19 @@ public sealed class PepRequests(XmppServer server, PepService pep, Notifier noti
         PepNode node;
         try
         {
-            node = account.Find(name)!;
-            if (node is null)
+            if (account.Find(name) is { } existing)
+            {
+                if (preconditions is not null && existing.Config.Unmet(preconditions, pep.MaxItemsPerNode) is { } unmet)
+                    return PubSubError(request, StanzaError.Conflict, "precondition-not-met", unmet);
+                node = existing;
+            }
+            else
             {
                 if (account.Nodes.Count >= server.Options.PepMaxNodes)
                     return request.Error(StanzaError.PolicyViolation, $"an account may have at most {server.Options.PepMaxNodes} PEP nodes");
                 var (config, error) = new NodeConfig().Apply(preconditions ?? [], pep.MaxItemsPerNode, strict: true);
                 if (config is null) return PubSubError(request, StanzaError.Conflict, "precondition-not-met", error);
                 node = new PepNode { Name = name, Config = config };
-            }
-            else if (preconditions is not null && node.Config.Unmet(preconditions, pep.MaxItemsPerNode) is { } unmet)
-            {
-                return PubSubError(request, StanzaError.Conflict, "precondition-not-met", unmet);
             }
             var kept = node.Items.Where(i => i.Id != id).ToList();
             var limit = node.Config.EffectiveMaxItems(pep.MaxItemsPerNode);
