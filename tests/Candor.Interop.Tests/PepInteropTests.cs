@@ -17,9 +17,11 @@ public sealed class PepInteropTests(ITestOutputHelper output)
     }
 
     /// <summary>
-    /// scripts/pep_slixmpp.py: slixmpp's xep_0060/0163/0115/0084/0172/0222/0223 plugins publish, configure,
+    /// scripts/pep_slixmpp.py: slixmpp's xep_0060/0163/0115/0084/0153/0054/0172/0222/0223/0048/0049 plugins publish, configure,
     /// retract, purge and delete; a contact whose caps say +notify hears each event, a second resource gets the
-    /// last items on coming online, a stranger is refused per access model.
+    /// last items on coming online, a stranger is refused per access model; avatars convert between PEP and vCard
+    /// (XEP-0398, with the XEP-0153 hash in presence), XEP-0048 bookmarks in private storage meet XEP-0402's on PEP,
+    /// and a vCard4 (XEP-0292) is published and read.
     /// </summary>
     [Fact]
     public async Task Slixmpp_pubsub_plugins_publish_notify_configure_and_retrieve()

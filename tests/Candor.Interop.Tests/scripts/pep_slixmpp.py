@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""PEP (XEP-0163 on XEP-0060) driven by slixmpp's own plugins: xep_0060, xep_0163, xep_0115, xep_0084,
+"""PEP (XEP-0163 on XEP-0060) driven by slixmpp's own plugins: xep_0060, xep_0163, xep_0115, xep_0084, xep_0153, xep_0054,
 xep_0172, xep_0222, xep_0223 and xep_0048/xep_0049.
 
     /usr/bin/python3 pep_slixmpp.py HOST PORT JID_A PW_A JID_B PW_B JID_C PW_C [--timeout 15]
@@ -279,6 +279,18 @@ async def main(args):
     got = await pubsub(b).get_items(a_bare, "urn:candor:test:public", timeout=t)
     if f"public {tag}" not in str(got):
         raise StepFailed(f"{step}: B read {got}")
+    say(f"{step}: ok")
+
+    step = "14b B sets a vCard avatar with slixmpp's xep_0153: A hears it as a XEP-0084 avatar (XEP-0398)"
+    b.x.register_plugin("xep_0153")
+    picture = os.urandom(256)
+    picture_id = a.x["xep_0084"].generate_id(picture)
+    await b.x["xep_0153"].set_avatar(avatar=picture, mtype="image/png", timeout=t)
+    await a.wait_stanza(step, "message", lambda s: event_items(s, "urn:xmpp:avatar:metadata") is not None
+                        and s["from"].bare == b_bare and picture_id in str(s), t, f"B's avatar metadata with id {picture_id}")
+    got = await a.x["xep_0084"].retrieve_avatar(b_bare, picture_id, timeout=t)
+    if got["pubsub"]["items"]["item"]["avatar_data"]["value"] != picture:
+        raise StepFailed(f"{step}: A fetched other bytes: {got}")
     say(f"{step}: ok")
 
     step = "15 disco#items lists the nodes each may see"
