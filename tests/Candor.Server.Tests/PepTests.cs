@@ -121,6 +121,26 @@ public sealed class PepTests(ServerFixture server) : IClassFixture<ServerFixture
     }
 
     [Fact]
+    public async Task A_new_subscriber_gets_the_last_items_when_its_subscription_is_approved()
+    {
+        var (alice, bob) = (await server.CreateUserAsync("alice"), await server.CreateUserAsync("bob"));
+        await using var a = await server.LoginAsync(alice);
+        await a.SendPresenceAsync();
+        Assert.Equal("result", (await PublishAsync(a, Node, "before", "<entry xmlns='urn:candor:test'>published earlier</entry>")).Type());
+        await using var b = await server.LoginAsync(bob);
+        await AnnounceCapsAsync(b, DiscoInfo("Subscriber", Ns.DiscoInfo, Node + "+notify"));
+        // Not a contact yet: nothing of alice's.
+        await b.ExpectNothingAsync(TimeSpan.FromMilliseconds(300), m => IsEvent(m, Node, "before"));
+
+        await b.SendAsync($"<presence to='{ServerFixture.JidOf(alice)}' type='subscribe'/>");
+        await a.ExpectStanzaAsync("presence", p => p.Type() == "subscribe");
+        await a.SendAsync($"<presence to='{ServerFixture.JidOf(bob)}' type='subscribed'/>");
+
+        var ev = await b.ExpectStanzaAsync("message", m => IsEvent(m, Node, "before"));
+        Assert.NotNull(ev.GetChild("delay", Ns.Delay));
+    }
+
+    [Fact]
     public async Task Only_the_owner_changes_its_nodes_and_errors_are_the_xeps()
     {
         var (alice, bob) = (await server.CreateUserAsync("alice"), await server.CreateUserAsync("bob"));

@@ -49,27 +49,38 @@ public sealed class Notifier(XmppServer server, PepService pep)
     /// </summary>
     public async ValueTask SendLastItemsAsync(Session session, IReadOnlySet<string>? only = null)
     {
-        if (session.Caps is not { } caps) return;
-        var interests = caps.Features.Where(f => f.EndsWith("+notify", StringComparison.Ordinal) && (only is null || only.Contains(f)))
-            .Select(f => f[..^"+notify".Length]).ToList();
-        if (interests.Count == 0) return;
-        var owners = new List<string> { session.User };
+        if (Interests(session, only) is not { Count: > 0 } interests) return;
+        await SendLastItemsAsync(session, session.User, interests, onPresence: true);
         foreach (var item in await server.Rosters.GetAllAsync(session.User))
             if (item.SubscribedTo && Jid.TryParse(item.Jid, out var contact) && contact.Local is not null && contact.Domain == server.Domain.Domain)
-                owners.Add(contact.Local);
-        foreach (var owner in owners)
+                await SendLastItemsAsync(session, contact.Local, interests, onPresence: true);
+    }
+
+    /// <summary>The last items of one owner's nodes, to the available sessions of a contact it has just let subscribe.</summary>
+    public async ValueTask SendLastItemsOnSubscriptionAsync(string owner, string contact)
+    {
+        foreach (var session in server.Sessions.Get(contact))
+            if (session.IsAvailable && Interests(session, null) is { Count: > 0 } interests)
+                await SendLastItemsAsync(session, owner, interests, onPresence: false);
+    }
+
+    private static List<string>? Interests(Session session, IReadOnlySet<string>? only) =>
+        session.Caps?.Features.Where(f => f.EndsWith("+notify", StringComparison.Ordinal) && (only is null || only.Contains(f)))
+            .Select(f => f[..^"+notify".Length]).ToList();
+
+    private async ValueTask SendLastItemsAsync(Session session, string owner, List<string> interests, bool onPresence)
+    {
+        var account = await pep.GetAsync(owner);
+        if (account.Nodes.Count == 0) return;
+        var subscribers = owner == session.User ? null : await pep.SubscribersAsync(owner);
+        var from = owner + "@" + server.Domain.Domain;
+        foreach (var name in interests)
         {
-            var account = await pep.GetAsync(owner);
-            if (account.Nodes.Count == 0) continue;
-            var subscribers = owner == session.User ? null : await pep.SubscribersAsync(owner);
-            foreach (var name in interests)
-            {
-                if (account.Find(name) is not { } node || node.Config.SendLast != SendLast.OnSubAndPresence || node.Last is not { } last) continue;
-                if (subscribers is not null && PepService.CanRead(owner, server.Domain.Domain, node.Config, session.BareJid, subscribers) != Access.Allowed) continue;
-                var delay = new Element("delay", Ns.Delay).SetAttribute("stamp", XmppTime.Format(last.Published))
-                    .SetAttribute("from", owner + "@" + server.Domain.Domain);
-                Send(session, owner + "@" + server.Domain.Domain, name + "+notify", ItemsEvent(node, [last]), delay);
-            }
+            if (account.Find(name) is not { } node || node.Config.SendLast == SendLast.Never
+                || (onPresence && node.Config.SendLast != SendLast.OnSubAndPresence) || node.Last is not { } last) continue;
+            if (subscribers is not null && PepService.CanRead(owner, server.Domain.Domain, node.Config, session.BareJid, subscribers) != Access.Allowed) continue;
+            var delay = new Element("delay", Ns.Delay).SetAttribute("stamp", XmppTime.Format(last.Published)).SetAttribute("from", from);
+            Send(session, from, name + "+notify", ItemsEvent(node, [last]), delay);
         }
     }
 

@@ -59,6 +59,13 @@ public sealed class PepModule : IModule
         // Observe: caps are read from the presence before the presence module broadcasts it, so that a session
         // coming online with caps already known gets the last items at once.
         server.Hooks.PresenceBroadcast.Add(ev => OnPresenceAsync(server, caps, notifier, avatars, ev), Priority.Observe);
+        // Observe: a subscription approved by a local owner reaches the local contact; its sessions get the owner's last items.
+        server.Hooks.PresenceToBare.Add(async ev =>
+        {
+            if (ev.Type == "subscribed" && ev.From.Local is { } owner && ev.From.Domain == server.Domain.Domain && ev.To.Local is { } contact)
+                await notifier.SendLastItemsOnSubscriptionAsync(owner, contact);
+            return false;
+        }, Priority.Observe);
         server.Hooks.IqResponse.Add(caps.OnResponseAsync);
         server.Hooks.PreIq.Add(bookmarks.OnIqAsync);
         server.Hooks.PreIq.Add(avatars.OnIqAsync);
