@@ -22,6 +22,7 @@ public sealed class XmppServer
         Accounts = new AccountStore(storage, options.ScramIterations);
         LoggerFactory = loggerFactory;
         Router = new Router(this);
+        OutboundIq = new OutboundIq(Domain);
         Xml = new XmlLimits
         {
             MaxStanzaBytes = options.MaxStanzaBytes,
@@ -44,6 +45,8 @@ public sealed class XmppServer
     public ILoggerFactory LoggerFactory { get; }
     public SessionManager Sessions { get; } = new();
     public Router Router { get; }
+    /// <summary>IQ requests the server sends to sessions (client software version), awaiting their answers.</summary>
+    public OutboundIq OutboundIq { get; }
     public XmlLimits Xml { get; }
     public Connections.ConnectionLimits ConnectionLimits { get; }
     public ServerHooks Hooks { get; } = new();
@@ -117,8 +120,6 @@ public sealed class ServerHooks
     /// <summary>A session ended, for whatever reason; runs after it was unbound.</summary>
     public Hook<Session> SessionEnded { get; } = new();
 
-    /// <summary>A result or error IQ addressed to the server or to an account: the answer to a request the server sent.</summary>
-    public Hook<StanzaEvent> IqResponse { get; } = new();
     /// <summary>A session's entity capabilities (XEP-0115) became known or changed: <see cref="Session.Caps"/>.</summary>
     public Hook<Session> CapsKnown { get; } = new();
 
@@ -163,10 +164,11 @@ public sealed class DiscoRegistry
 }
 
 /// <summary>
-/// A one-step ad-hoc command (XEP-0050): executing it returns a completed command with a note and
-/// optionally a data form of results. Only the account itself may run it.
+/// A one-step command on the requester's own account (the full JID of the session that runs it): executing it
+/// returns a note and optionally a data form of results. Run as XEP-0050 ad-hoc commands and as plain-text
+/// commands in a chat with the server.
 /// </summary>
-public sealed record AdHocCommand(string Node, string Name, Func<IqRequest, ValueTask<AdHocResult>> Execute);
+public sealed record AdHocCommand(string Node, string Name, Func<Jid, ValueTask<AdHocResult>> Execute);
 
 public sealed record AdHocResult(string Note, Element? Form = null);
 
