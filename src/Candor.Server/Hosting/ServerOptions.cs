@@ -74,6 +74,13 @@ public sealed class ServerOptions
     /// <summary>Days a client's login record (with its last IP address) is kept after its last use.</summary>
     public int LoginHistoryDays { get; set; } = 90;
     /// <summary>
+    /// Which correspondents an account's message archive (XEP-0313) keeps until the account sets its own preference:
+    /// "always", "roster" (only contacts in the roster) or "never" (archiving off).
+    /// </summary>
+    public string ArchiveDefault { get; set; } = "always";
+    /// <summary>Days a message stays in the archive; an hourly sweep deletes older ones.</summary>
+    public int ArchiveRetentionDays { get; set; } = 365;
+    /// <summary>
     /// Seconds the login notice waits for a client without a XEP-0388 user agent to answer the server's XEP-0092
     /// version query, which names the client in the notice; 0 asks nothing.
     /// </summary>
@@ -151,6 +158,9 @@ public sealed class ServerOptions
         if (MaxStanzaBytes < 10_000) throw new OptionsException("max stanza size must be at least 10000 bytes");
         if (LoginNotices is not ("new-clients" or "every-session"))
             throw new OptionsException("LoginNotices must be new-clients or every-session");
+        if (ArchiveDefault is not ("always" or "roster" or "never"))
+            throw new OptionsException("ArchiveDefault must be always, roster or never");
+        if (ArchiveRetentionDays < 1) throw new OptionsException("ArchiveRetentionDays must be at least 1");
         if (LoginHistoryDays < 1) throw new OptionsException("LoginHistoryDays must be at least 1");
         if (ClientVersionTimeoutSeconds is < 0 or > 30) throw new OptionsException("ClientVersionTimeoutSeconds must be between 0 and 30");
         if (InboundBytesPerSecond < 1024 || InboundBurstBytes < MaxStanzaBytes)

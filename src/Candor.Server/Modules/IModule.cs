@@ -23,6 +23,7 @@ public static class ModuleCatalog
         new Messages.MessageModule(),
         new Roster.RosterModule(),
         new Presence.PresenceModule(),
+        new Archive.ArchiveModule(),
         new Offline.OfflineModule(),
         new Disco.DiscoModule(),
         new Ping.PingModule(),

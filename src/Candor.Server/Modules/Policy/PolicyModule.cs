@@ -141,7 +141,7 @@ public sealed partial class PolicyModule : IModule
         var form = DataForms.Result(DataPolicyFormType);
         // PLAIN is accepted inside TLS, so the server can see a password while checking it: "plain", not "hidden".
         DataForms.Field(form, "auth_data", "plain", "list-single");
-        // No automatic purge: offline messages wait until delivered, other data until changed or removed.
+        // Offline messages wait until delivered, other data until changed or removed: only the archive is purged by age (extra_info).
         DataForms.Field(form, "data_retention", "infinite", "text-single");
         DataForms.Field(form, "data_deletion", "true", "boolean");
         DataForms.Field(form, "encryption_at_rest", "false", "boolean");
@@ -154,7 +154,9 @@ public sealed partial class PolicyModule : IModule
                      "Passwords are stored only as salted SCRAM keys; SCRAM is offered first, PLAIN is accepted only inside TLS"
                      + (options.AllowPlaintext ? " (WARNING: this server also allows it without TLS)." : "."),
                      PublishedPolicy.Statements.Transport(options),
-                     "Offline messages are kept until delivered, at most " + options.MaxOfflineMessages + " per account; messages are not archived.",
+                     "Offline messages are kept until delivered, at most " + options.MaxOfflineMessages + " per account.",
+                     $"Archived messages (XEP-0313) are kept {options.ArchiveRetentionDays} days ({options.ArchiveRetentionDays * 24} hours), then deleted; "
+                     + "each account chooses what is archived and can delete its archive (ad-hoc command \"Delete my message history\").",
                      "Nothing is encrypted at rest yet.",
                      PublishedPolicy.Statements.Encrypted,
                      "Content rules, retention and logging: " + (policy.Url ?? "see the server's policy (no HTTP listener)"),
