@@ -37,6 +37,7 @@ public static class ModuleCatalog
         new AdHoc.AdHocModule(),
         new ServerChat.ServerChatModule(),
         new Muc.MucModule(),
+        new Pep.PepModule(),
     ];
 
     public static void RegisterAll(XmppServer server)
