@@ -47,6 +47,8 @@ public sealed class Session(ISessionTransport transport, Jid jid, string mechani
     public Element? Presence { get; set; }
     /// <summary>Has requested the roster, so receives roster pushes (RFC 6121 §2.1.6).</summary>
     public bool IsInterested { get; set; }
+    /// <summary>Has enabled Message Carbons (XEP-0280).</summary>
+    public bool Carbons { get; set; }
     public bool IsClosed { get; private set; }
 
     public void Send(Element stanza)

@@ -21,6 +21,7 @@ public static class ModuleCatalog
     [
         new Policy.PolicyModule(),
         new Messages.MessageModule(),
+        new Carbons.CarbonsModule(),
         new Roster.RosterModule(),
         new Presence.PresenceModule(),
         new Offline.OfflineModule(),
