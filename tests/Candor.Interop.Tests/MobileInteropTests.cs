@@ -26,6 +26,10 @@ public sealed class MobileInteropTests(ITestOutputHelper output)
     [Fact]
     public Task Slixmpp_carbons_plugin_sees_sent_and_received_copies() => RunScriptAsync("carbons.py");
 
+    /// <summary>scripts/blocking.py: slixmpp's xep_0191 plugin blocks and unblocks; each side is told what the XEP says.</summary>
+    [Fact]
+    public Task Slixmpp_blocking_plugin_blocks_and_unblocks() => RunScriptAsync("blocking.py");
+
     /// <summary>
     /// Two profanity clients on one account (issue 14's carbons test): both log in without a carbons error, and a
     /// message typed in the first shows in the second (a sent carbon), while slixmpp receives it as bob.

@@ -49,6 +49,8 @@ public sealed class Session(ISessionTransport transport, Jid jid, string mechani
     public bool IsInterested { get; set; }
     /// <summary>Has enabled Message Carbons (XEP-0280).</summary>
     public bool Carbons { get; set; }
+    /// <summary>Has requested the blocklist, so receives block and unblock pushes (XEP-0191).</summary>
+    public bool BlocklistRequested { get; set; }
     public bool IsClosed { get; private set; }
 
     public void Send(Element stanza)

@@ -22,6 +22,7 @@ public static class ModuleCatalog
         new Policy.PolicyModule(),
         new Messages.MessageModule(),
         new Carbons.CarbonsModule(),
+        new Blocking.BlockingModule(),
         new Roster.RosterModule(),
         new Presence.PresenceModule(),
         new Offline.OfflineModule(),
