@@ -3,6 +3,7 @@ using System.Security.Authentication;
 using System.Security.Cryptography;
 using System.Threading.Channels;
 using Candor.Server.Core;
+using Candor.Server.Modules.StreamManagement;
 using Candor.Xml;
 using Candor.Xmpp;
 using Candor.Xmpp.Sasl;
@@ -18,7 +19,7 @@ namespace Candor.Server.Connections;
 /// <see cref="Close"/>; everything written goes through one bounded queue drained by one writer loop,
 /// which batches what is queued into one flush.
 /// </summary>
-internal abstract partial class C2sStream : ISessionTransport
+internal abstract partial class C2sStream : ISmConnection
 {
     protected readonly XmppServer Server;
     protected readonly ILogger Logger;
@@ -32,6 +33,12 @@ internal abstract partial class C2sStream : ISessionTransport
     /// <summary>The 'from' of the peer's current stream header.</summary>
     private string? _streamFrom;
     private Session? _session;
+    /// <summary>Stream management (XEP-0198), once the client enabled it; null costs the stream nothing.</summary>
+    private SmSession? _sm;
+    /// <summary>Close was called (a stream error or a clean end), as opposed to the connection vanishing.</summary>
+    private bool _closeRequested;
+    /// <summary>An application-specific condition for the closing stream error.</summary>
+    private Element? _closingCondition;
     private Element? _closingError;
     private int _closing;
     private Task _writer = Task.CompletedTask;
@@ -232,7 +239,14 @@ internal abstract partial class C2sStream : ISessionTransport
             return false;
         }
         if (element.Namespace != Ns.Client || element.Name is not ("message" or "presence" or "iq"))
+        {
+            if (element.Namespace == StreamManagementModule.Namespace)
+            {
+                OnStreamManagement(element);
+                return false;
+            }
             throw new StreamErrorException(StreamErrors.UnsupportedStanzaType, $"<{element.Name}/> in {element.Namespace} is not a stanza");
+        }
         if (!Authenticated)
         {
             if (element.IsIq() && element.FirstElement is { } payload
@@ -249,7 +263,86 @@ internal abstract partial class C2sStream : ISessionTransport
             return false;
         }
         await SessionInput.HandleAsync(Server, _session, element);
+        if (_sm is { } sm) sm.Handled++;
         return false;
+    }
+
+    // ---- stream management (XEP-0198) ----
+
+    private void OnStreamManagement(Element element)
+    {
+        if (!Authenticated) throw new StreamErrorException(StreamErrors.NotAuthorized, "authenticate first");
+        switch (element.Name)
+        {
+            case "enable" when _session is not null && _sm is null:
+                var sm = Server.StreamManagement.Enable(_session, this, element.GetAttribute("resume") is "true" or "1");
+                _sm = sm;
+                _session.UseTransport(sm);
+                sm.Start();
+                return;
+            case "resume" when _session is null && _sm is null:
+                OnResume(element);
+                return;
+            case "enable" or "resume":
+                Enqueue(SmFailed(StanzaError.UnexpectedRequest));
+                return;
+            case "r" when _sm is not null:
+                Enqueue(_sm.Ack());
+                return;
+            case "a" when _sm is not null:
+                var h = ParseH(element);
+                if (!_sm.Acknowledge(h, out var sent))
+                {
+                    _closingCondition = HandledCountTooHigh(h, sent);
+                    throw new StreamErrorException(StreamErrors.UndefinedCondition, $"acknowledged {h} stanzas, {sent} were sent");
+                }
+                return;
+            default:
+                throw new StreamErrorException(StreamErrors.UnsupportedStanzaType,
+                    _sm is null ? $"<{element.Name}/>: stream management is not enabled" : $"<{element.Name}/> is not a stream management element");
+        }
+    }
+
+    private void OnResume(Element element)
+    {
+        var h = ParseH(element);
+        var sm = element.GetAttribute("previd") is { } previd ? Server.StreamManagement.Find(previd, _sasl!.User!) : null;
+        var sent = 0u;
+        var outcome = sm?.Resume(this, h, out sent) ?? SmSession.ResumeOutcome.Gone;
+        if (outcome == SmSession.ResumeOutcome.HandledCountTooHigh)
+        {
+            Enqueue(SmFailed(StanzaError.UndefinedCondition).Add(HandledCountTooHigh(h, sent)));
+            return;
+        }
+        if (outcome == SmSession.ResumeOutcome.Gone)
+        {
+            Enqueue(SmFailed(StanzaError.ItemNotFound));
+            return;
+        }
+        _sm = sm;
+        _session = sm!.Session;
+        LeaveUnauthenticated();
+        Log.Resumed(Logger, _session.Jid, RemoteAddress);
+    }
+
+    private static uint ParseH(Element element) =>
+        uint.TryParse(element.GetAttribute("h"), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var h)
+            ? h : throw new StreamErrorException(StreamErrors.BadFormat, $"<{element.Name}/> needs an 'h' attribute: an unsigned 32-bit count");
+
+    private static Element SmFailed(StanzaError condition) =>
+        new Element("failed", StreamManagementModule.Namespace).Add(new Element(condition.Condition, Ns.Stanzas));
+
+    private static Element HandledCountTooHigh(uint h, uint sent) =>
+        new Element("handled-count-too-high", StreamManagementModule.Namespace)
+            .SetAttribute("h", h.ToString(System.Globalization.CultureInfo.InvariantCulture))
+            .SetAttribute("send-count", sent.ToString(System.Globalization.CultureInfo.InvariantCulture));
+
+    void ISmConnection.Write(Element element) => Enqueue(element);
+
+    void ISmConnection.Release()
+    {
+        _sm = null;
+        _session = null;
     }
 
     /// <summary>Called by the transport when the stream restarts on its own (after TLS).</summary>
@@ -428,9 +521,11 @@ internal abstract partial class C2sStream : ISessionTransport
     public void Close(string? condition, string? text = null)
     {
         if (Interlocked.Exchange(ref _closing, 1) != 0) return;
+        _closeRequested = true;
         if (condition is not null)
         {
             _closingError = StreamErrors.Create(condition, text);
+            if (_closingCondition is not null) _closingError.Add(_closingCondition);
             Log.StreamError(Logger, RemoteAddress, condition, text ?? "");
         }
         _session?.MarkClosed();
@@ -446,7 +541,8 @@ internal abstract partial class C2sStream : ISessionTransport
     protected void Abort()
     {
         Interlocked.Exchange(ref _closing, 1);
-        _session?.MarkClosed();
+        // A resumable session outlives its connection (XEP-0198); EndSessionAsync decides.
+        if (_sm?.Id is null) _session?.MarkClosed();
         _outbound.Writer.TryComplete();
         Lifetime.Cancel();
         AbortTransport();
@@ -468,6 +564,18 @@ internal abstract partial class C2sStream : ISessionTransport
     {
         var session = _session;
         if (session is null) return;
+        if (_sm is { } sm)
+        {
+            if (sm.Id is not null && !_closeRequested)
+            {
+                sm.Detach(this);
+                Log.Detached(Logger, session.Jid, Server.Options.SmResumeTimeoutSeconds);
+                return;
+            }
+            await sm.EndAsync();
+            Log.Unbound(Logger, session.Jid);
+            return;
+        }
         session.MarkClosed();
         Server.Sessions.Remove(session);
         await Server.Hooks.SessionEnded.FireAsync(session);
@@ -490,6 +598,12 @@ internal abstract partial class C2sStream : ISessionTransport
 
         [LoggerMessage(Level = LogLevel.Information, Message = "Session {Jid} bound from {Address}")]
         public static partial void Bound(ILogger logger, Jid jid, IPAddress address);
+
+        [LoggerMessage(Level = LogLevel.Information, Message = "Session {Jid} resumed from {Address}")]
+        public static partial void Resumed(ILogger logger, Jid jid, IPAddress address);
+
+        [LoggerMessage(Level = LogLevel.Information, Message = "Session {Jid} lost its connection; resumable for {Seconds} s")]
+        public static partial void Detached(ILogger logger, Jid jid, int seconds);
 
         [LoggerMessage(Level = LogLevel.Information, Message = "Session {Jid} ended")]
         public static partial void Unbound(ILogger logger, Jid jid);

@@ -81,6 +81,10 @@ public sealed class ServerOptions
     public string? PolicyFile { get; set; }
     /// <summary>Public URL of the policy document, when the server is behind a proxy; default http://DOMAIN:HTTP-PORT/.well-known/candor/policy.</summary>
     public string? PolicyUrl { get; set; }
+    /// <summary>Seconds a session with stream management (XEP-0198) stays resumable after its connection vanished.</summary>
+    public int SmResumeTimeoutSeconds { get; set; } = 300;
+    /// <summary>Stanzas kept for a stream-managed session until the client acknowledges them (or while it is away); beyond it senders get resource-constraint.</summary>
+    public int SmMaxQueue { get; set; } = 1000;
     /// <summary>Seconds a connection may take from connecting to binding a resource.</summary>
     public int AuthenticationTimeoutSeconds { get; set; } = 60;
     /// <summary>Idle seconds before TCP keepalive probes a connection, so that a vanished peer's session ends; 0 turns them off.</summary>
@@ -147,6 +151,8 @@ public sealed class ServerOptions
         if (MaxSessionsPerAccount < 1) throw new OptionsException("MaxSessionsPerAccount must be at least 1");
         if (RegistrationsPerHourPerAddress < 0 || RegistrationsPerHourLoopback < 0) throw new OptionsException("registration rates cannot be negative");
         if (MaxOutboundQueue < 16) throw new OptionsException("max outbound queue must be at least 16");
+        if (SmResumeTimeoutSeconds < 1) throw new OptionsException("the stream management resume timeout must be at least 1 second");
+        if (SmMaxQueue < 16) throw new OptionsException("the stream management queue must hold at least 16 stanzas");
         if (MaxOutboundQueueBytes < MaxStanzaBytes) throw new OptionsException("MaxOutboundQueueBytes must be at least MaxStanzaBytes");
     }
 }

@@ -23,6 +23,7 @@ public static class ModuleCatalog
         new Messages.MessageModule(),
         new Carbons.CarbonsModule(),
         new Blocking.BlockingModule(),
+        new StreamManagement.StreamManagementModule(),
         new Roster.RosterModule(),
         new Presence.PresenceModule(),
         new Offline.OfflineModule(),
