@@ -30,6 +30,10 @@ public sealed class MobileInteropTests(ITestOutputHelper output)
     [Fact]
     public Task Slixmpp_blocking_plugin_blocks_and_unblocks() => RunScriptAsync("blocking.py");
 
+    /// <summary>scripts/stream_management.py: slixmpp's xep_0198 plugin resumes after a cut connection; every message once, in order.</summary>
+    [Fact]
+    public Task Slixmpp_stream_management_plugin_resumes_after_a_cut_connection() => RunScriptAsync("stream_management.py");
+
     /// <summary>
     /// Two profanity clients on one account (issue 14's carbons test): both log in without a carbons error, and a
     /// message typed in the first shows in the second (a sent carbon), while slixmpp receives it as bob.

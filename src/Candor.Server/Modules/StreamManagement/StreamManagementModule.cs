@@ -15,7 +15,7 @@ public sealed class StreamManagementModule : IModule
 
     public IReadOnlyList<Protocol> Protocols { get; } =
     [
-        new("XEP-0198", "1.6.1", "acks both ways (the server asks after 5 stanzas or 5 s), resumption for SmResumeTimeoutSeconds with a bounded queue; unacknowledged messages rerouted or stored offline, never dropped"),
+        new("XEP-0198", "1.6.3", "acks both ways (the server asks after 5 stanzas or 5 s), resumption for SmResumeTimeoutSeconds with a bounded queue; unacknowledged messages rerouted or stored offline, never dropped"),
     ];
 
     public void Register(XmppServer server)
