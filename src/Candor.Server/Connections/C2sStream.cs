@@ -3,6 +3,7 @@ using System.Security.Authentication;
 using System.Security.Cryptography;
 using System.Threading.Channels;
 using Candor.Server.Core;
+using Candor.Server.Modules.ClientState;
 using Candor.Server.Modules.StreamManagement;
 using Candor.Xml;
 using Candor.Xmpp;
@@ -245,6 +246,11 @@ internal abstract partial class C2sStream : ISmConnection
                 OnStreamManagement(element);
                 return false;
             }
+            if (element.Namespace == ClientStateModule.Namespace && element.Name is "active" or "inactive")
+            {
+                OnClientState(element.Name == "inactive");
+                return false;
+            }
             throw new StreamErrorException(StreamErrors.UnsupportedStanzaType, $"<{element.Name}/> in {element.Namespace} is not a stanza");
         }
         if (!Authenticated)
@@ -277,7 +283,8 @@ internal abstract partial class C2sStream : ISmConnection
             case "enable" when _session is not null && _sm is null:
                 var sm = Server.StreamManagement.Enable(_session, this, element.GetAttribute("resume") is "true" or "1");
                 _sm = sm;
-                _session.UseTransport(sm);
+                if (_session.Transport is CsiTransport csi) csi.Inner = sm;
+                else _session.UseTransport(sm);
                 sm.Start();
                 return;
             case "resume" when _session is null && _sm is null:
@@ -303,6 +310,19 @@ internal abstract partial class C2sStream : ISmConnection
         }
     }
 
+    /// <summary>XEP-0352: from the first &lt;inactive/&gt; on, the session's stanzas pass through a <see cref="CsiTransport"/>.</summary>
+    private void OnClientState(bool inactive)
+    {
+        if (_session is null) throw new StreamErrorException(StreamErrors.UnsupportedStanzaType, "client state indication needs a bound resource");
+        if (_session.Transport is not CsiTransport csi)
+        {
+            if (!inactive) return;
+            csi = new CsiTransport(_session.Transport);
+            _session.UseTransport(csi);
+        }
+        csi.SetInactive(inactive);
+    }
+
     private void OnResume(Element element)
     {
         var h = ParseH(element);
@@ -321,6 +341,8 @@ internal abstract partial class C2sStream : ISmConnection
         }
         _sm = sm;
         _session = sm!.Session;
+        // XEP-0352 §4: a new stream starts active.
+        (_session.Transport as CsiTransport)?.SetInactive(false);
         LeaveUnauthenticated();
         Log.Resumed(Logger, _session.Jid, RemoteAddress);
     }

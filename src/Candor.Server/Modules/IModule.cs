@@ -24,6 +24,7 @@ public static class ModuleCatalog
         new Carbons.CarbonsModule(),
         new Blocking.BlockingModule(),
         new StreamManagement.StreamManagementModule(),
+        new ClientState.ClientStateModule(),
         new Roster.RosterModule(),
         new Presence.PresenceModule(),
         new Offline.OfflineModule(),
