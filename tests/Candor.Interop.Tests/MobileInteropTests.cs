@@ -34,6 +34,10 @@ public sealed class MobileInteropTests(ITestOutputHelper output)
     [Fact]
     public Task Slixmpp_stream_management_plugin_resumes_after_a_cut_connection() => RunScriptAsync("stream_management.py");
 
+    /// <summary>scripts/client_state.py: slixmpp's xep_0352 plugin goes inactive; presence waits, coalesced, until a message.</summary>
+    [Fact]
+    public Task Slixmpp_client_state_plugin_holds_presence_while_inactive() => RunScriptAsync("client_state.py");
+
     /// <summary>
     /// Two profanity clients on one account (issue 14's carbons test): both log in without a carbons error, and a
     /// message typed in the first shows in the second (a sent carbon), while slixmpp receives it as bob.
