@@ -31,6 +31,8 @@ internal abstract partial class C2sStream : ISmConnection
     private SaslNegotiator? _sasl;
     /// <summary>A SASL2 exchange is under way: until it ends, nothing but its elements may come (XEP-0388 §2.5).</summary>
     private bool _inSasl2Exchange;
+    /// <summary>The XEP-0386 &lt;bind/&gt; of the SASL2 &lt;authenticate/&gt; in progress, if it had one.</summary>
+    private Element? _bind2;
     /// <summary>The 'from' of the peer's current stream header.</summary>
     private string? _streamFrom;
     private Session? _session;
@@ -209,8 +211,11 @@ internal abstract partial class C2sStream : ISmConnection
                 if (contribute() is { } feature) features.Add(feature);
             return features;
         }
-        features.AddChild("bind", Ns.Bind);
-        features.AddChild("session", Ns.Session).AddChild("optional");
+        if (_session is null)
+        {
+            features.AddChild("bind", Ns.Bind);
+            features.AddChild("session", Ns.Session).AddChild("optional");
+        }
         foreach (var contribute in Server.StreamFeatures.AfterAuthentication) features.Add(contribute());
         return features;
     }
@@ -383,10 +388,13 @@ internal abstract partial class C2sStream : ISmConnection
             : await SaslProfiles.HandleRfc6120Async(_sasl, element);
         var outcome = step.Outcome;
         _inSasl2Exchange = sasl2 && outcome == SaslOutcome.Continue;
+        if (sasl2 && element.Name == "authenticate") _bind2 = element.GetChild("bind", Bind2.Namespace);
+        var bound = outcome == SaslOutcome.Success && sasl2 && _bind2 is { } request ? BindInline(request, reply) : null;
         Send(reply);
         if (outcome == SaslOutcome.Success)
         {
             Log.Authenticated(Logger, _sasl.User!, RemoteAddress, _sasl.Mechanism!, sasl2 ? "XEP-0388" : "RFC 6120");
+            if (bound is not null) await StartInlineSessionAsync(bound);
             // RFC 6120 restarts the stream; XEP-0388 does not: the new features follow the success at once (§2.6.1).
             if (sasl2) Send(StreamFeatures());
             else OnStreamRestart();
@@ -422,15 +430,67 @@ internal abstract partial class C2sStream : ISmConnection
             Send(Stanza.ErrorFor(iq, StanzaError.ResourceConstraint, $"this account has {Server.Options.MaxSessionsPerAccount} sessions already"));
             return;
         }
+        var result = Stanza.ResultFor(iq, new Element("bind", Ns.Bind).Add(new Element("jid", Ns.Bind).AddText(full.ToString())));
+        result.SetAttribute("from", null).SetAttribute("to", null);
+        await StartSessionAsync(session, replaced, result);
+    }
+
+    private async ValueTask StartSessionAsync(Session session, Session? replaced, Element? result)
+    {
         // RFC 6120 §7.7.2.2: the new session wins; the old one is told why it ends.
         replaced?.Close(StreamErrors.Conflict, "replaced by a new session with the same resource");
         _session = session;
         LeaveUnauthenticated();
-        var result = Stanza.ResultFor(iq, new Element("bind", Ns.Bind).Add(new Element("jid", Ns.Bind).AddText(full.ToString())));
-        result.SetAttribute("from", null).SetAttribute("to", null);
-        Send(result);
-        Log.Bound(Logger, full, RemoteAddress);
+        if (result is not null) Send(result);
+        Log.Bound(Logger, session.Jid, RemoteAddress);
         await Server.Hooks.SessionStarted.FireAsync(session);
+    }
+
+    /// <summary>
+    /// XEP-0386: the session the SASL2 success announces (its full JID, and &lt;bound/&gt; with the inline results);
+    /// null, and the success says nothing of it, when the account has no room for another session (the client can
+    /// still try RFC 6120 binding). It is bound once the success is queued, so nothing for it can come first.
+    /// </summary>
+    private Session? BindInline(Element request, Element success)
+    {
+        if (Server.Sessions.Get(_sasl!.User!).Count >= Server.Options.MaxSessionsPerAccount) return null;
+        Jid full;
+        try
+        {
+            full = Jid.Create(_sasl.User, Server.Domain.Domain, Bind2.Resource(request));
+        }
+        catch (JidFormatException)
+        {
+            full = Jid.Create(_sasl.User, Server.Domain.Domain, NewResource());
+        }
+        var session = new Session(this, full, _sasl.Mechanism!, _sasl.UserAgent);
+        var identifier = success.GetChild("authorization-identifier", Ns.Sasl2)!;
+        identifier.ClearChildren();
+        identifier.AddText(full.ToString());
+        var bound = success.AddChild("bound", Bind2.Namespace);
+        var (carbons, sm, inactive) = Bind2.Requests(request);
+        session.Carbons = carbons;
+        if (sm is { } resumable)
+        {
+            _sm = Server.StreamManagement.Enable(session, this, resumable);
+            session.UseTransport(_sm);
+            bound.Add(_sm.Enabled());
+        }
+        if (inactive)
+        {
+            var csi = new CsiTransport(session.Transport);
+            session.UseTransport(csi);
+            csi.SetInactive(true);
+        }
+        return session;
+    }
+
+    private async ValueTask StartInlineSessionAsync(Session session)
+    {
+        if (!Server.Sessions.TryAdd(session, Server.Options.MaxSessionsPerAccount, out _))
+            throw new StreamErrorException(StreamErrors.ResourceConstraint, $"this account has {Server.Options.MaxSessionsPerAccount} sessions already");
+        _sm?.Start(announce: false);
+        await StartSessionAsync(session, null, null);
     }
 
     private bool _counted;

@@ -67,19 +67,19 @@ public sealed class SmSession : ISessionTransport
     public string? TlsProtocol => _last.TlsProtocol;
     private XmppServer Server => _registry.Server;
 
-    /// <summary>Writes &lt;enabled/&gt;, then what was sent to the session meanwhile.</summary>
-    public void Start()
+    /// <summary>Writes &lt;enabled/&gt; (unless it went inline, XEP-0386), then what was sent to the session meanwhile.</summary>
+    public void Start(bool announce = true)
     {
         lock (_lock)
         {
             _started = true;
-            _connection!.Write(Enabled());
-            foreach (var stanza in _unacked) _connection.Write(stanza);
+            if (announce) _connection!.Write(Enabled());
+            foreach (var stanza in _unacked) _connection!.Write(stanza);
             _sinceRequest = _unacked.Count;
         }
     }
 
-    private Element Enabled()
+    public Element Enabled()
     {
         var enabled = new Element("enabled", Ns);
         if (Id is not null)
