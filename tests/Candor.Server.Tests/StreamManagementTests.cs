@@ -1,4 +1,5 @@
 using Candor.Server.Tests.Harness;
+using Candor.Server.Tests.Hostile;
 using Candor.Xml;
 using Candor.Xmpp;
 
@@ -216,5 +217,35 @@ public sealed class StreamManagementTests : IAsyncLifetime
         await resumed.SendAsync($"<resume xmlns='{Sm}' previd='{id}' h='0'/>");
         Assert.Equal("resumed", (await resumed.ExpectAsync(e => e.Namespace == Sm)).Name);
         for (var i = 0; i < 16; i++) await resumed.ExpectAsync(Body($"q{i}"));
+    }
+
+    [Fact]
+    public async Task A_session_enabled_inline_over_websocket_resumes_over_tcp_after_the_websocket_drops()
+    {
+        await using var own = await ServerFixture.StartAsync(o => o.HttpPort = 0);
+        var alice = await own.CreateUserAsync("alice");
+        await using var bob = await own.OnlineUserAsync("bob");
+        var ws = await WebSocketAttacker.ConnectAsync(own.Host.HttpPort);
+        await ws.SendAsync(WebSocketAttacker.Open);
+        await ws.ExpectAsync(e => e.Is("features", Ns.Stream));
+        var success = await new Sasl2Exchange(ws.SendAsync, ws.ExpectAsync).AuthenticateAsync(alice, ServerFixture.Password(alice),
+            "SCRAM-SHA-1", $"<bind xmlns='urn:xmpp:bind:0'><tag>web</tag><enable xmlns='{Sm}' resume='true'/></bind>");
+        var full = success.GetChildText("authorization-identifier", Ns.Sasl2)!;
+        var id = success.GetChild("bound", "urn:xmpp:bind:0")!.GetChild("enabled", Sm)!.GetAttribute("id");
+        await bob.SendMessageAsync(full, "over websocket");
+        await ws.ExpectAsync(Body("over websocket"));
+        await ws.DisposeAsync();
+        await Task.Delay(300);
+        await bob.SendMessageAsync(full, "while away");
+        await bob.SyncAsync();
+
+        var tcp = await XmppTestClient.ConnectAsync(own.C2sPort);
+        await using var _ = tcp;
+        await tcp.StartTlsAsync();
+        await tcp.AuthenticateAsync(alice, ServerFixture.Password(alice));
+        await tcp.SendAsync($"<resume xmlns='{Sm}' previd='{id}' h='1'/>");
+        Assert.Equal("resumed", (await tcp.ExpectAsync(e => e.Namespace == Sm)).Name);
+        await tcp.ExpectAsync(Body("while away"));
+        await tcp.ExpectNothingAsync(TimeSpan.FromMilliseconds(300), Body("over websocket"));
     }
 }
