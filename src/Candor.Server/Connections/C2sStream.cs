@@ -390,13 +390,14 @@ internal abstract partial class C2sStream : ISmConnection
         _inSasl2Exchange = sasl2 && outcome == SaslOutcome.Continue;
         if (sasl2 && element.Name == "authenticate") _bind2 = element.GetChild("bind", Bind2.Namespace);
         var bound = outcome == SaslOutcome.Success && sasl2 && _bind2 is { } request ? BindInline(request, reply) : null;
-        Send(reply);
+        // Enqueued as they are: with stream management enabled inline, Send would count them as stanzas.
+        Enqueue(reply);
         if (outcome == SaslOutcome.Success)
         {
             Log.Authenticated(Logger, _sasl.User!, RemoteAddress, _sasl.Mechanism!, sasl2 ? "XEP-0388" : "RFC 6120");
             if (bound is not null) await StartInlineSessionAsync(bound);
             // RFC 6120 restarts the stream; XEP-0388 does not: the new features follow the success at once (§2.6.1).
-            if (sasl2) Send(StreamFeatures());
+            if (sasl2) Enqueue(StreamFeatures());
             else OnStreamRestart();
         }
         else if (outcome == SaslOutcome.Failure)
@@ -529,7 +530,12 @@ internal abstract partial class C2sStream : ISmConnection
         public TaskCompletionSource Flushed { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
     }
 
-    public void Send(Element stanza) => Enqueue(stanza);
+    public void Send(Element stanza)
+    {
+        // Someone who took the session's transport before stream management replaced it: count it all the same.
+        if (_sm is { } sm) sm.Send(stanza);
+        else Enqueue(stanza);
+    }
 
     private void Enqueue(Node item)
     {
