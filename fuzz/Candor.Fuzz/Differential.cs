@@ -12,7 +12,9 @@ namespace Candor.Fuzz;
 /// against <see cref="XmlReader"/> with namespaces on and DTD processing prohibited. Comments and processing
 /// instructions, which XMPP forbids (RFC 6120 §11.1), count as refusals on the System.Xml side. Both must agree on
 /// accept or refuse and, when both accept, on the element tree: names, namespaces, attributes in order with their
-/// normalized values, and text (adjacent text and CDATA merged).
+/// normalized values, and text (adjacent text and CDATA merged). When both refuse, they must also agree on *when*:
+/// each is fed one byte (one character for System.Xml) at a time, and the point where each raises its error is
+/// compared (<see cref="CheckTiming"/>).
 /// </summary>
 /// <remarks>
 /// Intended differences, each checked to be exactly that (<see cref="KnownDifference"/>):
@@ -36,6 +38,15 @@ namespace Candor.Fuzz;
 /// </list>
 /// Invalid UTF-8 is decided once, before either parser: such input must be refused by Candor (System.Xml reads
 /// the strictly decoded text, and a conformant processor must reject undecodable bytes).
+/// <para>
+/// Timing. System.Xml checks everything as it reads. Candor's scanner delimits each top-level element and raises
+/// what it can see on the way (restricted constructs, '&lt;' in the wrong place, mismatched end tags, limits); the
+/// tree builder checks the rest (characters, names, attributes, namespaces, references) once the element is complete.
+/// So the errors the scanner can see, an end tag that does not match its start tag and a '&lt;' in an attribute
+/// value, must be refused by Candor no later than the end of the tag System.Xml refused them in; any other error may
+/// wait for the end of the element (or meet a scanner error first), and Candor may always refuse earlier (a comment
+/// at its "&lt;!-", say).
+/// </para>
 /// </remarks>
 public static class Differential
 {
@@ -55,7 +66,11 @@ public static class Differential
         var ours = Candor(data);
         var theirs = SystemXml(data);
         if (ours.Accepted == theirs.Accepted && ours.Detail == theirs.Detail) return;
-        if (!ours.Accepted && !theirs.Accepted) return;
+        if (!ours.Accepted && !theirs.Accepted)
+        {
+            CheckTiming(data, theirs);
+            return;
+        }
         if (KnownDifference(data, ours, theirs)) return;
         throw new FuzzFinding($"parsers disagree on {Show(data)}\n  Candor:     {ours.Detail}\n  System.Xml: {theirs.Detail}");
     }
@@ -70,6 +85,47 @@ public static class Differential
         {
             return Convert.ToHexString(data);
         }
+    }
+
+    /// <summary>System.Xml's words for the errors Candor's scanner must see as they arrive.</summary>
+    private static readonly Regex ScannerErrorPattern = new(@"does not match the end tag|Unexpected end tag|'<', hexadecimal value 0x3C, is an invalid attribute character", RegexOptions.CultureInvariant);
+
+    /// <summary>Both refused: throws <see cref="FuzzFinding"/> when Candor noticed later than its design allows (see remarks).</summary>
+    public static void CheckTiming(byte[] data, Outcome theirs)
+    {
+        var ours = CandorErrorAt(data);
+        var their = SystemXmlErrorAt(data);
+        if (ours <= their || !ScannerErrorPattern.IsMatch(theirs.Detail)) return;
+        var gt = Array.IndexOf(data, (byte)'>', Math.Max(0, their - 1));
+        if (ours <= (gt < 0 ? data.Length : gt + 1)) return;
+        throw new FuzzFinding($"Candor refused at byte {ours}, System.Xml at {their} (the end of that tag is byte {gt + 1}), in {Show(data)}: {theirs.Detail}");
+    }
+
+    /// <summary>How many bytes Candor had been given, one at a time, when it refused; the length when only the end showed it.</summary>
+    public static int CandorErrorAt(byte[] data)
+    {
+        var parser = new XmppStreamParser(NoLimits, fragmentMode: true);
+        var start = 0;
+        var elements = 0;
+        for (var arrived = 1; arrived <= data.Length; arrived++)
+        {
+            try
+            {
+                while (true)
+                {
+                    var buffer = new ReadOnlySequence<byte>(data, start, arrived - start);
+                    var ev = parser.Read(buffer, out var consumed, out _);
+                    start += (int)buffer.Slice(buffer.Start, consumed).Length;
+                    if (ev == XmlEvent.None) break;
+                    if (++elements > 1) return arrived;
+                }
+            }
+            catch (XmlStreamException)
+            {
+                return arrived;
+            }
+        }
+        return data.Length;
     }
 
     /// <summary>Our parser in fragment mode: accepted when the input is exactly one element (and whitespace).</summary>
@@ -106,17 +162,54 @@ public static class Differential
     }
 
     /// <summary>System.Xml's reading of the same bytes, as the same kind of tree.</summary>
-    public static Outcome SystemXml(byte[] data)
+    public static Outcome SystemXml(byte[] data) =>
+        Decode(data) is { } text ? SystemXml(new StringReader(text)) : new(false, "invalid UTF-8");
+
+    /// <summary>
+    /// How many bytes System.Xml had read, given one character at a time, when it refused (at the first invalid byte
+    /// for invalid UTF-8); the length when it accepted.
+    /// </summary>
+    public static int SystemXmlErrorAt(byte[] data)
     {
-        string text;
+        if (Decode(data) is not { } text)
+        {
+            System.Text.Unicode.Utf8.ToUtf16(data, new char[data.Length], out var valid, out _, replaceInvalidSequences: false);
+            return valid + 1;
+        }
+        var trickle = new TrickleReader(text);
+        return SystemXml(trickle).Accepted ? data.Length : Encoding.UTF8.GetByteCount(text.AsSpan(0, trickle.Position));
+    }
+
+    private static string? Decode(byte[] data)
+    {
         try
         {
-            text = StrictUtf8.GetString(data);
+            return StrictUtf8.GetString(data);
         }
         catch (DecoderFallbackException)
         {
-            return new(false, "invalid UTF-8");
+            return null;
         }
+    }
+
+    /// <summary>Hands out one character per read, so that what was read when an error came is what the reader needed to see it.</summary>
+    private sealed class TrickleReader(string text) : TextReader
+    {
+        public int Position { get; private set; }
+        public override int Peek() => Position < text.Length ? text[Position] : -1;
+        public override int Read() => Position < text.Length ? text[Position++] : -1;
+        public override int Read(char[] buffer, int index, int count) => Read(buffer.AsSpan(index, count));
+
+        public override int Read(Span<char> buffer)
+        {
+            if (buffer.IsEmpty || Position >= text.Length) return 0;
+            buffer[0] = text[Position++];
+            return 1;
+        }
+    }
+
+    private static Outcome SystemXml(TextReader input)
+    {
         var settings = new XmlReaderSettings
         {
             DtdProcessing = DtdProcessing.Prohibit,
@@ -129,7 +222,7 @@ public static class Differential
         };
         try
         {
-            using var reader = XmlReader.Create(new StringReader(text), settings);
+            using var reader = XmlReader.Create(input, settings);
             var stack = new Stack<Element>();
             Element? root = null;
             StringBuilder? pending = null;

@@ -44,6 +44,11 @@ public sealed class XmppStreamParser(XmlLimits limits, bool fragmentMode = false
     private int _depth;            // elements open in the pending top-level element
     private int _match;            // progress through "[CDATA[" or "xml", or ']' seen in a row in a CDATA section
     private byte _last;            // previous byte of a start tag or declaration, to spot "/>" and "?>"
+    private bool _inName;          // the current start tag's name is still being read
+    private long _nameStart;       // token-relative offset of the current start tag's name
+    private long _nameLength;      // its length once read
+    private long _endNameStart;    // token-relative offset of the current end tag's name
+    private long[] _openNames = new long[16]; // start and length of each open element's name, token-relative
     private bool _headerRead;
     private bool _declarationAllowed = true;
     private bool _failed;
@@ -59,6 +64,7 @@ public sealed class XmppStreamParser(XmlLimits limits, bool fragmentMode = false
         _scanned = 0;
         _tokenStart = -1;
         _depth = 0;
+        _inName = false;
         _headerRead = false;
         _declarationAllowed = true;
         _failed = false;
@@ -96,7 +102,7 @@ public sealed class XmppStreamParser(XmlLimits limits, bool fragmentMode = false
             var i = 0;
             while (i < span.Length)
             {
-                if (!Scan(span, ref i, offset, out var token)) continue;
+                if (!Scan(buffer, span, ref i, offset, out var token)) continue;
                 var end = offset + i;
                 var start = _tokenStart;
                 CheckSize(end - start, token == Token.Declaration);
@@ -144,7 +150,7 @@ public sealed class XmppStreamParser(XmlLimits limits, bool fragmentMode = false
     /// Scans from <paramref name="i"/>; returns true with <paramref name="i"/> just past the end of a token, or
     /// false having scanned the whole span.
     /// </summary>
-    private bool Scan(ReadOnlySpan<byte> span, ref int i, long offset, out Token token)
+    private bool Scan(in ReadOnlySequence<byte> buffer, ReadOnlySpan<byte> span, ref int i, long offset, out Token token)
     {
         token = default;
         while (i < span.Length)
@@ -181,6 +187,7 @@ public sealed class XmppStreamParser(XmlLimits limits, bool fragmentMode = false
                     {
                         if (_depth == 0 && (FragmentMode || !_headerRead))
                             throw TreeBuilder.NotWellFormed("closing tag without an open element");
+                        _endNameStart = offset + i - _tokenStart;
                         _state = State.EndTag;
                     }
                     else if (b == '!')
@@ -193,12 +200,20 @@ public sealed class XmppStreamParser(XmlLimits limits, bool fragmentMode = false
                         i--;
                         _state = State.StartTag;
                         _last = 0;
+                        _nameStart = offset + i - _tokenStart;
+                        _inName = true;
                     }
                     break;
                 }
                 case State.StartTag:
                 {
                     var b = span[i++];
+                    // A name ends at the first byte no name can hold; the end tag must repeat exactly these bytes.
+                    if (_inName && b is (byte)' ' or (byte)'\t' or (byte)'\r' or (byte)'\n' or (byte)'/' or (byte)'>' or (byte)'\'' or (byte)'"' or (byte)'<' or (byte)'=')
+                    {
+                        _nameLength = offset + i - 1 - _tokenStart - _nameStart;
+                        _inName = false;
+                    }
                     // Outside attribute values a '/' in a start tag can only end an empty element: refuse "<a/ >" here,
                     // or the scanner would count the element as open and wait for an end tag that never comes.
                     if (_last == '/' && b != '>') throw TreeBuilder.NotWellFormed("'/' in a tag must be followed by '>'");
@@ -217,7 +232,7 @@ public sealed class XmppStreamParser(XmlLimits limits, bool fragmentMode = false
                             token = Token.Element;
                             return true;
                         }
-                        if (!empty) _depth++;
+                        if (!empty) PushName();
                         _state = State.Text;
                     }
                     else if (b == '\'') _state = State.SingleQuoted;
@@ -269,6 +284,9 @@ public sealed class XmppStreamParser(XmlLimits limits, bool fragmentMode = false
                         token = Token.Close;
                         return true;
                     }
+                    // Checked now, not when the stanza ends: "<message><body></message>" is refused at its third tag.
+                    if (!ClosesOpenElement(buffer, offset + i - 1))
+                        throw TreeBuilder.NotWellFormed("closing tag does not match the open element");
                     _state = State.Text;
                     if (--_depth == 0)
                     {
@@ -340,6 +358,40 @@ public sealed class XmppStreamParser(XmlLimits limits, bool fragmentMode = false
             }
         }
         return false;
+    }
+
+    private void PushName()
+    {
+        if (2 * _depth + 2 > _openNames.Length) Array.Resize(ref _openNames, _openNames.Length * 2);
+        _openNames[2 * _depth] = _nameStart;
+        _openNames[2 * _depth + 1] = _nameLength;
+        _depth++;
+    }
+
+    /// <summary>
+    /// Whether the end tag whose '&gt;' is at <paramref name="gt"/> (in <paramref name="buffer"/>) names the innermost
+    /// open element: its bytes, then nothing or whitespace (ETag ::= '&lt;/' Name S? '&gt;', XML 1.0 §3.1; what follows
+    /// the whitespace is the tree builder's to check). Both names lie in the buffer, which holds the whole token.
+    /// </summary>
+    private bool ClosesOpenElement(in ReadOnlySequence<byte> buffer, long gt)
+    {
+        var name = buffer.Slice(_tokenStart + _openNames[2 * _depth - 2], _openNames[2 * _depth - 1]);
+        var endStart = _tokenStart + _endNameStart;
+        var endLength = gt - endStart;
+        if (endLength < name.Length) return false;
+        var end = buffer.Slice(endStart, name.Length);
+        if (endLength > name.Length && !Whitespace.Contains(buffer.Slice(end.End, 1).FirstSpan[0])) return false;
+        if (name.IsSingleSegment && end.IsSingleSegment) return name.FirstSpan.SequenceEqual(end.FirstSpan);
+        Span<byte> a = stackalloc byte[128];
+        Span<byte> b = stackalloc byte[128];
+        for (long done = 0; done < name.Length; done += a.Length)
+        {
+            var n = (int)Math.Min(a.Length, name.Length - done);
+            name.Slice(done, n).CopyTo(a);
+            end.Slice(done, n).CopyTo(b);
+            if (!a[..n].SequenceEqual(b[..n])) return false;
+        }
+        return true;
     }
 
     private XmlEvent Build(Token token, ReadOnlySequence<byte> bytes, out Element? element)

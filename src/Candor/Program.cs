@@ -9,6 +9,7 @@ root.Add(ChatCommand.Create());
 root.Add(SendCommand.Create());
 root.Add(ListenCommand.Create());
 root.Add(PolicyCommand.Create());
+root.Add(KeyCommand.Create());
 var parse = root.Parse(args);
 if (parse.Errors.Count > 0)
 {

@@ -69,7 +69,7 @@ internal static class ServeCommand
                     // A port in use makes the host log its exception with the stack trace; StartAsync reports it in one line.
                     .AddFilter("Microsoft.Extensions.Hosting", LogLevel.Critical));
             }
-            catch (OptionsException e)
+            catch (Exception e) when (e is OptionsException or Candor.Server.Storage.KeyException)
             {
                 Console.Error.WriteLine($"candor serve: {e.Message}");
                 return ExitCodes.Failure;
@@ -93,7 +93,7 @@ internal static class ServeCommand
     }
 
     /// <summary>An exclusive lock on DIR/candor.lock, held while the server runs; null when another process holds it.</summary>
-    private static FileStream? LockDataDirectory(string directory)
+    internal static FileStream? LockDataDirectory(string directory)
     {
         Directory.CreateDirectory(directory);
         try

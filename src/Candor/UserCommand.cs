@@ -90,7 +90,7 @@ internal static class UserCommand
             try
             {
                 var options = common.Load(parse);
-                await using var storage = OpenStorage(options, create: false);
+                await using var storage = await OpenStorageAsync(options, create: false);
                 foreach (var user in await new AccountStore(storage, options.ScramIterations).ListAsync())
                     Console.WriteLine($"{user}@{options.Domain}");
                 return ExitCodes.Ok;
@@ -134,7 +134,7 @@ internal static class UserCommand
                 return Fail(ExitCodes.InvalidJid, $"invalid JID: '{jidText}' (expected user@{options.Domain})");
             if (jid.Domain != options.Domain)
                 return Fail(ExitCodes.InvalidJid, $"{jid} is not on this server's domain {options.Domain} (see --domain)");
-            await using var storage = OpenStorage(options, creates);
+            await using var storage = await OpenStorageAsync(options, creates);
             return await action(new AccountStore(storage, options.ScramIterations), jid.Local, jid.ToString());
         }
         catch (OptionsException e)
@@ -145,15 +145,19 @@ internal static class UserCommand
         {
             return Fail(ExitCodes.Failure, $"storage: {e.Message}");
         }
+        catch (KeyException e)
+        {
+            return Fail(ExitCodes.Failure, e.Message);
+        }
     }
 
     /// <summary>The server's database; only <c>user add</c> creates one, so that a mistyped --data is not taken for an empty server.</summary>
-    private static SqliteStorage OpenStorage(ServerOptions options, bool create)
+    internal static Task<SealedStorage> OpenStorageAsync(ServerOptions options, bool create)
     {
         if (!create && !File.Exists(Path.Combine(options.DataDirectory, "candor.db")))
             throw new OptionsException($"no Candor data in {Path.GetFullPath(options.DataDirectory)} (see --data; 'candor serve' or 'candor user add' creates it)");
         Directory.CreateDirectory(options.DataDirectory);
-        return new SqliteStorage(Path.Combine(options.DataDirectory, "candor.db"));
+        return SealedStorage.OpenAsync(options);
     }
 
     private static int Fail(int code, string message)

@@ -80,6 +80,34 @@ public class DifferentialTests
         Assert.False(Differential.SystemXml(data).Accepted);
     }
 
+    /// <summary>
+    /// When, not only whether: a mismatched end tag is refused by Candor at that end tag's '&gt;', by System.Xml at its
+    /// name's end (which is the same byte unless whitespace follows the name).
+    /// </summary>
+    [Theory]
+    [InlineData("<a><b></a>", 10, 10)]
+    [InlineData("<message><body></message><body>more</body></message>", 25, 25)]
+    [InlineData("<a><b></b ><c></a  ></c></a>", 20, 18)]
+    public void A_mismatched_end_tag_is_refused_by_both_within_that_tag(string xml, int candorAt, int systemXmlAt)
+    {
+        var data = Encoding.UTF8.GetBytes(xml);
+        Assert.Equal(candorAt, Differential.CandorErrorAt(data));
+        Assert.Equal(systemXmlAt, Differential.SystemXmlErrorAt(data));
+        Differential.Check(data);
+    }
+
+    /// <summary>Errors the tree builder finds wait for the end of the element (by design); System.Xml sees them at once.</summary>
+    [Theory]
+    [InlineData("<a>&lol;<b/></a>")]
+    [InlineData("<a b='1' b='2'><c/></a>")]
+    public void Other_errors_may_wait_for_the_end_of_the_element(string xml)
+    {
+        var data = Encoding.UTF8.GetBytes(xml);
+        Assert.Equal(data.Length, Differential.CandorErrorAt(data));
+        Assert.True(Differential.SystemXmlErrorAt(data) < data.Length);
+        Differential.Check(data);
+    }
+
     /// <summary>Each intended difference, so that the list on <see cref="Differential"/> stays true.</summary>
     [Theory]
     [InlineData("<?xml version='1.0' encoding='ISO-8859-1'?><a/>", false, true)]

@@ -20,7 +20,8 @@ public sealed class BrowserTests(ITestOutputHelper output)
     /// <summary>
     /// Alice and Bob log in in two browser contexts, Alice adds Bob and Bob accepts through the Converse UI,
     /// both see each other online and chat both ways; Carol, a slixmpp client over TCP, writes to Bob, whose
-    /// page shows it. Screenshots of the conversations go to TestResults/browser/.
+    /// page shows it; Alice runs "List my sessions" and sees its table and its note. Screenshots of the
+    /// conversations go to TestResults/browser/.
     /// </summary>
     [Fact]
     public async Task Two_users_subscribe_and_chat_in_Chromium_with_no_request_elsewhere()

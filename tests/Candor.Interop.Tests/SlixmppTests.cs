@@ -30,4 +30,38 @@ public sealed class SlixmppTests(ITestOutputHelper output)
         Assert.True(result.Succeeded, $"two_users.py failed\n{result.Describe()}\n{server.Transcript}");
         Assert.Contains("PASS", result.Output);
     }
+
+    /// <summary>
+    /// scripts/channel_binding.py: slixmpp chooses its own mechanism. It binds -PLUS with tls-unique only and
+    /// ignores XEP-0440, so each -PLUS attempt must fail at once with &lt;malformed-request/&gt; naming RFC 5802's
+    /// unsupported-channel-binding-type, and the login then succeed with plain SCRAM on the same stream.
+    /// </summary>
+    [Fact]
+    public Task Slixmpp_falls_back_cleanly_from_a_channel_binding_type_the_server_does_not_offer() =>
+        RunWithOneAccountAsync("channel_binding.py", "carol@localhost/cb");
+
+    /// <summary>scripts/server_disco.py: the server's disco#info lists jabber:iq:private (XEP-0049), where clients look.</summary>
+    [Fact]
+    public Task Server_disco_info_lists_private_xml_storage() => RunWithOneAccountAsync("server_disco.py", "dave@localhost/disco");
+
+    /// <summary>scripts/own_presence.py: initial presence and an update come back to the resource that sent them (RFC 6121 §4.2.2, §4.4.2).</summary>
+    [Fact]
+    public Task Own_presence_comes_back_to_the_sending_resource() => RunWithOneAccountAsync("own_presence.py", "erin@localhost/self");
+
+    /// <summary>Runs a script that takes HOST PORT JID PASSWORD against a fresh server with that one account.</summary>
+    private async Task RunWithOneAccountAsync(string script, string fullJid)
+    {
+        await Tools.RequireSlixmppAsync();
+        await using var server = await CandorServer.StartAsync(output);
+        var bare = fullJid[..fullJid.IndexOf('/')];
+        var password = bare[..bare.IndexOf('@')] + "-secret";
+        await server.AddUserAsync(bare, password);
+
+        var result = await ChildProcess.RunAsync(Tools.Python,
+            [Tools.Script(script), CandorServer.Host, server.C2sPort.ToString(), fullJid, password], TimeSpan.FromMinutes(2));
+
+        output.WriteLine(result.Describe());
+        Assert.True(result.Succeeded, $"{script} failed\n{result.Describe()}\n{server.Transcript}");
+        Assert.Contains("PASS", result.Output);
+    }
 }

@@ -16,7 +16,7 @@ public sealed class UserCommandTests(ITestOutputHelper output)
     private static Task<ProcessResult> Candor(string[] arguments, IReadOnlyDictionary<string, string?>? environment = null) =>
         ChildProcess.RunAsync(CandorServer.Launcher.DotnetHost, [CandorServer.Launcher.CandorDll, .. arguments], Timeout, environment);
 
-    private static void AssertOneLineError(ProcessResult result, int exitCode, string contains)
+    internal static void AssertOneLineError(ProcessResult result, int exitCode, string contains)
     {
         Assert.True(result.ExitCode == exitCode, result.Describe());
         var lines = result.Output.Split('\n', StringSplitOptions.RemoveEmptyEntries);

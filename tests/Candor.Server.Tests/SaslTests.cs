@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Text;
 using Candor.Server.Tests.Harness;
 using Candor.Xmpp;
+using Candor.Xmpp.Sasl;
 
 namespace Candor.Server.Tests;
 
@@ -46,6 +47,29 @@ public sealed class SaslTests(ServerFixture server) : IClassFixture<ServerFixtur
         Assert.Equal(wrong.ToString(), unknown.ToString());
         // A correct attempt after failures still works on the same stream (and clears the address's record for later tests).
         await client.AuthenticateAsync(profile, user, ServerFixture.Password(user), mechanism);
+    }
+
+    [Theory]
+    [InlineData(SaslProfile.Rfc6120)]
+    [InlineData(SaslProfile.Sasl2)]
+    public async Task A_binding_type_the_server_does_not_offer_gets_the_RFC_5802_error_and_the_stream_can_retry(SaslProfile profile)
+    {
+        var user = await server.CreateUserAsync();
+        await using var client = await SecureAsync();
+        var offered = client.Features!.GetChild("sasl-channel-binding", Ns.SaslChannelBinding)!.Elements.Select(e => e.GetAttribute("type"));
+        Assert.Equal([ChannelBinding.TlsServerEndPointType], offered);
+
+        // slixmpp's choice: -PLUS bound to tls-unique, which TLS 1.3 does not define (RFC 9266 §1).
+        var clientFirst = Convert.ToBase64String(Encoding.UTF8.GetBytes($"p=tls-unique,,n={user},r=abcdefgh"));
+        await client.SendAsync(profile == SaslProfile.Rfc6120
+            ? $"<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='SCRAM-SHA-256-PLUS'>{clientFirst}</auth>"
+            : Sasl2Exchange.Authenticate("SCRAM-SHA-256-PLUS", clientFirst));
+        var failure = await client.ExpectAsync(e => e.Name is "failure" or "challenge" or "success");
+
+        // Not not-authorized: no password was tried, and clients show that condition as a wrong password.
+        Assert.Equal("malformed-request", failure.SaslCondition());
+        Assert.StartsWith("unsupported-channel-binding-type", failure.GetChildText("text", failure.Namespace));
+        await client.AuthenticateAsync(profile, user, ServerFixture.Password(user), "SCRAM-SHA-256-PLUS");
     }
 
     [Fact]
@@ -174,7 +198,8 @@ public sealed class SaslTests(ServerFixture server) : IClassFixture<ServerFixtur
         Assert.NotEmpty(bytes);
         foreach (var needle in new[] { password, password + "-2", Convert.ToBase64String(Encoding.UTF8.GetBytes(password)) })
             Assert.True(bytes.AsSpan().IndexOf(Encoding.UTF8.GetBytes(needle)) < 0, "the database holds a password: " + needle);
-        Assert.True(bytes.AsSpan().IndexOf("storedKey"u8) >= 0, "expected SCRAM credentials in the database");
+        // Even the SCRAM credentials are sealed (SealedStorage), so a copied database gives nothing to crack offline.
+        Assert.True(bytes.AsSpan().IndexOf("storedKey"u8) < 0, "the SCRAM credentials are in the database unsealed");
         await own.DisposeAsync();
     }
 }

@@ -182,6 +182,16 @@ public sealed class StreamTests(ServerFixture server) : IClassFixture<ServerFixt
     }
 
     [Fact]
+    public async Task A_mismatched_end_tag_is_refused_before_the_stanza_ends()
+    {
+        var user = await server.CreateUserAsync();
+        await using var client = await server.LoginAsync(user);
+        // Expat-based servers answer at once; the server must not wait for a '</message>' that may never come.
+        await client.SendAsync($"<message to='{user}@localhost'><body></message>");
+        await client.ExpectStreamErrorAsync("not-well-formed", TimeSpan.FromSeconds(2));
+    }
+
+    [Fact]
     public async Task Invalid_utf8_is_not_well_formed()
     {
         await using var client = await XmppTestClient.ConnectAsync(server.C2sPort);

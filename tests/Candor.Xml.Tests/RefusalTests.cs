@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Text;
 using static Candor.Xml.XmlErrorCondition;
 
@@ -154,6 +155,38 @@ public class RefusalTests
     [InlineData("</stream>")]
     [InlineData("</stream:stream><presence/>")]
     public void Malformed_XML_is_not_well_formed(string xml) => Feed.Refused(Header + xml, NotWellFormed);
+
+    /// <summary>
+    /// A mismatched end tag is refused when its '&gt;' arrives, not when the stanza would have closed (which may be
+    /// never): the scanner compares each end tag with the open element's name, in every way the bytes can arrive.
+    /// </summary>
+    [Theory]
+    [InlineData("<message><body></message>")]
+    [InlineData("<message><body>hi</bod>")]
+    [InlineData("<message><body></bodyx >")]
+    [InlineData("<message><b></bo>")]
+    [InlineData("<a:message xmlns:a='jabber:client'><a:body></b:body>")]
+    [InlineData("<message><x:verylongname-verylongname-verylongname-verylongname xmlns:x='urn:x'></x:verylongname-verylongname-verylongname-verylongnamf>")]
+    public void A_mismatched_end_tag_is_refused_as_it_arrives(string xml)
+    {
+        var data = Encoding.UTF8.GetBytes(Header + xml);
+        foreach (var way in Feed.AllWays(data.Length))
+        {
+            var error = Assert.Throws<XmlStreamException>(() => Feed.Run(data, way));
+            Assert.True(error.Condition == NotWellFormed, $"{way.Name}: {error.Condition} ({error.Message})");
+        }
+        // One byte short of the end tag's '>', nothing is wrong yet.
+        var parser = new XmppStreamParser(XmlLimits.Default);
+        var rest = new ReadOnlySequence<byte>(data[..^1]);
+        while (parser.Read(rest, out var consumed, out _) != XmlEvent.None) rest = rest.Slice(consumed);
+    }
+
+    [Theory]
+    [InlineData("<message><body></body ></message>")]
+    [InlineData("<message><body></body\n\t></message>")]
+    [InlineData("<message><b:body xmlns:b='urn:b'></b:body></message>")]
+    public void End_tags_with_whitespace_or_prefixes_still_close_their_element(string xml) =>
+        Assert.Single(Feed.AllWaysAgree(Header + xml), e => e.StartsWith("Element", StringComparison.Ordinal));
 
     [Theory]
     [InlineData("</message>")]

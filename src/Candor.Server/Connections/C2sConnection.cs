@@ -109,9 +109,10 @@ internal sealed class C2sConnection : C2sStream
     {
         var transport = _context.Transport;
         var ssl = new SslStream(new DuplexPipeStream(transport.Input, transport.Output), leaveInnerStreamOpen: false);
-        using var handshakeTimeout = CancellationTokenSource.CreateLinkedTokenSource(Lifetime.Token);
-        handshakeTimeout.CancelAfter(TimeSpan.FromSeconds(30));
-        await ssl.AuthenticateAsServerAsync(_directTls ? _tls.DirectOptions : _tls.StartTlsOptions, handshakeTimeout.Token);
+        // The TLS deadline (TlsTimeoutSeconds) aborts the connection, which cancels Lifetime.
+        Progress(LoginPhase.Handshaking);
+        await ssl.AuthenticateAsServerAsync(_directTls ? _tls.DirectOptions : _tls.StartTlsOptions, Lifetime.Token);
+        Progress(LoginPhase.Secured);
         _ssl = ssl;
         // Zero-byte reads: an idle TLS connection waits for data without holding a read buffer (its memory
         // is most of what an idle connection costs).

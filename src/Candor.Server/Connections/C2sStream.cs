@@ -92,18 +92,13 @@ internal abstract partial class C2sStream : ISmConnection
     /// <summary>Runs the stream to its end; the returned task is the connection's lifetime.</summary>
     public async Task RunAsync()
     {
-        // A timer until a resource is bound; disposed then, so idle sessions carry no timer at all.
-        _authTimeout = new Timer(static state =>
-        {
-            var stream = (C2sStream)state!;
-            if (stream._session is null) stream.Close(StreamErrors.ConnectionTimeout, "authentication took too long");
-        }, this, TimeSpan.FromSeconds(Server.Options.AuthenticationTimeoutSeconds), Timeout.InfiniteTimeSpan);
         _writer = WriteLoopAsync();
         Server.Streams.TryAdd(this, 0);
-        _counted = Server.ConnectionLimits.TryEnter(RemoteAddress, out var refusal);
+        // Counted, with a deadline per login phase, until a resource is bound; idle sessions then carry no timer at all.
+        _login = Server.ConnectionLimits.TryEnter(RemoteAddress, EndLogin, out var refusal);
         try
         {
-            if (!_counted) throw new StreamErrorException(StreamErrors.PolicyViolation, refusal);
+            if (_login is null) throw new StreamErrorException(StreamErrors.PolicyViolation, refusal);
             await ReadLoopAsync();
         }
         catch (XmlStreamException e)
@@ -159,6 +154,7 @@ internal abstract partial class C2sStream : ISmConnection
         if (!IsVersionOneOrLater(header.GetAttribute("version")))
             throw new StreamErrorException(StreamErrors.UnsupportedVersion, "XMPP 1.0 streams only");
         Send(StreamFeatures());
+        if (!Authenticated) Progress(MustStartTls ? LoginPhase.Opened : LoginPhase.Negotiating);
     }
 
     private static bool IsVersionOneOrLater(string? version)
@@ -395,6 +391,7 @@ internal abstract partial class C2sStream : ISmConnection
         if (outcome == SaslOutcome.Success)
         {
             Log.Authenticated(Logger, _sasl.User!, RemoteAddress, _sasl.Mechanism!, sasl2 ? "XEP-0388" : "RFC 6120");
+            Progress(LoginPhase.Authenticated);
             if (bound is not null) await StartInlineSessionAsync(bound);
             // RFC 6120 restarts the stream; XEP-0388 does not: the new features follow the success at once (§2.6.1).
             if (sasl2) Enqueue(StreamFeatures());
@@ -402,7 +399,8 @@ internal abstract partial class C2sStream : ISmConnection
         }
         else if (outcome == SaslOutcome.Failure)
         {
-            Log.AuthenticationFailed(Logger, RemoteAddress, step.Failure.ToElementName(), step.Text ?? "");
+            if (step.WrongCredentials) Log.AuthenticationFailed(Logger, RemoteAddress, step.Failure.ToElementName(), step.Text ?? "");
+            else Log.NegotiationFailed(Logger, RemoteAddress, step.Failure.ToElementName(), step.Text ?? "");
         }
         // RFC 6120 §6.4.5: a configurable number of retries, then policy-violation.
         if (outcome == SaslOutcome.Failure && _sasl.Failures >= Server.Options.MaxSaslFailuresPerStream)
@@ -494,7 +492,7 @@ internal abstract partial class C2sStream : ISmConnection
         await StartSessionAsync(session, null, null);
     }
 
-    private bool _counted;
+    private PendingLogin? _login;
     private InboundRate? _inboundRate;
 
     /// <summary>Accounts for bytes read; waits when the stream is over its inbound rate.</summary>
@@ -505,15 +503,18 @@ internal abstract partial class C2sStream : ISmConnection
         return wait > TimeSpan.Zero ? new ValueTask(Task.Delay(wait, Lifetime.Token)) : ValueTask.CompletedTask;
     }
 
-    private Timer? _authTimeout;
+    protected void Progress(LoginPhase phase) => _login?.Advance(phase);
 
-    private void LeaveUnauthenticated()
+    /// <summary>A login deadline passed, or the stream was shed for a newcomer.</summary>
+    private void EndLogin(string condition, string text)
     {
-        Interlocked.Exchange(ref _authTimeout, null)?.Dispose();
-        if (!_counted) return;
-        _counted = false;
-        Server.ConnectionLimits.Leave(RemoteAddress);
+        if (_session is not null) return;
+        // In the middle of a TLS handshake nothing can be said in clear: drop the connection.
+        if (_login?.Phase == LoginPhase.Handshaking) Abort();
+        else Close(condition, text);
     }
+
+    private void LeaveUnauthenticated() => Interlocked.Exchange(ref _login, null)?.Dispose();
 
     private static string NewResource() => "candor-" + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(6));
 
@@ -683,6 +684,10 @@ internal abstract partial class C2sStream : ISmConnection
 
         [LoggerMessage(Level = LogLevel.Information, Message = "Authentication from {Address} failed: {Condition} {Text}")]
         public static partial void AuthenticationFailed(ILogger logger, IPAddress address, string condition, string text);
+
+        /// <summary>A mechanism or channel-binding negotiation that did not work out; clients retry with another.</summary>
+        [LoggerMessage(Level = LogLevel.Debug, Message = "SASL negotiation from {Address} failed (not a wrong password): {Condition} {Text}")]
+        public static partial void NegotiationFailed(ILogger logger, IPAddress address, string condition, string text);
 
         [LoggerMessage(Level = LogLevel.Information, Message = "Session {Jid} bound from {Address}")]
         public static partial void Bound(ILogger logger, Jid jid, IPAddress address);

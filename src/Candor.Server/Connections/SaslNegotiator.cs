@@ -11,9 +11,11 @@ public enum SaslOutcome { Continue, Success, Failure }
 
 /// <summary>
 /// One step of an exchange, whatever profile frames it: a challenge (<see cref="Data"/>), success (with the
-/// mechanism's additional data, if any) or a failure condition with an optional text.
+/// mechanism's additional data, if any) or a failure condition with an optional text. <see cref="WrongCredentials"/>
+/// marks the one failure that is a failed login (a password or proof that does not verify), as opposed to a
+/// mechanism, channel-binding or syntax negotiation that did not work out.
 /// </summary>
-public readonly record struct SaslStep(SaslOutcome Outcome, byte[]? Data = null, SaslFailure Failure = default, string? Text = null);
+public readonly record struct SaslStep(SaslOutcome Outcome, byte[]? Data = null, SaslFailure Failure = default, string? Text = null, bool WrongCredentials = false);
 
 /// <summary>
 /// The SASL mechanisms of one stream: SCRAM-SHA-256 and SCRAM-SHA-1 with their -PLUS variants bound to
@@ -85,8 +87,8 @@ public sealed class SaslNegotiator(XmppServer server, AuthThrottle throttle, IPA
     /// <summary>The client gave up (RFC 6120 §6.4.4, XEP-0388 §3.5).</summary>
     public SaslStep Abort() => Fail(SaslFailure.Aborted, null);
 
-    /// <summary>Ends the exchange with a failure the profile found (a malformed element); it counts like any other.</summary>
-    public SaslStep Refuse(SaslFailure failure, string? text) => FailAndRecord(failure, text);
+    /// <summary>Ends the exchange with a failure the profile found (a malformed element).</summary>
+    public SaslStep Refuse(SaslFailure failure, string? text) => Fail(failure, text);
 
     private async ValueTask<SaslStep> GuardAsync(Func<ValueTask<SaslStep>> step)
     {
@@ -96,7 +98,8 @@ public sealed class SaslNegotiator(XmppServer server, AuthThrottle throttle, IPA
         }
         catch (SaslException e)
         {
-            return FailAndRecord(e.Failure, e.Message);
+            // Syntax, channel binding, nonce: thrown before any proof is checked, so no password was tried.
+            return Fail(e.Failure, e.Message);
         }
     }
 
@@ -115,7 +118,7 @@ public sealed class SaslNegotiator(XmppServer server, AuthThrottle throttle, IPA
         CheckAuthzid(authzid, user);
         await WaitForThrottleAsync(user);
         if (user is null || !await server.Accounts.VerifyPasswordAsync(user, password))
-            return FailAndRecord(SaslFailure.NotAuthorized, null, user);
+            return WrongCredentials(user);
         return Succeed(user, null);
     }
 
@@ -142,7 +145,7 @@ public sealed class SaslNegotiator(XmppServer server, AuthThrottle throttle, IPA
     {
         await WaitForThrottleAsync(_claimedUser);
         if (!_scram!.VerifyClientFinal(data, out var serverFinal) || _pendingUser is null)
-            return FailAndRecord(SaslFailure.NotAuthorized, null, _claimedUser);
+            return WrongCredentials(_claimedUser);
         return Succeed(_pendingUser, serverFinal);
     }
 
@@ -160,10 +163,11 @@ public sealed class SaslNegotiator(XmppServer server, AuthThrottle throttle, IPA
         if (delay > TimeSpan.Zero) await Task.Delay(delay);
     }
 
-    private SaslStep FailAndRecord(SaslFailure failure, string? text, string? user = null)
+    /// <summary>A failed login: the only failure that counts toward <see cref="AuthThrottle"/>.</summary>
+    private SaslStep WrongCredentials(string? user)
     {
-        if (failure == SaslFailure.NotAuthorized) throttle.RecordFailure(address, user ?? _claimedUser);
-        return Fail(failure, text);
+        throttle.RecordFailure(address, user);
+        return Fail(SaslFailure.NotAuthorized, null) with { WrongCredentials = true };
     }
 
     private SaslStep Fail(SaslFailure failure, string? text)

@@ -107,7 +107,7 @@ public static class SaslProfiles
     }
 
     /// <summary>One line: runs of white space (line breaks included) become one space, so a name cannot fake a line of a notice.</summary>
-    private static string? CleanText(string? text)
+    internal static string? CleanText(string? text)
     {
         if (text is null) return null;
         var clean = string.Join(' ', text.Split((char[]?)null, StringSplitOptions.RemoveEmptyEntries));

@@ -6,7 +6,7 @@ namespace Candor.Server.Core;
 /// <summary>
 /// Decides where a stanza goes (RFC 6120 §10, RFC 6121 §8.5) and hands it to the hook for that route;
 /// the modules behind the hooks implement what happens there. Only local delivery exists so far:
-/// a stanza for another domain is answered with remote-server-not-found.
+/// a stanza for another domain, presence included, is answered with remote-server-not-found.
 /// </summary>
 public sealed class Router(XmppServer server)
 {
@@ -41,8 +41,9 @@ public sealed class Router(XmppServer server)
         var hooks = server.Hooks;
         if (to.Domain != server.Domain.Domain)
         {
-            if (!ev.Stanza.IsPresence())
-                await ev.ReplyErrorAsync(StanzaError.RemoteServerNotFound, "This server does not federate with other domains yet.");
+            // A domain this server does not serve: every kind of stanza, presence too, gets remote-server-not-found
+            // (RFC 6120 §10.4.3); errors are not answered (RFC 6120 §8.3.1).
+            await ev.ReplyErrorAsync(StanzaError.RemoteServerNotFound, $"{to.Domain} is not served here, and this server does not federate with other domains yet.");
             return;
         }
         var handled = ev.Stanza.Name switch
@@ -66,8 +67,12 @@ public sealed class Router(XmppServer server)
             else if (isRequest) await ev.ReplyErrorAsync(StanzaError.ServiceUnavailable);
             return true;
         }
-        // Results and errors addressed to the server or an account answer nothing the server asked.
-        if (!isRequest) return true;
+        // Results and errors addressed to the server or an account answer the server's own requests, or nothing.
+        if (!isRequest)
+        {
+            if (ev.Origin is not null) server.OutboundIq.TryComplete(ev.From, ev.Stanza);
+            return true;
+        }
         var payload = ev.Stanza.FirstElement;
         if (payload is null || ev.Stanza.Elements.Skip(1).Any())
         {
@@ -86,7 +91,17 @@ public sealed class Router(XmppServer server)
             await ev.ReplyErrorAsync(StanzaError.ServiceUnavailable);
             return true;
         }
-        var reply = await handler(new IqRequest(ev, payload));
+        Element? reply;
+        try
+        {
+            reply = await handler(new IqRequest(ev, payload));
+        }
+        catch (Storage.SealedRecordException)
+        {
+            // Reported in the log by the store; the requester learns why, and its stream goes on.
+            await ev.ReplyErrorAsync(StanzaError.InternalServerError, "A stored record failed its integrity check; the operator has been told.");
+            return true;
+        }
         if (reply is not null) await DeliverAsync(reply, ev.To, ev.From);
         return true;
     }

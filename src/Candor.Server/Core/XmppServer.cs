@@ -22,6 +22,7 @@ public sealed class XmppServer
         Accounts = new AccountStore(storage, options.ScramIterations);
         LoggerFactory = loggerFactory;
         Router = new Router(this);
+        OutboundIq = new OutboundIq(Domain);
         Xml = new XmlLimits
         {
             MaxStanzaBytes = options.MaxStanzaBytes,
@@ -44,6 +45,8 @@ public sealed class XmppServer
     public ILoggerFactory LoggerFactory { get; }
     public SessionManager Sessions { get; } = new();
     public Router Router { get; }
+    /// <summary>IQ requests the server sends to sessions (client software version), awaiting their answers.</summary>
+    public OutboundIq OutboundIq { get; }
     public XmlLimits Xml { get; }
     public Connections.ConnectionLimits ConnectionLimits { get; }
     public ServerHooks Hooks { get; } = new();
@@ -155,10 +158,11 @@ public sealed class DiscoRegistry
 }
 
 /// <summary>
-/// A one-step ad-hoc command (XEP-0050): executing it returns a completed command with a note and
-/// optionally a data form of results. Only the account itself may run it.
+/// A one-step command on the requester's own account (the full JID of the session that runs it): executing it
+/// returns a note and optionally a data form of results. Run as XEP-0050 ad-hoc commands and as plain-text
+/// commands in a chat with the server.
 /// </summary>
-public sealed record AdHocCommand(string Node, string Name, Func<IqRequest, ValueTask<AdHocResult>> Execute);
+public sealed record AdHocCommand(string Node, string Name, Func<Jid, ValueTask<AdHocResult>> Execute);
 
 public sealed record AdHocResult(string Note, Element? Form = null);
 

@@ -32,6 +32,7 @@ public sealed class CandorHost : IAsyncDisposable
     private readonly ListenOptions? _https;
     private int _stopped;
     private Task _operatorChanges = Task.CompletedTask;
+    private Task _keyWatch = Task.CompletedTask;
 
     private CandorHost(WebApplication app, XmppServer server, ListenOptions c2s, ListenOptions? tls, ListenOptions? http, ListenOptions? https)
     {
@@ -62,17 +63,23 @@ public sealed class CandorHost : IAsyncDisposable
         builder.Logging.ClearProviders();
         configureLogging?.Invoke(builder.Logging);
         builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(10));
-        if (options.TcpKeepAliveSeconds > 0)
-            builder.WebHost.UseSockets(sockets => sockets.CreateBoundListenSocket = endpoint => KeepAliveListenSocket(endpoint, options.TcpKeepAliveSeconds));
 
-        var storage = new SqliteStorage(Path.Combine(options.DataDirectory, "candor.db"));
+        var storage = await SealedStorage.OpenAsync(options);
+        if (storage.Migrated > 0) announce($"Sealed {storage.Migrated} records stored in plaintext by an earlier version (key {storage.Keys.Current.IdText}).");
         builder.Services.AddSingleton(tls);
         builder.Services.AddSingleton(sp =>
         {
-            var server = new XmppServer(options, storage, sp.GetRequiredService<ILoggerFactory>());
+            var loggers = sp.GetRequiredService<ILoggerFactory>();
+            storage.Log = loggers.CreateLogger<SealedStorage>();
+            var server = new XmppServer(options, storage, loggers);
             ModuleCatalog.RegisterAll(server);
             return server;
         });
+        Func<EndPoint, Socket> listenSocket = options.TcpKeepAliveSeconds > 0
+            ? endpoint => KeepAliveListenSocket(endpoint, options.TcpKeepAliveSeconds)
+            : SocketTransportOptions.CreateDefaultBoundListenSocket;
+        builder.Services.AddSingleton<IConnectionListenerFactory>(sp =>
+            new GuardedSocketTransport(listenSocket, sp.GetRequiredService<XmppServer>().ConnectionLimits, sp.GetRequiredService<ILoggerFactory>()));
         ListenOptions? c2s = null, direct = null, http = null, https = null;
         builder.WebHost.ConfigureKestrel(kestrel =>
         {
@@ -107,6 +114,7 @@ public sealed class CandorHost : IAsyncDisposable
             throw new OptionsException($"cannot listen: {e.Message}");
         }
         host._operatorChanges = OperatorChanges.ApplyWhileRunningAsync(server, app.Lifetime.ApplicationStopping);
+        host._keyWatch = KeyWatch.RunAsync(storage, server.LoggerFactory.CreateLogger(typeof(KeyWatch)), app.Lifetime.ApplicationStopping);
         return host;
     }
 
@@ -146,6 +154,7 @@ public sealed class CandorHost : IAsyncDisposable
         if (Interlocked.Exchange(ref _stopped, 1) != 0) return;
         await _app.StopAsync();
         await _operatorChanges;
+        await _keyWatch;
         await _app.DisposeAsync();
         await Server.Storage.DisposeAsync();
     }

@@ -67,6 +67,11 @@ public sealed class ServerOptions
     public bool EndOtherSessionsOnPasswordChange { get; set; } = true;
     /// <summary>Days a client's login record (with its last IP address) is kept after its last use.</summary>
     public int LoginHistoryDays { get; set; } = 90;
+    /// <summary>
+    /// Seconds the login notice waits for a client without a XEP-0388 user agent to answer the server's XEP-0092
+    /// version query, which names the client in the notice; 0 asks nothing.
+    /// </summary>
+    public int ClientVersionTimeoutSeconds { get; set; } = 3;
     /// <summary>Streams not yet bound to a resource, from one address.</summary>
     public int MaxUnauthenticatedStreamsPerAddress { get; set; } = 20;
     /// <summary>The same for loopback addresses (load generators, a local proxy).</summary>
@@ -87,8 +92,18 @@ public sealed class ServerOptions
     public int SmMaxQueue { get; set; } = 1000;
     /// <summary>Seconds a connection may take from connecting to binding a resource.</summary>
     public int AuthenticationTimeoutSeconds { get; set; } = 60;
+    /// <summary>Seconds a connection may take to send its stream header (after connecting, and again after TLS).</summary>
+    public int StreamHeaderTimeoutSeconds { get; set; } = 10;
+    /// <summary>Seconds from the stream header (on the direct TLS port, from connecting) to a completed TLS handshake.</summary>
+    public int TlsTimeoutSeconds { get; set; } = 10;
+    /// <summary>Seconds from the offer of SASL to a successful authentication.</summary>
+    public int SaslTimeoutSeconds { get; set; } = 30;
     /// <summary>Idle seconds before TCP keepalive probes a connection, so that a vanished peer's session ends; 0 turns them off.</summary>
     public int TcpKeepAliveSeconds { get; set; } = 300;
+    /// <summary>The file holding the master key that seals stored data (base64, 256 bits); default DATA/keys/master.key, made on first start.</summary>
+    public string? MasterKeyFile { get; set; }
+    /// <summary>The master key itself (base64, 256 bits), e.g. from CANDOR__MASTERKEY; takes the place of MasterKeyFile.</summary>
+    public string? MasterKey { get; set; }
     /// <summary>Failed SASL attempts on one stream before it ends with policy-violation (RFC 6120 §6.4.5).</summary>
     public int MaxSaslFailuresPerStream { get; set; } = 5;
     /// <summary>Failed logins per address and per account, within the memory window, before each further attempt waits.</summary>
@@ -135,12 +150,14 @@ public sealed class ServerOptions
         if (LoginNotices is not ("new-clients" or "every-session"))
             throw new OptionsException("LoginNotices must be new-clients or every-session");
         if (LoginHistoryDays < 1) throw new OptionsException("LoginHistoryDays must be at least 1");
+        if (ClientVersionTimeoutSeconds is < 0 or > 30) throw new OptionsException("ClientVersionTimeoutSeconds must be between 0 and 30");
         if (InboundBytesPerSecond < 1024 || InboundBurstBytes < MaxStanzaBytes)
             throw new OptionsException("InboundBytesPerSecond must be at least 1024 and InboundBurstBytes at least MaxStanzaBytes");
         if (MaxXmlDepth < 4 || MaxXmlAttributes < 8 || MaxXmlAttributeBytes < 1024 || MaxXmlNameBytes < 64)
             throw new OptionsException("XML limits too small: MaxXmlDepth at least 4, MaxXmlAttributes at least 8, MaxXmlAttributeBytes at least 1024, MaxXmlNameBytes at least 64");
         if (MaxStreamHeaderBytes < 512) throw new OptionsException("MaxStreamHeaderBytes must be at least 512");
-        if (AuthenticationTimeoutSeconds < 1) throw new OptionsException("AuthenticationTimeoutSeconds must be at least 1");
+        if (AuthenticationTimeoutSeconds < 1 || StreamHeaderTimeoutSeconds < 1 || TlsTimeoutSeconds < 1 || SaslTimeoutSeconds < 1)
+            throw new OptionsException("AuthenticationTimeoutSeconds, StreamHeaderTimeoutSeconds, TlsTimeoutSeconds and SaslTimeoutSeconds must be at least 1");
         if (TcpKeepAliveSeconds < 0) throw new OptionsException("TcpKeepAliveSeconds cannot be negative");
         if (MaxSaslFailuresPerStream < 1) throw new OptionsException("MaxSaslFailuresPerStream must be at least 1");
         if (AuthFailuresBeforeDelay < 0 || AuthMaxDelaySeconds < 0 || AuthFailureMemoryMinutes < 1)
@@ -150,6 +167,17 @@ public sealed class ServerOptions
         if (MaxOfflineMessages < 0 || MaxRosterItems < 1) throw new OptionsException("MaxOfflineMessages cannot be negative and MaxRosterItems must be at least 1");
         if (MaxSessionsPerAccount < 1) throw new OptionsException("MaxSessionsPerAccount must be at least 1");
         if (RegistrationsPerHourPerAddress < 0 || RegistrationsPerHourLoopback < 0) throw new OptionsException("registration rates cannot be negative");
+        if (MasterKey is not null)
+        {
+            try
+            {
+                Storage.KeyFiles.ParseKey(MasterKey, "MasterKey");
+            }
+            catch (Storage.KeyException e)
+            {
+                throw new OptionsException(e.Message);
+            }
+        }
         if (MaxOutboundQueue < 16) throw new OptionsException("max outbound queue must be at least 16");
         if (SmResumeTimeoutSeconds < 1) throw new OptionsException("the stream management resume timeout must be at least 1 second");
         if (SmMaxQueue < 16) throw new OptionsException("the stream management queue must hold at least 16 stanzas");

@@ -32,11 +32,13 @@ public static class ModuleCatalog
         new Ping.PingModule(),
         new Version.VersionModule(),
         new Time.TimeModule(),
+        new LastActivity.LastActivityModule(),
         new VCard.VCardModule(),
         new Private.PrivateModule(),
         new Register.RegisterModule(),
         new Clients.ClientsModule(),
         new AdHoc.AdHocModule(),
+        new ServerChat.ServerChatModule(),
     ];
 
     public static void RegisterAll(XmppServer server)

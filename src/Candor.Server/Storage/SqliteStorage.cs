@@ -7,7 +7,7 @@ namespace Candor.Server.Storage;
 /// durable against a crash of the process. Several processes (the server and <c>candor user ...</c>) may use
 /// the same file at once; busy_timeout makes a writer wait for the other rather than fail.
 /// </summary>
-public sealed class SqliteStorage : IStorage
+public sealed partial class SqliteStorage : IStorage
 {
     private const int SchemaVersion = 1;
     private readonly string _connectionString;

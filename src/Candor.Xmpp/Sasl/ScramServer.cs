@@ -156,11 +156,16 @@ public sealed class ScramServer
         string type = Value(flag, 'p') ?? throw Malformed("Unknown channel binding flag.");
         if (!IsChannelBindingName(type))
             throw Malformed("The channel binding type is malformed.");
+        // RFC 5802 §7 names these two server-errors; RFC 6120 §6.5 has no condition for them, and not-authorized
+        // would tell the client its password is wrong before one was tried: malformed-request, with the name as text.
         if (!_plus)
-            throw new SaslException(SaslFailure.NotAuthorized, "Channel binding requires a -PLUS mechanism.");
+            throw UnsupportedBinding("channel-binding-not-supported", "channel binding needs a -PLUS mechanism");
         if (type != _channelBindingType)
-            throw new SaslException(SaslFailure.NotAuthorized, "The channel binding type is not supported.");
+            throw UnsupportedBinding("unsupported-channel-binding-type", $"this server binds to {_channelBindingType} only (XEP-0440)");
     }
+
+    static SaslException UnsupportedBinding(string serverError, string detail) =>
+        new(SaslFailure.MalformedRequest, $"{serverError}: {detail}");
 
     byte[] ExpectedChannelBinding()
     {

@@ -25,6 +25,8 @@ public sealed class CandorServer : IAsyncLifetime, IAsyncDisposable
 
     private readonly ITestOutputHelper? _log;
     private readonly IReadOnlyList<string> _extraArguments;
+    private readonly IReadOnlyDictionary<string, string?>? _environment;
+    private readonly int _fileLimit;
     private ChildProcess? _process;
     private string _finalOutput = "";
     private string _command = "";
@@ -36,14 +38,19 @@ public sealed class CandorServer : IAsyncLifetime, IAsyncDisposable
     {
     }
 
-    private CandorServer(ITestOutputHelper? log, IReadOnlyList<string>? extraArguments = null)
+    private CandorServer(ITestOutputHelper? log, IReadOnlyList<string>? extraArguments = null,
+        IReadOnlyDictionary<string, string?>? environment = null, int fileLimit = 0)
     {
         _log = log;
         _extraArguments = extraArguments ?? [];
+        _environment = environment;
+        _fileLimit = fileLimit;
         DataDirectory = Directory.CreateTempSubdirectory("candor-interop-").FullName;
     }
 
     public string DataDirectory { get; }
+    /// <summary>The server's process id (under prlimit too: prlimit execs the command).</summary>
+    public int ProcessId => _process?.Id ?? throw new InvalidOperationException("the server is not running");
     public int C2sPort { get; private set; }
     public int TlsPort { get; private set; }
     public int HttpPort { get; private set; }
@@ -67,10 +74,15 @@ public sealed class CandorServer : IAsyncLifetime, IAsyncDisposable
     public string Transcript =>
         $"--- candor server (c2s {C2sPort}, data {DataDirectory}) ---\n{_command}\n{Output}--- end of server output ---";
 
-    /// <summary>Starts a server; <paramref name="extraArguments"/> are added to <c>candor serve</c> (e.g. --policy FILE).</summary>
-    public static async Task<CandorServer> StartAsync(ITestOutputHelper? log = null, IReadOnlyList<string>? extraArguments = null)
+    /// <summary>
+    /// Starts a server; <paramref name="extraArguments"/> are added to <c>candor serve</c> (e.g. --policy FILE),
+    /// <paramref name="environment"/> to its environment (settings as <c>CANDOR__NAME</c>); a <paramref name="fileLimit"/>
+    /// runs it under <c>prlimit --nofile</c> with that many file descriptors.
+    /// </summary>
+    public static async Task<CandorServer> StartAsync(ITestOutputHelper? log = null, IReadOnlyList<string>? extraArguments = null,
+        IReadOnlyDictionary<string, string?>? environment = null, int fileLimit = 0)
     {
-        var server = new CandorServer(log, extraArguments);
+        var server = new CandorServer(log, extraArguments, environment, fileLimit);
         try
         {
             await server.StartAsync();
@@ -96,10 +108,12 @@ public sealed class CandorServer : IAsyncLifetime, IAsyncDisposable
             // Every listener on a free port: two servers must never meet on a default port (5281).
             var ports = FreePorts.Take(4);
             (C2sPort, TlsPort, HttpPort, HttpsPort) = (ports[0], ports[1], ports[2], ports[3]);
-            _process = ChildProcess.Start(Launcher.DotnetHost, [Launcher.CandorDll,
+            string[] serve = [Launcher.DotnetHost, Launcher.CandorDll,
                 "serve", "--domain", Domain, "--data", DataDirectory,
                 "--c2s-port", C2sPort.ToString(), "--tls-port", TlsPort.ToString(),
-                "--http-port", HttpPort.ToString(), "--https-port", HttpsPort.ToString(), "--bind", Host, .. _extraArguments], workingDirectory: DataDirectory);
+                "--http-port", HttpPort.ToString(), "--https-port", HttpsPort.ToString(), "--bind", Host, .. _extraArguments];
+            if (_fileLimit > 0) serve = [Tools.RequireCommand("prlimit", "util-linux"), $"--nofile={_fileLimit}:{_fileLimit}", "--", .. serve];
+            _process = ChildProcess.Start(serve[0], serve[1..], _environment, workingDirectory: DataDirectory);
             _command = _process.Command;
             _log?.WriteLine($"started candor (pid {_process.Id}): {_command}");
 

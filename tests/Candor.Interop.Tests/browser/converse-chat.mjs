@@ -9,7 +9,8 @@
 //           "slixmppBody": "...", "screenshots": "DIR", "chromium": "/usr/bin/chromium" }
 //
 // Steps: both log in; alice adds bob as a contact and bob accepts, through the Converse UI; both see each
-// other online; they chat both ways; carol (slixmpp over TCP) writes to bob, whose page shows it. Every
+// other online; they chat both ways; carol (slixmpp over TCP) writes to bob, whose page shows it; alice runs
+// "List my sessions" (its table and its note, one session per line, both shown). Every
 // request the pages make (HTTP, WebSocket, workers) must go to the Candor server itself: any other host, or
 // any Content-Security-Policy refusal, fails the run. Prints "STEP ..." lines, then "PASS" or "FAIL: why".
 import { chromium } from 'playwright-core';
@@ -149,6 +150,22 @@ function checkNoLeaks(where) {
     if (problems.length) throw new Error(`${where}:\n  ${problems.join('\n  ')}`);
 }
 
+/** Runs "List my sessions" on the server from Converse's Settings > Commands: the table and the note both show. */
+async function listSessions(page, who) {
+    step(`${who} runs the ad-hoc command "List my sessions"`);
+    await page.locator('a.show-client-info').click();
+    await page.locator('#commands-tab').click();
+    const commands = page.locator('converse-adhoc-commands');
+    await commands.locator('input[name="jid"]').fill(config.domain);
+    await commands.locator('input[type="submit"]').first().click();
+    await commands.locator('a[data-command-node="list-sessions"]').click();
+    const note = commands.locator('.alert', { hasText: 'session(s) online.' });
+    await note.waitFor();
+    if (!(await note.textContent()).includes('online: ')) throw new Error(`${who}: the note has no session line: ${await note.textContent()}`);
+    if (await commands.locator('table td[data-var="resource"]').count() < 1) throw new Error(`${who}: the table has no rows`);
+    await screenshot(who, `${who}-list-my-sessions`);
+}
+
 async function main() {
     try {
         browser = await chromium.launch({
@@ -191,6 +208,7 @@ async function main() {
         await screenshot('bob', 'bob-chat-with-alice');
         await screenshot('alice', 'alice-chat-with-bob');
         checkNoLeaks('during the conversation');
+        await listSessions(a, 'alice');
         console.log('PASS');
     } catch (e) {
         for (const who of Object.keys(pages)) {

@@ -5,6 +5,7 @@ Every step has a timeout; a failed step raises StepFailed, and main() prints whi
 failed and exits with status 1.
 """
 
+import argparse
 import asyncio
 import logging
 import ssl
@@ -57,6 +58,7 @@ class Client:
         self.markers = []        # (event name, data)
         self.changed = asyncio.Event()
         self.used_mechanism = None
+        self.failed_mechanisms = []  # (mechanism, condition, text) of each SASL failure
         self.tls = False
         x.register_handler(Callback("harness message", StanzaPath("message"),
                                     lambda s: self._record("message", s)))
@@ -73,6 +75,10 @@ class Client:
             if event == "auth_success":
                 mech = self.x["feature_mechanisms"].mech
                 self.used_mechanism = getattr(mech, "name", None)
+            if event == "failed_auth":
+                # slixmpp fires this before choosing its next mechanism: mech is still the one that failed.
+                mech = getattr(self.x["feature_mechanisms"].mech, "name", None)
+                self.failed_mechanisms.append((mech, str(data["condition"]), str(data["text"])))
             if event in ("tls_success", "ssl_cert"):
                 self.tls = True
             self.markers.append((event, data))
@@ -126,7 +132,7 @@ class Client:
     # ------------------------------------------------------------------ actions
     async def login(self, step, timeout):
         say(f"{step}: {self.name} connects to {self.host}:{self.port} as {self.x.boundjid.bare} "
-            f"(STARTTLS, {self.mechanism})")
+            f"(STARTTLS, {self.mechanism or 'mechanism of its own choice'})")
         self.x.connect((self.host, self.port), force_starttls=True)
 
         def check():
@@ -144,7 +150,7 @@ class Client:
         await self._wait(step, timeout, check)
         if not self.tls:
             raise StepFailed(f"{step}: {self.name} session started without TLS")
-        if self.used_mechanism is not None and self.used_mechanism != self.mechanism:
+        if self.mechanism is not None and self.used_mechanism is not None and self.used_mechanism != self.mechanism:
             raise StepFailed(f"{step}: {self.name} authenticated with {self.used_mechanism}, "
                              f"expected {self.mechanism}")
         # Standard client start: fetch the roster, then send initial presence.
@@ -177,6 +183,17 @@ def bare(jid):
 
 def describe(stanza):
     return str(stanza)
+
+
+def run_with_account(main, description):
+    """Parse HOST PORT JID PASSWORD from the command line and run main(args) like run() does."""
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("host")
+    p.add_argument("port", type=int)
+    p.add_argument("jid")
+    p.add_argument("password")
+    arguments = p.parse_args()
+    run(lambda: main(arguments))
 
 
 def run(main_coro_factory):

@@ -4,14 +4,13 @@
     /usr/bin/python3 login_once.py HOST PORT FULL_JID PASSWORD
 """
 
-import argparse
 import asyncio
 import os
 import sys
 
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import Client, run  # noqa: E402
+from harness import Client, run_with_account  # noqa: E402
 
 
 async def main(args):
@@ -22,10 +21,4 @@ async def main(args):
 
 
 if __name__ == "__main__":
-    p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("host")
-    p.add_argument("port", type=int)
-    p.add_argument("jid")
-    p.add_argument("password")
-    arguments = p.parse_args()
-    run(lambda: main(arguments))
+    run_with_account(main, __doc__)

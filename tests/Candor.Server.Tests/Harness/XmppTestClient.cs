@@ -341,6 +341,9 @@ public sealed class XmppTestClient : IAsyncDisposable
         // Login notices (promise 3) arrive whenever another session of the account logs in; tests that are about
         // something else would trip over them, so they are dropped unless a test asks for them.
         if (!ReceiveLoginNotices && element.IsMessage() && element.GetChild("login", LoginNoticeNamespace) is not null) return;
+        // Likewise the server's software version query after bind (it names the client in login notices; unanswered,
+        // the notice goes out after ClientVersionTimeoutSeconds).
+        if (!ReceiveVersionQueries && element.IsIq() && element.Type() == "get" && element.GetChild("query", Ns.Version) is not null) return;
         _inbox.Post(element);
     }
 
@@ -348,6 +351,9 @@ public sealed class XmppTestClient : IAsyncDisposable
 
     /// <summary>Deliver login notices like any other stanza instead of dropping them.</summary>
     public bool ReceiveLoginNotices { get; set; }
+
+    /// <summary>Deliver the server's XEP-0092 version queries like any other stanza instead of dropping them.</summary>
+    public bool ReceiveVersionQueries { get; set; }
 
     /// <summary>This client's end of the TCP connection.</summary>
     public System.Net.IPEndPoint LocalEndPoint => (System.Net.IPEndPoint)_tcp.Client.LocalEndPoint!;

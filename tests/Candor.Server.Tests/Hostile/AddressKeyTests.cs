@@ -22,13 +22,16 @@ public sealed class AddressKeyTests
     public void Unauthenticated_streams_from_one_slash_64_share_one_allowance()
     {
         var limits = new ConnectionLimits(new ServerOptions { MaxUnauthenticatedStreamsPerAddress = 2 });
-        Assert.True(limits.TryEnter(IPAddress.Parse("2001:db8::1"), out _));
-        Assert.True(limits.TryEnter(IPAddress.Parse("2001:db8::2"), out _));
-        Assert.False(limits.TryEnter(IPAddress.Parse("2001:db8::3"), out var reason));
+        using var first = limits.TryEnter(IPAddress.Parse("2001:db8::1"), (_, _) => { }, out _);
+        using var second = limits.TryEnter(IPAddress.Parse("2001:db8::2"), (_, _) => { }, out _);
+        Assert.NotNull(second);
+        Assert.Null(limits.TryEnter(IPAddress.Parse("2001:db8::3"), (_, _) => { }, out var reason));
         Assert.Contains("unauthenticated", reason);
-        Assert.True(limits.TryEnter(IPAddress.Parse("2001:db8:0:1::1"), out _));
-        limits.Leave(IPAddress.Parse("2001:db8::1"));
-        Assert.True(limits.TryEnter(IPAddress.Parse("2001:db8::4"), out _));
+        using var other = limits.TryEnter(IPAddress.Parse("2001:db8:0:1::1"), (_, _) => { }, out _);
+        Assert.NotNull(other);
+        first!.Dispose();
+        using var fourth = limits.TryEnter(IPAddress.Parse("2001:db8::4"), (_, _) => { }, out _);
+        Assert.NotNull(fourth);
     }
 
     [Fact]

@@ -78,9 +78,9 @@ public static partial class HostileCases
         yield return SaslFailure("client-first with NUL", "malformed-request", Auth("SCRAM-SHA-256", B64("n,,n=us\0er,r=abc")));
         yield return SaslFailure("client-first with a malformed extension", "malformed-request", Auth("SCRAM-SHA-256", B64("n,,n=user,r=abc,garbage")));
         yield return SaslFailure("client-first with authzid missing its 'a='", "malformed-request", Auth("SCRAM-SHA-256", B64("n,user,n=user,r=abc")));
-        yield return SaslFailure("channel binding requested on plain SCRAM", "not-authorized", Auth("SCRAM-SHA-256", B64("p=tls-server-end-point,,n=user,r=abc")));
+        yield return SaslFailure("channel binding requested on plain SCRAM", "malformed-request", Auth("SCRAM-SHA-256", B64("p=tls-server-end-point,,n=user,r=abc")));
         yield return SaslFailure("-PLUS without channel binding", "not-authorized", Auth("SCRAM-SHA-256-PLUS", B64("n,,n=user,r=abc")));
-        yield return SaslFailure("-PLUS with an unsupported binding type", "not-authorized", Auth("SCRAM-SHA-256-PLUS", B64("p=tls-unique,,n=user,r=abc")));
+        yield return SaslFailure("-PLUS with an unsupported binding type", "malformed-request", Auth("SCRAM-SHA-256-PLUS", B64("p=tls-unique,,n=user,r=abc")));
         yield return SaslFailure("-PLUS with a malformed binding type", "malformed-request", Auth("SCRAM-SHA-256-PLUS", B64("p=tls_unique!,,n=user,r=abc")));
         yield return SaslFailure("response without auth", "malformed-request", Response(B64("c=biws,r=abc,p=AAAA")));
         yield return SaslFailure("<success/> from the client", "malformed-request", $"<success xmlns='{SaslNs}'/>");

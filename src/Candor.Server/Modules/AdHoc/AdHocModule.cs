@@ -39,7 +39,7 @@ public sealed class AdHocModule : IModule
         if (action is not ("execute" or "complete"))
             return request.Error(StanzaError.BadRequest, "these commands take one step: execute");
         if (request.From.Local is null) return request.Error(StanzaError.Forbidden, "for accounts of this server only");
-        var result = await command.Execute(request);
+        var result = await command.Execute(request.From);
         var element = Command(node, Guid.NewGuid().ToString("N"), "completed");
         element.AddChild("note").SetAttribute("type", "info").AddText(result.Note);
         if (result.Form is not null) element.Add(result.Form);

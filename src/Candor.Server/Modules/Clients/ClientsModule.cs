@@ -1,9 +1,12 @@
 using System.Collections.Concurrent;
 using System.Globalization;
+using System.Text;
+using Candor.Server.Connections;
 using Candor.Server.Core;
 using Candor.Server.Storage;
 using Candor.Xml;
 using Candor.Xmpp;
+using Microsoft.Extensions.Logging;
 
 namespace Candor.Server.Modules.Clients;
 
@@ -14,7 +17,7 @@ namespace Candor.Server.Modules.Clients;
 /// is listed and revocable through XEP-0494 and through ad-hoc commands; a password change is announced
 /// and ends the other sessions.
 /// </summary>
-public sealed class ClientsModule : IModule
+public sealed partial class ClientsModule : IModule
 {
     public const string NoticeNamespace = "urn:xmpp:candor:login:0";
     public const string CamNamespace = "urn:xmpp:cam:0";
@@ -26,9 +29,11 @@ public sealed class ClientsModule : IModule
     ];
 
     private readonly ConcurrentDictionary<Session, string> _clientOf = new();
+    private ILogger _logger = null!;
 
     public void Register(XmppServer server)
     {
+        _logger = server.LoggerFactory.CreateLogger("Candor.Clients");
         var registry = new ClientRegistry(server.Storage);
         server.Clients = registry;
         var pending = server.Storage.OpenArchive("login-notices");
@@ -39,8 +44,8 @@ public sealed class ClientsModule : IModule
         server.Disco.AccountFeatures.Add(CamNamespace);
         server.Iq.Register(IqScope.Account, "get", "list", CamNamespace, request => ListAsync(server, registry, request));
         server.Iq.Register(IqScope.Account, "set", "revoke", CamNamespace, request => RevokeAsync(server, registry, request));
-        server.Disco.Commands["list-sessions"] = new("list-sessions", "List my sessions", request => ListCommandAsync(server, registry, request));
-        server.Disco.Commands["end-other-sessions"] = new("end-other-sessions", "End other sessions", request => EndOthersCommand(server, request));
+        server.Disco.Commands["list-sessions"] = new("list-sessions", "List my sessions", requester => ListCommandAsync(server, registry, requester));
+        server.Disco.Commands["end-other-sessions"] = new("end-other-sessions", "End other sessions", requester => EndOthersCommand(server, requester));
         server.Hooks.SessionAvailable.Add(session => LearnSoftwareAsync(registry, session));
         // Login records hold IP addresses: drop those unused for longer than the published retention.
         registry.PruneAsync(server.Accounts.ListAsync().GetAwaiter().GetResult(), DateTimeOffset.UtcNow.AddDays(-server.Options.LoginHistoryDays))
@@ -71,15 +76,70 @@ public sealed class ClientsModule : IModule
         record.Tls = session.Transport.TlsProtocol;
         record.Sessions++;
         await registry.SaveAsync(session.User, record);
-        if (!isNew && server.Options.LoginNotices != "every-session") return false;
+        var announce = isNew || server.Options.LoginNotices == "every-session";
+        if (record.Software is null)
+        {
+            // Naming may ask the client, which answers on this very stream: this hook runs in its read loop, so the
+            // naming and the notice that waits for it run beside it.
+            _ = NameThenAnnounceAsync(server, registry, pending, session, record, now, announce, isNew);
+            return false;
+        }
+        if (announce) await AnnounceAsync(server, pending, session, record, now, isNew);
+        return false;
+    }
 
+    private async Task NameThenAnnounceAsync(XmppServer server, ClientRegistry registry, IArchiveStore pending, Session session,
+        ClientRecord record, DateTimeOffset now, bool announce, bool isNew)
+    {
+        try
+        {
+            if (await ResolveSoftwareAsync(server, session) is { } software)
+            {
+                record.Software = software;
+                // Read again: the record may have changed meanwhile (a caps node learnt, which a version answer beats).
+                if (await registry.GetAsync(session.User, record.Id) is { } current && current.Software != software)
+                {
+                    current.Software = software;
+                    await registry.SaveAsync(session.User, current);
+                }
+            }
+            if (announce) await AnnounceAsync(server, pending, session, record, now, isNew);
+        }
+        catch (Exception e)
+        {
+            Log.NoticeFailed(_logger, e, session.Jid);
+        }
+    }
+
+    /// <summary>
+    /// Names the client software of a session that the XEP-0388 user agent (taken at login) does not name and that
+    /// has no name from an earlier login: its answer to one XEP-0092 version query ("Gajim 1.7.3 on Linux"), bounded
+    /// by ClientVersionTimeoutSeconds; null when it gives none. Later, the caps node of the first presence fills a
+    /// name still missing (<see cref="LearnSoftwareAsync"/>).
+    /// </summary>
+    private static async Task<string?> ResolveSoftwareAsync(XmppServer server, Session session)
+    {
+        var seconds = server.Options.ClientVersionTimeoutSeconds;
+        if (seconds == 0) return null;
+        var answer = await server.OutboundIq.GetAsync(session, new Element("query", Ns.Version), TimeSpan.FromSeconds(seconds));
+        if (answer?.Type() != "result" || answer.GetChild("query", Ns.Version) is not { } query) return null;
+        var name = SaslProfiles.CleanText(query.GetChildText("name", Ns.Version));
+        if (name is null) return null;
+        if (SaslProfiles.CleanText(query.GetChildText("version", Ns.Version)) is { } version) name += " " + version;
+        if (SaslProfiles.CleanText(query.GetChildText("os", Ns.Version)) is { } os) name += " on " + os;
+        return name.Length <= SaslProfiles.MaxUserAgentTextLength ? name : name[..SaslProfiles.MaxUserAgentTextLength];
+    }
+
+    private async Task AnnounceAsync(XmppServer server, IArchiveStore pending, Session session, ClientRecord record, DateTimeOffset now, bool isNew)
+    {
+        var id = record.Id;
         var notice = Notice(server, session, record, now, isNew);
         var others = server.Sessions.Get(session.User).Where(s => s != session).ToList();
         if (others.Count == 0)
         {
             // Kept for the next login; tagged with this client so that it is not shown to itself.
             await pending.AppendAsync(session.User, now, id, ElementWriter.ToXmlString(notice));
-            return false;
+            return;
         }
         foreach (var other in others)
         {
@@ -87,7 +147,6 @@ public sealed class ClientsModule : IModule
             copy.SetAttribute("to", other.Jid.ToString());
             other.Send(copy);
         }
-        return false;
     }
 
     private async ValueTask<bool> DeliverPendingAsync(IArchiveStore pending, Session session)
@@ -108,15 +167,15 @@ public sealed class ClientsModule : IModule
     }
 
     /// <summary>
-    /// Without a XEP-0388 user agent naming it, the caps node of the first presence names the client software
-    /// (XEP-0115), for later notices and lists.
+    /// Without a XEP-0388 user agent or a version answer naming it, the caps node of the first presence names the
+    /// client software (XEP-0115), for later notices and lists.
     /// </summary>
     private async ValueTask<bool> LearnSoftwareAsync(ClientRegistry registry, Session session)
     {
         var node = session.Presence?.GetChild("c", Ns.Caps)?.GetAttribute("node");
         if (node is null || session.UserAgent?.Software is not null || !_clientOf.TryGetValue(session, out var id)) return false;
         var record = await registry.GetAsync(session.User, id);
-        if (record is null || record.Software == node) return false;
+        if (record is null || record.Software is not null) return false;
         record.Software = node;
         await registry.SaveAsync(session.User, record);
         return false;
@@ -141,7 +200,7 @@ public sealed class ClientsModule : IModule
         var tls = session.Transport.TlsProtocol ?? "no TLS";
         var line = $"{(isNew ? "New login" : "Login")} to your account: {software}, resource \"{session.Jid.Resource}\", " +
                    $"from {session.Transport.RemoteAddress} at {time}, {tls}, {session.Mechanism}. " +
-                   "If this was not you, revoke it (\"End other sessions\") and change your password.";
+                   "If this was not you, revoke it (\"End other sessions\", or reply \"end others\") and change your password.";
         var message = new Element("message", Ns.Client)
             .SetAttribute("from", server.Domain.ToString())
             .SetAttribute("type", "chat")
@@ -197,12 +256,17 @@ public sealed class ClientsModule : IModule
         return request.Result();
     }
 
-    private async ValueTask<AdHocResult> ListCommandAsync(XmppServer server, ClientRegistry registry, IqRequest request)
+    /// <summary>
+    /// The account's clients as a table form (XEP-0004 reported/item) and, for clients that cannot draw one (Gajim
+    /// 1.7) or show no forms (plain-text commands), the same list in the note, one client per line.
+    /// </summary>
+    private async ValueTask<AdHocResult> ListCommandAsync(XmppServer server, ClientRegistry registry, Jid requester)
     {
-        var user = request.From.Local!;
+        var user = requester.Local!;
         var online = server.Sessions.Get(user);
+        var note = new StringBuilder($"{online.Count} session(s) online.");
         var form = new Element("x", Ns.DataForms).SetAttribute("type", "result");
-        form.AddChild("title").AddText("Clients of " + request.From.Bare);
+        form.AddChild("title").AddText("Clients of " + requester.Bare);
         var reported = form.AddChild("reported");
         foreach (var (var, label) in new[] { ("resource", "Resource"), ("software", "Software"), ("address", "Last address"), ("last-seen", "Last seen"), ("online", "Online") })
             reported.AddChild("field").SetAttribute("var", var).SetAttribute("label", label);
@@ -211,16 +275,19 @@ public sealed class ClientsModule : IModule
             var item = form.AddChild("item");
             var isOnline = online.Any(s => _clientOf.TryGetValue(s, out var id) && id == record.Id);
             var software = record.Software is null ? "" : record.Device is null ? record.Software : $"{record.Software} on {record.Device}";
-            foreach (var (var, value) in new[] { ("resource", record.Resource), ("software", software), ("address", record.LastAddress), ("last-seen", XmppTime.FormatSeconds(record.LastSeen)), ("online", isOnline ? "yes" : "no") })
+            var lastSeen = XmppTime.FormatSeconds(record.LastSeen);
+            foreach (var (var, value) in new[] { ("resource", record.Resource), ("software", software), ("address", record.LastAddress), ("last-seen", lastSeen), ("online", isOnline ? "yes" : "no") })
                 item.AddChild("field").SetAttribute("var", var).AddChild("value").AddText(value);
+            note.Append(CultureInfo.InvariantCulture,
+                $"\n{(isOnline ? "online" : "offline")}: {(software == "" ? "unknown client software" : software)}, resource \"{record.Resource}\", last from {record.LastAddress} at {lastSeen}");
         }
-        return new AdHocResult($"{online.Count} session(s) online.", form);
+        return new AdHocResult(note.ToString(), form);
     }
 
-    private static ValueTask<AdHocResult> EndOthersCommand(XmppServer server, IqRequest request)
+    private static ValueTask<AdHocResult> EndOthersCommand(XmppServer server, Jid requester)
     {
-        var ended = server.EndSessions(request.From.Local!, StreamErrors.NotAuthorized, "ended by another session of this account",
-            except: server.Sessions.Get(request.From));
+        var ended = server.EndSessions(requester.Local!, StreamErrors.NotAuthorized, "ended by another session of this account",
+            except: server.Sessions.Get(requester));
         return ValueTask.FromResult(new AdHocResult($"Ended {ended} other session(s)."));
     }
 
@@ -245,5 +312,11 @@ public sealed class ClientsModule : IModule
         if (change.By is null && (told == 0 || server.Options.EndOtherSessionsOnPasswordChange))
             await pending.AppendAsync(change.User, now, "", ElementWriter.ToXmlString(notice));
         return false;
+    }
+
+    private static partial class Log
+    {
+        [LoggerMessage(Level = LogLevel.Error, Message = "The login notice for {Jid} failed")]
+        public static partial void NoticeFailed(ILogger logger, Exception exception, Jid jid);
     }
 }

@@ -113,6 +113,14 @@ public sealed partial class PolicyModule : IModule
     public static string? PublicUrl(ServerOptions options, int httpPort) =>
         options.PolicyUrl ?? (httpPort > 0 ? $"http://{options.Domain}:{httpPort}{WellKnownPath}" : null);
 
+    /// <summary>The policy in force in one line: version, SHA-256 digest and where it is published.</summary>
+    public static string Describe(PolicyService policy)
+    {
+        var published = policy.Current.Published;
+        var where = policy.Url is { } url ? $"published at {url} (for reading: {url}.html)" : "not served over HTTP by this server";
+        return $"Policy version {published.Version}, SHA-256 {published.Digest}, {where}.";
+    }
+
     private static Element PolicyForm(PolicyService policy)
     {
         var published = policy.Current.Published;

@@ -173,7 +173,9 @@ public sealed class PublishedPolicy
 
         public const string Copies =
             "No rule stores, forwards or reports message content anywhere: a refused message is answered and dropped. "
-            + "The server log records that a rule refused a message (rule, sender and recipient addresses), never its text.";
+            + "The server log records that a rule refused a message (rule, sender and recipient addresses), never its text. "
+            + "A message sent to the server's own address is read as a command (sessions, end others, policy, help), answered "
+            + "and dropped: it is not stored or forwarded.";
 
         public const string Encrypted =
             "End-to-end encrypted content (OMEMO, OpenPGP, OTR) cannot be read by this server and is not inspected. "
@@ -186,9 +188,10 @@ public sealed class PublishedPolicy
             ("message archive", "none: messages are not archived on the server"),
             ("roster, vCard and private XML storage", "until the account changes them or the account is removed"),
             ("passwords", "only as salted SCRAM-SHA-1 and SCRAM-SHA-256 keys (RFC 5802), never the password itself, until changed or the account is removed"),
-            ("login history (each client that accessed an account: resource, last IP address, first and last use, SASL mechanism, TLS version)",
+            ("login history (each client that accessed an account: resource, last IP address, first and last use, SASL mechanism, TLS version, and the client software as the client names it: its SASL2 user agent, its software version answer with the operating system it states, or its caps node)",
                 $"{options.LoginHistoryDays} days after the client's last use, then deleted; the account can list and revoke its clients at any time (XEP-0494)"),
             ("login notices for an account with no session online", "until the account's next login, then deleted"),
+            ("time of each account's last logout", "until the next logout replaces it or the account is removed; told (XEP-0012 Last Activity) only to the account itself and to contacts subscribed to its presence"),
         ];
 
         public const string LogDestination =
@@ -198,7 +201,8 @@ public sealed class PublishedPolicy
         public static readonly string[] Logged =
         [
             "logins: account name, IP address and SASL mechanism (Information)",
-            "failed logins: IP address and reason (Information)",
+            "failed logins (wrong password): IP address and reason (Information)",
+            "SASL negotiations that did not work out (mechanism, channel binding, syntax; not a wrong password): IP address and reason (Debug, not shown by default)",
             "sessions bound and ended: full address (account and resource); IP address when bound (Information)",
             "stream errors sent: IP address and condition (Information)",
             "lost connections: IP address (Debug, not shown by default)",

@@ -18,7 +18,7 @@ public sealed class PresenceModule : IModule
 
     public IReadOnlyList<Protocol> Protocols { get; } =
     [
-        new("RFC 6121 §3-4", "", "subscriptions with pre-approval, presence broadcast, probes, directed presence"),
+        new("RFC 6121 §3-4", "", "subscriptions with pre-approval, presence broadcast (to the sending resource too), probes answered, directed presence"),
         new("XEP-0115", "1.6", "entity capabilities passed through unchanged"),
     ];
 
@@ -124,7 +124,12 @@ public sealed class PresenceModule : IModule
         {
             var session = ev.Origin!;
             var type = ev.Type;
-            if (type is not (null or "unavailable")) return true;
+            if (type is not (null or "unavailable"))
+            {
+                // Subscriptions and probes name their contact (RFC 6121 §3.1.1, §4.3.1); errors are not answered.
+                await ev.ReplyErrorAsync(StanzaError.BadRequest, $"presence of type '{type}' needs a 'to' address");
+                return true;
+            }
             var stanza = ev.Stanza;
             stanza.SetAttribute("from", session.Jid.ToString());
             if (type == "unavailable")
@@ -184,8 +189,10 @@ public sealed class PresenceModule : IModule
             foreach (var item in roster)
                 if (item.SubscribedFrom && Jid.TryParse(item.Jid, out var contact))
                     await server.Router.DeliverAsync(Addressed(stanza, contact), session.Jid, contact);
+            // Available presence goes to every available resource including the sender's own (RFC 6121 §4.2.2,
+            // §4.4.2); unavailable presence reaches only the others, as the sender is no longer available.
             foreach (var own in server.Sessions.Get(session.User))
-                if (own != session && own.IsAvailable) own.Send(Addressed(stanza, own.Jid));
+                if (own.IsAvailable) own.Send(Addressed(stanza, own.Jid));
         }
 
         // ---- inbound: delivery to a local account ----
@@ -198,8 +205,8 @@ public sealed class PresenceModule : IModule
             {
                 if (!await server.Router.AccountExistsAsync(user))
                 {
-                    // RFC 6121 §3.1.3: a subscription request to no account is answered as refused.
-                    if (type == "subscribe") await ReplyAsync(ev, "unsubscribed");
+                    // RFC 6121 §3.1.3, §4.3.2: a subscription request or probe to no account is answered as refused.
+                    if (type is "subscribe" or "probe") await ReplyAsync(ev, "unsubscribed");
                     return true;
                 }
                 await InboundSubscriptionAsync(ev, user, type!);
@@ -270,7 +277,10 @@ public sealed class PresenceModule : IModule
                     DeliverToAvailable(user, ev.Stanza);
                     return;
                 case "probe":
-                    if (item is { SubscribedFrom: true }) await SendCurrentPresenceAsync(user, ev.From);
+                    // RFC 6121 §4.3.2: a subscriber gets the current presence, or unavailable when no resource is
+                    // available; anyone else gets 'unsubscribed' and learns nothing more.
+                    if (item is not { SubscribedFrom: true }) await ReplyAsync(ev, "unsubscribed");
+                    else if (!await SendCurrentPresenceAsync(user, ev.From)) await ReplyAsync(ev, "unavailable");
                     return;
             }
         }
@@ -287,12 +297,17 @@ public sealed class PresenceModule : IModule
                 if (session.IsAvailable) session.Send(stanza);
         }
 
-        /// <summary>Sends the presence of each of <paramref name="user"/>'s available resources to <paramref name="to"/>.</summary>
-        private async Task SendCurrentPresenceAsync(string user, Jid to)
+        /// <summary>Sends the presence of each of <paramref name="user"/>'s available resources to <paramref name="to"/>; false when none is.</summary>
+        private async Task<bool> SendCurrentPresenceAsync(string user, Jid to)
         {
+            var sent = false;
             foreach (var session in server.Sessions.Get(user))
                 if (session.IsAvailable && session.Presence is { } p)
+                {
                     await server.Router.DeliverAsync(Addressed(p, to), session.Jid, to);
+                    sent = true;
+                }
+            return sent;
         }
 
         private async Task SendUnavailableAsync(string user, Jid to)

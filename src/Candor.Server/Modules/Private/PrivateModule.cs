@@ -8,11 +8,13 @@ namespace Candor.Server.Modules.Private;
 /// <summary>Private XML storage (XEP-0049): one element per namespace, readable only by its account.</summary>
 public sealed class PrivateModule : IModule
 {
-    public IReadOnlyList<Protocol> Protocols { get; } = [new("XEP-0049", "1.2", "")];
+    public IReadOnlyList<Protocol> Protocols { get; } = [new("XEP-0049", "1.2", "listed in the server's disco#info")];
 
     public void Register(XmppServer server)
     {
         var store = server.Storage.OpenMap("private");
+        // Clients probe the server's disco#info for it (Prosody lists it there too).
+        server.Disco.ServerFeatures.Add(Ns.Private);
         server.Iq.Register(IqScope.Account, "get", "query", Ns.Private, async request =>
         {
             if (Check(request) is { } error) return error;

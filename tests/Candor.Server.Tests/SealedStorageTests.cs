@@ -1,0 +1,262 @@
+using System.Text;
+using Candor.Server.Accounts;
+using Candor.Server.Hosting;
+using Candor.Server.Storage;
+using Microsoft.Data.Sqlite;
+using Microsoft.Extensions.Logging;
+
+namespace Candor.Server.Tests;
+
+/// <summary>The store semantics hold unchanged through the sealing layer.</summary>
+public sealed class SealedStorageConformanceTests : StorageConformanceTests
+{
+    private readonly string _directory = Directory.CreateTempSubdirectory("candor-sealed-").FullName;
+
+    protected override IStorage CreateStorage() => SealedStorage.OpenAsync(new ServerOptions { DataDirectory = _directory }).GetAwaiter().GetResult();
+
+    public override async Task DisposeAsync()
+    {
+        await base.DisposeAsync();
+        Directory.Delete(_directory, recursive: true);
+    }
+}
+
+/// <summary>
+/// Promise 4 at the store layer: what a copy of the data directory shows, what a wrong key or a moved record
+/// gets, the migration of plaintext databases and key rotation (interrupted too).
+/// </summary>
+public sealed class SealedStorageTests : IDisposable
+{
+    private const string Marker = "zebra-quartz-7731";
+    private readonly string _directory = Directory.CreateTempSubdirectory("candor-sealed-").FullName;
+
+    private ServerOptions Options => new() { DataDirectory = _directory };
+    private string Database => Path.Combine(_directory, "candor.db");
+
+    public void Dispose()
+    {
+        SqliteConnection.ClearAllPools();
+        Directory.Delete(_directory, recursive: true);
+    }
+
+    private Task<SealedStorage> OpenAsync(ServerOptions? options = null) => SealedStorage.OpenAsync(options ?? Options);
+
+    /// <summary>Every file under the data directory, as bytes, concatenated: what a thief copies.</summary>
+    private string EverythingOnDisk() =>
+        string.Concat(Directory.EnumerateFiles(_directory, "*", SearchOption.AllDirectories).Select(f => Encoding.UTF8.GetString(File.ReadAllBytes(f))));
+
+    private static async Task WriteEveryShapeAsync(IStorage storage, string user)
+    {
+        await storage.OpenKeyValue("vcard").SetAsync(user, $"<vCard xmlns='vcard-temp'><FN>{Marker}</FN></vCard>");
+        await storage.OpenMap("roster").SetAsync(user, $"{Marker}-contact@example.org", $"{{\"name\":\"{Marker}\"}}");
+        await storage.OpenArchive("offline").AppendAsync(user, DateTimeOffset.UtcNow, $"{Marker}-sender@example.org", $"<message><body>{Marker}</body></message>");
+    }
+
+    private static async Task AssertEveryShapeReadsBackAsync(IStorage storage, string user)
+    {
+        Assert.Contains(Marker, await storage.OpenKeyValue("vcard").GetAsync(user));
+        var roster = await storage.OpenMap("roster").GetAllAsync(user);
+        Assert.Contains(Marker, Assert.Single(roster, i => i.Key == $"{Marker}-contact@example.org").Value);
+        var offline = Assert.Single(await storage.OpenArchive("offline").QueryAsync(user, new ArchiveQuery { With = $"{Marker}-sender@example.org" }));
+        Assert.Contains(Marker, offline.Value);
+    }
+
+    [Fact]
+    public async Task The_files_show_no_value_account_name_map_key_or_with_and_the_owner_reads_everything_back()
+    {
+        await using (var storage = await OpenAsync())
+        {
+            await WriteEveryShapeAsync(storage, Marker + "-owner");
+            await new AccountStore(storage, 4096).CreateAsync(Marker + "-account", "pw");
+        }
+        SqliteConnection.ClearAllPools();
+
+        Assert.DoesNotContain(Marker, EverythingOnDisk());
+
+        await using var reopened = await OpenAsync();
+        await AssertEveryShapeReadsBackAsync(reopened, Marker + "-owner");
+        Assert.Contains(Marker + "-account", await new AccountStore(reopened, 4096).ListAsync());
+        Assert.True(await new AccountStore(reopened, 4096).VerifyPasswordAsync(Marker + "-account", "pw"));
+    }
+
+    [Fact]
+    public async Task The_key_file_is_made_on_first_open_readable_by_its_owner_only()
+    {
+        await (await OpenAsync()).DisposeAsync();
+        var keyFile = Path.Combine(_directory, "keys", "master.key");
+        Assert.True(File.Exists(keyFile));
+        if (!OperatingSystem.IsWindows())
+        {
+            Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(keyFile));
+            Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute, File.GetUnixFileMode(Path.GetDirectoryName(keyFile)!));
+        }
+        Assert.Equal(32, Convert.FromBase64String(File.ReadAllText(keyFile)).Length);
+    }
+
+    [Fact]
+    public async Task A_wrong_or_missing_key_is_refused_instead_of_serving_empty_data()
+    {
+        await using (var storage = await OpenAsync()) await WriteEveryShapeAsync(storage, "alice");
+        var keyFile = Path.Combine(_directory, "keys", "master.key");
+        var rightKey = File.ReadAllText(keyFile);
+
+        var other = Options;
+        other.MasterKey = Convert.ToBase64String(new byte[32]);
+        var wrong = await Assert.ThrowsAsync<KeyException>(() => OpenAsync(other));
+        Assert.StartsWith("wrong master key", wrong.Message);
+
+        File.Delete(keyFile);
+        var missing = await Assert.ThrowsAsync<KeyException>(() => OpenAsync());
+        Assert.StartsWith("no master key", missing.Message);
+        Assert.False(File.Exists(keyFile), "a missing key must not be replaced by a new one over sealed data");
+
+        var fromSetting = Options;
+        fromSetting.MasterKey = rightKey.Trim();
+        await using var storage2 = await OpenAsync(fromSetting);
+        await AssertEveryShapeReadsBackAsync(storage2, "alice");
+    }
+
+    [Fact]
+    public async Task A_record_moved_to_another_account_store_or_key_fails_to_open_and_is_reported_not_served()
+    {
+        var reports = new ReportLogger();
+        await using var storage = await OpenAsync();
+        storage.Log = reports;
+        await WriteEveryShapeAsync(storage, "alice");
+        await storage.OpenKeyValue("vcard").SetAsync("bob", "<vCard xmlns='vcard-temp'><FN>bob</FN></vCard>");
+        await storage.OpenKeyValue("private").SetAsync("alice", "<x/>");
+        await storage.OpenArchive("offline").AppendAsync("bob", DateTimeOffset.UtcNow, "carol@example.org", "<message><body>for bob</body></message>");
+        await storage.OpenMap("roster").SetAsync("alice", "dave@example.org", "{\"name\":\"dave\"}");
+
+        // Whoever can write the database copies alice's sealed records over bob's and into other places.
+        var (alice, bob) = (storage.Hash("alice"), storage.Hash("bob"));
+        Execute($"UPDATE keyval SET value = (SELECT value FROM keyval WHERE store = 'vcard' AND user = '{alice}') WHERE store = 'vcard' AND user = '{bob}'");
+        Execute($"UPDATE keyval SET value = (SELECT value FROM keyval WHERE store = 'vcard' AND user = '{alice}') WHERE store = 'private' AND user = '{alice}'");
+        Execute($"INSERT INTO archive (store, user, at, with_jid, value) SELECT store, '{bob}', at, with_jid, value FROM archive WHERE store = 'offline' AND user = '{alice}'");
+        var dave = storage.Hash(alice, "dave@example.org");
+        Execute($"UPDATE map SET value = (SELECT value FROM map WHERE store = 'roster' AND user = '{alice}' AND key <> '{dave}') WHERE key = '{dave}'");
+
+        var moved = await Assert.ThrowsAsync<SealedRecordException>(() => storage.OpenKeyValue("vcard").GetAsync("bob"));
+        Assert.Contains("store 'vcard'", moved.Message);
+        await Assert.ThrowsAsync<SealedRecordException>(() => storage.OpenKeyValue("private").GetAsync("alice"));
+        var bobsOffline = await storage.OpenArchive("offline").QueryAsync("bob", ArchiveQuery.All);
+        Assert.Equal(["<message><body>for bob</body></message>"], bobsOffline.Select(i => i.Value));
+        var roster = await storage.OpenMap("roster").GetAllAsync("alice");
+        Assert.Equal([$"{Marker}-contact@example.org"], roster.Keys);
+
+        Assert.Equal(4, reports.Errors.Count);
+        Assert.All(reports.Errors, e => Assert.Contains("does not open", e));
+        // alice's own records still open where they belong.
+        await AssertEveryShapeReadsBackAsync(storage, "alice");
+    }
+
+    [Fact]
+    public async Task A_plaintext_database_of_an_earlier_version_is_sealed_on_first_open_leaving_no_plaintext()
+    {
+        await using (var plain = new SqliteStorage(Database))
+        {
+            await WriteEveryShapeAsync(plain, Marker + "-owner");
+            await new AccountStore(plain, 4096).CreateAsync(Marker + "-account", "secret");
+            await plain.OpenKeyValue("roster-version").SetAsync(Marker + "-owner", "7");
+        }
+        SqliteConnection.ClearAllPools();
+        Assert.Contains(Marker, EverythingOnDisk());
+
+        await using (var storage = await OpenAsync())
+        {
+            Assert.Equal(5, storage.Migrated);
+            await AssertEveryShapeReadsBackAsync(storage, Marker + "-owner");
+            Assert.Equal("7", await storage.OpenKeyValue("roster-version").GetAsync(Marker + "-owner"));
+            Assert.True(await new AccountStore(storage, 4096).VerifyPasswordAsync(Marker + "-account", "secret"));
+            var counts = await storage.CountByKeyAsync();
+            Assert.Equal(6, counts[storage.Keys.Current.Id]);
+            Assert.Single(counts);
+        }
+        SqliteConnection.ClearAllPools();
+        Assert.DoesNotContain(Marker, EverythingOnDisk());
+
+        await using var again = await OpenAsync();
+        Assert.Equal(0, again.Migrated);
+        await AssertEveryShapeReadsBackAsync(again, Marker + "-owner");
+    }
+
+    [Fact]
+    public async Task Rotation_reseals_everything_under_a_new_key_and_the_old_key_opens_nothing_afterwards()
+    {
+        var keyFile = Path.Combine(_directory, "keys", "master.key");
+        string oldKey;
+        await using (var storage = await OpenAsync())
+        {
+            oldKey = File.ReadAllText(keyFile).Trim();
+            for (var i = 0; i < 1200; i++) await storage.OpenArchive("offline").AppendAsync("alice", DateTimeOffset.UtcNow, "bob@x", "m" + i);
+            await WriteEveryShapeAsync(storage, "carol");
+            var old = storage.Keys.Current;
+
+            var (from, to, resealed) = await storage.RotateAsync(serverRunning: false, _ => { });
+            Assert.Equal(old, from);
+            Assert.NotEqual(old.Id, to.Id);
+            Assert.Equal(1204, resealed);
+            Assert.Equal(new Dictionary<uint, long> { [to.Id] = 1204 }, await storage.CountByKeyAsync());
+            Assert.Single(storage.Keys.All);
+        }
+        Assert.NotEqual(oldKey, File.ReadAllText(keyFile).Trim());
+        Assert.False(File.Exists(keyFile + ".next"));
+
+        await using (var reopened = await OpenAsync())
+        {
+            Assert.Equal(1200, (await reopened.OpenArchive("offline").QueryAsync("alice", ArchiveQuery.All)).Count);
+            await AssertEveryShapeReadsBackAsync(reopened, "carol");
+        }
+        var withOldKey = Options;
+        withOldKey.MasterKey = oldKey;
+        await Assert.ThrowsAsync<KeyException>(() => OpenAsync(withOldKey));
+    }
+
+    [Fact]
+    public async Task A_rotation_interrupted_after_writing_the_new_key_loses_nothing_and_finishes_when_run_again()
+    {
+        uint next;
+        await using (var storage = await OpenAsync())
+        {
+            await WriteEveryShapeAsync(storage, "alice");
+            // The process dies right after writing master.key.next and re-sealing part of the data.
+            next = storage.Files.BeginRotation(storage.Keys).Id;
+            await storage.OpenArchive("offline").AppendAsync("alice", DateTimeOffset.UtcNow, "later@example.org", "after");
+        }
+        await using (var restarted = await OpenAsync())
+        {
+            Assert.Equal(2, restarted.Keys.All.Count);
+            Assert.Equal(next, restarted.Keys.Current.Id);
+            await AssertEveryShapeReadsBackAsync(restarted, "alice");
+            Assert.Equal("after", Assert.Single(await restarted.OpenArchive("offline").QueryAsync("alice", new ArchiveQuery { With = "later@example.org" })).Value);
+            var (_, to, _) = await restarted.RotateAsync(serverRunning: false, _ => { });
+            Assert.Equal(next, to.Id);
+            Assert.Equal([next], (await restarted.CountByKeyAsync()).Keys);
+        }
+        await using var finished = await OpenAsync();
+        Assert.Single(finished.Keys.All);
+        await AssertEveryShapeReadsBackAsync(finished, "alice");
+    }
+
+    private void Execute(string sql)
+    {
+        using var connection = new SqliteConnection($"Data Source={Database}");
+        connection.Open();
+        using var command = connection.CreateCommand();
+        command.CommandText = sql;
+        Assert.Equal(1, command.ExecuteNonQuery());
+    }
+
+    private sealed class ReportLogger : ILogger
+    {
+        public List<string> Errors { get; } = [];
+
+        public IDisposable? BeginScope<TState>(TState state) where TState : notnull => null;
+        public bool IsEnabled(LogLevel logLevel) => true;
+
+        public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
+        {
+            if (logLevel >= LogLevel.Error) lock (Errors) Errors.Add(formatter(state, exception));
+        }
+    }
+}
