@@ -60,8 +60,10 @@ converse.initialize({
     // The contact and registration forms would fetch lists of public providers from data.xmpp.net.
     autocomplete_providers_url: null,
     xmpp_providers_url: null,
-    // The default room search asks a third-party service (search.jabber.network).
-    muc_search_service: '',
+    // The default room search asks a third-party service (search.jabber.network). Converse 14 drops the room
+    // field of its "Add groupchat" form when this is empty, so ask this server, which answers the search with an
+    // error (Converse then offers no suggestions) and the field stays.
+    muc_search_service: domain,
     // A shared computer keeps no chat history in the browser after logging out.
     clear_cache_on_logout: true,
     loglevel: 'warn',

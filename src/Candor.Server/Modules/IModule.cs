@@ -27,6 +27,7 @@ public static class ModuleCatalog
         new ClientState.ClientStateModule(),
         new Roster.RosterModule(),
         new Presence.PresenceModule(),
+        new Archive.ArchiveModule(),
         new Offline.OfflineModule(),
         new Disco.DiscoModule(),
         new Ping.PingModule(),
@@ -39,6 +40,7 @@ public static class ModuleCatalog
         new Clients.ClientsModule(),
         new AdHoc.AdHocModule(),
         new ServerChat.ServerChatModule(),
+        new Muc.MucModule(),
     ];
 
     public static void RegisterAll(XmppServer server)
