@@ -60,6 +60,8 @@ async function openPage(who) {
     page.on('console', (m) => {
         const text = m.text();
         if (/Content Security Policy|Refused to/i.test(text)) problems.push(`${who}: ${text}`);
+        // Issue 14: Converse said "Not enabling carbons because it's not supported" when the server had none.
+        if (/carbons/i.test(text) && /not|error|fail/i.test(text)) problems.push(`${who}: ${text}`);
         if (m.type() === 'error' || m.type() === 'warning') console.log(`  ${who} console ${m.type()}: ${text}`);
         if (m.type() === 'error' && /pubsub/i.test(text)) problems.push(`${who}: PubSub error: ${text}`);
     });

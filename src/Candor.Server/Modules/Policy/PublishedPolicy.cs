@@ -67,6 +67,7 @@ public sealed class PublishedPolicy
             w.WriteString("normalization", Statements.Normalization);
             w.WriteString("refusals", Statements.Refusals);
             w.WriteString("copies", Statements.Copies);
+            w.WriteString("blocking", Statements.Blocking);
             w.WriteString("encryptedContent", Statements.Encrypted);
             w.WriteNumber("regexTimeoutMilliseconds", (int)PolicyMatcher.RegexTimeout.TotalMilliseconds);
             w.WriteEndObject();
@@ -162,6 +163,13 @@ public sealed class PublishedPolicy
             "A message a reject rule matches is not delivered, and its sender receives an error "
             + "(policy-violation) naming the rule and its description. An allow rule that matches wins over reject rules. "
             + "Nothing is refused without telling the sender.";
+
+        public const string Blocking =
+            "An account can block addresses (XEP-0191). A blocked sender's messages and requests are not delivered and "
+            + "are answered with service-unavailable, the answer an account that is offline or does not exist gives, so "
+            + "the block itself is not revealed; its presence (including subscription requests) is dropped without an "
+            + "answer, as XEP-0191 requires. The blocking account is told (not-acceptable, blocked) when it writes to an "
+            + "address it blocked.";
 
         public const string Copies =
             "No rule stores, forwards or reports message content anywhere: a refused message is answered and dropped. "
