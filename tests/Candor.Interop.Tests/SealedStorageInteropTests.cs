@@ -175,7 +175,7 @@ public sealed class SealedStorageInteropTests(ITestOutputHelper output)
         return received.Task;
     }
 
-    private static async Task<XmppClient> ConnectAsync(CandorServer server, string jid, string password, bool presence = true)
+    internal static async Task<XmppClient> ConnectAsync(CandorServer server, string jid, string password, bool presence = true)
     {
         var client = new XmppClient(new XmppClientOptions
         {
