@@ -52,6 +52,8 @@ public sealed class XmppServer
     public ServerHooks Hooks { get; } = new();
     public IqHandlers Iq { get; } = new();
     public DiscoRegistry Disco { get; } = new();
+    /// <summary>Services with a domain of their own (MUC at conference.DOMAIN): the router hands them every stanza for that domain.</summary>
+    public Dictionary<string, Func<StanzaEvent, ValueTask>> Components { get; } = new(StringComparer.Ordinal);
     public StreamFeatureRegistry StreamFeatures { get; } = new();
     /// <summary>IQs answered before authentication (in-band registration), by payload namespace.</summary>
     public Dictionary<string, Func<Element, ISessionTransport, ValueTask<Element>>> UnauthenticatedIq { get; } = [];
@@ -61,6 +63,8 @@ public sealed class XmppServer
     public Modules.Clients.ClientRegistry Clients { get; set; } = null!;
     /// <summary>Set by the policy module: the content policy in force, reloadable.</summary>
     public Modules.Policy.PolicyService Policy { get; set; } = null!;
+    /// <summary>Set by the upload module when UploadDomain is on: the stored files and open slots.</summary>
+    public Modules.Upload.UploadService? Uploads { get; set; }
     public string Version { get; } = typeof(XmppServer).Assembly.GetName().Version?.ToString(3) ?? "0.1.0";
 
     /// <summary>Every open stream, authenticated or not, so that shutdown can close each with a stream error.</summary>
@@ -149,6 +153,8 @@ public sealed class DiscoRegistry
     public List<(string Category, string Type, string? Name)> ServerIdentities { get; } = [];
     /// <summary>XEP-0128 extended information forms the server adds to its disco#info.</summary>
     public List<Func<Element>> ServerExtensions { get; } = [];
+    /// <summary>What the server's disco#items lists without a node: its components' domains.</summary>
+    public List<(Jid Jid, string Name)> ServerItems { get; } = [];
     /// <summary>disco#items answers of the server for named nodes.</summary>
     public Dictionary<string, Func<IqRequest, Element>> ServerItemNodes { get; } = new(StringComparer.Ordinal);
     /// <summary>Ad-hoc commands (XEP-0050) the server offers, by node.</summary>

@@ -86,6 +86,16 @@ public sealed class ServerOptions
     public string? PolicyFile { get; set; }
     /// <summary>Public URL of the policy document, when the server is behind a proxy; default http://DOMAIN:HTTP-PORT/.well-known/candor/policy.</summary>
     public string? PolicyUrl { get; set; }
+    /// <summary>Domain of the HTTP File Upload service (XEP-0363); unset means upload.DOMAIN, empty turns it off.</summary>
+    public string? UploadDomain { get; set; }
+    /// <summary>Public base URL of uploads behind a proxy (its /upload/ path must reach this server); default https://DOMAIN:HTTPS-PORT.</summary>
+    public string? UploadBaseUrl { get; set; }
+    /// <summary>Largest file one upload may be, in bytes.</summary>
+    public long UploadMaxBytes { get; set; } = 100L * 1024 * 1024;
+    /// <summary>Bytes of uploads one account may keep at once; 0 means no limit beyond UploadMaxBytes per file.</summary>
+    public long UploadQuotaBytes { get; set; } = 1024L * 1024 * 1024;
+    /// <summary>Days an upload is kept; then the sweep deletes it.</summary>
+    public int UploadRetentionDays { get; set; } = 30;
     /// <summary>Seconds a connection may take from connecting to binding a resource.</summary>
     public int AuthenticationTimeoutSeconds { get; set; } = 60;
     /// <summary>Seconds a connection may take to send its stream header (after connecting, and again after TLS).</summary>
@@ -145,6 +155,17 @@ public sealed class ServerOptions
         if (MaxStanzaBytes < 10_000) throw new OptionsException("max stanza size must be at least 10000 bytes");
         if (LoginNotices is not ("new-clients" or "every-session"))
             throw new OptionsException("LoginNotices must be new-clients or every-session");
+        UploadDomain ??= "upload." + Domain;
+        if (UploadDomain.Length > 0)
+        {
+            if (!Xmpp.Jid.TryParse(UploadDomain, out var upload) || !upload.IsBare || upload.Local is not null || upload.Domain == Domain)
+                throw new OptionsException($"UploadDomain '{UploadDomain}' is not a valid domain other than the server's");
+            UploadDomain = upload.Domain;
+        }
+        if (UploadMaxBytes < 1 || UploadQuotaBytes < 0 || UploadRetentionDays < 1)
+            throw new OptionsException("UploadMaxBytes and UploadRetentionDays must be at least 1 and UploadQuotaBytes cannot be negative");
+        if (UploadBaseUrl is not null && !(Uri.TryCreate(UploadBaseUrl, UriKind.Absolute, out var baseUrl) && baseUrl.Scheme is "http" or "https"))
+            throw new OptionsException($"UploadBaseUrl '{UploadBaseUrl}' is not an http or https URL");
         if (LoginHistoryDays < 1) throw new OptionsException("LoginHistoryDays must be at least 1");
         if (ClientVersionTimeoutSeconds is < 0 or > 30) throw new OptionsException("ClientVersionTimeoutSeconds must be between 0 and 30");
         if (InboundBytesPerSecond < 1024 || InboundBurstBytes < MaxStanzaBytes)

@@ -35,6 +35,7 @@ public static class ModuleCatalog
         new Clients.ClientsModule(),
         new AdHoc.AdHocModule(),
         new ServerChat.ServerChatModule(),
+        new Upload.UploadModule(),
     ];
 
     public static void RegisterAll(XmppServer server)

@@ -19,16 +19,26 @@ public sealed class MasterKey
     public MasterKey(ReadOnlySpan<byte> key)
     {
         if (key.Length != Bytes) throw new ArgumentException($"a master key is {Bytes} bytes", nameof(key));
-        _sealKey = HKDF.DeriveKey(HashAlgorithmName.SHA256, key.ToArray(), 32, [], "candor record seal v1"u8.ToArray());
-        Id = BinaryPrimitives.ReadUInt32BigEndian(HKDF.DeriveKey(HashAlgorithmName.SHA256, key.ToArray(), 4, [], "candor key id v1"u8.ToArray()));
+        _sealKey = Derive(key, 32, "candor record seal v1"u8);
+        FileKey = Derive(key, 32, "candor file seal v1"u8);
+        Id = BinaryPrimitives.ReadUInt32BigEndian(Derive(key, 4, "candor key id v1"u8));
         _aes = new ThreadLocal<AesGcm>(() => new AesGcm(_sealKey, AesGcm.TagByteSizes.MaxSize));
     }
 
     public uint Id { get; }
+    /// <summary>The key from which each sealed file's own key is derived (<see cref="SealedFile"/>).</summary>
+    internal byte[] FileKey { get; }
     public string IdText => Id.ToString("x8");
     internal AesGcm Aes => _aes.Value!;
 
     public override string ToString() => IdText;
+
+    private static byte[] Derive(ReadOnlySpan<byte> key, int length, ReadOnlySpan<byte> purpose)
+    {
+        var derived = new byte[length];
+        HKDF.DeriveKey(HashAlgorithmName.SHA256, key, derived, [], purpose);
+        return derived;
+    }
 }
 
 /// <summary>
