@@ -44,6 +44,9 @@ public sealed class UploadTests(UploadFixture server) : IClassFixture<UploadFixt
         var form = query.GetChild("x", Ns.DataForms)!;
         Assert.Equal(Ns0363, Field(form, "FORM_TYPE"));
         Assert.Equal(UploadFixture.MaxBytes.ToString(), Field(form, "max-file-size"));
+
+        var policy = Encoding.UTF8.GetString(server.Host.Server.Policy.Current.Published.Json);
+        Assert.Contains($"30 days after the upload, then deleted; at most {UploadFixture.MaxBytes} bytes per file and {UploadFixture.QuotaBytes} bytes per account", policy);
     }
 
     [Fact]

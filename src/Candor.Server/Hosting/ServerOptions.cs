@@ -96,6 +96,15 @@ public sealed class ServerOptions
     public long UploadQuotaBytes { get; set; } = 1024L * 1024 * 1024;
     /// <summary>Days an upload is kept; then the sweep deletes it.</summary>
     public int UploadRetentionDays { get; set; } = 30;
+    /// <summary>STUN/TURN server offered to clients for calls (XEP-0215); unset offers none.</summary>
+    public string? TurnHost { get; set; }
+    public int TurnPort { get; set; } = 3478;
+    /// <summary>TURN over TLS port ('turns'); 0 offers none.</summary>
+    public int TurnTlsPort { get; set; }
+    /// <summary>The TURN server's static-auth-secret, which signs the credentials handed out (TURN REST API).</summary>
+    public string? TurnSecret { get; set; }
+    /// <summary>Seconds the handed-out TURN credentials stay valid.</summary>
+    public int TurnTtlSeconds { get; set; } = 86400;
     /// <summary>Seconds a connection may take from connecting to binding a resource.</summary>
     public int AuthenticationTimeoutSeconds { get; set; } = 60;
     /// <summary>Seconds a connection may take to send its stream header (after connecting, and again after TLS).</summary>
@@ -166,6 +175,8 @@ public sealed class ServerOptions
             throw new OptionsException("UploadMaxBytes and UploadRetentionDays must be at least 1 and UploadQuotaBytes cannot be negative");
         if (UploadBaseUrl is not null && !(Uri.TryCreate(UploadBaseUrl, UriKind.Absolute, out var baseUrl) && baseUrl.Scheme is "http" or "https"))
             throw new OptionsException($"UploadBaseUrl '{UploadBaseUrl}' is not an http or https URL");
+        if (!string.IsNullOrEmpty(TurnHost) && (string.IsNullOrEmpty(TurnSecret) || TurnPort is < 1 or > 65535 || TurnTlsPort is < 0 or > 65535 || TurnTtlSeconds < 60))
+            throw new OptionsException("TurnHost needs TurnSecret, TurnPort and TurnTlsPort (0 for none) up to 65535, and TurnTtlSeconds of at least 60");
         if (LoginHistoryDays < 1) throw new OptionsException("LoginHistoryDays must be at least 1");
         if (ClientVersionTimeoutSeconds is < 0 or > 30) throw new OptionsException("ClientVersionTimeoutSeconds must be between 0 and 30");
         if (InboundBytesPerSecond < 1024 || InboundBurstBytes < MaxStanzaBytes)

@@ -36,6 +36,7 @@ public static class ModuleCatalog
         new AdHoc.AdHocModule(),
         new ServerChat.ServerChatModule(),
         new Upload.UploadModule(),
+        new ExternalServices.ExternalServicesModule(),
     ];
 
     public static void RegisterAll(XmppServer server)

@@ -188,6 +188,9 @@ public sealed class PublishedPolicy
             [("files uploaded with HTTP File Upload (XEP-0363), with their name, type, size, uploading account and date; sealed on disk (AES-256-GCM); anyone holding a file's URL can download it",
                 $"{options.UploadRetentionDays} days after the upload, then deleted; at most {options.UploadMaxBytes} bytes per file"
                 + (options.UploadQuotaBytes > 0 ? $" and {options.UploadQuotaBytes} bytes per account" : ""))],
+            .. string.IsNullOrEmpty(options.TurnHost) ? Array.Empty<(string, string)>() :
+            [("calls (Jingle audio and video): this server only hands out STUN/TURN addresses and time-limited relay credentials (XEP-0215); call media goes between the clients or through the relay at " + options.TurnHost + " and never through this server, which cannot see or record it",
+                $"nothing is stored: credentials are computed on request and expire after {options.TurnTtlSeconds} seconds")],
         ];
 
         public const string LogDestination =
