@@ -4,6 +4,7 @@ using System.Net.Sockets;
 using System.Security.Cryptography;
 using System.Text;
 using Candor.Server.Hosting;
+using Candor.Server.Storage;
 using Candor.Server.Tests.Harness;
 using Candor.Xml;
 using Candor.Xmpp;
@@ -231,6 +232,18 @@ public sealed class UploadTests(UploadFixture server) : IClassFixture<UploadFixt
 
             await own.InitializeAsync();
             var moved = new UriBuilder(url) { Port = own.Host.HttpPort }.Uri;
+            Assert.Equal(content, await Http.GetByteArrayAsync(moved));
+
+            // 'candor key rotate' beside the running server reseals the file; the old key is gone afterwards.
+            var keys = ((SealedStorage)own.Host.Server.Storage).Keys;
+            await using (var rotator = await SealedStorage.OpenAsync(new ServerOptions { DataDirectory = own.DataDirectory }))
+            {
+                var (from, to, resealed) = await rotator.RotateAsync(serverRunning: true, _ => { });
+                Assert.True(resealed >= 1);
+                for (var i = 0; i < 50 && keys.All.Count > 1; i++) await Task.Delay(100);
+                Assert.Equal([to.Id], keys.All.Select(k => k.Id));
+                Assert.NotEqual(from.Id, to.Id);
+            }
             Assert.Equal(content, await Http.GetByteArrayAsync(moved));
 
             Assert.Equal(0, own.Host.Server.Uploads!.Sweep(DateTimeOffset.UtcNow.AddDays(29)));

@@ -77,6 +77,8 @@ public sealed class KeyFiles(ServerOptions options)
     public string KeyPath { get; } = Path.GetFullPath(options.MasterKeyFile ?? Path.Combine(options.DataDirectory, "keys", "master.key"));
     public string NextPath => KeyPath + ".next";
     private string InUsePath { get; } = Path.Combine(options.DataDirectory, "keys", "in-use");
+    /// <summary>Uploaded files (sealed with keys of this ring), resealed by a rotation too.</summary>
+    public string UploadsPath { get; } = Path.Combine(options.DataDirectory, "uploads");
 
     public bool FromSetting => options.MasterKey is not null;
 

@@ -72,13 +72,40 @@ public static class SealedFile
             {
                 throw new SealedRecordException($"{path} failed its integrity check");
             }
-            return new Reader(file, aes, metadata, file.Position);
+            return new Reader(file, aes, metadata, file.Position, master.Id);
         }
         catch
         {
             file.Dispose();
             throw;
         }
+    }
+
+    /// <summary>
+    /// Seals again with the current master key every file in <paramref name="folder"/> (name.cndf) that another key
+    /// sealed, replacing each by rename; returns how many. Part of a key rotation (<see cref="SealedStorage.RotateAsync"/>).
+    /// </summary>
+    public static async Task<long> ResealFolderAsync(string folder, KeyRing keys, string extension = ".cndf")
+    {
+        if (!Directory.Exists(folder)) return 0;
+        long resealed = 0;
+        foreach (var path in Directory.EnumerateFiles(folder, "*" + extension))
+        {
+            var name = Path.GetFileNameWithoutExtension(path);
+            await using var reader = Open(path, keys, name);
+            if (reader.KeyId == keys.Current.Id) continue;
+            var size = reader.Size;
+            var temporary = path + ".reseal";
+            File.Delete(temporary);
+            await using (var writer = Create(temporary, keys, name, reader.Metadata, size))
+            {
+                await reader.CopyToAsync(writer.WriteAsync, size, 0, size);
+                await writer.CompleteAsync();
+            }
+            File.Move(temporary, path, overwrite: true);
+            resealed++;
+        }
+        return resealed;
     }
 
     private static byte[] FileKey(MasterKey master, byte[] salt) =>
@@ -155,12 +182,24 @@ public static class SealedFile
     }
 
     /// <summary>Reads ranges of a sealed file's content, opening only the chunks the range touches.</summary>
-    public sealed class Reader(FileStream file, AesGcm aes, byte[] metadata, long contentStart) : IAsyncDisposable, IDisposable
+    public sealed class Reader(FileStream file, AesGcm aes, byte[] metadata, long contentStart, uint keyId) : IAsyncDisposable, IDisposable
     {
         public ReadOnlySpan<byte> Metadata => metadata;
 
-        /// <summary>Writes content bytes [offset, offset + count) of a file of <paramref name="size"/> bytes to <paramref name="destination"/>.</summary>
-        public async Task CopyToAsync(Stream destination, long size, long offset, long count, CancellationToken cancellation = default)
+        public uint KeyId { get; } = keyId;
+
+        /// <summary>The content's length, from the file's.</summary>
+        public long Size
+        {
+            get
+            {
+                var stored = file.Length - contentStart;
+                return stored - TagSize * ((stored + ChunkSize + TagSize - 1) / (ChunkSize + TagSize));
+            }
+        }
+
+        /// <summary>Hands content bytes [offset, offset + count) of a file of <paramref name="size"/> bytes to <paramref name="write"/>, a chunk's worth at a time.</summary>
+        public async Task CopyToAsync(Func<ReadOnlyMemory<byte>, CancellationToken, ValueTask> write, long size, long offset, long count, CancellationToken cancellation = default)
         {
             var chunks = size == 0 ? 1 : (size + ChunkSize - 1) / ChunkSize;
             var plain = ArrayPool<byte>.Shared.Rent(ChunkSize);
@@ -176,7 +215,7 @@ public static class SealedFile
                     await file.ReadExactlyAsync(sealedChunk.AsMemory(0, length + TagSize), cancellation);
                     Open(sealedChunk, plain, length, (ulong)index, index == chunks - 1);
                     var take = (int)Math.Min(length - skip, count);
-                    await destination.WriteAsync(plain.AsMemory(skip, take), cancellation);
+                    await write(plain.AsMemory(skip, take), cancellation);
                     count -= take;
                     skip = 0;
                     index++;

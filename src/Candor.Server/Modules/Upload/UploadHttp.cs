@@ -123,7 +123,7 @@ public static class UploadHttp
         try
         {
             await using var reader = service.Open(token);
-            await reader.CopyToAsync(response.Body, info.Size, offset, count, context.RequestAborted);
+            await reader.CopyToAsync(response.Body.WriteAsync, info.Size, offset, count, context.RequestAborted);
         }
         catch (SealedRecordException e)
         {

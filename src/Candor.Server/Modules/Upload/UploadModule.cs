@@ -27,7 +27,8 @@ public sealed class UploadModule : IModule
     {
         var domain = server.Options.UploadDomain;
         if (string.IsNullOrEmpty(domain)) return;
-        var service = new UploadService(server.Options, ((SealedStorage)server.Storage).Keys, server.LoggerFactory.CreateLogger<UploadService>());
+        var storage = (SealedStorage)server.Storage;
+        var service = new UploadService(server.Options, storage.Keys, storage.Files.UploadsPath, server.LoggerFactory.CreateLogger<UploadService>());
         server.Uploads = service;
         server.Disco.ServerItems.Add((Jid.Parse(domain), "HTTP File Upload"));
         server.Components[domain] = ev => HandleAsync(server, service, ev);

@@ -13,7 +13,7 @@ namespace Candor.Server.Modules.Upload;
 public sealed record UploadInfo(string Owner, long Size, string ContentType, string FileName, DateTimeOffset Created);
 
 /// <summary>
-/// The uploaded files (sealed, in DATA/uploads) and the slots handed out for them. A slot's URL carries a 192-bit
+/// The uploaded files (sealed, in DATA/uploads; a key rotation reseals them) and the slots handed out for them. A slot's URL carries a 192-bit
 /// random token; on disk a file is named by a hash of the token, so a listing of the folder reveals no URL.
 /// The index of stored files (owner, size, date) is read from their sealed metadata at start and kept in memory.
 /// </summary>
@@ -31,12 +31,12 @@ public sealed class UploadService : IDisposable
     private readonly Lock _quota = new();
     private readonly Timer _sweep;
 
-    public UploadService(ServerOptions options, KeyRing keys, ILogger log)
+    public UploadService(ServerOptions options, KeyRing keys, string directory, ILogger log)
     {
         _options = options;
         _keys = keys;
         _log = log;
-        Directory = Path.Combine(options.DataDirectory, "uploads");
+        Directory = directory;
         System.IO.Directory.CreateDirectory(Directory);
         LoadIndex();
         _sweep = new Timer(_ => Sweep(DateTimeOffset.UtcNow), null, TimeSpan.Zero, TimeSpan.FromHours(1));
