@@ -49,7 +49,7 @@ public class ServerFixture : IAsyncLifetime
         };
         Configure(options);
         _host = await CandorHost.StartAsync(options, announce: _ => { });
-        using var certificate = X509Certificate2.CreateFromPem(File.ReadAllText(Path.Combine(DataDirectory, "tls", "localhost.crt")));
+        using var certificate = X509Certificate2.CreateFromPem(File.ReadAllText(Path.Combine(options.DataDirectory, "tls", "localhost.crt")));
         Fingerprint = certificate.GetCertHashString(HashAlgorithmName.SHA256);
     }
 
