@@ -185,6 +185,7 @@ public sealed class SealedStorage : IStorage
         long total = 0;
         for (long resealed; (resealed = await ResealAsync()) > 0;) total += resealed;
         await _raw.FlushAsync();
+        total += await SealedFile.ResealFolderAsync(Files.UploadsPath, Keys);
         Files.FinishRotation(Keys);
         return (old, next, total);
     }
