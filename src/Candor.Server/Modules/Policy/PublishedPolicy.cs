@@ -81,7 +81,7 @@ public sealed class PublishedPolicy
                 w.WriteStartObject();
                 w.WriteString("data", data);
                 w.WriteString("kept", kept);
-                w.WriteBoolean("encryptedAtRest", false);
+                w.WriteBoolean("encryptedAtRest", true); // every store is sealed (AES-256-GCM, docs/SECURITY.md)
                 w.WriteEndObject();
             }
             w.WriteEndArray();
