@@ -173,7 +173,10 @@ public sealed class SaslNegotiator(XmppServer server, AuthThrottle throttle, IPA
     {
         var plus = _mechanism!.EndsWith("-PLUS", StringComparison.Ordinal);
         _algorithm = _mechanism.StartsWith("SCRAM-SHA-256", StringComparison.Ordinal) ? ScramAlgorithm.Sha256 : ScramAlgorithm.Sha1;
-        _scram = new ScramServer(_algorithm, plus, PlusOffered && server.Options.RejectChannelBindingDowngrade, plus ? ChannelBindingType : null, plus ? channelBinding : null);
+        _scram = new ScramServer(_algorithm, plus, PlusOffered && server.Options.RejectChannelBindingDowngrade, plus ? ChannelBindingType : null, plus ? channelBinding : null)
+        {
+            DowngradeProtection = ScramDowngradeProtection.Hash(_algorithm, Mechanisms, PlusOffered ? [ChannelBindingType] : null),
+        };
         _scram.ReadClientFirst(data);
         var user = PrepareUser(_scram.Username);
         CheckAuthzid(_scram.Authzid, user);
