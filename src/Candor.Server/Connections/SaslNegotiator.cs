@@ -15,6 +15,9 @@ public enum SaslOutcome { Continue, Success, Failure }
 /// marks the one failure that is a failed login (a password or proof that does not verify), as opposed to a
 /// mechanism, channel-binding or syntax negotiation that did not work out.
 /// </summary>
+/// <summary>XEP-0484: an exchange authenticating with a token (&lt;fast/&gt;), with its replay counter and whether to retire the token.</summary>
+public readonly record struct FastUse(long? Count, bool Invalidate);
+
 public readonly record struct SaslStep(SaslOutcome Outcome, byte[]? Data = null, SaslFailure Failure = default, string? Text = null, bool WrongCredentials = false);
 
 /// <summary>
@@ -35,6 +38,9 @@ public sealed class SaslNegotiator(XmppServer server, AuthThrottle throttle, IPA
     private string? _pendingUser;
     /// <summary>The 'from' of the stream header, which a SASL2 authorization identity must match (XEP-0388 §2.3).</summary>
     private string? _streamFrom;
+    private FastUse? _fast;
+    /// <summary>The HT mechanism the client asked a FAST token for (XEP-0484 &lt;request-token/&gt;), if any.</summary>
+    private string? _tokenMechanism;
 
     public int Failures { get; private set; }
     /// <summary>The prepared localpart, once authenticated.</summary>
@@ -47,6 +53,17 @@ public sealed class SaslNegotiator(XmppServer server, AuthThrottle throttle, IPA
 
     private bool PlainAllowed => secure || server.Options.AllowPlaintext;
     public bool PlusOffered => channelBinding is not null;
+
+    /// <summary>XEP-0484: the HT mechanisms a token can be requested for and used with; like PLAIN, only inside TLS.</summary>
+    public IEnumerable<string> FastMechanisms
+    {
+        get
+        {
+            if (server.FastTokens is null || !PlainAllowed) yield break;
+            if (PlusOffered) yield return "HT-SHA-256-ENDP";
+            yield return "HT-SHA-256-NONE";
+        }
+    }
 
     public IEnumerable<string> Mechanisms
     {
@@ -65,17 +82,26 @@ public sealed class SaslNegotiator(XmppServer server, AuthThrottle throttle, IPA
 
     /// <summary>
     /// Starts an exchange with <paramref name="mechanism"/>. <paramref name="initialResponse"/> is base64, or null
-    /// when the client sent none (the server then answers with an empty challenge).
+    /// when the client sent none (the server then answers with an empty challenge). With <paramref name="fast"/>,
+    /// the mechanism is one of <see cref="FastMechanisms"/> and the client proves a token; <paramref name="tokenRequest"/>
+    /// names the HT mechanism of a token to issue on success (both XEP-0484, which binds tokens to the user-agent id).
     /// </summary>
-    public async ValueTask<SaslStep> StartAsync(string? mechanism, string? initialResponse, UserAgent? userAgent = null, string? streamFrom = null)
+    public async ValueTask<SaslStep> StartAsync(string? mechanism, string? initialResponse, UserAgent? userAgent = null, string? streamFrom = null,
+        FastUse? fast = null, string? tokenRequest = null)
     {
         Reset();
         _mechanism = null;
         UserAgent = userAgent;
         _streamFrom = streamFrom;
-        if (mechanism is null || !Mechanisms.Contains(mechanism))
+        if (mechanism is null || !(fast is null ? Mechanisms : FastMechanisms).Contains(mechanism))
             return Fail(mechanism == "PLAIN" ? SaslFailure.EncryptionRequired : SaslFailure.InvalidMechanism, null);
+        if ((fast is not null || tokenRequest is not null) && userAgent?.Id is null)
+            return Fail(SaslFailure.MalformedRequest, "FAST tokens belong to a client: send a user-agent id");
+        if (tokenRequest is not null && !FastMechanisms.Contains(tokenRequest))
+            return Fail(SaslFailure.MalformedRequest, "no FAST token is offered for that mechanism");
         _mechanism = mechanism;
+        _fast = fast;
+        _tokenMechanism = tokenRequest;
         if (initialResponse is null) return new SaslStep(SaslOutcome.Continue, []);
         return await GuardAsync(() => StepAsync(Decode(initialResponse)));
     }
@@ -106,6 +132,7 @@ public sealed class SaslNegotiator(XmppServer server, AuthThrottle throttle, IPA
     private async ValueTask<SaslStep> StepAsync(byte[] data)
     {
         if (_mechanism == "PLAIN") return await PlainAsync(data);
+        if (_fast is { } fast) return await HashedTokenAsync(data, fast);
         if (!_awaitingFinal) return await ScramFirstAsync(data);
         return await ScramFinalAsync(data);
     }
@@ -122,11 +149,34 @@ public sealed class SaslNegotiator(XmppServer server, AuthThrottle throttle, IPA
         return Succeed(user, null);
     }
 
+    /// <summary>
+    /// The HT mechanism (draft-schmaus-kitten-sasl-ht, as XEP-0484 uses it): authcid NUL HMAC(token, "Initiator" ||
+    /// cb-data) in, HMAC(token, "Responder" || cb-data) out as the additional data, in one round trip.
+    /// </summary>
+    private async ValueTask<SaslStep> HashedTokenAsync(byte[] data, FastUse fast)
+    {
+        var nul = Array.IndexOf(data, (byte)0);
+        if (nul <= 0) throw new SaslException(SaslFailure.MalformedRequest, "malformed HT message");
+        var user = PrepareUser(System.Text.Encoding.UTF8.GetString(data, 0, nul));
+        await WaitForThrottleAsync(user);
+        var binding = _mechanism!.EndsWith("-ENDP", StringComparison.Ordinal) ? channelBinding! : [];
+        var responder = user is null ? null
+            : await server.FastTokens!.VerifyAsync(user, UserAgent!.Id!, _mechanism, data[(nul + 1)..], binding, fast.Count, fast.Invalidate);
+        return responder is null ? WrongCredentials(user) : Succeed(user!, responder);
+    }
+
+    /// <summary>After success: the FAST token the client asked for, or null when it asked for none.</summary>
+    public async Task<(string Secret, DateTimeOffset Expiry)?> IssueRequestedTokenAsync() =>
+        _tokenMechanism is null || User is null ? null : await server.FastTokens!.IssueAsync(User, UserAgent!.Id!, _tokenMechanism);
+
     private async ValueTask<SaslStep> ScramFirstAsync(byte[] data)
     {
         var plus = _mechanism!.EndsWith("-PLUS", StringComparison.Ordinal);
         _algorithm = _mechanism.StartsWith("SCRAM-SHA-256", StringComparison.Ordinal) ? ScramAlgorithm.Sha256 : ScramAlgorithm.Sha1;
-        _scram = new ScramServer(_algorithm, plus, PlusOffered && server.Options.RejectChannelBindingDowngrade, plus ? ChannelBindingType : null, plus ? channelBinding : null);
+        _scram = new ScramServer(_algorithm, plus, PlusOffered && server.Options.RejectChannelBindingDowngrade, plus ? ChannelBindingType : null, plus ? channelBinding : null)
+        {
+            DowngradeProtection = ScramDowngradeProtection.Hash(_algorithm, Mechanisms, PlusOffered ? [ChannelBindingType] : null),
+        };
         _scram.ReadClientFirst(data);
         var user = PrepareUser(_scram.Username);
         CheckAuthzid(_scram.Authzid, user);
@@ -177,6 +227,8 @@ public sealed class SaslNegotiator(XmppServer server, AuthThrottle throttle, IPA
         // A failed exchange is over: the next one starts with <auth/> (RFC 6120 §6.4.2), not with a <response/>.
         _mechanism = null;
         UserAgent = null;
+        _fast = null;
+        _tokenMechanism = null;
         return new SaslStep(SaslOutcome.Failure, null, failure, text);
     }
 

@@ -1,4 +1,5 @@
 using Candor.Server.Core;
+using Candor.Server.Modules.Fast;
 using Candor.Xml;
 using Candor.Xmpp;
 using Candor.Xmpp.Sasl;
@@ -21,7 +22,11 @@ public static class SaslProfiles
     public static IEnumerable<Element> Features(SaslNegotiator sasl)
     {
         yield return Mechanisms(new Element("mechanisms", Ns.Sasl), sasl);
-        yield return Mechanisms(new Element("authentication", Ns.Sasl2), sasl).Add(Bind2.Inline());
+        var inline = Bind2.Inline();
+        var fast = new Element("fast", FastTokens.Namespace);
+        foreach (var name in sasl.FastMechanisms) fast.AddChild("mechanism").AddText(name);
+        if (fast.Elements.Any()) inline.Add(fast);
+        yield return Mechanisms(new Element("authentication", Ns.Sasl2), sasl).Add(inline);
         if (sasl.PlusOffered)
         {
             var bindings = new Element("sasl-channel-binding", Ns.SaslChannelBinding);
@@ -64,9 +69,7 @@ public static class SaslProfiles
     {
         var step = element.Name switch
         {
-            "authenticate" => ReadUserAgent(element, out var agent) is { } problem
-                ? sasl.Refuse(SaslFailure.MalformedRequest, problem)
-                : await sasl.StartAsync(element.GetAttribute("mechanism"), element.GetChild("initial-response", Ns.Sasl2)?.Text, agent, streamFrom),
+            "authenticate" => await AuthenticateAsync(sasl, element, streamFrom),
             "response" => await sasl.ContinueAsync(element.Text),
             "abort" => sasl.Abort(),
             _ => sasl.Refuse(SaslFailure.MalformedRequest, "unexpected SASL2 element"),
@@ -82,12 +85,23 @@ public static class SaslProfiles
                 if (step.Data is not null) WithData(reply.AddChild("additional-data"), step.Data);
                 // A bare JID: the resource is bound afterwards, with RFC 6120 binding on this same stream.
                 reply.AddChild("authorization-identifier").AddText(Jid.Create(sasl.User, domain.Domain).ToString());
+                if (await sasl.IssueRequestedTokenAsync() is var (secret, expiry))
+                    reply.AddChild("token", FastTokens.Namespace).SetAttribute("expiry", XmppTime.FormatSeconds(expiry)).SetAttribute("token", secret);
                 break;
             default:
                 reply = Failure(Ns.Sasl2, step);
                 break;
         }
         return (step, reply);
+    }
+
+    private static async ValueTask<SaslStep> AuthenticateAsync(SaslNegotiator sasl, Element element, string? streamFrom)
+    {
+        var agentProblem = ReadUserAgent(element, out var agent);
+        var fastProblem = ReadFast(element, out var fast, out var tokenRequest);
+        return (agentProblem ?? fastProblem) is { } problem
+            ? sasl.Refuse(SaslFailure.MalformedRequest, problem)
+            : await sasl.StartAsync(element.GetAttribute("mechanism"), element.GetChild("initial-response", Ns.Sasl2)?.Text, agent, streamFrom, fast, tokenRequest);
     }
 
     /// <summary>Reads &lt;user-agent/&gt;; returns why it is refused, or null.</summary>
@@ -103,6 +117,23 @@ public static class SaslProfiles
         if (software?.Length > MaxUserAgentTextLength || device?.Length > MaxUserAgentTextLength)
             return $"the user-agent software and device may have at most {MaxUserAgentTextLength} characters";
         agent = new UserAgent(id, software, device);
+        return null;
+    }
+
+    /// <summary>Reads XEP-0484's &lt;fast/&gt; (a token login) and &lt;request-token/&gt;; returns why they are refused, or null.</summary>
+    private static string? ReadFast(Element authenticate, out FastUse? fast, out string? tokenRequest)
+    {
+        fast = null;
+        tokenRequest = authenticate.GetChild("request-token", FastTokens.Namespace) is { } request ? request.GetAttribute("mechanism") ?? "" : null;
+        if (authenticate.GetChild("fast", FastTokens.Namespace) is not { } use) return null;
+        long? count = null;
+        if (use.GetAttribute("count") is { } text)
+        {
+            if (!long.TryParse(text, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var value))
+                return "the FAST count must be a non-negative integer";
+            count = value;
+        }
+        fast = new FastUse(count, use.GetAttribute("invalidate") is "true" or "1");
         return null;
     }
 

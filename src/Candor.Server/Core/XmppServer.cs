@@ -63,6 +63,8 @@ public sealed class XmppServer
     public Modules.Clients.ClientRegistry Clients { get; set; } = null!;
     /// <summary>Set by the stream management module: sessions that can be resumed (XEP-0198).</summary>
     public Modules.StreamManagement.SmRegistry StreamManagement { get; set; } = null!;
+    /// <summary>Set by the FAST module: XEP-0484 tokens; null without it, and then no token is offered.</summary>
+    public Modules.Fast.FastTokens? FastTokens { get; set; }
     /// <summary>Set by the policy module: the content policy in force, reloadable.</summary>
     public Modules.Policy.PolicyService Policy { get; set; } = null!;
     /// <summary>Set by the upload module when UploadDomain is on: the stored files and open slots.</summary>

@@ -124,6 +124,8 @@ public sealed class ServerOptions
     public int MucMaxRooms { get; set; } = 10_000;
     /// <summary>Seconds a session with stream management (XEP-0198) stays resumable after its connection vanished.</summary>
     public int SmResumeTimeoutSeconds { get; set; } = 300;
+    /// <summary>Seconds a XEP-0484 FAST token stays valid after it was issued.</summary>
+    public int FastTokenLifetimeSeconds { get; set; } = 14 * 24 * 3600;
     /// <summary>Stanzas kept for a stream-managed session until the client acknowledges them (or while it is away); beyond it senders get resource-constraint.</summary>
     public int SmMaxQueue { get; set; } = 1000;
     /// <summary>Seconds a connection may take from connecting to binding a resource.</summary>
@@ -241,6 +243,7 @@ public sealed class ServerOptions
             }
         }
         if (MaxOutboundQueue < 16) throw new OptionsException("max outbound queue must be at least 16");
+        if (FastTokenLifetimeSeconds < 1) throw new OptionsException("the FAST token lifetime must be at least 1 second");
         if (SmResumeTimeoutSeconds < 1) throw new OptionsException("the stream management resume timeout must be at least 1 second");
         if (SmMaxQueue < 16) throw new OptionsException("the stream management queue must hold at least 16 stanzas");
         if (MaxOutboundQueueBytes < MaxStanzaBytes) throw new OptionsException("MaxOutboundQueueBytes must be at least MaxStanzaBytes");

@@ -38,6 +38,7 @@ public static class ModuleCatalog
         new Private.PrivateModule(),
         new Register.RegisterModule(),
         new Clients.ClientsModule(),
+        new Fast.FastModule(),
         new AdHoc.AdHocModule(),
         new ServerChat.ServerChatModule(),
         new Muc.MucModule(),

@@ -39,6 +39,12 @@ public sealed class ScramClient
         _clientFirstBare = "n=" + EscapeSaslName(username) + ",r=" + _clientNonce;
     }
 
+    /// <summary>
+    /// XEP-0474: the downgrade-protection hash of the mechanisms and channel-binding types this client saw
+    /// (<see cref="ScramDowngradeProtection.Hash"/>). When the server sends another, the exchange is aborted.
+    /// </summary>
+    public string? DowngradeProtection { get; init; }
+
     /// <summary>Whether this exchange uses channel binding, and so the -PLUS mechanism.</summary>
     public bool Plus { get; }
 
@@ -61,6 +67,9 @@ public sealed class ScramClient
         byte[] salt = Base64(Required(parts, 1, 's'));
         string iterations = Required(parts, 2, 'i');
         CheckExtensions(parts, 3);
+        if (DowngradeProtection is not null && parts.Skip(3).Select(p => Value(p, ScramDowngradeProtection.Attribute)).FirstOrDefault(v => v is not null) is { } advertised
+            && !CryptographicOperations.FixedTimeEquals(Encode(advertised), Encode(DowngradeProtection)))
+            throw new SaslException(SaslFailure.NotAuthorized, "Downgrade detected: the server advertised other mechanisms or channel-binding types than this client saw (XEP-0474).");
 
         if (nonce.Length <= _clientNonce.Length || !nonce.StartsWith(_clientNonce, StringComparison.Ordinal))
             throw new SaslException(SaslFailure.NotAuthorized, "The server nonce does not extend the client nonce.");

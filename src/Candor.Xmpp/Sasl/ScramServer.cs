@@ -46,6 +46,9 @@ public sealed class ScramServer
         _serverNonce = serverNonce ?? Convert.ToBase64String(RandomNumberGenerator.GetBytes(24));
     }
 
+    /// <summary>XEP-0474: the downgrade-protection hash to send as 'd' in the server-first message, or null.</summary>
+    public string? DowngradeProtection { get; init; }
+
     enum Step { ClientFirst, ServerFirst, ClientFinal, Done }
 
     public string MechanismName => _algorithm.MechanismName(_plus);
@@ -181,6 +184,7 @@ public sealed class ScramServer
         _serverKey = serverKey;
         _serverFirst = string.Create(CultureInfo.InvariantCulture,
             $"r={_clientNonce}{_serverNonce},s={Convert.ToBase64String(salt)},i={iterations}");
+        if (DowngradeProtection is not null) _serverFirst += $",{ScramDowngradeProtection.Attribute}={DowngradeProtection}";
         _step = Step.ClientFinal;
         return Encode(_serverFirst);
     }

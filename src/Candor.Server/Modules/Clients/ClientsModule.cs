@@ -254,6 +254,8 @@ public sealed partial class ClientsModule : IModule
         var user = request.From.Local!;
         if (id is null || await registry.GetAsync(user, id) is null) return request.Error(StanzaError.ItemNotFound, "no such client");
         await registry.RemoveAsync(user, id);
+        if (server.FastTokens is { } tokens)
+            await tokens.RevokeAsync(user, agentId => ClientRegistry.IdentifyClient(user, new UserAgent(agentId, null, null), "", "") == id);
         foreach (var session in server.Sessions.Get(user))
             if (_clientOf.TryGetValue(session, out var sessionClient) && sessionClient == id)
                 session.Close(StreamErrors.NotAuthorized, "access revoked by the account owner");
@@ -288,11 +290,14 @@ public sealed partial class ClientsModule : IModule
         return new AdHocResult(note.ToString(), form);
     }
 
-    private static ValueTask<AdHocResult> EndOthersCommand(XmppServer server, Jid requester)
+    private static async ValueTask<AdHocResult> EndOthersCommand(XmppServer server, Jid requester)
     {
-        var ended = server.EndSessions(requester.Local!, StreamErrors.NotAuthorized, "ended by another session of this account",
-            except: server.Sessions.Get(requester));
-        return ValueTask.FromResult(new AdHocResult($"Ended {ended} other session(s)."));
+        var own = server.Sessions.Get(requester);
+        // Their FAST tokens too, or the ended clients would log straight back in.
+        if (server.FastTokens is { } tokens)
+            await tokens.RevokeAsync(requester.Local!, agentId => agentId != own?.UserAgent?.Id);
+        var ended = server.EndSessions(requester.Local!, StreamErrors.NotAuthorized, "ended by another session of this account", except: own);
+        return new AdHocResult($"Ended {ended} other session(s).");
     }
 
     private static async ValueTask<bool> OnPasswordChangedAsync(XmppServer server, IArchiveStore pending, PasswordChange change)

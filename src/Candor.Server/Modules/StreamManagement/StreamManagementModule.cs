@@ -15,12 +15,20 @@ public sealed class StreamManagementModule : IModule
 
     public IReadOnlyList<Protocol> Protocols { get; } =
     [
-        new("XEP-0198", "1.6.3", "acks both ways (the server asks after 5 stanzas or 5 s), resumption for SmResumeTimeoutSeconds with a bounded queue; unacknowledged messages rerouted or stored offline, never dropped"),
+        new("XEP-0198", "1.6.3", "acks both ways (the server asks after 5 stanzas or 5 s), resumption for SmResumeTimeoutSeconds with a bounded queue; unacknowledged messages rerouted or stored offline, never dropped, also on a clean shutdown"),
     ];
 
     public void Register(XmppServer server)
     {
-        server.StreamManagement = new SmRegistry(server);
+        var registry = new SmRegistry(server);
+        server.StreamManagement = registry;
+        // A clean shutdown ends the sessions still waiting to be resumed, so what their clients did not acknowledge
+        // goes to offline storage rather than away with the process; first, while the storage and archive still write.
+        server.Hooks.Stopping.Add(async _ =>
+        {
+            await registry.EndAllAsync();
+            return false;
+        }, Priority.Filter);
         server.StreamFeatures.AfterAuthentication.Add(() => new Element("sm", Namespace));
     }
 }
@@ -49,4 +57,9 @@ public sealed class SmRegistry(XmppServer server)
     }
 
     public int Count => _resumable.Count;
+
+    internal async Task EndAllAsync()
+    {
+        foreach (var sm in _resumable.Values) await sm.EndAsync();
+    }
 }
