@@ -156,13 +156,15 @@ public class ScramTests
     }
 
     [Fact]
-    public void ChannelBindingTypeMismatchIsNotAuthorized()
+    public void ChannelBindingTypeMismatchIsTheRfc5802UnsupportedTypeError()
     {
+        // Not not-authorized: no password was tried yet, and clients show that condition as a wrong password.
         var client = new ScramClient(ScramAlgorithm.Sha256, "juliet", "pencil", "tls-exporter", CbData, serverSupportsPlus: true);
         var server = new ScramServer(ScramAlgorithm.Sha256, plus: true, serverOffersPlus: true, CbType, CbData);
 
         var e = Assert.Throws<SaslException>(() => server.ReadClientFirst(client.CreateClientFirst()));
-        Assert.Equal(SaslFailure.NotAuthorized, e.Failure);
+        Assert.Equal(SaslFailure.MalformedRequest, e.Failure);
+        Assert.StartsWith("unsupported-channel-binding-type", e.Message);
     }
 
     [Theory]
@@ -182,7 +184,8 @@ public class ScramTests
         var server = new ScramServer(ScramAlgorithm.Sha256, plus: false, serverOffersPlus: true, CbType, CbData);
 
         var e = Assert.Throws<SaslException>(() => server.ReadClientFirst(Utf8("p=tls-server-end-point,,n=user,r=abc")));
-        Assert.Equal(SaslFailure.NotAuthorized, e.Failure);
+        Assert.Equal(SaslFailure.MalformedRequest, e.Failure);
+        Assert.StartsWith("channel-binding-not-supported", e.Message);
     }
 
     [Fact]
