@@ -457,7 +457,7 @@ public sealed class XmppClient : IAsyncDisposable
 
     private void Warn(string message) => Warning?.Invoke(message);
 
-    private static string NewId() => Convert.ToHexString(RandomNumberGenerator.GetBytes(8)).ToLowerInvariant();
+    internal static string NewId() => Convert.ToHexString(RandomNumberGenerator.GetBytes(8)).ToLowerInvariant();
 
     // ------------------------------------------------------------------ incoming stanzas
 

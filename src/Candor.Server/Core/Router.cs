@@ -59,6 +59,7 @@ public sealed class Router(XmppServer server)
     private async ValueTask<bool> RouteIqAsync(StanzaEvent ev)
     {
         var type = ev.Type;
+        var hooks = server.Hooks;
         var isRequest = type is "get" or "set";
         if (ev.To.Local is not null && !ev.To.IsBare)
         {
@@ -71,6 +72,7 @@ public sealed class Router(XmppServer server)
         if (!isRequest)
         {
             if (ev.Origin is not null) server.OutboundIq.TryComplete(ev.From, ev.Stanza);
+            await hooks.IqResponse.FireAsync(ev);
             return true;
         }
         var payload = ev.Stanza.FirstElement;

@@ -1,3 +1,4 @@
+using System.Collections.Frozen;
 using System.Net;
 using Candor.Xml;
 using Candor.Xmpp;
@@ -23,6 +24,12 @@ public interface ISessionTransport
 /// </summary>
 public sealed record UserAgent(string? Id, string? Software, string? Device);
 
+/// <summary>
+/// What a client's XEP-0115 capabilities say of it, after the hash was verified against its disco#info:
+/// its features and the name of its client identity (e.g. "Gajim").
+/// </summary>
+public sealed record ClientCaps(string Ver, FrozenSet<string> Features, string? Name);
+
 /// <summary>A bound resource of a local account (RFC 6120 §7) and its presence state (RFC 6121 §4).</summary>
 public sealed class Session(ISessionTransport transport, Jid jid, string mechanism, UserAgent? userAgent = null)
 {
@@ -47,6 +54,8 @@ public sealed class Session(ISessionTransport transport, Jid jid, string mechani
     public Element? Presence { get; set; }
     /// <summary>Has requested the roster, so receives roster pushes (RFC 6121 §2.1.6).</summary>
     public bool IsInterested { get; set; }
+    /// <summary>The verified entity capabilities (XEP-0115) of the client, once known.</summary>
+    public ClientCaps? Caps { get; set; }
     public bool IsClosed { get; private set; }
 
     public void Send(Element stanza)

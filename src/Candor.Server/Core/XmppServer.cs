@@ -120,6 +120,11 @@ public sealed class ServerHooks
     /// <summary>A session ended, for whatever reason; runs after it was unbound.</summary>
     public Hook<Session> SessionEnded { get; } = new();
 
+    /// <summary>A result or error IQ addressed to the server or to an account: the answer to a request the server sent.</summary>
+    public Hook<StanzaEvent> IqResponse { get; } = new();
+    /// <summary>A session's entity capabilities (XEP-0115) became known or changed: <see cref="Session.Caps"/>.</summary>
+    public Hook<Session> CapsKnown { get; } = new();
+
     /// <summary>An account's password was changed: in band by <see cref="PasswordChange.By"/>, or by the operator when that is null.</summary>
     public Hook<PasswordChange> PasswordChanged { get; } = new();
 }
@@ -147,6 +152,11 @@ public sealed class DiscoRegistry
     public SortedSet<string> ServerFeatures { get; } = new(StringComparer.Ordinal);
     public SortedSet<string> AccountFeatures { get; } = new(StringComparer.Ordinal);
     public List<(string Category, string Type, string? Name)> ServerIdentities { get; } = [];
+    public List<(string Category, string Type, string? Name)> AccountIdentities { get; } = [];
+    /// <summary>disco#info of an account with a node (PEP nodes); null answers item-not-found.</summary>
+    public Func<IqRequest, ValueTask<Element?>>? AccountNodeInfo { get; set; }
+    /// <summary>The items of an account's disco#items without a node (its PEP nodes the requester may see).</summary>
+    public Func<IqRequest, ValueTask<IReadOnlyList<Element>>>? AccountItems { get; set; }
     /// <summary>XEP-0128 extended information forms the server adds to its disco#info.</summary>
     public List<Func<Element>> ServerExtensions { get; } = [];
     /// <summary>disco#items answers of the server for named nodes.</summary>

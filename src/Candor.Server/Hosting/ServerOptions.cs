@@ -61,6 +61,12 @@ public sealed class ServerOptions
     public int MaxOfflineMessages { get; set; } = 1000;
     public int MaxRosterItems { get; set; } = 1000;
     public int MaxSessionsPerAccount { get; set; } = 20;
+    /// <summary>PEP (XEP-0163) nodes one account may have.</summary>
+    public int PepMaxNodes { get; set; } = 256;
+    /// <summary>Items one PEP node may hold; a node configured with max_items=max holds this many.</summary>
+    public int PepMaxItemsPerNode { get; set; } = 1000;
+    /// <summary>Bytes of PEP item payloads one account may store, over all its nodes.</summary>
+    public int PepMaxBytesPerAccount { get; set; } = 8 * 1024 * 1024;
     /// <summary>Which logins are announced to the account's other clients: "new-clients" or "every-session".</summary>
     public string LoginNotices { get; set; } = "new-clients";
     /// <summary>An in-band password change ends the account's other sessions.</summary>
@@ -161,6 +167,8 @@ public sealed class ServerOptions
         if (MaxUnauthenticatedStreamsPerAddress < 1 || MaxUnauthenticatedStreamsLoopback < 1 || MaxUnauthenticatedStreams < 1)
             throw new OptionsException("the unauthenticated stream limits must be at least 1");
         if (MaxOfflineMessages < 0 || MaxRosterItems < 1) throw new OptionsException("MaxOfflineMessages cannot be negative and MaxRosterItems must be at least 1");
+        if (PepMaxNodes < 1 || PepMaxItemsPerNode < 1 || PepMaxBytesPerAccount < 1024)
+            throw new OptionsException("PepMaxNodes and PepMaxItemsPerNode must be at least 1, PepMaxBytesPerAccount at least 1024");
         if (MaxSessionsPerAccount < 1) throw new OptionsException("MaxSessionsPerAccount must be at least 1");
         if (RegistrationsPerHourPerAddress < 0 || RegistrationsPerHourLoopback < 0) throw new OptionsException("registration rates cannot be negative");
         if (MasterKey is not null)

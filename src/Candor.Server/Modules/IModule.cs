@@ -35,6 +35,7 @@ public static class ModuleCatalog
         new Clients.ClientsModule(),
         new AdHoc.AdHocModule(),
         new ServerChat.ServerChatModule(),
+        new Pep.PepModule(),
     ];
 
     public static void RegisterAll(XmppServer server)
