@@ -100,7 +100,8 @@ public sealed class CandorClientTests(ITestOutputHelper output)
         Assert.Equal(0, listen.ExitCode);
         // bob's listen published an OMEMO device, so both sends encrypted without being asked to.
         Assert.Contains("sent encrypted (OMEMO)", send.Output);
-        var lines = listen.Output.Split('\n').Where(l => l.Contains("alice@localhost: ", StringComparison.Ordinal)).ToList();
+        var lines = listen.Output.Split('\n').Where(l => l.StartsWith('[') && l.Contains("] alice@localhost: ", StringComparison.Ordinal)
+            && !l.StartsWith("[stderr]", StringComparison.Ordinal)).ToList();
         Assert.Equal([$"[omemo] alice@localhost: {text}", "[omemo] alice@localhost: two\\nlines"], lines);
 
         // Both sends bound a resource of the server's choosing, but sent the same SASL2 user-agent id (kept per
