@@ -36,7 +36,8 @@ public sealed class Session(ISessionTransport transport, Jid jid, string mechani
     private readonly Lock _lock = new();
     private HashSet<Jid>? _directedPresence;
 
-    public ISessionTransport Transport { get; } = transport;
+    /// <summary>The connection, or what stands for it once stream management (XEP-0198) is enabled.</summary>
+    public ISessionTransport Transport { get; private set; } = transport;
     /// <summary>The full JID.</summary>
     public Jid Jid { get; } = jid;
     public Jid BareJid { get; } = jid.Bare;
@@ -56,6 +57,10 @@ public sealed class Session(ISessionTransport transport, Jid jid, string mechani
     public bool IsInterested { get; set; }
     /// <summary>The verified entity capabilities (XEP-0115) of the client, once known.</summary>
     public ClientCaps? Caps { get; set; }
+    /// <summary>Has enabled Message Carbons (XEP-0280).</summary>
+    public bool Carbons { get; set; }
+    /// <summary>Has requested the blocklist, so receives block and unblock pushes (XEP-0191).</summary>
+    public bool BlocklistRequested { get; set; }
     public bool IsClosed { get; private set; }
 
     public void Send(Element stanza)
@@ -66,6 +71,9 @@ public sealed class Session(ISessionTransport transport, Jid jid, string mechani
     public void Close(string? condition, string? text = null) => Transport.Close(condition, text);
 
     internal void MarkClosed() => IsClosed = true;
+
+    /// <summary>From now on stanzas for the session go through <paramref name="transport"/> (stream management).</summary>
+    internal void UseTransport(ISessionTransport transport) => Transport = transport;
 
     public void AddDirectedPresence(Jid to)
     {

@@ -154,6 +154,7 @@ public sealed class CandorHost : IAsyncDisposable
         if (Interlocked.Exchange(ref _stopped, 1) != 0) return;
         await _app.StopAsync();
         await _operatorChanges;
+        await Server.Hooks.Stopping.FireAsync(Server);
         await _keyWatch;
         await _app.DisposeAsync();
         await Server.Storage.DisposeAsync();

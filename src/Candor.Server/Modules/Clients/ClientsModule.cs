@@ -168,17 +168,19 @@ public sealed partial class ClientsModule : IModule
     }
 
     /// <summary>
-    /// Without a XEP-0388 user agent or a version answer naming it, the client software is named by the client
-    /// identity of its verified caps (XEP-0115, e.g. "Gajim") or else by the caps node of its presence, for later
-    /// notices and lists.
+    /// Without a XEP-0388 user agent or a version answer naming it, the client software is named by the client identity
+    /// of its verified caps (XEP-0115, e.g. "Gajim"), or else by the caps node of its first presence, for later
+    /// notices and lists. A name taken from the caps node gives way to the caps' identity once that is known.
     /// </summary>
     private async ValueTask<bool> LearnSoftwareAsync(ClientRegistry registry, Session session)
     {
-        var node = session.Caps?.Name ?? session.Presence?.GetChild("c", Ns.Caps)?.GetAttribute("node");
-        if (node is null || session.UserAgent?.Software is not null || !_clientOf.TryGetValue(session, out var id)) return false;
+        var node = session.Presence?.GetChild("c", Ns.Caps)?.GetAttribute("node");
+        var name = session.Caps?.Name ?? node;
+        if (name is null || session.UserAgent?.Software is not null || !_clientOf.TryGetValue(session, out var id)) return false;
         var record = await registry.GetAsync(session.User, id);
-        if (record is null || record.Software is not null) return false;
-        record.Software = node;
+        if (record is null || record.Software == name) return false;
+        if (record.Software is not null && (session.Caps?.Name is null || record.Software != node)) return false;
+        record.Software = name;
         await registry.SaveAsync(session.User, record);
         return false;
     }

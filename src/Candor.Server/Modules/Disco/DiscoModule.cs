@@ -66,7 +66,11 @@ public sealed class DiscoModule : IModule
         var node = request.Payload.GetAttribute("node");
         if (node is not null && server.Disco.ServerItemNodes.TryGetValue(node, out var items))
             return ValueTask.FromResult<Element?>(request.Result(items(request)));
-        return Items(request);
+        if (node is not null) return Items(request);
+        var query = new Element("query", Ns.DiscoItems);
+        foreach (var (jid, name) in server.Disco.ServerItems)
+            query.AddChild("item").SetAttribute("jid", jid.ToString()).SetAttribute("name", name);
+        return ValueTask.FromResult<Element?>(request.Result(query));
     }
 
     private static ValueTask<Element?> Items(IqRequest request) =>

@@ -20,7 +20,6 @@ public sealed class CapsTracker(XmppServer server, Func<Session, ClientCaps?, Va
     private static readonly TimeSpan QueryTimeout = TimeSpan.FromSeconds(10);
 
     private readonly ConcurrentDictionary<string, ClientCaps> _byVer = new(StringComparer.Ordinal);
-    private readonly ConcurrentDictionary<string, (Session Session, TaskCompletionSource<Element> Answer)> _queries = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<Session, byte> _querying = new();
 
     /// <summary>Reads the caps of a session's broadcast presence; true when its caps are known now and changed.</summary>
@@ -43,28 +42,13 @@ public sealed class CapsTracker(XmppServer server, Func<Session, ClientCaps?, Va
 
     public void Forget(Session session) => _querying.TryRemove(session, out _);
 
-    /// <summary>Completes a pending disco#info query with its answer; false when the IQ answers nothing asked here.</summary>
-    public ValueTask<bool> OnResponseAsync(StanzaEvent ev)
-    {
-        var id = ev.Stanza.Id();
-        if (id is null || !_queries.TryGetValue(id, out var pending) || ev.From != pending.Session.Jid) return ValueTask.FromResult(false);
-        _queries.TryRemove(id, out _);
-        pending.Answer.TrySetResult(ev.Stanza);
-        return ValueTask.FromResult(true);
-    }
-
     private async Task ResolveAsync(Session session, string node, string ver, string hash)
     {
-        var id = "caps-" + Guid.NewGuid().ToString("N")[..16];
-        var answer = new TaskCompletionSource<Element>(TaskCreationOptions.RunContinuationsAsynchronously);
-        _queries[id] = (session, answer);
         try
         {
-            var iq = Stanza.CreateIq("get", id, server.Domain, session.Jid);
-            iq.Add(new Element("query", Ns.DiscoInfo).SetAttribute("node", node + "#" + ver));
-            session.Send(iq);
-            var reply = await answer.Task.WaitAsync(QueryTimeout);
-            if (reply.Type() != "result" || reply.GetChild("query", Ns.DiscoInfo) is not { } query) return;
+            var reply = await server.OutboundIq.GetAsync(session, new Element("query", Ns.DiscoInfo).SetAttribute("node", node + "#" + ver), QueryTimeout);
+            // No answer, an error, or an answer that does not hash to ver: no known caps, so no PEP notifications.
+            if (reply?.Type() != "result" || reply.GetChild("query", Ns.DiscoInfo) is not { } query) return;
             if (VerificationString(query, hash) != ver) return;
             var caps = new ClientCaps(ver, Features(query), ClientName(query));
             if (_byVer.Count >= MaxCachedVers) _byVer.Clear();
@@ -74,13 +58,8 @@ public sealed class CapsTracker(XmppServer server, Func<Session, ClientCaps?, Va
             session.Caps = caps;
             await changed(session, before);
         }
-        catch (TimeoutException)
-        {
-            // A client that does not answer has no known caps: it gets no PEP notifications.
-        }
         finally
         {
-            _queries.TryRemove(id, out _);
             _querying.TryRemove(session, out _);
         }
     }

@@ -66,7 +66,6 @@ public sealed class PepModule : IModule
                 await notifier.SendLastItemsOnSubscriptionAsync(owner, contact);
             return false;
         }, Priority.Observe);
-        server.Hooks.IqResponse.Add(caps.OnResponseAsync);
         server.Hooks.PreIq.Add(bookmarks.OnIqAsync);
         server.Hooks.PreIq.Add(avatars.OnIqAsync);
         server.Hooks.SessionEnded.Add(session =>
