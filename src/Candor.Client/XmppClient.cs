@@ -457,7 +457,8 @@ public sealed class XmppClient : IAsyncDisposable
 
     private void Warn(string message) => Warning?.Invoke(message);
 
-    private static string NewId() => Convert.ToHexString(RandomNumberGenerator.GetBytes(8)).ToLowerInvariant();
+    /// <summary>A random stanza id.</summary>
+    public static string NewId() => Convert.ToHexString(RandomNumberGenerator.GetBytes(8)).ToLowerInvariant();
 
     // ------------------------------------------------------------------ incoming stanzas
 

@@ -1,5 +1,7 @@
 using System.CommandLine;
 using Candor.Client;
+using Candor.Client.Omemo;
+using Candor.Xmpp;
 using Spectre.Console;
 
 namespace Candor.Cli;
@@ -10,8 +12,12 @@ internal static class ChatCommand
     public static Command Create()
     {
         var common = new ClientOptions();
-        var command = new Command("chat", "Full-screen chat: contacts with presence, conversations, subscription requests. " +
-            "Type /help inside for the commands. Exit codes: see 'candor listen --help'");
+        var plain = new Option<bool>("--plain") { Description = "Send unencrypted even to contacts who use OMEMO" };
+        var requireE2e = new Option<bool>("--require-e2e") { Description = "Refuse to send a message that cannot be encrypted" };
+        var command = new Command("chat", "Full-screen chat: contacts with presence, conversations, subscription requests, " +
+            "OMEMO encryption by default. Type /help inside for the commands. Exit codes: see 'candor listen --help'");
+        command.Add(plain);
+        command.Add(requireE2e);
         common.AddTo(command);
         command.SetAction(async (parse, cancellation) =>
         {
@@ -21,11 +27,14 @@ internal static class ChatCommand
                 if (Console.IsOutputRedirected || Console.IsInputRedirected)
                     throw new UsageException("chat needs a terminal; for scripts use 'candor send' and 'candor listen'");
                 var options = common.Load(parse) with { Reconnect = new ReconnectPolicy { Enabled = true, MaxAttempts = 10 } };
+                if (parse.GetValue(plain) && parse.GetValue(requireE2e)) throw new UsageException("--plain and --require-e2e contradict each other");
                 client = ClientOptions.CreateClient(options, "chat");
-                var screen = new ChatScreen(client);
+                var notices = new List<string>();
                 await client.ConnectAsync(cancellation);
                 await client.GetRosterAsync(cancellation);
                 await client.SendPresenceAsync(cancellation: cancellation);
+                var omemo = await E2e.StartAsync(client, "chat", notices.Add, cancellation);
+                var screen = new ChatScreen(client, omemo, parse.GetValue(plain), parse.GetValue(requireE2e), notices);
                 var error = await screen.RunAsync(cancellation);
                 await client.DisconnectAsync(CancellationToken.None);
                 return error is null ? ClientExitCodes.Ok : ClientOptions.Fail("chat", error);
@@ -49,7 +58,7 @@ internal static class ChatCommand
 /// display on the terminal's alternate screen; keys are read on their own thread. Everything that changes the
 /// state goes through one queue and is handled on one task, so no locks are needed.
 /// </summary>
-internal sealed class ChatScreen(XmppClient client)
+internal sealed class ChatScreen(XmppClient client, OmemoClient? omemo, bool plain, bool requireE2e, List<string> startupNotices)
 {
     // A full-screen program on a terminal: ANSI and interactivity are not left to detection (which turns both off
     // when it sees, for instance, a CI variable in the environment).
@@ -99,6 +108,17 @@ internal sealed class ChatScreen(XmppClient client)
     public async Task<Exception?> RunAsync(CancellationToken cancellation)
     {
         client.EventReceived += e => _inbox.Writer.TryWrite(e);
+        if (omemo is not null)
+        {
+            // Raised while the screen's task encrypts or decrypts: straight into the status pane.
+            omemo.Notice += n => Notice($"[omemo] {n}");
+            Notice($"OMEMO device {omemo.DeviceId}, fingerprint {omemo.Fingerprint}");
+        }
+        else
+        {
+            Notice("OMEMO is unavailable on this server: messages are sent unencrypted" + (requireE2e ? " (refused: --require-e2e)" : ""));
+        }
+        foreach (var n in startupNotices) Notice($"[omemo] {n}");
         foreach (var item in client.Roster) Upsert(item);
         _connection = $"{client.BoundJid} · {client.TlsProtocol} · {client.Mechanism}";
         Notice($"Connected as {client.BoundJid}. Type /help for commands; Tab or ↑/↓ choose a contact.");
@@ -171,11 +191,11 @@ internal sealed class ChatScreen(XmppClient client)
                     await KeyAsync(key);
                     break;
                 case XmppEvent e:
-                    Apply(e);
+                    await ApplyAsync(e);
                     break;
             }
         }
-        catch (XmppException e)
+        catch (Exception e) when (e is XmppException or OmemoException or E2eUnavailableException)
         {
             Notice($"[error] {e.Message}");
         }
@@ -267,6 +287,7 @@ internal sealed class ChatScreen(XmppClient client)
                 break;
             case "/help":
                 Notice("/msg JID text · /open JID · /add JID [name] · /remove JID · /accept JID · /deny JID · /who · /quit");
+                Notice("OMEMO: /devices [JID] · /verify JID FINGERPRINT · /distrust JID DEVICE · /trust JID DEVICE");
                 Notice("Text without a leading / goes to the selected contact; Tab, ↑ and ↓ choose one.");
                 break;
             case "/who":
@@ -311,7 +332,41 @@ internal sealed class ChatScreen(XmppClient client)
                 _requests.Remove(jid);
                 Notice($"Refused {jid}.");
                 break;
-            case "/msg" or "/open" or "/select" or "/add" or "/remove" or "/accept" or "/deny":
+            case "/devices" or "/verify" or "/distrust" or "/trust" when omemo is null:
+                Notice("OMEMO is unavailable in this session");
+                break;
+            case "/devices" when omemo is { } o:
+                var of = parts.Length > 1 ? Arg() : self.Bare;
+                if (of is null) break;
+                var ids = await o.DeviceListAsync(of);
+                if (ids.Count == 0) Notice($"{of} publishes no OMEMO devices");
+                var ofDevices = o.State.Devices.GetValueOrDefault(of.ToString());
+                foreach (var id in ids.Where(id => of != self.Bare || id != o.DeviceId))
+                    Notice(ofDevices?.GetValueOrDefault(id) is { } d
+                        ? $"{of} device {id}: {OmemoState.Fingerprint(d.IdentityKey)} [{d.Trust.ToString().ToLowerInvariant()}]"
+                        : $"{of} device {id}: fingerprint known after the first message");
+                if (of == self.Bare) Notice($"this device {o.DeviceId}: {o.Fingerprint}");
+                break;
+            case "/verify" when omemo is { } o && Arg() is { } jid:
+                var fingerprint = parts.Length > 2 ? parts[2] : "";
+                var match = o.State.Devices.GetValueOrDefault(jid.ToString())?
+                    .FirstOrDefault(d => OmemoState.SameFingerprint(OmemoState.Fingerprint(d.Value.IdentityKey), fingerprint));
+                if (match is not { Value: not null } found) Notice($"No device of {jid} has the fingerprint '{fingerprint}' (compare with /devices {jid})");
+                else
+                {
+                    o.SetTrust(jid.ToString(), found.Key, Trust.Verified);
+                    Notice($"Verified {jid} device {found.Key}. New devices of {jid} now need /trust.");
+                }
+                break;
+            case "/distrust" or "/trust" when omemo is { } o && Arg() is { } jid:
+                if (parts.Length < 3 || !uint.TryParse(parts[2], out var device)) Notice($"{verb} JID DEVICE (the id /devices shows)");
+                else
+                {
+                    o.SetTrust(jid.ToString(), device, verb == "/trust" ? Trust.Blind : Trust.Distrusted);
+                    Notice($"{jid} device {device} is now {(verb == "/trust" ? "trusted" : "distrusted: not encrypted to")}");
+                }
+                break;
+            case "/msg" or "/open" or "/select" or "/add" or "/remove" or "/accept" or "/deny" or "/verify" or "/distrust" or "/trust":
                 break; // Arg() said what was missing
             default:
                 Notice($"Unknown command {verb}; /help lists them.");
@@ -321,11 +376,13 @@ internal sealed class ChatScreen(XmppClient client)
 
     private async Task SendAsync(Candor.Xmpp.Jid to, string text)
     {
-        var id = await client.SendMessageAsync(to, text);
-        Get(to).Lines.Add(new Line(DateTimeOffset.Now, "me", text, id, mine: true));
+        var (message, encrypted) = await E2e.ComposeAsync(client, omemo, to, text, "chat", plain, requireE2e, CancellationToken.None);
+        message.AddChild("active", ClientNs.ChatStates);
+        await client.SendAsync(message);
+        Get(to).Lines.Add(new Line(DateTimeOffset.Now, "me", $"{(encrypted ? "[omemo]" : "[plain]")} {text}", message.Id(), mine: true));
     }
 
-    private void Apply(XmppEvent e)
+    private async Task ApplyAsync(XmppEvent e)
     {
         switch (e)
         {
@@ -336,8 +393,9 @@ internal sealed class ChatScreen(XmppClient client)
             case ChatMessage m when m.From is not null:
                 var contact = Get(m.From);
                 contact.State = m.State;
-                if (m.Body is null) break;
-                contact.Lines.Add(new Line(m.Stamp?.ToLocalTime() ?? DateTimeOffset.Now, m.From.Bare.ToString(), m.Body, m.Id, false));
+                if (await E2e.ReadAsync(omemo, m, CancellationToken.None) is not { } incoming) break;
+                contact.Lines.Add(new Line(m.Stamp?.ToLocalTime() ?? DateTimeOffset.Now, m.From.Bare.ToString(),
+                    $"{E2e.Marker(incoming)} {incoming.Body ?? $"({incoming.Error})"}", m.Id, false));
                 if (_selected is null) Select(m.From);
                 else if (_selected != contact.Jid) contact.Unread++;
                 break;

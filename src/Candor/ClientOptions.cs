@@ -22,6 +22,7 @@ namespace Candor.Cli;
 /// <item><term>16</term><description>the server ended the stream with a stream error</description></item>
 /// <item><term>17</term><description>the server sent malformed XML or broke the protocol</description></item>
 /// <item><term>18</term><description>the message was refused (an error came back for it)</description></item>
+/// <item><term>19</term><description>--require-e2e, and the recipient publishes no OMEMO devices (or none is trusted)</description></item>
 /// <item><term>130</term><description>interrupted (Ctrl+C) before finishing</description></item>
 /// </list>
 /// </summary>
@@ -39,6 +40,7 @@ internal static class ClientExitCodes
     public const int StreamError = 16;
     public const int ProtocolError = 17;
     public const int Refused = 18;
+    public const int NotEncrypted = 19;
     public const int Interrupted = 130;
 
     public static int For(Exception e) => e switch

@@ -15,13 +15,14 @@ internal static class ListenCommand
     public static Command Create()
     {
         var common = new ClientOptions();
-        var json = new Option<bool>("--json") { Description = "One JSON object per line: {\"from\",\"to\",\"type\",\"body\",\"id\",\"stamp\"}" };
+        var json = new Option<bool>("--json") { Description = "One JSON object per line: {\"from\",\"to\",\"type\",\"body\",\"id\",\"stamp\",\"encrypted\",\"omemo\",\"error\",\"device\",\"trust\"}" };
         var count = new Option<int?>("--count") { Description = "Exit after this many messages" };
         var reconnect = new Option<bool>("--reconnect") { Description = "Reconnect with backoff when the connection is lost" };
-        var command = new Command("listen", "Print incoming messages as lines 'FROM: text' (newlines in a body as \\n) or JSON lines. " +
+        var command = new Command("listen", "Print incoming messages as lines '[omemo] FROM: text' or '[plain] FROM: text' " +
+            "(newlines in a body as \\n; a message that cannot be decrypted as '[omemo: undecryptable] FROM: (reason)') or JSON lines. " +
             "Exit codes of chat/send/listen: 0 ok, 1 unexpected, 2 usage, 10 unreachable, 11 timeout, 12 TLS unavailable, " +
             "13 certificate rejected, 14 authentication failed, 15 connection closed by the server, 16 stream error, " +
-            "17 malformed XML from the server, 18 message refused, 130 interrupted");
+            "17 malformed XML from the server, 18 message refused, 19 not encrypted (--require-e2e), 130 interrupted");
         command.Add(json);
         command.Add(count);
         command.Add(reconnect);
@@ -39,6 +40,8 @@ internal static class ListenCommand
                 await client.ConnectAsync(cancellation);
                 await client.GetRosterAsync(cancellation);
                 await client.SendPresenceAsync(cancellation: cancellation);
+                var omemo = await E2e.StartAsync(client, "listen", n => Console.Error.WriteLine($"candor listen: {n}"), cancellation);
+                if (omemo is not null) Console.Error.WriteLine($"candor listen: OMEMO device {omemo.DeviceId}, fingerprint {omemo.Fingerprint}");
                 Console.Error.WriteLine($"candor listen: listening as {client.BoundJid}");
                 var seen = 0;
                 try
@@ -47,8 +50,10 @@ internal static class ListenCommand
                     {
                         if (e is ConnectionStateChanged { State: ConnectionState.Reconnecting } r)
                             Console.Error.WriteLine($"candor listen: connection lost ({r.Error?.Message}); reconnecting, attempt {r.Attempt}");
-                        if (e is not ChatMessage { Body: { } body, Error: null } m || m.Type == "error") continue;
-                        Console.Out.WriteLine(parse.GetValue(json) ? ToJson(m) : $"{m.From?.Bare}: {body.Replace("\r", "").Replace("\n", "\\n")}");
+                        if (e is not ChatMessage { Error: null } m || m.Type == "error") continue;
+                        if (await E2e.ReadAsync(omemo, m, cancellation) is not { } incoming) continue;
+                        var text = incoming.Body?.Replace("\r", "").Replace("\n", "\\n") ?? $"({incoming.Error})";
+                        Console.Out.WriteLine(parse.GetValue(json) ? ToJson(m, incoming) : $"{E2e.Marker(incoming)} {m.From?.Bare}: {text}");
                         Console.Out.Flush();
                         if (limit is { } n && ++seen >= n) break;
                     }
@@ -67,13 +72,18 @@ internal static class ListenCommand
         return command;
     }
 
-    private static string ToJson(ChatMessage m) => JsonSerializer.Serialize(new Dictionary<string, string?>
+    private static string ToJson(ChatMessage m, Incoming incoming) => JsonSerializer.Serialize(new Dictionary<string, object?>
     {
         ["from"] = m.From?.ToString(),
         ["to"] = m.To?.ToString(),
         ["type"] = m.Type,
-        ["body"] = m.Body,
+        ["body"] = incoming.Body,
         ["id"] = m.Id,
         ["stamp"] = (m.Stamp ?? DateTimeOffset.UtcNow).ToUniversalTime().ToString("yyyy-MM-dd'T'HH:mm:ss.fff'Z'", System.Globalization.CultureInfo.InvariantCulture),
+        ["encrypted"] = incoming.Encrypted,
+        ["omemo"] = incoming.Namespace,
+        ["error"] = incoming.Error,
+        ["device"] = incoming.Device,
+        ["trust"] = incoming.Trust?.ToString().ToLowerInvariant(),
     }, Json);
 }

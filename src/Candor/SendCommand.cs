@@ -1,10 +1,12 @@
 using System.CommandLine;
 using Candor.Client;
+using Candor.Client.Omemo;
+using Candor.Xmpp;
 
 namespace Candor.Cli;
 
 /// <summary>
-/// <c>candor send --jid ME TO TEXT</c>: one chat message. Exits 0 once the server has processed it: after the
+/// <c>candor send --jid ME TO TEXT</c>: one chat message, OMEMO-encrypted when the recipient publishes devices. Exits 0 once the server has processed it: after the
 /// message, an XEP-0199 ping to the server is answered only after everything sent before it, so an error
 /// bounced for the message (exit code 18) arrives before the answer.
 /// </summary>
@@ -16,10 +18,14 @@ internal static class SendCommand
         var to = new Argument<string>("TO") { Description = "The recipient, e.g. bob@example.org" };
         var text = new Argument<string>("TEXT") { Description = "The message" };
         var type = new Option<string>("--type") { Description = "Message type: chat or normal", DefaultValueFactory = _ => "chat" };
+        var plain = new Option<bool>("--plain") { Description = "Send unencrypted even if the recipient uses OMEMO" };
+        var requireE2e = new Option<bool>("--require-e2e") { Description = "Refuse (exit 19) rather than send unencrypted" };
         var command = new Command("send", "Send one message and exit once the server accepted it (exit codes: see 'candor listen --help')");
         command.Add(to);
         command.Add(text);
         command.Add(type);
+        command.Add(plain);
+        command.Add(requireE2e);
         common.AddTo(command);
         command.SetAction(async (parse, cancellation) =>
         {
@@ -32,13 +38,24 @@ internal static class SendCommand
                 await using var client = ClientOptions.CreateClient(options, "send");
                 var log = new Refusals(client);
                 await client.ConnectAsync(cancellation);
-                var id = await client.SendMessageAsync(recipient, parse.GetValue(text)!, messageType, requestReceipt: true,
-                    state: ChatState.Active, cancellation);
+                if (parse.GetValue(plain) && parse.GetValue(requireE2e)) throw new UsageException("--plain and --require-e2e contradict each other");
+                var omemo = parse.GetValue(plain) ? null
+                    : await E2e.StartAsync(client, "send", n => Console.Error.WriteLine($"candor send: {n}"), cancellation);
+                var (message, encrypted) = await E2e.ComposeAsync(client, omemo, recipient, parse.GetValue(text)!, messageType,
+                    parse.GetValue(plain), parse.GetValue(requireE2e), cancellation);
+                await client.SendAsync(message, cancellation);
+                var id = message.Id()!;
+                Console.Error.WriteLine($"candor send: sent {(encrypted ? "encrypted (OMEMO)" : "unencrypted")} to {recipient}");
                 await client.PingAsync(cancellation: cancellation);
                 if (log.For(id) is { } refused)
                     throw new XmppStanzaException(refused.Error!, refused.Stanza);
                 await client.DisconnectAsync(CancellationToken.None);
                 return ClientExitCodes.Ok;
+            }
+            catch (Exception e) when (e is E2eUnavailableException or OmemoException)
+            {
+                Console.Error.WriteLine($"candor send: not sent: {e.Message}");
+                return ClientExitCodes.NotEncrypted;
             }
             catch (XmppStanzaException e)
             {

@@ -98,8 +98,11 @@ public sealed class CandorClientTests(ITestOutputHelper output)
 
         Assert.True(await listen.WaitForExitAsync(StepTimeout), $"listen did not exit after two messages\n{listen.Output}");
         Assert.Equal(0, listen.ExitCode);
-        var lines = listen.Output.Split('\n').Where(l => l.StartsWith("alice@localhost: ", StringComparison.Ordinal)).ToList();
-        Assert.Equal([$"alice@localhost: {text}", "alice@localhost: two\\nlines"], lines);
+        // bob's listen published an OMEMO device, so both sends encrypted without being asked to.
+        Assert.Contains("sent encrypted (OMEMO)", send.Output);
+        var lines = listen.Output.Split('\n').Where(l => l.StartsWith('[') && l.Contains("] alice@localhost: ", StringComparison.Ordinal)
+            && !l.StartsWith("[stderr]", StringComparison.Ordinal)).ToList();
+        Assert.Equal([$"[omemo] alice@localhost: {text}", "[omemo] alice@localhost: two\\nlines"], lines);
 
         // Both sends bound a resource of the server's choosing, but sent the same SASL2 user-agent id (kept per
         // account in the configuration directory): the server knows them as one client, named "candor".
@@ -131,6 +134,8 @@ public sealed class CandorClientTests(ITestOutputHelper output)
             var line = listen.Output.Split('\n').First(l => l.StartsWith('{'));
             using var json = JsonDocument.Parse(line);
             Assert.Equal(toListen, json.RootElement.GetProperty("body").GetString());
+            Assert.False(json.RootElement.GetProperty("encrypted").GetBoolean());
+            Assert.Equal(JsonValueKind.Null, json.RootElement.GetProperty("omemo").ValueKind);
             Assert.StartsWith("alice@localhost/", json.RootElement.GetProperty("from").GetString());
             Assert.Equal("bob@localhost", json.RootElement.GetProperty("to").GetString()?.Split('/')[0]);
             Assert.Equal("chat", json.RootElement.GetProperty("type").GetString());

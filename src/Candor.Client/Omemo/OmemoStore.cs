@@ -1,0 +1,148 @@
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Serialization;
+
+namespace Candor.Client.Omemo;
+
+/// <summary>How far a remote device is trusted (XEP-0384 §6, BTBV: blind trust before verification).</summary>
+[JsonConverter(typeof(JsonStringEnumConverter<Trust>))]
+public enum Trust { Blind, Verified, Distrusted, Undecided }
+
+/// <summary>A device of a contact (or of the account itself) as seen in its device list and bundle.</summary>
+public sealed class KnownDevice
+{
+    public byte[] IdentityKey { get; set; } = [];
+    public Trust Trust { get; set; }
+}
+
+/// <summary>
+/// Everything OMEMO keeps for one account on this machine: the own device's keys, sessions with other devices, the
+/// identity keys and trust decisions of other devices. Saved as one file sealed with AES-256-GCM (see
+/// <see cref="OmemoStateFile"/>).
+/// </summary>
+public sealed class OmemoState
+{
+    public OwnDevice Device { get; set; } = OwnDevice.Create();
+    /// <summary>"bare JID/device id" → session.</summary>
+    public Dictionary<string, RatchetSession> Sessions { get; set; } = [];
+    /// <summary>bare JID → device id → identity and trust.</summary>
+    public Dictionary<string, Dictionary<uint, KnownDevice>> Devices { get; set; } = [];
+
+    public static string SessionKey(string bare, uint device) => $"{bare}/{device}";
+
+    /// <summary>
+    /// Records a device's identity key, deciding its trust by BTBV: blind while none of the contact's devices is
+    /// verified, undecided (not encrypted to until the user decides) once one is. A different identity key for a
+    /// known device id is distrusted. Returns true when the device is new.
+    /// </summary>
+    public bool Learn(string bare, uint device, byte[] identityKey)
+    {
+        var devices = Devices.TryGetValue(bare, out var d) ? d : Devices[bare] = [];
+        if (devices.TryGetValue(device, out var known))
+        {
+            if (!known.IdentityKey.AsSpan().SequenceEqual(identityKey))
+            {
+                known.IdentityKey = identityKey;
+                known.Trust = Trust.Distrusted;
+                return true;
+            }
+            return false;
+        }
+        var anyVerified = devices.Values.Any(k => k.Trust == Trust.Verified);
+        devices[device] = new KnownDevice { IdentityKey = identityKey, Trust = anyVerified ? Trust.Undecided : Trust.Blind };
+        return true;
+    }
+
+    public Trust TrustOf(string bare, uint device) =>
+        Devices.TryGetValue(bare, out var d) && d.TryGetValue(device, out var k) ? k.Trust : Trust.Undecided;
+
+    /// <summary>
+    /// The fingerprint as Conversations, Gajim and Dino show it: the identity key as an X25519 (Curve25519) public key,
+    /// 64 lowercase hex digits in groups of 8.
+    /// </summary>
+    public static string Fingerprint(byte[] ed25519IdentityKey)
+    {
+        var hex = Convert.ToHexStringLower(Sodium.EdToCurvePublic(ed25519IdentityKey));
+        return string.Join(' ', Enumerable.Range(0, 8).Select(i => hex.Substring(i * 8, 8)));
+    }
+
+    public static bool SameFingerprint(string a, string b) =>
+        string.Equals(a.Replace(" ", "").Replace(":", ""), b.Replace(" ", "").Replace(":", ""), StringComparison.OrdinalIgnoreCase);
+}
+
+/// <summary>
+/// The sealed state file: JSON of <see cref="OmemoState"/> encrypted with AES-256-GCM under a key derived by
+/// PBKDF2-SHA-256 (600,000 iterations, random salt) from a passphrase, or read from a key file of 32 random bytes
+/// (created with mode 0600 beside the state when no passphrase is given).
+/// </summary>
+public sealed class OmemoStateFile(string path, string? passphrase, string keyFile)
+{
+    private const int Iterations = 600_000;
+    private sealed record Sealed(int Version, string Kdf, byte[] Salt, int Iterations, byte[] Nonce, byte[] Ciphertext, byte[] Tag);
+
+    private static readonly JsonSerializerOptions Json = new() { WriteIndented = false };
+    private byte[]? _key;
+    private byte[]? _salt;
+
+    public string Path => path;
+
+    public OmemoState LoadOrCreate()
+    {
+        if (!File.Exists(path)) return new OmemoState();
+        var sealedState = JsonSerializer.Deserialize<Sealed>(File.ReadAllBytes(path))
+            ?? throw new OmemoException($"{path} is not an OMEMO state file");
+        _salt = sealedState.Salt;
+        var key = Key(sealedState.Kdf, sealedState.Salt, sealedState.Iterations);
+        var plaintext = new byte[sealedState.Ciphertext.Length];
+        try
+        {
+            using var gcm = new AesGcm(key, 16);
+            gcm.Decrypt(sealedState.Nonce, sealedState.Ciphertext, sealedState.Tag, plaintext, Encoding.ASCII.GetBytes(path));
+        }
+        catch (CryptographicException)
+        {
+            throw new OmemoException($"cannot open {path}: wrong passphrase or key file, or the file was changed");
+        }
+        return JsonSerializer.Deserialize<OmemoState>(plaintext, Json) ?? throw new OmemoException($"{path} holds no state");
+    }
+
+    public void Save(OmemoState state)
+    {
+        var kdf = passphrase is null ? "keyfile" : "pbkdf2-sha256";
+        _salt ??= RandomNumberGenerator.GetBytes(16);
+        var key = Key(kdf, _salt, Iterations);
+        var plaintext = JsonSerializer.SerializeToUtf8Bytes(state, Json);
+        var nonce = RandomNumberGenerator.GetBytes(12);
+        var ciphertext = new byte[plaintext.Length];
+        var tag = new byte[16];
+        using (var gcm = new AesGcm(key, 16)) gcm.Encrypt(nonce, plaintext, ciphertext, tag, Encoding.ASCII.GetBytes(path));
+        CryptographicOperations.ZeroMemory(plaintext);
+        Directory.CreateDirectory(System.IO.Path.GetDirectoryName(path)!);
+        var temporary = path + ".new";
+        File.WriteAllBytes(temporary, JsonSerializer.SerializeToUtf8Bytes(new Sealed(1, kdf, _salt, Iterations, nonce, ciphertext, tag)));
+        if (!OperatingSystem.IsWindows()) File.SetUnixFileMode(temporary, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        File.Move(temporary, path, overwrite: true);
+    }
+
+    private byte[] Key(string kdf, byte[] salt, int iterations)
+    {
+        if (_key is not null) return _key;
+        if (kdf == "pbkdf2-sha256")
+        {
+            if (passphrase is null) throw new OmemoException($"{path} is sealed with a passphrase: set CANDOR_OMEMO_PASSPHRASE");
+            return _key = Rfc2898DeriveBytes.Pbkdf2(passphrase, salt, iterations, HashAlgorithmName.SHA256, 32);
+        }
+        if (!File.Exists(keyFile))
+        {
+            if (File.Exists(path)) throw new OmemoException($"{path} is sealed with the key file {keyFile}, which is missing");
+            Directory.CreateDirectory(System.IO.Path.GetDirectoryName(keyFile)!);
+            using var stream = OperatingSystem.IsWindows() ? File.Create(keyFile)
+                : new FileStream(keyFile, new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write, UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite });
+            stream.Write(RandomNumberGenerator.GetBytes(32));
+        }
+        var bytes = File.ReadAllBytes(keyFile);
+        if (bytes.Length != 32) throw new OmemoException($"the key file {keyFile} is not 32 bytes");
+        return _key = bytes;
+    }
+}

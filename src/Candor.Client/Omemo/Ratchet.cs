@@ -1,0 +1,276 @@
+using System.Security.Cryptography;
+using NSec.Cryptography;
+
+namespace Candor.Client.Omemo;
+
+/// <summary>A device's public bundle (XEP-0384 §5.3.2): Ed25519 identity, signed X25519 pre-key, one-time pre-keys.</summary>
+public sealed record OmemoBundle(uint DeviceId, byte[] IdentityKey, uint SignedPreKeyId, byte[] SignedPreKey,
+    byte[] SignedPreKeySignature, IReadOnlyDictionary<uint, byte[]> PreKeys);
+
+/// <summary>The X3DH header an initiating device sends until the session is confirmed (OMEMOKeyExchange).</summary>
+public sealed record KeyExchange(uint PreKeyId, uint SignedPreKeyId, byte[] IdentityKey, byte[] EphemeralKey)
+{
+    public byte[] Wrap(byte[] authenticatedMessage) => new Protobuf.Writer().UInt(1, PreKeyId).UInt(2, SignedPreKeyId)
+        .Bytes(3, IdentityKey).Bytes(4, EphemeralKey).Bytes(5, authenticatedMessage).ToArray();
+
+    public static (KeyExchange Header, byte[] Message) Unwrap(byte[] data)
+    {
+        var f = Protobuf.Read(data);
+        return (new KeyExchange(Protobuf.RequiredUInt(f, 1), Protobuf.RequiredUInt(f, 2), Protobuf.RequiredBytes(f, 3),
+            Protobuf.RequiredBytes(f, 4)), Protobuf.RequiredBytes(f, 5));
+    }
+}
+
+/// <summary>A signed pre-key: X25519 pair with the identity key's Ed25519 signature over the public half.</summary>
+public sealed class SignedPreKey
+{
+    public uint Id { get; set; }
+    public byte[] Private { get; set; } = [];
+    public byte[] Public { get; set; } = [];
+    public byte[] Signature { get; set; } = [];
+    public DateTimeOffset Created { get; set; }
+}
+
+/// <summary>This device's long-term keys: identity (an Ed25519 seed), signed pre-keys, one-time pre-keys.</summary>
+public sealed class OwnDevice
+{
+    public uint DeviceId { get; set; }
+    public byte[] IdentitySeed { get; set; } = [];
+    public SignedPreKey SignedPreKey { get; set; } = new();
+    /// <summary>The previous signed pre-key, kept for key exchanges built from an older bundle.</summary>
+    public SignedPreKey? OldSignedPreKey { get; set; }
+    public Dictionary<uint, byte[]> PreKeys { get; set; } = [];
+    public uint NextPreKeyId { get; set; } = 1;
+
+    public const int PreKeyCount = 100;
+
+    public static OwnDevice Create()
+    {
+        var device = new OwnDevice
+        {
+            // 1 .. 2^31-1 (XEP-0384 §5.3.1).
+            DeviceId = (uint)RandomNumberGenerator.GetInt32(1, int.MaxValue),
+            IdentitySeed = RandomNumberGenerator.GetBytes(32),
+        };
+        device.RotateSignedPreKey();
+        device.Replenish();
+        return device;
+    }
+
+    public byte[] IdentityPublic => IdentityKey().PublicKey.Export(KeyBlobFormat.RawPublicKey);
+    internal byte[] IdentityCurvePrivate => Sodium.EdSeedToCurvePrivate(IdentitySeed);
+
+    private Key IdentityKey() => Key.Import(SignatureAlgorithm.Ed25519, IdentitySeed, KeyBlobFormat.RawPrivateKey);
+
+    public void RotateSignedPreKey()
+    {
+        var priv = RandomNumberGenerator.GetBytes(32);
+        var pub = Sodium.X25519Public(priv);
+        using var identity = IdentityKey();
+        if (SignedPreKey.Public.Length > 0) OldSignedPreKey = SignedPreKey;
+        SignedPreKey = new SignedPreKey
+        {
+            Id = SignedPreKey.Id + 1, Private = priv, Public = pub,
+            Signature = SignatureAlgorithm.Ed25519.Sign(identity, pub), Created = DateTimeOffset.UtcNow,
+        };
+    }
+
+    /// <summary>Tops the one-time pre-keys up to <see cref="PreKeyCount"/>; true when any were added.</summary>
+    public bool Replenish()
+    {
+        var added = false;
+        while (PreKeys.Count < PreKeyCount)
+        {
+            PreKeys[NextPreKeyId++] = RandomNumberGenerator.GetBytes(32);
+            added = true;
+        }
+        return added;
+    }
+
+    public OmemoBundle Bundle() => new(DeviceId, IdentityPublic, SignedPreKey.Id, SignedPreKey.Public, SignedPreKey.Signature,
+        PreKeys.ToDictionary(p => p.Key, p => Sodium.X25519Public(p.Value)));
+}
+
+/// <summary>
+/// One Double Ratchet session with one remote device (XEP-0384 §4, the Signal Double Ratchet with OMEMO's KDFs and
+/// AEAD), started by X3DH. Mutable state: decryption works on a copy and commits only when the message authenticated,
+/// so a tampered or replayed message leaves the session as it was.
+/// </summary>
+public sealed class RatchetSession
+{
+    public const int MaxSkip = 1000;
+
+    public byte[] RootKey { get; set; } = [];
+    public byte[] OwnRatchetPrivate { get; set; } = [];
+    public byte[] TheirRatchetPublic { get; set; } = [];
+    public byte[]? SendChain { get; set; }
+    public byte[]? ReceiveChain { get; set; }
+    public uint SendCount { get; set; }
+    public uint ReceiveCount { get; set; }
+    public uint PreviousSendCount { get; set; }
+    /// <summary>Message keys of skipped messages, "hex(ratchet key):n" → key, oldest first.</summary>
+    public List<KeyValuePair<string, byte[]>> Skipped { get; set; } = [];
+    /// <summary>IK(initiator) ‖ IK(responder), Ed25519 encodings.</summary>
+    public byte[] AssociatedData { get; set; } = [];
+    public byte[] TheirIdentity { get; set; } = [];
+    /// <summary>Sent with every message until the peer answers (the session is then confirmed).</summary>
+    public KeyExchange? PendingKeyExchange { get; set; }
+    /// <summary>The key exchange this session was accepted from, to recognise its repetitions.</summary>
+    public byte[]? AcceptedEphemeral { get; set; }
+    /// <summary>Messages received since this device last sent one (a heartbeat is due after 53, XEP-0384 §4.6).</summary>
+    public int ReceivedSinceSent { get; set; }
+
+    /// <summary>X3DH as the initiator (XEP-0384 §4.3): verifies the signed pre-key, picks a one-time pre-key.</summary>
+    public static RatchetSession Initiate(OwnDevice own, OmemoBundle bundle)
+    {
+        var identity = PublicKey.Import(SignatureAlgorithm.Ed25519, bundle.IdentityKey, KeyBlobFormat.RawPublicKey);
+        if (!SignatureAlgorithm.Ed25519.Verify(identity, bundle.SignedPreKey, bundle.SignedPreKeySignature))
+            throw new OmemoException($"device {bundle.DeviceId}'s signed pre-key signature does not verify");
+        if (bundle.PreKeys.Count == 0) throw new OmemoException($"device {bundle.DeviceId}'s bundle has no pre-keys");
+        var (preKeyId, preKey) = bundle.PreKeys.ElementAt(RandomNumberGenerator.GetInt32(bundle.PreKeys.Count));
+        var ephemeral = RandomNumberGenerator.GetBytes(32);
+        var theirIdentity = Sodium.EdToCurvePublic(bundle.IdentityKey);
+        var secret = OmemoCrypto.X3dhSecret(
+            Sodium.X25519(own.IdentityCurvePrivate, bundle.SignedPreKey),
+            Sodium.X25519(ephemeral, theirIdentity),
+            Sodium.X25519(ephemeral, bundle.SignedPreKey),
+            Sodium.X25519(ephemeral, preKey));
+        var session = new RatchetSession
+        {
+            RootKey = secret, OwnRatchetPrivate = RandomNumberGenerator.GetBytes(32), TheirRatchetPublic = bundle.SignedPreKey,
+            AssociatedData = [.. own.IdentityPublic, .. bundle.IdentityKey], TheirIdentity = bundle.IdentityKey,
+            PendingKeyExchange = new KeyExchange(preKeyId, bundle.SignedPreKeyId, own.IdentityPublic, Sodium.X25519Public(ephemeral)),
+        };
+        (session.RootKey, session.SendChain) = OmemoCrypto.RootStep(session.RootKey, Sodium.X25519(session.OwnRatchetPrivate, session.TheirRatchetPublic));
+        return session;
+    }
+
+    /// <summary>X3DH as the responder: the session a key exchange builds (the pre-key it used is for the caller to remove).</summary>
+    public static RatchetSession Accept(OwnDevice own, KeyExchange kex, byte[] firstRatchetPublic)
+    {
+        var spk = own.SignedPreKey.Id == kex.SignedPreKeyId ? own.SignedPreKey
+            : own.OldSignedPreKey?.Id == kex.SignedPreKeyId ? own.OldSignedPreKey
+            : throw new OmemoException($"the key exchange uses signed pre-key {kex.SignedPreKeyId}, which this device no longer has");
+        if (!own.PreKeys.TryGetValue(kex.PreKeyId, out var preKey))
+            throw new OmemoException($"the key exchange uses pre-key {kex.PreKeyId}, which this device does not have (unknown or already used)");
+        var theirIdentity = Sodium.EdToCurvePublic(kex.IdentityKey);
+        var secret = OmemoCrypto.X3dhSecret(
+            Sodium.X25519(spk.Private, theirIdentity),
+            Sodium.X25519(own.IdentityCurvePrivate, kex.EphemeralKey),
+            Sodium.X25519(spk.Private, kex.EphemeralKey),
+            Sodium.X25519(preKey, kex.EphemeralKey));
+        var session = new RatchetSession
+        {
+            RootKey = secret, OwnRatchetPrivate = spk.Private, TheirRatchetPublic = firstRatchetPublic,
+            AssociatedData = [.. kex.IdentityKey, .. own.IdentityPublic], TheirIdentity = kex.IdentityKey,
+            AcceptedEphemeral = kex.EphemeralKey,
+        };
+        (session.RootKey, session.ReceiveChain) = OmemoCrypto.RootStep(session.RootKey, Sodium.X25519(session.OwnRatchetPrivate, session.TheirRatchetPublic));
+        session.OwnRatchetPrivate = RandomNumberGenerator.GetBytes(32);
+        (session.RootKey, session.SendChain) = OmemoCrypto.RootStep(session.RootKey, Sodium.X25519(session.OwnRatchetPrivate, session.TheirRatchetPublic));
+        return session;
+    }
+
+    /// <summary>Encrypts (the key material of) one message: an OMEMOAuthenticatedMessage, wrapped in the key exchange
+    /// while the session is unconfirmed. Returns whether it is a key exchange (kex='true').</summary>
+    public (byte[] Data, bool KeyExchange) Encrypt(byte[] plaintext)
+    {
+        var (chain, key) = OmemoCrypto.ChainStep(SendChain!);
+        var data = OmemoCrypto.SealMessage(key, AssociatedData, SendCount, PreviousSendCount, Sodium.X25519Public(OwnRatchetPrivate), plaintext);
+        SendChain = chain;
+        SendCount++;
+        ReceivedSinceSent = 0;
+        return PendingKeyExchange is { } kex ? (kex.Wrap(data), true) : (data, false);
+    }
+
+    /// <summary>The ratchet public key of an OMEMOAuthenticatedMessage, for <see cref="Accept"/>.</summary>
+    public static byte[] RatchetPublicOf(byte[] authenticated) =>
+        Protobuf.RequiredBytes(Protobuf.Read(Protobuf.RequiredBytes(Protobuf.Read(authenticated), 2)), 3);
+
+    /// <summary>Decrypts an OMEMOAuthenticatedMessage; the session changes only if it authenticates.</summary>
+    public byte[] Decrypt(byte[] authenticated)
+    {
+        var outer = Protobuf.Read(authenticated);
+        var mac = Protobuf.RequiredBytes(outer, 1);
+        var message = Protobuf.RequiredBytes(outer, 2);
+        var header = Protobuf.Read(message);
+        var n = Protobuf.RequiredUInt(header, 1);
+        var pn = Protobuf.RequiredUInt(header, 2);
+        var dh = Protobuf.RequiredBytes(header, 3);
+        if (dh.Length != 32) throw new OmemoException("the ratchet key is not 32 bytes");
+        // The tag covers IK(initiator) ‖ IK(responder) ‖ the OMEMOMessage, whose header it thereby authenticates.
+        var ad = AssociatedData;
+
+        var skippedKey = $"{Convert.ToHexString(dh)}:{n}";
+        var skippedIndex = Skipped.FindIndex(s => s.Key == skippedKey);
+        if (skippedIndex >= 0)
+        {
+            var plaintext = OmemoCrypto.OpenMessage(Skipped[skippedIndex].Value, ad, mac, message);
+            Skipped.RemoveAt(skippedIndex);
+            Confirm();
+            return plaintext;
+        }
+
+        var next = Clone();
+        if (!dh.AsSpan().SequenceEqual(next.TheirRatchetPublic))
+        {
+            if (next.ReceiveChain is not null) next.SkipTo(pn);
+            next.TheirRatchetPublic = dh;
+            (next.RootKey, next.ReceiveChain) = OmemoCrypto.RootStep(next.RootKey, Sodium.X25519(next.OwnRatchetPrivate, dh));
+            next.ReceiveCount = 0;
+            next.OwnRatchetPrivate = RandomNumberGenerator.GetBytes(32);
+            next.PreviousSendCount = next.SendCount;
+            next.SendCount = 0;
+            (next.RootKey, next.SendChain) = OmemoCrypto.RootStep(next.RootKey, Sodium.X25519(next.OwnRatchetPrivate, dh));
+        }
+        if (n < next.ReceiveCount) throw new OmemoException($"message {n} of this chain was already decrypted (a replay or a duplicate)");
+        next.SkipTo(n);
+        var (chain, key) = OmemoCrypto.ChainStep(next.ReceiveChain!);
+        var result = OmemoCrypto.OpenMessage(key, ad, mac, message);
+        next.ReceiveChain = chain;
+        next.ReceiveCount++;
+        CopyFrom(next);
+        Confirm();
+        return result;
+    }
+
+    private void Confirm()
+    {
+        PendingKeyExchange = null;
+        ReceivedSinceSent++;
+    }
+
+    private void SkipTo(uint until)
+    {
+        if (until > ReceiveCount && until - ReceiveCount > MaxSkip)
+            throw new OmemoException($"the message skips more than {MaxSkip} messages");
+        while (ReceiveCount < until)
+        {
+            var (chain, key) = OmemoCrypto.ChainStep(ReceiveChain!);
+            Skipped.Add(new($"{Convert.ToHexString(TheirRatchetPublic)}:{ReceiveCount}", key));
+            ReceiveChain = chain;
+            ReceiveCount++;
+        }
+        if (Skipped.Count > MaxSkip) Skipped.RemoveRange(0, Skipped.Count - MaxSkip);
+    }
+
+    public RatchetSession Clone()
+    {
+        var copy = (RatchetSession)MemberwiseClone();
+        copy.Skipped = [.. Skipped];
+        return copy;
+    }
+
+    private void CopyFrom(RatchetSession other)
+    {
+        RootKey = other.RootKey;
+        OwnRatchetPrivate = other.OwnRatchetPrivate;
+        TheirRatchetPublic = other.TheirRatchetPublic;
+        SendChain = other.SendChain;
+        ReceiveChain = other.ReceiveChain;
+        SendCount = other.SendCount;
+        ReceiveCount = other.ReceiveCount;
+        PreviousSendCount = other.PreviousSendCount;
+        Skipped = other.Skipped;
+    }
+}

@@ -1,0 +1,203 @@
+using Candor.Client.Omemo;
+using Candor.Client.Tests.Infrastructure;
+using Candor.Xml;
+using Candor.Xmpp;
+
+namespace Candor.Client.Tests;
+
+/// <summary>urn:xmpp:omemo:2 between Candor.Client instances over real sockets through an in-process Candor (PEP).</summary>
+public sealed class OmemoTests(CandorFixture server) : IClassFixture<CandorFixture>
+{
+    private sealed record Device(XmppClient Client, OmemoClient Omemo, EventLog Events, List<string> Notices, OmemoStateFile File) : IAsyncDisposable
+    {
+        public async Task<Element> NextEncryptedAsync() =>
+            (await Events.WaitAsync<ChatMessage>(m => m.Stanza.GetChild("encrypted", OmemoClient.Namespace) is not null
+                && m.Stanza.GetChild("encrypted", OmemoClient.Namespace)!.GetChild("payload", OmemoClient.Namespace) is not null
+                && !Seen.Contains(m.Stanza.Id() ?? ""))).Stanza.Also(s => Seen.Add(s.Id() ?? ""));
+
+        public HashSet<string> Seen { get; } = [];
+
+        public ValueTask DisposeAsync() => Client.DisposeAsync();
+    }
+
+    private async Task<Device> DeviceAsync(Jid jid, string password, string? directory = null, string? passphrase = null)
+    {
+        directory ??= Directory.CreateTempSubdirectory("candor-omemo-").FullName;
+        var client = await server.ConnectAsync(jid, password);
+        var events = new EventLog(client);
+        await client.SendPresenceAsync();
+        var file = new OmemoStateFile(Path.Combine(directory, "state"), passphrase, Path.Combine(directory, "key"));
+        var omemo = new OmemoClient(client, file);
+        var notices = new List<string>();
+        omemo.Notice += n => { lock (notices) notices.Add(n); };
+        await omemo.StartAsync();
+        return new Device(client, omemo, events, notices, file);
+    }
+
+    private static async Task<string> SendAsync(Device from, Device to, string text)
+    {
+        var message = await from.Omemo.EncryptAsync(to.Client.BoundJid!.Bare, text);
+        await from.Client.SendAsync(message);
+        return message.Id()!;
+    }
+
+    private static async Task<OmemoDecrypted> ReceiveAsync(Device at) => (await at.Omemo.DecryptAsync(await at.NextEncryptedAsync()))!;
+
+    [Fact]
+    public async Task Messages_decrypt_both_ways_and_the_state_survives_a_restart_sealed_with_a_passphrase()
+    {
+        var (a, pa) = await server.CreateUserAsync("alice");
+        var (b, pb) = await server.CreateUserAsync("bob");
+        var bobDirectory = Directory.CreateTempSubdirectory("candor-omemo-").FullName;
+        await using var alice = await DeviceAsync(a, pa);
+        var bob = await DeviceAsync(b, pb, bobDirectory, "correct horse");
+        Assert.Equal([bob.Omemo.DeviceId], await alice.Omemo.DeviceListAsync(b));
+
+        await SendAsync(alice, bob, "hello bob — ünïcödé");
+        var first = await ReceiveAsync(bob);
+        Assert.Null(first.Error);
+        Assert.Equal("hello bob — ünïcödé", first.Body);
+        Assert.Equal(alice.Omemo.DeviceId, first.SenderDevice);
+        Assert.Equal(Trust.Blind, first.Trust);
+        Assert.Contains(bob.Notices, n => n.Contains($"new OMEMO device of {a}") && n.Contains(alice.Omemo.Fingerprint));
+
+        await SendAsync(bob, alice, "hello alice");
+        Assert.Equal("hello alice", (await ReceiveAsync(alice)).Body);
+
+        // Bob restarts: the sealed state comes back with the passphrase, not without it, and the session goes on.
+        var bobId = bob.Omemo.DeviceId;
+        await bob.DisposeAsync();
+        Assert.DoesNotContain("hello", File.ReadAllText(Path.Combine(bobDirectory, "state")));
+        Assert.Throws<OmemoException>(() => new OmemoStateFile(Path.Combine(bobDirectory, "state"), "wrong", Path.Combine(bobDirectory, "key")).LoadOrCreate());
+        await using var bob2 = await DeviceAsync(b, pb, bobDirectory, "correct horse");
+        Assert.Equal(bobId, bob2.Omemo.DeviceId);
+        for (var i = 0; i < 3; i++)
+        {
+            await SendAsync(alice, bob2, $"after restart {i}");
+            Assert.Equal($"after restart {i}", (await ReceiveAsync(bob2)).Body);
+        }
+        await SendAsync(bob2, alice, "back");
+        Assert.Equal("back", (await ReceiveAsync(alice)).Body);
+    }
+
+    [Fact]
+    public async Task Keys_go_to_every_device_of_the_recipient_and_to_the_senders_other_devices()
+    {
+        var (a, pa) = await server.CreateUserAsync("alice");
+        var (b, pb) = await server.CreateUserAsync("bob");
+        await using var alice1 = await DeviceAsync(a, pa);
+        await using var alice2 = await DeviceAsync(a, pa);
+        await using var bob1 = await DeviceAsync(b, pb);
+        await using var bob2 = await DeviceAsync(b, pb);
+        var message = await alice1.Omemo.EncryptAsync(b, "to all of you");
+        var header = message.GetChild("encrypted", OmemoClient.Namespace)!.GetChild("header", OmemoClient.Namespace)!;
+        string[] Rids(Jid j) => header.Elements.Single(k => k.GetAttribute("jid") == j.ToString()).Elements.Select(k => k.GetAttribute("rid")!).Order().ToArray();
+        Assert.Equal(new[] { bob1.Omemo.DeviceId, bob2.Omemo.DeviceId }.Select(d => d.ToString()).Order(), Rids(b));
+        Assert.Equal([alice2.Omemo.DeviceId.ToString()], Rids(a));
+        foreach (var reader in new[] { bob2, alice2 })
+        {
+            var read = (await reader.Omemo.DecryptAsync(message.Clone().Also(m => m.SetAttribute("from", alice1.Client.BoundJid!.ToString()))))!;
+            Assert.True(read.Body == "to all of you", read.Error);
+        }
+    }
+
+    [Fact]
+    public async Task Tampering_replay_another_devices_message_and_an_unknown_pre_key_are_reported_and_the_session_goes_on()
+    {
+        var (a, pa) = await server.CreateUserAsync("alice");
+        var (b, pb) = await server.CreateUserAsync("bob");
+        await using var alice = await DeviceAsync(a, pa);
+        await using var bob = await DeviceAsync(b, pb);
+        await SendAsync(alice, bob, "one");
+        var one = await bob.NextEncryptedAsync();
+        Assert.Equal("one", (await bob.Omemo.DecryptAsync(one))!.Body);
+
+        // Replay: the same stanza again.
+        var replay = await bob.Omemo.DecryptAsync(one.Clone());
+        Assert.Contains("already decrypted", replay!.Error);
+
+        // Tampered payload (one bit of the ciphertext flipped), then a tampered key (the ratchet message).
+        await SendAsync(alice, bob, "two");
+        var two = await bob.NextEncryptedAsync();
+        var tampered = two.Clone();
+        var payload = tampered.GetChild("encrypted", OmemoClient.Namespace)!.GetChild("payload", OmemoClient.Namespace)!;
+        var bytes = Convert.FromBase64String(payload.Text);
+        bytes[^1] ^= 1;
+        payload.ClearChildren();
+        payload.AddText(Convert.ToBase64String(bytes));
+        Assert.Contains("payload's authentication tag", (await bob.Omemo.DecryptAsync(tampered))!.Error);
+        var tamperedKey = two.Clone();
+        var key = tamperedKey.GetChild("encrypted", OmemoClient.Namespace)!.GetChild("header", OmemoClient.Namespace)!.Elements.First().Elements.First();
+        var keyBytes = Convert.FromBase64String(key.Text);
+        keyBytes[^3] ^= 0x40;
+        key.ClearChildren();
+        key.AddText(Convert.ToBase64String(keyBytes));
+        Assert.NotNull((await bob.Omemo.DecryptAsync(tamperedKey))!.Error);
+        // The untampered message still decrypts: the failures did not move the ratchet.
+        Assert.Equal("two", (await bob.Omemo.DecryptAsync(two))!.Body);
+
+        // A message whose header has no key for this device.
+        var other = two.Clone();
+        foreach (var k in other.GetChild("encrypted", OmemoClient.Namespace)!.GetChild("header", OmemoClient.Namespace)!.Elements.First().Elements)
+            k.SetAttribute("rid", (bob.Omemo.DeviceId ^ 0x55).ToString());
+        Assert.Contains("not encrypted for this device", (await bob.Omemo.DecryptAsync(other))!.Error);
+
+        // A key exchange naming a pre-key bob does not have (a third party's session from a doctored bundle).
+        var (c, pc) = await server.CreateUserAsync("carol");
+        await using var carol = await DeviceAsync(c, pc);
+        var bundle = await carol.Omemo.BundleAsync(b, bob.Omemo.DeviceId);
+        var doctored = bundle with { PreKeys = bundle.PreKeys.ToDictionary(p => p.Key + 100_000, p => p.Value) };
+        var session = RatchetSession.Initiate(carol.Omemo.State.Device, doctored);
+        carol.Omemo.State.Sessions[OmemoState.SessionKey(b.ToString(), bob.Omemo.DeviceId)] = session;
+        carol.Omemo.State.Learn(b.ToString(), bob.Omemo.DeviceId, bundle.IdentityKey);
+        await SendAsync(carol, bob, "from a doctored bundle");
+        var unknown = await ReceiveAsync(bob);
+        Assert.Contains("does not have", unknown.Error);
+        Assert.Null(unknown.Body);
+
+        // And alice's session still works after all of this.
+        await SendAsync(alice, bob, "three");
+        Assert.Equal("three", (await ReceiveAsync(bob)).Body);
+        await SendAsync(bob, alice, "reply");
+        Assert.Equal("reply", (await ReceiveAsync(alice)).Body);
+    }
+
+    [Fact]
+    public async Task Trust_is_blind_until_a_device_is_verified_then_new_devices_wait_for_a_decision()
+    {
+        var (a, pa) = await server.CreateUserAsync("alice");
+        var (b, pb) = await server.CreateUserAsync("bob");
+        await using var alice = await DeviceAsync(a, pa);
+        await using var bob1 = await DeviceAsync(b, pb);
+        await alice.Omemo.EncryptAsync(b, "x");
+        Assert.Equal(Trust.Blind, alice.Omemo.State.TrustOf(b.ToString(), bob1.Omemo.DeviceId));
+        alice.Omemo.SetTrust(b.ToString(), bob1.Omemo.DeviceId, Trust.Verified);
+        await using var bob2 = await DeviceAsync(b, pb);
+        var message = await alice.Omemo.EncryptAsync(b, "y");
+        Assert.Equal(Trust.Undecided, alice.Omemo.State.TrustOf(b.ToString(), bob2.Omemo.DeviceId));
+        Assert.Contains(alice.Notices, n => n.Contains($"new OMEMO device of {b}: {bob2.Omemo.DeviceId}") && n.Contains("undecided"));
+        var rids = message.GetChild("encrypted", OmemoClient.Namespace)!.GetChild("header", OmemoClient.Namespace)!.Elements
+            .Single(k => k.GetAttribute("jid") == b.ToString()).Elements.Select(k => k.GetAttribute("rid")!).ToArray();
+        Assert.Equal([bob1.Omemo.DeviceId.ToString()], rids);
+        alice.Omemo.SetTrust(b.ToString(), bob1.Omemo.DeviceId, Trust.Distrusted);
+        await Assert.ThrowsAsync<OmemoException>(() => alice.Omemo.EncryptAsync(b, "z"));
+    }
+
+    [Fact]
+    public void Fingerprints_are_the_X25519_form_of_the_identity_in_groups_of_eight()
+    {
+        var device = OwnDevice.Create();
+        var fingerprint = OmemoState.Fingerprint(device.IdentityPublic);
+        Assert.Matches("^([0-9a-f]{8} ){7}[0-9a-f]{8}$", fingerprint);
+        Assert.True(OmemoState.SameFingerprint(fingerprint, fingerprint.Replace(" ", "").ToUpperInvariant()));
+    }
+}
+
+internal static class Fluent
+{
+    public static T Also<T>(this T value, Action<T> action)
+    {
+        action(value);
+        return value;
+    }
+}

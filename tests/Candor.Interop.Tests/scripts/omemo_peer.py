@@ -1,0 +1,95 @@
+#!/usr/bin/python3
+"""A python-omemo (twomemo, urn:xmpp:omemo:2) peer for Candor's own client, over slixmpp (see omemo_clients.py).
+
+    /usr/bin/python3 omemo_peer.py HOST PORT JID PASSWORD receive-then-reply --peer CANDOR_JID --expect TEXT --reply TEXT --go FILE
+        Publishes its device, prints READY, decrypts the next message with content from CANDOR_JID (it must be TEXT:
+        Candor started the session), then once FILE exists encrypts TEXT back.
+
+    /usr/bin/python3 omemo_peer.py HOST PORT JID PASSWORD send-first --peer CANDOR_JID --expect TEXT --reply TEXT --go FILE
+        Publishes its device, prints READY, once FILE exists encrypts --reply to CANDOR_JID (python-omemo starts the
+        session from Candor's bundle), then decrypts the next message with content from CANDOR_JID (it must be TEXT).
+
+Prints one line per step; exits 0 on success, 1 naming the failed step.
+"""
+
+import argparse
+import asyncio
+import os
+import sys
+
+sys.dont_write_bytecode = True
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import StepFailed, bare, run, say  # noqa: E402
+from omemo_clients import SCE, TWO, OmemoClient, twomemo  # noqa: E402
+from slixmpp.xmlstream import ET  # noqa: E402
+
+
+async def receive(step, client, sender, timeout):
+    """The next twomemo message with a payload from sender, decrypted to its SCE body."""
+    while True:
+        m = await client.wait_stanza(step, "message", lambda s: s["from"].bare == sender
+                                     and s.xml.find(f"{{{TWO}}}encrypted") is not None, timeout,
+                                     f"an omemo:2 message from {sender}")
+        message = twomemo.etree.parse_message(m.xml.find(f"{{{TWO}}}encrypted"), sender)
+        plaintext, device, _ = await client.manager.decrypt(message)
+        if plaintext is not None:
+            envelope = ET.fromstring(plaintext)
+            claimed = envelope.find(f"{{{SCE}}}from")
+            if claimed is None or bare(claimed.get("jid")) != sender:
+                raise StepFailed(f"{step}: the envelope's from is {None if claimed is None else claimed.get('jid')}")
+            return envelope.find(f"{{{SCE}}}content/{{jabber:client}}body").text, device.device_id
+
+
+async def wait_for_file(step, path, timeout):
+    for _ in range(int(timeout * 10)):
+        if os.path.exists(path):
+            return
+        await asyncio.sleep(0.1)
+    raise StepFailed(f"{step}: {path} did not appear")
+
+
+async def main(args):
+    t = args.timeout
+    b = OmemoClient("python-omemo", args.jid, args.password, args.host, args.port)
+    await b.login("1 log in", t)
+    device = await asyncio.wait_for(b.start_omemo(), t)
+    say(f"READY device {device}")
+    peer = bare(args.peer)
+    if args.mode == "receive-then-reply":
+        got, sender_device = await receive("2 decrypt the message Candor encrypted", b, peer, t)
+        if got != args.expect:
+            raise StepFailed(f"2: decrypted {got!r}, expected {args.expect!r}")
+        say(f"GOT {got!r} from device {sender_device}")
+        await wait_for_file("3 wait for Candor to listen", args.go, t)
+        await asyncio.wait_for(b.encrypt_to(peer, args.reply, TWO), t)
+        say("SENT reply")
+    else:
+        await wait_for_file("2 wait for Candor to listen", args.go, t)
+        await asyncio.wait_for(b.encrypt_to(peer, args.reply, TWO), t)
+        say("SENT first")
+        got, sender_device = await receive("3 decrypt Candor's answer", b, peer, t)
+        if got != args.expect:
+            raise StepFailed(f"3: decrypted {got!r}, expected {args.expect!r}")
+        say(f"GOT {got!r} from device {sender_device}")
+    await asyncio.sleep(1)
+    await b.logout("4 log out", t)
+
+
+def parse_args():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("host")
+    p.add_argument("port", type=int)
+    p.add_argument("jid")
+    p.add_argument("password")
+    p.add_argument("mode", choices=["receive-then-reply", "send-first"])
+    p.add_argument("--peer", required=True)
+    p.add_argument("--expect", required=True)
+    p.add_argument("--reply", required=True)
+    p.add_argument("--go", required=True)
+    p.add_argument("--timeout", type=float, default=30.0)
+    return p.parse_args()
+
+
+if __name__ == "__main__":
+    arguments = parse_args()
+    run(lambda: main(arguments))
