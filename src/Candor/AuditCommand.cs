@@ -52,28 +52,26 @@ internal static class AuditCommand
     {
         var common = new CommonOptions();
         var output = new Option<string>("--out") { Description = "The file to write (JSON Lines)", Required = true };
-        var command = new Command("export", "Write the log as JSON Lines: each entry with its leaf hash, each signed head after the entries it covers, a fresh head last");
+        var command = new Command("export", "Write the log as JSON Lines: each entry with its leaf hash, then the signed tree head over them");
         command.Add(output);
         common.AddTo(command);
         command.SetAction(parse => Run(parse, common, options =>
         {
             var log = OpenLog(options);
             log.SignHeadIfGrown();
+            var snapshot = log.Snapshot().ToList();
+            // There is one: SignHeadIfGrown signs the first head even of an empty log.
+            var head = snapshot.Last(item => item.Head is not null).Head!;
             var path = parse.GetValue(output)!;
             using var file = new StreamWriter(path, append: false, new UTF8Encoding(false));
-            long entries = 0, heads = 0;
-            foreach (var (_, text, head) in log.Snapshot())
+            var entries = 0L;
+            foreach (var (_, text, _) in snapshot.Where(item => item.Entry is not null).Take((int)head.Size))
             {
-                using var buffer = new MemoryStream();
-                using (var json = new Utf8JsonWriter(buffer, AuditEntry.JsonOptions))
-                {
-                    if (head is not null) { head.Write(json); heads++; }
-                    else { AuditLog.ParseEntry(text!).Write(json, leafHash: true); entries++; }
-                }
-                file.Write(Encoding.UTF8.GetString(buffer.ToArray()));
-                file.Write('\n');
+                WriteLine(file, json => AuditLog.ParseEntry(text!).Write(json, leafHash: true));
+                entries++;
             }
-            Console.WriteLine($"Wrote {entries} entries and {heads} signed heads to {path}.");
+            WriteLine(file, head.Write);
+            Console.WriteLine($"Wrote {entries} entries and the signed tree head over them to {path}.");
             return ExitCodes.Ok;
         }));
         return command;
@@ -174,6 +172,14 @@ internal static class AuditCommand
             }
         });
         return command;
+    }
+
+    private static void WriteLine(StreamWriter file, Action<Utf8JsonWriter> write)
+    {
+        using var buffer = new MemoryStream();
+        using (var json = new Utf8JsonWriter(buffer, AuditEntry.JsonOptions)) write(json);
+        file.Write(Encoding.UTF8.GetString(buffer.ToArray()));
+        file.Write('\n');
     }
 
     private static AuditLog OpenLog(ServerOptions options)
