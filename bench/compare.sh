@@ -7,6 +7,9 @@
 # Candor runs from a Release build with --allow-plaintext (the harness logs in with PLAIN; with XB_TLS=1 it
 # uses STARTTLS) and --allow-registration (the harness registers u1..uN from loopback), logging at Warning.
 # The table is printed and, with --write, appended to docs/PERFORMANCE.md with the exact command.
+# Candor archives like the peers: every message for both ends with XB_MAM=1 (ArchiveDefault always), nothing
+# otherwise (never). CANDOR_ARCHIVE_BOTH=1 adds the other case as a second target to the same run
+# ("candor-noarchive" with XB_MAM=1, "candor-archive" without).
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 HARNESS=${XB_HARNESS:-$ROOT/../shared/xmpp-bench}
@@ -27,22 +30,34 @@ done
 command -v prosody >/dev/null && command -v ejabberdctl >/dev/null || "$HARNESS/peers.sh" install
 dotnet build "$ROOT/src/Candor" -c Release -o "$XB_RUN/candor-bin" >/dev/null
 
-state="$XB_RUN/candor"
-mkdir -p "$state"
-export XB_START_candor="${XB_SERVER_CPUS:+taskset -c $XB_SERVER_CPUS} dotnet $XB_RUN/candor-bin/candor.dll serve \
-  --data $state/data --bind 127.0.0.1 --c2s-port $PORT --tls-port -1 --http-port -1 \
+targets=()
+# candor_target NAME PORT ARCHIVE_DEFAULT: a Candor with its own data directory, restarted before each scenario.
+candor_target() {
+    local name=$1 port=$2 archive=$3 state="$XB_RUN/$1"
+    mkdir -p "$state"
+    export "XB_START_${name//-/_}=CANDOR__ArchiveDefault=$archive ${XB_SERVER_CPUS:+taskset -c $XB_SERVER_CPUS} dotnet $XB_RUN/candor-bin/candor.dll serve \
+  --data $state/data --bind 127.0.0.1 --c2s-port $port --tls-port -1 --http-port -1 --https-port -1 \
   --allow-plaintext --allow-registration --log-level Warning >$state/log 2>&1 & echo \$! >$state/pid"
-export XB_STOP_candor="kill \$(cat $state/pid) 2>/dev/null; while kill -0 \$(cat $state/pid) 2>/dev/null; do sleep 0.1; done"
+    export "XB_STOP_${name//-/_}=kill \$(cat $state/pid) 2>/dev/null; while kill -0 \$(cat $state/pid) 2>/dev/null; do sleep 0.1; done"
+    targets+=("$name=127.0.0.1:$port:cat $state/pid")
+}
+if [ "${XB_MAM:-0}" = 1 ]; then
+    candor_target candor "$PORT" always
+    [ -z "${CANDOR_ARCHIVE_BOTH:-}" ] || candor_target candor-noarchive $((PORT + 1)) never
+else
+    candor_target candor "$PORT" never
+    [ -z "${CANDOR_ARCHIVE_BOTH:-}" ] || candor_target candor-archive $((PORT + 1)) always
+fi
 
 out="$XB_RUN/results/candor-$(date +%Y%m%d-%H%M%S)"
-XB_OUT=$out "$HARNESS/compare.sh" "${peers[@]}" "candor=127.0.0.1:$PORT:cat $state/pid"
+XB_OUT=$out "$HARNESS/compare.sh" "${peers[@]}" "${targets[@]}"
 
 if [ "$write" = 1 ]; then
     {
         echo
         echo "### Run of $(date -u +%Y-%m-%d) ($(nproc) cores, $(awk '/MemTotal/{printf "%.0f GiB", $2/1048576}' /proc/meminfo))"
         echo
-        echo "Command: \`$(env | grep -E '^XB_(TLS|PIN|REPEAT|AUTH|IDLE_CONNS|TP_DURATION|LAT_DURATION)=' | tr '\n' ' ')bench/compare.sh ${peers[*]}\`"
+        echo "Command: \`$(env | grep -E '^(XB_(TLS|PIN|REPEAT|AUTH|MAM|IDLE_CONNS|TP_DURATION|TP_WINDOW|LAT_DURATION|LAT_RATE)|CANDOR_ARCHIVE_BOTH)=' | tr '\n' ' ')bench/compare.sh ${peers[*]}\`"
         echo
         echo '```'
         cat "$out/settings.txt"

@@ -19,6 +19,7 @@ internal static class UserCommand
         command.Add(Remove());
         command.Add(List());
         command.Add(Sessions());
+        command.Add(PurgeArchive());
         return command;
     }
 
@@ -78,6 +79,24 @@ internal static class UserCommand
             Console.WriteLine($"Removed {full}.");
             return ExitCodes.Ok;
         }, AuditActions.AccountRemoved));
+        return command;
+    }
+
+    private static Command PurgeArchive()
+    {
+        var common = new CommonOptions();
+        var jid = new Argument<string>("JID");
+        var command = new Command("purge-archive", "Delete an account's message archive (a running server announces it to the account)");
+        command.Add(jid);
+        common.AddTo(command);
+        command.SetAction(parse => Run(parse, common, parse.GetValue(jid)!, async (accounts, user, full) =>
+        {
+            if (!await accounts.ExistsAsync(user)) return Fail(ExitCodes.NotFound, $"no such user: {full}");
+            var deleted = await accounts.Storage.OpenArchive(Candor.Server.Modules.Archive.ArchiveModule.StoreName).DeleteAsync(user);
+            await new OperatorChanges(accounts.Storage).RecordAsync(user, OperatorChange.ArchivePurged);
+            Console.WriteLine($"Deleted {deleted} archived messages of {full}.");
+            return ExitCodes.Ok;
+        }));
         return command;
     }
 

@@ -32,6 +32,29 @@ public sealed class SlixmppTests(ITestOutputHelper output)
     }
 
     /// <summary>
+    /// scripts/mam_paging.py: slixmpp's xep_0313 plugin pages through an archive of 65 messages forward (RSM after) and
+    /// backward (RSM before) in pages of 25, and filters it by 'with' and by start and end time.
+    /// </summary>
+    [Fact]
+    public async Task Mam_pages_through_the_archive_both_ways_and_filters_by_with_and_time()
+    {
+        await Tools.RequireSlixmppAsync();
+        await using var server = await CandorServer.StartAsync(output);
+        foreach (var name in new[] { "alice", "bob", "carol" })
+            await server.AddUserAsync($"{name}@localhost", "pw-" + name);
+
+        var result = await ChildProcess.RunAsync(Tools.Python,
+            [Tools.Script("mam_paging.py"), CandorServer.Host, server.C2sPort.ToString(), CandorServer.Domain, "pw-",
+             "--count", "60", "--page", "25", "--timeout", "20"],
+            TimeSpan.FromMinutes(4));
+
+        output.WriteLine(result.Describe());
+        Assert.True(result.Succeeded, $"mam_paging.py failed\n{result.Describe()}\n{server.Transcript}");
+        Assert.Contains("4 backward: ok", result.Output);
+        Assert.Contains("PASS", result.Output);
+    }
+
+    /// <summary>
     /// scripts/channel_binding.py: slixmpp chooses its own mechanism. It binds -PLUS with tls-unique only and
     /// ignores XEP-0440, so each -PLUS attempt must fail at once with &lt;malformed-request/&gt; naming RFC 5802's
     /// unsupported-channel-binding-type, and the login then succeed with plain SCRAM on the same stream.

@@ -1,5 +1,6 @@
 using Candor.Client;
 using Candor.Interop.Tests.Infrastructure;
+using Candor.Xml;
 using Candor.Xmpp;
 using Xunit.Abstractions;
 
@@ -75,6 +76,42 @@ public sealed class UserCommandTests(ITestOutputHelper output)
         Assert.Equal("not-authorized", Assert.IsType<XmppStreamErrorException>(removed).Condition);
         await next.DisposeAsync();
     }
+
+    [Fact]
+    public async Task Purge_archive_beside_a_running_server_empties_the_archive_and_is_announced_to_the_account()
+    {
+        await using var server = await CandorServer.StartAsync(output);
+        await server.AddUserAsync("una@localhost", "una-secret");
+        await server.AddUserAsync("vic@localhost", "vic-secret");
+        await using var una = await ConnectAsync(server, "una@localhost/desk", "una-secret");
+        await using var vic = await ConnectAsync(server, "vic@localhost/desk", "vic-secret");
+        var announced = new TaskCompletionSource<ChatMessage>(TaskCreationOptions.RunContinuationsAsynchronously);
+        var received = 0;
+        una.EventReceived += e =>
+        {
+            if (e is not ChatMessage { Body: { } body } message) return;
+            if (message.From is { Local: null } && body.Contains("operator deleted your message archive", StringComparison.Ordinal)) announced.TrySetResult(message);
+            else if (body.StartsWith("kept ", StringComparison.Ordinal)) Interlocked.Increment(ref received);
+        };
+        foreach (var i in new[] { 1, 2, 3 }) await vic.SendMessageAsync(una.BoundJid!.Bare, $"kept {i}", requestReceipt: false);
+        var waited = System.Diagnostics.Stopwatch.StartNew();
+        while (Volatile.Read(ref received) < 3 && waited.Elapsed < Timeout) await Task.Delay(20);
+        var before = (await MetadataAsync(una)).Elements.ToList();
+        Assert.Equal(["start", "end"], before.Select(e => e.Name));
+
+        AssertOneLineError(await server.RunCliAsync("user", "purge-archive", "nobody@localhost"), 4, "no such user");
+        var purge = await server.RunCliAsync("user", "purge-archive", "una@localhost");
+        Assert.True(purge.Succeeded, purge.Describe());
+        Assert.Contains("Deleted 3 archived messages of una@localhost", purge.Output);
+        Assert.Contains("Copies your clients keep are not affected", (await announced.Task.WaitAsync(Timeout)).Body);
+        Assert.Empty((await MetadataAsync(una)).Elements);
+        // The correspondent's own copies are not the operator's target.
+        Assert.Equal(2, (await MetadataAsync(vic)).Elements.Count());
+    }
+
+    private static async Task<Element> MetadataAsync(XmppClient client) =>
+        (await client.IqAsync(new Element("iq", Ns.Client).SetAttribute("type", "get").Add(new Element("metadata", "urn:xmpp:mam:2"))))
+        .GetChild("metadata", "urn:xmpp:mam:2")!;
 
     /// <summary>A connected, available client; <paramref name="notice"/> gets <see cref="NoticeAsync"/>, watched from before the login.</summary>
     private static async Task<XmppClient> ConnectAsync(CandorServer server, string jid, string password, Action<Task<ChatMessage>>? notice = null)

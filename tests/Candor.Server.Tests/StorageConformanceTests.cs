@@ -102,6 +102,45 @@ public abstract class StorageConformanceTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Archive_batches_keep_keys_order_and_filters_count_delete_and_expire()
+    {
+        var archive = Storage.OpenArchive("mam");
+        var t0 = new DateTimeOffset(2026, 1, 1, 0, 0, 0, TimeSpan.Zero);
+        await archive.AppendBatchAsync(
+        [
+            new ArchiveEntry("alice", "a1", t0, "bob@x", "one"),
+            new ArchiveEntry("bob", "b1", t0, "alice@x", "for bob"),
+            new ArchiveEntry("alice", "a2", t0.AddMinutes(1), "carol@x", "two"),
+            new ArchiveEntry("alice", "a3", t0.AddMinutes(2), "bob@x", "three"),
+        ]);
+        await archive.AppendBatchAsync([]);
+        var all = await archive.QueryAsync("alice", ArchiveQuery.All);
+        Assert.Equal(["a1", "a2", "a3"], all.Select(i => i.Key));
+        Assert.Equal(["three", "two"], (await archive.QueryAsync("alice", new ArchiveQuery { Newest = true, Limit = 2 })).Select(i => i.Value));
+        Assert.Equal(["one", "three"], (await archive.QueryAsync("alice", new ArchiveQuery { Keys = ["a3", "a1", "b1", "zz"] })).Select(i => i.Value));
+        Assert.Empty(await archive.QueryAsync("alice", new ArchiveQuery { Keys = [] }));
+        Assert.Equal(2, await archive.CountAsync("alice", new ArchiveQuery { With = "bob@x", Limit = 1 }));
+        Assert.Equal(1, await archive.CountAsync("alice", new ArchiveQuery { With = "bob@x", AfterId = all[0].Id }));
+        Assert.Equal(2, await archive.CountAsync("alice", new ArchiveQuery { Start = t0.AddMinutes(1) }));
+        Assert.Equal(3, await archive.CountAsync("alice"));
+        var plain = await archive.AppendAsync("alice", t0, "x", "no key");
+        Assert.Null((await archive.QueryAsync("alice", new ArchiveQuery { AfterId = plain - 1 }))[0].Key);
+
+        Assert.Equal(3, await archive.DeleteOlderThanAsync(t0.AddMinutes(1)));
+        Assert.Equal(["two", "three"], (await archive.QueryAsync("alice", ArchiveQuery.All)).Select(i => i.Value));
+        Assert.Equal(0, await archive.CountAsync("bob"));
+        Assert.Equal(2, await archive.DeleteAsync("alice"));
+        Assert.Equal(0, await archive.CountAsync("alice"));
+        Assert.Equal(0, await archive.DeleteAsync("alice"));
+
+        // A large batch (the SQLite backend writes several rows per statement) keeps every row and its order.
+        var many = Enumerable.Range(0, 150).Select(i => new ArchiveEntry(i % 2 == 0 ? "erin" : "fay", $"m{i}", t0.AddSeconds(i), "x@y", $"v{i}")).ToList();
+        await archive.AppendBatchAsync(many);
+        Assert.Equal(many.Where(e => e.User == "erin").Select(e => e.Key), (await archive.QueryAsync("erin", ArchiveQuery.All)).Select(i => i.Key));
+        Assert.Equal(many.Where(e => e.User == "fay").Select(e => (e.Value, e.When)), (await archive.QueryAsync("fay", ArchiveQuery.All)).Select(i => (i.Value, i.When)));
+    }
+
+    [Fact]
     public async Task Take_removes_what_it_returns_and_leaves_the_rest()
     {
         var archive = Storage.OpenArchive("offline");

@@ -1,5 +1,6 @@
 using Candor.Server.Core;
 using Candor.Server.Storage;
+using Candor.Xml;
 using Candor.Xmpp;
 using Microsoft.Extensions.Logging;
 
@@ -9,13 +10,14 @@ public enum OperatorChange
 {
     PasswordChanged,
     Removed,
+    ArchivePurged,
 }
 
 /// <summary>
 /// Account changes the operator makes beside a running server: <c>candor user passwd|remove</c> write the
 /// database directly and queue the change here; the server polls the queue and does what the change means for
 /// live sessions, as it does for the same change made in band (the password change is announced and ends the
-/// sessions, a removed account's sessions end).
+/// sessions, a removed account's sessions end, a purged message archive is announced).
 /// </summary>
 public sealed class OperatorChanges(IStorage storage)
 {
@@ -35,12 +37,15 @@ public sealed class OperatorChanges(IStorage storage)
         return [.. items.Select(i => (i.With, Enum.Parse<OperatorChange>(i.Value)))];
     }
 
-    /// <summary>Applies queued changes until <paramref name="stopping"/>; changes queued while no server ran concern no session and are dropped at start.</summary>
+    /// <summary>Applies queued changes until <paramref name="stopping"/>; changes queued while no server ran concern no session and are
+    /// dropped at start, except archive purges, which are announced.</summary>
     public static async Task ApplyWhileRunningAsync(XmppServer server, CancellationToken stopping)
     {
         var changes = new OperatorChanges(server.Storage);
         var log = server.LoggerFactory.CreateLogger<OperatorChanges>();
-        await changes.TakeAllAsync();
+        // A purged archive is news to the account whenever it happened: the notice waits in offline storage.
+        foreach (var (user, change) in await changes.TakeAllAsync())
+            if (change == OperatorChange.ArchivePurged) await ApplyAsync(server, user, change);
         using var timer = new PeriodicTimer(PollInterval);
         try
         {
@@ -71,6 +76,14 @@ public sealed class OperatorChanges(IStorage storage)
                 break;
             case OperatorChange.Removed:
                 server.EndSessions(user, StreamErrors.NotAuthorized, "the account was removed");
+                break;
+            case OperatorChange.ArchivePurged:
+                // To the bare JID: the account's online clients see it now, or offline storage keeps it for the next login.
+                var notice = new Element("message", Ns.Client).SetAttribute("to", Jid.Create(user, server.Domain.Domain).ToString()).SetAttribute("type", "chat")
+                    .SetAttribute("id", "purge-" + Guid.NewGuid().ToString("N")[..12]);
+                notice.AddChild("body").AddText($"The operator deleted your message archive on this server at {XmppTime.FormatSeconds(DateTimeOffset.UtcNow)}. "
+                    + "Copies your clients keep are not affected.");
+                await server.SendAsync(notice);
                 break;
         }
     }

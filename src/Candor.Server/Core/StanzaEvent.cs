@@ -12,6 +12,8 @@ public sealed class StanzaEvent(XmppServer server, Session? origin, Element stan
     public Jid From { get; } = from;
     public Jid To { get; } = to;
     public string? Type => Stanza.Type();
+    /// <summary>The stanza-id under which the sender's own archive keeps this message, once archived (for sent carbons).</summary>
+    public string? SenderArchiveId { get; set; }
 
     /// <summary>Sends an error reply to the sender, unless the stanza is itself an error (RFC 6120 §8.3.1).</summary>
     public ValueTask ReplyErrorAsync(StanzaError error, string? text = null, Element? appCondition = null)

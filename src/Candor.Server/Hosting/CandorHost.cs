@@ -162,6 +162,7 @@ public sealed class CandorHost : IAsyncDisposable
         if (Interlocked.Exchange(ref _stopped, 1) != 0) return;
         await _app.StopAsync();
         await _operatorChanges;
+        await Server.Hooks.Stopping.FireAsync(Server);
         await _keyWatch;
         await _auditHeads;
         await Server.Audit.AppendAsync(AuditEntry.Actors.Server, AuditActions.ServerStopped, null);

@@ -21,8 +21,13 @@ public static class ModuleCatalog
     [
         new Policy.PolicyModule(),
         new Messages.MessageModule(),
+        new Carbons.CarbonsModule(),
+        new Blocking.BlockingModule(),
+        new StreamManagement.StreamManagementModule(),
+        new ClientState.ClientStateModule(),
         new Roster.RosterModule(),
         new Presence.PresenceModule(),
+        new Archive.ArchiveModule(),
         new Offline.OfflineModule(),
         new Disco.DiscoModule(),
         new Ping.PingModule(),
@@ -35,6 +40,8 @@ public static class ModuleCatalog
         new Clients.ClientsModule(),
         new AdHoc.AdHocModule(),
         new ServerChat.ServerChatModule(),
+        new Muc.MucModule(),
+        new Pep.PepModule(),
     ];
 
     public static void RegisterAll(XmppServer server)

@@ -297,6 +297,31 @@ internal sealed class SealedArchiveStore(SealedStorage sealing, IArchiveStore in
 
     public Task<int> CountAsync(string user) => inner.CountAsync(sealing.Hash(user));
 
+    /// <summary>Sealed entry by entry (on the caller's thread: the archive's writer, off the routing path); keys stay plain.</summary>
+    public Task AppendBatchAsync(IReadOnlyList<ArchiveEntry> entries)
+    {
+        var sealedEntries = new ArchiveEntry[entries.Count];
+        for (var i = 0; i < entries.Count; i++)
+        {
+            var entry = entries[i];
+            var hashedUser = sealing.Hash(entry.User);
+            var hashedWith = sealing.Hash(hashedUser, entry.With);
+            sealedEntries[i] = new ArchiveEntry(hashedUser, entry.Key, entry.When, hashedWith,
+                sealing.Seal(RecordShape.Archive, name, hashedUser, hashedWith, entry.With, entry.Value));
+        }
+        return inner.AppendBatchAsync(sealedEntries);
+    }
+
+    public Task<int> CountAsync(string user, ArchiveQuery query)
+    {
+        var hashedUser = sealing.Hash(user);
+        return inner.CountAsync(hashedUser, Hashed(hashedUser, query));
+    }
+
+    public Task<int> DeleteAsync(string user) => inner.DeleteAsync(sealing.Hash(user));
+
+    public Task<int> DeleteOlderThanAsync(DateTimeOffset before) => inner.DeleteOlderThanAsync(before);
+
     private ArchiveQuery Hashed(string hashedUser, ArchiveQuery query) =>
         query.With is { } with ? query with { With = sealing.Hash(hashedUser, with) } : query;
 

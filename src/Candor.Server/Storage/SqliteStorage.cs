@@ -42,7 +42,11 @@ public sealed partial class SqliteStorage : IStorage
         command.ExecuteNonQuery();
         command.CommandText = "PRAGMA user_version;";
         var version = Convert.ToInt32(command.ExecuteScalar());
-        if (version >= SchemaVersion) return;
+        if (version >= SchemaVersion)
+        {
+            AddArchiveKeys(connection);
+            return;
+        }
         using var transaction = connection.BeginTransaction();
         command.Transaction = transaction;
         command.CommandText = """
@@ -57,6 +61,23 @@ public sealed partial class SqliteStorage : IStorage
             """;
         command.ExecuteNonQuery();
         transaction.Commit();
+        AddArchiveKeys(connection);
+    }
+
+    /// <summary>
+    /// The caller-supplied item ids (XEP-0359 stanza-ids) of archive stores, added to databases made before them;
+    /// checked by column rather than by schema version, so that it composes with other migrations.
+    /// </summary>
+    private static void AddArchiveKeys(SqliteConnection connection)
+    {
+        using var command = connection.CreateCommand();
+        command.CommandText = "SELECT COUNT(*) FROM pragma_table_info('archive') WHERE name = 'key'";
+        if (Convert.ToInt32(command.ExecuteScalar()) > 0) return;
+        command.CommandText = """
+            ALTER TABLE archive ADD COLUMN key TEXT;
+            CREATE INDEX IF NOT EXISTS archive_by_key ON archive (store, user, key) WHERE key IS NOT NULL;
+            """;
+        command.ExecuteNonQuery();
     }
 
     public IKeyValueStore OpenKeyValue(string name) => new SqliteKeyValueStore(this, name);
@@ -194,24 +215,99 @@ internal sealed class SqliteArchiveStore(SqliteStorage storage, string name) : I
     public Task<IReadOnlyList<ArchiveItem>> TakeAsync(string user, ArchiveQuery query) =>
         Task.FromResult(Run(user, query, take: true));
 
-    public Task<int> CountAsync(string user)
+    public Task<int> CountAsync(string user) => CountAsync(user, ArchiveQuery.All);
+
+    public Task<int> CountAsync(string user, ArchiveQuery query)
     {
         using var connection = storage.Open();
         using var command = connection.CreateCommand();
-        command.CommandText = "SELECT COUNT(*) FROM archive WHERE store = $store AND user = $user";
-        command.Parameters.AddWithValue("$store", name);
-        command.Parameters.AddWithValue("$user", user);
+        command.CommandText = $"SELECT COUNT(*) FROM archive WHERE {Where(command, user, query)}";
         return Task.FromResult(Convert.ToInt32(command.ExecuteScalar()));
     }
 
-    private IReadOnlyList<ArchiveItem> Run(string user, ArchiveQuery query, bool take)
+    /// <summary>Rows per INSERT statement of a batch: binding and stepping one statement per row cost more than the row.</summary>
+    private const int RowsPerInsert = 64;
+
+    public Task AppendBatchAsync(IReadOnlyList<ArchiveEntry> entries)
     {
-        if (take && (query.With is not null || query.Start is not null || query.End is not null))
-            throw new NotSupportedException("TakeAsync supports id ranges and limits only.");
+        if (entries.Count == 0) return Task.CompletedTask;
         using var connection = storage.Open();
-        using var transaction = take ? connection.BeginTransaction(deferred: false) : null;
-        using var command = connection.CreateCommand();
+        using var transaction = connection.BeginTransaction();
+        SqliteCommand? full = null;
+        try
+        {
+            for (var first = 0; first < entries.Count; first += RowsPerInsert)
+            {
+                var rows = Math.Min(RowsPerInsert, entries.Count - first);
+                var command = rows == RowsPerInsert ? full ??= Insert(connection, transaction, rows) : Insert(connection, transaction, rows);
+                var parameters = command.Parameters;
+                for (var row = 0; row < rows; row++)
+                {
+                    var entry = entries[first + row];
+                    var p = 1 + row * 5;
+                    parameters[p].Value = entry.User;
+                    parameters[p + 1].Value = entry.Key;
+                    parameters[p + 2].Value = entry.When.ToUnixTimeMilliseconds();
+                    parameters[p + 3].Value = entry.With;
+                    parameters[p + 4].Value = entry.Value;
+                }
+                command.ExecuteNonQuery();
+                if (command != full) command.Dispose();
+            }
+        }
+        finally
+        {
+            full?.Dispose();
+        }
+        transaction.Commit();
+        return Task.CompletedTask;
+    }
+
+    /// <summary>An INSERT of <paramref name="rows"/> archive rows: $store, then user, key, at, with and value per row.</summary>
+    private SqliteCommand Insert(SqliteConnection connection, SqliteTransaction transaction, int rows)
+    {
+        var command = connection.CreateCommand();
         command.Transaction = transaction;
+        command.Parameters.AddWithValue("$store", name);
+        var values = new System.Text.StringBuilder("INSERT INTO archive (store, user, key, at, with_jid, value) VALUES ");
+        for (var row = 0; row < rows; row++)
+        {
+            if (row > 0) values.Append(", ");
+            values.Append($"($store, $u{row}, $k{row}, $a{row}, $w{row}, $v{row})");
+            command.Parameters.Add($"$u{row}", SqliteType.Text);
+            command.Parameters.Add($"$k{row}", SqliteType.Text);
+            command.Parameters.Add($"$a{row}", SqliteType.Integer);
+            command.Parameters.Add($"$w{row}", SqliteType.Text);
+            command.Parameters.Add($"$v{row}", SqliteType.Text);
+        }
+        command.CommandText = values.ToString();
+        command.Prepare();
+        return command;
+    }
+
+    public Task<int> DeleteAsync(string user)
+    {
+        using var connection = storage.Open();
+        using var command = connection.CreateCommand();
+        command.CommandText = "DELETE FROM archive WHERE store = $store AND user = $user";
+        command.Parameters.AddWithValue("$store", name);
+        command.Parameters.AddWithValue("$user", user);
+        return Task.FromResult(command.ExecuteNonQuery());
+    }
+
+    public Task<int> DeleteOlderThanAsync(DateTimeOffset before)
+    {
+        using var connection = storage.Open();
+        using var command = connection.CreateCommand();
+        command.CommandText = "DELETE FROM archive WHERE store = $store AND at < $before";
+        command.Parameters.AddWithValue("$store", name);
+        command.Parameters.AddWithValue("$before", before.ToUnixTimeMilliseconds());
+        return Task.FromResult(command.ExecuteNonQuery());
+    }
+
+    /// <summary>The WHERE clause of the query's filters, with its parameters added to <paramref name="command"/>.</summary>
+    private string Where(SqliteCommand command, string user, ArchiveQuery query)
+    {
         var where = "store = $store AND user = $user";
         command.Parameters.AddWithValue("$store", name);
         command.Parameters.AddWithValue("$user", user);
@@ -220,13 +316,39 @@ internal sealed class SqliteArchiveStore(SqliteStorage storage, string name) : I
         if (query.With is { } with) { where += " AND with_jid = $with"; command.Parameters.AddWithValue("$with", with); }
         if (query.AfterId is { } after) { where += " AND id > $after"; command.Parameters.AddWithValue("$after", after); }
         if (query.BeforeId is { } before) { where += " AND id < $before"; command.Parameters.AddWithValue("$before", before); }
+        if (query.Keys is { } keys)
+        {
+            var names = new List<string>(keys.Count);
+            foreach (var key in keys)
+            {
+                var parameter = "$k" + names.Count;
+                names.Add(parameter);
+                command.Parameters.AddWithValue(parameter, key);
+            }
+            where += names.Count == 0 ? " AND 0" : $" AND key IN ({string.Join(", ", names)})";
+        }
+        return where;
+    }
+
+    private IReadOnlyList<ArchiveItem> Run(string user, ArchiveQuery query, bool take)
+    {
+        if (take && (query.With is not null || query.Start is not null || query.End is not null || query.Keys is not null || query.Newest))
+            throw new NotSupportedException("TakeAsync supports id ranges and limits only.");
+        using var connection = storage.Open();
+        using var transaction = take ? connection.BeginTransaction(deferred: false) : null;
+        using var command = connection.CreateCommand();
+        command.Transaction = transaction;
+        var where = Where(command, user, query);
         var limit = query.Limit is { } l ? $" LIMIT {l}" : "";
-        command.CommandText = $"SELECT id, at, with_jid, value FROM archive WHERE {where} ORDER BY id{limit}";
+        command.CommandText = $"SELECT id, at, with_jid, value, key FROM archive WHERE {where} ORDER BY id{(query.Newest ? " DESC" : "")}{limit}";
         var items = new List<ArchiveItem>();
         using (var reader = command.ExecuteReader())
         {
             while (reader.Read())
-                items.Add(new(reader.GetInt64(0), DateTimeOffset.FromUnixTimeMilliseconds(reader.GetInt64(1)), reader.GetString(2), reader.GetString(3)));
+                items.Add(new(reader.GetInt64(0), DateTimeOffset.FromUnixTimeMilliseconds(reader.GetInt64(1)), reader.GetString(2), reader.GetString(3))
+                {
+                    Key = reader.IsDBNull(4) ? null : reader.GetString(4),
+                });
         }
         if (take && items.Count > 0)
         {

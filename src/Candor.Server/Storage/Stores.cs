@@ -32,7 +32,14 @@ public interface IMapStore
     Task<IReadOnlyDictionary<string, string>> GetAllAsync(string user);
 }
 
-public sealed record ArchiveItem(long Id, DateTimeOffset When, string With, string Value);
+public sealed record ArchiveItem(long Id, DateTimeOffset When, string With, string Value)
+{
+    /// <summary>The caller's unique id for the item (a XEP-0359 stanza-id), or null when appended without one.</summary>
+    public string? Key { get; init; }
+}
+
+/// <summary>An item to append with <see cref="IArchiveStore.AppendBatchAsync"/>: any account, with the caller's unique id.</summary>
+public sealed record ArchiveEntry(string User, string Key, DateTimeOffset When, string With, string Value);
 
 /// <summary>An ordered log per account, queried by time, correspondent and id.</summary>
 public interface IArchiveStore
@@ -42,6 +49,15 @@ public interface IArchiveStore
     /// <summary>Removes the matching items and returns them, atomically: two callers never both get one item.</summary>
     Task<IReadOnlyList<ArchiveItem>> TakeAsync(string user, ArchiveQuery query);
     Task<int> CountAsync(string user);
+
+    /// <summary>Appends the entries (of any accounts) in one transaction, in order: all or none are stored.</summary>
+    Task AppendBatchAsync(IReadOnlyList<ArchiveEntry> entries);
+    /// <summary>How many items match the query's filters (its <see cref="ArchiveQuery.Limit"/> and order ignored).</summary>
+    Task<int> CountAsync(string user, ArchiveQuery query);
+    /// <summary>Removes all of the account's items in this store; returns how many.</summary>
+    Task<int> DeleteAsync(string user);
+    /// <summary>Removes every account's items stored before <paramref name="before"/>; returns how many.</summary>
+    Task<int> DeleteOlderThanAsync(DateTimeOffset before);
 }
 
 public sealed record ArchiveQuery
@@ -52,6 +68,10 @@ public sealed record ArchiveQuery
     public long? AfterId { get; init; }
     public long? BeforeId { get; init; }
     public int? Limit { get; init; }
+    /// <summary>Only the items with these keys.</summary>
+    public IReadOnlyCollection<string>? Keys { get; init; }
+    /// <summary>Newest first, so that a limit takes the latest items.</summary>
+    public bool Newest { get; init; }
 
     public static ArchiveQuery All { get; } = new();
 }

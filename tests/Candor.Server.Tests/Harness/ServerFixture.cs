@@ -49,7 +49,7 @@ public class ServerFixture : IAsyncLifetime
         };
         Configure(options);
         _host = await CandorHost.StartAsync(options, announce: _ => { });
-        using var certificate = X509Certificate2.CreateFromPem(File.ReadAllText(Path.Combine(DataDirectory, "tls", "localhost.crt")));
+        using var certificate = X509Certificate2.CreateFromPem(File.ReadAllText(Path.Combine(options.DataDirectory, "tls", "localhost.crt")));
         Fingerprint = certificate.GetCertHashString(HashAlgorithmName.SHA256);
     }
 
@@ -112,6 +112,13 @@ public class ServerFixture : IAsyncLifetime
     public async Task StopAsync()
     {
         if (_host is not null) await _host.StopAsync();
+    }
+
+    /// <summary>Stops the server and starts it again on the same data directory (on new ports): what survives a restart.</summary>
+    public async Task RestartAsync()
+    {
+        await StopAsync();
+        await InitializeAsync();
     }
 
     public async Task DisposeAsync()

@@ -61,27 +61,9 @@ public sealed partial class PolicyModule : IModule
 
     private static async ValueTask<bool> FilterAsync(XmppServer server, PolicyService policy, ILogger logger, StanzaEvent ev)
     {
-        var matcher = policy.Current.Matcher;
-        if (matcher.IsEmpty) return false;
         // Errors quote the stanza they answer back to its sender; the server's own messages are not content.
         if (ev.Type == "error" || ev.From.Local is null && ev.From.Domain == server.Domain.Domain) return false;
-        if (IsEndToEndEncrypted(ev.Stanza)) return false;
-
-        PolicyMatches? matches = null;
-        foreach (var child in ev.Stanza.Elements)
-        {
-            if (child.Namespace != Ns.Client) continue;
-            var field = child.Name switch
-            {
-                "body" => PolicyFields.Body,
-                "subject" => PolicyFields.Subject,
-                _ => PolicyFields.None,
-            };
-            if (field != PolicyFields.None) matcher.Match(child.Text, field, ref matches);
-        }
-        if (matches is null) return false;
-        foreach (var rule in matches.TimedOut) Log.RegexTimedOut(logger, rule);
-        var refusing = await matcher.DecideAsync(matches, () => IsStrangerAsync(server, ev));
+        var refusing = await policy.RefusingRuleAsync(ev.Stanza, () => IsStrangerAsync(server, ev));
         if (refusing is null) return false;
         Log.Refused(logger, refusing.Id, ev.From.Bare, ev.To.Bare);
         await ev.ReplyErrorAsync(StanzaError.PolicyViolation, refusing.RejectionText);
@@ -141,7 +123,7 @@ public sealed partial class PolicyModule : IModule
         var form = DataForms.Result(DataPolicyFormType);
         // PLAIN is accepted inside TLS, so the server can see a password while checking it: "plain", not "hidden".
         DataForms.Field(form, "auth_data", "plain", "list-single");
-        // No automatic purge: offline messages wait until delivered, other data until changed or removed.
+        // Offline messages wait until delivered, other data until changed or removed: only the archive is purged by age (extra_info).
         DataForms.Field(form, "data_retention", "infinite", "text-single");
         DataForms.Field(form, "data_deletion", "true", "boolean");
         DataForms.Field(form, "encryption_at_rest", "false", "boolean");
@@ -154,7 +136,9 @@ public sealed partial class PolicyModule : IModule
                      "Passwords are stored only as salted SCRAM keys; SCRAM is offered first, PLAIN is accepted only inside TLS"
                      + (options.AllowPlaintext ? " (WARNING: this server also allows it without TLS)." : "."),
                      PublishedPolicy.Statements.Transport(options),
-                     "Offline messages are kept until delivered, at most " + options.MaxOfflineMessages + " per account; messages are not archived.",
+                     "Offline messages are kept until delivered, at most " + options.MaxOfflineMessages + " per account.",
+                     $"Archived messages (XEP-0313) are kept {options.ArchiveRetentionDays} days ({options.ArchiveRetentionDays * 24} hours), then deleted; "
+                     + "each account chooses what is archived and can delete its archive (ad-hoc command \"Delete my message history\").",
                      "Nothing is encrypted at rest yet.",
                      PublishedPolicy.Statements.Encrypted,
                      "Content rules, retention and logging: " + (policy.Url ?? "see the server's policy (no HTTP listener)"),
@@ -214,9 +198,6 @@ public sealed partial class PolicyModule : IModule
     {
         [LoggerMessage(Level = LogLevel.Information, Message = "Message from {From} to {To} refused by policy rule {Rule}")]
         public static partial void Refused(ILogger logger, string rule, Jid from, Jid to);
-
-        [LoggerMessage(Level = LogLevel.Warning, Message = "Policy rule {Rule}: regex timed out; the message was not held for it")]
-        public static partial void RegexTimedOut(ILogger logger, string rule);
     }
 }
 

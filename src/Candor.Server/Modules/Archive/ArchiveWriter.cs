@@ -1,0 +1,122 @@
+using System.Diagnostics;
+using System.Threading.Channels;
+using Candor.Server.Storage;
+using Microsoft.Extensions.Logging;
+
+namespace Candor.Server.Modules.Archive;
+
+/// <summary>
+/// Archive writes off the routing path: <see cref="Append"/> only queues the entry, and one background loop
+/// writes everything queued since its last pass in one transaction. Each pass is a batch with a task that
+/// completes once the batch is durable (SQLite WAL, synchronous=NORMAL), which is what a stream management
+/// ack or a query that must see its own writes waits for.
+/// </summary>
+public sealed partial class ArchiveWriter
+{
+    /// <summary>Entries written per transaction at most; a longer queue takes several.</summary>
+    public const int MaxBatch = 2000;
+
+    private readonly IArchiveStore _store;
+    private readonly ILogger _logger;
+    private readonly Lock _lock = new();
+    private readonly Channel<bool> _wake = Channel.CreateBounded<bool>(new BoundedChannelOptions(1)
+    {
+        FullMode = BoundedChannelFullMode.DropWrite,
+        SingleReader = true,
+    });
+    private List<ArchiveEntry> _queued = [];
+    private TaskCompletionSource _next = NewBatch();
+    private Task _writing = Task.CompletedTask;
+    private readonly Task _loop;
+
+    public ArchiveWriter(IArchiveStore store, ILogger logger)
+    {
+        _store = store;
+        _logger = logger;
+        // A thread of its own: the writes block (SQLite has no asynchronous I/O), and on a pool thread they would
+        // hold up the routing of other stanzas on a busy machine until the pool grew.
+        _loop = Task.Factory.StartNew(Loop, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
+    }
+
+    /// <summary>Entries queued and not yet taken by a write.</summary>
+    public int Queued
+    {
+        get { lock (_lock) return _queued.Count; }
+    }
+
+    /// <summary>Queues the entry; the task completes when it is durable, or fails when its batch could not be written.</summary>
+    public Task Append(ArchiveEntry entry)
+    {
+        Task batch;
+        lock (_lock)
+        {
+            _queued.Add(entry);
+            batch = _next.Task;
+        }
+        _wake.Writer.TryWrite(true);
+        return batch;
+    }
+
+    /// <summary>Completes when everything appended so far is durable (or its batch failed).</summary>
+    public Task WhenWritten()
+    {
+        lock (_lock) return _queued.Count > 0 ? _next.Task : _writing;
+    }
+
+    /// <summary>Writes what is queued and stops the loop; later appends are not written.</summary>
+    public async Task StopAsync()
+    {
+        _wake.Writer.TryComplete();
+        await _loop;
+    }
+
+    private void Loop()
+    {
+        while (_wake.Reader.WaitToReadAsync().AsTask().GetAwaiter().GetResult())
+        {
+            _wake.Reader.TryRead(out _);
+            WriteQueued();
+        }
+        WriteQueued();
+    }
+
+    private void WriteQueued()
+    {
+        List<ArchiveEntry> entries;
+        TaskCompletionSource batch;
+        lock (_lock)
+        {
+            if (_queued.Count == 0) return;
+            entries = _queued;
+            batch = _next;
+            _queued = [];
+            _next = NewBatch();
+            _writing = batch.Task;
+        }
+        try
+        {
+            var started = Stopwatch.GetTimestamp();
+            for (var i = 0; i < entries.Count; i += MaxBatch)
+                _store.AppendBatchAsync(i == 0 && entries.Count <= MaxBatch ? entries : entries.GetRange(i, Math.Min(MaxBatch, entries.Count - i))).GetAwaiter().GetResult();
+            Log.Written(_logger, entries.Count, Stopwatch.GetElapsedTime(started).TotalMilliseconds);
+            batch.SetResult();
+        }
+        catch (Exception e)
+        {
+            Log.WriteFailed(_logger, e, entries.Count);
+            batch.SetException(e);
+        }
+    }
+
+    // Continuations run elsewhere: the loop must not run a waiting session's routing inline.
+    private static TaskCompletionSource NewBatch() => new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    private static partial class Log
+    {
+        [LoggerMessage(Level = LogLevel.Debug, Message = "Archived {Count} messages in {Milliseconds} ms")]
+        public static partial void Written(ILogger logger, int count, double milliseconds);
+
+        [LoggerMessage(Level = LogLevel.Error, Message = "Archiving {Count} messages failed: they were delivered but are not in the archive")]
+        public static partial void WriteFailed(ILogger logger, Exception exception, int count);
+    }
+}
