@@ -96,7 +96,7 @@ internal static class UserCommand
             await new OperatorChanges(accounts.Storage).RecordAsync(user, OperatorChange.ArchivePurged);
             Console.WriteLine($"Deleted {deleted} archived messages of {full}.");
             return ExitCodes.Ok;
-        }));
+        }, AuditActions.ArchivePurged));
         return command;
     }
 

@@ -39,6 +39,7 @@ public sealed class AuditCommandTests(ITestOutputHelper output)
             ["user", "add", "ann@localhost", "--password", "secret-one"],
             ["user", "passwd", "ann@localhost", "--password", "secret-two"],
             ["user", "sessions", "ann@localhost"],
+            ["user", "purge-archive", "ann@localhost"],
             ["policy", "reload"],
             ["key", "rotate"],
             ["user", "remove", "ann@localhost"],
@@ -53,10 +54,11 @@ public sealed class AuditCommandTests(ITestOutputHelper output)
             entries = after;
         }
         Assert.Contains("account.password", entries[2]);
-        Assert.Contains("policy.reload", entries[4]);
-        Assert.Contains("key.rotate", entries[5]);
+        Assert.Contains("account.archive-purge", entries[4]);
+        Assert.Contains("policy.reload", entries[5]);
+        Assert.Contains("key.rotate", entries[6]);
         var ann = (await server.RunCliAsync("audit", "show", "--account", "ann@localhost")).Output;
-        Assert.Equal(4, ann.Split('\n').Count(l => l.Contains("ann@localhost")));
+        Assert.Equal(5, ann.Split('\n').Count(l => l.Contains("ann@localhost")));
         var everything = string.Join('\n', entries);
         Assert.DoesNotContain("secret-one", everything);
         Assert.DoesNotContain("secret-two", everything);

@@ -14,6 +14,7 @@ public static class AuditActions
     public const string AccountCreated = "account.create";
     public const string AccountRemoved = "account.remove";
     public const string PasswordSet = "account.password";
+    public const string ArchivePurged = "account.archive-purge";
     public const string SessionsRead = "account.sessions-read";
     public const string KeyRotated = "key.rotate";
 
@@ -32,6 +33,8 @@ public static class AuditActions
             ["policy_sha256"] = server.Policy.Current.Published.Digest,
             ["registration"] = options.AllowRegistration ? "open" : "closed",
             ["plaintext_allowed"] = options.AllowPlaintext ? "yes" : "no",
+            ["archive_default"] = options.ArchiveDefault,
+            ["archive_retention_days"] = options.ArchiveRetentionDays.ToString(CultureInfo.InvariantCulture),
             ["max_offline_messages"] = options.MaxOfflineMessages.ToString(CultureInfo.InvariantCulture),
             ["master_key"] = options.MasterKey is null ? "file" : "setting",
         };
