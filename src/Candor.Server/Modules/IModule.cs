@@ -39,6 +39,7 @@ public static class ModuleCatalog
         new Register.RegisterModule(),
         new Clients.ClientsModule(),
         new AdHoc.AdHocModule(),
+        new Audit.AuditModule(),
         new ServerChat.ServerChatModule(),
         new Muc.MucModule(),
         new Pep.PepModule(),

@@ -4,6 +4,7 @@ using Candor.Server.Audit;
 using Candor.Server.Hosting;
 using Candor.Server.Storage;
 using Candor.Server.Tests.Harness;
+using Candor.Xmpp;
 using Microsoft.Data.Sqlite;
 
 namespace Candor.Server.Tests.Audit;
@@ -67,6 +68,36 @@ public sealed class AuditLogTests
 
         foreach (var bad in new[] { "/consistency?from=3&to=8", "/consistency?from=5&to=2", "/consistency?from=x&to=2", "/entries?start=7&end=7", "/entries?start=-1&end=2" })
             Assert.Equal(400, (int)(await http.GetAsync(AuditEndpoints.Path + bad)).StatusCode);
+    }
+
+    [Fact]
+    public async Task A_user_asks_what_the_operator_did_with_the_account_and_gets_entries_with_proofs_that_verify()
+    {
+        await using var fixture = await ServerFixture.StartAsync();
+        var audit = fixture.Host.Server.Audit;
+        var user = await fixture.CreateUserAsync("ida");
+        await audit.AppendAsync(AuditEntry.Actors.Operator, AuditActions.PasswordSet, $"{user}@localhost");
+        await audit.AppendAsync(AuditEntry.Actors.Operator, AuditActions.AccountCreated, "someone-else@localhost");
+        await audit.AppendAsync(AuditEntry.Actors.Operator, AuditActions.ArchivePurged, $"{user}@localhost");
+        var head = audit.SignHead();
+
+        await using var client = await fixture.ClientAsync(user, "desk");
+        var items = await client.IqAsync("<iq type='get' to='localhost'><query xmlns='http://jabber.org/protocol/disco#items' node='http://jabber.org/protocol/commands'/></iq>");
+        Assert.Contains(items.GetChild("query", Ns.DiscoItems)!.Elements, i => i.GetAttribute("node") == "operator-log");
+        var result = await client.IqAsync("<iq type='set' to='localhost'><command xmlns='http://jabber.org/protocol/commands' node='operator-log' action='execute'/></iq>");
+        var command = result.GetChild("command", "http://jabber.org/protocol/commands")!;
+        Assert.Equal("completed", command.GetAttribute("status"));
+        var note = command.GetChild("note", "http://jabber.org/protocol/commands")!.Text;
+        Assert.DoesNotContain("someone-else", note);
+        var entries = audit.Read().Where(e => e.Account == $"{user}@localhost").ToList();
+        Assert.Equal(2, entries.Count);
+        foreach (var entry in entries)
+        {
+            var line = note.Split('\n').Single(l => l.Contains("leaf " + Convert.ToBase64String(entry.LeafHash)));
+            var proof = line[(line.IndexOf(": ", StringComparison.Ordinal) + 2)..].Split(' ').Select(Convert.FromBase64String).ToList();
+            Assert.True(MerkleTree.VerifyInclusion(entry.Index, head.Size, entry.LeafHash, proof, head.Root), line);
+        }
+        Assert.Contains(Convert.ToBase64String(head.Signature), note);
     }
 
     [Fact]
