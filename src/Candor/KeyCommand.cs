@@ -1,4 +1,5 @@
 using System.CommandLine;
+using Candor.Server.Audit;
 using Candor.Server.Hosting;
 using Candor.Server.Storage;
 
@@ -28,6 +29,7 @@ internal static class KeyCommand
             var (old, next, resealed) = await storage.RotateAsync(serverRunning: dataLock is null, Console.WriteLine);
             Console.WriteLine($"Rotated: {resealed} records re-sealed from key {old.IdText} to key {next.IdText}; {storage.Files.KeyPath} holds only the new key.");
             Console.WriteLine("Back up the new key file now: the old one no longer opens anything.");
+            await AuditLog.RecordAsync(options, AuditActions.KeyRotated, null, new Dictionary<string, string> { ["from"] = old.IdText, ["to"] = next.IdText, ["records"] = resealed.ToString() });
             return ExitCodes.Ok;
         }));
         return command;

@@ -10,6 +10,7 @@ root.Add(SendCommand.Create());
 root.Add(ListenCommand.Create());
 root.Add(PolicyCommand.Create());
 root.Add(KeyCommand.Create());
+root.Add(AuditCommand.Create());
 root.Add(CheckCommand.Create());
 root.Add(BackupCommand.Backup());
 root.Add(BackupCommand.Restore());

@@ -84,7 +84,7 @@ internal static class ServeCommand
             using var reload = OperatingSystem.IsWindows() ? null : PosixSignalRegistration.Create(PosixSignal.SIGHUP, context =>
             {
                 context.Cancel = true;
-                host.Server.Policy.Reload();
+                host.ReloadPolicy();
             });
             Announce(options, host);
             await host.Stopped;

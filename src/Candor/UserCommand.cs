@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Text;
 using Candor.Server.Accounts;
+using Candor.Server.Audit;
 using Candor.Server.Hosting;
 using Candor.Server.Storage;
 using Candor.Xmpp;
@@ -38,7 +39,7 @@ internal static class UserCommand
             if (!await accounts.CreateAsync(user, pw)) return Fail(ExitCodes.Exists, $"{full} exists already");
             Console.WriteLine($"Created {full}.");
             return ExitCodes.Ok;
-        }, creates: true));
+        }, AuditActions.AccountCreated, creates: true));
         return command;
     }
 
@@ -60,7 +61,7 @@ internal static class UserCommand
             await new OperatorChanges(accounts.Storage).RecordAsync(user, OperatorChange.PasswordChanged);
             Console.WriteLine($"Password of {full} changed.");
             return ExitCodes.Ok;
-        }));
+        }, AuditActions.PasswordSet));
         return command;
     }
 
@@ -77,7 +78,7 @@ internal static class UserCommand
             await new OperatorChanges(accounts.Storage).RecordAsync(user, OperatorChange.Removed);
             Console.WriteLine($"Removed {full}.");
             return ExitCodes.Ok;
-        }));
+        }, AuditActions.AccountRemoved));
         return command;
     }
 
@@ -95,7 +96,7 @@ internal static class UserCommand
             await new OperatorChanges(accounts.Storage).RecordAsync(user, OperatorChange.ArchivePurged);
             Console.WriteLine($"Deleted {deleted} archived messages of {full}.");
             return ExitCodes.Ok;
-        }));
+        }, AuditActions.ArchivePurged));
         return command;
     }
 
@@ -138,12 +139,12 @@ internal static class UserCommand
                 Console.WriteLine($"{c.Id,-18} {c.Resource,-24} {c.LastAddress,-18} {c.FirstSeen.UtcDateTime,-19:yyyy-MM-dd HH:mm:ss} {c.LastSeen.UtcDateTime,-19:yyyy-MM-dd HH:mm:ss} {(c.Sessions > 0 ? "yes" : "no"),-6} {c.Software ?? "-"}");
             if (clients.Count == 0) Console.WriteLine("(no client has logged in)");
             return ExitCodes.Ok;
-        }));
+        }, AuditActions.SessionsRead));
         return command;
     }
 
     private static async Task<int> Run(ParseResult parse, CommonOptions common, string jidText,
-        Func<AccountStore, string, string, Task<int>> action, bool creates = false)
+        Func<AccountStore, string, string, Task<int>> action, string auditAction, bool creates = false)
     {
         try
         {
@@ -154,7 +155,9 @@ internal static class UserCommand
             if (jid.Domain != options.Domain)
                 return Fail(ExitCodes.InvalidJid, $"{jid} is not on this server's domain {options.Domain} (see --domain)");
             await using var storage = await OpenStorageAsync(options, creates);
-            return await action(new AccountStore(storage, options.ScramIterations), jid.Local, jid.ToString());
+            var code = await action(new AccountStore(storage, options.ScramIterations), jid.Local, jid.ToString());
+            if (code == ExitCodes.Ok) await AuditLog.RecordAsync(options, auditAction, jid.ToString());
+            return code;
         }
         catch (OptionsException e)
         {
@@ -173,13 +176,18 @@ internal static class UserCommand
     /// <summary>The server's database; only <c>user add</c> creates one, so that a mistyped --data is not taken for an empty server.</summary>
     internal static Task<SealedStorage> OpenStorageAsync(ServerOptions options, bool create)
     {
-        if (!create && !File.Exists(Path.Combine(options.DataDirectory, "candor.db")))
-            throw new OptionsException($"no Candor data in {Path.GetFullPath(options.DataDirectory)} (see --data; 'candor serve' or 'candor user add' creates it)");
+        if (!create) RequireData(options);
         Directory.CreateDirectory(options.DataDirectory);
         return SealedStorage.OpenAsync(options);
     }
 
-    private static int Fail(int code, string message)
+    internal static void RequireData(ServerOptions options)
+    {
+        if (!File.Exists(Path.Combine(options.DataDirectory, "candor.db")))
+            throw new OptionsException($"no Candor data in {Path.GetFullPath(options.DataDirectory)} (see --data; 'candor serve' or 'candor user add' creates it)");
+    }
+
+    internal static int Fail(int code, string message)
     {
         Console.Error.WriteLine($"candor: {message}");
         return code;

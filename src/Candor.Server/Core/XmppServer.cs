@@ -49,6 +49,8 @@ public sealed class XmppServer
     public OutboundIq OutboundIq { get; }
     public XmlLimits Xml { get; }
     public Connections.ConnectionLimits ConnectionLimits { get; }
+    /// <summary>The operator log (promise 6), set by the host before the modules register.</summary>
+    public Audit.AuditLog Audit { get; set; } = null!;
     public ServerHooks Hooks { get; } = new();
     public IqHandlers Iq { get; } = new();
     public DiscoRegistry Disco { get; } = new();

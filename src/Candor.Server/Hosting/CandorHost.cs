@@ -1,6 +1,8 @@
 using System.Net;
 using System.Net.Sockets;
 using Candor.Server.Accounts;
+using Candor.Server.Audit;
+using Candor.Server.Modules.Policy;
 using Candor.Server.Connections;
 using Candor.Server.Core;
 using Candor.Server.Modules;
@@ -33,6 +35,7 @@ public sealed class CandorHost : IAsyncDisposable
     private int _stopped;
     private Task _operatorChanges = Task.CompletedTask;
     private Task _keyWatch = Task.CompletedTask;
+    private Task _auditHeads = Task.CompletedTask;
 
     private CandorHost(WebApplication app, XmppServer server, ListenOptions c2s, ListenOptions? tls, ListenOptions? http, ListenOptions? https)
     {
@@ -66,12 +69,13 @@ public sealed class CandorHost : IAsyncDisposable
 
         var storage = await SealedStorage.OpenAsync(options);
         if (storage.Migrated > 0) announce($"Sealed {storage.Migrated} records stored in plaintext by an earlier version (key {storage.Keys.Current.IdText}).");
+        var audit = AuditLog.Open(options);
         builder.Services.AddSingleton(tls);
         builder.Services.AddSingleton(sp =>
         {
             var loggers = sp.GetRequiredService<ILoggerFactory>();
             storage.Log = loggers.CreateLogger<SealedStorage>();
-            var server = new XmppServer(options, storage, loggers);
+            var server = new XmppServer(options, storage, loggers) { Audit = audit };
             ModuleCatalog.RegisterAll(server);
             return server;
         });
@@ -102,6 +106,7 @@ public sealed class CandorHost : IAsyncDisposable
 
         var host = new CandorHost(app, server, c2s!, direct, http, https);
         Modules.Policy.PolicyModule.MapEndpoints(app, server, () => host.HttpPort);
+        AuditEndpoints.Map(app, audit);
         WebSocketEndpoint.Map(app, server, tls, () => host.HttpsPort);
         Modules.Upload.UploadModule.MapEndpoints(app, server, () => options.UploadBaseUrl
             ?? (host.HttpsPort >= 0 ? $"https://{options.Domain}:{host.HttpsPort}" : $"http://{options.Domain}:{host.HttpPort}"));
@@ -117,6 +122,9 @@ public sealed class CandorHost : IAsyncDisposable
         }
         host._operatorChanges = OperatorChanges.ApplyWhileRunningAsync(server, app.Lifetime.ApplicationStopping);
         host._keyWatch = KeyWatch.RunAsync(storage, server.LoggerFactory.CreateLogger(typeof(KeyWatch)), app.Lifetime.ApplicationStopping);
+        await audit.AppendAsync(AuditEntry.Actors.Server, AuditActions.ServerStarted, null, AuditActions.StartDetails(server));
+        audit.SignHead();
+        host._auditHeads = AuditActions.SignHeadsAsync(audit, server.LoggerFactory.CreateLogger<AuditLog>(), app.Lifetime.ApplicationStopping);
         return host;
     }
 
@@ -158,9 +166,22 @@ public sealed class CandorHost : IAsyncDisposable
         await _operatorChanges;
         await Server.Hooks.Stopping.FireAsync(Server);
         await _keyWatch;
+        await _auditHeads;
+        await Server.Audit.AppendAsync(AuditEntry.Actors.Server, AuditActions.ServerStopped, null);
+        Server.Audit.SignHead();
         await _app.DisposeAsync();
         Server.Uploads?.Dispose();
         await Server.Storage.DisposeAsync();
+    }
+
+    /// <summary>Re-reads the policy file, as SIGHUP from the operator ('candor policy reload') asks, and logs it.</summary>
+    public PolicyReloadResult ReloadPolicy()
+    {
+        var result = Server.Policy.Reload();
+        var details = new Dictionary<string, string> { ["version"] = result.Version, ["sha256"] = result.Digest, ["changed"] = result.Changed ? "yes" : "no" };
+        if (result.Error is { } error) details["error"] = error;
+        Server.Audit.AppendAsync(AuditEntry.Actors.Operator, result.Ok ? AuditActions.PolicyReloaded : AuditActions.PolicyReloadFailed, null, details).GetAwaiter().GetResult();
+        return result;
     }
 
     public ValueTask DisposeAsync() => new(StopAsync());

@@ -40,6 +40,7 @@ public static class ModuleCatalog
         new Clients.ClientsModule(),
         new Fast.FastModule(),
         new AdHoc.AdHocModule(),
+        new Audit.AuditModule(),
         new ServerChat.ServerChatModule(),
         new Muc.MucModule(),
         new Pep.PepModule(),

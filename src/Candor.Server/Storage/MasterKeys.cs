@@ -201,7 +201,7 @@ public sealed class KeyFiles(ServerOptions options)
     }
 
     /// <summary>Writes a key file readable by its owner only, durably, appearing under its name complete or not at all.</summary>
-    private static void WriteKeyFile(string path, byte[] key, bool replace)
+    internal static void WriteKeyFile(string path, byte[] key, bool replace = false)
     {
         var directory = Path.GetDirectoryName(path)!;
         if (OperatingSystem.IsWindows()) Directory.CreateDirectory(directory);

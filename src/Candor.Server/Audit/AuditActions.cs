@@ -1,0 +1,65 @@
+using System.Globalization;
+using Candor.Server.Core;
+using Microsoft.Extensions.Logging;
+
+namespace Candor.Server.Audit;
+
+/// <summary>The actions the operator log records (docs/SECURITY.md lists them), and the server's own entries and heads.</summary>
+public static class AuditActions
+{
+    public const string ServerStarted = "server.start";
+    public const string ServerStopped = "server.stop";
+    public const string PolicyReloaded = "policy.reload";
+    public const string PolicyReloadFailed = "policy.reload-failed";
+    public const string AccountCreated = "account.create";
+    public const string AccountRemoved = "account.remove";
+    public const string PasswordSet = "account.password";
+    public const string ArchivePurged = "account.archive-purge";
+    public const string SessionsRead = "account.sessions-read";
+    public const string KeyRotated = "key.rotate";
+
+    /// <summary>A tree head is signed at least this often while the log grows (and at every start and stop).</summary>
+    public static readonly TimeSpan HeadInterval = TimeSpan.FromMinutes(1);
+
+    /// <summary>What a start says about the treatment of users' data: version, published policy and privacy settings.</summary>
+    public static Dictionary<string, string> StartDetails(XmppServer server)
+    {
+        var options = server.Options;
+        return new()
+        {
+            ["version"] = server.Version,
+            ["domain"] = options.Domain,
+            ["policy_version"] = server.Policy.Current.Published.Version,
+            ["policy_sha256"] = server.Policy.Current.Published.Digest,
+            ["registration"] = options.AllowRegistration ? "open" : "closed",
+            ["plaintext_allowed"] = options.AllowPlaintext ? "yes" : "no",
+            ["archive_default"] = options.ArchiveDefault,
+            ["archive_retention_days"] = options.ArchiveRetentionDays.ToString(CultureInfo.InvariantCulture),
+            ["max_offline_messages"] = options.MaxOfflineMessages.ToString(CultureInfo.InvariantCulture),
+            ["master_key"] = options.MasterKey is null ? "file" : "setting",
+        };
+    }
+
+    /// <summary>Signs a head every <see cref="HeadInterval"/> when entries (the server's or the commands') were added.</summary>
+    public static async Task SignHeadsAsync(AuditLog log, ILogger logger, CancellationToken stopping)
+    {
+        using var timer = new PeriodicTimer(HeadInterval);
+        try
+        {
+            while (await timer.WaitForNextTickAsync(stopping))
+            {
+                try
+                {
+                    log.SignHeadIfGrown();
+                }
+                catch (Exception e)
+                {
+                    logger.LogError(e, "signing an audit log tree head failed");
+                }
+            }
+        }
+        catch (OperationCanceledException)
+        {
+        }
+    }
+}
