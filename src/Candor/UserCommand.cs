@@ -160,7 +160,7 @@ internal static class UserCommand
         {
             return Fail(ExitCodes.Usage, e.Message);
         }
-        catch (Microsoft.Data.Sqlite.SqliteException e)
+        catch (System.Data.Common.DbException e)
         {
             return Fail(ExitCodes.Failure, $"storage: {e.Message}");
         }
@@ -173,7 +173,7 @@ internal static class UserCommand
     /// <summary>The server's database; only <c>user add</c> creates one, so that a mistyped --data is not taken for an empty server.</summary>
     internal static Task<SealedStorage> OpenStorageAsync(ServerOptions options, bool create)
     {
-        if (!create && !File.Exists(Path.Combine(options.DataDirectory, "candor.db")))
+        if (!create && options.Postgres is null && !File.Exists(Path.Combine(options.DataDirectory, "candor.db")))
             throw new OptionsException($"no Candor data in {Path.GetFullPath(options.DataDirectory)} (see --data; 'candor serve' or 'candor user add' creates it)");
         Directory.CreateDirectory(options.DataDirectory);
         return SealedStorage.OpenAsync(options);
