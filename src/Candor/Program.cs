@@ -10,6 +10,7 @@ root.Add(SendCommand.Create());
 root.Add(ListenCommand.Create());
 root.Add(PolicyCommand.Create());
 root.Add(KeyCommand.Create());
+root.Add(MigrateCommand.Create());
 var parse = root.Parse(args);
 if (parse.Errors.Count > 0)
 {
