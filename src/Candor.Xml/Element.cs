@@ -14,6 +14,15 @@ public sealed class TextNode(string value) : Node
 }
 
 /// <summary>
+/// Children already serialized as UTF-8, in the namespace of the element they are written in. Copies of one
+/// stanza for many recipients share them, so its content is serialized once (group chat fan-out).
+/// </summary>
+public sealed class SerializedContent(byte[] utf8) : Node
+{
+    public byte[] Utf8 { get; } = utf8;
+}
+
+/// <summary>
 /// An XML element with its namespace resolved. Namespace declarations are not kept as attributes:
 /// the writer emits <c>xmlns</c> where an element's namespace differs from its parent's.
 /// Attribute names are the local name for unprefixed attributes, <c>xml:lang</c> for the xml prefix,

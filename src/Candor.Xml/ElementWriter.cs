@@ -75,6 +75,7 @@ public static class ElementWriter
         {
             var node = nodes[i];
             if (node is Element child) Write(child, output, childNamespace);
+            else if (node is SerializedContent content) output.Write(content.Utf8);
             else WriteEscaped(output, ((TextNode)node).Value, attribute: false);
         }
         output.WriteAscii("</");

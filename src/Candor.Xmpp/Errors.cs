@@ -20,6 +20,7 @@ public static class StreamErrors
     public const string ResourceConstraint = "resource-constraint";
     public const string RestrictedXml = "restricted-xml";
     public const string SystemShutdown = "system-shutdown";
+    public const string UndefinedCondition = "undefined-condition";
     public const string UnsupportedEncoding = "unsupported-encoding";
     public const string UnsupportedStanzaType = "unsupported-stanza-type";
     public const string UnsupportedVersion = "unsupported-version";
@@ -49,6 +50,7 @@ public readonly record struct StanzaError(string Condition, string Type)
     public static readonly StanzaError FeatureNotImplemented = new("feature-not-implemented", "cancel");
     public static readonly StanzaError Forbidden = new("forbidden", "auth");
     public static readonly StanzaError InternalServerError = new("internal-server-error", "wait");
+    public static readonly StanzaError Gone = new("gone", "cancel");
     public static readonly StanzaError ItemNotFound = new("item-not-found", "cancel");
     public static readonly StanzaError JidMalformed = new("jid-malformed", "modify");
     public static readonly StanzaError NotAcceptable = new("not-acceptable", "modify");
@@ -56,6 +58,7 @@ public readonly record struct StanzaError(string Condition, string Type)
     public static readonly StanzaError NotAuthorized = new("not-authorized", "auth");
     public static readonly StanzaError PolicyViolation = new("policy-violation", "modify");
     public static readonly StanzaError RecipientUnavailable = new("recipient-unavailable", "wait");
+    public static readonly StanzaError RegistrationRequired = new("registration-required", "auth");
     public static readonly StanzaError RemoteServerNotFound = new("remote-server-not-found", "cancel");
     public static readonly StanzaError ResourceConstraint = new("resource-constraint", "wait");
     public static readonly StanzaError ServiceUnavailable = new("service-unavailable", "cancel");

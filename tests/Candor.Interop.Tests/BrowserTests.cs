@@ -25,17 +25,19 @@ public sealed class BrowserTests(ITestOutputHelper output)
     /// the conversations go to TestResults/browser/.
     /// </summary>
     [Fact]
-    public async Task Two_users_subscribe_and_chat_in_Chromium_with_no_request_elsewhere()
-    {
-        Assert.True(File.Exists(Chromium), $"{Chromium} not found: install the Debian package chromium (./test.sh does this)");
-        Assert.True(File.Exists(Node), $"{Node} not found: install the Debian package nodejs (./test.sh does this)");
-        await Tools.RequireSlixmppAsync();
-        await InstallPlaywrightAsync();
+    public Task Two_users_subscribe_and_chat_in_Chromium_with_no_request_elsewhere() => RunConverseAsync(omemo: false);
 
-        await using var server = await CandorServer.StartAsync(output);
-        await server.AddUserAsync("alice@localhost", "alice-secret");
-        await server.AddUserAsync("bob@localhost", "bob-secret");
-        await server.AddUserAsync("carol@localhost", "carol-secret");
+    /// <summary>
+    /// Alice and Bob become contacts in two browser contexts, turn on OMEMO (Converse's own implementation, on
+    /// candor's PEP) and write to each other: each sees the other's message decrypted with the lock icon, no
+    /// WebSocket frame their pages sent carries the plaintext, and neither page logs a PubSub error.
+    /// </summary>
+    [Fact]
+    public Task Two_users_chat_with_OMEMO_in_Chromium() => RunConverseAsync(omemo: true);
+
+    private async Task RunConverseAsync(bool omemo)
+    {
+        await using var server = await PrepareAsync();
 
         const string carolSays = "Carol here, from slixmpp over TCP";
         var screenshots = ScreenshotDirectory();
@@ -53,6 +55,7 @@ public sealed class BrowserTests(ITestOutputHelper output)
                 "carol@localhost", "carol-secret", "bob@localhost", carolSays,
             },
             slixmppBody = carolSays,
+            omemo,
             screenshots,
             chromium = Chromium,
         }));
@@ -64,6 +67,56 @@ public sealed class BrowserTests(ITestOutputHelper output)
             output.WriteLine($"screenshot: {png}");
         Assert.True(result.Succeeded, $"the browser test failed\n{result.Describe()}\n{server.Transcript}");
         Assert.Contains("\nPASS", result.Output);
+    }
+
+    /// <summary>
+    /// A chat room in Converse (browser/converse-muc.mjs): a slixmpp occupant creates the room and a members-only
+    /// one; Alice opens the room, reads the occupant's message and answers, which the occupant receives; Bob, in a
+    /// second browser context, is refused from the members-only room with registration-required, which Converse shows.
+    /// </summary>
+    [Fact]
+    public async Task A_room_in_Converse_with_a_slixmpp_occupant_and_a_members_only_refusal()
+    {
+        await using var server = await PrepareAsync();
+        const string room = "lounge@conference.localhost", club = "club@conference.localhost";
+        const string peerSays = "Carol here, from slixmpp", aliceSays = "Hello Carol, Alice in Converse";
+        var screenshots = ScreenshotDirectory();
+        var config = Path.Combine(server.DataDirectory, "browser-muc-test.json");
+        await File.WriteAllTextAsync(config, JsonSerializer.Serialize(new
+        {
+            url = $"http://{CandorServer.Host}:{server.HttpPort}/",
+            alice = new { jid = "alice@localhost", password = "alice-secret" },
+            bob = new { jid = "bob@localhost", password = "bob-secret" },
+            room,
+            club,
+            peer = new[]
+            {
+                Tools.Python, Tools.Script("muc_peer.py"), CandorServer.Host, server.C2sPort.ToString(), "carol@localhost", "carol-secret",
+                room, "carol", "--say", peerSays, "--expect", aliceSays, "--from", "alice", "--club", club,
+            },
+            peerSays,
+            aliceSays,
+            screenshots,
+            chromium = Chromium,
+        }));
+
+        var result = await ChildProcess.RunAsync(Node, [Path.Combine(BrowserDirectory, "converse-muc.mjs"), config], TimeSpan.FromMinutes(4));
+        output.WriteLine(result.Describe());
+        Assert.True(result.Succeeded, $"the browser test failed\n{result.Describe()}\n{server.Transcript}");
+        Assert.Contains("\nPASS", result.Output);
+        Assert.Contains("RECEIVED", result.Output);
+    }
+
+    /// <summary>Checks the tools the browser tests need, then starts a server with alice, bob and carol (passwords NAME-secret).</summary>
+    private async Task<CandorServer> PrepareAsync()
+    {
+        Assert.True(File.Exists(Chromium), $"{Chromium} not found: install the Debian package chromium (./test.sh does this)");
+        Assert.True(File.Exists(Node), $"{Node} not found: install the Debian package nodejs (./test.sh does this)");
+        await Tools.RequireSlixmppAsync();
+        await InstallPlaywrightAsync();
+        var server = await CandorServer.StartAsync(output);
+        foreach (var user in new[] { "alice", "bob", "carol" }) await server.AddUserAsync($"{user}@localhost", $"{user}-secret");
+        return server;
     }
 
     /// <summary><c>npm ci</c> of the pinned playwright-core (package-lock.json), unless that version is there already.</summary>

@@ -60,9 +60,14 @@ converse.initialize({
     // The contact and registration forms would fetch lists of public providers from data.xmpp.net.
     autocomplete_providers_url: null,
     xmpp_providers_url: null,
-    // The default room search asks a third-party service (search.jabber.network).
-    muc_search_service: '',
-    // A shared computer keeps no chat history in the browser after logging out.
-    clear_cache_on_logout: true,
+    // The default room search asks a third-party service (search.jabber.network). Converse 14 drops the room
+    // field of its "Add groupchat" form when this is empty, so ask this server, which answers the search with an
+    // error (Converse then offers no suggestions) and the field stays.
+    muc_search_service: domain,
+    // What the browser keeps is decided at login by the form's "This is a trusted device" box: on a device
+    // not marked trusted nothing outlives the session (and OMEMO stays off, having nowhere to keep its keys);
+    // on a trusted one history and OMEMO keys are kept, so end-to-end encryption works (promise 7). Clearing
+    // everything on logout regardless would make OMEMO impossible in this client.
+    clear_cache_on_logout: false,
     loglevel: 'warn',
 });

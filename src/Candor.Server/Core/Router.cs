@@ -41,6 +41,12 @@ public sealed class Router(XmppServer server)
         var hooks = server.Hooks;
         if (to.Domain != server.Domain.Domain)
         {
+            // A service at its own domain (MUC): everything addressed to the domain or its JIDs is its to answer.
+            if (server.Components.TryGetValue(to.Domain, out var component))
+            {
+                await component(ev);
+                return;
+            }
             // A domain this server does not serve: every kind of stanza, presence too, gets remote-server-not-found
             // (RFC 6120 §10.4.3); errors are not answered (RFC 6120 §8.3.1).
             await ev.ReplyErrorAsync(StanzaError.RemoteServerNotFound, $"{to.Domain} is not served here, and this server does not federate with other domains yet.");

@@ -21,6 +21,10 @@ public static class ModuleCatalog
     [
         new Policy.PolicyModule(),
         new Messages.MessageModule(),
+        new Carbons.CarbonsModule(),
+        new Blocking.BlockingModule(),
+        new StreamManagement.StreamManagementModule(),
+        new ClientState.ClientStateModule(),
         new Roster.RosterModule(),
         new Presence.PresenceModule(),
         new Archive.ArchiveModule(),
@@ -36,6 +40,8 @@ public static class ModuleCatalog
         new Clients.ClientsModule(),
         new AdHoc.AdHocModule(),
         new ServerChat.ServerChatModule(),
+        new Muc.MucModule(),
+        new Pep.PepModule(),
     ];
 
     public static void RegisterAll(XmppServer server)

@@ -118,6 +118,13 @@ public class ServerFixture : IAsyncLifetime
         if (_host is not null) await _host.StopAsync();
     }
 
+    /// <summary>Stops the server and starts it again on the same data directory (on new ports): what survives a restart.</summary>
+    public async Task RestartAsync()
+    {
+        await StopAsync();
+        await InitializeAsync();
+    }
+
     public async Task DisposeAsync()
     {
         await StopAsync();

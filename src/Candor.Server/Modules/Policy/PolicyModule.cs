@@ -61,27 +61,9 @@ public sealed partial class PolicyModule : IModule
 
     private static async ValueTask<bool> FilterAsync(XmppServer server, PolicyService policy, ILogger logger, StanzaEvent ev)
     {
-        var matcher = policy.Current.Matcher;
-        if (matcher.IsEmpty) return false;
         // Errors quote the stanza they answer back to its sender; the server's own messages are not content.
         if (ev.Type == "error" || ev.From.Local is null && ev.From.Domain == server.Domain.Domain) return false;
-        if (IsEndToEndEncrypted(ev.Stanza)) return false;
-
-        PolicyMatches? matches = null;
-        foreach (var child in ev.Stanza.Elements)
-        {
-            if (child.Namespace != Ns.Client) continue;
-            var field = child.Name switch
-            {
-                "body" => PolicyFields.Body,
-                "subject" => PolicyFields.Subject,
-                _ => PolicyFields.None,
-            };
-            if (field != PolicyFields.None) matcher.Match(child.Text, field, ref matches);
-        }
-        if (matches is null) return false;
-        foreach (var rule in matches.TimedOut) Log.RegexTimedOut(logger, rule);
-        var refusing = await matcher.DecideAsync(matches, () => IsStrangerAsync(server, ev));
+        var refusing = await policy.RefusingRuleAsync(ev.Stanza, () => IsStrangerAsync(server, ev));
         if (refusing is null) return false;
         Log.Refused(logger, refusing.Id, ev.From.Bare, ev.To.Bare);
         await ev.ReplyErrorAsync(StanzaError.PolicyViolation, refusing.RejectionText);
@@ -216,9 +198,6 @@ public sealed partial class PolicyModule : IModule
     {
         [LoggerMessage(Level = LogLevel.Information, Message = "Message from {From} to {To} refused by policy rule {Rule}")]
         public static partial void Refused(ILogger logger, string rule, Jid from, Jid to);
-
-        [LoggerMessage(Level = LogLevel.Warning, Message = "Policy rule {Rule}: regex timed out; the message was not held for it")]
-        public static partial void RegexTimedOut(ILogger logger, string rule);
     }
 }
 

@@ -61,6 +61,31 @@ public sealed partial class PolicyService
     public string? Url => UrlResolver is { } resolve ? resolve() : _options.PolicyUrl;
 
     /// <summary>Re-reads the file. On any error the version in force stays, and the error is logged and returned.</summary>
+    /// <summary>
+    /// The rule that refuses this message's body or subject, or null to deliver it. Every place that delivers
+    /// content asks this (one-to-one delivery, chat rooms); end-to-end encrypted messages are never inspected.
+    /// </summary>
+    public async ValueTask<PolicyRule?> RefusingRuleAsync(Xml.Element message, Func<ValueTask<bool>> senderIsStranger)
+    {
+        var matcher = Current.Matcher;
+        if (matcher.IsEmpty || PolicyModule.IsEndToEndEncrypted(message)) return null;
+        PolicyMatches? matches = null;
+        foreach (var child in message.Elements)
+        {
+            if (child.Namespace != Xmpp.Ns.Client) continue;
+            var field = child.Name switch
+            {
+                "body" => PolicyFields.Body,
+                "subject" => PolicyFields.Subject,
+                _ => PolicyFields.None,
+            };
+            if (field != PolicyFields.None) matcher.Match(child.Text, field, ref matches);
+        }
+        if (matches is null) return null;
+        foreach (var rule in matches.TimedOut) Log.RegexTimedOut(_logger, rule);
+        return await matcher.DecideAsync(matches, senderIsStranger);
+    }
+
     public PolicyReloadResult Reload()
     {
         lock (_reloadLock)
@@ -111,6 +136,9 @@ public sealed partial class PolicyService
 
     private static partial class Log
     {
+        [LoggerMessage(Level = LogLevel.Warning, Message = "Policy rule {Rule}: regex timed out; the message was not held for it")]
+        public static partial void RegexTimedOut(ILogger logger, string rule);
+
         [LoggerMessage(Level = LogLevel.Information, Message = "Policy {Version} loaded from {File}: rules {Rules}, SHA-256 {Digest}")]
         public static partial void Loaded(ILogger logger, string version, string file, int rules, string digest);
 

@@ -1,0 +1,33 @@
+using Candor.Server.Core;
+using Candor.Xmpp;
+
+namespace Candor.Server.Modules.Muc;
+
+/// <summary>
+/// Multi-user chat (XEP-0045) as a service at its own domain (MucDomain, conference.DOMAIN by default), listed
+/// in the server's disco#items. Rooms live in memory; persistent ones are kept with their configuration,
+/// affiliations and subject in the "muc_rooms" key-value store.
+/// </summary>
+public sealed class MucModule : IModule
+{
+    public IReadOnlyList<Protocol> Protocols { get; } =
+    [
+        new("XEP-0045", "1.35", "chat rooms at MucDomain: instant and reserved rooms, history, roles, affiliations, admin use cases, invitations, registration, voice requests"),
+        new("XEP-0249", "1.2", "direct invitations pass between clients; rooms advertise jabber:x:conference"),
+        new("XEP-0359", "0.7.0", "rooms stamp each groupchat message with their stanza-id"),
+        new("XEP-0425", "0.3.0", "moderators retract messages for everyone; the 0.2 form (message-moderate:0 in apply-to) too"),
+        new("XEP-0410", "1.1.0", "a ping to one's own occupant JID is answered by the room"),
+        new("XEP-0421", "1.0.1", "occupant ids, stable per room and bare JID, in presence and messages"),
+    ];
+
+    public void Register(XmppServer server)
+    {
+        var domain = server.Options.MucDomain;
+        if (string.IsNullOrEmpty(domain)) return;
+        var service = new MucService(server, Jid.Parse(domain), server.Storage.OpenKeyValue("muc_rooms"));
+        server.Components.Add(domain, service.HandleAsync);
+        server.Disco.ServerItems.Add((service.Jid, "Chat rooms"));
+        // Before the presence module's fallback sends directed unavailable presence: the session leaves its rooms first.
+        server.Hooks.SessionEnded.Add(service.SessionEndedAsync);
+    }
+}

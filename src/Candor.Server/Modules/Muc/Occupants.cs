@@ -1,0 +1,134 @@
+using Candor.Server.Core;
+using Candor.Xml;
+using Candor.Xmpp;
+
+namespace Candor.Server.Modules.Muc;
+
+/// <summary>Entering and leaving a room, nick changes and presence updates (XEP-0045 §7.1–§7.2, §7.6, §7.14).</summary>
+public sealed partial class Room
+{
+    /// <summary>Presence to an occupant JID, room@service/nick.</summary>
+    public async ValueTask PresenceAsync(StanzaEvent ev, bool created)
+    {
+        var occupant = OccupantByJid(ev.From);
+        var nick = ev.To.Resource!;
+        switch (ev.Type)
+        {
+            case "error":
+                // The occupant's client or server bounced what the room sent: it is no longer there (status 333).
+                if (occupant is not null) await LeaveAsync(occupant, 333);
+                return;
+            case "unavailable":
+                if (occupant is not null) await LeaveAsync(occupant);
+                return;
+            case null:
+                break;
+            default:
+                await ev.ReplyErrorAsync(StanzaError.BadRequest, "a room occupant takes available or unavailable presence only");
+                return;
+        }
+        if (occupant is null) await JoinAsync(ev, nick, created);
+        else if (occupant.Nick != nick) await ChangeNickAsync(ev, occupant, nick);
+        else
+        {
+            occupant.PresenceContent = Occupant.ContentOf(ev.Stanza);
+            BroadcastPresence(occupant, available: true);
+        }
+    }
+
+    private async ValueTask JoinAsync(StanzaEvent ev, string nick, bool created)
+    {
+        var realJid = ev.From;
+        var affiliation = AffiliationOf(realJid);
+        var muc = ev.Stanza.GetChild("x", MucNs);
+        var refusal = affiliation switch
+        {
+            _ when Locked && affiliation != Affiliation.Owner => (StanzaError.ItemNotFound, "the room is still being set up by its owner"),
+            Affiliation.Outcast => (StanzaError.Forbidden, "you are banned from this room"),
+            _ when _byNick.ContainsKey(nick) => (StanzaError.Conflict, "that nick is in use in the room"),
+            _ when IsRegisteredToOther(nick, realJid) => (StanzaError.Conflict, "that nick is registered to someone else in this room"),
+            < Affiliation.Member when Config.MembersOnly => (StanzaError.RegistrationRequired, "the room is members-only"),
+            < Affiliation.Admin when Config.MaxUsers > 0 && _occupants.Length >= Config.MaxUsers =>
+                (StanzaError.ServiceUnavailable, "the room is full"),
+            < Affiliation.Owner when Config.PasswordProtected && muc?.GetChildText("password", MucNs) != Config.Password =>
+                (StanzaError.NotAuthorized, "the room needs a password"),
+            _ => default((StanzaError, string)?),
+        };
+        if (refusal is var (error, text))
+        {
+            await ev.ReplyErrorAsync(error, text);
+            return;
+        }
+
+        var occupant = new Occupant(nick, realJid, OccupantIdOf(realJid))
+        {
+            Affiliation = affiliation,
+            Role = Roles.Default(affiliation, Config.Moderated),
+            PresenceContent = Occupant.ContentOf(ev.Stanza),
+        };
+        // §7.2.3: the others' presence first, then the newcomer's to everyone, their own last with its status codes.
+        foreach (var other in _occupants) Send(occupant, PresenceFor(other, occupant, available: true, []));
+        AddOccupant(occupant);
+        foreach (var other in _occupants)
+            if (other != occupant) Send(other, PresenceFor(occupant, other, available: true, []));
+        Span<int> codes = stackalloc int[2];
+        var count = 0;
+        if (Config.NonAnonymous) codes[count++] = 100;
+        if (created) codes[count++] = 201;
+        Send(occupant, PresenceFor(occupant, occupant, available: true, codes[..count]));
+
+        foreach (var entry in History.Select(muc?.GetChild("history", MucNs), DateTimeOffset.UtcNow))
+            Send(occupant, History.Message(entry, Jid, realJid));
+        Send(occupant, SubjectMessage(occupant));
+    }
+
+    private bool IsRegisteredToOther(string nick, Jid realJid)
+    {
+        foreach (var (owner, registered) in _registeredNicks)
+            if (registered == nick && owner != realJid.Bare) return true;
+        return false;
+    }
+
+    /// <summary>§7.6: unavailable from the old nick with 303 and the new one, then available from the new nick.</summary>
+    private async ValueTask ChangeNickAsync(StanzaEvent ev, Occupant occupant, string nick)
+    {
+        if (_byNick.ContainsKey(nick) || IsRegisteredToOther(nick, occupant.RealJid))
+        {
+            await ev.ReplyErrorAsync(StanzaError.Conflict, "that nick is in use or registered to someone else in this room");
+            return;
+        }
+        BroadcastPresence(occupant, available: false, [303], item => item.SetAttribute("nick", nick).SetAttribute("role", Roles.Name(occupant.Role)));
+        _byNick.Remove(occupant.Nick);
+        occupant.Nick = nick;
+        _byNick[nick] = occupant;
+        occupant.PresenceContent = Occupant.ContentOf(ev.Stanza);
+        BroadcastPresence(occupant, available: true);
+    }
+
+    /// <summary>The occupant leaves (or is removed, with <paramref name="code"/>); an empty temporary room goes away.</summary>
+    public async ValueTask LeaveAsync(Occupant occupant, int code = 0, Action<Element>? decorateItem = null)
+    {
+        RemoveOccupant(occupant);
+        BroadcastPresence(occupant, available: false, code == 0 ? [] : [code], decorateItem);
+        if (_occupants.Length == 0 && !Config.Persistent) await _service.DisposeRoomAsync(this);
+    }
+
+    private void AddOccupant(Occupant occupant)
+    {
+        _byNick[occupant.Nick] = occupant;
+        _byJid[occupant.RealJid] = occupant;
+        _occupants = [.. _occupants, occupant];
+        _service.Track(occupant.RealJid, this, joined: true);
+    }
+
+    private void RemoveOccupant(Occupant occupant)
+    {
+        _byNick.Remove(occupant.Nick);
+        _byJid.Remove(occupant.RealJid);
+        _occupants = Array.FindAll(_occupants, o => o != occupant);
+        _service.Track(occupant.RealJid, this, joined: false);
+    }
+
+    /// <summary>XEP-0410: an occupant pinging its own occupant JID learns whether it is still in the room.</summary>
+    public bool IsOccupantJid(Jid realJid, string nick) => _byJid.TryGetValue(realJid, out var o) && o.Nick == nick;
+}
