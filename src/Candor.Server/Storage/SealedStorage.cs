@@ -45,7 +45,7 @@ public sealed class SealedStorage : IStorage
     /// </summary>
     public static Task<SealedStorage> OpenAsync(ServerOptions options) => options.Postgres is { } postgres
         ? OpenOwnedAsync(PostgresStorage.OpenAsync(postgres), options)
-        : OpenOwnedAsync(Task.FromResult(new SqliteStorage(Path.Combine(options.DataDirectory, "candor.db"))), options);
+        : OpenOwnedAsync(Task.FromResult(new SqliteStorage(Path.Combine(options.DataDirectory, SqliteStorage.FileName))), options);
 
     private static async Task<SealedStorage> OpenOwnedAsync<TBackend>(Task<TBackend> opening, ServerOptions options) where TBackend : IStorage, IRawRecords
     {
