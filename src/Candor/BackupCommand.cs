@@ -21,6 +21,7 @@ internal static class BackupCommand
         command.SetAction(parse => Run(() =>
         {
             var options = common.Load(parse);
+            if (options.Postgres is not null) return OnPostgres("backup");
             var database = Path.Combine(options.DataDirectory, SqliteStorage.FileName);
             var target = parse.GetValue(output)!;
             if (!File.Exists(database)) return PolicyCommand.Fail(ExitCodes.NotFound, $"no database at {Path.GetFullPath(database)}");
@@ -47,6 +48,7 @@ internal static class BackupCommand
         command.SetAction(parse => Run(() =>
         {
             var options = common.Load(parse);
+            if (options.Postgres is not null) return OnPostgres("restore");
             var source = parse.GetValue(file)!;
             if (!File.Exists(source)) return PolicyCommand.Fail(ExitCodes.NotFound, $"no such file {source}");
             using var dataLock = ServeCommand.LockDataDirectory(options.DataDirectory);
@@ -71,6 +73,9 @@ internal static class BackupCommand
     }
 
     /// <summary>Copies <paramref name="from"/> page by page with SQLite's backup API, into a file with no journal beside it.</summary>
+    private static int OnPostgres(string verb) => PolicyCommand.Fail(ExitCodes.Usage,
+        $"{verb} works on the SQLite database only; with --postgres use PostgreSQL's pg_dump/pg_restore (and back up the master key in the data directory apart)");
+
     private static void Copy(string from, string to, SqliteOpenMode mode)
     {
         using var source = Open(from, mode);

@@ -10,12 +10,17 @@ internal sealed class CommonOptions
     public Option<string?> Config { get; } = new("--config") { Description = "JSON configuration file (section \"Candor\"; see docs/CONFIGURATION.md)" };
     public Option<string?> Data { get; } = new("--data") { Description = "Data directory (default ./candor-data)" };
     public Option<string?> Domain { get; } = new("--domain") { Description = "The XMPP domain served (default localhost)" };
+    public Option<string?> Postgres { get; } = new("--postgres")
+    {
+        Description = "Store data in this PostgreSQL database instead of SQLite in --data: \"Host=...;Port=...;Username=...;Password=...;Database=...\"",
+    };
 
     public void AddTo(Command command)
     {
         command.Add(Config);
         command.Add(Data);
         command.Add(Domain);
+        command.Add(Postgres);
     }
 
     /// <summary>Configuration file, then CANDOR__* environment variables, then the command line.</summary>
@@ -32,6 +37,7 @@ internal sealed class CommonOptions
         var options = ServerOptions.FromConfiguration(builder);
         if (parse.GetValue(Data) is { } data) options.DataDirectory = data;
         if (parse.GetValue(Domain) is { } domain) options.Domain = domain;
+        if (parse.GetValue(Postgres) is { } postgres) options.Postgres = postgres;
         fromCommandLine?.Invoke(options);
         options.Validate();
         return options;

@@ -75,5 +75,10 @@ internal static class KeyCommand
             Console.Error.WriteLine($"candor: {e.Message}");
             return ExitCodes.Failure;
         }
+        catch (System.Data.Common.DbException e)
+        {
+            Console.Error.WriteLine($"candor: storage: {e.Message}");
+            return ExitCodes.Failure;
+        }
     }
 }

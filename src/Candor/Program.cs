@@ -11,6 +11,7 @@ root.Add(ListenCommand.Create());
 root.Add(PolicyCommand.Create());
 root.Add(KeyCommand.Create());
 root.Add(AuditCommand.Create());
+root.Add(MigrateCommand.Create());
 root.Add(CheckCommand.Create());
 root.Add(BackupCommand.Backup());
 root.Add(BackupCommand.Restore());

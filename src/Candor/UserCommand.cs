@@ -163,7 +163,7 @@ internal static class UserCommand
         {
             return Fail(ExitCodes.Usage, e.Message);
         }
-        catch (Microsoft.Data.Sqlite.SqliteException e)
+        catch (System.Data.Common.DbException e)
         {
             return Fail(ExitCodes.Failure, $"storage: {e.Message}");
         }
@@ -183,7 +183,7 @@ internal static class UserCommand
 
     internal static void RequireData(ServerOptions options)
     {
-        if (!File.Exists(Path.Combine(options.DataDirectory, "candor.db")))
+        if (options.Postgres is null && !File.Exists(Path.Combine(options.DataDirectory, "candor.db")))
             throw new OptionsException($"no Candor data in {Path.GetFullPath(options.DataDirectory)} (see --data; 'candor serve' or 'candor user add' creates it)");
     }
 

@@ -114,7 +114,7 @@ public sealed class UserCommandTests(ITestOutputHelper output)
         .GetChild("metadata", "urn:xmpp:mam:2")!;
 
     /// <summary>A connected, available client; <paramref name="notice"/> gets <see cref="NoticeAsync"/>, watched from before the login.</summary>
-    private static async Task<XmppClient> ConnectAsync(CandorServer server, string jid, string password, Action<Task<ChatMessage>>? notice = null)
+    internal static async Task<XmppClient> ConnectAsync(CandorServer server, string jid, string password, Action<Task<ChatMessage>>? notice = null)
     {
         var client = new XmppClient(new XmppClientOptions
         {
@@ -131,7 +131,7 @@ public sealed class UserCommandTests(ITestOutputHelper output)
     }
 
     /// <summary>The first chat from the server's own JID about a password change.</summary>
-    private static Task<ChatMessage> NoticeAsync(XmppClient client)
+    internal static Task<ChatMessage> NoticeAsync(XmppClient client)
     {
         var first = new TaskCompletionSource<ChatMessage>(TaskCreationOptions.RunContinuationsAsynchronously);
         client.EventReceived += e =>

@@ -11,7 +11,7 @@ namespace Candor.Server.Tests;
 /// The message archive (XEP-0313 with #extended, XEP-0359 stanza-ids, XEP-0059 paging, XEP-0441 preferences), through
 /// real sessions: what is archived for whom, with which id, and every query form and paging direction.
 /// </summary>
-public sealed class ArchiveTests(ServerFixture server) : IClassFixture<ServerFixture>
+public class ArchiveTests(ServerFixture server) : IClassFixture<ServerFixture>
 {
     private const string Mam = "urn:xmpp:mam:2";
     private const string Sid = "urn:xmpp:sid:0";

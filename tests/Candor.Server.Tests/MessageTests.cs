@@ -5,7 +5,7 @@ using Candor.Xmpp;
 namespace Candor.Server.Tests;
 
 /// <summary>RFC 6121 §8.5 message delivery rules, and offline storage (XEP-0160) with XEP-0203 stamps.</summary>
-public sealed class MessageTests(ServerFixture server) : IClassFixture<ServerFixture>
+public class MessageTests(ServerFixture server) : IClassFixture<ServerFixture>
 {
     private async Task<XmppClient> OnlineAsync(string user, string resource, int priority)
     {

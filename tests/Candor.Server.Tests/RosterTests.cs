@@ -6,7 +6,7 @@ using Candor.Xmpp;
 namespace Candor.Server.Tests;
 
 /// <summary>RFC 6121 §2 roster management with XEP-0237 versioning.</summary>
-public sealed class RosterTests(ServerFixture server) : IClassFixture<ServerFixture>
+public class RosterTests(ServerFixture server) : IClassFixture<ServerFixture>
 {
     private static readonly Jid Romeo = Jid.Parse("romeo@localhost");
     private static readonly Jid Juliet = Jid.Parse("juliet@localhost");

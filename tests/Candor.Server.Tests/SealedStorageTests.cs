@@ -12,7 +12,7 @@ public sealed class SealedStorageConformanceTests : StorageConformanceTests
 {
     private readonly string _directory = Directory.CreateTempSubdirectory("candor-sealed-").FullName;
 
-    protected override IStorage CreateStorage() => SealedStorage.OpenAsync(new ServerOptions { DataDirectory = _directory }).GetAwaiter().GetResult();
+    protected override async Task<IStorage> CreateStorageAsync() => await SealedStorage.OpenAsync(new ServerOptions { DataDirectory = _directory });
 
     public override async Task DisposeAsync()
     {

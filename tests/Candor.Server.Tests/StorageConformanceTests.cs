@@ -4,19 +4,15 @@ namespace Candor.Server.Tests;
 
 /// <summary>
 /// The semantics every storage backend must have (Prosody's keyval, map and archive shapes). Run against
-/// SQLite; a new backend derives from this class with its own <see cref="CreateStorage"/>.
+/// SQLite and PostgreSQL; a new backend derives from this class with its own <see cref="CreateStorageAsync"/>.
 /// </summary>
 public abstract class StorageConformanceTests : IAsyncLifetime
 {
     protected IStorage Storage { get; private set; } = null!;
 
-    protected abstract IStorage CreateStorage();
+    protected abstract Task<IStorage> CreateStorageAsync();
 
-    public Task InitializeAsync()
-    {
-        Storage = CreateStorage();
-        return Task.CompletedTask;
-    }
+    public async Task InitializeAsync() => Storage = await CreateStorageAsync();
 
     public virtual async Task DisposeAsync() => await Storage.DisposeAsync();
 
@@ -200,7 +196,7 @@ public sealed class SqliteStorageConformanceTests : StorageConformanceTests
 {
     private readonly string _directory = Directory.CreateTempSubdirectory("candor-storage-").FullName;
 
-    protected override IStorage CreateStorage() => new SqliteStorage(Path.Combine(_directory, "candor.db"));
+    protected override Task<IStorage> CreateStorageAsync() => Task.FromResult<IStorage>(new SqliteStorage(Path.Combine(_directory, "candor.db")));
 
     public override async Task DisposeAsync()
     {
@@ -215,5 +211,32 @@ public sealed class SqliteStorageConformanceTests : StorageConformanceTests
         await Storage.DisposeAsync();
         await using var reopened = new SqliteStorage(Path.Combine(_directory, "candor.db"));
         Assert.Equal("kept", await reopened.OpenKeyValue("kv").GetAsync("alice"));
+    }
+}
+
+/// <summary>The same suite on PostgreSQL: a new database of the test process's private cluster for each test.</summary>
+public sealed class PostgresStorageConformanceTests : StorageConformanceTests
+{
+    private string _connectionString = "";
+
+    protected override async Task<IStorage> CreateStorageAsync()
+    {
+        _connectionString = await Harness.PostgresCluster.NewDatabaseAsync();
+        return await PostgresStorage.OpenAsync(_connectionString);
+    }
+
+    [Fact]
+    public async Task Data_survives_reopening_and_the_schema_is_made_once()
+    {
+        await Storage.OpenKeyValue("kv").SetAsync("alice", "kept");
+        await Storage.OpenArchive("arc").AppendAsync("alice", DateTimeOffset.UtcNow, "x", "v");
+        await Storage.DisposeAsync();
+        var opening = Enumerable.Range(0, 3).Select(_ => PostgresStorage.OpenAsync(_connectionString)).ToList();
+        foreach (var reopened in await Task.WhenAll(opening))
+        {
+            Assert.Equal("kept", await reopened.OpenKeyValue("kv").GetAsync("alice"));
+            Assert.Equal(1, await reopened.OpenArchive("arc").CountAsync("alice"));
+            await reopened.DisposeAsync();
+        }
     }
 }

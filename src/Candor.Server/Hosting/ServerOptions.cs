@@ -11,6 +11,11 @@ public sealed class ServerOptions
 {
     public string Domain { get; set; } = "localhost";
     public string DataDirectory { get; set; } = "candor-data";
+    /// <summary>
+    /// Npgsql connection string of a PostgreSQL database to store data in instead of SQLite in the data directory
+    /// (which still holds the master key, certificates and status files).
+    /// </summary>
+    public string? Postgres { get; set; }
     /// <summary>Address to listen on; "*" or empty means every interface (IPv4 and IPv6).</summary>
     public string Bind { get; set; } = "*";
     /// <summary>c2s with STARTTLS (RFC 6120). 0 picks a free port.</summary>
@@ -190,6 +195,17 @@ public sealed class ServerOptions
         if (Bind is not ("*" or "" or "localhost") && !IPAddress.TryParse(Bind, out _))
             throw new OptionsException($"--bind: '{Bind}' is not an IP address, localhost or *");
         if (File.Exists(DataDirectory)) throw new OptionsException($"data directory {DataDirectory} is a file, not a directory");
+        if (Postgres is not null)
+        {
+            try
+            {
+                _ = new Npgsql.NpgsqlConnectionStringBuilder(Postgres);
+            }
+            catch (ArgumentException e)
+            {
+                throw new OptionsException($"--postgres: not a valid connection string ({e.Message})");
+            }
+        }
         if ((CertificateFile is null) != (KeyFile is null)) throw new OptionsException("--cert and --key go together");
         if (ScramIterations < 4096) throw new OptionsException("scram iterations must be at least 4096");
         if (MaxStanzaBytes < 10_000) throw new OptionsException("max stanza size must be at least 10000 bytes");

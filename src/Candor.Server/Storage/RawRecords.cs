@@ -36,3 +36,16 @@ public interface IRawRecords
     /// <summary>Makes every committed write durable against a power failure, not only a crash of the process.</summary>
     Task FlushAsync();
 }
+
+/// <summary>The three generic tables as both SQL backends lay them out, and the column that holds each shape's name.</summary>
+internal static class RawTables
+{
+    public const int PageSize = 500;
+
+    public static readonly (RecordShape Shape, string Table, string Name)[] All =
+    [
+        (RecordShape.KeyValue, "keyval", "''"),
+        (RecordShape.Map, "map", "key"),
+        (RecordShape.Archive, "archive", "with_jid"),
+    ];
+}

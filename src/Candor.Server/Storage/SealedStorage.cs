@@ -39,10 +39,17 @@ public sealed class SealedStorage : IStorage
     public long Migrated { get; }
     public ILogger Log { get; set; } = NullLogger.Instance;
 
-    /// <summary>The SQLite database in the data directory, sealed with the configured master key.</summary>
-    public static async Task<SealedStorage> OpenAsync(ServerOptions options)
+    /// <summary>
+    /// The configured backend (the PostgreSQL database of <see cref="ServerOptions.Postgres"/>, else the SQLite
+    /// database in the data directory), sealed with the configured master key.
+    /// </summary>
+    public static Task<SealedStorage> OpenAsync(ServerOptions options) => options.Postgres is { } postgres
+        ? OpenOwnedAsync(PostgresStorage.OpenAsync(postgres), options)
+        : OpenOwnedAsync(Task.FromResult(new SqliteStorage(Path.Combine(options.DataDirectory, SqliteStorage.FileName))), options);
+
+    private static async Task<SealedStorage> OpenOwnedAsync<TBackend>(Task<TBackend> opening, ServerOptions options) where TBackend : IStorage, IRawRecords
     {
-        var backend = new SqliteStorage(Path.Combine(options.DataDirectory, SqliteStorage.FileName));
+        var backend = await opening;
         try
         {
             return await OpenAsync(backend, backend, new KeyFiles(options));

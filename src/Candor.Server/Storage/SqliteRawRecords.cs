@@ -4,21 +4,12 @@ namespace Candor.Server.Storage;
 
 public sealed partial class SqliteStorage : IRawRecords
 {
-    private const int PageSize = 500;
-
-    private static readonly (RecordShape Shape, string Table, string Name)[] Tables =
-    [
-        (RecordShape.KeyValue, "keyval", "''"),
-        (RecordShape.Map, "map", "key"),
-        (RecordShape.Archive, "archive", "with_jid"),
-    ];
-
     public Task<long> RewriteAsync(Func<RawRecord, RawRecord?> rewrite, RawRecord? insert)
     {
         using var connection = Open();
         var changed = 0L;
         var outer = insert is null ? null : connection.BeginTransaction(deferred: false);
-        foreach (var (shape, table, name) in Tables)
+        foreach (var (shape, table, name) in RawTables.All)
         {
             for (var after = long.MinValue; ;)
             {
@@ -44,7 +35,7 @@ public sealed partial class SqliteStorage : IRawRecords
                     transaction.Commit();
                     transaction.Dispose();
                 }
-                if (page.Count < PageSize) break;
+                if (page.Count < RawTables.PageSize) break;
                 after = page[^1].Row;
             }
         }
@@ -66,13 +57,13 @@ public sealed partial class SqliteStorage : IRawRecords
     public Task ScanAsync(Action<RawRecord> visit)
     {
         using var connection = Open();
-        foreach (var (shape, table, name) in Tables)
+        foreach (var (shape, table, name) in RawTables.All)
         {
             for (var after = long.MinValue; ;)
             {
                 var page = ReadPage(connection, null, shape, table, name, after);
                 foreach (var record in page) visit(record);
-                if (page.Count < PageSize) break;
+                if (page.Count < RawTables.PageSize) break;
                 after = page[^1].Row;
             }
         }
@@ -102,9 +93,9 @@ public sealed partial class SqliteStorage : IRawRecords
     {
         using var command = connection.CreateCommand();
         command.Transaction = transaction;
-        command.CommandText = $"SELECT rowid, store, user, {name}, value FROM {table} WHERE rowid > $after ORDER BY rowid LIMIT {PageSize}";
+        command.CommandText = $"SELECT rowid, store, user, {name}, value FROM {table} WHERE rowid > $after ORDER BY rowid LIMIT {RawTables.PageSize}";
         command.Parameters.AddWithValue("$after", after);
-        var page = new List<RawRecord>(PageSize);
+        var page = new List<RawRecord>(RawTables.PageSize);
         using var reader = command.ExecuteReader();
         while (reader.Read())
             page.Add(new(shape, reader.GetInt64(0), reader.GetString(1), reader.GetString(2), reader.GetString(3), reader.GetString(4)));

@@ -29,6 +29,9 @@ public class ServerFixture : IAsyncLifetime
     {
     }
 
+    /// <summary>Options that take a wait to make (a database), applied after <see cref="Configure"/>.</summary>
+    protected virtual Task ConfigureAsync(ServerOptions options) => Task.CompletedTask;
+
     public static async Task<ServerFixture> StartAsync(Action<ServerOptions>? configure = null)
     {
         var fixture = new ConfiguredFixture(configure);
@@ -48,6 +51,7 @@ public class ServerFixture : IAsyncLifetime
             HttpPort = -1, HttpsPort = -1,
         };
         Configure(options);
+        await ConfigureAsync(options);
         _host = await CandorHost.StartAsync(options, announce: _ => { });
         using var certificate = X509Certificate2.CreateFromPem(File.ReadAllText(Path.Combine(options.DataDirectory, "tls", "localhost.crt")));
         Fingerprint = certificate.GetCertHashString(HashAlgorithmName.SHA256);

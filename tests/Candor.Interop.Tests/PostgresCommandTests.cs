@@ -1,0 +1,63 @@
+using Candor.Client;
+using Candor.Interop.Tests.Infrastructure;
+using Candor.Server.Tests.Harness;
+using Xunit.Abstractions;
+
+namespace Candor.Interop.Tests;
+
+/// <summary>
+/// <c>candor serve --postgres</c> and the operator's commands with the same <c>--postgres</c>, as processes: accounts
+/// made beside the running server log in, a password change reaches the server's sessions through PostgreSQL, the key
+/// status counts the records sealed there, and no SQLite file is made.
+/// </summary>
+public sealed class PostgresCommandTests(ITestOutputHelper output)
+{
+    private static readonly TimeSpan Timeout = TimeSpan.FromMinutes(1);
+
+    [Fact]
+    public async Task Serve_user_and_key_commands_share_one_postgres_database()
+    {
+        var postgres = await PostgresCluster.NewDatabaseAsync();
+        await using var server = await CandorServer.StartAsync(output, extraArguments: ["--postgres", postgres]);
+        var add = await server.RunCliAsync("user", "add", "zed@localhost", "--password", "first-secret", "--postgres", postgres);
+        Assert.True(add.Succeeded, add.Describe());
+        Assert.Contains("zed@localhost", (await server.RunCliAsync("user", "list", "--postgres", postgres)).Output);
+
+        var online = await UserCommandTests.ConnectAsync(server, "zed@localhost/desk", "first-secret");
+        var notice = UserCommandTests.NoticeAsync(online);
+        Assert.True((await server.RunCliAsync("user", "passwd", "zed@localhost", "--password", "second-secret", "--postgres", postgres)).Succeeded);
+        Assert.Contains("changed by the operator", (await notice.WaitAsync(Timeout)).Body);
+        Assert.Equal("not-authorized", Assert.IsType<XmppStreamErrorException>(await online.Ended.WaitAsync(Timeout)).Condition);
+        await online.DisposeAsync();
+        await using var again = await UserCommandTests.ConnectAsync(server, "zed@localhost/phone", "second-secret");
+
+        var status = await server.RunCliAsync("key", "status", "--postgres", postgres);
+        Assert.True(status.Succeeded, status.Describe());
+        Assert.Contains("seals new records", status.Output);
+        Assert.DoesNotContain("NOT SEALED", status.Output);
+        Assert.False(File.Exists(Path.Combine(server.DataDirectory, "candor.db")), server.Transcript);
+
+        // Without --postgres the same data directory has no database: refused, not taken for an empty server.
+        UserCommandTests.AssertOneLineError(await server.RunCliAsync("user", "list"), 2, "no Candor data");
+    }
+
+    [Fact]
+    public async Task Migrate_copies_a_stopped_sqlite_deployment_once_and_the_commands_find_its_accounts()
+    {
+        var postgres = await PostgresCluster.NewDatabaseAsync();
+        await using var server = await CandorServer.StartAsync(output);
+        await server.AddUserAsync("yve@localhost", "old-secret");
+        UserCommandTests.AssertOneLineError(await server.RunCliAsync("migrate", "--from-sqlite", server.DataDirectory, "--postgres", postgres), 2, "stop it first");
+        await server.StopAsync();
+
+        var migrate = await server.RunCliAsync("migrate", "--from-sqlite", server.DataDirectory, "--postgres", postgres);
+        Assert.True(migrate.Succeeded, migrate.Describe());
+        Assert.Contains("Copied", migrate.Output);
+        UserCommandTests.AssertOneLineError(await server.RunCliAsync("migrate", "--from-sqlite", server.DataDirectory, "--postgres", postgres), 1, "holds Candor data already");
+
+        File.Delete(Path.Combine(server.DataDirectory, "candor.db"));
+        var list = await server.RunCliAsync("user", "list", "--postgres", postgres);
+        Assert.True(list.Succeeded, list.Describe());
+        Assert.Contains("yve@localhost", list.Output);
+    }
+}
