@@ -71,9 +71,10 @@ public sealed partial class Room
         AddOccupant(occupant);
         foreach (var other in _occupants)
             if (other != occupant) Send(other, PresenceFor(occupant, other, available: true, []));
-        Span<int> codes = stackalloc int[2];
+        Span<int> codes = stackalloc int[3];
         var count = 0;
         if (Config.NonAnonymous) codes[count++] = 100;
+        if (Config.Archived) codes[count++] = 170;
         if (created) codes[count++] = 201;
         Send(occupant, PresenceFor(occupant, occupant, available: true, codes[..count]));
 
