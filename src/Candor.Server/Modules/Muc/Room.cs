@@ -231,11 +231,13 @@ public sealed partial class Room
         }
         if (await RefusedByRoomRuleAsync(ev)) return;
         var message = ev.Stanza.Clone();
-        message.SetAttribute("from", Jid.WithResource(sender.Nick).ToString()).SetAttribute("to", target.RealJidText);
+        message.SetAttribute("from", Jid.WithResource(sender.Nick).ToString());
         message.RemoveChildren(node => node is Element e && (e.Namespace == OccupantIdNs || e.Is("x", UserNs)));
         message.AddChild("x", UserNs);
         message.AddChild("occupant-id", OccupantIdNs).SetAttribute("id", sender.OccupantId);
-        Send(target, message);
+        // Every session under the nick gets it (multi-session nicks).
+        foreach (var session in _occupants)
+            if (session.Nick == target.Nick) Send(session, message.Clone().SetAttribute("to", session.RealJidText));
     }
 
     /// <summary>The room's own word list (its configuration, public in its disco#info), told to the sender like the server's policy.</summary>
