@@ -104,6 +104,8 @@ public sealed partial class MucService
                     // §10.1: the creator owns the room; a MUC client gets it locked until configured, others an instant room.
                     room.SetAffiliation(ev.From.Bare, Affiliation.Owner);
                     room.Locked = ev.Stanza.GetChild("x", Room.MucNs) is not null;
+                    // A new room starts with no archive, even if a temporary one of that name was left with one by a stop.
+                    await Archive.DeleteAsync(room.Jid.ToString());
                 }
                 await DispatchAsync(room, ev, created);
                 return;
