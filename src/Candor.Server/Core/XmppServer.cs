@@ -65,6 +65,8 @@ public sealed class XmppServer
     public Modules.StreamManagement.SmRegistry StreamManagement { get; set; } = null!;
     /// <summary>Set by the policy module: the content policy in force, reloadable.</summary>
     public Modules.Policy.PolicyService Policy { get; set; } = null!;
+    /// <summary>Set by the upload module when UploadDomain is on: the stored files and open slots.</summary>
+    public Modules.Upload.UploadService? Uploads { get; set; }
     /// <summary>Set by the archive module: <c>Archive.WhenWritten()</c> completes once every message archived so far is durable.</summary>
     public Modules.Archive.ArchiveWriter? Archive { get; set; }
     public string Version { get; } = typeof(XmppServer).Assembly.GetName().Version?.ToString(3) ?? "0.1.0";

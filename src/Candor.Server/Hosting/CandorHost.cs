@@ -103,6 +103,8 @@ public sealed class CandorHost : IAsyncDisposable
         var host = new CandorHost(app, server, c2s!, direct, http, https);
         Modules.Policy.PolicyModule.MapEndpoints(app, server, () => host.HttpPort);
         WebSocketEndpoint.Map(app, server, tls, () => host.HttpsPort);
+        Modules.Upload.UploadModule.MapEndpoints(app, server, () => options.UploadBaseUrl
+            ?? (host.HttpsPort >= 0 ? $"https://{options.Domain}:{host.HttpsPort}" : $"http://{options.Domain}:{host.HttpPort}"));
         app.Lifetime.ApplicationStopping.Register(() => server.CloseAllStreams(StreamErrors.SystemShutdown, "the server is shutting down"));
         try
         {
@@ -157,6 +159,7 @@ public sealed class CandorHost : IAsyncDisposable
         await Server.Hooks.Stopping.FireAsync(Server);
         await _keyWatch;
         await _app.DisposeAsync();
+        Server.Uploads?.Dispose();
         await Server.Storage.DisposeAsync();
     }
 

@@ -99,6 +99,25 @@ public sealed class ServerOptions
     public string? PolicyFile { get; set; }
     /// <summary>Public URL of the policy document, when the server is behind a proxy; default http://DOMAIN:HTTP-PORT/.well-known/candor/policy.</summary>
     public string? PolicyUrl { get; set; }
+    /// <summary>Domain of the HTTP File Upload service (XEP-0363); unset means upload.DOMAIN, empty turns it off.</summary>
+    public string? UploadDomain { get; set; }
+    /// <summary>Public base URL of uploads behind a proxy (its /upload/ path must reach this server); default https://DOMAIN:HTTPS-PORT.</summary>
+    public string? UploadBaseUrl { get; set; }
+    /// <summary>Largest file one upload may be, in bytes.</summary>
+    public long UploadMaxBytes { get; set; } = 100L * 1024 * 1024;
+    /// <summary>Bytes of uploads one account may keep at once; 0 means no limit beyond UploadMaxBytes per file.</summary>
+    public long UploadQuotaBytes { get; set; } = 1024L * 1024 * 1024;
+    /// <summary>Days an upload is kept; then the sweep deletes it.</summary>
+    public int UploadRetentionDays { get; set; } = 30;
+    /// <summary>STUN/TURN server offered to clients for calls (XEP-0215); unset offers none.</summary>
+    public string? TurnHost { get; set; }
+    public int TurnPort { get; set; } = 3478;
+    /// <summary>TURN over TLS port ('turns'); 0 offers none.</summary>
+    public int TurnTlsPort { get; set; }
+    /// <summary>The TURN server's static-auth-secret, which signs the credentials handed out (TURN REST API).</summary>
+    public string? TurnSecret { get; set; }
+    /// <summary>Seconds the handed-out TURN credentials stay valid.</summary>
+    public int TurnTtlSeconds { get; set; } = 86400;
     /// <summary>Domain of the multi-user chat service (XEP-0045); unset means conference.DOMAIN, empty turns it off.</summary>
     public string? MucDomain { get; set; }
     /// <summary>Rooms the chat service holds at once; creating one more is refused with resource-constraint.</summary>
@@ -179,6 +198,19 @@ public sealed class ServerOptions
         if (MaxStanzaBytes < 10_000) throw new OptionsException("max stanza size must be at least 10000 bytes");
         if (LoginNotices is not ("new-clients" or "every-session"))
             throw new OptionsException("LoginNotices must be new-clients or every-session");
+        UploadDomain ??= "upload." + Domain;
+        if (UploadDomain.Length > 0)
+        {
+            if (!Xmpp.Jid.TryParse(UploadDomain, out var upload) || !upload.IsBare || upload.Local is not null || upload.Domain == Domain)
+                throw new OptionsException($"UploadDomain '{UploadDomain}' is not a valid domain other than the server's");
+            UploadDomain = upload.Domain;
+        }
+        if (UploadMaxBytes < 1 || UploadQuotaBytes < 0 || UploadRetentionDays < 1)
+            throw new OptionsException("UploadMaxBytes and UploadRetentionDays must be at least 1 and UploadQuotaBytes cannot be negative");
+        if (UploadBaseUrl is not null && !(Uri.TryCreate(UploadBaseUrl, UriKind.Absolute, out var baseUrl) && baseUrl.Scheme is "http" or "https"))
+            throw new OptionsException($"UploadBaseUrl '{UploadBaseUrl}' is not an http or https URL");
+        if (!string.IsNullOrEmpty(TurnHost) && (string.IsNullOrEmpty(TurnSecret) || TurnPort is < 1 or > 65535 || TurnTlsPort is < 0 or > 65535 || TurnTtlSeconds < 60))
+            throw new OptionsException("TurnHost needs TurnSecret, TurnPort and TurnTlsPort (0 for none) up to 65535, and TurnTtlSeconds of at least 60");
         if (ArchiveDefault is not ("always" or "roster" or "never"))
             throw new OptionsException("ArchiveDefault must be always, roster or never");
         if (ArchiveRetentionDays < 1) throw new OptionsException("ArchiveRetentionDays must be at least 1");

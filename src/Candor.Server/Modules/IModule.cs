@@ -42,6 +42,8 @@ public static class ModuleCatalog
         new ServerChat.ServerChatModule(),
         new Muc.MucModule(),
         new Pep.PepModule(),
+        new Upload.UploadModule(),
+        new ExternalServices.ExternalServicesModule(),
     ];
 
     public static void RegisterAll(XmppServer server)

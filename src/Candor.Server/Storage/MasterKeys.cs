@@ -19,16 +19,26 @@ public sealed class MasterKey
     public MasterKey(ReadOnlySpan<byte> key)
     {
         if (key.Length != Bytes) throw new ArgumentException($"a master key is {Bytes} bytes", nameof(key));
-        _sealKey = HKDF.DeriveKey(HashAlgorithmName.SHA256, key.ToArray(), 32, [], "candor record seal v1"u8.ToArray());
-        Id = BinaryPrimitives.ReadUInt32BigEndian(HKDF.DeriveKey(HashAlgorithmName.SHA256, key.ToArray(), 4, [], "candor key id v1"u8.ToArray()));
+        _sealKey = Derive(key, 32, "candor record seal v1"u8);
+        FileKey = Derive(key, 32, "candor file seal v1"u8);
+        Id = BinaryPrimitives.ReadUInt32BigEndian(Derive(key, 4, "candor key id v1"u8));
         _aes = new ThreadLocal<AesGcm>(() => new AesGcm(_sealKey, AesGcm.TagByteSizes.MaxSize));
     }
 
     public uint Id { get; }
+    /// <summary>The key from which each sealed file's own key is derived (<see cref="SealedFile"/>).</summary>
+    internal byte[] FileKey { get; }
     public string IdText => Id.ToString("x8");
     internal AesGcm Aes => _aes.Value!;
 
     public override string ToString() => IdText;
+
+    private static byte[] Derive(ReadOnlySpan<byte> key, int length, ReadOnlySpan<byte> purpose)
+    {
+        var derived = new byte[length];
+        HKDF.DeriveKey(HashAlgorithmName.SHA256, key, derived, [], purpose);
+        return derived;
+    }
 }
 
 /// <summary>
@@ -67,6 +77,8 @@ public sealed class KeyFiles(ServerOptions options)
     public string KeyPath { get; } = Path.GetFullPath(options.MasterKeyFile ?? Path.Combine(options.DataDirectory, "keys", "master.key"));
     public string NextPath => KeyPath + ".next";
     private string InUsePath { get; } = Path.Combine(options.DataDirectory, "keys", "in-use");
+    /// <summary>Uploaded files (sealed with keys of this ring), resealed by a rotation too.</summary>
+    public string UploadsPath { get; } = Path.Combine(options.DataDirectory, "uploads");
 
     public bool FromSetting => options.MasterKey is not null;
 
