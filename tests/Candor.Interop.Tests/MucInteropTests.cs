@@ -8,7 +8,8 @@ namespace Candor.Interop.Tests;
 public sealed class MucInteropTests(ITestOutputHelper output)
 {
     /// <summary>
-    /// scripts/muc_rooms.py: create and configure a room with the form, join with history, nick conflict,
+    /// scripts/muc_rooms.py: create and configure a room with the form, join with history (status 170), the room archive
+    /// paged with xep_0313, nick conflict,
     /// subject, groupchat, kick with reason, ban, leave, destroy — each step through slixmpp's own plugin.
     /// </summary>
     [Fact]

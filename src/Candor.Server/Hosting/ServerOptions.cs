@@ -127,6 +127,10 @@ public sealed class ServerOptions
     public string? MucDomain { get; set; }
     /// <summary>Rooms the chat service holds at once; creating one more is refused with resource-constraint.</summary>
     public int MucMaxRooms { get; set; } = 10_000;
+    /// <summary>Whether a new room keeps an archive (XEP-0313 on the room JID) until its owner changes muc#roomconfig_enablearchiving.</summary>
+    public bool MucArchiveByDefault { get; set; } = true;
+    /// <summary>Days a room message stays in the room's archive; an hourly sweep deletes older ones.</summary>
+    public int MucArchiveRetentionDays { get; set; } = 365;
     /// <summary>Seconds a session with stream management (XEP-0198) stays resumable after its connection vanished.</summary>
     public int SmResumeTimeoutSeconds { get; set; } = 300;
     /// <summary>Seconds a XEP-0484 FAST token stays valid after it was issued.</summary>
@@ -189,6 +193,7 @@ public sealed class ServerOptions
             MucDomain = muc.Domain;
         }
         if (MucMaxRooms < 1) throw new OptionsException("MucMaxRooms must be at least 1");
+        if (MucArchiveRetentionDays < 1) throw new OptionsException("MucArchiveRetentionDays must be at least 1");
         foreach (var (name, port) in new[] { ("c2s-port", C2sPort), ("tls-port", TlsPort), ("http-port", HttpPort), ("https-port", HttpsPort) })
             if (port < -1 || port > 65535) throw new OptionsException($"{name} must be between 0 and 65535 (or -1 to disable)");
         if (C2sPort == -1) throw new OptionsException("c2s-port cannot be disabled");

@@ -1,6 +1,7 @@
 #!/usr/bin/python3
 """Three slixmpp users drive a chat room with slixmpp's own xep_0045 plugin: create and configure
-it, join (with history), nickname conflict, subject, groupchat, moderation (xep_0425), kick, ban, leave, destroy.
+it, join (with history, told the room is logged: 170), the room archive (xep_0313), nickname conflict, subject,
+groupchat, moderation (xep_0425), kick, ban, leave, destroy.
 
     /usr/bin/python3 muc_rooms.py HOST PORT ROOM JID_A PW_A JID_B PW_B JID_C PW_C [--timeout 15]
 
@@ -40,6 +41,7 @@ async def main(args):
         c.x.register_plugin("xep_0045")
         c.x.register_plugin("xep_0359")
         c.x.register_plugin("xep_0425")
+        c.x.register_plugin("xep_0313")
         return c
 
     a = client("A", args.jid_a, args.password_a)
@@ -78,6 +80,19 @@ async def main(args):
         raise StepFailed(f"{step}: B did not see alice in the room")
     await a.wait_stanza(step, "presence", lambda s: s["from"].resource == "bob", t, "bob's presence")
     say(f"{step}: ok — {len(history)} history message(s) with delay")
+
+    step = "6b B was told the room is logged and pages its archive with xep_0313"
+    if 170 not in pres["muc"]["status_codes"]:
+        raise StepFailed(f"{step}: no status 170 on entering an archived room: {sorted(pres['muc']['status_codes'])}")
+    a.x.send_message(mto=room, mbody="archived too", mtype="groupchat")
+    await b.wait_stanza(step, "message", lambda s: s["body"] == "archived too", t, "the second message")
+    archived = []
+    async for result in b.x.plugin["xep_0313"].iterate(jid=slixmpp_jid(room), rsm={"max": 1}):
+        forwarded = result["mam_result"]["forwarded"]["stanza"]
+        archived.append((str(forwarded["body"]), forwarded["from"].resource))
+    if archived != [("before you came", "alice"), ("archived too", "alice")]:
+        raise StepFailed(f"{step}: the room's archive, one message a page, was {archived}")
+    say(f"{step}: ok — {len(archived)} messages, one a page")
 
     step = "7 C asks for nick bob and gets a conflict"
     try:

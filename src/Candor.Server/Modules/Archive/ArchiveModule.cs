@@ -38,10 +38,8 @@ public sealed partial class ArchiveModule : IModule
 
     public void Register(XmppServer server)
     {
-        var store = server.Storage.OpenArchive(StoreName);
         var prefsStore = server.Storage.OpenKeyValue("archive-prefs");
-        var logger = server.LoggerFactory.CreateLogger("Candor.Archive");
-        var writer = new ArchiveWriter(store, logger);
+        var (store, writer) = Open(server, StoreName, server.Options.ArchiveRetentionDays);
         server.Archive = writer;
 
         // Priority.Observe: after the policy filter (a refused message is archived nowhere), before delivery and
@@ -58,8 +56,18 @@ public sealed partial class ArchiveModule : IModule
         server.Iq.Register(IqScope.Account, "set", "prefs", Namespace, request => SetPrefsAsync(prefsStore, request));
         server.Disco.Commands[PurgeCommand] = new(PurgeCommand, "Delete my message history", requester => PurgeCommandAsync(writer, store, requester),
             Confirmation: "Delete every message archived for your account on this server? This cannot be undone.");
+    }
 
-        var retention = TimeSpan.FromDays(server.Options.ArchiveRetentionDays);
+    /// <summary>
+    /// An archive store with its batching writer and retention sweep (now, then hourly), both stopped with the
+    /// server: the account archive here, the rooms' archive in the MUC module.
+    /// </summary>
+    public static (IArchiveStore Store, ArchiveWriter Writer) Open(XmppServer server, string storeName, int retentionDays)
+    {
+        var store = server.Storage.OpenArchive(storeName);
+        var logger = server.LoggerFactory.CreateLogger("Candor.Archive");
+        var writer = new ArchiveWriter(store, logger);
+        var retention = TimeSpan.FromDays(retentionDays);
         SweepAsync(store, retention, logger).GetAwaiter().GetResult();
         var stopping = new CancellationTokenSource();
         var sweeping = SweepPeriodicallyAsync(store, retention, logger, stopping.Token);
@@ -70,6 +78,7 @@ public sealed partial class ArchiveModule : IModule
             await writer.StopAsync();
             return false;
         });
+        return (store, writer);
     }
 
     private async ValueTask<bool> ArchiveAsync(XmppServer server, ArchiveWriter writer, IKeyValueStore prefsStore, StanzaEvent ev)
@@ -127,12 +136,13 @@ public sealed partial class ArchiveModule : IModule
         Jid.TryParse(by, out var jid) && jid.Domain == domain;
 
     /// <summary>
-    /// XEP-0313 §5.1.1: chat and normal messages with a body; here also those whose content is end-to-end
-    /// encrypted and chat markers, retractions and corrections, which refer to such a message. XEP-0334 hints win.
+    /// XEP-0313 §5.1.1: chat and normal messages with a body (in a room's archive: groupchat ones); here also those
+    /// whose content is end-to-end encrypted and chat markers, retractions and corrections, which refer to such a
+    /// message. XEP-0334 hints win.
     /// </summary>
-    public static bool IsArchivable(Element stanza)
+    public static bool IsArchivable(Element stanza, bool groupchat = false)
     {
-        if (stanza.Type() is not (null or "chat" or "normal")) return false;
+        if (groupchat ? stanza.Type() != "groupchat" : stanza.Type() is not (null or "chat" or "normal")) return false;
         var content = false;
         foreach (var child in stanza.Elements)
         {

@@ -159,6 +159,7 @@ public sealed partial class Room
             case "submit":
                 var wasMembersOnly = Config.MembersOnly;
                 var wasNonAnonymous = Config.NonAnonymous;
+                var wasArchived = Config.Archived;
                 if (Config.With(form, out var problem) is not { } next) return request.Error(StanzaError.NotAcceptable, problem);
                 Config = next;
                 History.Trim(Config.HistoryLength);
@@ -170,6 +171,7 @@ public sealed partial class Room
                 {
                     var codes = new List<int> { 104 };
                     if (Config.NonAnonymous != wasNonAnonymous) codes.Add(Config.NonAnonymous ? 172 : 173);
+                    if (Config.Archived != wasArchived) codes.Add(Config.Archived ? 170 : 171);
                     BroadcastStatus([.. codes]);
                 }
                 if (Config.MembersOnly && !wasMembersOnly)

@@ -1,4 +1,6 @@
+using System.Buffers;
 using System.Globalization;
+using Candor.Server.Storage;
 using Candor.Xml;
 using Candor.Xmpp;
 
@@ -10,7 +12,7 @@ public sealed record HistoryEntry(DateTimeOffset When, string Nick, string Occup
 /// <summary>
 /// The last messages of a room, sent to an occupant on entering (XEP-0045 §7.2.13), limited by what the
 /// occupant asked for in &lt;history/&gt; (maxchars, maxstanzas, seconds, since) and by the room's length.
-/// Kept in memory: a room's history lasts as long as the room is loaded.
+/// Kept in memory; an archived room refills it from its archive when loaded (<see cref="Room.LoadHistoryAsync"/>).
 /// </summary>
 public sealed class History
 {
@@ -67,6 +69,18 @@ public sealed class History
         }
         chosen.Reverse();
         return chosen;
+    }
+
+    /// <summary>A message from the room's archive as a history entry; null when it is not one an occupant said.</summary>
+    public static HistoryEntry? FromArchive(ArchiveItem item, Jid room)
+    {
+        var stored = StoredStanza.Parse(item.Value);
+        if (!Jid.TryParse(stored.GetAttribute("from"), out var from) || from.Resource is null || item.Key is null) return null;
+        var buffer = new ArrayBufferWriter<byte>(256);
+        foreach (var child in stored.Elements) ElementWriter.Write(child, buffer, Ns.Client);
+        ElementWriter.Write(new Element("stanza-id", Room.StanzaIdNs).SetAttribute("id", item.Key).SetAttribute("by", room.ToString()), buffer, Ns.Client);
+        var occupantId = stored.GetChild("occupant-id", Room.OccupantIdNs)?.GetAttribute("id") ?? "";
+        return new HistoryEntry(item.When, from.Resource, occupantId, stored.GetAttribute("id"), item.Key, new SerializedContent(buffer.WrittenSpan.ToArray()));
     }
 
     /// <summary>The message as sent on entering: from the nick it was said under, with its original time (XEP-0203).</summary>

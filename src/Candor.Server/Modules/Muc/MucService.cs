@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using Candor.Server.Core;
+using Candor.Server.Modules.Archive;
 using Candor.Server.Storage;
 using Candor.Xml;
 using Candor.Xmpp;
@@ -23,17 +24,22 @@ public sealed partial class MucService
     private readonly ILogger _logger;
     private readonly Lazy<Task> _loaded;
 
-    public MucService(XmppServer server, Jid jid, IKeyValueStore store)
+    public MucService(XmppServer server, Jid jid, IKeyValueStore store, IArchiveStore archive, ArchiveWriter archiveWriter)
     {
         Server = server;
         Jid = jid;
         _store = store;
+        Archive = archive;
+        ArchiveWriter = archiveWriter;
         _logger = server.LoggerFactory.CreateLogger("Candor.Muc");
         _loaded = new Lazy<Task>(LoadAsync);
     }
 
     public XmppServer Server { get; }
     public Jid Jid { get; }
+    /// <summary>The rooms' archives, each under its room's JID.</summary>
+    public IArchiveStore Archive { get; }
+    public ArchiveWriter ArchiveWriter { get; }
 
     private async Task LoadAsync()
     {
@@ -41,7 +47,10 @@ public sealed partial class MucService
         {
             if (!Jid.TryParse(key, out var roomJid) || roomJid.Domain != Jid.Domain || roomJid.Local is null) continue;
             var stored = await _store.GetAsync(key);
-            if (stored is not null) _rooms[roomJid.Local] = Room.FromStored(this, roomJid, StoredStanza.Parse(stored));
+            if (stored is null) continue;
+            var room = Room.FromStored(this, roomJid, StoredStanza.Parse(stored));
+            await room.LoadHistoryAsync();
+            _rooms[roomJid.Local] = room;
         }
     }
 
@@ -95,6 +104,8 @@ public sealed partial class MucService
                     // §10.1: the creator owns the room; a MUC client gets it locked until configured, others an instant room.
                     room.SetAffiliation(ev.From.Bare, Affiliation.Owner);
                     room.Locked = ev.Stanza.GetChild("x", Room.MucNs) is not null;
+                    // A new room starts with no archive, even if a temporary one of that name was left with one by a stop.
+                    await Archive.DeleteAsync(room.Jid.ToString());
                 }
                 await DispatchAsync(room, ev, created);
                 return;
@@ -156,7 +167,8 @@ public sealed partial class MucService
                 (Room.AdminNs, _) => await room.AdminAsync(request),
                 (Room.OwnerNs, _) => await room.OwnerAsync(request),
                 (Ns.Register, _) => await room.RegisterAsync(request),
-                (Room.ModerateNs or Room.FastenNs, _) => room.Moderate(request),
+                (Room.ModerateNs or Room.FastenNs, _) => await room.ModerateAsync(request),
+                (ArchiveModule.Namespace, _) => await room.ArchiveRequestAsync(request),
                 (Ns.Ping, false) => request.Result(),
                 _ => request.Error(StanzaError.ServiceUnavailable),
             };
@@ -242,12 +254,16 @@ public sealed partial class MucService
         return false;
     }
 
-    /// <summary>Takes an empty temporary room, or a destroyed one, out of service.</summary>
-    public ValueTask DisposeRoomAsync(Room room)
+    /// <summary>
+    /// Takes an empty temporary room, or a destroyed one, out of service with its archive: a room created later
+    /// under the same name, perhaps by someone else, starts with none.
+    /// </summary>
+    public async ValueTask DisposeRoomAsync(Room room)
     {
         room.Destroyed = true;
         _rooms.TryRemove(new KeyValuePair<string, Room>(room.Jid.Local!, room));
-        return ValueTask.CompletedTask;
+        await ArchiveWriter.WhenWritten().ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+        await Archive.DeleteAsync(room.Jid.ToString());
     }
 
     public Task SaveAsync(Room room) => _store.SetAsync(room.Jid.ToString(), ElementWriter.ToXmlString(room.ToStored()));

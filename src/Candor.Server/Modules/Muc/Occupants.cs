@@ -4,7 +4,12 @@ using Candor.Xmpp;
 
 namespace Candor.Server.Modules.Muc;
 
-/// <summary>Entering and leaving a room, nick changes and presence updates (XEP-0045 §7.1–§7.2, §7.6, §7.14).</summary>
+/// <summary>
+/// Entering and leaving a room, nick changes and presence updates (XEP-0045 §7.1–§7.2, §7.6, §7.14). Several sessions
+/// of one bare JID may share a nick (multi-session nicks, as Prosody allows): each is an occupant of its own that gets
+/// the room's traffic, the nick's first session stands for it in <see cref="_byNick"/>, and the nick leaves the room
+/// when its last session does, or all at once when the room removes it (kick, ban ...).
+/// </summary>
 public sealed partial class Room
 {
     /// <summary>Presence to an occupant JID, room@service/nick.</summary>
@@ -45,7 +50,7 @@ public sealed partial class Room
         {
             _ when Locked && affiliation != Affiliation.Owner => (StanzaError.ItemNotFound, "the room is still being set up by its owner"),
             Affiliation.Outcast => (StanzaError.Forbidden, "you are banned from this room"),
-            _ when _byNick.ContainsKey(nick) => (StanzaError.Conflict, "that nick is in use in the room"),
+            _ when _byNick.TryGetValue(nick, out var holder) && holder.RealJid.Bare != realJid.Bare => (StanzaError.Conflict, "that nick is in use in the room"),
             _ when IsRegisteredToOther(nick, realJid) => (StanzaError.Conflict, "that nick is registered to someone else in this room"),
             < Affiliation.Member when Config.MembersOnly => (StanzaError.RegistrationRequired, "the room is members-only"),
             < Affiliation.Admin when Config.MaxUsers > 0 && _occupants.Length >= Config.MaxUsers =>
@@ -67,13 +72,15 @@ public sealed partial class Room
             PresenceContent = Occupant.ContentOf(ev.Stanza),
         };
         // §7.2.3: the others' presence first, then the newcomer's to everyone, their own last with its status codes.
-        foreach (var other in _occupants) Send(occupant, PresenceFor(other, occupant, available: true, []));
+        foreach (var other in _occupants)
+            if (other.Nick != nick) Send(occupant, PresenceFor(other, occupant, available: true, []));
         AddOccupant(occupant);
         foreach (var other in _occupants)
             if (other != occupant) Send(other, PresenceFor(occupant, other, available: true, []));
-        Span<int> codes = stackalloc int[2];
+        Span<int> codes = stackalloc int[3];
         var count = 0;
         if (Config.NonAnonymous) codes[count++] = 100;
+        if (Config.Archived) codes[count++] = 170;
         if (created) codes[count++] = 201;
         Send(occupant, PresenceFor(occupant, occupant, available: true, codes[..count]));
 
@@ -97,6 +104,11 @@ public sealed partial class Room
             await ev.ReplyErrorAsync(StanzaError.Conflict, "that nick is in use or registered to someone else in this room");
             return;
         }
+        if (Sibling(occupant) is not null)
+        {
+            await ev.ReplyErrorAsync(StanzaError.NotAcceptable, "another session of yours shares this nick: leave and enter under the new one");
+            return;
+        }
         BroadcastPresence(occupant, available: false, [303], item => item.SetAttribute("nick", nick).SetAttribute("role", Roles.Name(occupant.Role)));
         _byNick.Remove(occupant.Nick);
         occupant.Nick = nick;
@@ -108,14 +120,27 @@ public sealed partial class Room
     /// <summary>The occupant leaves (or is removed, with <paramref name="code"/>); an empty temporary room goes away.</summary>
     public async ValueTask LeaveAsync(Occupant occupant, int code = 0, Action<Element>? decorateItem = null)
     {
+        if (_byJid.GetValueOrDefault(occupant.RealJid) != occupant) return; // already gone with another session under its nick
         RemoveOccupant(occupant);
+        var byRoom = code is not (0 or 333);
+        if (!byRoom && _byNick.ContainsKey(occupant.Nick))
+        {
+            // Another session keeps the nick in the room: only this one is told it left.
+            Send(occupant, PresenceFor(occupant, occupant, available: false, code == 0 ? [] : [code]));
+            return;
+        }
+        while (byRoom && _byNick.GetValueOrDefault(occupant.Nick) is { } sibling)
+        {
+            RemoveOccupant(sibling);
+            Send(sibling, PresenceFor(sibling, sibling, available: false, [code], decorateItem));
+        }
         BroadcastPresence(occupant, available: false, code == 0 ? [] : [code], decorateItem);
         if (_occupants.Length == 0 && !Config.Persistent) await _service.DisposeRoomAsync(this);
     }
 
     private void AddOccupant(Occupant occupant)
     {
-        _byNick[occupant.Nick] = occupant;
+        _byNick.TryAdd(occupant.Nick, occupant);
         _byJid[occupant.RealJid] = occupant;
         _occupants = [.. _occupants, occupant];
         _service.Track(occupant.RealJid, this, joined: true);
@@ -123,10 +148,22 @@ public sealed partial class Room
 
     private void RemoveOccupant(Occupant occupant)
     {
-        _byNick.Remove(occupant.Nick);
         _byJid.Remove(occupant.RealJid);
         _occupants = Array.FindAll(_occupants, o => o != occupant);
+        if (_byNick.GetValueOrDefault(occupant.Nick) == occupant)
+        {
+            _byNick.Remove(occupant.Nick);
+            if (Sibling(occupant) is { } next) _byNick[next.Nick] = next;
+        }
         _service.Track(occupant.RealJid, this, joined: false);
+    }
+
+    /// <summary>Another session in the room under the occupant's nick, if any.</summary>
+    private Occupant? Sibling(Occupant occupant)
+    {
+        foreach (var other in _occupants)
+            if (other != occupant && other.Nick == occupant.Nick) return other;
+        return null;
     }
 
     /// <summary>XEP-0410: an occupant pinging its own occupant JID learns whether it is still in the room.</summary>

@@ -2,6 +2,8 @@ using System.Buffers;
 using System.Security.Cryptography;
 using System.Text;
 using Candor.Server.Core;
+using Candor.Server.Modules.Archive;
+using Candor.Server.Storage;
 using Candor.Xml;
 using Candor.Xmpp;
 
@@ -21,6 +23,8 @@ public sealed partial class Room
     public const string OwnerNs = MucNs + "#owner";
     public const string OccupantIdNs = "urn:xmpp:occupant-id:0";
     public const string StanzaIdNs = "urn:xmpp:sid:0";
+    public const string ArchivedField = "candor#roominfo_archived";
+    public const string ArchiveRetentionField = "candor#roominfo_archiveretentiondays";
 
     private readonly MucService _service;
     private readonly Dictionary<string, Occupant> _byNick = new(StringComparer.Ordinal);
@@ -38,10 +42,11 @@ public sealed partial class Room
         _service = service;
         Jid = jid;
         _secret = secret ?? RandomNumberGenerator.GetBytes(32);
+        Config = new RoomConfig { Archived = service.Server.Options.MucArchiveByDefault };
     }
 
     public Jid Jid { get; }
-    public RoomConfig Config { get; private set; } = new();
+    public RoomConfig Config { get; private set; }
     public SemaphoreSlim Gate { get; } = new(1, 1);
     public History History { get; } = new();
     public string Subject { get; private set; } = "";
@@ -148,6 +153,9 @@ public sealed partial class Room
         var content = Serialize(stanza, sender, stanzaId);
         var from = Jid.WithResource(sender.Nick).ToString();
         var id = stanza.Id();
+        var archived = !isSubjectChange && Config.Archived && ArchiveModule.IsArchivable(stanza, groupchat: true)
+            ? ArchiveAppend(stanzaId, from, ArchivedCopy(stanza, from, id, sender))
+            : null;
         var weight = content.Utf8.Length + 128;
         foreach (var occupant in _occupants)
         {
@@ -166,7 +174,13 @@ public sealed partial class Room
         {
             History.Add(new HistoryEntry(DateTimeOffset.UtcNow, sender.Nick, sender.OccupantId, id, stanzaId, content), Config.HistoryLength);
         }
+        // Backpressure as for account archives: past the queue's limit a sender waits for its batch.
+        if (archived is not null && _service.ArchiveWriter.Queued > ArchiveModule.MaxQueued)
+            await archived.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
     }
+
+    private static bool Passed(Element child, string room) =>
+        child.Namespace != OccupantIdNs && !child.Is("error", Ns.Client) && !(child.Is("stanza-id", StanzaIdNs) && child.GetAttribute("by") == room);
 
     /// <summary>
     /// The message's children as the room passes them on: any occupant-id the sender put in replaced by the room's
@@ -177,8 +191,7 @@ public sealed partial class Room
         var buffer = new ArrayBufferWriter<byte>(256);
         var room = Jid.ToString();
         foreach (var child in stanza.Elements)
-            if (child.Namespace != OccupantIdNs && !child.Is("error", Ns.Client)
-                && !(child.Is("stanza-id", StanzaIdNs) && child.GetAttribute("by") == room))
+            if (Passed(child, room))
                 ElementWriter.Write(child, buffer, Ns.Client);
         ElementWriter.Write(new Element("occupant-id", OccupantIdNs).SetAttribute("id", sender.OccupantId), buffer, Ns.Client);
         ElementWriter.Write(new Element("stanza-id", StanzaIdNs).SetAttribute("id", stanzaId).SetAttribute("by", room), buffer, Ns.Client);
@@ -218,11 +231,13 @@ public sealed partial class Room
         }
         if (await RefusedByRoomRuleAsync(ev)) return;
         var message = ev.Stanza.Clone();
-        message.SetAttribute("from", Jid.WithResource(sender.Nick).ToString()).SetAttribute("to", target.RealJidText);
+        message.SetAttribute("from", Jid.WithResource(sender.Nick).ToString());
         message.RemoveChildren(node => node is Element e && (e.Namespace == OccupantIdNs || e.Is("x", UserNs)));
         message.AddChild("x", UserNs);
         message.AddChild("occupant-id", OccupantIdNs).SetAttribute("id", sender.OccupantId);
-        Send(target, message);
+        // Every session under the nick gets it (multi-session nicks).
+        foreach (var session in _occupants)
+            if (session.Nick == target.Nick) Send(session, message.Clone().SetAttribute("to", session.RealJidText));
     }
 
     /// <summary>The room's own word list (its configuration, public in its disco#info), told to the sender like the server's policy.</summary>
@@ -253,6 +268,9 @@ public sealed partial class Room
         foreach (var feature in new[] { MucNs, Ns.DiscoInfo, Ns.DiscoItems, Ns.Register, OccupantIdNs, StanzaIdNs, ModerateNs, LegacyModerateNs, MucService.SelfPingNs, "jabber:x:conference" }
                      .Concat(Config.Features()).Order(StringComparer.Ordinal))
             query.AddChild("feature").SetAttribute("var", feature);
+        if (Config.Archived)
+            foreach (var feature in new[] { ArchiveModule.Namespace, ArchiveModule.ExtendedFeature })
+                query.AddChild("feature").SetAttribute("var", feature);
         var form = query.AddChild("x", Ns.DataForms).SetAttribute("type", "result");
         AddField(form, "FORM_TYPE", MucNs + "#roominfo", "hidden");
         AddField(form, "muc#roominfo_description", Config.Description);
@@ -264,6 +282,9 @@ public sealed partial class Room
         AddField(form, "muc#maxhistoryfetch", Config.HistoryLength.ToString());
         var words = form.AddChild("field").SetAttribute("var", "candor#roominfo_blockedwords").SetAttribute("type", "text-multi");
         foreach (var word in Config.BlockedWords) words.AddChild("value").AddText(word);
+        // Nobody's words are kept without them being told: whether, and how long, is public (XEP-0128).
+        AddField(form, ArchivedField, Config.Archived ? "1" : "0", "boolean");
+        AddField(form, ArchiveRetentionField, Config.Archived ? Server.Options.MucArchiveRetentionDays.ToString() : "0");
         return query;
     }
 

@@ -12,6 +12,8 @@ public sealed class RoomConfig
     public const string FormType = "http://jabber.org/protocol/muc#roomconfig";
     public const int MaxHistoryLimit = 100;
     public const string BlockedWordsField = "candor#roomconfig_blockedwords";
+    /// <summary>The field Prosody's mod_muc_mam uses, which clients know.</summary>
+    public const string ArchivingField = "muc#roomconfig_enablearchiving";
     public const int MaxBlockedWords = 50, MaxBlockedWordLength = 64;
 
     public string Name { get; set; } = "";
@@ -31,6 +33,8 @@ public sealed class RoomConfig
     public string AllowPm { get; set; } = "anyone";
     /// <summary>Messages kept for the history sent on entering.</summary>
     public int HistoryLength { get; set; } = 20;
+    /// <summary>Messages are kept in the room's archive (XEP-0313), and the history on entering comes from it.</summary>
+    public bool Archived { get; set; }
     /// <summary>
     /// The room's own content rule: messages containing one of these (ignoring case) are refused with
     /// policy-violation, to the sender only. Shown to everyone in the room's disco#info.
@@ -61,6 +65,7 @@ public sealed class RoomConfig
         Field(form, "muc#roomconfig_allowinvites", "boolean", Bool(AllowInvites), "Occupants may invite others");
         Options(Field(form, "muc#roomconfig_allowpm", "list-single", AllowPm, "Who may send private messages"),
             "anyone", "participants", "moderators", "none");
+        Field(form, ArchivingField, "boolean", Bool(Archived), "Archive the room's messages (occupants are told when they enter)");
         Field(form, "muc#maxhistoryfetch", "text-single", HistoryLength.ToString(), $"Messages of history kept (at most {MaxHistoryLimit})");
         var words = form.AddChild("field").SetAttribute("var", BlockedWordsField).SetAttribute("type", "text-multi")
             .SetAttribute("label", $"Words refused in this room, one a line (at most {MaxBlockedWords}); shown to everyone");
@@ -103,6 +108,7 @@ public sealed class RoomConfig
                 case "muc#roomconfig_maxusers" when int.TryParse(value, out var max) && max > 0: next.MaxUsers = max; break;
                 case "muc#roomconfig_maxusers": return "muc#roomconfig_maxusers is a positive number or none";
                 case "muc#roomconfig_changesubject": next.OccupantsChangeSubject = IsTrue(value); break;
+                case ArchivingField: next.Archived = IsTrue(value); break;
                 case "muc#roomconfig_allowinvites": next.AllowInvites = IsTrue(value); break;
                 case "muc#roomconfig_allowpm" when value is "anyone" or "participants" or "moderators" or "none": next.AllowPm = value; break;
                 case "muc#roomconfig_allowpm": return "muc#roomconfig_allowpm is anyone, participants, moderators or none";

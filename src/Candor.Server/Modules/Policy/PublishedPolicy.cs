@@ -189,6 +189,10 @@ public sealed class PublishedPolicy
                 $"{options.ArchiveRetentionDays} days, then deleted by a sweep that runs every hour; archived by default: {ArchiveDefault(options.ArchiveDefault)}; "
                 + "each account can change what is archived (XEP-0441 preferences: always, roster or never, and per-contact lists), and delete its whole archive "
                 + "(ad-hoc command \"Delete my message history\"); an operator deletion (candor user purge-archive) is announced to the account"),
+            ("chat room archives (XEP-0313 on the room's address: the groupchat messages of rooms whose owner keeps archiving on, and moderators' retractions, which replace the retracted message)",
+                $"{options.MucArchiveRetentionDays} days, then deleted by a sweep that runs every hour; new rooms are archived {(options.MucArchiveByDefault ? "by default" : "only when their owner turns it on")}; "
+                + "each room says in its disco#info whether it is archived and for how long, and tells everyone entering (status 170); "
+                + "the archive is deleted with the room (destroyed, or a temporary room left empty)"),
             ("roster, vCard, private XML storage and PEP items (XEP-0163: OMEMO device lists and public keys, avatars, nicknames, bookmarks)", "until the account changes them or the account is removed"),
             ("passwords", "only as salted SCRAM-SHA-1 and SCRAM-SHA-256 keys (RFC 5802), never the password itself, until changed or the account is removed"),
             ("login history (each client that accessed an account: resource, last IP address, first and last use, SASL mechanism, TLS version, and the client software as the client names it: its SASL2 user agent, its software version answer with the operating system it states, or its caps node)",

@@ -1,0 +1,79 @@
+using Candor.Server.Core;
+using Candor.Server.Modules.Archive;
+using Candor.Server.Storage;
+using Candor.Xml;
+using Candor.Xmpp;
+
+namespace Candor.Server.Modules.Muc;
+
+/// <summary>
+/// The room's archive (XEP-0313 on the room JID): the account archive's store, writer and queries, under the
+/// room's JID as owner key. Each archived message is stored as occupants got it, without the room's stanza-id
+/// (the archive's key, which results carry). A persistent room reads its history on entering from it after a restart.
+/// </summary>
+public sealed partial class Room
+{
+    private string ArchiveKey => Jid.ToString();
+
+    private Task ArchiveAppend(string stanzaId, string from, string xml) =>
+        _service.ArchiveWriter.Append(new ArchiveEntry(ArchiveKey, stanzaId, DateTimeOffset.UtcNow, from, xml));
+
+    private string ArchivedCopy(Element stanza, string from, string? id, Occupant sender)
+    {
+        var message = new Element("message", Ns.Client).SetAttribute("from", from).SetAttribute("type", "groupchat").SetAttribute("id", id);
+        var room = Jid.ToString();
+        foreach (var child in stanza.Elements)
+            if (Passed(child, room)) message.Add(child.Clone());
+        message.AddChild("occupant-id", OccupantIdNs).SetAttribute("id", sender.OccupantId);
+        return ElementWriter.ToXmlString(message);
+    }
+
+    /// <summary>Fills the history kept in memory with the room's latest archived messages (a persistent room after a restart).</summary>
+    public async ValueTask LoadHistoryAsync()
+    {
+        if (!Config.Archived || Config.HistoryLength == 0) return;
+        var items = await _service.Archive.QueryAsync(ArchiveKey, new ArchiveQuery { Limit = Config.HistoryLength, Newest = true });
+        for (var i = items.Count - 1; i >= 0; i--)
+            if (History.FromArchive(items[i], Jid) is { } entry) History.Add(entry, Config.HistoryLength);
+    }
+
+    /// <summary>
+    /// XEP-0313 requests to the room: the form, queries and metadata. Anyone not banned reads an open room's
+    /// archive; a members-only room's is for its members and occupants (XEP-0313 §4.1.2 leaves this to the room).
+    /// </summary>
+    public async ValueTask<Element> ArchiveRequestAsync(IqRequest request)
+    {
+        var affiliation = AffiliationOf(request.From);
+        if (affiliation == Affiliation.Outcast) return request.Error(StanzaError.Forbidden, "you are banned from this room");
+        if (Config.MembersOnly && affiliation < Affiliation.Member && OccupantByJid(request.From) is null)
+            return request.Error(StanzaError.Forbidden, "the archive of a members-only room is for its members");
+        var writer = _service.ArchiveWriter;
+        switch (request.Payload.Name, request.IsSet)
+        {
+            case ("query", false):
+                return request.Result(MamQuery.Form());
+            case ("query", true):
+                if (Server.Sessions.Get(request.From) is not { } session)
+                    return request.Error(StanzaError.ServiceUnavailable, "archive results go to a session of this server");
+                await writer.WhenWritten().ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+                return await MamQuery.RunAsync(request, _service.Archive, ArchiveKey, Jid, session);
+            case ("metadata", false):
+                await writer.WhenWritten().ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+                return await MamQuery.MetadataAsync(request, _service.Archive, ArchiveKey);
+            default:
+                return request.Error(StanzaError.ServiceUnavailable);
+        }
+    }
+
+    /// <summary>
+    /// Takes a retracted message out of the archive; true when it was there. XEP-0425 asks that a retracted message
+    /// be no longer served: the original content goes, and the retraction (archived in its place) tells clients why.
+    /// </summary>
+    private async ValueTask<bool> TakeFromArchiveAsync(string stanzaId)
+    {
+        await _service.ArchiveWriter.WhenWritten().ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+        // Stores take by row range only: find the message's row by its key first.
+        if (await _service.Archive.QueryAsync(ArchiveKey, new ArchiveQuery { Keys = [stanzaId], Limit = 1 }) is not [var item]) return false;
+        return (await _service.Archive.TakeAsync(ArchiveKey, new ArchiveQuery { AfterId = item.Id - 1, BeforeId = item.Id + 1 })).Count > 0;
+    }
+}
