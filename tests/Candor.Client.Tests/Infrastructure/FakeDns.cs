@@ -1,5 +1,6 @@
 using System.Buffers.Binary;
 using System.Collections.Concurrent;
+using Candor.Xmpp;
 using System.Net;
 using System.Net.Sockets;
 using System.Text;
