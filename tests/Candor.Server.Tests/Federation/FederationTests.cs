@@ -223,4 +223,23 @@ public sealed class FederationTests(TwoDomains servers) : IClassFixture<TwoDomai
         await peer.SendAsync("<message from='x@a.test' to='someone@third.test'><body>relay?</body></message>");
         await peer.ExpectStreamErrorAsync("host-unknown", Slow);
     }
+
+    [Fact]
+    public async Task The_published_policy_applies_to_messages_from_remote_senders()
+    {
+        var policyFile = Path.Combine(Directory.CreateTempSubdirectory("candor-s2s-policy-").FullName, "policy.json");
+        File.WriteAllText(policyFile, """{"rules":[{"id":"spam-1","description":"Unsolicited advertising","phrases":["buy now"],"action":"reject"}]}""");
+        await using var strict = await servers.StartAsync("p.test", o => o.PolicyFile = policyFile);
+        strict.Server.Options.S2sRoutes = $"b.test=127.0.0.1:{servers.B.S2sPort}";
+        servers.B.Server.Options.S2sRoutes = $"a.test=127.0.0.1:{servers.A.S2sPort},p.test=127.0.0.1:{strict.S2sPort}";
+        await using var carol = await TwoDomains.OnlineAsync(strict, "carol");
+        await using var bob = await TwoDomains.OnlineAsync(servers.B, "bob");
+
+        await bob.SendAsync($"<message to='{carol.Full}' id='s1' type='chat'><body>buy now, cheap</body></message>");
+        var error = await bob.ExpectStanzaAsync("message", m => m.Id() == "s1", Slow);
+        error.AssertError("policy-violation");
+        await bob.SendMessageAsync(carol.Full, "an ordinary hello");
+        await carol.ExpectMessageAsync("an ordinary hello", Slow);
+        await carol.ExpectNothingAsync(TimeSpan.FromMilliseconds(300), e => e.IsMessage());
+    }
 }
