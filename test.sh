@@ -4,7 +4,7 @@
 #   ./test.sh [extra dotnet test arguments, e.g. --filter Category!=Interop]
 #
 # On Debian (as root) it first installs what the interop tests drive, if missing:
-# python3-slixmpp, profanity, tmux, prosody, chromium (the browser test uses Debian's Chromium, never a
+# python3-slixmpp, profanity, tmux, prosody, chromium, python-omemo (python3-omemo, -oldmemo, -twomemo, -xmlschema) (the browser test uses Debian's Chromium, never a
 # downloaded browser). The last line printed is the summary over all test
 # projects: "N passed, N failed" (plus ", N skipped" when some were skipped). The exit status
 # is non-zero if the build failed, any test failed, or the test run did not complete.
@@ -22,7 +22,7 @@ export DEBIAN_FRONTEND=noninteractive
 say() { echo "test.sh: $*" >&2; }
 
 # ------------------------------------------------------------------ system packages
-PACKAGES=(python3-slixmpp profanity tmux prosody chromium)
+PACKAGES=(python3-slixmpp profanity tmux prosody chromium python3-omemo python3-oldmemo python3-twomemo python3-xmlschema)
 
 install_packages() {
     command -v dpkg-query >/dev/null || { say "not a Debian system: make sure ${PACKAGES[*]} are installed"; return 0; }

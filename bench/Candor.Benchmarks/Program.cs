@@ -3,6 +3,12 @@ using BenchmarkDotNet.Running;
 using Candor.Benchmarks;
 
 // dotnet run -c Release --project bench/Candor.Benchmarks -- --filter '*Policy*' --job short
+// "pep [N]": PEP fan-out among N mutual contacts (PepFanOut).
+if (args is ["pep", ..])
+{
+    await PepFanOut.RunAsync(args.Length > 1 ? int.Parse(args[1]) : 200);
+    return;
+}
 // "quick": a stopwatch estimate of the policy benchmarks, for trying changes fast.
 if (args is ["quick"])
 {

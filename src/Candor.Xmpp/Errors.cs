@@ -22,6 +22,7 @@ public static class StreamErrors
     public const string ResourceConstraint = "resource-constraint";
     public const string RestrictedXml = "restricted-xml";
     public const string SystemShutdown = "system-shutdown";
+    public const string UndefinedCondition = "undefined-condition";
     public const string UnsupportedEncoding = "unsupported-encoding";
     public const string UnsupportedStanzaType = "unsupported-stanza-type";
     public const string UnsupportedVersion = "unsupported-version";

@@ -25,7 +25,17 @@ public sealed class BrowserTests(ITestOutputHelper output)
     /// the conversations go to TestResults/browser/.
     /// </summary>
     [Fact]
-    public async Task Two_users_subscribe_and_chat_in_Chromium_with_no_request_elsewhere()
+    public Task Two_users_subscribe_and_chat_in_Chromium_with_no_request_elsewhere() => RunConverseAsync(omemo: false);
+
+    /// <summary>
+    /// Alice and Bob become contacts in two browser contexts, turn on OMEMO (Converse's own implementation, on
+    /// candor's PEP) and write to each other: each sees the other's message decrypted with the lock icon, no
+    /// WebSocket frame their pages sent carries the plaintext, and neither page logs a PubSub error.
+    /// </summary>
+    [Fact]
+    public Task Two_users_chat_with_OMEMO_in_Chromium() => RunConverseAsync(omemo: true);
+
+    private async Task RunConverseAsync(bool omemo)
     {
         await using var server = await PrepareAsync();
 
@@ -45,6 +55,7 @@ public sealed class BrowserTests(ITestOutputHelper output)
                 "carol@localhost", "carol-secret", "bob@localhost", carolSays,
             },
             slixmppBody = carolSays,
+            omemo,
             screenshots,
             chromium = Chromium,
         }));

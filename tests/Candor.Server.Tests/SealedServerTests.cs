@@ -1,4 +1,6 @@
+using System.Text.Json;
 using Candor.Client;
+using Candor.Server.Accounts;
 using Candor.Server.Hosting;
 using Candor.Server.Storage;
 using Candor.Server.Tests.Harness;
@@ -6,7 +8,7 @@ using Microsoft.Data.Sqlite;
 
 namespace Candor.Server.Tests;
 
-/// <summary>Sealed storage under a running server, over real sockets: rotation under load, a moved record.</summary>
+/// <summary>Sealed storage under a running server, over real sockets: rotation under load, a moved record, migration.</summary>
 public sealed class SealedServerTests
 {
     [Fact]
@@ -85,6 +87,50 @@ public sealed class SealedServerTests
             // The requester's stream goes on; alice's own card is still hers.
             var own = await carol.IqAsync($"<iq type='get' to='{alice}@localhost'><vCard xmlns='vcard-temp'/></iq>");
             Assert.Contains("alice-private-name", own.ToString());
+        }
+        finally
+        {
+            await server.DisposeAsync();
+        }
+    }
+
+    [Fact]
+    public async Task A_plaintext_database_of_an_earlier_version_is_sealed_on_first_start_and_every_owner_reads_their_data()
+    {
+        const string offline = "left for you before the upgrade";
+        var server = await ServerFixture.StartAsync(o =>
+        {
+            // What an earlier Candor left in the data directory: no key, everything in plaintext.
+            var plain = new SqliteStorage(Path.Combine(o.DataDirectory, "candor.db"));
+            var accounts = new AccountStore(plain, 4096);
+            Assert.True(accounts.CreateAsync("olivia", ServerFixture.Password("olivia")).Result);
+            Assert.True(accounts.CreateAsync("pat", ServerFixture.Password("pat")).Result);
+            plain.OpenKeyValue("vcard").SetAsync("olivia", "<vCard xmlns='vcard-temp'><FN>Olivia from before</FN></vCard>").Wait();
+            plain.OpenMap("roster").SetAsync("olivia", "pat@localhost",
+                JsonSerializer.Serialize(new Modules.Roster.RosterItem { Jid = "pat@localhost", Name = "Pat from before", Subscription = Modules.Roster.Subscription.Both }, Modules.Roster.RosterJson.Default.RosterItem)).Wait();
+            plain.OpenArchive("offline").AppendAsync("olivia", DateTimeOffset.UtcNow, "pat@localhost",
+                $"<message xmlns='jabber:client' from='pat@localhost/old' to='olivia@localhost' type='chat'><body>{offline}</body></message>").Wait();
+            plain.DisposeAsync().AsTask().Wait();
+        });
+        try
+        {
+            Assert.Equal(5, ((SealedStorage)server.Host.Server.Storage).Migrated);
+            await using (var olivia = await server.ClientAsync("olivia"))
+            {
+                Assert.Equal("Pat from before", Assert.Single(await olivia.GetRosterAsync()).Name);
+                Assert.Contains("Olivia from before", (await olivia.IqAsync("<iq type='get'><vCard xmlns='vcard-temp'/></iq>")).ToString());
+                await olivia.SendPresenceAsync();
+                Assert.Equal(offline, (await olivia.ExpectAsync<ChatMessage>()).Body);
+            }
+            await using (var pat = await server.ClientAsync("pat")) await pat.PingAsync();
+            await server.StopAsync();
+            SqliteConnection.ClearAllPools();
+            foreach (var file in Directory.EnumerateFiles(server.DataDirectory, "*", SearchOption.AllDirectories))
+            {
+                var text = System.Text.Encoding.UTF8.GetString(await File.ReadAllBytesAsync(file));
+                Assert.DoesNotContain("from before", text);
+                Assert.DoesNotContain("olivia", text);
+            }
         }
         finally
         {

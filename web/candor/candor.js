@@ -64,7 +64,10 @@ converse.initialize({
     // field of its "Add groupchat" form when this is empty, so ask this server, which answers the search with an
     // error (Converse then offers no suggestions) and the field stays.
     muc_search_service: domain,
-    // A shared computer keeps no chat history in the browser after logging out.
-    clear_cache_on_logout: true,
+    // What the browser keeps is decided at login by the form's "This is a trusted device" box: on a device
+    // not marked trusted nothing outlives the session (and OMEMO stays off, having nowhere to keep its keys);
+    // on a trusted one history and OMEMO keys are kept, so end-to-end encryption works (promise 7). Clearing
+    // everything on logout regardless would make OMEMO impossible in this client.
+    clear_cache_on_logout: false,
     loglevel: 'warn',
 });

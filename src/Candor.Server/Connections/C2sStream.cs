@@ -3,6 +3,8 @@ using System.Security.Authentication;
 using System.Security.Cryptography;
 using System.Threading.Channels;
 using Candor.Server.Core;
+using Candor.Server.Modules.ClientState;
+using Candor.Server.Modules.StreamManagement;
 using Candor.Xml;
 using Candor.Xmpp;
 using Candor.Xmpp.Sasl;
@@ -18,7 +20,7 @@ namespace Candor.Server.Connections;
 /// <see cref="Close"/>; everything written goes through one bounded queue drained by one writer loop,
 /// which batches what is queued into one flush.
 /// </summary>
-internal abstract partial class C2sStream : ISessionTransport
+internal abstract partial class C2sStream : ISmConnection
 {
     protected readonly XmppServer Server;
     protected readonly ILogger Logger;
@@ -29,9 +31,17 @@ internal abstract partial class C2sStream : ISessionTransport
     private SaslNegotiator? _sasl;
     /// <summary>A SASL2 exchange is under way: until it ends, nothing but its elements may come (XEP-0388 §2.5).</summary>
     private bool _inSasl2Exchange;
+    /// <summary>The XEP-0386 &lt;bind/&gt; of the SASL2 &lt;authenticate/&gt; in progress, if it had one.</summary>
+    private Element? _bind2;
     /// <summary>The 'from' of the peer's current stream header.</summary>
     private string? _streamFrom;
     private Session? _session;
+    /// <summary>Stream management (XEP-0198), once the client enabled it; null costs the stream nothing.</summary>
+    private SmSession? _sm;
+    /// <summary>Close was called (a stream error or a clean end), as opposed to the connection vanishing.</summary>
+    private bool _closeRequested;
+    /// <summary>An application-specific condition for the closing stream error.</summary>
+    private Element? _closingCondition;
     private Element? _closingError;
     private int _closing;
     private Task _writer = Task.CompletedTask;
@@ -197,8 +207,11 @@ internal abstract partial class C2sStream : ISessionTransport
                 if (contribute() is { } feature) features.Add(feature);
             return features;
         }
-        features.AddChild("bind", Ns.Bind);
-        features.AddChild("session", Ns.Session).AddChild("optional");
+        if (_session is null)
+        {
+            features.AddChild("bind", Ns.Bind);
+            features.AddChild("session", Ns.Session).AddChild("optional");
+        }
         foreach (var contribute in Server.StreamFeatures.AfterAuthentication) features.Add(contribute());
         return features;
     }
@@ -228,7 +241,19 @@ internal abstract partial class C2sStream : ISessionTransport
             return false;
         }
         if (element.Namespace != Ns.Client || element.Name is not ("message" or "presence" or "iq"))
+        {
+            if (element.Namespace == StreamManagementModule.Namespace)
+            {
+                OnStreamManagement(element);
+                return false;
+            }
+            if (element.Namespace == ClientStateModule.Namespace && element.Name is "active" or "inactive")
+            {
+                OnClientState(element.Name == "inactive");
+                return false;
+            }
             throw new StreamErrorException(StreamErrors.UnsupportedStanzaType, $"<{element.Name}/> in {element.Namespace} is not a stanza");
+        }
         if (!Authenticated)
         {
             if (element.IsIq() && element.FirstElement is { } payload
@@ -245,7 +270,102 @@ internal abstract partial class C2sStream : ISessionTransport
             return false;
         }
         await SessionInput.HandleAsync(Server, _session, element);
+        if (_sm is { } sm) sm.Handled++;
         return false;
+    }
+
+    // ---- stream management (XEP-0198) ----
+
+    private void OnStreamManagement(Element element)
+    {
+        if (!Authenticated) throw new StreamErrorException(StreamErrors.NotAuthorized, "authenticate first");
+        switch (element.Name)
+        {
+            case "enable" when _session is not null && _sm is null:
+                var sm = Server.StreamManagement.Enable(_session, this, element.GetAttribute("resume") is "true" or "1");
+                _sm = sm;
+                if (_session.Transport is CsiTransport csi) csi.Inner = sm;
+                else _session.UseTransport(sm);
+                sm.Start();
+                return;
+            case "resume" when _session is null && _sm is null:
+                OnResume(element);
+                return;
+            case "enable" or "resume":
+                Enqueue(SmFailed(StanzaError.UnexpectedRequest));
+                return;
+            case "r" when _sm is not null:
+                Enqueue(_sm.Ack());
+                return;
+            case "a" when _sm is not null:
+                var h = ParseH(element);
+                if (!_sm.Acknowledge(h, out var sent))
+                {
+                    _closingCondition = HandledCountTooHigh(h, sent);
+                    throw new StreamErrorException(StreamErrors.UndefinedCondition, $"acknowledged {h} stanzas, {sent} were sent");
+                }
+                return;
+            default:
+                throw new StreamErrorException(StreamErrors.UnsupportedStanzaType,
+                    _sm is null ? $"<{element.Name}/>: stream management is not enabled" : $"<{element.Name}/> is not a stream management element");
+        }
+    }
+
+    /// <summary>XEP-0352: from the first &lt;inactive/&gt; on, the session's stanzas pass through a <see cref="CsiTransport"/>.</summary>
+    private void OnClientState(bool inactive)
+    {
+        if (_session is null) throw new StreamErrorException(StreamErrors.UnsupportedStanzaType, "client state indication needs a bound resource");
+        if (_session.Transport is not CsiTransport csi)
+        {
+            if (!inactive) return;
+            csi = new CsiTransport(_session.Transport);
+            _session.UseTransport(csi);
+        }
+        csi.SetInactive(inactive);
+    }
+
+    private void OnResume(Element element)
+    {
+        var h = ParseH(element);
+        var sm = element.GetAttribute("previd") is { } previd ? Server.StreamManagement.Find(previd, _sasl!.User!) : null;
+        var sent = 0u;
+        var outcome = sm?.Resume(this, h, out sent) ?? SmSession.ResumeOutcome.Gone;
+        if (outcome == SmSession.ResumeOutcome.HandledCountTooHigh)
+        {
+            Enqueue(SmFailed(StanzaError.UndefinedCondition).Add(HandledCountTooHigh(h, sent)));
+            return;
+        }
+        if (outcome == SmSession.ResumeOutcome.Gone)
+        {
+            Enqueue(SmFailed(StanzaError.ItemNotFound));
+            return;
+        }
+        _sm = sm;
+        _session = sm!.Session;
+        // XEP-0352 §4: a new stream starts active.
+        (_session.Transport as CsiTransport)?.SetInactive(false);
+        LeaveUnauthenticated();
+        Log.Resumed(Logger, _session.Jid, RemoteAddress);
+    }
+
+    private static uint ParseH(Element element) =>
+        uint.TryParse(element.GetAttribute("h"), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var h)
+            ? h : throw new StreamErrorException(StreamErrors.BadFormat, $"<{element.Name}/> needs an 'h' attribute: an unsigned 32-bit count");
+
+    private static Element SmFailed(StanzaError condition) =>
+        new Element("failed", StreamManagementModule.Namespace).Add(new Element(condition.Condition, Ns.Stanzas));
+
+    private static Element HandledCountTooHigh(uint h, uint sent) =>
+        new Element("handled-count-too-high", StreamManagementModule.Namespace)
+            .SetAttribute("h", h.ToString(System.Globalization.CultureInfo.InvariantCulture))
+            .SetAttribute("send-count", sent.ToString(System.Globalization.CultureInfo.InvariantCulture));
+
+    void ISmConnection.Write(Element element) => Enqueue(element);
+
+    void ISmConnection.Release()
+    {
+        _sm = null;
+        _session = null;
     }
 
     /// <summary>Called by the transport when the stream restarts on its own (after TLS).</summary>
@@ -264,13 +384,17 @@ internal abstract partial class C2sStream : ISessionTransport
             : await SaslProfiles.HandleRfc6120Async(_sasl, element);
         var outcome = step.Outcome;
         _inSasl2Exchange = sasl2 && outcome == SaslOutcome.Continue;
-        Send(reply);
+        if (sasl2 && element.Name == "authenticate") _bind2 = element.GetChild("bind", Bind2.Namespace);
+        var bound = outcome == SaslOutcome.Success && sasl2 && _bind2 is { } request ? BindInline(request, reply) : null;
+        // Enqueued as they are: with stream management enabled inline, Send would count them as stanzas.
+        Enqueue(reply);
         if (outcome == SaslOutcome.Success)
         {
             Log.Authenticated(Logger, _sasl.User!, RemoteAddress, _sasl.Mechanism!, sasl2 ? "XEP-0388" : "RFC 6120");
             Progress(LoginPhase.Authenticated);
+            if (bound is not null) await StartInlineSessionAsync(bound);
             // RFC 6120 restarts the stream; XEP-0388 does not: the new features follow the success at once (§2.6.1).
-            if (sasl2) Send(StreamFeatures());
+            if (sasl2) Enqueue(StreamFeatures());
             else OnStreamRestart();
         }
         else if (outcome == SaslOutcome.Failure)
@@ -305,15 +429,67 @@ internal abstract partial class C2sStream : ISessionTransport
             Send(Stanza.ErrorFor(iq, StanzaError.ResourceConstraint, $"this account has {Server.Options.MaxSessionsPerAccount} sessions already"));
             return;
         }
+        var result = Stanza.ResultFor(iq, new Element("bind", Ns.Bind).Add(new Element("jid", Ns.Bind).AddText(full.ToString())));
+        result.SetAttribute("from", null).SetAttribute("to", null);
+        await StartSessionAsync(session, replaced, result);
+    }
+
+    private async ValueTask StartSessionAsync(Session session, Session? replaced, Element? result)
+    {
         // RFC 6120 §7.7.2.2: the new session wins; the old one is told why it ends.
         replaced?.Close(StreamErrors.Conflict, "replaced by a new session with the same resource");
         _session = session;
         LeaveUnauthenticated();
-        var result = Stanza.ResultFor(iq, new Element("bind", Ns.Bind).Add(new Element("jid", Ns.Bind).AddText(full.ToString())));
-        result.SetAttribute("from", null).SetAttribute("to", null);
-        Send(result);
-        Log.Bound(Logger, full, RemoteAddress);
+        if (result is not null) Send(result);
+        Log.Bound(Logger, session.Jid, RemoteAddress);
         await Server.Hooks.SessionStarted.FireAsync(session);
+    }
+
+    /// <summary>
+    /// XEP-0386: the session the SASL2 success announces (its full JID, and &lt;bound/&gt; with the inline results);
+    /// null, and the success says nothing of it, when the account has no room for another session (the client can
+    /// still try RFC 6120 binding). It is bound once the success is queued, so nothing for it can come first.
+    /// </summary>
+    private Session? BindInline(Element request, Element success)
+    {
+        if (Server.Sessions.Get(_sasl!.User!).Count >= Server.Options.MaxSessionsPerAccount) return null;
+        Jid full;
+        try
+        {
+            full = Jid.Create(_sasl.User, Server.Domain.Domain, Bind2.Resource(request));
+        }
+        catch (JidFormatException)
+        {
+            full = Jid.Create(_sasl.User, Server.Domain.Domain, NewResource());
+        }
+        var session = new Session(this, full, _sasl.Mechanism!, _sasl.UserAgent);
+        var identifier = success.GetChild("authorization-identifier", Ns.Sasl2)!;
+        identifier.ClearChildren();
+        identifier.AddText(full.ToString());
+        var bound = success.AddChild("bound", Bind2.Namespace);
+        var (carbons, sm, inactive) = Bind2.Requests(request);
+        session.Carbons = carbons;
+        if (sm is { } resumable)
+        {
+            _sm = Server.StreamManagement.Enable(session, this, resumable);
+            session.UseTransport(_sm);
+            bound.Add(_sm.Enabled());
+        }
+        if (inactive)
+        {
+            var csi = new CsiTransport(session.Transport);
+            session.UseTransport(csi);
+            csi.SetInactive(true);
+        }
+        return session;
+    }
+
+    private async ValueTask StartInlineSessionAsync(Session session)
+    {
+        if (!Server.Sessions.TryAdd(session, Server.Options.MaxSessionsPerAccount, out _))
+            throw new StreamErrorException(StreamErrors.ResourceConstraint, $"this account has {Server.Options.MaxSessionsPerAccount} sessions already");
+        _sm?.Start(announce: false);
+        await StartSessionAsync(session, null, null);
     }
 
     private PendingLogin? _login;
@@ -355,7 +531,12 @@ internal abstract partial class C2sStream : ISessionTransport
         public TaskCompletionSource Flushed { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
     }
 
-    public void Send(Element stanza) => Enqueue(stanza);
+    public void Send(Element stanza)
+    {
+        // Someone who took the session's transport before stream management replaced it: count it all the same.
+        if (_sm is { } sm) sm.Send(stanza);
+        else Enqueue(stanza);
+    }
 
     private void Enqueue(Node item)
     {
@@ -429,9 +610,11 @@ internal abstract partial class C2sStream : ISessionTransport
     public void Close(string? condition, string? text = null)
     {
         if (Interlocked.Exchange(ref _closing, 1) != 0) return;
+        _closeRequested = true;
         if (condition is not null)
         {
             _closingError = StreamErrors.Create(condition, text);
+            if (_closingCondition is not null) _closingError.Add(_closingCondition);
             Log.StreamError(Logger, RemoteAddress, condition, text ?? "");
         }
         _session?.MarkClosed();
@@ -447,7 +630,8 @@ internal abstract partial class C2sStream : ISessionTransport
     protected void Abort()
     {
         Interlocked.Exchange(ref _closing, 1);
-        _session?.MarkClosed();
+        // A resumable session outlives its connection (XEP-0198); EndSessionAsync decides.
+        if (_sm?.Id is null) _session?.MarkClosed();
         _outbound.Writer.TryComplete();
         Lifetime.Cancel();
         AbortTransport();
@@ -469,6 +653,18 @@ internal abstract partial class C2sStream : ISessionTransport
     {
         var session = _session;
         if (session is null) return;
+        if (_sm is { } sm)
+        {
+            if (sm.Id is not null && !_closeRequested)
+            {
+                sm.Detach(this);
+                Log.Detached(Logger, session.Jid, Server.Options.SmResumeTimeoutSeconds);
+                return;
+            }
+            await sm.EndAsync();
+            Log.Unbound(Logger, session.Jid);
+            return;
+        }
         session.MarkClosed();
         Server.Sessions.Remove(session);
         await Server.Hooks.SessionEnded.FireAsync(session);
@@ -495,6 +691,12 @@ internal abstract partial class C2sStream : ISessionTransport
 
         [LoggerMessage(Level = LogLevel.Information, Message = "Session {Jid} bound from {Address}")]
         public static partial void Bound(ILogger logger, Jid jid, IPAddress address);
+
+        [LoggerMessage(Level = LogLevel.Information, Message = "Session {Jid} resumed from {Address}")]
+        public static partial void Resumed(ILogger logger, Jid jid, IPAddress address);
+
+        [LoggerMessage(Level = LogLevel.Information, Message = "Session {Jid} lost its connection; resumable for {Seconds} s")]
+        public static partial void Detached(ILogger logger, Jid jid, int seconds);
 
         [LoggerMessage(Level = LogLevel.Information, Message = "Session {Jid} ended")]
         public static partial void Unbound(ILogger logger, Jid jid);

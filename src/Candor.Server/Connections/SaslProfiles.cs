@@ -21,7 +21,7 @@ public static class SaslProfiles
     public static IEnumerable<Element> Features(SaslNegotiator sasl)
     {
         yield return Mechanisms(new Element("mechanisms", Ns.Sasl), sasl);
-        yield return Mechanisms(new Element("authentication", Ns.Sasl2), sasl);
+        yield return Mechanisms(new Element("authentication", Ns.Sasl2), sasl).Add(Bind2.Inline());
         if (sasl.PlusOffered)
         {
             var bindings = new Element("sasl-channel-binding", Ns.SaslChannelBinding);

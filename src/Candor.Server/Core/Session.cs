@@ -1,3 +1,4 @@
+using System.Collections.Frozen;
 using System.Net;
 using Candor.Xml;
 using Candor.Xmpp;
@@ -23,13 +24,20 @@ public interface ISessionTransport
 /// </summary>
 public sealed record UserAgent(string? Id, string? Software, string? Device);
 
+/// <summary>
+/// What a client's XEP-0115 capabilities say of it, after the hash was verified against its disco#info:
+/// its features and the name of its client identity (e.g. "Gajim").
+/// </summary>
+public sealed record ClientCaps(string Ver, FrozenSet<string> Features, string? Name);
+
 /// <summary>A bound resource of a local account (RFC 6120 §7) and its presence state (RFC 6121 §4).</summary>
 public sealed class Session(ISessionTransport transport, Jid jid, string mechanism, UserAgent? userAgent = null)
 {
     private readonly Lock _lock = new();
     private HashSet<Jid>? _directedPresence;
 
-    public ISessionTransport Transport { get; } = transport;
+    /// <summary>The connection, or what stands for it once stream management (XEP-0198) is enabled.</summary>
+    public ISessionTransport Transport { get; private set; } = transport;
     /// <summary>The full JID.</summary>
     public Jid Jid { get; } = jid;
     public Jid BareJid { get; } = jid.Bare;
@@ -47,6 +55,12 @@ public sealed class Session(ISessionTransport transport, Jid jid, string mechani
     public Element? Presence { get; set; }
     /// <summary>Has requested the roster, so receives roster pushes (RFC 6121 §2.1.6).</summary>
     public bool IsInterested { get; set; }
+    /// <summary>The verified entity capabilities (XEP-0115) of the client, once known.</summary>
+    public ClientCaps? Caps { get; set; }
+    /// <summary>Has enabled Message Carbons (XEP-0280).</summary>
+    public bool Carbons { get; set; }
+    /// <summary>Has requested the blocklist, so receives block and unblock pushes (XEP-0191).</summary>
+    public bool BlocklistRequested { get; set; }
     public bool IsClosed { get; private set; }
 
     public void Send(Element stanza)
@@ -57,6 +71,9 @@ public sealed class Session(ISessionTransport transport, Jid jid, string mechani
     public void Close(string? condition, string? text = null) => Transport.Close(condition, text);
 
     internal void MarkClosed() => IsClosed = true;
+
+    /// <summary>From now on stanzas for the session go through <paramref name="transport"/> (stream management).</summary>
+    internal void UseTransport(ISessionTransport transport) => Transport = transport;
 
     public void AddDirectedPresence(Jid to)
     {

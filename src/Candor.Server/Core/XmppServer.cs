@@ -63,6 +63,8 @@ public sealed class XmppServer
     public Modules.Roster.RosterManager Rosters { get; set; } = null!;
     /// <summary>Set by the clients module: every client that accessed an account.</summary>
     public Modules.Clients.ClientRegistry Clients { get; set; } = null!;
+    /// <summary>Set by the stream management module: sessions that can be resumed (XEP-0198).</summary>
+    public Modules.StreamManagement.SmRegistry StreamManagement { get; set; } = null!;
     /// <summary>Set by the policy module: the content policy in force, reloadable.</summary>
     public Modules.Policy.PolicyService Policy { get; set; } = null!;
     /// <summary>Set by the archive module: <c>Archive.WhenWritten()</c> completes once every message archived so far is durable.</summary>
@@ -126,6 +128,9 @@ public sealed class ServerHooks
     /// <summary>A session ended, for whatever reason; runs after it was unbound.</summary>
     public Hook<Session> SessionEnded { get; } = new();
 
+    /// <summary>A session's entity capabilities (XEP-0115) became known or changed: <see cref="Session.Caps"/>.</summary>
+    public Hook<Session> CapsKnown { get; } = new();
+
     /// <summary>An account's password was changed: in band by <see cref="PasswordChange.By"/>, or by the operator when that is null.</summary>
     public Hook<PasswordChange> PasswordChanged { get; } = new();
 
@@ -156,6 +161,11 @@ public sealed class DiscoRegistry
     public SortedSet<string> ServerFeatures { get; } = new(StringComparer.Ordinal);
     public SortedSet<string> AccountFeatures { get; } = new(StringComparer.Ordinal);
     public List<(string Category, string Type, string? Name)> ServerIdentities { get; } = [];
+    public List<(string Category, string Type, string? Name)> AccountIdentities { get; } = [];
+    /// <summary>disco#info of an account with a node (PEP nodes); null answers item-not-found.</summary>
+    public Func<IqRequest, ValueTask<Element?>>? AccountNodeInfo { get; set; }
+    /// <summary>The items of an account's disco#items without a node (its PEP nodes the requester may see).</summary>
+    public Func<IqRequest, ValueTask<IReadOnlyList<Element>>>? AccountItems { get; set; }
     /// <summary>XEP-0128 extended information forms the server adds to its disco#info.</summary>
     public List<Func<Element>> ServerExtensions { get; } = [];
     /// <summary>What the server's disco#items lists without a node: its components' domains.</summary>

@@ -74,6 +74,12 @@ public sealed class ServerOptions
     public int MaxOfflineMessages { get; set; } = 1000;
     public int MaxRosterItems { get; set; } = 1000;
     public int MaxSessionsPerAccount { get; set; } = 20;
+    /// <summary>PEP (XEP-0163) nodes one account may have.</summary>
+    public int PepMaxNodes { get; set; } = 256;
+    /// <summary>Items one PEP node may hold; a node configured with max_items=max holds this many.</summary>
+    public int PepMaxItemsPerNode { get; set; } = 1000;
+    /// <summary>Bytes of PEP item payloads one account may store, over all its nodes.</summary>
+    public int PepMaxBytesPerAccount { get; set; } = 8 * 1024 * 1024;
     /// <summary>Which logins are announced to the account's other clients: "new-clients" or "every-session".</summary>
     public string LoginNotices { get; set; } = "new-clients";
     /// <summary>An in-band password change ends the account's other sessions.</summary>
@@ -110,6 +116,10 @@ public sealed class ServerOptions
     public string? MucDomain { get; set; }
     /// <summary>Rooms the chat service holds at once; creating one more is refused with resource-constraint.</summary>
     public int MucMaxRooms { get; set; } = 10_000;
+    /// <summary>Seconds a session with stream management (XEP-0198) stays resumable after its connection vanished.</summary>
+    public int SmResumeTimeoutSeconds { get; set; } = 300;
+    /// <summary>Stanzas kept for a stream-managed session until the client acknowledges them (or while it is away); beyond it senders get resource-constraint.</summary>
+    public int SmMaxQueue { get; set; } = 1000;
     /// <summary>Seconds a connection may take from connecting to binding a resource.</summary>
     public int AuthenticationTimeoutSeconds { get; set; } = 60;
     /// <summary>Seconds a connection may take to send its stream header (after connecting, and again after TLS).</summary>
@@ -213,6 +223,8 @@ public sealed class ServerOptions
         if (MaxUnauthenticatedStreamsPerAddress < 1 || MaxUnauthenticatedStreamsLoopback < 1 || MaxUnauthenticatedStreams < 1)
             throw new OptionsException("the unauthenticated stream limits must be at least 1");
         if (MaxOfflineMessages < 0 || MaxRosterItems < 1) throw new OptionsException("MaxOfflineMessages cannot be negative and MaxRosterItems must be at least 1");
+        if (PepMaxNodes < 1 || PepMaxItemsPerNode < 1 || PepMaxBytesPerAccount < 1024)
+            throw new OptionsException("PepMaxNodes and PepMaxItemsPerNode must be at least 1, PepMaxBytesPerAccount at least 1024");
         if (MaxSessionsPerAccount < 1) throw new OptionsException("MaxSessionsPerAccount must be at least 1");
         if (RegistrationsPerHourPerAddress < 0 || RegistrationsPerHourLoopback < 0) throw new OptionsException("registration rates cannot be negative");
         if (MasterKey is not null)
@@ -230,6 +242,8 @@ public sealed class ServerOptions
         if (S2sConnectTimeoutSeconds < 1 || S2sIdleSeconds < 10)
             throw new OptionsException("S2sConnectTimeoutSeconds must be at least 1 and S2sIdleSeconds at least 10");
         if (MaxOutboundQueue < 16) throw new OptionsException("max outbound queue must be at least 16");
+        if (SmResumeTimeoutSeconds < 1) throw new OptionsException("the stream management resume timeout must be at least 1 second");
+        if (SmMaxQueue < 16) throw new OptionsException("the stream management queue must hold at least 16 stanzas");
         if (MaxOutboundQueueBytes < MaxStanzaBytes) throw new OptionsException("MaxOutboundQueueBytes must be at least MaxStanzaBytes");
     }
 }

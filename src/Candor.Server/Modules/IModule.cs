@@ -21,6 +21,10 @@ public static class ModuleCatalog
     [
         new Policy.PolicyModule(),
         new Messages.MessageModule(),
+        new Carbons.CarbonsModule(),
+        new Blocking.BlockingModule(),
+        new StreamManagement.StreamManagementModule(),
+        new ClientState.ClientStateModule(),
         new Roster.RosterModule(),
         new Presence.PresenceModule(),
         new Archive.ArchiveModule(),
@@ -37,6 +41,7 @@ public static class ModuleCatalog
         new AdHoc.AdHocModule(),
         new ServerChat.ServerChatModule(),
         new Muc.MucModule(),
+        new Pep.PepModule(),
     ];
 
     public static void RegisterAll(XmppServer server)

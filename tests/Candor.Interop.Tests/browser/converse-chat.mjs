@@ -3,7 +3,7 @@
 //
 //   node converse-chat.mjs CONFIG.json
 //
-// CONFIG: { "url": "http://127.0.0.1:PORT/", "domain": "localhost",
+// CONFIG: { "url": "http://127.0.0.1:PORT/", "domain": "localhost", "omemo": false,
 //           "alice": {"jid", "password"}, "bob": {"jid", "password"},
 //           "carol": {"jid"}, "slixmppSend": [argv of a command that makes carol send one message to bob],
 //           "slixmppBody": "...", "screenshots": "DIR", "chromium": "/usr/bin/chromium" }
@@ -14,6 +14,10 @@
 // (a fresh browser context) and sees the conversation with alice from the archive. Every
 // request the pages make (HTTP, WebSocket, workers) must go to the Candor server itself: any other host, or
 // any Content-Security-Policy refusal, fails the run. Prints "STEP ..." lines, then "PASS" or "FAIL: why".
+//
+// With "omemo": true, after becoming contacts alice and bob turn on OMEMO in their chats and write to each
+// other: each sees the other's message with the lock icon, no WebSocket frame either page sent carries the
+// plaintext, and no page logs a PubSub error.
 import { launchChromium } from './chromium.mjs';
 import { execFile } from 'node:child_process';
 import fs from 'node:fs';
@@ -25,6 +29,7 @@ const TIMEOUT = 20_000;
 const problems = [];   // requests elsewhere, CSP refusals, page errors
 let browser;
 const pages = {};
+const framesSent = {};  // who -> payloads of WebSocket frames the page sent to the server
 
 const step = (text) => console.log(`[${new Date().toISOString().slice(11, 19)}] STEP ${text}`);
 
@@ -46,12 +51,19 @@ async function openPage(who) {
     const context = await browser.newContext({ viewport: { width: 1280, height: 800 }, locale: 'en-GB' });
     context.on('request', (r) => checkUrl('request', r.url(), who));
     const page = await context.newPage();
-    page.on('websocket', (ws) => checkUrl('WebSocket', ws.url(), who));
+    framesSent[who] = [];
+    page.on('websocket', (ws) => {
+        checkUrl('WebSocket', ws.url(), who);
+        ws.on('framesent', (frame) => framesSent[who].push(String(frame.payload)));
+    });
     page.on('pageerror', (e) => problems.push(`${who}: page error: ${e.message}`));
     page.on('console', (m) => {
         const text = m.text();
         if (/Content Security Policy|Refused to/i.test(text)) problems.push(`${who}: ${text}`);
+        // Issue 14: Converse said "Not enabling carbons because it's not supported" when the server had none.
+        if (/carbons/i.test(text) && /not|error|fail/i.test(text)) problems.push(`${who}: ${text}`);
         if (m.type() === 'error' || m.type() === 'warning') console.log(`  ${who} console ${m.type()}: ${text}`);
+        if (m.type() === 'error' && /pubsub/i.test(text)) problems.push(`${who}: PubSub error: ${text}`);
     });
     page.on('requestfailed', (r) => console.log(`  ${who} request failed: ${r.url()} ${r.failure()?.errorText}`));
     page.setDefaultTimeout(TIMEOUT);
@@ -128,6 +140,47 @@ async function receive(page, who, jid, text) {
     await chat.locator('.chat-msg__text', { hasText: text }).waitFor();
 }
 
+/** Turns OMEMO on in the open chat with jid (the lock button, once Converse found the contact's devices). */
+async function enableOmemo(page, who, jid) {
+    step(`${who} turns on OMEMO in the chat with ${jid}`);
+    const button = page.locator(`converse-chat[jid="${jid}"] button.toggle-omemo`);
+    await page.waitForFunction((jid) => document.querySelector(`converse-chat[jid="${jid}"] button.toggle-omemo`)
+        ?.dataset.disabled === 'false', jid, { timeout: TIMEOUT });
+    if (await button.locator('converse-icon.fa-unlock').count() > 0) await button.click();
+    await button.locator('converse-icon.fa-lock').waitFor();
+}
+
+/** The message with this text in the chat with jid carries Converse's lock icon (it was decrypted from OMEMO). */
+async function expectLocked(page, who, jid, text) {
+    step(`${who} sees the lock on "${text}"`);
+    await page.waitForFunction(([jid, text]) => [...document.querySelectorAll(`converse-chat[jid="${jid}"] converse-chat-message`)]
+        .some((m) => m.textContent.includes(text) && m.querySelector('converse-icon.fa-lock')), [jid, text], { timeout: TIMEOUT });
+}
+
+async function omemoConversation(a, b) {
+    const tag = Math.random().toString(36).slice(2, 10);
+    const toBob = `OMEMO secret ${tag} from Alice`;
+    const toAlice = `OMEMO secret ${tag} from Bob`;
+    await openChat(a, 'alice', config.bob.jid);
+    await enableOmemo(a, 'alice', config.bob.jid);
+    await send(a, 'alice', config.bob.jid, toBob);
+    await receive(b, 'bob', config.alice.jid, toBob);
+    await expectLocked(b, 'bob', config.alice.jid, toBob);
+    await enableOmemo(b, 'bob', config.alice.jid);
+    await send(b, 'bob', config.alice.jid, toAlice);
+    await receive(a, 'alice', config.bob.jid, toAlice);
+    await expectLocked(a, 'alice', config.bob.jid, toAlice);
+    await screenshot('bob', 'bob-omemo-chat-with-alice');
+    await screenshot('alice', 'alice-omemo-chat-with-bob');
+    step('no frame sent to the server carries the plaintext; the messages went as OMEMO');
+    for (const [who, frames] of Object.entries(framesSent)) {
+        const leak = frames.find((f) => f.includes(tag));
+        if (leak) throw new Error(`${who} sent the plaintext to the server: ${leak}`);
+        if (!frames.some((f) => f.includes('<encrypted') && f.includes('<message')))
+            throw new Error(`${who} sent no OMEMO <encrypted/> message`);
+    }
+}
+
 function run(argv) {
     return new Promise((resolve, reject) => {
         execFile(argv[0], argv.slice(1), { timeout: 60_000 }, (error, stdout, stderr) => {
@@ -178,6 +231,13 @@ async function main() {
         await acceptRequest(b, 'bob', config.alice.jid);
         await waitOnline(a, 'alice', config.bob.jid);
         await waitOnline(b, 'bob', config.alice.jid);
+
+        if (config.omemo) {
+            await omemoConversation(a, b);
+            checkNoLeaks('during the OMEMO conversation');
+            console.log('PASS');
+            return;
+        }
 
         await openChat(a, 'alice', config.bob.jid);
         await send(a, 'alice', config.bob.jid, 'Hello Bob, this is Alice in Chromium');

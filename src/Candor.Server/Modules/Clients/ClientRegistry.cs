@@ -67,7 +67,7 @@ public sealed class ClientRecord
 {
     public required string Id { get; init; }
     public required string Resource { get; set; }
-    /// <summary>The client software: the XEP-0388 user agent's, or else the XEP-0115 caps node of its first presence.</summary>
+    /// <summary>The client software: the XEP-0388 user agent's, or else its caps' client identity name or caps node (XEP-0115).</summary>
     public string? Software { get; set; }
     /// <summary>The device name from the XEP-0388 user agent.</summary>
     public string? Device { get; set; }

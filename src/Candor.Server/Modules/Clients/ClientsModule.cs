@@ -47,6 +47,7 @@ public sealed partial class ClientsModule : IModule
         server.Disco.Commands["list-sessions"] = new("list-sessions", "List my sessions", requester => ListCommandAsync(server, registry, requester));
         server.Disco.Commands["end-other-sessions"] = new("end-other-sessions", "End other sessions", requester => EndOthersCommand(server, requester));
         server.Hooks.SessionAvailable.Add(session => LearnSoftwareAsync(registry, session));
+        server.Hooks.CapsKnown.Add(session => LearnSoftwareAsync(registry, session));
         // Login records hold IP addresses: drop those unused for longer than the published retention.
         registry.PruneAsync(server.Accounts.ListAsync().GetAwaiter().GetResult(), DateTimeOffset.UtcNow.AddDays(-server.Options.LoginHistoryDays))
             .GetAwaiter().GetResult();
@@ -167,16 +168,19 @@ public sealed partial class ClientsModule : IModule
     }
 
     /// <summary>
-    /// Without a XEP-0388 user agent or a version answer naming it, the caps node of the first presence names the
-    /// client software (XEP-0115), for later notices and lists.
+    /// Without a XEP-0388 user agent or a version answer naming it, the client software is named by the client identity
+    /// of its verified caps (XEP-0115, e.g. "Gajim"), or else by the caps node of its first presence, for later
+    /// notices and lists. A name taken from the caps node gives way to the caps' identity once that is known.
     /// </summary>
     private async ValueTask<bool> LearnSoftwareAsync(ClientRegistry registry, Session session)
     {
         var node = session.Presence?.GetChild("c", Ns.Caps)?.GetAttribute("node");
-        if (node is null || session.UserAgent?.Software is not null || !_clientOf.TryGetValue(session, out var id)) return false;
+        var name = session.Caps?.Name ?? node;
+        if (name is null || session.UserAgent?.Software is not null || !_clientOf.TryGetValue(session, out var id)) return false;
         var record = await registry.GetAsync(session.User, id);
-        if (record is null || record.Software is not null) return false;
-        record.Software = node;
+        if (record is null || record.Software == name) return false;
+        if (record.Software is not null && (session.Caps?.Name is null || record.Software != node)) return false;
+        record.Software = name;
         await registry.SaveAsync(session.User, record);
         return false;
     }

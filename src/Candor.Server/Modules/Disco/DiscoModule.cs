@@ -23,7 +23,7 @@ public sealed class DiscoModule : IModule
         server.Iq.Register(IqScope.Server, "get", "query", Ns.DiscoInfo, request => ServerInfo(server, request));
         server.Iq.Register(IqScope.Server, "get", "query", Ns.DiscoItems, request => ServerItems(server, request));
         server.Iq.Register(IqScope.Account, "get", "query", Ns.DiscoInfo, request => AccountInfo(server, request));
-        server.Iq.Register(IqScope.Account, "get", "query", Ns.DiscoItems, request => Items(request));
+        server.Iq.Register(IqScope.Account, "get", "query", Ns.DiscoItems, request => AccountItems(server, request));
     }
 
     private static ValueTask<Element?> ServerInfo(XmppServer server, IqRequest request)
@@ -39,15 +39,26 @@ public sealed class DiscoModule : IModule
         return ValueTask.FromResult<Element?>(request.Result(query));
     }
 
-    private static ValueTask<Element?> AccountInfo(XmppServer server, IqRequest request)
+    private static async ValueTask<Element?> AccountInfo(XmppServer server, IqRequest request)
     {
         if (request.Payload.GetAttribute("node") is not null)
-            return ValueTask.FromResult<Element?>(request.Error(StanzaError.ItemNotFound, "no such node"));
+            return server.Disco.AccountNodeInfo is { } nodeInfo && await nodeInfo(request) is { } answer
+                ? answer : request.Error(StanzaError.ItemNotFound, "no such node");
         var query = new Element("query", Ns.DiscoInfo);
         query.AddChild("identity").SetAttribute("category", "account").SetAttribute("type", "registered");
+        foreach (var (category, type, name) in server.Disco.AccountIdentities)
+            query.AddChild("identity").SetAttribute("category", category).SetAttribute("type", type).SetAttribute("name", name);
         foreach (var feature in server.Disco.AccountFeatures)
             query.AddChild("feature").SetAttribute("var", feature);
-        return ValueTask.FromResult<Element?>(request.Result(query));
+        return request.Result(query);
+    }
+
+    private static async ValueTask<Element?> AccountItems(XmppServer server, IqRequest request)
+    {
+        if (request.Payload.GetAttribute("node") is not null || server.Disco.AccountItems is not { } items) return await Items(request);
+        var query = new Element("query", Ns.DiscoItems);
+        foreach (var item in await items(request)) query.Add(item);
+        return request.Result(query);
     }
 
     private static ValueTask<Element?> ServerItems(XmppServer server, IqRequest request)

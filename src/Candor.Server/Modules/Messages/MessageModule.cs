@@ -62,9 +62,7 @@ public sealed class MessageModule : IModule
             return true;
         }
         // normal and chat: the most available resources, i.e. those with the highest non-negative priority.
-        var best = int.MinValue;
-        foreach (var s in sessions)
-            if (s.IsAvailable && s.Priority >= 0 && s.Priority > best) best = s.Priority;
+        var best = BestPriority(sessions);
         if (best >= 0)
         {
             foreach (var s in sessions)
@@ -74,5 +72,14 @@ public sealed class MessageModule : IModule
         if (await server.Hooks.MessageOffline.FireAsync(ev)) return true;
         await ev.ReplyErrorAsync(StanzaError.ServiceUnavailable, "the recipient is offline and offline storage is off");
         return true;
+    }
+
+    /// <summary>The priority of the resources a chat or normal message to the bare JID goes to; negative when none.</summary>
+    public static int BestPriority(IReadOnlyList<Session> sessions)
+    {
+        var best = int.MinValue;
+        foreach (var s in sessions)
+            if (s.IsAvailable && s.Priority >= 0 && s.Priority > best) best = s.Priority;
+        return best;
     }
 }

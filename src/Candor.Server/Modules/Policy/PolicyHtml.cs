@@ -25,6 +25,7 @@ internal static class PolicyHtml
 
         s.Append("<h2>Content rules</h2>\n");
         s.Append("<p>").Append(E(PublishedPolicy.Statements.Refusals)).Append("</p>\n");
+        s.Append("<p>").Append(E(PublishedPolicy.Statements.Blocking)).Append("</p>\n");
         if (policy.Definition.Rules.Count == 0)
         {
             s.Append("<p>There are no content rules: every message is delivered as sent.</p>\n");

@@ -67,6 +67,7 @@ public sealed class PublishedPolicy
             w.WriteString("normalization", Statements.Normalization);
             w.WriteString("refusals", Statements.Refusals);
             w.WriteString("copies", Statements.Copies);
+            w.WriteString("blocking", Statements.Blocking);
             w.WriteString("encryptedContent", Statements.Encrypted);
             w.WriteNumber("regexTimeoutMilliseconds", (int)PolicyMatcher.RegexTimeout.TotalMilliseconds);
             w.WriteEndObject();
@@ -163,6 +164,13 @@ public sealed class PublishedPolicy
             + "(policy-violation) naming the rule and its description. An allow rule that matches wins over reject rules. "
             + "Nothing is refused without telling the sender.";
 
+        public const string Blocking =
+            "An account can block addresses (XEP-0191). A blocked sender's messages and requests are not delivered and "
+            + "are answered with service-unavailable, the answer an account that is offline or does not exist gives, so "
+            + "the block itself is not revealed; its presence (including subscription requests) is dropped without an "
+            + "answer, as XEP-0191 requires. The blocking account is told (not-acceptable, blocked) when it writes to an "
+            + "address it blocked.";
+
         public const string Copies =
             "No rule stores, forwards or reports message content anywhere: a refused message is answered and dropped. "
             + "The server log records that a rule refused a message (rule, sender and recipient addresses), never its text. "
@@ -181,7 +189,7 @@ public sealed class PublishedPolicy
                 $"{options.ArchiveRetentionDays} days, then deleted by a sweep that runs every hour; archived by default: {ArchiveDefault(options.ArchiveDefault)}; "
                 + "each account can change what is archived (XEP-0441 preferences: always, roster or never, and per-contact lists), and delete its whole archive "
                 + "(ad-hoc command \"Delete my message history\"); an operator deletion (candor user purge-archive) is announced to the account"),
-            ("roster, vCard and private XML storage", "until the account changes them or the account is removed"),
+            ("roster, vCard, private XML storage and PEP items (XEP-0163: OMEMO device lists and public keys, avatars, nicknames, bookmarks)", "until the account changes them or the account is removed"),
             ("passwords", "only as salted SCRAM-SHA-1 and SCRAM-SHA-256 keys (RFC 5802), never the password itself, until changed or the account is removed"),
             ("login history (each client that accessed an account: resource, last IP address, first and last use, SASL mechanism, TLS version, and the client software as the client names it: its SASL2 user agent, its software version answer with the operating system it states, or its caps node)",
                 $"{options.LoginHistoryDays} days after the client's last use, then deleted; the account can list and revoke its clients at any time (XEP-0494)"),

@@ -151,7 +151,8 @@ public sealed class PresenceModule : IModule
             {
                 if (item.SubscribedTo && Jid.TryParse(item.Jid, out var contact) && contact.Local is not null && contact.Domain == server.Domain.Domain)
                     foreach (var other in server.Sessions.Get(contact.Local))
-                        if (other.IsAvailable && other.Presence is { } p) session.Send(Addressed(p, session.Jid));
+                        if (other.IsAvailable && other.Presence is { } p)
+                            await server.Router.DeliverAsync(Addressed(p, session.Jid), other.Jid, session.Jid);
                 // Subscription requests that waited for us (RFC 6121 §3.1.3).
                 if (item.PendingIn)
                     session.Send(new Element("presence", Ns.Client).SetAttribute("from", item.Jid).SetAttribute("to", session.BareJid.ToString()).SetAttribute("type", "subscribe"));

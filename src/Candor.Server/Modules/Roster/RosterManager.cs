@@ -16,6 +16,9 @@ public sealed class RosterManager(XmppServer server)
     private readonly IMapStore _items = server.Storage.OpenMap("roster");
     private readonly IKeyValueStore _versions = server.Storage.OpenKeyValue("roster-version");
 
+    /// <summary>An account's roster changed (the account's name is passed); caches of roster facts drop their copy.</summary>
+    public event Action<string>? Changed;
+
     public async Task<IReadOnlyList<RosterItem>> GetAllAsync(string user)
     {
         var stored = await _items.GetAllAsync(user);
@@ -36,6 +39,7 @@ public sealed class RosterManager(XmppServer server)
     public async Task SaveAsync(string user, RosterItem item)
     {
         await _items.SetAsync(user, item.Jid, JsonSerializer.Serialize(item, RosterJson.Default.RosterItem));
+        Changed?.Invoke(user);
         var version = await BumpVersionAsync(user);
         if (!item.Hidden) Push(user, ToElement(item), version);
     }
@@ -43,6 +47,7 @@ public sealed class RosterManager(XmppServer server)
     public async Task RemoveAsync(string user, string contact)
     {
         await _items.SetAsync(user, contact, null);
+        Changed?.Invoke(user);
         var version = await BumpVersionAsync(user);
         Push(user, new Element("item", Ns.Roster).SetAttribute("jid", contact).SetAttribute("subscription", "remove"), version);
     }

@@ -1,0 +1,62 @@
+using System.Collections.Concurrent;
+using Candor.Server.Core;
+using Candor.Server.Storage;
+using Candor.Xmpp;
+
+namespace Candor.Server.Modules.Blocking;
+
+/// <summary>
+/// Every account's blocked JIDs (XEP-0191), stored in a map store and kept in memory while the account has a
+/// session, so checking a stanza on the routing path reads no storage. Each list is an immutable set replaced on
+/// change: lookups take no lock.
+/// </summary>
+internal sealed class Blocklists(XmppServer server, IMapStore store)
+{
+    private static readonly HashSet<string> Empty = [];
+    private readonly ConcurrentDictionary<string, HashSet<string>> _online = new(StringComparer.Ordinal);
+
+    public async ValueTask<HashSet<string>> GetAsync(string user)
+    {
+        if (_online.TryGetValue(user, out var cached)) return cached;
+        var stored = await store.GetAllAsync(user);
+        var list = stored.Count == 0 ? Empty : new HashSet<string>(stored.Keys, StringComparer.Ordinal);
+        if (server.Sessions.Get(user).Count > 0) _online.TryAdd(user, list);
+        return list;
+    }
+
+    /// <summary>Keeps the list in memory for the account's sessions.</summary>
+    public async ValueTask LoadAsync(string user) => _online[user] = await GetAsync(user);
+
+    /// <summary>Forgets the list once the account has no session left.</summary>
+    public void Unload(string user)
+    {
+        if (server.Sessions.Get(user).Count == 0) _online.TryRemove(user, out _);
+    }
+
+    /// <summary>Adds (or with <paramref name="add"/> false removes; no JIDs and false: removes all) and returns the new list.</summary>
+    public async Task<HashSet<string>> ChangeAsync(string user, IReadOnlyList<string> jids, bool add)
+    {
+        var list = new HashSet<string>(await GetAsync(user), StringComparer.Ordinal);
+        if (!add && jids.Count == 0)
+        {
+            foreach (var jid in list) await store.SetAsync(user, jid, null);
+            list.Clear();
+        }
+        foreach (var jid in jids)
+        {
+            await store.SetAsync(user, jid, add ? "1" : null);
+            if (add) list.Add(jid);
+            else list.Remove(jid);
+        }
+        if (server.Sessions.Get(user).Count > 0) _online[user] = list;
+        return list;
+    }
+
+    /// <summary>Whether an item of the list matches <paramref name="jid"/>, in the XEP's order (§3.4): full, bare, domain/resource, domain.</summary>
+    public static bool Matches(HashSet<string> list, Jid jid)
+    {
+        if (list.Count == 0) return false;
+        if (list.Contains(jid.ToString()) || list.Contains(jid.Bare.ToString()) || list.Contains(jid.Domain)) return true;
+        return jid.Local is not null && jid.Resource is not null && list.Contains(jid.Domain + "/" + jid.Resource);
+    }
+}
