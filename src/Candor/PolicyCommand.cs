@@ -204,7 +204,7 @@ internal static class PolicyCommand
         return action(options, snapshot);
     }
 
-    private static int Fail(int code, string message)
+    internal static int Fail(int code, string message)
     {
         Console.Error.WriteLine($"candor: {message}");
         return code;

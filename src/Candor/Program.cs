@@ -10,6 +10,9 @@ root.Add(SendCommand.Create());
 root.Add(ListenCommand.Create());
 root.Add(PolicyCommand.Create());
 root.Add(KeyCommand.Create());
+root.Add(CheckCommand.Create());
+root.Add(BackupCommand.Backup());
+root.Add(BackupCommand.Restore());
 var parse = root.Parse(args);
 if (parse.Errors.Count > 0)
 {

@@ -23,10 +23,12 @@ internal static class ServeCommand
         var registration = new Option<bool>("--allow-registration") { Description = "Allow in-band account creation (XEP-0077), rate-limited per address" };
         var policy = new Option<string?>("--policy") { Description = "Content policy file (JSON, see docs/CONFIGURATION.md); reloaded on SIGHUP or 'candor policy reload'" };
         var logLevel = new Option<LogLevel>("--log-level") { Description = "Least severe log level shown", DefaultValueFactory = _ => LogLevel.Information };
+        var logFormat = new Option<string>("--log-format") { Description = "console (one line per entry, for people) or json (one JSON object per line, for collectors)", DefaultValueFactory = _ => "console" };
+        logFormat.AcceptOnlyFromAmong("console", "json");
 
         var command = new Command("serve", "Run the server (defaults: domain localhost, data in ./candor-data, ports 5222/5223/5269/5280/5281)");
         common.AddTo(command);
-        foreach (var option in new Option[] { c2sPort, tlsPort, s2sPort, httpPort, httpsPort, bind, cert, key, plaintext, registration, policy, logLevel }) command.Add(option);
+        foreach (var option in new Option[] { c2sPort, tlsPort, s2sPort, httpPort, httpsPort, bind, cert, key, plaintext, registration, policy, logLevel, logFormat }) command.Add(option);
         command.SetAction(async (parse, cancellation) =>
         {
             ServerOptions options;
@@ -64,8 +66,10 @@ internal static class ServeCommand
             CandorHost host;
             try
             {
-                host = await CandorHost.StartAsync(options, Console.WriteLine, logging => logging
-                    .AddSimpleConsole(o => { o.SingleLine = true; o.TimestampFormat = "HH:mm:ss "; })
+                var json = parse.GetValue(logFormat) == "json";
+                host = await CandorHost.StartAsync(options, Console.WriteLine, logging => (json
+                        ? logging.AddJsonConsole(o => { o.UseUtcTimestamp = true; o.TimestampFormat = "yyyy-MM-ddTHH:mm:ss.fffZ"; })
+                        : logging.AddSimpleConsole(o => { o.SingleLine = true; o.TimestampFormat = "HH:mm:ss "; }))
                     .SetMinimumLevel(level)
                     .AddFilter("Microsoft", LogLevel.Warning)
                     // A port in use makes the host log its exception with the stack trace; StartAsync reports it in one line.

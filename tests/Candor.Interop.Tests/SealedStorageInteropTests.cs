@@ -165,7 +165,7 @@ public sealed class SealedStorageInteropTests(ITestOutputHelper output)
         ChildProcess.RunAsync(CandorServer.Launcher.DotnetHost, [CandorServer.Launcher.CandorDll, .. arguments, "--data", server.DataDirectory], Timeout,
             new Dictionary<string, string?> { [variable.Name] = variable.Value });
 
-    private static Task Received(XmppClient client, string body)
+    internal static Task Received(XmppClient client, string body)
     {
         var received = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         client.EventReceived += e =>
@@ -175,7 +175,7 @@ public sealed class SealedStorageInteropTests(ITestOutputHelper output)
         return received.Task;
     }
 
-    private static async Task<XmppClient> ConnectAsync(CandorServer server, string jid, string password, bool presence = true)
+    internal static async Task<XmppClient> ConnectAsync(CandorServer server, string jid, string password, bool presence = true)
     {
         var client = new XmppClient(new XmppClientOptions
         {

@@ -42,7 +42,7 @@ public sealed class SealedStorage : IStorage
     /// <summary>The SQLite database in the data directory, sealed with the configured master key.</summary>
     public static async Task<SealedStorage> OpenAsync(ServerOptions options)
     {
-        var backend = new SqliteStorage(Path.Combine(options.DataDirectory, "candor.db"));
+        var backend = new SqliteStorage(Path.Combine(options.DataDirectory, SqliteStorage.FileName));
         try
         {
             return await OpenAsync(backend, backend, new KeyFiles(options));

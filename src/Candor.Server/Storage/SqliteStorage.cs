@@ -9,6 +9,8 @@ namespace Candor.Server.Storage;
 /// </summary>
 public sealed partial class SqliteStorage : IStorage
 {
+    /// <summary>The database's name in the data directory.</summary>
+    public const string FileName = "candor.db";
     private const int SchemaVersion = 1;
     private readonly string _connectionString;
 

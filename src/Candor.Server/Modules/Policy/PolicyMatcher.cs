@@ -34,7 +34,8 @@ public sealed class PolicyMatcher
     }
 
     /// <param name="filterMinStates">Put a <see cref="GramFilter"/> in front of automata with at least this many states (tests: 0 for all, <see cref="int.MaxValue"/> for none).</param>
-    internal PolicyMatcher(PolicyDefinition definition, string file, int filterMinStates)
+    /// <param name="regexTimeout">The wall-clock guard per regex match; <see cref="RegexTimeout"/> unless a test needs more on a loaded machine.</param>
+    internal PolicyMatcher(PolicyDefinition definition, string file, int filterMinStates, TimeSpan? regexTimeout = null)
     {
         _rules = [.. definition.Rules];
         var plain = new List<(string, PatternInfo)>();
@@ -53,7 +54,7 @@ public sealed class PolicyMatcher
                 (rule.IgnoreSeparators ? compact : plain).Add((normalized, new PatternInfo(r, p, normalized.Length, rule.Match == PhraseMatch.Word)));
             }
             for (var i = 0; i < rule.Regex.Count; i++)
-                regexes.Add((r, i, Compile(rule, rule.Regex[i], file)));
+                regexes.Add((r, i, Compile(rule, rule.Regex[i], file, regexTimeout ?? RegexTimeout)));
         }
         (_plainAscii, _plainOther) = (PhraseSet.Create(plain, ascii: true, filterMinStates), PhraseSet.Create(plain, ascii: false, filterMinStates));
         (_compactAscii, _compactOther) = (PhraseSet.Create(compact, ascii: true, filterMinStates), PhraseSet.Create(compact, ascii: false, filterMinStates));
@@ -65,12 +66,12 @@ public sealed class PolicyMatcher
     public bool IsEmpty => _rules.Length == 0;
     public int StateCount => new[] { _plainAscii, _plainOther, _compactAscii, _compactOther }.Sum(p => p?.Automaton.StateCount ?? 0);
 
-    private static Regex Compile(PolicyRule rule, string pattern, string file)
+    private static Regex Compile(PolicyRule rule, string pattern, string file, TimeSpan timeout)
     {
         Regex regex;
         try
         {
-            regex = new Regex(pattern, RegexOptions.NonBacktracking | RegexOptions.CultureInvariant | RegexOptions.IgnoreCase, RegexTimeout);
+            regex = new Regex(pattern, RegexOptions.NonBacktracking | RegexOptions.CultureInvariant | RegexOptions.IgnoreCase, timeout);
         }
         catch (NotSupportedException e)
         {
