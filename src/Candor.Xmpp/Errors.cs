@@ -10,6 +10,7 @@ public static class StreamErrors
     public const string Conflict = "conflict";
     public const string ConnectionTimeout = "connection-timeout";
     public const string HostUnknown = "host-unknown";
+    public const string ImproperAddressing = "improper-addressing";
     public const string InternalServerError = "internal-server-error";
     public const string InvalidFrom = "invalid-from";
     public const string InvalidNamespace = "invalid-namespace";
@@ -17,6 +18,7 @@ public static class StreamErrors
     public const string NotAuthorized = "not-authorized";
     public const string NotWellFormed = "not-well-formed";
     public const string PolicyViolation = "policy-violation";
+    public const string RemoteConnectionFailed = "remote-connection-failed";
     public const string ResourceConstraint = "resource-constraint";
     public const string RestrictedXml = "restricted-xml";
     public const string SystemShutdown = "system-shutdown";
@@ -60,6 +62,7 @@ public readonly record struct StanzaError(string Condition, string Type)
     public static readonly StanzaError RecipientUnavailable = new("recipient-unavailable", "wait");
     public static readonly StanzaError RegistrationRequired = new("registration-required", "auth");
     public static readonly StanzaError RemoteServerNotFound = new("remote-server-not-found", "cancel");
+    public static readonly StanzaError RemoteServerTimeout = new("remote-server-timeout", "wait");
     public static readonly StanzaError ResourceConstraint = new("resource-constraint", "wait");
     public static readonly StanzaError ServiceUnavailable = new("service-unavailable", "cancel");
     public static readonly StanzaError UndefinedCondition = new("undefined-condition", "cancel");

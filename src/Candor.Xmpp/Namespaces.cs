@@ -3,6 +3,10 @@ namespace Candor.Xmpp;
 public static class Ns
 {
     public const string Client = "jabber:client";
+    public const string Server = "jabber:server";
+    /// <summary>XEP-0220 Server Dialback.</summary>
+    public const string Dialback = "jabber:server:dialback";
+    public const string DialbackFeature = "urn:xmpp:features:dialback";
     public const string Stream = "http://etherx.jabber.org/streams";
     public const string Streams = "urn:ietf:params:xml:ns:xmpp-streams";
     public const string Stanzas = "urn:ietf:params:xml:ns:xmpp-stanzas";

@@ -8,6 +8,7 @@ using Candor.Client;
 using Candor.Server.Hosting;
 using Candor.Server.Modules.Policy;
 using Candor.Server.Storage;
+using Candor.Xmpp;
 
 namespace Candor.Cli;
 

@@ -13,6 +13,7 @@ internal static class ServeCommand
         var common = new CommonOptions();
         var c2sPort = new Option<int?>("--c2s-port") { Description = "Client port with STARTTLS (default 5222)" };
         var tlsPort = new Option<int?>("--tls-port") { Description = "Client port with direct TLS, XEP-0368 (default 5223; -1 disables)" };
+        var s2sPort = new Option<int?>("--s2s-port") { Description = "Server-to-server port, federation (default 5269; -1 disables)" };
         var httpPort = new Option<int?>("--http-port") { Description = "HTTP port (default 5280; -1 disables)" };
         var httpsPort = new Option<int?>("--https-port") { Description = "HTTPS port for wss:// (default 5281; -1 disables)" };
         var bind = new Option<string?>("--bind") { Description = "Address to listen on (default: all interfaces)" };
@@ -25,9 +26,9 @@ internal static class ServeCommand
         var logFormat = new Option<string>("--log-format") { Description = "console (one line per entry, for people) or json (one JSON object per line, for collectors)", DefaultValueFactory = _ => "console" };
         logFormat.AcceptOnlyFromAmong("console", "json");
 
-        var command = new Command("serve", "Run the server (defaults: domain localhost, data in ./candor-data, ports 5222/5223/5280/5281)");
+        var command = new Command("serve", "Run the server (defaults: domain localhost, data in ./candor-data, ports 5222/5223/5269/5280/5281)");
         common.AddTo(command);
-        foreach (var option in new Option[] { c2sPort, tlsPort, httpPort, httpsPort, bind, cert, key, plaintext, registration, policy, logLevel, logFormat }) command.Add(option);
+        foreach (var option in new Option[] { c2sPort, tlsPort, s2sPort, httpPort, httpsPort, bind, cert, key, plaintext, registration, policy, logLevel, logFormat }) command.Add(option);
         command.SetAction(async (parse, cancellation) =>
         {
             ServerOptions options;
@@ -37,6 +38,7 @@ internal static class ServeCommand
                 {
                     if (parse.GetValue(c2sPort) is { } c) o.C2sPort = c;
                     if (parse.GetValue(tlsPort) is { } t) o.TlsPort = t;
+                    if (parse.GetValue(s2sPort) is { } s) o.S2sPort = s;
                     if (parse.GetValue(httpPort) is { } h) o.HttpPort = h;
                     if (parse.GetValue(httpsPort) is { } hs) o.HttpsPort = hs;
                     if (parse.GetValue(bind) is { } b) o.Bind = b;

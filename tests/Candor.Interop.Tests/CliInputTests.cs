@@ -86,7 +86,7 @@ public sealed class CliInputTests(ITestOutputHelper output) : IDisposable
         var port = ((IPEndPoint)taken.LocalEndpoint).Port;
         var ports = FreePorts.Take(3);
         var result = await Candor("serve", "--data", Path.Combine(_directory, "data"), "--bind", CandorServer.Host,
-            "--c2s-port", port.ToString(), "--tls-port", ports[0].ToString(), "--http-port", ports[1].ToString(), "--https-port", ports[2].ToString());
+            "--c2s-port", port.ToString(), "--tls-port", ports[0].ToString(), "--http-port", ports[1].ToString(), "--https-port", ports[2].ToString(), "--s2s-port", "-1");
         Assert.True(result.ExitCode == 1, result.Describe());
         Assert.Contains("candor serve: cannot listen", result.Output);
         Assert.Contains("address already in use", result.Output);
@@ -100,7 +100,7 @@ public sealed class CliInputTests(ITestOutputHelper output) : IDisposable
         await using var server = await CandorServer.StartAsync(output);
         var ports = FreePorts.Take(4);
         var second = await Candor("serve", "--data", server.DataDirectory, "--bind", CandorServer.Host,
-            "--c2s-port", ports[0].ToString(), "--tls-port", ports[1].ToString(), "--http-port", ports[2].ToString(), "--https-port", ports[3].ToString());
+            "--c2s-port", ports[0].ToString(), "--tls-port", ports[1].ToString(), "--http-port", ports[2].ToString(), "--https-port", ports[3].ToString(), "--s2s-port", "-1");
         AssertOneLineError(second, 1, "candor serve: ", "another candor serve is running");
 
         // The first server is still found by the commands that talk to it.

@@ -113,7 +113,7 @@ public sealed class PolicyInteropTests(ITestOutputHelper output) : IDisposable
         var file = WritePolicy("bad.json", "{\n  \"rules\": [\n    { \"id\": \"a\", \"description\": \"d\", \"phrases\": [\"x\"] },,\n  ]\n}\n");
         var data = Path.Combine(_directory, "data");
         var result = await ChildProcess.RunAsync(CandorServer.Launcher.DotnetHost,
-            [CandorServer.Launcher.CandorDll, "serve", "--policy", file, "--data", data, "--c2s-port", "0", "--tls-port", "-1", "--http-port", "-1"],
+            [CandorServer.Launcher.CandorDll, "serve", "--policy", file, "--data", data, "--c2s-port", "0", "--tls-port", "-1", "--http-port", "-1", "--s2s-port", "-1"],
             TimeSpan.FromSeconds(60));
         output.WriteLine(result.Describe());
         Assert.NotEqual(0, result.ExitCode);

@@ -70,7 +70,7 @@ public sealed class SealedStorageInteropTests(ITestOutputHelper output)
         await server.StopAsync();
         var keyFile = Path.Combine(server.DataDirectory, "keys", "master.key");
         var rightKey = (await File.ReadAllTextAsync(keyFile)).Trim();
-        string[] serve = ["serve", "--c2s-port", "0", "--tls-port", "-1", "--http-port", "-1", "--https-port", "-1", "--bind", "127.0.0.1"];
+        string[] serve = ["serve", "--c2s-port", "0", "--tls-port", "-1", "--http-port", "-1", "--https-port", "-1", "--s2s-port", "-1", "--bind", "127.0.0.1"];
 
         await File.WriteAllTextAsync(keyFile, Convert.ToBase64String(RandomNumberGenerator.GetBytes(32)) + "\n");
         UserCommandTests.AssertOneLineError(await server.RunCliAsync(serve), 1, "wrong master key");

@@ -5,8 +5,7 @@ namespace Candor.Server.Core;
 
 /// <summary>
 /// Decides where a stanza goes (RFC 6120 §10, RFC 6121 §8.5) and hands it to the hook for that route;
-/// the modules behind the hooks implement what happens there. Only local delivery exists so far:
-/// a stanza for another domain, presence included, is answered with remote-server-not-found.
+/// the modules behind the hooks implement what happens there; stanzas for other domains go to federation.
 /// </summary>
 public sealed class Router(XmppServer server)
 {
@@ -47,9 +46,10 @@ public sealed class Router(XmppServer server)
                 await component(ev);
                 return;
             }
-            // A domain this server does not serve: every kind of stanza, presence too, gets remote-server-not-found
-            // (RFC 6120 §10.4.3); errors are not answered (RFC 6120 §8.3.1).
-            await ev.ReplyErrorAsync(StanzaError.RemoteServerNotFound, $"{to.Domain} is not served here, and this server does not federate with other domains yet.");
+            // Another domain: federation sends it (RFC 6120 §10.4); without it, every kind of stanza, presence too,
+            // gets remote-server-not-found (RFC 6120 §10.4.3); errors are not answered (RFC 6120 §8.3.1).
+            if (server.S2s is { } s2s) await s2s.SendAsync(ev);
+            else await ev.ReplyErrorAsync(StanzaError.RemoteServerNotFound, $"{to.Domain} is not served here, and federation is disabled on this server.");
             return;
         }
         var handled = ev.Stanza.Name switch

@@ -56,6 +56,8 @@ public sealed class XmppServer
     public DiscoRegistry Disco { get; } = new();
     /// <summary>Services with a domain of their own (MUC at conference.DOMAIN): the router hands them every stanza for that domain.</summary>
     public Dictionary<string, Func<StanzaEvent, ValueTask>> Components { get; } = new(StringComparer.Ordinal);
+    /// <summary>Federation, when the s2s port is enabled: the router hands it stanzas for other domains.</summary>
+    public Federation.S2sService? S2s { get; set; }
     public StreamFeatureRegistry StreamFeatures { get; } = new();
     /// <summary>IQs answered before authentication (in-band registration), by payload namespace.</summary>
     public Dictionary<string, Func<Element, ISessionTransport, ValueTask<Element>>> UnauthenticatedIq { get; } = [];

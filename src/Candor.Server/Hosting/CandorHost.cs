@@ -22,7 +22,7 @@ using Microsoft.Extensions.Logging;
 namespace Candor.Server.Hosting;
 
 /// <summary>
-/// A running Candor server: Kestrel listeners for c2s (STARTTLS and direct TLS) and HTTP, the storage,
+/// A running Candor server: Kestrel listeners for c2s (STARTTLS and direct TLS), s2s and HTTP, the storage,
 /// and the modules. <see cref="StartAsync"/> returns once every listener accepts connections.
 /// </summary>
 public sealed class CandorHost : IAsyncDisposable
@@ -32,6 +32,7 @@ public sealed class CandorHost : IAsyncDisposable
     private readonly ListenOptions? _tls;
     private readonly ListenOptions? _http;
     private readonly ListenOptions? _https;
+    private ListenOptions? _s2s;
     private int _stopped;
     private Task _operatorChanges = Task.CompletedTask;
     private Task _keyWatch = Task.CompletedTask;
@@ -52,6 +53,7 @@ public sealed class CandorHost : IAsyncDisposable
     public int TlsPort => _tls?.IPEndPoint!.Port ?? -1;
     public int HttpPort => _http?.IPEndPoint!.Port ?? -1;
     public int HttpsPort => _https?.IPEndPoint!.Port ?? -1;
+    public int S2sPort => _s2s?.IPEndPoint!.Port ?? -1;
     public Task Stopped => _app.WaitForShutdownAsync();
 
     /// <summary>Builds and starts the server. <paramref name="configureLogging"/> lets the CLI and tests choose where logs go.</summary>
@@ -76,6 +78,7 @@ public sealed class CandorHost : IAsyncDisposable
             var loggers = sp.GetRequiredService<ILoggerFactory>();
             storage.Log = loggers.CreateLogger<SealedStorage>();
             var server = new XmppServer(options, storage, loggers) { Audit = audit };
+            if (options.S2sPort >= 0) server.S2s = new Federation.S2sService(server);
             ModuleCatalog.RegisterAll(server);
             return server;
         });
@@ -84,13 +87,15 @@ public sealed class CandorHost : IAsyncDisposable
             : SocketTransportOptions.CreateDefaultBoundListenSocket;
         builder.Services.AddSingleton<IConnectionListenerFactory>(sp =>
             new GuardedSocketTransport(listenSocket, sp.GetRequiredService<XmppServer>().ConnectionLimits, sp.GetRequiredService<ILoggerFactory>()));
-        ListenOptions? c2s = null, direct = null, http = null, https = null;
+        ListenOptions? c2s = null, direct = null, http = null, https = null, s2s = null;
         builder.WebHost.ConfigureKestrel(kestrel =>
         {
             kestrel.AddServerHeader = false;
             c2s = Listen(kestrel, options.Bind, options.C2sPort, l => l.UseConnectionHandler<StartTlsC2sHandler>());
             if (options.TlsPort >= 0)
                 direct = Listen(kestrel, options.Bind, options.TlsPort, l => l.UseConnectionHandler<DirectTlsC2sHandler>());
+            if (options.S2sPort >= 0)
+                s2s = Listen(kestrel, options.Bind, options.S2sPort, l => l.UseConnectionHandler<Federation.S2sConnectionHandler>());
             if (options.HttpPort >= 0)
                 http = Listen(kestrel, options.Bind, options.HttpPort, l => l.Protocols = HttpProtocols.Http1);
             if (options.HttpsPort >= 0 && certificate is not null)
@@ -104,7 +109,7 @@ public sealed class CandorHost : IAsyncDisposable
         var server = app.Services.GetRequiredService<XmppServer>();
         WebClientEndpoint.Map(app, options);
 
-        var host = new CandorHost(app, server, c2s!, direct, http, https);
+        var host = new CandorHost(app, server, c2s!, direct, http, https) { _s2s = s2s };
         Modules.Policy.PolicyModule.MapEndpoints(app, server, () => host.HttpPort);
         AuditEndpoints.Map(app, audit);
         WebSocketEndpoint.Map(app, server, tls, () => host.HttpsPort);

@@ -24,6 +24,19 @@ public sealed class ServerOptions
     public int TlsPort { get; set; } = 5223;
     /// <summary>HTTP listener. 0 picks a free port; -1 disables.</summary>
     public int HttpPort { get; set; } = 5280;
+    /// <summary>Server-to-server port (RFC 6120, STARTTLS); -1 disables federation.</summary>
+    public int S2sPort { get; set; } = 5269;
+    /// <summary>Where remote domains' servers listen, before DNS: "domain=host:port" pairs separated by commas.</summary>
+    public string? S2sRoutes { get; set; }
+    /// <summary>
+    /// Outgoing s2s streams require the peer's certificate to verify for its domain; default: true with an operator's
+    /// certificate, false with the self-signed default (peers are then authenticated by dialback alone).
+    /// </summary>
+    public bool? S2sRequireValidCertificates { get; set; }
+    /// <summary>How long stanzas for a remote domain wait for its stream before the sender gets an error.</summary>
+    public int S2sConnectTimeoutSeconds { get; set; } = 20;
+    /// <summary>An s2s stream with no traffic for this long is closed (it is reopened when needed).</summary>
+    public int S2sIdleSeconds { get; set; } = 600;
     /// <summary>HTTPS listener (same certificate as c2s), for wss:// from remote browsers. 0 picks a free port; -1 disables.</summary>
     public int HttpsPort { get; set; } = 5281;
     /// <summary>The bundled web client (Converse.js) at <c>/</c> of the HTTP and HTTPS listeners.</summary>
@@ -164,6 +177,23 @@ public sealed class ServerOptions
     /// Binds the "Candor" section of the configuration <paramref name="builder"/> builds. Every problem with the
     /// sources (unreadable or malformed JSON, a value of the wrong type) becomes an <see cref="OptionsException"/>.
     /// </summary>
+    public bool S2sRequireValidCertificatesInEffect => S2sRequireValidCertificates ?? CertificateFile is not null;
+
+    /// <summary>S2sRoutes as a map from domain to endpoint.</summary>
+    public Dictionary<string, (string Host, int Port)> ParseS2sRoutes()
+    {
+        var routes = new Dictionary<string, (string, int)>(StringComparer.Ordinal);
+        foreach (var entry in (S2sRoutes ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        {
+            var equals = entry.IndexOf('=');
+            var colon = entry.LastIndexOf(':');
+            if (equals <= 0 || colon < equals + 2 || !int.TryParse(entry[(colon + 1)..], out var port) || port is < 1 or > 65535)
+                throw new OptionsException($"S2sRoutes: '{entry}' is not domain=host:port");
+            routes[entry[..equals].ToLowerInvariant()] = (entry[(equals + 1)..colon].Trim('[', ']'), port);
+        }
+        return routes;
+    }
+
     public static ServerOptions FromConfiguration(IConfigurationBuilder builder)
     {
         var options = new ServerOptions();
@@ -194,7 +224,7 @@ public sealed class ServerOptions
         }
         if (MucMaxRooms < 1) throw new OptionsException("MucMaxRooms must be at least 1");
         if (MucArchiveRetentionDays < 1) throw new OptionsException("MucArchiveRetentionDays must be at least 1");
-        foreach (var (name, port) in new[] { ("c2s-port", C2sPort), ("tls-port", TlsPort), ("http-port", HttpPort), ("https-port", HttpsPort) })
+        foreach (var (name, port) in new[] { ("c2s-port", C2sPort), ("tls-port", TlsPort), ("http-port", HttpPort), ("https-port", HttpsPort), ("s2s-port", S2sPort) })
             if (port < -1 || port > 65535) throw new OptionsException($"{name} must be between 0 and 65535 (or -1 to disable)");
         if (C2sPort == -1) throw new OptionsException("c2s-port cannot be disabled");
         if (Bind is not ("*" or "" or "localhost") && !IPAddress.TryParse(Bind, out _))
@@ -263,6 +293,9 @@ public sealed class ServerOptions
                 throw new OptionsException(e.Message);
             }
         }
+        ParseS2sRoutes();
+        if (S2sConnectTimeoutSeconds < 1 || S2sIdleSeconds < 10)
+            throw new OptionsException("S2sConnectTimeoutSeconds must be at least 1 and S2sIdleSeconds at least 10");
         if (MaxOutboundQueue < 16) throw new OptionsException("max outbound queue must be at least 16");
         if (FastTokenLifetimeSeconds < 1) throw new OptionsException("the FAST token lifetime must be at least 1 second");
         if (SmResumeTimeoutSeconds < 1) throw new OptionsException("the stream management resume timeout must be at least 1 second");

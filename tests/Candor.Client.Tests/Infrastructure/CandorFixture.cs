@@ -22,7 +22,7 @@ public sealed class CandorFixture : IAsyncLifetime
     {
         _host = await CandorHost.StartAsync(new ServerOptions
         {
-            Domain = "localhost", DataDirectory = DataDirectory, Bind = "127.0.0.1", C2sPort = 0, TlsPort = 0, HttpPort = -1, HttpsPort = -1,
+            Domain = "localhost", DataDirectory = DataDirectory, Bind = "127.0.0.1", C2sPort = 0, TlsPort = 0, S2sPort = -1, HttpPort = -1, HttpsPort = -1,
         }, _ => { });
         using var certificate = X509Certificate2.CreateFromPem(File.ReadAllText(Path.Combine(DataDirectory, "tls", "localhost.crt")));
         Fingerprint = certificate.GetCertHashString(HashAlgorithmName.SHA256);

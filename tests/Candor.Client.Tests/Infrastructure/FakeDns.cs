@@ -1,5 +1,6 @@
 using System.Buffers.Binary;
 using System.Collections.Concurrent;
+using Candor.Xmpp;
 using System.Net;
 using System.Net.Sockets;
 using System.Text;
@@ -48,6 +49,8 @@ public sealed class FakeDns : IAsyncDisposable
             var response = new List<byte>(query[..questionEnd].ToArray());
             BinaryPrimitives.WriteUInt16BigEndian(Span(response, 2), (ushort)(answers.Count > 0 ? 0x8180 : 0x8183));
             BinaryPrimitives.WriteUInt16BigEndian(Span(response, 6), (ushort)answers.Count);
+            // No authority or additional section (the query's EDNS record is not echoed).
+            BinaryPrimitives.WriteUInt32BigEndian(Span(response, 8), 0);
             foreach (var record in answers)
             {
                 response.AddRange(new byte[] { 0xC0, 12, 0, 33, 0, 1, 0, 0, 0, 60 });

@@ -27,6 +27,15 @@ public sealed class ProsodyFixture : IAsyncLifetime
 
     public string Log => File.Exists(LogPath) ? File.ReadAllText(LogPath) : "(no prosody log)";
 
+    /// <summary>
+    /// Set before starting: federation on a free s2s port, dialback with self-signed certificates
+    /// (s2s_secure_auth = false), DNS through this resolver (libunbound forwarding to it, nothing else).
+    /// </summary>
+    public IPEndPoint? FederationDns { get; init; }
+    /// <summary>Lines of a hosts file for Prosody's resolver (libunbound's hoststxt), for the peers' A records.</summary>
+    public string FederationHosts { get; init; } = "";
+    public int S2sPort { get; private set; } = -1;
+
     public async Task InitializeAsync()
     {
         Assert.True(File.Exists("/usr/bin/prosody") && File.Exists("/usr/bin/prosodyctl"),
@@ -44,21 +53,32 @@ public sealed class ProsodyFixture : IAsyncLifetime
         }
         Port = FreePort();
         System.IO.Directory.CreateDirectory(Path.Combine(Directory, "data"));
+        var federation = "";
+        if (FederationDns is { } dns)
+        {
+            S2sPort = FreePort();
+            await File.WriteAllTextAsync(Path.Combine(Directory, "hosts"), FederationHosts);
+            federation = $$"""
+                s2s_ports = { {{S2sPort}} }
+                s2s_secure_auth = false
+                s2s_require_encryption = true
+                unbound = { resolvconf = false; hoststxt = "{{Directory}}/hosts"; forward = "{{dns.Address}}@{{dns.Port}}" }
+                """;
+        }
         await File.WriteAllTextAsync(ConfigPath, $$"""
             -- written by Candor.Client.Tests: a private loopback-only Prosody
             pidfile = "{{Directory}}/prosody.pid"
             data_path = "{{Directory}}/data"
-            log = { info = "{{LogPath}}" }
+            log = { {{(FederationDns is null ? "info" : "debug")}} = "{{LogPath}}" }
             interfaces = { "127.0.0.1" }
             local_interfaces = { "127.0.0.1" }
             c2s_ports = { {{Port}} }
             c2s_direct_tls_ports = { }
-            s2s_ports = { }
             component_ports = { }
             http_ports = { }
             https_ports = { }
-            modules_enabled = { "roster"; "saslauth"; "tls"; "disco"; "ping"; "posix"; "offline" }
-            modules_disabled = { "s2s" }
+            modules_enabled = { "roster"; "saslauth"; "tls"; "disco"; "ping"; "posix"; "offline"; {{(FederationDns is null ? "" : "\"dialback\";")}} }
+            {{(FederationDns is null ? "s2s_ports = { }\nmodules_disabled = { \"s2s\" }" : federation)}}
             c2s_require_encryption = true
             allow_registration = false
             authentication = "internal_hashed"

@@ -55,6 +55,7 @@ public sealed class CandorServer : IAsyncLifetime, IAsyncDisposable
     public int TlsPort { get; private set; }
     public int HttpPort { get; private set; }
     public int HttpsPort { get; private set; }
+    public int S2sPort { get; private set; }
 
     /// <summary>SHA-256 of the self-signed certificate the server made for itself, for clients to pin.</summary>
     public string CertificateFingerprint
@@ -106,12 +107,12 @@ public sealed class CandorServer : IAsyncLifetime, IAsyncDisposable
         for (var attempt = 1; ; attempt++)
         {
             // Every listener on a free port: two servers must never meet on a default port (5281).
-            var ports = FreePorts.Take(4);
-            (C2sPort, TlsPort, HttpPort, HttpsPort) = (ports[0], ports[1], ports[2], ports[3]);
+            var ports = FreePorts.Take(5);
+            (C2sPort, TlsPort, HttpPort, HttpsPort, S2sPort) = (ports[0], ports[1], ports[2], ports[3], ports[4]);
             string[] serve = [Launcher.DotnetHost, Launcher.CandorDll,
                 "serve", "--domain", Domain, "--data", DataDirectory,
                 "--c2s-port", C2sPort.ToString(), "--tls-port", TlsPort.ToString(),
-                "--http-port", HttpPort.ToString(), "--https-port", HttpsPort.ToString(), "--bind", Host, .. _extraArguments];
+                "--http-port", HttpPort.ToString(), "--https-port", HttpsPort.ToString(), "--s2s-port", S2sPort.ToString(), "--bind", Host, .. _extraArguments];
             if (_fileLimit > 0) serve = [Tools.RequireCommand("prlimit", "util-linux"), $"--nofile={_fileLimit}:{_fileLimit}", "--", .. serve];
             _process = ChildProcess.Start(serve[0], serve[1..], _environment, workingDirectory: DataDirectory);
             _command = _process.Command;

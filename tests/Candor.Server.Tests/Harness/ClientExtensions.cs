@@ -16,7 +16,7 @@ public static class ClientExtensions
     /// <summary>A ping round trip to the server: everything sent before it has been processed.</summary>
     public static async Task SyncAsync(this XmppTestClient client)
     {
-        var result = await client.RequestAsync("<iq type='get' id='{id}' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>");
+        var result = await client.RequestAsync($"<iq type='get' id='{{id}}' to='{client.Domain}'><ping xmlns='urn:xmpp:ping'/></iq>");
         Assert.Equal("result", result.Type());
     }
 

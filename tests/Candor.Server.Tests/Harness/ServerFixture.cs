@@ -48,6 +48,7 @@ public class ServerFixture : IAsyncLifetime
             Bind = "127.0.0.1",
             C2sPort = 0,
             TlsPort = 0,
+            S2sPort = -1,
             HttpPort = -1, HttpsPort = -1,
         };
         Configure(options);

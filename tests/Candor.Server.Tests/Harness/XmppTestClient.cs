@@ -80,9 +80,9 @@ public sealed class XmppTestClient : IAsyncDisposable
 
     /// <summary>Connects, negotiates TLS, authenticates and binds: a ready session (no presence sent).</summary>
     public static async Task<XmppTestClient> LoginAsync(int port, string user, string password, string? resource = null,
-        string mechanism = "SCRAM-SHA-256")
+        string mechanism = "SCRAM-SHA-256", string domain = "localhost")
     {
-        var client = await ConnectAsync(port);
+        var client = await ConnectAsync(port, domain: domain);
         await client.StartTlsAsync();
         await client.AuthenticateAsync(user, password, mechanism);
         await client.BindAsync(resource);
@@ -92,13 +92,17 @@ public sealed class XmppTestClient : IAsyncDisposable
     // ---- stream ----
 
     public static string Header(string? to = "localhost", string? version = "1.0", string ns = "jabber:client",
-        string streamNs = "http://etherx.jabber.org/streams") =>
+        string streamNs = "http://etherx.jabber.org/streams", string? from = null) =>
         $"<?xml version='1.0'?><stream:stream xmlns='{ns}' xmlns:stream='{streamNs}'"
-        + (to is null ? "" : $" to='{to}'") + (version is null ? "" : $" version='{version}'") + ">";
+        + (to is null ? "" : $" to='{to}'") + (from is null ? "" : $" from='{from}' xmlns:db='jabber:server:dialback'")
+        + (version is null ? "" : $" version='{version}'") + ">";
+
+    /// <summary>Set, the client opens server-to-server streams (jabber:server) from this domain.</summary>
+    public string? ServerFrom { get; set; }
 
     public async Task<Element> OpenStreamAsync()
     {
-        await SendAsync(Header(Domain));
+        await SendAsync(ServerFrom is null ? Header(Domain) : Header(Domain, ns: "jabber:server", from: ServerFrom));
         StreamHeader = await ExpectAsync(e => e.Is("stream", Ns.Stream));
         Features = await ExpectAsync(e => e.Is("features", Ns.Stream));
         return Features;

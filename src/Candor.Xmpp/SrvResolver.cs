@@ -4,7 +4,7 @@ using System.Net.Sockets;
 using System.Security.Cryptography;
 using System.Text;
 
-namespace Candor.Client;
+namespace Candor.Xmpp;
 
 /// <summary>One SRV target (RFC 2782).</summary>
 public sealed record SrvRecord(string Target, int Port, int Priority, int Weight);

@@ -1,0 +1,188 @@
+using System.Net;
+using Candor.Server.Connections;
+using Candor.Xml;
+using Candor.Xmpp;
+using Microsoft.AspNetCore.Connections;
+using Microsoft.Extensions.Logging;
+
+namespace Candor.Server.Federation;
+
+/// <summary>Kestrel's entry point for the s2s listener; the returned task is the connection's lifetime.</summary>
+internal sealed class S2sConnectionHandler(Core.XmppServer server, TlsSettings tls) : ConnectionHandler
+{
+    public override Task OnConnectedAsync(ConnectionContext connection) =>
+        new S2sIncoming(server.S2s!, connection, tls).RunAsync();
+}
+
+/// <summary>
+/// A stream another server opened to us (RFC 6120): STARTTLS (required unless plaintext is allowed), then
+/// XEP-0220 dialback: db:result asks us to check a domain with its authoritative server, db:verify asks us,
+/// as the authoritative server, whether a key is ours. Stanzas are taken only from domains the stream proved,
+/// for domains we serve, and go to the same router as c2s stanzas.
+/// </summary>
+internal sealed partial class S2sIncoming : S2sStream
+{
+    private readonly ConnectionContext _context;
+    private readonly TlsSettings _tls;
+    private readonly HashSet<string> _verified = new(StringComparer.Ordinal);
+    private readonly IPAddress _remote;
+
+    public S2sIncoming(S2sService s2s, ConnectionContext context, TlsSettings tls)
+        : base(s2s, context.Transport.Input, context.Transport.Output)
+    {
+        _context = context;
+        _tls = tls;
+        _remote = (context.RemoteEndPoint as IPEndPoint)?.Address ?? IPAddress.None;
+    }
+
+    private bool MustStartTls => Ssl is null && !Server.Options.AllowPlaintext;
+
+    public Task RunAsync() => RunGuardedAsync(async () =>
+    {
+        StartWriter();
+        // Until a domain is proved, the stream has the c2s authentication deadline.
+        using var deadline = new Timer(_ =>
+        {
+            if (_verified.Count == 0) Close(StreamErrors.ConnectionTimeout, "no domain authenticated in time");
+        }, null, TimeSpan.FromSeconds(Server.Options.AuthenticationTimeoutSeconds), Timeout.InfiniteTimeSpan);
+        var local = "";
+        while (!IsClosing)
+        {
+            var (ev, element) = await NextAsync();
+            switch (ev)
+            {
+                case XmlEvent.StreamOpen:
+                    local = Open(element!);
+                    break;
+                case XmlEvent.StreamClose:
+                    Close(null);
+                    return;
+                default:
+                    if (local.Length == 0) throw new StreamErrorException(StreamErrors.NotWellFormed, "stream header expected");
+                    if (element!.Is("starttls", Ns.Tls))
+                    {
+                        if (Ssl is not null || _tls.Certificate is null)
+                            throw new StreamErrorException(StreamErrors.PolicyViolation, "STARTTLS is not allowed now");
+                        await WriteNowAsync(new Element("proceed", Ns.Tls));
+                        var transport = _context.Transport;
+                        await SwapToTlsAsync(ssl => ssl.AuthenticateAsServerAsync(_tls.StartTlsOptions, Lifetime.Token),
+                            new DuplexPipeStream(transport.Input, transport.Output));
+                        local = "";
+                        break;
+                    }
+                    if (MustStartTls) throw new StreamErrorException(StreamErrors.PolicyViolation, "STARTTLS is required first");
+                    await OnElementAsync(element, local);
+                    break;
+            }
+        }
+    });
+
+    /// <summary>Checks the peer's header, answers with ours and the features; returns the domain it addressed.</summary>
+    private string Open(Element header)
+    {
+        StreamId = S2sService.NewStreamId();
+        var to = header.GetAttribute("to") ?? "";
+        var from = header.GetAttribute("from") ?? "";
+        WriteHeader(to.Length > 0 ? to : Server.Domain.Domain, from, StreamId);
+        if (!header.Is("stream", Ns.Stream))
+            throw new StreamErrorException(StreamErrors.InvalidNamespace, "the stream element must be <stream> in " + Ns.Stream);
+        if (header.GetAttribute("version") is not { } version || !version.StartsWith("1."))
+            throw new StreamErrorException(StreamErrors.UnsupportedVersion, "XMPP 1.0 streams only");
+        if (!S2s.Serves(to)) throw new StreamErrorException(StreamErrors.HostUnknown, $"{to} is not served here");
+        var features = new Element("features", Ns.Stream);
+        if (Ssl is null && _tls.Certificate is not null)
+        {
+            var starttls = features.AddChild("starttls", Ns.Tls);
+            if (MustStartTls) starttls.AddChild("required");
+        }
+        if (!MustStartTls) features.AddChild("dialback", Ns.DialbackFeature).AddChild("errors");
+        Send(features);
+        return to;
+    }
+
+    private async ValueTask OnElementAsync(Element element, string local)
+    {
+        if (element.Namespace == Ns.Dialback)
+        {
+            if (element.Name == "result") await OnResultAsync(element);
+            else if (element.Name == "verify") OnVerify(element);
+            else throw new StreamErrorException(StreamErrors.UnsupportedStanzaType, $"<{element.Name}/> is not a dialback element");
+            return;
+        }
+        if (element.Namespace != Ns.Server || element.Name is not ("message" or "presence" or "iq"))
+            throw new StreamErrorException(StreamErrors.UnsupportedStanzaType, $"<{element.Name}/> in {element.Namespace} is not a stanza");
+        // RFC 6120 §8.1.1.1, §8.1.2.1: on a server stream both addresses are required, 'from' of a domain this
+        // stream proved, 'to' of a domain we serve (we relay for no one).
+        if (!Jid.TryParse(element.GetAttribute("from") ?? "", out var from))
+            throw new StreamErrorException(StreamErrors.InvalidFrom, "a stanza between servers needs a valid 'from'");
+        if (!_verified.Contains(from.Domain))
+        {
+            Log.Forged(Logger, _remote, from.Domain);
+            throw new StreamErrorException(StreamErrors.InvalidFrom, $"this stream is not authenticated for {from.Domain}");
+        }
+        if (!Jid.TryParse(element.GetAttribute("to") ?? "", out var to))
+            throw new StreamErrorException(StreamErrors.ImproperAddressing, "a stanza between servers needs a valid 'to'");
+        if (!S2s.Serves(to.Domain))
+            throw new StreamErrorException(StreamErrors.HostUnknown, $"{to.Domain} is not served here");
+        Remap(element, Ns.Server, Ns.Client);
+        await Server.Router.DeliverAsync(element, from, to);
+    }
+
+    private async ValueTask OnResultAsync(Element result)
+    {
+        var from = result.GetAttribute("from") ?? "";
+        var to = result.GetAttribute("to") ?? "";
+        if (!S2s.Serves(to))
+            throw new StreamErrorException(StreamErrors.HostUnknown, $"{to} is not served here");
+        if (!Jid.TryParse(from, out var fromJid) || !fromJid.IsBare || fromJid.Local is not null || S2s.Serves(from))
+            throw new StreamErrorException(StreamErrors.InvalidFrom, $"'{from}' is not a remote domain");
+        var answer = new Element("result", Ns.Dialback).SetAttribute("from", to).SetAttribute("to", from);
+        // XEP-0220 §2.2: ask the authoritative server of 'from' whether the key is one it issued for this stream.
+        var valid = await S2s.VerifyAsync(to, from, StreamId, result.Text, Lifetime.Token);
+        if (valid is null)
+        {
+            answer.SetAttribute("type", "error").Add(new Element("error", Ns.Server).SetAttribute("type", "cancel")
+                .Add(new Element("remote-server-not-found", Ns.Stanzas)));
+            Send(answer);
+            return;
+        }
+        answer.SetAttribute("type", valid.Value ? "valid" : "invalid");
+        Send(answer);
+        if (valid.Value)
+        {
+            _verified.Add(from);
+            Log.Verified(Logger, from, _remote);
+        }
+        else
+        {
+            Log.WrongKey(Logger, _remote, from);
+            Close(StreamErrors.NotAuthorized, $"the dialback key for {from} is not valid");
+        }
+    }
+
+    private void OnVerify(Element verify)
+    {
+        var from = verify.GetAttribute("from") ?? "";
+        var to = verify.GetAttribute("to") ?? "";
+        var id = verify.GetAttribute("id") ?? "";
+        if (!S2s.Serves(to)) throw new StreamErrorException(StreamErrors.HostUnknown, $"{to} is not served here");
+        var valid = S2s.IsOurKey(receiving: from, originating: to, id, verify.Text);
+        Send(new Element("verify", Ns.Dialback).SetAttribute("from", to).SetAttribute("to", from).SetAttribute("id", id)
+            .SetAttribute("type", valid ? "valid" : "invalid"));
+    }
+
+    protected override void AbortTransport() => _context.Abort();
+    protected override string Describe() => $"from {_remote}";
+
+    private static partial class Log
+    {
+        [LoggerMessage(Level = LogLevel.Information, Message = "s2s: {Domain} authenticated by dialback from {Address}")]
+        public static partial void Verified(ILogger logger, string domain, IPAddress address);
+
+        [LoggerMessage(Level = LogLevel.Warning, Message = "s2s: {Address} gave a wrong dialback key for {Domain}")]
+        public static partial void WrongKey(ILogger logger, IPAddress address, string domain);
+
+        [LoggerMessage(Level = LogLevel.Warning, Message = "s2s: {Address} sent a stanza from {Domain}, which its stream has not proved")]
+        public static partial void Forged(ILogger logger, IPAddress address, string domain);
+    }
+}

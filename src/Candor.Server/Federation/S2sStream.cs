@@ -1,0 +1,272 @@
+using System.Buffers;
+using System.IO.Pipelines;
+using System.Net.Security;
+using System.Threading.Channels;
+using Candor.Server.Connections;
+using Candor.Server.Core;
+using Candor.Xml;
+using Candor.Xmpp;
+using Microsoft.Extensions.Logging;
+
+namespace Candor.Server.Federation;
+
+/// <summary>
+/// What incoming and outgoing server-to-server streams share (RFC 6120): reading top-level elements with the
+/// restricted-XML parser, the STARTTLS swap of the pipes, one bounded outbound queue drained by one writer
+/// (back-pressure as on c2s), the idle deadline and the inbound rate limit.
+/// </summary>
+internal abstract partial class S2sStream
+{
+    protected readonly XmppServer Server;
+    protected readonly S2sService S2s;
+    protected readonly ILogger Logger;
+    protected readonly CancellationTokenSource Lifetime = new();
+    private readonly Channel<Element?> _outbound;
+    private readonly XmppStreamParser _parser;
+    private readonly InboundRate _rate;
+    private PipeReader _input;
+    private PipeWriter _output;
+    private ReadOnlySequence<byte> _buffer;
+    private bool _holding;
+    private bool _completed;
+    private long _queuedBytes;
+    private int _closing;
+    private Task _writer = Task.CompletedTask;
+    protected SslStream? Ssl;
+
+    protected S2sStream(S2sService s2s, PipeReader input, PipeWriter output)
+    {
+        S2s = s2s;
+        Server = s2s.Server;
+        Logger = Server.LoggerFactory.CreateLogger(GetType());
+        _input = input;
+        _output = output;
+        _parser = new XmppStreamParser(Server.Xml);
+        _rate = new InboundRate(Server.Options.InboundBytesPerSecond, Server.Options.InboundBurstBytes);
+        _outbound = Channel.CreateBounded<Element?>(new BoundedChannelOptions(Server.Options.MaxOutboundQueue)
+        {
+            SingleReader = true,
+            FullMode = BoundedChannelFullMode.Wait,
+        });
+    }
+
+    public bool IsClosing => _closing != 0;
+    /// <summary>The stream id of the stream we receive (ours when incoming, the peer's when outgoing).</summary>
+    protected string StreamId { get; set; } = "";
+
+    protected void StartWriter() => _writer = WriteLoopAsync();
+
+    /// <summary>The next stream header, element or end of stream; throws when the connection ends or the idle deadline passes.</summary>
+    protected async ValueTask<(XmlEvent Event, Element? Element)> NextAsync()
+    {
+        while (true)
+        {
+            if (_holding)
+            {
+                var ev = _parser.Read(_buffer, out var consumed, out var element);
+                var before = _buffer.Length;
+                _buffer = _buffer.Slice(consumed);
+                if (ev != XmlEvent.None)
+                {
+                    if (element is not null) element.SourceLength = (int)Math.Min(int.MaxValue, before - _buffer.Length);
+                    return (ev, element);
+                }
+                _input.AdvanceTo(_buffer.Start, _buffer.End);
+                _holding = false;
+                if (_completed) throw new IOException("the peer closed the connection");
+                var wait = _rate.Take(before);
+                if (wait > TimeSpan.Zero) await Task.Delay(wait, Lifetime.Token);
+            }
+            if (_closing == 0) Lifetime.CancelAfter(TimeSpan.FromSeconds(Server.Options.S2sIdleSeconds));
+            var result = await _input.ReadAsync(Lifetime.Token);
+            _buffer = result.Buffer;
+            _holding = true;
+            _completed = result.IsCompleted || result.IsCanceled;
+        }
+    }
+
+    /// <summary>Hands the connection to TLS (after &lt;proceed/&gt;): the parser restarts on the decrypted stream.</summary>
+    protected async Task SwapToTlsAsync(Func<SslStream, Task> handshake, Stream transport)
+    {
+        if (_holding)
+        {
+            if (!_buffer.IsEmpty) throw new StreamErrorException(StreamErrors.PolicyViolation, "data sent before the TLS handshake");
+            _input.AdvanceTo(_buffer.End);
+            _holding = false;
+        }
+        var ssl = new SslStream(transport, leaveInnerStreamOpen: false);
+        Lifetime.CancelAfter(TimeSpan.FromSeconds(Server.Options.TlsTimeoutSeconds));
+        await handshake(ssl);
+        Ssl = ssl;
+        _input = PipeReader.Create(ssl, new StreamPipeReaderOptions(bufferSize: 16 * 1024, minimumReadSize: 2048, useZeroByteReads: true));
+        _output = PipeWriter.Create(ssl, new StreamPipeWriterOptions(minimumBufferSize: 16 * 1024));
+        _parser.Reset();
+    }
+
+    protected void WriteHeader(string from, string to, string? id)
+    {
+        _output.WriteAscii("<?xml version='1.0'?><stream:stream xmlns='jabber:server' xmlns:stream='http://etherx.jabber.org/streams' xmlns:db='jabber:server:dialback' version='1.0' from='");
+        ElementWriter.WriteEscaped(_output, from, attribute: true);
+        _output.WriteAscii("' to='");
+        ElementWriter.WriteEscaped(_output, to, attribute: true);
+        if (id is not null)
+        {
+            _output.WriteAscii("' id='");
+            ElementWriter.WriteEscaped(_output, id, attribute: true);
+        }
+        _output.WriteAscii("'>");
+    }
+
+    /// <summary>Writes at once, outside the queue (negotiation, before the writer runs).</summary>
+    protected async ValueTask WriteNowAsync(Element? element)
+    {
+        if (element is not null) ElementWriter.Write(element, _output, Ns.Server);
+        await _output.FlushAsync(Lifetime.Token);
+    }
+
+    /// <summary>Queues an element; a peer that does not read is cut off instead of growing the queue without bound.</summary>
+    public bool Send(Element element)
+    {
+        if (_closing != 0) return false;
+        var weight = Math.Max(element.SourceLength, 256);
+        if (Interlocked.Add(ref _queuedBytes, weight) > Server.Options.MaxOutboundQueueBytes || !_outbound.Writer.TryWrite(element))
+        {
+            Interlocked.Add(ref _queuedBytes, -weight);
+            Close(StreamErrors.PolicyViolation, "too much data queued: the peer is not reading");
+            return false;
+        }
+        return true;
+    }
+
+    /// <summary>Sends a stanza of the router's (in jabber:client, possibly shared) as a jabber:server stanza.</summary>
+    public bool SendStanza(Element stanza)
+    {
+        var copy = stanza.Clone();
+        copy.SourceLength = stanza.SourceLength;
+        Remap(copy, Ns.Client, Ns.Server);
+        return Send(copy);
+    }
+
+    /// <summary>Moves a stanza and its descendants from one stanza namespace to the other (RFC 6120 §4.8.3).</summary>
+    protected static void Remap(Element element, string from, string to)
+    {
+        if (element.Namespace == from) element.Namespace = to;
+        foreach (var child in element.Elements) Remap(child, from, to);
+    }
+
+    private async Task WriteLoopAsync()
+    {
+        var reader = _outbound.Reader;
+        try
+        {
+            while (await reader.WaitToReadAsync())
+            {
+                while (reader.TryRead(out var item))
+                {
+                    if (item is null) continue;
+                    ElementWriter.Write(item, _output, Ns.Server);
+                    Interlocked.Add(ref _queuedBytes, -Math.Max(item.SourceLength, 256));
+                }
+                await _output.FlushAsync();
+            }
+            if (_closingError is not null) ElementWriter.Write(_closingError, _output, Ns.Server);
+            _output.WriteAscii("</stream:stream>");
+            await _output.FlushAsync();
+            await _output.CompleteAsync();
+        }
+        catch (Exception e) when (e is IOException or ObjectDisposedException or InvalidOperationException or OperationCanceledException)
+        {
+            Abort();
+        }
+    }
+
+    private Element? _closingError;
+
+    /// <summary>Ends the stream after what is queued, with a stream error when <paramref name="condition"/> is given.</summary>
+    public void Close(string? condition, string? text = null)
+    {
+        if (Interlocked.Exchange(ref _closing, 1) != 0) return;
+        if (condition is not null)
+        {
+            _closingError = StreamErrors.Create(condition, text);
+            Log.StreamError(Logger, Describe(), condition, text ?? "");
+        }
+        OnClosing();
+        _outbound.Writer.TryComplete();
+        Lifetime.CancelAfter(TimeSpan.FromSeconds(5));
+    }
+
+    protected void Abort()
+    {
+        Interlocked.Exchange(ref _closing, 1);
+        OnClosing();
+        _outbound.Writer.TryComplete();
+        Lifetime.Cancel();
+        AbortTransport();
+    }
+
+    /// <summary>The stream stops taking stanzas (its route is forgotten).</summary>
+    protected virtual void OnClosing()
+    {
+    }
+
+    protected abstract void AbortTransport();
+    protected abstract string Describe();
+
+    /// <summary>Runs <paramref name="body"/> as the stream's life: errors become stream errors, then the writer finishes.</summary>
+    protected async Task RunGuardedAsync(Func<Task> body)
+    {
+        try
+        {
+            await body();
+        }
+        catch (XmlStreamException e)
+        {
+            Close(StreamErrors.FromXml(e.Condition), e.Message);
+        }
+        catch (StreamErrorException e)
+        {
+            Close(e.Condition, e.Message);
+        }
+        catch (Exception e) when (e is IOException or System.Security.Authentication.AuthenticationException or OperationCanceledException
+                                       or ObjectDisposedException or System.Net.Sockets.SocketException
+                                       or Microsoft.AspNetCore.Connections.ConnectionResetException)
+        {
+            Log.ConnectionLost(Logger, Describe(), e.Message);
+            // Idle past S2sIdleSeconds: closed politely (RFC 6120 §4.4); anything else ends the connection.
+            if (Lifetime.IsCancellationRequested && _closing == 0 && Ssl is not null) Close(null);
+            else Abort();
+        }
+        catch (Exception e)
+        {
+            Log.Crashed(Logger, e);
+            Close(StreamErrors.InternalServerError, null);
+        }
+        finally
+        {
+            _outbound.Writer.TryComplete();
+            OnClosing();
+            try
+            {
+                await _writer.WaitAsync(TimeSpan.FromSeconds(5));
+            }
+            catch (TimeoutException)
+            {
+                AbortTransport();
+            }
+            Ssl?.Dispose();
+        }
+    }
+
+    private static partial class Log
+    {
+        [LoggerMessage(Level = LogLevel.Debug, Message = "s2s {Stream} lost: {Reason}")]
+        public static partial void ConnectionLost(ILogger logger, string stream, string reason);
+
+        [LoggerMessage(Level = LogLevel.Error, Message = "s2s stream failed")]
+        public static partial void Crashed(ILogger logger, Exception exception);
+
+        [LoggerMessage(Level = LogLevel.Information, Message = "s2s stream error on {Stream}: {Condition} {Text}")]
+        public static partial void StreamError(ILogger logger, string stream, string condition, string text);
+    }
+}

@@ -1,0 +1,100 @@
+using System.Security.Cryptography;
+using System.Security.Cryptography.X509Certificates;
+using Candor.Client.Tests.Infrastructure;
+using Candor.Server.Hosting;
+using Candor.Xmpp;
+
+namespace Candor.Client.Tests;
+
+/// <summary>
+/// Federation with a server we did not write: Candor serving candor.example and Prosody 0.12 (Debian) serving localhost,
+/// both on loopback with self-signed certificates, so they authenticate each other by XEP-0220 dialback. Candor finds
+/// Prosody through S2sRoutes; Prosody finds Candor through DNS SRV answered by a fake resolver on loopback.
+/// </summary>
+public sealed class FederationProsodyTests : IAsyncLifetime
+{
+    // Not under .test: libunbound answers that special-use zone (RFC 6761) itself, with NXDOMAIN.
+    private const string CandorDomain = "candor.example";
+    private readonly string _data = Directory.CreateTempSubdirectory("candor-fed-").FullName;
+    private CandorHost _candor = null!;
+    private FakeDns _dns = null!;
+    private ProsodyFixture _prosody = null!;
+    private string _fingerprint = "";
+
+    public async Task InitializeAsync()
+    {
+        _candor = await CandorHost.StartAsync(new ServerOptions
+        {
+            Domain = CandorDomain, DataDirectory = _data, Bind = "127.0.0.1", C2sPort = 0, TlsPort = -1, S2sPort = 0,
+            HttpPort = -1, HttpsPort = -1, MucDomain = "",
+        }, _ => { });
+        using (var certificate = X509Certificate2.CreateFromPem(File.ReadAllText(Path.Combine(_data, "tls", CandorDomain + ".crt"))))
+            _fingerprint = certificate.GetCertHashString(HashAlgorithmName.SHA256);
+        // The SRV target is a name of its own: a hosts entry for candor.example itself would make libunbound answer every
+        // name under it locally (NXDOMAIN for the SRV record).
+        _dns = FakeDns.Start(("_xmpp-server._tcp." + CandorDomain, new SrvRecord("xmpp.candor-host.example", _candor.S2sPort, 0, 0)));
+        _prosody = new ProsodyFixture { FederationDns = _dns.EndPoint, FederationHosts = "127.0.0.1 xmpp.candor-host.example\n" };
+        await _prosody.InitializeAsync();
+        _candor.Server.Options.S2sRoutes = $"{ProsodyFixture.Domain}=127.0.0.1:{_prosody.S2sPort}";
+    }
+
+    public async Task DisposeAsync()
+    {
+        await _prosody.DisposeAsync();
+        await _dns.DisposeAsync();
+        await _candor.StopAsync();
+        Directory.Delete(_data, recursive: true);
+    }
+
+    [Fact]
+    public async Task Subscription_presence_and_messages_work_both_ways_with_prosody()
+    {
+        Assert.True(await _candor.Server.Accounts.CreateAsync("cid", "cid-secret"));
+        await _prosody.CreateUserAsync("anna", "anna-secret");
+        var cidJid = Jid.Parse("cid@" + CandorDomain);
+        var annaJid = Jid.Parse("anna@" + ProsodyFixture.Domain);
+        await using var cid = new XmppClient(new XmppClientOptions
+        {
+            Jid = cidJid, Password = "cid-secret", Host = "127.0.0.1", Port = _candor.C2sPort, CertificateFingerprint = _fingerprint,
+            ConnectTimeout = TimeSpan.FromSeconds(20), RequestTimeout = TimeSpan.FromSeconds(20),
+        });
+        await using var anna = new XmppClient(_prosody.Options("anna", "anna-secret"));
+        var cidEvents = new EventLog(cid);
+        var annaEvents = new EventLog(anna);
+        await cid.ConnectAsync();
+        await anna.ConnectAsync();
+        await cid.GetRosterAsync();
+        await anna.GetRosterAsync();
+        await cid.SendPresenceAsync();
+        await anna.SendPresenceAsync(show: "away", status: "on prosody");
+
+        try
+        {
+            // Candor → Prosody: cid asks, anna (on Prosody) accepts, cid sees her presence.
+            await cid.SubscribeAsync(annaJid);
+            await annaEvents.WaitAsync<SubscriptionEvent>(s => s.From == cidJid && s.Kind == SubscriptionKind.Subscribe, 30);
+            await anna.AcceptSubscriptionAsync(cidJid);
+            await cidEvents.WaitAsync<SubscriptionEvent>(s => s.From == annaJid && s.Kind == SubscriptionKind.Subscribed, 30);
+            var away = await cidEvents.WaitAsync<PresenceUpdate>(p => p.From.Bare == annaJid && p.Available, 30);
+            Assert.Equal("on prosody", away.Status);
+
+            // Prosody → Candor: anna asks back, cid accepts, anna sees his presence.
+            await anna.SubscribeAsync(cidJid);
+            await cidEvents.WaitAsync<SubscriptionEvent>(s => s.From == annaJid && s.Kind == SubscriptionKind.Subscribe, 30);
+            await cid.AcceptSubscriptionAsync(annaJid);
+            await annaEvents.WaitAsync<SubscriptionEvent>(s => s.From == cidJid && s.Kind == SubscriptionKind.Subscribed, 30);
+            await annaEvents.WaitAsync<PresenceUpdate>(p => p.From.Bare == cidJid && p.Available, 30);
+
+            await cid.SendMessageAsync(annaJid, "hello prosody", requestReceipt: false);
+            var toAnna = await annaEvents.WaitAsync<ChatMessage>(m => m.Body == "hello prosody", 30);
+            Assert.Equal(cidJid, toAnna.From!.Bare);
+            await anna.SendMessageAsync(cidJid, "hello candor", requestReceipt: false);
+            var toCid = await cidEvents.WaitAsync<ChatMessage>(m => m.Body == "hello candor", 30);
+            Assert.Equal(annaJid, toCid.From!.Bare);
+        }
+        catch (Exception e) when (e is TimeoutException or Xunit.Sdk.XunitException)
+        {
+            throw new Exception($"{e.Message}\nprosody log:\n{_prosody.Log}", e);
+        }
+    }
+}
