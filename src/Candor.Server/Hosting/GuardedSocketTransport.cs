@@ -61,7 +61,16 @@ internal sealed partial class GuardedSocketTransport : IConnectionListenerFactor
 
     public ValueTask<IConnectionListener> BindAsync(EndPoint endpoint, CancellationToken cancellationToken = default)
     {
-        var socket = _createListenSocket(endpoint);
+        Socket socket;
+        try
+        {
+            socket = _createListenSocket(endpoint);
+        }
+        catch (SocketException e) when (e.SocketErrorCode == SocketError.AddressAlreadyInUse)
+        {
+            // What Kestrel's own transport throws, so that the host reports "address already in use" in one line.
+            throw new AddressInUseException(e.Message, e);
+        }
         try
         {
             socket.Listen(Backlog);
