@@ -37,9 +37,12 @@ public sealed class AuditLog
         command.ExecuteNonQuery();
     }
 
-    /// <summary>The log in the data directory's database, signed with the key beside the master key file.</summary>
+    /// <summary>
+    /// The log in the data directory's database, signed with the key beside the master key file. With PostgreSQL
+    /// storage the log is not in PostgreSQL yet: it stays a SQLite file of its own in the data directory.
+    /// </summary>
     public static AuditLog Open(ServerOptions options) =>
-        new(Path.Combine(options.DataDirectory, "candor.db"), KeyPathOf(options));
+        new(Path.Combine(options.DataDirectory, options.Postgres is null ? "candor.db" : "audit.db"), KeyPathOf(options));
 
     public static string KeyPathOf(ServerOptions options) =>
         Path.Combine(Path.GetDirectoryName(new KeyFiles(options).KeyPath)!, "audit.key");
