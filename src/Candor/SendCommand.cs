@@ -45,10 +45,11 @@ internal static class SendCommand
                     parse.GetValue(plain), parse.GetValue(requireE2e), cancellation);
                 await client.SendAsync(message, cancellation);
                 var id = message.Id()!;
-                Console.Error.WriteLine($"candor send: sent {(encrypted ? "encrypted (OMEMO)" : "unencrypted")} to {recipient}");
                 await client.PingAsync(cancellation: cancellation);
                 if (log.For(id) is { } refused)
                     throw new XmppStanzaException(refused.Error!, refused.Stanza);
+                // Said once the server had its chance to refuse, so that a failure stays one line.
+                Console.Error.WriteLine($"candor send: sent {(encrypted ? "encrypted (OMEMO)" : "unencrypted")} to {recipient}");
                 await client.DisconnectAsync(CancellationToken.None);
                 return ClientExitCodes.Ok;
             }
