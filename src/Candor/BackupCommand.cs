@@ -32,7 +32,7 @@ internal static class BackupCommand
             if (!OperatingSystem.IsWindows()) File.SetUnixFileMode(partial, UnixFileMode.UserRead | UnixFileMode.UserWrite);
             File.Move(partial, target);
             Console.WriteLine($"Backed up {Path.GetFullPath(database)} to {Path.GetFullPath(target)} ({new FileInfo(target).Length} bytes, one consistent snapshot).");
-            Console.WriteLine($"The master key is NOT in the backup: keep a copy of {new KeyFiles(options).Describe} apart from it; without the key the backup opens nothing.");
+            Console.WriteLine($"The master key is NOT in the backup: keep a copy of {new KeyFiles(options).Describe} apart from it; without the key the backup opens nothing. Keep the operator log's signing key ({Candor.Server.Audit.AuditLog.KeyPathOf(options)}) with it.");
             return ExitCodes.Ok;
         }));
         return command;
@@ -66,7 +66,7 @@ internal static class BackupCommand
             Console.WriteLine($"Restored {Path.GetFullPath(source)} to {Path.GetFullPath(database)}.");
             var keys = new KeyFiles(options);
             if (!keys.FromSetting && !File.Exists(keys.KeyPath))
-                Console.WriteLine($"Now put the master key the data was sealed with at {keys.KeyPath} (mode 0600), or set MasterKey, before starting the server.");
+                Console.WriteLine($"Now put the master key the data was sealed with at {keys.KeyPath} (mode 0600), or set MasterKey, and the operator log's signing key at {Candor.Server.Audit.AuditLog.KeyPathOf(options)}, before starting the server.");
             return ExitCodes.Ok;
         }));
         return command;

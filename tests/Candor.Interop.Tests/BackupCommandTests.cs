@@ -60,6 +60,8 @@ public sealed class BackupCommandTests(ITestOutputHelper output)
             UserCommandTests.AssertOneLineError(await restored.RunCliAsync("restore", backup), 3, "exists already");
             var keys = Directory.CreateDirectory(Path.Combine(restored.DataDirectory, "keys")).FullName;
             File.Copy(Path.Combine(server.DataDirectory, "keys", "master.key"), Path.Combine(keys, "master.key"));
+            // The restored log's heads are signed: the server refuses to start without the key that signed them.
+            File.Copy(Path.Combine(server.DataDirectory, "keys", "audit.key"), Path.Combine(keys, "audit.key"));
             await restored.StartAsync();
 
             for (var i = 0; i < Accounts; i++)
