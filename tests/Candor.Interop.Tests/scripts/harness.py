@@ -159,6 +159,11 @@ class Client:
         except Exception as e:  # noqa: BLE001 - report any failure as the step's failure
             raise StepFailed(f"{step}: {self.name} roster get failed: {e!r}") from e
         self.x.send_presence()
+        # The server reflects initial presence to its sender (RFC 6121 §4.2.2): once it is back, the session is
+        # available, so a message another client sends next is delivered live, not raced into offline storage.
+        me = self.x.boundjid.full
+        await self._wait(f"{step} (own presence back)", timeout, lambda: True if any(
+            k == "presence" and str(st["from"]) == me and st["type"] in ("available", "") for k, st in self.inbox) else None)
         say(f"{step}: ok — {self.name} is {self.x.boundjid.full}, TLS on, "
             f"SASL {self.used_mechanism or '(mechanism not reported)'}")
 
