@@ -41,7 +41,10 @@ converse.initialize({
     authentication: 'login',
     auto_login: false,
     auto_reconnect: true,
-    websocket_url: meta('websocket-url'),
+    // WebSocket, or BOSH (XEP-0206) for networks whose proxies break WebSockets: open the page as /?transport=bosh.
+    ...(new URLSearchParams(location.search).get('transport') === 'bosh'
+        ? { bosh_service_url: meta('bosh-url') }
+        : { websocket_url: meta('websocket-url') }),
     discover_connection_methods: false,
     default_domain: domain,
     allow_registration: meta('allow-registration') === 'true',

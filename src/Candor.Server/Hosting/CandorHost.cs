@@ -113,6 +113,7 @@ public sealed class CandorHost : IAsyncDisposable
         Modules.Policy.PolicyModule.MapEndpoints(app, server, () => host.HttpPort);
         AuditEndpoints.Map(app, audit);
         WebSocketEndpoint.Map(app, server, tls, () => host.HttpsPort);
+        BoshEndpoint.Map(app, server, tls);
         Modules.Upload.UploadModule.MapEndpoints(app, server, () => options.UploadBaseUrl
             ?? (host.HttpsPort >= 0 ? $"https://{options.Domain}:{host.HttpsPort}" : $"http://{options.Domain}:{host.HttpPort}"));
         app.Lifetime.ApplicationStopping.Register(() => server.CloseAllStreams(StreamErrors.SystemShutdown, "the server is shutting down"));

@@ -11,7 +11,7 @@ namespace Candor.Server.Web;
 /// <summary>
 /// The bundled web client at <c>/</c>: Converse.js, pinned in the repository under <c>web/converse/</c> and
 /// copied beside the executable by the build (<c>web/</c> next to candor.dll). The page is <c>web/index.html</c>
-/// with the domain and the WebSocket URL of the request filled in, under a Content-Security-Policy that lets
+/// with the domain and the WebSocket and BOSH URLs of the request filled in, under a Content-Security-Policy that lets
 /// the browser talk to this server only.
 /// </summary>
 public static class WebClientEndpoint
@@ -80,6 +80,7 @@ public static class WebClientEndpoint
         var html = template
             .Replace("{{domain}}", WebUtility.HtmlEncode(options.Domain))
             .Replace("{{websocket_url}}", WebUtility.HtmlEncode(websocket))
+            .Replace("{{bosh_url}}", WebUtility.HtmlEncode(BoshEndpoint.Url(context)))
             .Replace("{{allow_registration}}", options.AllowRegistration ? "true" : "false");
         return Results.Content(html, "text/html; charset=utf-8");
     }
