@@ -284,9 +284,13 @@ public sealed class WebSocketFramingTests(WebSocketServerFixture fixture, ITestO
             Assert.DoesNotContain("{{", html);
             var csp = string.Join(";", page.Headers.GetValues("Content-Security-Policy"));
             Assert.Contains("default-src 'none'", csp);
-            Assert.Contains($"connect-src 'self' {websocket}", csp);
+            // Beside the page's own origin only this server's upload service (XEP-0363), for sending and showing files.
+            var uploads = $"https://localhost:{Server.HttpsPort}";
+            Assert.Contains($"connect-src 'self' {websocket} {uploads}", csp);
+            Assert.Contains($"img-src 'self' data: blob: {uploads}", csp);
             Assert.Contains("script-src 'self' 'wasm-unsafe-eval'", csp);
-            Assert.DoesNotContain("http", csp.Replace(websocket, ""));
+            Assert.DoesNotContain("http", csp.Replace(websocket, "").Replace(uploads, ""));
+            Assert.Contains("<meta name=\"candor-upload-host\" content=\"localhost\">", html);
             Assert.Equal("no-referrer", string.Join("", page.Headers.GetValues("Referrer-Policy")));
 
             var script = await http.GetAsync($"{baseUri}/converse/converse.min.js");

@@ -56,8 +56,9 @@ converse.initialize({
     use_system_emojis: true,
     emoji_image_path: '/converse/images',
     // Nothing fetched from links in messages: no inline remote images, audio or video, no HEAD requests,
-    // no embedded YouTube/Spotify players. Links stay links.
-    render_media: false,
+    // no embedded YouTube/Spotify players. Links stay links, except to files uploaded to this server (XEP-0363),
+    // which show inline.
+    render_media: meta('upload-host') ? [meta('upload-host')] : false,
     fetch_url_headers: false,
     embed_3rd_party_media_players: false,
     // The contact and registration forms would fetch lists of public providers from data.xmpp.net.
