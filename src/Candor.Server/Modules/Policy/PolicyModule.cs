@@ -132,7 +132,7 @@ public sealed partial class PolicyModule : IModule
         DataForms.Field(form, "full_erasure", "true", "boolean");
         var extra = DataForms.Field(form, "extra_info", null, "text-multi");
         // Uploads and calls, when offered, in the same words as the published policy's retention list.
-        var filesAndCalls = new[]
+        var filesAndCalls = new (string Data, string Kept)?[]
             {
                 string.IsNullOrEmpty(options.UploadDomain) ? null : PublishedPolicy.Statements.Uploads(options),
                 string.IsNullOrEmpty(options.TurnHost) ? null : PublishedPolicy.Statements.Calls(options),
