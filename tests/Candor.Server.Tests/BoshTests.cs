@@ -171,6 +171,25 @@ public sealed class BoshTests(BoshFixture server) : IClassFixture<BoshFixture>
     }
 
     [Fact]
+    public async Task A_terminate_between_authentication_and_the_restart_ends_the_session_and_later_requests_are_told()
+    {
+        var user = await server.CreateUserAsync("half");
+        var bosh = new BoshClient(Https);
+        await bosh.CreateAsync();
+        var plain = Convert.ToBase64String(Encoding.UTF8.GetBytes($"\0{user}\0{ServerFixture.Password(user)}"));
+        await bosh.ExchangeAsync($"<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>{plain}</auth>", e => e.Name.LocalName == "success");
+        var bye = await bosh.PostAsync(bosh.NextRid(), "", "type='terminate'");
+        Assert.Equal("terminate", (string?)bye.Attribute("type"));
+        for (var i = 0; i < 2; i++)
+        {
+            using var response = await BoshClient.Http.PostAsync(Https, new StringContent(
+                $"<body xmlns='http://jabber.org/protocol/httpbind' rid='{bosh.NextRid()}' sid='{(string?)bosh.Created!.Attribute("sid")}'/>", Encoding.UTF8, "text/xml"));
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+            Assert.Equal("terminate", (string?)XElement.Parse(await response.Content.ReadAsStringAsync()).Attribute("type"));
+        }
+    }
+
+    [Fact]
     public async Task Bad_requests_get_the_terminal_condition_the_XEP_names()
     {
         var http = BoshClient.Http;

@@ -244,11 +244,14 @@ internal sealed partial class BoshC2sConnection : C2sStream
 
     protected override ValueTask CompleteOutputAsync()
     {
-        _input.Writer.TryComplete();
+        End();
         return ValueTask.CompletedTask;
     }
 
-    protected override void AbortTransport()
+    protected override void AbortTransport() => End();
+
+    /// <summary>The stream is over (also when it ended between SASL and the restart, with no close written): requests get the terminal body.</summary>
+    private void End()
     {
         _input.Writer.TryComplete();
         lock (_lock)
