@@ -265,6 +265,28 @@ public sealed class BoshTests(BoshFixture server) : IClassFixture<BoshFixture>
         Assert.Equal("1", (string?)ack.Attribute("h"));
     }
 
+    /// <summary>A BOSH client that stops polling is a lost connection: its stream-managed session waits, and a TCP stream resumes it with what came meanwhile.</summary>
+    [Fact]
+    public async Task A_session_that_went_quiet_over_BOSH_is_resumed_over_TCP_with_what_came_meanwhile()
+    {
+        var user = await server.CreateUserAsync("move");
+        await using var peer = await server.OnlineUserAsync("peer");
+        var bosh = new BoshClient(Https);
+        var jid = await bosh.LoginAsync(user, "web");
+        var enabled = await bosh.ExchangeAsync("<enable xmlns='urn:xmpp:sm:3' resume='true'/>", e => e.Name.LocalName == "enabled");
+        var id = (string)enabled.Attribute("id")!;
+
+        await Task.Delay(TimeSpan.FromSeconds(BoshFixture.Inactivity + 1.5));
+        await peer.SendAsync($"<message to='{jid}' type='chat'><body>while you were away</body></message>");
+        await using var tcp = await XmppTestClient.ConnectAsync(server.C2sPort);
+        await tcp.StartTlsAsync();
+        await tcp.AuthenticateAsync(user, ServerFixture.Password(user));
+        await tcp.SendAsync($"<resume xmlns='urn:xmpp:sm:3' previd='{id}' h='0'/>");
+        var resumed = await tcp.ExpectAsync(e => e.Namespace == "urn:xmpp:sm:3" && e.Name is "resumed" or "failed");
+        Assert.Equal("resumed", resumed.Name);
+        Assert.Equal(jid, (await tcp.ExpectMessageAsync("while you were away")).GetAttribute("to"));
+    }
+
     [Fact]
     public async Task Plain_HTTP_serves_BOSH_to_this_machine_and_host_meta_lists_it()
     {
