@@ -33,6 +33,7 @@ internal abstract partial class C2sStream : ISmConnection
     private bool _inSasl2Exchange;
     /// <summary>The XEP-0386 &lt;bind/&gt; of the SASL2 &lt;authenticate/&gt; in progress, if it had one.</summary>
     private Element? _bind2;
+    /// <summary>The XEP-0198 &lt;resume/&gt; of that &lt;authenticate/&gt;, if it had one.</summary>
     private Element? _inlineResume;
     /// <summary>The 'from' of the peer's current stream header.</summary>
     private string? _streamFrom;
