@@ -428,7 +428,8 @@ public class ArchiveTests(ServerFixture server) : IClassFixture<ServerFixture>
                     await bobClient.BecomeAvailableAsync();
                     await SendAllAsync(alice, bobClient, 2, "recent");
                 }
-                // Older entries, as if archived three days and one day ago.
+                // Older entries, as if archived three days and one day ago, written after the writer's queue.
+                await first.Host.Server.Archive!.WhenWritten();
                 var now = DateTimeOffset.UtcNow;
                 await first.Host.Server.Storage.OpenArchive("archive").AppendBatchAsync(
                 [
