@@ -33,6 +33,8 @@ internal abstract partial class C2sStream : ISmConnection
     private bool _inSasl2Exchange;
     /// <summary>The XEP-0386 &lt;bind/&gt; of the SASL2 &lt;authenticate/&gt; in progress, if it had one.</summary>
     private Element? _bind2;
+    /// <summary>The XEP-0198 &lt;resume/&gt; of that &lt;authenticate/&gt;, if it had one.</summary>
+    private Element? _inlineResume;
     /// <summary>The 'from' of the peer's current stream header.</summary>
     private string? _streamFrom;
     private Session? _session;
@@ -188,7 +190,9 @@ internal abstract partial class C2sStream : ISmConnection
         return header;
     }
 
-    private Element StreamFeatures()
+    private Element StreamFeatures() => StreamFeatures(bound: _session is not null);
+
+    private Element StreamFeatures(bool bound)
     {
         var features = new Element("features", Ns.Stream);
         if (CanStartTls && !Authenticated)
@@ -208,7 +212,7 @@ internal abstract partial class C2sStream : ISmConnection
                 if (contribute() is { } feature) features.Add(feature);
             return features;
         }
-        if (_session is null)
+        if (!bound)
         {
             features.AddChild("bind", Ns.Bind);
             features.AddChild("session", Ns.Session).AddChild("optional");
@@ -245,6 +249,10 @@ internal abstract partial class C2sStream : ISmConnection
         {
             if (element.Namespace == StreamManagementModule.Namespace)
             {
+                // An <a/> says the counted messages are safe: those archived must be durable first (a kill -9
+                // after the ack loses none of them). Waits only while a batch is being written.
+                if (element.Name == "r" && _sm is not null && Server.Archive?.WhenWritten() is { IsCompleted: false } writing)
+                    await writing.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
                 OnStreamManagement(element);
                 return false;
             }
@@ -327,26 +335,34 @@ internal abstract partial class C2sStream : ISmConnection
 
     private void OnResume(Element element)
     {
+        if (Resume(element, null) is { } failed) Enqueue(failed);
+    }
+
+    /// <summary>Resumes the session <paramref name="element"/> names (see <see cref="SmSession.Resume"/>); the &lt;failed/&gt; to answer when it cannot.</summary>
+    private Element? Resume(Element element, Func<SmSession, Element, Element[]>? announce)
+    {
         var h = ParseH(element);
         var sm = element.GetAttribute("previd") is { } previd ? Server.StreamManagement.Find(previd, _sasl!.User!) : null;
         var sent = 0u;
-        var outcome = sm?.Resume(this, h, out sent) ?? SmSession.ResumeOutcome.Gone;
-        if (outcome == SmSession.ResumeOutcome.HandledCountTooHigh)
-        {
-            Enqueue(SmFailed(StanzaError.UndefinedCondition).Add(HandledCountTooHigh(h, sent)));
-            return;
-        }
-        if (outcome == SmSession.ResumeOutcome.Gone)
-        {
-            Enqueue(SmFailed(StanzaError.ItemNotFound));
-            return;
-        }
+        var outcome = sm?.Resume(this, h, out sent, announce is null ? null : resumed => announce(sm, resumed)) ?? SmSession.ResumeOutcome.Gone;
+        if (outcome == SmSession.ResumeOutcome.HandledCountTooHigh) return SmFailed(StanzaError.UndefinedCondition).Add(HandledCountTooHigh(h, sent));
+        if (outcome == SmSession.ResumeOutcome.Gone) return SmFailed(StanzaError.ItemNotFound);
         _sm = sm;
         _session = sm!.Session;
         // XEP-0352 §4: a new stream starts active.
         (_session.Transport as CsiTransport)?.SetInactive(false);
         LeaveUnauthenticated();
         Log.Resumed(Logger, _session.Jid, RemoteAddress);
+        return null;
+    }
+
+    /// <summary>The SASL2 success of an inline resumption: it names the resumed session's full JID and carries &lt;resumed/&gt;.</summary>
+    private static Element ResumedSuccess(Element success, SmSession sm, Element resumed)
+    {
+        var identifier = success.GetChild("authorization-identifier", Ns.Sasl2)!;
+        identifier.ClearChildren();
+        identifier.AddText(sm.Session.Jid.ToString());
+        return success.Add(resumed);
     }
 
     private static uint ParseH(Element element) =>
@@ -385,18 +401,32 @@ internal abstract partial class C2sStream : ISmConnection
             : await SaslProfiles.HandleRfc6120Async(_sasl, element);
         var outcome = step.Outcome;
         _inSasl2Exchange = sasl2 && outcome == SaslOutcome.Continue;
-        if (sasl2 && element.Name == "authenticate") _bind2 = element.GetChild("bind", Bind2.Namespace);
-        var bound = outcome == SaslOutcome.Success && sasl2 && _bind2 is { } request ? BindInline(request, reply) : null;
+        if (sasl2 && element.Name == "authenticate")
+        {
+            _bind2 = element.GetChild("bind", Bind2.Namespace);
+            _inlineResume = element.GetChild("resume", StreamManagementModule.Namespace);
+        }
+        var inline = outcome == SaslOutcome.Success && sasl2;
+        // XEP-0198 1.6.1 "SASL2 and Bind 2": an inline resumption is tried first; once it succeeds, the success carries <resumed/>
+        // and the features, the unacknowledged stanzas follow, and any Bind 2 request is ignored. When it fails,
+        // the success carries <failed/> and binding goes on as if no resumption had been asked for.
+        var resumed = false;
+        if (inline && _inlineResume is { } resume)
+        {
+            if (Resume(resume, (sm, r) => [ResumedSuccess(reply, sm, r), StreamFeatures(bound: true)]) is { } failed) reply.Add(failed);
+            else resumed = true;
+        }
+        var bound = inline && !resumed && _bind2 is { } request ? BindInline(request, reply) : null;
         // Enqueued as they are: with stream management enabled inline, Send would count them as stanzas.
-        Enqueue(reply);
+        if (!resumed) Enqueue(reply);
         if (outcome == SaslOutcome.Success)
         {
             Log.Authenticated(Logger, _sasl.User!, RemoteAddress, _sasl.Mechanism!, sasl2 ? "XEP-0388" : "RFC 6120");
             Progress(LoginPhase.Authenticated);
             if (bound is not null) await StartInlineSessionAsync(bound);
             // RFC 6120 restarts the stream; XEP-0388 does not: the new features follow the success at once (§2.6.1).
-            if (sasl2) Enqueue(StreamFeatures());
-            else OnStreamRestart();
+            if (!sasl2) OnStreamRestart();
+            else if (!resumed) Enqueue(StreamFeatures());
         }
         else if (outcome == SaslOutcome.Failure)
         {
