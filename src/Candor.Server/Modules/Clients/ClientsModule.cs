@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using System.Globalization;
 using System.Text;
+using Candor.Server.Accounts;
 using Candor.Server.Connections;
 using Candor.Server.Core;
 using Candor.Server.Storage;
@@ -306,7 +307,7 @@ public sealed partial class ClientsModule : IModule
         var time = now.ToString("yyyy-MM-dd HH:mm:ss", CultureInfo.InvariantCulture) + " UTC";
         var by = change.By is null ? "by the operator" : $"from resource \"{change.By.Jid.Resource}\" at {change.By.Transport.RemoteAddress}";
         var notice = new Element("message", Ns.Client).SetAttribute("from", server.Domain.ToString()).SetAttribute("type", "chat");
-        notice.AddChild("body").AddText($"The password of your account was changed {by} at {time}.");
+        notice.AddChild("body").AddText($"The password of your account was changed {by} at {time}{(change.LogIndex is { } index ? OperatorChanges.Cite(index) : "")}.");
         var told = 0;
         foreach (var session in server.Sessions.Get(change.User))
         {
