@@ -149,7 +149,8 @@ public static class PortableData
             };
             items[item.Jid] = item;
         }
-        foreach (var request in account.Elements.Where(e => e.Is("presence", Ns.Client) && e.GetAttribute("type") == "subscribe"))
+        // Prosody writes these without an xmlns of their own, so they are in the file's namespace.
+        foreach (var request in account.Elements.Where(e => e.Name == "presence" && (e.Namespace is Ns.Client or Namespace) && e.GetAttribute("type") == "subscribe"))
         {
             if (!Jid.TryParse(request.GetAttribute("from") ?? "", out var from)) continue;
             var key = from.Bare.ToString();
