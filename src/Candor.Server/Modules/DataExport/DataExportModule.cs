@@ -32,7 +32,10 @@ public sealed class DataExportModule : IModule
         var user = requester.Local!;
         var document = await PortableData.ExportAsync(server.Accounts, server.Domain.Domain, user, credentials: false);
         var bytes = Encoding.UTF8.GetBytes("<?xml version='1.0' encoding='UTF-8'?>\n" + ElementWriter.ToXmlString(document) + "\n");
-        var url = server.Uploads is { } uploads ? await UploadAsync(uploads, user, bytes) : null;
+        // Without an HTTP listener (or a public upload address set) a link would lead nowhere.
+        var options = server.Options;
+        var linkable = options.UploadBaseUrl is not null || options.HttpPort >= 0 || options.HttpsPort >= 0;
+        var url = server.Uploads is { } uploads && linkable ? await UploadAsync(uploads, user, bytes) : null;
         var index = await server.Audit.AppendAsync(AuditEntry.Actors.Account, AuditActions.DataExported, requester.Bare.ToString(),
             new Dictionary<string, string> { ["format"] = "XEP-0227", ["delivery"] = url is null ? "in-band" : "upload", ["bytes"] = bytes.Length.ToString(System.Globalization.CultureInfo.InvariantCulture) });
         var form = new Element("x", Ns.DataForms).SetAttribute("type", "result");
