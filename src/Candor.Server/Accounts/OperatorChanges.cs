@@ -45,14 +45,14 @@ public sealed class OperatorChanges(IStorage storage)
         $" (operator log entry #{logIndex}; the ad-hoc command \"What did the operator do with my account?\" lists it with its proof)";
 
     /// <summary>Applies queued changes until <paramref name="stopping"/>; changes queued while no server ran concern no session and are
-    /// dropped at start, except archive purges, which are announced.</summary>
+    /// dropped at start, except archive purges, which are announced, and removals, whose uploaded files go.</summary>
     public static async Task ApplyWhileRunningAsync(XmppServer server, CancellationToken stopping)
     {
         var changes = new OperatorChanges(server.Storage);
         var log = server.LoggerFactory.CreateLogger<OperatorChanges>();
         // A purged archive is news to the account whenever it happened: the notice waits in offline storage.
         foreach (var (user, change, index) in await changes.TakeAllAsync())
-            if (change == OperatorChange.ArchivePurged) await ApplyAsync(server, user, change, index);
+            if (change is OperatorChange.ArchivePurged or OperatorChange.Removed) await ApplyAsync(server, user, change, index);
         using var timer = new PeriodicTimer(PollInterval);
         try
         {
@@ -82,6 +82,8 @@ public sealed class OperatorChanges(IStorage storage)
                 await server.Hooks.PasswordChanged.FireAsync(new PasswordChange(user, By: null, logIndex));
                 break;
             case OperatorChange.Removed:
+                // The files live beside the database, where only the server knows whose they are.
+                server.Uploads?.DeleteOwnedBy(user);
                 server.EndSessions(user, StreamErrors.NotAuthorized, "the account was removed by the operator" + Cite(logIndex));
                 break;
             case OperatorChange.ArchivePurged:

@@ -1,3 +1,4 @@
+using System.Net;
 using Candor.Server.Audit;
 using Candor.Server.Modules.DataExport;
 using Candor.Server.Tests.Harness;
@@ -28,10 +29,7 @@ public sealed class DataExportTests(ServerFixture server) : IClassFixture<Server
         await client.RequestAsync("<iq type='set' id='{id}'><vCard xmlns='vcard-temp'><FN>The Exporter</FN></vCard></iq>");
         await client.RequestAsync("<iq type='set' id='{id}'><query xmlns='jabber:iq:private'><notes xmlns='storage:rosternotes'><note jid='pal@localhost'>met at work</note></notes></query></iq>");
 
-        var result = await client.RequestAsync($"<iq type='set' to='localhost' id='{{id}}'><command xmlns='http://jabber.org/protocol/commands' node='{DataExportModule.CommandNode}' action='execute'/></iq>");
-        Assert.Equal("result", result.Type());
-        var command = result.GetChild("command", "http://jabber.org/protocol/commands")!;
-        Assert.Equal("completed", command.GetAttribute("status"));
+        var command = await ExportAsync(client);
         var field = command.GetChild("x", Ns.DataForms)!.Elements.Single(f => f.GetAttribute("var") == DataExportModule.FileField);
         var text = string.Join('\n', field.Elements.Select(v => v.Text));
         var account = Assert.Single(PortableData.UsersOf(PortableData.Parse(text), "localhost"));
@@ -46,6 +44,37 @@ public sealed class DataExportTests(ServerFixture server) : IClassFixture<Server
 
         var entry = server.Host.Server.Audit.Read().Last(e => e.Account == $"{user}@localhost");
         Assert.Equal((AuditEntry.Actors.Account, AuditActions.DataExported, "in-band"), (entry.Actor, entry.Action, entry.Details["delivery"]));
-        Assert.Contains($"operator log entry #{entry.Index}", command.GetChildText("note", "http://jabber.org/protocol/commands"));
+        Assert.Contains($"operator log entry #{entry.Index}", command.GetChildText("note", Commands));
+    }
+
+    [Fact]
+    public async Task With_http_the_export_is_a_download_link_and_the_file_goes_when_the_account_removes_itself()
+    {
+        await using var fixture = await ServerFixture.StartAsync(o => o.HttpPort = 0);
+        var user = await fixture.CreateUserAsync("leaver");
+        await using var client = await fixture.LoginAsync(user);
+        var command = await ExportAsync(client);
+        var field = command.GetChild("x", Ns.DataForms)!.Elements.Single(f => f.GetAttribute("var") == DataExportModule.UrlField);
+        var url = field.GetChildText("value", Ns.DataForms)!.Replace("//localhost:", "//127.0.0.1:", StringComparison.Ordinal);
+        using var http = new HttpClient();
+        var download = await http.GetAsync(url);
+        Assert.Equal(HttpStatusCode.OK, download.StatusCode);
+        Assert.Contains($"<user name='{user}'>", await download.Content.ReadAsStringAsync());
+        Assert.Contains(url[(url.IndexOf("/upload/", StringComparison.Ordinal))..].Split('/')[2], command.GetChildText("note", Commands));
+
+        var removed = await client.RequestAsync("<iq type='set' id='{id}'><query xmlns='jabber:iq:register'><remove/></query></iq>");
+        Assert.Equal("result", removed.Type());
+        Assert.Equal(HttpStatusCode.NotFound, (await http.GetAsync(url)).StatusCode);
+    }
+
+    private const string Commands = "http://jabber.org/protocol/commands";
+
+    private static async Task<Element> ExportAsync(XmppTestClient client)
+    {
+        var result = await client.RequestAsync($"<iq type='set' to='localhost' id='{{id}}'><command xmlns='{Commands}' node='{DataExportModule.CommandNode}' action='execute'/></iq>");
+        Assert.Equal("result", result.Type());
+        var command = result.GetChild("command", Commands)!;
+        Assert.Equal("completed", command.GetAttribute("status"));
+        return command;
     }
 }

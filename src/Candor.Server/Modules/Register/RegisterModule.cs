@@ -97,6 +97,7 @@ public sealed class RegisterModule : IModule
         if (request.Payload.GetChild("remove", Ns.Register) is not null)
         {
             await server.Accounts.RemoveAsync(user);
+            server.Uploads?.DeleteOwnedBy(user);
             var index = await server.Audit.AppendAsync(AuditEntry.Actors.Account, AuditActions.AccountRemoved, request.From.Bare.ToString(),
                 new Dictionary<string, string> { ["how"] = "in-band (XEP-0077)" });
             request.Origin?.Send(request.Result());
