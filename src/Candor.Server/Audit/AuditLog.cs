@@ -147,6 +147,16 @@ public sealed class AuditLog
         return rows;
     }
 
+    /// <summary>The newest entry about the account, or null (for the login notices, which cite it).</summary>
+    public AuditEntry? LatestAbout(string account)
+    {
+        using var connection = Open();
+        using var command = connection.CreateCommand();
+        command.CommandText = "SELECT entry FROM audit_log WHERE json_extract(entry, '$.account') = $account ORDER BY idx DESC LIMIT 1";
+        command.Parameters.AddWithValue("$account", account);
+        return command.ExecuteScalar() is string text ? ParseEntry(text) : null;
+    }
+
     public IReadOnlyList<AuditEntry> Read(long start = 0, long end = long.MaxValue) =>
         [.. ReadRaw(start, end).Select(row => ParseEntry(row.Text))];
 

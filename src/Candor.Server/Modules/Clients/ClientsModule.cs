@@ -206,6 +206,10 @@ public sealed partial class ClientsModule : IModule
         var line = $"{(isNew ? "New login" : "Login")} to your account: {software}, resource \"{session.Jid.Resource}\", " +
                    $"from {session.Transport.RemoteAddress} at {time}, {tls}, {session.Mechanism}. " +
                    "If this was not you, revoke it (\"End other sessions\", or reply \"end others\") and change your password.";
+        // What the operator last did to the account, so that every new login also shows whether something happened since.
+        var latest = server.Audit.LatestAbout(session.Jid.Bare.ToString());
+        if (latest is not null)
+            line += $" The operator log's latest entry about your account is #{latest.Index}: {latest.Action} at {latest.Time.UtcDateTime:yyyy-MM-dd HH:mm:ss} UTC.";
         var message = new Element("message", Ns.Client)
             .SetAttribute("from", server.Domain.ToString())
             .SetAttribute("type", "chat")
@@ -221,7 +225,8 @@ public sealed partial class ClientsModule : IModule
             .SetAttribute("tls", session.Transport.TlsProtocol)
             .SetAttribute("mechanism", session.Mechanism)
             .SetAttribute("software", client.Software)
-            .SetAttribute("device", client.Device));
+            .SetAttribute("device", client.Device)
+            .SetAttribute("operator-log-entry", latest?.Index.ToString(CultureInfo.InvariantCulture)));
         return message;
     }
 
