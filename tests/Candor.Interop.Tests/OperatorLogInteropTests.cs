@@ -13,9 +13,22 @@ namespace Candor.Interop.Tests;
 /// </summary>
 [Trait("Category", "Interop")]
 [SupportedOSPlatform("linux")]
-public sealed class OperatorLogInteropTests(ITestOutputHelper output)
+public sealed class OperatorLogInteropTests(ITestOutputHelper output) : IDisposable
 {
     private static readonly TimeSpan Timeout = TimeSpan.FromMinutes(2);
+    private readonly List<string> _directories = [];
+
+    private string TempDirectory(string prefix)
+    {
+        var path = Directory.CreateTempSubdirectory(prefix).FullName;
+        _directories.Add(path);
+        return path;
+    }
+
+    public void Dispose()
+    {
+        foreach (var path in _directories) Directory.Delete(path, recursive: true);
+    }
 
     private static Task<ProcessResult> Candor(params string[] arguments) =>
         ChildProcess.RunAsync(CandorServer.Launcher.DotnetHost, [CandorServer.Launcher.CandorDll, .. arguments], Timeout);
@@ -96,7 +109,7 @@ public sealed class OperatorLogInteropTests(ITestOutputHelper output)
         Tools.RequireCommand("prosodyctl", "prosody");
         var lua = Tools.RequireCommand("lua5.4", "lua5.4");
         var migrator = Tools.RequireCommand("prosody-migrator", "prosody");
-        var dir = Directory.CreateTempSubdirectory("candor-prosody-").FullName;
+        var dir = TempDirectory("candor-prosody-");
         var data = Path.Combine(dir, "data");
         var exported = Path.Combine(dir, "export");
         Directory.CreateDirectory(exported);
@@ -146,7 +159,7 @@ public sealed class OperatorLogInteropTests(ITestOutputHelper output)
     [Fact]
     public async Task Export_then_import_into_another_server_round_trips_credentials_roster_offline_messages_and_archive()
     {
-        var dir = Directory.CreateTempSubdirectory("candor-xep0227-").FullName;
+        var dir = TempDirectory("candor-xep0227-");
         string[] users = ["rita", "sam"];
         var first = new Dictionary<string, string>();
         await using (var server = await CandorServer.StartAsync(output))
@@ -208,7 +221,7 @@ public sealed class OperatorLogInteropTests(ITestOutputHelper output)
     [Fact]
     public async Task Backup_and_restore_are_in_the_log_and_a_restore_either_continues_the_newer_log_or_shows_monitors_the_rollback()
     {
-        var dir = Directory.CreateTempSubdirectory("candor-restore-").FullName;
+        var dir = TempDirectory("candor-restore-");
         var backup = Path.Combine(dir, "candor.backup");
         var export = Path.Combine(dir, "audit.jsonl");
         var state = Path.Combine(dir, "monitor.json");
