@@ -34,6 +34,7 @@ public class MucBenchmarks
     private sealed class WriterTransport : ISessionTransport
     {
         private readonly ArrayBufferWriter<byte> _buffer = new(4096);
+        public string TransportName => "benchmark";
         public long Delivered;
 
         public void Send(Element stanza)

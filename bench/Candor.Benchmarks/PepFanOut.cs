@@ -23,6 +23,7 @@ public static class PepFanOut
 {
     private sealed class SinkTransport : ISessionTransport
     {
+        public string TransportName => "benchmark";
         public long Received;
         public void Send(Element stanza) => Interlocked.Increment(ref Received);
         public void Close(string? condition, string? text = null) { }

@@ -27,6 +27,7 @@ public class RoutingBenchmarks
 
     private sealed class SinkTransport : ISessionTransport
     {
+        public string TransportName => "benchmark";
         public long Delivered;
         public void Send(Element stanza) => Delivered++;
         public void Close(string? condition, string? text = null) { }
