@@ -34,8 +34,8 @@ public class OmemoBenchmarks
             var bob = OwnDevice.Create();
             var a = RatchetSession.Initiate(alice, bob.Bundle());
             var (kex, _) = a.Encrypt(new byte[48]);
-            var (header, message) = KeyExchange.Unwrap(kex);
-            var b = RatchetSession.Accept(bob, header, RatchetSession.RatchetPublicOf(message));
+            var (header, message) = KeyExchange.Unwrap(kex, legacy: false);
+            var b = RatchetSession.Accept(bob, header, RatchetSession.RatchetPublicOf(message, legacy: false), legacy: false);
             b.Decrypt(message);
             a.Decrypt(b.Encrypt(new byte[48]).Data);
             (_senders[i], _receivers[i]) = (a, b);
