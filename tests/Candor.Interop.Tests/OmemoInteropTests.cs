@@ -15,13 +15,13 @@ public sealed class OmemoInteropTests(ITestOutputHelper output)
 {
     private static readonly TimeSpan StepTimeout = TimeSpan.FromSeconds(60);
 
-    private static Dictionary<string, string?> Environment(CandorServer server, string password) => new()
+    internal static Dictionary<string, string?> Environment(CandorServer server, string password) => new()
     {
         ["CANDOR_PASSWORD"] = password,
         ["XDG_CONFIG_HOME"] = Path.Combine(server.DataDirectory, "client-config"),
     };
 
-    private static string[] CandorArguments(CandorServer server, params string[] args) =>
+    internal static string[] CandorArguments(CandorServer server, params string[] args) =>
         [CandorServer.Launcher.CandorDll, .. args, "--server", $"{CandorServer.Host}:{server.C2sPort}", "--fingerprint", server.CertificateFingerprint];
 
     private static ChildProcess Peer(CandorServer server, string mode, string expect, string reply, string go, string omemo) =>
