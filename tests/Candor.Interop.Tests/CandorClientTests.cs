@@ -79,6 +79,64 @@ public sealed class CandorClientTests(ITestOutputHelper output)
         }
     }
 
+    /// <summary>
+    /// Two `candor chat` screens in tmux, alice's and bob's, with no flag: each publishes its OMEMO device at start,
+    /// so alice's message to bob and bob's answer go encrypted (the "[omemo]" marker on both screens, for the line
+    /// sent and the line received), and bob's screen announces alice's new device with its fingerprint.
+    /// </summary>
+    [Fact]
+    public async Task Two_chat_screens_exchange_OMEMO_encrypted_messages_by_default()
+    {
+        Tools.RequireCommand("tmux", "tmux");
+        await using var server = await CandorServer.StartAsync(output);
+        await server.AddUserAsync("alice@localhost", "alice-secret");
+        await server.AddUserAsync("bob@localhost", "bob-secret");
+        var tag = Guid.NewGuid().ToString("N")[..8];
+        var toBob = $"secret for bob {tag}";
+        var toAlice = $"secret for alice {tag}";
+        var homes = new List<string>();
+        async Task<Tmux> ChatAsync(string user)
+        {
+            var home = Directory.CreateTempSubdirectory("candor-chat-").FullName;
+            homes.Add(home);
+            var command = $"{Quote(CandorServer.Launcher.DotnetHost)} {Quote(CandorServer.Launcher.CandorDll)} chat --jid {user}@localhost " +
+                $"--server {CandorServer.Host}:{server.C2sPort} --fingerprint {server.CertificateFingerprint}";
+            var tmux = await Tmux.StartAsync(command, new Dictionary<string, string?> { ["CANDOR_PASSWORD"] = $"{user}-secret", ["HOME"] = home },
+                home, width: 160, height: 40);
+            Assert.True(await tmux.WaitForAnyAsync(StepTimeout, $"Connected as {user}@localhost/") is not null,
+                $"{user}'s chat did not log in\n{await tmux.CaptureAsync()}\n{server.Transcript}");
+            Assert.Contains("OMEMO device", await tmux.CaptureAsync());
+            return tmux;
+        }
+        try
+        {
+            await using var alice = await ChatAsync("alice");
+            await using var bob = await ChatAsync("bob");
+            async Task<string> Context(string what) =>
+                $"{what}\n--- alice ---\n{await alice.CaptureAsync()}\n--- bob ---\n{await bob.CaptureAsync()}\n{server.Transcript}";
+
+            await alice.SendLineAsync($"/msg bob@localhost {toBob}");
+            Assert.True(await alice.WaitForAnyAsync(StepTimeout, $"me: [omemo] {toBob}") is not null, await Context("alice's line is not marked encrypted"));
+            Assert.True(await bob.WaitForAnyAsync(StepTimeout, $"[omemo] {toBob}") is not null, await Context("bob did not show alice's message decrypted"));
+            Assert.True(await bob.WaitForAnyAsync(StepTimeout, "new OMEMO device of alice@localhost") is not null, await Context("bob was not told of alice's device"));
+
+            await bob.SendLineAsync($"/msg alice@localhost {toAlice}");
+            Assert.True(await bob.WaitForAnyAsync(StepTimeout, $"me: [omemo] {toAlice}") is not null, await Context("bob's line is not marked encrypted"));
+            Assert.True(await alice.WaitForAnyAsync(StepTimeout, $"[omemo] {toAlice}") is not null, await Context("alice did not show bob's answer decrypted"));
+            Assert.DoesNotContain("[plain]", await alice.CaptureAsync());
+            Assert.DoesNotContain("[plain]", await bob.CaptureAsync());
+            output.WriteLine(await alice.CaptureAsync());
+            output.WriteLine(await bob.CaptureAsync());
+            await alice.SendLineAsync("/quit");
+            await bob.SendLineAsync("/quit");
+            Assert.True(await alice.WaitForAnyAsync(StepTimeout, "[program exited with status 0]") is not null, await Context("alice's chat did not quit cleanly"));
+        }
+        finally
+        {
+            homes.ForEach(TryDelete);
+        }
+    }
+
     /// <summary>`candor listen` prints what `candor send` sent; send exits 0 only after the server took it.</summary>
     [Fact]
     public async Task Send_and_listen_exchange_with_each_other()
