@@ -205,6 +205,14 @@ public sealed class OmemoTests(CandorFixture server) : IClassFixture<CandorFixtu
         await using var alice = await DeviceAsync(a, pa);
         await using var bob = await DeviceAsync(b, pb);
         await HideOmemo2Async(bob);
+        // No keyring daemon on a headless machine: without a passphrase the state is sealed with a key file, and
+        // both files are readable by their owner only.
+        if (!OperatingSystem.IsWindows())
+        {
+            var owner = UnixFileMode.UserRead | UnixFileMode.UserWrite;
+            Assert.Equal(owner, File.GetUnixFileMode(bob.File.Path));
+            Assert.Equal(owner, File.GetUnixFileMode(Path.Combine(Path.GetDirectoryName(bob.File.Path)!, "key")));
+        }
 
         var sent = await alice.Omemo.EncryptAsync(b, "legacy one — ünïcödé");
         var encrypted = sent.GetChild("encrypted", OmemoClient.LegacyNamespace)!;
