@@ -338,7 +338,7 @@ internal sealed class ChatScreen(XmppClient client, OmemoClient? omemo, bool pla
             case "/devices" when omemo is { } o:
                 var of = parts.Length > 1 ? Arg() : self.Bare;
                 if (of is null) break;
-                var ids = await o.DeviceListAsync(of);
+                var ids = (await o.DeviceListAsync(of)).Union(await o.DeviceListAsync(of, legacy: true)).ToList();
                 if (ids.Count == 0) Notice($"{of} publishes no OMEMO devices");
                 var ofDevices = o.State.Devices.GetValueOrDefault(of.ToString());
                 foreach (var id in ids.Where(id => of != self.Bare || id != o.DeviceId))
