@@ -62,7 +62,16 @@ public sealed class OmemoGroupChat : IDisposable
         var presence = new Element("presence", Ns.Client).SetAttribute("to", $"{room.Bare}/{nick}");
         presence.AddChild("x", Muc).AddChild("history").SetAttribute("maxstanzas", "0");
         await client.SendAsync(presence, cancellation);
-        var self = await chat._joined.Task.WaitAsync(client.Options.RequestTimeout, cancellation);
+        PresenceUpdate self;
+        try
+        {
+            self = await chat._joined.Task.WaitAsync(client.Options.RequestTimeout, cancellation);
+        }
+        catch (TimeoutException)
+        {
+            chat.Dispose();
+            throw new OmemoException($"{room.Bare} did not answer the request to join");
+        }
         if (self.Error is { } error)
         {
             chat.Dispose();

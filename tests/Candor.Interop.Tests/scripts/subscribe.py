@@ -7,13 +7,12 @@ access model is 'presence', as profanity's OMEMO nodes are).
 Prints "REQUESTED" once the request is sent, "APPROVED" when PEER answers 'subscribed'; exits 0 then.
 """
 
-import argparse
 import os
 import sys
 
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import Client, bare, run, say  # noqa: E402
+from harness import Client, account_arguments, bare, run, say  # noqa: E402
 
 
 async def main(args):
@@ -29,11 +28,7 @@ async def main(args):
 
 
 def parse_args():
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("host")
-    p.add_argument("port", type=int)
-    p.add_argument("jid")
-    p.add_argument("password")
+    p = account_arguments(__doc__)
     p.add_argument("peer")
     p.add_argument("--timeout", type=float, default=60.0)
     return p.parse_args()
