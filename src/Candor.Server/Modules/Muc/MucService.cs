@@ -48,9 +48,7 @@ public sealed partial class MucService
             if (!Jid.TryParse(key, out var roomJid) || roomJid.Domain != Jid.Domain || roomJid.Local is null) continue;
             var stored = await _store.GetAsync(key);
             if (stored is null) continue;
-            var room = Room.FromStored(this, roomJid, StoredStanza.Parse(stored));
-            await room.LoadHistoryAsync();
-            _rooms[roomJid.Local] = room;
+            _rooms[roomJid.Local] = Room.FromStored(this, roomJid, StoredStanza.Parse(stored));
         }
     }
 

@@ -84,8 +84,8 @@ public sealed partial class Room
         if (created) codes[count++] = 201;
         Send(occupant, PresenceFor(occupant, occupant, available: true, codes[..count]));
 
-        foreach (var entry in History.Select(muc?.GetChild("history", MucNs), DateTimeOffset.UtcNow))
-            Send(occupant, History.Message(entry, Jid, realJid));
+        var history = HistoryRequest.Of(muc?.GetChild("history", MucNs), Config.HistoryLength, DateTimeOffset.UtcNow);
+        foreach (var message in await HistoryAsync(history, realJid)) Send(occupant, message);
         Send(occupant, SubjectMessage(occupant));
     }
 

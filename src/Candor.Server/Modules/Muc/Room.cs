@@ -170,7 +170,7 @@ public sealed partial class Room
             SubjectNick = sender.Nick;
             if (Config.Persistent) await _service.SaveAsync(this);
         }
-        else if (Config.HistoryLength > 0)
+        else if (Config.HistoryLength > 0 && !Config.Archived)
         {
             History.Add(new HistoryEntry(DateTimeOffset.UtcNow, sender.Nick, sender.OccupantId, id, stanzaId, content), Config.HistoryLength);
         }
