@@ -94,7 +94,9 @@ public sealed partial class Room
         if (SeesJids(viewer)) item.SetAttribute("jid", occupant.RealJidText);
         decorateItem?.Invoke(item);
         foreach (var code in codes) x.AddChild("status").SetAttribute("code", code.ToString());
-        if (occupant == viewer) x.AddChild("status").SetAttribute("code", "110");
+        // The viewer's own presence, or that of another of its sessions under the same nick (multi-session nicks).
+        if (occupant == viewer || occupant.Nick == viewer.Nick && occupant.RealJid.Bare == viewer.RealJid.Bare)
+            x.AddChild("status").SetAttribute("code", "110");
         return presence;
     }
 
