@@ -52,11 +52,9 @@ public sealed class MultiSessionTests(MucFixture server) : IClassFixture<MucFixt
     {
         var room = Muc.NewRoom("kick");
         await using var owner = await server.CreateRoomAsync(room);
-        var user = await server.CreateUserAsync("devices");
-        await using var phone = await server.LoginAsync(user, "phone");
-        await using var laptop = await server.LoginAsync(user, "laptop");
-        await phone.JoinAsync(room, "me");
-        await laptop.JoinAsync(room, "me");
+        var devices = await server.TwoDevicesAsMeAsync(room);
+        await using var phone = devices.Phone;
+        await using var laptop = devices.Laptop;
         var kicked = await owner.AdminAsync(room, "<item nick='me' role='none'><reason>out</reason></item>");
         Assert.Equal("result", kicked.Type());
         Assert.Contains(307, (await phone.ExpectStanzaAsync("presence", p => p.Type() == "unavailable")).StatusCodes());
@@ -71,11 +69,9 @@ public sealed class MultiSessionTests(MucFixture server) : IClassFixture<MucFixt
     {
         var room = Muc.NewRoom("rename");
         await using var owner = await server.CreateRoomAsync(room);
-        var user = await server.CreateUserAsync("devices");
-        await using var phone = await server.LoginAsync(user, "phone");
-        await using var laptop = await server.LoginAsync(user, "laptop");
-        await phone.JoinAsync(room, "me");
-        await laptop.JoinAsync(room, "me");
+        var devices = await server.TwoDevicesAsMeAsync(room);
+        await using var phone = devices.Phone;
+        await using var laptop = devices.Laptop;
         await owner.ExpectStanzaAsync("presence", p => p.GetAttribute("from") == $"{room}/me");
         await using var stranger = await server.OnlineUserAsync("stranger");
         await stranger.JoinAsync(room, "taken");

@@ -90,11 +90,9 @@ public sealed class OccupantIqTests(MucFixture server) : IClassFixture<MucFixtur
     {
         var room = Muc.NewRoom("iqmulti");
         await using var owner = await server.CreateRoomAsync(room);
-        var user = await server.CreateUserAsync("devices");
-        await using var phone = await server.LoginAsync(user, "phone");
-        await using var laptop = await server.LoginAsync(user, "laptop");
-        await phone.JoinAsync(room, "me");
-        await laptop.JoinAsync(room, "me");
+        var devices = await server.TwoDevicesAsMeAsync(room);
+        await using var phone = devices.Phone;
+        await using var laptop = devices.Laptop;
 
         var asked = owner.RequestAsync($"<iq type='get' id='{{id}}' to='{room}/me'><time xmlns='{TimeNs}'/></iq>");
         var request = await phone.ExpectStanzaAsync("iq", i => i.Type() == "get");
