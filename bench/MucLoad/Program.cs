@@ -10,7 +10,7 @@ namespace LoadGen;
 /// and the server's CPU time per delivered message (utime+stime of --server-pid), then one JSON line.
 ///
 ///   mucload --port P --users N [--senders S] [--rate R] [--duration D] [--server-pid PID] [--register]
-///           [--muc-domain conference.localhost] [--label NAME] [--json-out FILE]
+///           [--muc-domain conference.localhost] [--enter-timeout 300] [--label NAME] [--json-out FILE]
 /// </summary>
 public static class Program
 {
@@ -18,6 +18,7 @@ public static class Program
     {
         var senders = Take(ref args, "--senders", 10);
         var mucDomain = TakeText(ref args, "--muc-domain", "conference.localhost");
+        var enterTimeout = Take(ref args, "--enter-timeout", 300);
         var o = Options.Parse(args);
         var run = Convert.ToHexStringLower(BitConverter.GetBytes(Environment.TickCount64 ^ Environment.ProcessId))[..8];
         var room = $"bench-{run}@{mucDomain}";
@@ -60,7 +61,7 @@ public static class Program
             foreach (var c in batch) await c.SendAsync(Enter(c));
             await Task.Delay(20);
         }
-        if (!await sink.WaitEnteredAsync(o.Users, TimeSpan.FromSeconds(120)))
+        if (!await sink.WaitEnteredAsync(o.Users, TimeSpan.FromSeconds(enterTimeout)))
             Console.Error.WriteLine($"mucload: only {sink.Entered} of {o.Users} entered the room");
         var enterSeconds = clock.Elapsed.TotalSeconds - loginSeconds;
         await Task.Delay(TimeSpan.FromSeconds(o.Settle));
@@ -103,6 +104,7 @@ public static class Program
             expected,
             delivered,
             lost = expected - delivered,
+            errors = sink.Errors,
             delivered_per_second = Math.Round(delivered / busySeconds),
             send_seconds = Math.Round(sendSeconds, 2),
             login_seconds = Math.Round(loginSeconds, 2),
@@ -112,7 +114,7 @@ public static class Program
             server_rss_kib = o.ServerPid > 0 ? RssKib(o.ServerPid) : 0,
         };
         Console.WriteLine($"{o.Label}: {o.Users} occupants ({sink.Entered} entered), {sent} messages at {rate}/s from {senders} senders: "
-                          + $"{delivered} of {expected} delivered ({expected - delivered} lost), {result.delivered_per_second}/s, "
+                          + $"{delivered} of {expected} delivered ({expected - delivered} lost, {sink.Errors} errors), {result.delivered_per_second}/s, "
                           + $"server CPU {cpuSeconds:F2} s = {result.server_cpu_us_per_delivered} µs per delivered message");
         var json = JsonSerializer.Serialize(result, new JsonSerializerOptions { NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals });
         Console.WriteLine(json);
@@ -146,6 +148,7 @@ public static class Program
     /// <summary>Counts the run's groupchat messages every occupant gets, and who has entered (the subject comes last on entering).</summary>
     private sealed class Counter(byte[] marker) : IStanzaSink
     {
+        private readonly string textMarker = Encoding.UTF8.GetString(marker);
         private long _delivered;
         private int _entered;
         private readonly HashSet<int> _in = [];
@@ -164,16 +167,31 @@ public static class Program
             return true;
         }
 
+        public long Errors => Interlocked.Read(ref _errors);
+        private long _errors;
+
         public bool OnRawMessage(XmppClient c, ReadOnlySpan<byte> stanza, long recvTicks)
         {
-            if (stanza.IndexOf(marker) >= 0) Interlocked.Increment(ref _delivered);
+            if (stanza.IndexOf("type='error'"u8) >= 0 || stanza.IndexOf("type=\"error\""u8) >= 0)
+            {
+                // A message the server refused: reported, never counted as delivered.
+                if (Interlocked.Increment(ref _errors) == 1) Console.Error.WriteLine("mucload: first error: " + Encoding.UTF8.GetString(stanza));
+            }
+            else if (stanza.IndexOf(marker) >= 0) Interlocked.Increment(ref _delivered);
             else if (stanza.IndexOf("<subject"u8) >= 0)
                 lock (_in)
                     if (_in.Add(c.UserIndex)) Interlocked.Increment(ref _entered);
             return true;
         }
 
-        public void OnMessage(XmppClient c, XElem msg, long recvTicks) { }
+        /// <summary>What the framer's fast path did not take, parsed.</summary>
+        public void OnMessage(XmppClient c, XElem msg, long recvTicks)
+        {
+            if (msg.Child("body")?.Text.Contains(textMarker, StringComparison.Ordinal) == true) Interlocked.Increment(ref _delivered);
+            else if (msg.Child("subject") is not null)
+                lock (_in)
+                    if (_in.Add(c.UserIndex)) Interlocked.Increment(ref _entered);
+        }
 
         public void OnClosed(XmppClient c, string why) => Console.Error.WriteLine($"mucload: {c.User} closed: {why}");
     }

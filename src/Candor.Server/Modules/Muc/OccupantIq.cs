@@ -82,6 +82,7 @@ public sealed partial class Room
         // Not the room's request, or not from whom it went to: nothing waits for it, and results and errors are not answered.
         if (ev.Stanza.Id() is not { } id || !_pendingIqs.TryGetValue(id, out var pending) || pending.Responder != ev.From) return null;
         _pendingIqs.Remove(id);
+        if (pending.Expires < DateTimeOffset.UtcNow) return null;
         var from = Jid.WithResource(pending.ResponderNick);
         var answer = ev.Stanza.Clone().SetAttribute("from", from.ToString()).SetAttribute("to", pending.Requester.ToString()).SetAttribute("id", pending.Id);
         return new Onward(answer, from, pending.Requester);
