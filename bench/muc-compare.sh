@@ -225,7 +225,8 @@ table=$(
         for t in "${targets[@]}"; do
             f="$out/$t.$n.json"
             [ -s "$f" ] || { printf '| %s | %s | failed (see %s) |\n' "$t" "$n" "$out/$t.$n.log"; continue; }
-            python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); print("| %s | %d (%d) | %d | %d | %d | %d | %.2f | %.0f |" % (r["label"], r["occupants"], r["entered"], r["rate"], r["delivered_per_second"], r["lost"], r["errors"], r["server_cpu_us_per_delivered"], r["server_rss_kib"]/1024))' "$f"
+            python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); print("| %s | %d (%d) | %d | %d | %d | %d | %.2f | %.0f |" % (r["label"], r["occupants"], r["entered"], r["rate"], r["delivered_per_second"], r["lost"], r["errors"], r["server_cpu_us_per_delivered"], r["server_rss_kib"]/1024))' "$f" 2>/dev/null \
+                || printf '| %s | %s | incomplete (see %s) |\n' "$t" "$n" "$out/$t.$n.log"
         done
     done
 )
