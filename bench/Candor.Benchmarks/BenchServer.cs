@@ -74,4 +74,5 @@ public sealed class CountingTransport(bool serialize = false) : ISessionTranspor
     public IPAddress RemoteAddress => IPAddress.Loopback;
     public bool IsSecure => true;
     public string? TlsProtocol => "TLSv1.3";
+    public string TransportName => "TCP";
 }
