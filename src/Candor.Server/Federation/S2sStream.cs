@@ -103,6 +103,9 @@ internal abstract partial class S2sStream
         _parser.Reset();
     }
 
+    /// <summary>After SASL success (RFC 6120 §6.4.6): the peer opens a new stream on the same connection.</summary>
+    protected void RestartStream() => _parser.Reset();
+
     protected void WriteHeader(string from, string to, string? id)
     {
         _output.WriteAscii("<?xml version='1.0'?><stream:stream xmlns='jabber:server' xmlns:stream='http://etherx.jabber.org/streams' xmlns:db='jabber:server:dialback' version='1.0' from='");
