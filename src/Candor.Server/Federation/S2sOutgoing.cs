@@ -140,6 +140,7 @@ internal sealed partial class S2sOutgoing : S2sStream
         if (ev == XmlEvent.StreamClose || answer is null) throw new S2sUnreachableException($"{_remote} closed the stream during SASL");
         if (answer.Is("success", Ns.Sasl))
         {
+            RestartStream();
             _features = await OpenAsync();
             Log.Authenticated(Logger, _local, _remote, _certificateValid);
             return true;
