@@ -2,6 +2,7 @@ using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
 using Candor.Client.Tests.Infrastructure;
 using Candor.Server.Hosting;
+using Candor.Server.Tests.Harness;
 using Candor.Xmpp;
 
 namespace Candor.Client.Tests;
@@ -11,7 +12,15 @@ namespace Candor.Client.Tests;
 /// both on loopback with self-signed certificates, so they authenticate each other by XEP-0220 dialback. Candor finds
 /// Prosody through S2sRoutes; Prosody finds Candor through DNS SRV answered by a fake resolver on loopback.
 /// </summary>
-public sealed class FederationProsodyTests : IAsyncLifetime
+public sealed class FederationProsodyTests() : ProsodyFederation(certificates: false);
+
+/// <summary>
+/// The same with certificates from a CA the test makes, trusted by both, and valid certificates required on both sides
+/// (Prosody's s2s_secure_auth, Candor's S2sRequireValidCertificates): both authenticate by SASL EXTERNAL (XEP-0178).
+/// </summary>
+public sealed class FederationProsodyCertificateTests() : ProsodyFederation(certificates: true);
+
+public abstract class ProsodyFederation(bool certificates) : IAsyncLifetime
 {
     // Not under .test: libunbound answers that special-use zone (RFC 6761) itself, with NXDOMAIN.
     private const string CandorDomain = "candor.example";
@@ -20,20 +29,33 @@ public sealed class FederationProsodyTests : IAsyncLifetime
     private FakeDns _dns = null!;
     private ProsodyFixture _prosody = null!;
     private string _fingerprint = "";
+    private readonly TestCa? _ca = certificates ? new TestCa() : null;
 
     public async Task InitializeAsync()
     {
-        _candor = await CandorHost.StartAsync(new ServerOptions
+        var options = new ServerOptions
         {
             Domain = CandorDomain, DataDirectory = _data, Bind = "127.0.0.1", C2sPort = 0, TlsPort = -1, S2sPort = 0,
             HttpPort = -1, HttpsPort = -1, MucDomain = "",
-        }, _ => { });
-        using (var certificate = X509Certificate2.CreateFromPem(File.ReadAllText(Path.Combine(_data, "tls", CandorDomain + ".crt"))))
+        };
+        if (_ca is not null)
+        {
+            (options.CertificateFile, options.KeyFile) = _ca.IssueFiles(CandorDomain);
+            options.S2sTrustedCaFile = _ca.RootFile;
+        }
+        _candor = await CandorHost.StartAsync(options, _ => { });
+        var certificatePath = options.CertificateFile ?? Path.Combine(_data, "tls", CandorDomain + ".crt");
+        using (var certificate = X509Certificate2.CreateFromPem(File.ReadAllText(certificatePath)))
             _fingerprint = certificate.GetCertHashString(HashAlgorithmName.SHA256);
         // The SRV target is a name of its own: a hosts entry for candor.example itself would make libunbound answer every
         // name under it locally (NXDOMAIN for the SRV record).
         _dns = FakeDns.Start(("_xmpp-server._tcp." + CandorDomain, new SrvRecord("xmpp.candor-host.example", _candor.S2sPort, 0, 0)));
-        _prosody = new ProsodyFixture { FederationDns = _dns.EndPoint, FederationHosts = "127.0.0.1 xmpp.candor-host.example\n" };
+        var pki = _ca?.IssueFiles(ProsodyFixture.Domain);
+        _prosody = new ProsodyFixture
+        {
+            FederationDns = _dns.EndPoint, FederationHosts = "127.0.0.1 xmpp.candor-host.example\n",
+            Pki = pki is { } files ? (files.Certificate, files.Key, _ca!.RootFile) : null,
+        };
         await _prosody.InitializeAsync();
         _candor.Server.Options.S2sRoutes = $"{ProsodyFixture.Domain}=127.0.0.1:{_prosody.S2sPort}";
     }
@@ -44,6 +66,7 @@ public sealed class FederationProsodyTests : IAsyncLifetime
         await _dns.DisposeAsync();
         await _candor.StopAsync();
         Directory.Delete(_data, recursive: true);
+        _ca?.Dispose();
     }
 
     [Fact]
@@ -91,6 +114,12 @@ public sealed class FederationProsodyTests : IAsyncLifetime
             await anna.SendMessageAsync(cidJid, "hello candor", requestReceipt: false);
             var toCid = await cidEvents.WaitAsync<ChatMessage>(m => m.Body == "hello candor", 30);
             Assert.Equal(annaJid, toCid.From!.Bare);
+            if (certificates)
+            {
+                // Prosody's own account of how each direction authenticated.
+                Assert.Contains("Accepting SASL EXTERNAL identity from " + CandorDomain, _prosody.Log);
+                Assert.Contains("SASL EXTERNAL with " + CandorDomain + " succeeded", _prosody.Log);
+            }
         }
         catch (Exception e) when (e is TimeoutException or Xunit.Sdk.XunitException)
         {
