@@ -17,6 +17,7 @@ public sealed class FederationProsodyTests() : ProsodyFederation(certificates: f
 /// <summary>
 /// The same with certificates from a CA the test makes, trusted by both, and valid certificates required on both sides
 /// (Prosody's s2s_secure_auth, Candor's S2sRequireValidCertificates): both authenticate by SASL EXTERNAL (XEP-0178).
+/// Each finds the other only by a _xmpps-server._tcp SRV record, so both directions run over direct TLS (XEP-0368).
 /// </summary>
 public sealed class FederationProsodyCertificateTests() : ProsodyFederation(certificates: true);
 
@@ -42,6 +43,7 @@ public abstract class ProsodyFederation(bool certificates) : IAsyncLifetime
         {
             (options.CertificateFile, options.KeyFile) = _ca.IssueFiles(CandorDomain);
             options.S2sTrustedCaFile = _ca.RootFile;
+            options.S2sTlsPort = 0;
         }
         _candor = await CandorHost.StartAsync(options, _ => { });
         var certificatePath = options.CertificateFile ?? Path.Combine(_data, "tls", CandorDomain + ".crt");
@@ -49,7 +51,9 @@ public abstract class ProsodyFederation(bool certificates) : IAsyncLifetime
             _fingerprint = certificate.GetCertHashString(HashAlgorithmName.SHA256);
         // The SRV target is a name of its own: a hosts entry for candor.example itself would make libunbound answer every
         // name under it locally (NXDOMAIN for the SRV record).
-        _dns = FakeDns.Start(("_xmpp-server._tcp." + CandorDomain, new SrvRecord("xmpp.candor-host.example", _candor.S2sPort, 0, 0)));
+        _dns = certificates
+            ? FakeDns.Start(("_xmpps-server._tcp." + CandorDomain, new SrvRecord("xmpp.candor-host.example", _candor.S2sTlsPort, 0, 0)))
+            : FakeDns.Start(("_xmpp-server._tcp." + CandorDomain, new SrvRecord("xmpp.candor-host.example", _candor.S2sPort, 0, 0)));
         var pki = _ca?.IssueFiles(ProsodyFixture.Domain);
         _prosody = new ProsodyFixture
         {
@@ -57,7 +61,12 @@ public abstract class ProsodyFederation(bool certificates) : IAsyncLifetime
             Pki = pki is { } files ? (files.Certificate, files.Key, _ca!.RootFile) : null,
         };
         await _prosody.InitializeAsync();
-        _candor.Server.Options.S2sRoutes = $"{ProsodyFixture.Domain}=127.0.0.1:{_prosody.S2sPort}";
+        if (certificates)
+        {
+            _dns.Add("_xmpps-server._tcp." + ProsodyFixture.Domain, new SrvRecord("127.0.0.1", _prosody.S2sTlsPort, 0, 0));
+            _candor.Server.S2s!.DnsServers = [_dns.EndPoint];
+        }
+        else _candor.Server.Options.S2sRoutes = $"{ProsodyFixture.Domain}=127.0.0.1:{_prosody.S2sPort}";
     }
 
     public async Task DisposeAsync()

@@ -40,6 +40,8 @@ public sealed class ProsodyFixture : IAsyncLifetime
     /// valid certificates (s2s_secure_auth = true), so peers authenticate by SASL EXTERNAL (XEP-0178).
     /// </summary>
     public (string Certificate, string Key, string CaFile)? Pki { get; init; }
+    /// <summary>With <see cref="Pki"/>: the port of Prosody's direct TLS s2s listener (XEP-0368).</summary>
+    public int S2sTlsPort { get; private set; } = -1;
 
     public async Task InitializeAsync()
     {
@@ -71,9 +73,11 @@ public sealed class ProsodyFixture : IAsyncLifetime
         if (FederationDns is { } dns)
         {
             S2sPort = FreePort();
+            if (Pki is not null) S2sTlsPort = FreePort();
             await File.WriteAllTextAsync(Path.Combine(Directory, "hosts"), FederationHosts);
             federation = $$"""
                 s2s_ports = { {{S2sPort}} }
+                s2s_direct_tls_ports = { {{(S2sTlsPort > 0 ? S2sTlsPort.ToString() : "")}} }
                 s2s_secure_auth = {{(Pki is null ? "false" : "true")}}
                 s2s_require_encryption = true
                 unbound = { resolvconf = false; hoststxt = "{{Directory}}/hosts"; forward = "{{dns.Address}}@{{dns.Port}}" }
