@@ -129,11 +129,15 @@ internal sealed partial class S2sOutgoing : S2sStream
         _ = DrainAsync();
     }
 
-    /// <summary>RFC 6120 §6 with XEP-0178 §3: true when the peer accepted our certificate for our domain.</summary>
+    /// <summary>
+    /// RFC 6120 §6 with XEP-0178 §3: true when the peer accepted our certificate for our domain. Tried only with an
+    /// operator's certificate: the self-signed default can never succeed, and a failed attempt leaves some peers
+    /// (ejabberd) unwilling to take dialback on the same stream.
+    /// </summary>
     private async Task<bool> ExternalAsync()
     {
         var offered = _features.GetChild("mechanisms", Ns.Sasl)?.Elements.Any(m => m.Name == "mechanism" && m.Text == "EXTERNAL") == true;
-        if (!offered || Ssl is null || S2s.Tls.Certificate is null) return false;
+        if (!offered || Ssl is null || S2s.Tls.Certificate is null || Server.Options.CertificateFile is null) return false;
         await WriteNowAsync(new Element("auth", Ns.Sasl).SetAttribute("mechanism", "EXTERNAL")
             .AddText(Convert.ToBase64String(System.Text.Encoding.UTF8.GetBytes(_local))));
         var (ev, answer) = await NextAsync();
