@@ -16,7 +16,7 @@ namespace Candor.Server.Federation;
 /// sends them, or answers each with remote-server-not-found / remote-server-timeout. Dialback keys (XEP-0185)
 /// come from a secret made at start.
 /// </summary>
-public sealed partial class S2sService(XmppServer server, TlsSettings tls)
+public sealed partial class S2sService(XmppServer server, TlsSettings tls, S2sTrust trust)
 {
     private readonly byte[] _dialbackKey = Encoding.UTF8.GetBytes(Convert.ToHexStringLower(SHA256.HashData(RandomNumberGenerator.GetBytes(32))));
     private readonly ConcurrentDictionary<(string Local, string Remote), Route> _routes = new();
@@ -25,7 +25,7 @@ public sealed partial class S2sService(XmppServer server, TlsSettings tls)
     internal XmppServer Server { get; } = server;
     /// <summary>Our certificate (shown to peers, also as a TLS client) and the server-side TLS options.</summary>
     internal TlsSettings Tls { get; } = tls;
-    internal S2sTrust Trust { get; } = S2sTrust.Load(server.Options);
+    internal S2sTrust Trust { get; } = trust;
     /// <summary>DNS servers for SRV lookups; null means the system's (tests point it at a resolver of their own).</summary>
     internal IReadOnlyList<System.Net.IPEndPoint>? DnsServers { get; set; }
 

@@ -10,7 +10,7 @@ namespace Candor.Server.Federation;
 /// (the system's, or one of S2sTrustedCaFile's) and names the domain as a DNS-ID (wildcards in the leftmost label
 /// only), an XmppAddr (id-on-xmppAddr), or, only when it has no subjectAltName, as its CN.
 /// </summary>
-internal sealed class S2sTrust
+public sealed class S2sTrust
 {
     private const string SubjectAltName = "2.5.29.17";
     private const string XmppAddr = "1.3.6.1.5.5.7.8.5";
@@ -38,7 +38,7 @@ internal sealed class S2sTrust
     /// True when <paramref name="certificate"/> (with the intermediates the peer sent, <paramref name="sent"/>)
     /// is trusted and names <paramref name="domain"/>.
     /// </summary>
-    public bool Authenticates(X509Certificate2 certificate, X509Certificate2Collection? sent, string domain) =>
+    internal bool Authenticates(X509Certificate2 certificate, X509Certificate2Collection? sent, string domain) =>
         Names(certificate, domain) && (Chains(certificate, sent, null) || (_roots is not null && Chains(certificate, sent, _roots)));
 
     private static bool Chains(X509Certificate2 certificate, X509Certificate2Collection? sent, X509Certificate2Collection? roots)

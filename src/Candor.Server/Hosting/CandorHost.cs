@@ -65,6 +65,7 @@ public sealed class CandorHost : IAsyncDisposable
         Directory.CreateDirectory(options.DataDirectory);
         var certificate = Certificates.Load(options, announce);
         var tls = new TlsSettings(certificate);
+        var s2sTrust = Federation.S2sTrust.Load(options);
 
         var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = args ?? [] });
         builder.Logging.ClearProviders();
@@ -80,7 +81,7 @@ public sealed class CandorHost : IAsyncDisposable
             var loggers = sp.GetRequiredService<ILoggerFactory>();
             storage.Log = loggers.CreateLogger<SealedStorage>();
             var server = new XmppServer(options, storage, loggers) { Audit = audit };
-            if (options.S2sPort >= 0) server.S2s = new Federation.S2sService(server, tls);
+            if (options.S2sPort >= 0) server.S2s = new Federation.S2sService(server, tls, s2sTrust);
             ModuleCatalog.RegisterAll(server);
             return server;
         });

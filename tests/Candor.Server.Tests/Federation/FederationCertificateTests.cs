@@ -146,6 +146,14 @@ public sealed class FederationCertificateTests(CertifiedDomains servers) : IClas
     }
 
     [Fact]
+    public async Task An_unreadable_trusted_ca_file_stops_the_server_from_starting()
+    {
+        var error = await Assert.ThrowsAsync<OptionsException>(() =>
+            servers.StartAsync("e.test", o => o.S2sTrustedCaFile = Path.Combine(servers.Ca.Directory, "missing.pem")));
+        Assert.Contains("S2sTrustedCaFile", error.Message);
+    }
+
+    [Fact]
     public async Task A_self_signed_certificate_for_the_domain_is_not_trusted()
     {
         using var key = ECDsa.Create(ECCurve.NamedCurves.nistP256);
