@@ -62,6 +62,8 @@ public sealed class Session(ISessionTransport transport, Jid jid, string mechani
     /// <summary>Has requested the blocklist, so receives block and unblock pushes (XEP-0191).</summary>
     public bool BlocklistRequested { get; set; }
     public bool IsClosed { get; private set; }
+    /// <summary>The cluster node holding the connection; null for a session of this process (always, without a cluster).</summary>
+    public string? Node { get; init; }
 
     public void Send(Element stanza)
     {

@@ -4,7 +4,7 @@ using Candor.Xmpp;
 namespace Candor.Server.Core;
 
 /// <summary>
-/// The sessions bound on this server, by account. Each account's list is an immutable array replaced on
+/// The sessions bound on this server, by account, and in a cluster those of the other nodes (<see cref="Session.Node"/>). Each account's list is an immutable array replaced on
 /// change, so lookups on the routing path take no lock.
 /// </summary>
 public sealed class SessionManager
@@ -48,6 +48,11 @@ public sealed class SessionManager
         return true;
     }
 
+    /// <summary>Adds a session another cluster node holds (replacing its earlier copy); it does not count in <see cref="Count"/>.</summary>
+    public void AddRemote(Session session) =>
+        _byUser.AddOrUpdate(session.User, _ => [session],
+            (_, existing) => [.. existing.Where(s => s.Node is null || s.Jid.Resource != session.Jid.Resource), session]);
+
     /// <summary>Removes the session; false when it was not (or no longer) bound.</summary>
     public bool Remove(Session session)
     {
@@ -60,7 +65,7 @@ public sealed class SessionManager
                 : _byUser.TryUpdate(session.User, updated, existing);
             if (done)
             {
-                Interlocked.Decrement(ref _count);
+                if (session.Node is null) Interlocked.Decrement(ref _count);
                 return true;
             }
         }
