@@ -29,6 +29,8 @@ public sealed partial class ClusterNode : INodeInbox
     private readonly ConcurrentDictionary<string, RemoteNode> _nodes = new(StringComparer.Ordinal);
     // The state last told to the other nodes, per local session; a change of it is published after each stanza.
     private readonly ConcurrentDictionary<Session, Published> _published = new();
+    // Per local session, completes once every node has its last published state.
+    private readonly ConcurrentDictionary<Session, Task> _settled = new();
     // Orders publications against linking a new node, which sends it a snapshot of the local sessions.
     private readonly Lock _publish = new();
     private NodeEntry _self = null!;
@@ -60,6 +62,7 @@ public sealed partial class ClusterNode : INodeInbox
         server.Cluster = node;
         server.Hooks.SessionStarted.Add(session =>
         {
+            session.StateChanged = node.SessionMayHaveChanged;
             node.Publish(session);
             return ValueTask.FromResult(false);
         });
@@ -79,11 +82,28 @@ public sealed partial class ClusterNode : INodeInbox
 
     // ---- local sessions, as the other nodes see them ----
 
-    /// <summary>Called after each stanza a local session sent: tells the other nodes if its presence, priority or flags changed.</summary>
+    /// <summary>Tells the other nodes when a local session's presence, priority or flags changed.</summary>
     public void SessionMayHaveChanged(Session session)
     {
         if (session.Node is not null || !_published.TryGetValue(session, out var last) || last == Snapshot(session)) return;
         Publish(session);
+    }
+
+    /// <summary>
+    /// Completes once every node knows the session's current state (or after a few seconds at most): what a client is
+    /// told next (an IQ result, its own presence) may make it act on that state through another node at once.
+    /// </summary>
+    public async ValueTask SettledAsync(Session session)
+    {
+        if (session.Node is not null || !_settled.TryGetValue(session, out var settled) || settled.IsCompleted) return;
+        try
+        {
+            await settled.WaitAsync(TimeSpan.FromSeconds(5));
+        }
+        catch (TimeoutException)
+        {
+            // A node that does not answer within seconds is failing; membership will deal with it.
+        }
     }
 
     private static Published Snapshot(Session s) =>
@@ -96,7 +116,7 @@ public sealed partial class ClusterNode : INodeInbox
         {
             _published[session] = Snapshot(session);
             var up = SessionUp(session);
-            foreach (var node in _nodes.Values) node.Enqueue(up);
+            _settled[session] = Task.WhenAll(_nodes.Values.Select(node => node.EnqueueTracked(up)));
         }
     }
 
@@ -105,6 +125,7 @@ public sealed partial class ClusterNode : INodeInbox
         if (session.Node is not null) return;
         lock (_publish)
         {
+            _settled.TryRemove(session, out _);
             if (!_published.TryRemove(session, out _)) return;
             var down = new NodeMessage(NodeMessageKind.SessionDown, session.Jid.ToString());
             foreach (var node in _nodes.Values) node.Enqueue(down);
@@ -321,8 +342,10 @@ internal sealed class RemoteNode
     private const int MaxBatch = 256;
     private readonly ClusterNode _owner;
     private readonly INodeInbox _inbox;
-    private readonly System.Threading.Channels.Channel<NodeMessage> _queue =
-        System.Threading.Channels.Channel.CreateUnbounded<NodeMessage>(new() { SingleReader = true });
+    private readonly System.Threading.Channels.Channel<Outgoing> _queue =
+        System.Threading.Channels.Channel.CreateUnbounded<Outgoing>(new() { SingleReader = true });
+
+    private readonly record struct Outgoing(NodeMessage Message, TaskCompletionSource? Sent);
     private volatile bool _failed;
 
     public RemoteNode(ClusterNode owner, string id, INodeInbox inbox)
@@ -339,24 +362,35 @@ internal sealed class RemoteNode
     public ConcurrentDictionary<string, Session> Sessions { get; } = new(StringComparer.Ordinal);
     public void Enqueue(NodeMessage message)
     {
-        if (_failed || !_queue.Writer.TryWrite(message)) Undeliverable(message);
+        if (_failed || !_queue.Writer.TryWrite(new(message, null))) Undeliverable(new(message, null));
     }
 
-    private void Undeliverable(NodeMessage message)
+    /// <summary>Enqueues; the task completes when the node has received the message (or the link failed).</summary>
+    public Task EnqueueTracked(NodeMessage message)
     {
+        var sent = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        if (_failed || !_queue.Writer.TryWrite(new(message, sent))) Undeliverable(new(message, sent));
+        return sent.Task;
+    }
+
+    private void Undeliverable(Outgoing outgoing)
+    {
+        outgoing.Sent?.TrySetResult();
+        var message = outgoing.Message;
         if (message.Kind == NodeMessageKind.Deliver) _ = _owner.RerouteAsync(message.Jid, message.Stanza!).AsTask();
     }
 
     private async Task PumpAsync()
     {
-        var batch = new List<NodeMessage>(MaxBatch);
+        var batch = new List<Outgoing>(MaxBatch);
         while (await _queue.Reader.WaitToReadAsync())
         {
             batch.Clear();
             while (batch.Count < MaxBatch && _queue.Reader.TryRead(out var message)) batch.Add(message);
             try
             {
-                await _inbox.ReceiveAsync(_owner.Id, [.. batch]);
+                await _inbox.ReceiveAsync(_owner.Id, [.. batch.Select(o => o.Message)]);
+                foreach (var outgoing in batch) outgoing.Sent?.TrySetResult();
             }
             catch (Exception e)
             {

@@ -19,7 +19,7 @@ public static class ClusterSilo
         await CreateMembershipSchemaAsync(options.Postgres!);
         var advertise = IPAddress.Parse(options.ClusterAdvertise
             ?? (IPAddress.TryParse(options.Bind, out var bound) && !bound.Equals(IPAddress.Any) && !bound.Equals(IPAddress.IPv6Any) ? options.Bind : "127.0.0.1"));
-        builder.Logging.AddFilter("Orleans", LogLevel.Warning);
+        builder.Logging.AddFilter("Orleans", LogLevel.Warning).AddFilter("Polly", LogLevel.Warning);
         builder.UseOrleans(silo =>
         {
             silo.Configure<ClusterOptions>(o =>

@@ -53,7 +53,6 @@ public static class SessionInput
             return;
         }
         await server.Router.RouteFromSessionAsync(session, stanza, to);
-        server.Cluster?.SessionMayHaveChanged(session);
     }
 
     private static void Reply(Session session, Element stanza, StanzaError error, string text)
