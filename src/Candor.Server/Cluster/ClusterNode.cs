@@ -246,22 +246,22 @@ public sealed partial class ClusterNode : INodeInbox
         Jid.TryParse(jid, out var full) && _server.Sessions.Get(full) is { Node: null } session ? session : null;
 
     /// <summary>
-    /// A stanza for a resource that is gone by the time it arrives (or whose node failed): a chat message or IQ
-    /// request addressed to that very resource is routed again as if the resource had never been there, so the
-    /// message goes to the account's other resources or offline storage and the IQ is answered with an error.
-    /// Copies (a message to the bare JID fanned out, carbons, presence) are dropped: they reached the others.
+    /// A stanza for a resource that is gone by the time it arrives (or whose node failed) is routed again as if the
+    /// resource had never been there: a chat message with a body goes to the account's other resources or offline
+    /// storage (a message to the bare JID too, so another resource that had its copy already gets it twice), an IQ
+    /// request to that resource is answered with an error. Carbons, presence and the rest are dropped.
     /// </summary>
     internal async ValueTask RerouteAsync(string jid, byte[] bytes)
     {
         var stanza = Parse(bytes);
-        if (stanza.GetAttribute("to") != jid || !Jid.TryParse(stanza.GetAttribute("from"), out var from)) return;
+        if (!Jid.TryParse(stanza.GetAttribute("from"), out var from) || !Jid.TryParse(stanza.GetAttribute("to"), out var to)) return;
         var type = stanza.Type();
         var again = stanza.IsMessage() ? type is not ("error" or "groupchat") && stanza.GetChild("body", Ns.Client) is not null
-            : stanza.IsIq() && type is "get" or "set";
-        if (!again) return;
+            : stanza.IsIq() && type is "get" or "set" && to.ToString() == jid;
+        if (!again || to.Bare.ToString() != Jid.Parse(jid).Bare.ToString()) return;
         try
         {
-            await _server.Router.DeliverAsync(stanza, from, Jid.Parse(jid));
+            await _server.Router.DeliverAsync(stanza, from, to);
         }
         catch (Exception e)
         {
