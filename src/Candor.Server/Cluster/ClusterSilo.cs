@@ -36,9 +36,10 @@ public static class ClusterSilo
             silo.ConfigureEndpoints(advertise, options.ClusterPort, gatewayPort: 0);
             silo.Configure<ClusterMembershipOptions>(o =>
             {
-                // Probe every second, suspect after two missed probes; the default takes tens of seconds.
-                o.ProbeTimeout = TimeSpan.FromSeconds(1);
-                o.NumMissedProbesLimit = 2;
+                // A probe every two seconds, suspicion after three missed (the defaults take about a minute); tolerant
+                // enough of a loaded machine not to declare a slow node dead.
+                o.ProbeTimeout = TimeSpan.FromSeconds(2);
+                o.NumMissedProbesLimit = 3;
                 o.TableRefreshTimeout = TimeSpan.FromSeconds(2);
                 o.IAmAliveTablePublishTimeout = TimeSpan.FromSeconds(10);
             });
