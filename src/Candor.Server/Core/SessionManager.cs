@@ -24,6 +24,14 @@ public sealed class SessionManager
         return null;
     }
 
+    /// <summary>Whether the account has a session on this node: per-account data is kept in memory only then.</summary>
+    public bool HasLocal(string user)
+    {
+        foreach (var session in Get(user))
+            if (session.Node is null) return true;
+        return false;
+    }
+
     public IEnumerable<Session> All => _byUser.Values.SelectMany(s => s);
 
     /// <summary>
