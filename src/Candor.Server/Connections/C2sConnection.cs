@@ -34,6 +34,7 @@ internal sealed class C2sConnection : C2sStream
         _parser = new XmppStreamParser(server.Xml);
     }
 
+    public override string TransportName => "TCP";
     public override bool IsSecure => _ssl is not null;
 
     public override string? TlsProtocol => _ssl?.SslProtocol switch

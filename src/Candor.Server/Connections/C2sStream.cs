@@ -14,7 +14,7 @@ using Microsoft.Extensions.Logging;
 namespace Candor.Server.Connections;
 
 /// <summary>
-/// A client-to-server stream, whatever carries it (RFC 6120 over TCP, RFC 7395 over WebSocket): stream
+/// A client-to-server stream, whatever carries it (RFC 6120 over TCP, RFC 7395 over WebSocket, XEP-0206 over BOSH): stream
 /// header checks, features, SASL, resource binding, then stanzas handed to <see cref="SessionInput"/>.
 /// The transport reads and calls <see cref="OnStreamOpen"/>, <see cref="OnElementAsync"/> and
 /// <see cref="Close"/>; everything written goes through one bounded queue drained by one writer loop,
@@ -59,6 +59,7 @@ internal abstract partial class C2sStream : ISmConnection
     }
 
     public IPAddress RemoteAddress { get; }
+    public abstract string TransportName { get; }
     public abstract bool IsSecure { get; }
     public abstract string? TlsProtocol { get; }
     protected bool Authenticated => _sasl?.User is not null;

@@ -31,6 +31,7 @@ internal sealed class WebSocketC2sConnection : C2sStream
         _secure = context.Request.IsHttps;
     }
 
+    public override string TransportName => "WebSocket";
     public override bool IsSecure => _secure;
     public override string? TlsProtocol => _secure ? "TLS" : null;
     protected override byte[]? ChannelBindingData => _secure ? _tls.ChannelBinding : null;
@@ -86,7 +87,7 @@ internal sealed class WebSocketC2sConnection : C2sStream
     }
 
     /// <summary>RFC 7395 §3.3.3: every message is one complete element — no more, no less.</summary>
-    private static Element ParseOne(XmppStreamParser parser, ReadOnlySequence<byte> message)
+    internal static Element ParseOne(XmppStreamParser parser, ReadOnlySequence<byte> message)
     {
         parser.Reset();
         Element? found = null;

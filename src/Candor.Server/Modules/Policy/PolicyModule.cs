@@ -131,6 +131,14 @@ public sealed partial class PolicyModule : IModule
         DataForms.Field(form, "access_policy", "admins", "list-multi");
         DataForms.Field(form, "full_erasure", "true", "boolean");
         var extra = DataForms.Field(form, "extra_info", null, "text-multi");
+        // Uploads and calls, when offered, in the same words as the published policy's retention list.
+        var filesAndCalls = new (string Data, string Kept)?[]
+            {
+                string.IsNullOrEmpty(options.UploadDomain) ? null : PublishedPolicy.Statements.Uploads(options),
+                string.IsNullOrEmpty(options.TurnHost) ? null : PublishedPolicy.Statements.Calls(options),
+            }
+            .OfType<(string Data, string Kept)>()
+            .Select(s => char.ToUpperInvariant(s.Data[0]) + s.Data[1..] + ": " + s.Kept + ".");
         foreach (var line in new[]
                  {
                      "Passwords are stored only as salted SCRAM keys; SCRAM is offered first, PLAIN is accepted only inside TLS"
@@ -142,7 +150,7 @@ public sealed partial class PolicyModule : IModule
                      "Nothing is encrypted at rest yet.",
                      PublishedPolicy.Statements.Encrypted,
                      "Content rules, retention and logging: " + (policy.Url ?? "see the server's policy (no HTTP listener)"),
-                 })
+                 }.Concat(filesAndCalls))
             extra.AddChild("value").AddText(line);
         return form;
     }

@@ -199,14 +199,18 @@ public sealed class PublishedPolicy
                 $"{options.LoginHistoryDays} days after the client's last use, then deleted; the account can list and revoke its clients at any time (XEP-0494)"),
             ("login notices for an account with no session online", "until the account's next login, then deleted"),
             ("time of each account's last logout", "until the next logout replaces it or the account is removed; told (XEP-0012 Last Activity) only to the account itself and to contacts subscribed to its presence"),
-            .. string.IsNullOrEmpty(options.UploadDomain) ? Array.Empty<(string, string)>() :
-            [("files uploaded with HTTP File Upload (XEP-0363), with their name, type, size, uploading account and date; sealed on disk (AES-256-GCM); anyone holding a file's URL can download it",
-                $"{options.UploadRetentionDays} days after the upload, then deleted; at most {options.UploadMaxBytes} bytes per file"
-                + (options.UploadQuotaBytes > 0 ? $" and {options.UploadQuotaBytes} bytes per account" : ""))],
-            .. string.IsNullOrEmpty(options.TurnHost) ? Array.Empty<(string, string)>() :
-            [("calls (Jingle audio and video): this server only hands out STUN/TURN addresses and time-limited relay credentials (XEP-0215); call media goes between the clients or through the relay at " + options.TurnHost + " and never through this server, which cannot see or record it",
-                $"nothing is stored: credentials are computed on request and expire after {options.TurnTtlSeconds} seconds")],
+            .. string.IsNullOrEmpty(options.UploadDomain) ? Array.Empty<(string, string)>() : [Uploads(options)],
+            .. string.IsNullOrEmpty(options.TurnHost) ? Array.Empty<(string, string)>() : [Calls(options)],
         ];
+
+        public static (string Data, string Kept) Uploads(ServerOptions options) =>
+            ("files uploaded with HTTP File Upload (XEP-0363), with their name, type, size, uploading account and date; sealed on disk (AES-256-GCM); anyone holding a file's URL can download it",
+                $"{options.UploadRetentionDays} days after the upload, then deleted; at most {options.UploadMaxBytes} bytes per file"
+                + (options.UploadQuotaBytes > 0 ? $" and {options.UploadQuotaBytes} bytes per account" : ""));
+
+        public static (string Data, string Kept) Calls(ServerOptions options) =>
+            ("calls (Jingle audio and video): this server only hands out STUN/TURN addresses and time-limited relay credentials (XEP-0215); call media goes between the clients or through the relay at " + options.TurnHost + " and never through this server, which cannot see or record it",
+                $"nothing is stored: credentials are computed on request and expire after {options.TurnTtlSeconds} seconds");
 
         private static string ArchiveDefault(string setting) => setting switch
         {

@@ -65,6 +65,7 @@ public sealed class SmSession : ISessionTransport
     public IPAddress RemoteAddress => _last.RemoteAddress;
     public bool IsSecure => _last.IsSecure;
     public string? TlsProtocol => _last.TlsProtocol;
+    public string TransportName => _last.TransportName;
     private XmppServer Server => _registry.Server;
 
     /// <summary>Writes &lt;enabled/&gt; (unless it went inline, XEP-0386), then what was sent to the session meanwhile.</summary>
