@@ -138,7 +138,7 @@ public sealed partial class ClusterNode : INodeInbox
         var info = new SessionInfo(s.Jid.ToString(), s.Mechanism, agent?.Id, agent?.Software, agent?.Device,
             s.Transport.RemoteAddress.ToString(), s.Transport.TlsProtocol, s.IsAvailable, s.Priority,
             s.Presence is { } p ? ElementWriter.ToUtf8(p) : null, s.IsInterested, s.Carbons, s.BlocklistRequested,
-            s.Caps?.Ver, s.Caps is { } caps ? [.. caps.Features] : null, s.Caps?.Name);
+            s.Caps?.Ver, s.Caps is { } caps ? [.. caps.Features] : null, s.Caps?.Name, s.Transport.TransportName);
         return new NodeMessage(NodeMessageKind.SessionUp, info.Jid, Session: info);
     }
 
@@ -419,7 +419,7 @@ internal sealed class RemoteNode
             var jid = Jid.Parse(info.Jid);
             var agent = info.AgentId is null && info.AgentSoftware is null && info.AgentDevice is null
                 ? null : new UserAgent(info.AgentId, info.AgentSoftware, info.AgentDevice);
-            var transport = new RemoteSessionTransport(this, info.Jid, IPAddress.Parse(info.Address), info.Tls);
+            var transport = new RemoteSessionTransport(this, info.Jid, IPAddress.Parse(info.Address), info.TransportName, info.Tls);
             session = new Session(transport, jid, info.Mechanism, agent) { Node = Id };
             Sessions[info.Jid] = session;
             Apply(session, info);
@@ -447,7 +447,7 @@ internal sealed class RemoteNode
 }
 
 /// <summary>A session on another node, as this node sees it: what is sent to it goes to that node in one hop.</summary>
-internal sealed class RemoteSessionTransport(RemoteNode node, string jid, IPAddress address, string? tls) : ISessionTransport
+internal sealed class RemoteSessionTransport(RemoteNode node, string jid, IPAddress address, string transportName, string? tls) : ISessionTransport
 {
     public void Send(Element stanza) => node.Enqueue(new NodeMessage(NodeMessageKind.Deliver, jid, ElementWriter.ToUtf8(stanza)));
 
@@ -455,6 +455,7 @@ internal sealed class RemoteSessionTransport(RemoteNode node, string jid, IPAddr
         node.Enqueue(new NodeMessage(NodeMessageKind.Close, jid, Condition: condition, Text: text));
 
     public IPAddress RemoteAddress => address;
+    public string TransportName => transportName;
     public bool IsSecure => tls is not null;
     public string? TlsProtocol => tls;
 }

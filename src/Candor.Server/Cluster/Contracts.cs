@@ -60,4 +60,5 @@ public sealed record SessionInfo(
     [property: Id(12)] bool BlocklistRequested,
     [property: Id(13)] string? CapsVer,
     [property: Id(14)] string[]? CapsFeatures,
-    [property: Id(15)] string? CapsName);
+    [property: Id(15)] string? CapsName,
+    [property: Id(16)] string TransportName);
