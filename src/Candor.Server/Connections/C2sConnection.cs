@@ -114,6 +114,7 @@ internal sealed class C2sConnection : C2sStream
         Progress(LoginPhase.Handshaking);
         await ssl.AuthenticateAsServerAsync(_directTls ? _tls.DirectOptions : _tls.StartTlsOptions, Lifetime.Token);
         Progress(LoginPhase.Secured);
+        TlsBuffers.ReleaseWhenIdle(ssl);
         _ssl = ssl;
         // Zero-byte reads: an idle TLS connection waits for data without holding a read buffer (its memory
         // is most of what an idle connection costs).

@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using System.Globalization;
 using System.Text;
+using Candor.Server.Accounts;
 using Candor.Server.Connections;
 using Candor.Server.Core;
 using Candor.Server.Storage;
@@ -212,6 +213,10 @@ public sealed partial class ClientsModule : IModule
         var line = $"{(isNew ? "New login" : "Login")} to your account: {software}, resource \"{session.Jid.Resource}\", " +
                    $"from {session.Transport.RemoteAddress} over {session.Transport.TransportName} at {time}, {tls}, {session.Mechanism}. " +
                    "If this was not you, revoke it (\"End other sessions\", or reply \"end others\") and change your password.";
+        // What the operator last did to the account, so that every new login also shows whether something happened since.
+        var latest = server.Audit.LatestAbout(session.Jid.Bare.ToString());
+        if (latest is not null)
+            line += $" The operator log's latest entry about your account is #{latest.Index}: {latest.Action} at {latest.Time.UtcDateTime:yyyy-MM-dd HH:mm:ss} UTC.";
         var message = new Element("message", Ns.Client)
             .SetAttribute("from", server.Domain.ToString())
             .SetAttribute("type", "chat")
@@ -228,7 +233,8 @@ public sealed partial class ClientsModule : IModule
             .SetAttribute("tls", session.Transport.TlsProtocol)
             .SetAttribute("mechanism", session.Mechanism)
             .SetAttribute("software", client.Software)
-            .SetAttribute("device", client.Device));
+            .SetAttribute("device", client.Device)
+            .SetAttribute("operator-log-entry", latest?.Index.ToString(CultureInfo.InvariantCulture)));
         return message;
     }
 
@@ -314,7 +320,7 @@ public sealed partial class ClientsModule : IModule
         var time = now.ToString("yyyy-MM-dd HH:mm:ss", CultureInfo.InvariantCulture) + " UTC";
         var by = change.By is null ? "by the operator" : $"from resource \"{change.By.Jid.Resource}\" at {change.By.Transport.RemoteAddress}";
         var notice = new Element("message", Ns.Client).SetAttribute("from", server.Domain.ToString()).SetAttribute("type", "chat");
-        notice.AddChild("body").AddText($"The password of your account was changed {by} at {time}.");
+        notice.AddChild("body").AddText($"The password of your account was changed {by} at {time}{(change.LogIndex is { } index ? OperatorChanges.Cite(index) : "")}.");
         var told = 0;
         foreach (var session in server.Sessions.Get(change.User))
         {

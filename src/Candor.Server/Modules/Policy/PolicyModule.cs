@@ -126,7 +126,7 @@ public sealed partial class PolicyModule : IModule
         // Offline messages wait until delivered, other data until changed or removed: only the archive is purged by age (extra_info).
         DataForms.Field(form, "data_retention", "infinite", "text-single");
         DataForms.Field(form, "data_deletion", "true", "boolean");
-        DataForms.Field(form, "encryption_at_rest", "false", "boolean");
+        DataForms.Field(form, "encryption_at_rest", "true", "boolean");
         DataForms.Field(form, "data_export", "false", "boolean");
         DataForms.Field(form, "access_policy", "admins", "list-multi");
         DataForms.Field(form, "full_erasure", "true", "boolean");
@@ -147,7 +147,7 @@ public sealed partial class PolicyModule : IModule
                      "Offline messages are kept until delivered, at most " + options.MaxOfflineMessages + " per account.",
                      $"Archived messages (XEP-0313) are kept {options.ArchiveRetentionDays} days ({options.ArchiveRetentionDays * 24} hours), then deleted; "
                      + "each account chooses what is archived and can delete its archive (ad-hoc command \"Delete my message history\").",
-                     "Nothing is encrypted at rest yet.",
+                     PublishedPolicy.Statements.Operators,
                      PublishedPolicy.Statements.Encrypted,
                      "Content rules, retention and logging: " + (policy.Url ?? "see the server's policy (no HTTP listener)"),
                  }.Concat(filesAndCalls))

@@ -250,10 +250,13 @@ public sealed class PublishedPolicy
         public static string Transport(ServerOptions options) =>
             options.AllowPlaintext
                 ? "WARNING: this server allows client connections without TLS (benchmark mode)."
-                : "Client connections require TLS 1.2 or 1.3 (STARTTLS or direct TLS). The server does not federate with other servers yet.";
+                : "Client connections require TLS 1.2 or 1.3 (STARTTLS or direct TLS)."
+                  + (options.S2sPort >= 0 ? " Connections to other servers (federation) use TLS too, and each server's name is checked (certificate or dialback)." : " This server does not federate with other servers.");
 
         public const string Operators =
-            "The operator can read what the server stores (offline messages, message archives, rosters, vCards): it is not yet encrypted at rest.";
+            "What the server stores for accounts (offline messages, message archives, rosters, vCards, PEP items, uploaded files) is sealed at rest "
+            + "with AES-256-GCM under a key kept outside the database: a copy of the database shows no message, contact or file. "
+            + "The operator, who holds the key, can open it; end-to-end encrypted messages (OMEMO) stay unreadable to the operator as well.";
 
         public const string Deletion =
             "An account can remove itself and everything stored for it (XEP-0077); roster items and vCard can be changed or removed at any time; "
