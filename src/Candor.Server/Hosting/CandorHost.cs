@@ -33,6 +33,7 @@ public sealed class CandorHost : IAsyncDisposable
     private readonly ListenOptions? _http;
     private readonly ListenOptions? _https;
     private ListenOptions? _s2s;
+    private ListenOptions? _s2sTls;
     private int _stopped;
     private Task _operatorChanges = Task.CompletedTask;
     private Task _keyWatch = Task.CompletedTask;
@@ -54,6 +55,7 @@ public sealed class CandorHost : IAsyncDisposable
     public int HttpPort => _http?.IPEndPoint!.Port ?? -1;
     public int HttpsPort => _https?.IPEndPoint!.Port ?? -1;
     public int S2sPort => _s2s?.IPEndPoint!.Port ?? -1;
+    public int S2sTlsPort => _s2sTls?.IPEndPoint!.Port ?? -1;
     public Task Stopped => _app.WaitForShutdownAsync();
 
     /// <summary>Builds and starts the server. <paramref name="configureLogging"/> lets the CLI and tests choose where logs go.</summary>
@@ -63,6 +65,7 @@ public sealed class CandorHost : IAsyncDisposable
         Directory.CreateDirectory(options.DataDirectory);
         var certificate = Certificates.Load(options, announce);
         var tls = new TlsSettings(certificate);
+        var s2sTrust = Federation.S2sTrust.Load(options);
 
         var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = args ?? [] });
         builder.Logging.ClearProviders();
@@ -79,7 +82,7 @@ public sealed class CandorHost : IAsyncDisposable
             var loggers = sp.GetRequiredService<ILoggerFactory>();
             storage.Log = loggers.CreateLogger<SealedStorage>();
             var server = new XmppServer(options, storage, loggers) { Audit = audit };
-            if (options.S2sPort >= 0) server.S2s = new Federation.S2sService(server);
+            if (options.S2sPort >= 0) server.S2s = new Federation.S2sService(server, tls, s2sTrust);
             ModuleCatalog.RegisterAll(server);
             return server;
         });
@@ -88,7 +91,7 @@ public sealed class CandorHost : IAsyncDisposable
             : SocketTransportOptions.CreateDefaultBoundListenSocket;
         builder.Services.AddSingleton<IConnectionListenerFactory>(sp =>
             new GuardedSocketTransport(listenSocket, sp.GetRequiredService<XmppServer>().ConnectionLimits, sp.GetRequiredService<ILoggerFactory>()));
-        ListenOptions? c2s = null, direct = null, http = null, https = null, s2s = null;
+        ListenOptions? c2s = null, direct = null, http = null, https = null, s2s = null, s2sTls = null;
         builder.WebHost.ConfigureKestrel(kestrel =>
         {
             kestrel.AddServerHeader = false;
@@ -97,6 +100,8 @@ public sealed class CandorHost : IAsyncDisposable
                 direct = Listen(kestrel, options.Bind, options.TlsPort, l => l.UseConnectionHandler<DirectTlsC2sHandler>());
             if (options.S2sPort >= 0)
                 s2s = Listen(kestrel, options.Bind, options.S2sPort, l => l.UseConnectionHandler<Federation.S2sConnectionHandler>());
+            if (options.S2sPort >= 0 && options.S2sTlsPort >= 0 && certificate is not null)
+                s2sTls = Listen(kestrel, options.Bind, options.S2sTlsPort, l => l.UseConnectionHandler<Federation.DirectTlsS2sConnectionHandler>());
             if (options.HttpPort >= 0)
                 http = Listen(kestrel, options.Bind, options.HttpPort, l => l.Protocols = HttpProtocols.Http1);
             if (options.HttpsPort >= 0 && certificate is not null)
@@ -109,7 +114,7 @@ public sealed class CandorHost : IAsyncDisposable
         var app = builder.Build();
         var server = app.Services.GetRequiredService<XmppServer>();
 
-        var host = new CandorHost(app, server, c2s!, direct, http, https) { _s2s = s2s };
+        var host = new CandorHost(app, server, c2s!, direct, http, https) { _s2s = s2s, _s2sTls = s2sTls };
         string UploadBaseUrl() => options.UploadBaseUrl
             ?? (host.HttpsPort >= 0 ? $"https://{options.Domain}:{host.HttpsPort}" : $"http://{options.Domain}:{host.HttpPort}");
         WebClientEndpoint.Map(app, options, string.IsNullOrEmpty(options.UploadDomain) ? null : UploadBaseUrl);
