@@ -108,7 +108,10 @@ public sealed class Router(XmppServer server)
             await ev.ReplyErrorAsync(StanzaError.InternalServerError, "A stored record failed its integrity check; the operator has been told.");
             return true;
         }
-        if (reply is not null) await DeliverAsync(reply, ev.To, ev.From);
+        if (reply is null) return true;
+        // The request may have changed the session's state (carbons, roster interest): other nodes know it before the client does.
+        if (server.Cluster is { } cluster && ev.Origin is { } origin) await cluster.SettledAsync(origin);
+        await DeliverAsync(reply, ev.To, ev.From);
         return true;
     }
 

@@ -58,6 +58,8 @@ public sealed class XmppServer
     public Dictionary<string, Func<StanzaEvent, ValueTask>> Components { get; } = new(StringComparer.Ordinal);
     /// <summary>Federation, when the s2s port is enabled: the router hands it stanzas for other domains.</summary>
     public Federation.S2sService? S2s { get; set; }
+    /// <summary>This node of a cluster, when ClusterPort is set; null for a single process.</summary>
+    public Cluster.ClusterNode? Cluster { get; set; }
     public StreamFeatureRegistry StreamFeatures { get; } = new();
     /// <summary>IQs answered before authentication (in-band registration), by payload namespace.</summary>
     public Dictionary<string, Func<Element, ISessionTransport, ValueTask<Element>>> UnauthenticatedIq { get; } = [];

@@ -72,6 +72,7 @@ public sealed class CandorHost : IAsyncDisposable
         configureLogging?.Invoke(builder.Logging);
         builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(10));
 
+        if (options.ClusterPort > 0) await Cluster.ClusterSilo.ConfigureAsync(builder, options);
         var storage = await SealedStorage.OpenAsync(options);
         if (storage.Migrated > 0) announce($"Sealed {storage.Migrated} records stored in plaintext by an earlier version (key {storage.Keys.Current.IdText}).");
         var audit = AuditLog.Open(options);
@@ -131,6 +132,11 @@ public sealed class CandorHost : IAsyncDisposable
         {
             await storage.DisposeAsync();
             throw new OptionsException($"cannot listen: {e.Message}");
+        }
+        if (options.ClusterPort > 0)
+        {
+            var node = await Cluster.ClusterNode.StartAsync(server, app.Services, app.Lifetime.ApplicationStopping);
+            announce($"Cluster node {node.Id}, linked to {node.Peers.Count} other node(s).");
         }
         host._operatorChanges = OperatorChanges.ApplyWhileRunningAsync(server, app.Lifetime.ApplicationStopping);
         host._keyWatch = KeyWatch.RunAsync(storage, server.LoggerFactory.CreateLogger(typeof(KeyWatch)), app.Lifetime.ApplicationStopping);

@@ -16,6 +16,13 @@ public sealed class ServerOptions
     /// (which still holds the master key, certificates and status files).
     /// </summary>
     public string? Postgres { get; set; }
+    /// <summary>
+    /// Port of this node's Orleans silo: with it (and Postgres) the process joins the cluster of every node sharing the
+    /// database and domain (docs/CLUSTER.md); -1, the default, runs a single node with no Orleans at all.
+    /// </summary>
+    public int ClusterPort { get; set; } = -1;
+    /// <summary>The IP address other nodes reach this node's silo at; default: Bind when it is an address, else 127.0.0.1.</summary>
+    public string? ClusterAdvertise { get; set; }
     /// <summary>Address to listen on; "*" or empty means every interface (IPv4 and IPv6).</summary>
     public string Bind { get; set; } = "*";
     /// <summary>c2s with STARTTLS (RFC 6120). 0 picks a free port.</summary>
@@ -256,6 +263,10 @@ public sealed class ServerOptions
                 throw new OptionsException($"--postgres: not a valid connection string ({e.Message})");
             }
         }
+        if (ClusterPort is < -1 or 0 or > 65535) throw new OptionsException("cluster-port must be between 1 and 65535 (or -1 for a single node)");
+        if (ClusterPort > 0 && Postgres is null) throw new OptionsException("--cluster-port needs --postgres: the nodes share its database and membership table");
+        if (ClusterAdvertise is not null && !IPAddress.TryParse(ClusterAdvertise, out _))
+            throw new OptionsException($"--cluster-advertise: '{ClusterAdvertise}' is not an IP address");
         if ((CertificateFile is null) != (KeyFile is null)) throw new OptionsException("--cert and --key go together");
         if (ScramIterations < 4096) throw new OptionsException("scram iterations must be at least 4096");
         if (MaxStanzaBytes < 10_000) throw new OptionsException("max stanza size must be at least 10000 bytes");

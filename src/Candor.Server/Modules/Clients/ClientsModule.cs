@@ -186,9 +186,16 @@ public sealed partial class ClientsModule : IModule
         return false;
     }
 
+    /// <summary>The client a session belongs to; for a session on another cluster node, worked out the way its node did.</summary>
+    private string? ClientOf(Session session) =>
+        _clientOf.TryGetValue(session, out var id) ? id
+        : session.Node is null ? null
+        : ClientRegistry.IdentifyClient(session.User, session.UserAgent, session.Jid.Resource!, session.Transport.RemoteAddress.ToString());
+
     private async ValueTask<bool> OnLogoutAsync(ClientRegistry registry, Session session)
     {
-        if (!_clientOf.TryRemove(session, out var id)) return false;
+        // A dead cluster node's sessions end here on the node that speaks for them (ClusterNode).
+        if (!_clientOf.TryRemove(session, out var id) && (id = ClientOf(session)) is null) return false;
         var record = await registry.GetAsync(session.User, id);
         if (record is null) return false;
         record.Sessions = Math.Max(0, record.Sessions - 1);
@@ -237,7 +244,7 @@ public sealed partial class ClientsModule : IModule
         var clients = new Element("clients", CamNamespace);
         foreach (var record in await registry.ListAsync(request.From.Local!))
         {
-            var connected = server.Sessions.Get(request.From.Local!).Any(s => _clientOf.TryGetValue(s, out var id) && id == record.Id);
+            var connected = server.Sessions.Get(request.From.Local!).Any(s => ClientOf(s) == record.Id);
             var client = clients.AddChild("client")
                 .SetAttribute("id", record.Id)
                 .SetAttribute("type", "session")
@@ -264,7 +271,7 @@ public sealed partial class ClientsModule : IModule
         if (server.FastTokens is { } tokens)
             await tokens.RevokeAsync(user, agentId => ClientRegistry.IdentifyClient(user, new UserAgent(agentId, null, null), "", "") == id);
         foreach (var session in server.Sessions.Get(user))
-            if (_clientOf.TryGetValue(session, out var sessionClient) && sessionClient == id)
+            if (ClientOf(session) == id)
                 session.Close(StreamErrors.NotAuthorized, "access revoked by the account owner");
         return request.Result();
     }
@@ -286,7 +293,7 @@ public sealed partial class ClientsModule : IModule
         foreach (var record in await registry.ListAsync(user))
         {
             var item = form.AddChild("item");
-            var isOnline = online.Any(s => _clientOf.TryGetValue(s, out var id) && id == record.Id);
+            var isOnline = online.Any(s => ClientOf(s) == record.Id);
             var software = record.Software is null ? "" : record.Device is null ? record.Software : $"{record.Software} on {record.Device}";
             var lastSeen = XmppTime.FormatSeconds(record.LastSeen);
             foreach (var (var, value) in new[] { ("resource", record.Resource), ("software", software), ("address", record.LastAddress), ("last-seen", lastSeen), ("online", isOnline ? "yes" : "no") })
