@@ -108,7 +108,9 @@ public sealed class Router(XmppServer server)
             await ev.ReplyErrorAsync(StanzaError.InternalServerError, "A stored record failed its integrity check; the operator has been told.");
             return true;
         }
-        if (reply is not null) await DeliverAsync(reply, ev.To, ev.From);
+        if (reply is null) return true;
+        if (reply.Type() == "error") server.Metrics.StanzaError(reply);
+        await DeliverAsync(reply, ev.To, ev.From);
         return true;
     }
 

@@ -73,11 +73,14 @@ public sealed class CandorHost : IAsyncDisposable
         if (storage.Migrated > 0) announce($"Sealed {storage.Migrated} records stored in plaintext by an earlier version (key {storage.Keys.Current.IdText}).");
         var audit = AuditLog.Open(options);
         builder.Services.AddSingleton(tls);
+        MetricsEndpoint.AddServices(builder.Services, options);
         builder.Services.AddSingleton(sp =>
         {
             var loggers = sp.GetRequiredService<ILoggerFactory>();
             storage.Log = loggers.CreateLogger<SealedStorage>();
             var server = new XmppServer(options, storage, loggers) { Audit = audit };
+            storage.Metrics = server.Metrics;
+            server.Metrics.Attach(server, storage.CountArchiveItemsAsync);
             if (options.S2sPort >= 0) server.S2s = new Federation.S2sService(server);
             ModuleCatalog.RegisterAll(server);
             return server;
@@ -107,6 +110,7 @@ public sealed class CandorHost : IAsyncDisposable
         });
         var app = builder.Build();
         var server = app.Services.GetRequiredService<XmppServer>();
+        MetricsEndpoint.Map(app, options);
         WebClientEndpoint.Map(app, options);
 
         var host = new CandorHost(app, server, c2s!, direct, http, https) { _s2s = s2s };
@@ -176,6 +180,7 @@ public sealed class CandorHost : IAsyncDisposable
         Server.Audit.SignHead();
         await _app.DisposeAsync();
         Server.Uploads?.Dispose();
+        Server.Metrics.Dispose();
         await Server.Storage.DisposeAsync();
     }
 

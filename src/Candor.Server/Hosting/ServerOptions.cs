@@ -113,6 +113,10 @@ public sealed class ServerOptions
     public int InboundBytesPerSecond { get; set; } = 512 * 1024;
     /// <summary>Bytes one stream may send in a burst above the sustained rate.</summary>
     public int InboundBurstBytes { get; set; } = 1024 * 1024;
+    /// <summary>Serve /metrics (Prometheus text format) on the HTTP listener.</summary>
+    public bool Metrics { get; set; } = true;
+    /// <summary>Addresses and networks (CIDR), separated by commas, that may read /metrics besides loopback.</summary>
+    public string? MetricsAllow { get; set; }
     /// <summary>The content policy (JSON; docs/CONFIGURATION.md, "Policy file"). None: no content rules.</summary>
     public string? PolicyFile { get; set; }
     /// <summary>Public URL of the policy document, when the server is behind a proxy; default http://DOMAIN:HTTP-PORT/.well-known/candor/policy.</summary>
@@ -192,6 +196,19 @@ public sealed class ServerOptions
             routes[entry[..equals].ToLowerInvariant()] = (entry[(equals + 1)..colon].Trim('[', ']'), port);
         }
         return routes;
+    }
+
+    /// <summary>MetricsAllow as networks (a single address is a network of one).</summary>
+    public IReadOnlyList<IPNetwork> ParseMetricsAllow()
+    {
+        var networks = new List<IPNetwork>();
+        foreach (var entry in (MetricsAllow ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        {
+            if (IPNetwork.TryParse(entry, out var network)) networks.Add(network);
+            else if (IPAddress.TryParse(entry, out var address)) networks.Add(new IPNetwork(address, address.GetAddressBytes().Length * 8));
+            else throw new OptionsException($"MetricsAllow: '{entry}' is not an IP address or network (CIDR)");
+        }
+        return networks;
     }
 
     public static ServerOptions FromConfiguration(IConfigurationBuilder builder)
@@ -294,6 +311,7 @@ public sealed class ServerOptions
             }
         }
         ParseS2sRoutes();
+        ParseMetricsAllow();
         if (S2sConnectTimeoutSeconds < 1 || S2sIdleSeconds < 10)
             throw new OptionsException("S2sConnectTimeoutSeconds must be at least 1 and S2sIdleSeconds at least 10");
         if (MaxOutboundQueue < 16) throw new OptionsException("max outbound queue must be at least 16");
