@@ -37,6 +37,8 @@ public sealed class CandorHost : IAsyncDisposable
     private Task _operatorChanges = Task.CompletedTask;
     private Task _keyWatch = Task.CompletedTask;
     private Task _auditHeads = Task.CompletedTask;
+    private Task _certificateWatch = Task.CompletedTask;
+    private CertificateReload? _certificates;
 
     private CandorHost(WebApplication app, XmppServer server, ListenOptions c2s, ListenOptions? tls, ListenOptions? http, ListenOptions? https)
     {
@@ -105,7 +107,8 @@ public sealed class CandorHost : IAsyncDisposable
                 https = Listen(kestrel, options.Bind, options.HttpsPort, l =>
                 {
                     l.Protocols = HttpProtocols.Http1;
-                    l.UseHttps(certificate);
+                    // Per handshake, so that a reloaded certificate serves new connections at once.
+                    l.UseHttps((_, _, _, _) => ValueTask.FromResult(tls.Current!.HttpsOptions), state: tls);
                 });
         });
         var app = builder.Build();
@@ -130,6 +133,11 @@ public sealed class CandorHost : IAsyncDisposable
             throw new OptionsException($"cannot listen: {e.Message}");
         }
         host._operatorChanges = OperatorChanges.ApplyWhileRunningAsync(server, app.Lifetime.ApplicationStopping);
+        if (certificate is not null)
+        {
+            host._certificates = new CertificateReload(options, tls, server.LoggerFactory.CreateLogger<CertificateReload>());
+            host._certificateWatch = host._certificates.WatchAsync(app.Lifetime.ApplicationStopping);
+        }
         host._keyWatch = KeyWatch.RunAsync(storage, server.LoggerFactory.CreateLogger(typeof(KeyWatch)), app.Lifetime.ApplicationStopping);
         await audit.AppendAsync(AuditEntry.Actors.Server, AuditActions.ServerStarted, null, AuditActions.StartDetails(server));
         audit.SignHead();
@@ -175,6 +183,7 @@ public sealed class CandorHost : IAsyncDisposable
         await _operatorChanges;
         await Server.Hooks.Stopping.FireAsync(Server);
         await _keyWatch;
+        await _certificateWatch;
         await _auditHeads;
         await Server.Audit.AppendAsync(AuditEntry.Actors.Server, AuditActions.ServerStopped, null);
         Server.Audit.SignHead();
@@ -193,6 +202,9 @@ public sealed class CandorHost : IAsyncDisposable
         Server.Audit.AppendAsync(AuditEntry.Actors.Operator, result.Ok ? AuditActions.PolicyReloaded : AuditActions.PolicyReloadFailed, null, details).GetAwaiter().GetResult();
         return result;
     }
+
+    /// <summary>Loads the certificate and key again if their files changed (SIGHUP); new connections use them.</summary>
+    public string ReloadCertificate() => _certificates?.Reload() ?? "no certificate in use";
 
     public ValueTask DisposeAsync() => new(StopAsync());
 }

@@ -45,6 +45,8 @@ public sealed class ServerOptions
     public string? WebRoot { get; set; }
     public string? CertificateFile { get; set; }
     public string? KeyFile { get; set; }
+    /// <summary>Seconds between checks of the certificate and key files for a renewal, which is then loaded; 0: only on SIGHUP.</summary>
+    public int CertificateCheckSeconds { get; set; } = 60;
     /// <summary>c2s without TLS and SASL PLAIN on plain text. For loopback benchmarks only.</summary>
     public bool AllowPlaintext { get; set; }
     /// <summary>In-band account creation (XEP-0077).</summary>
@@ -288,6 +290,7 @@ public sealed class ServerOptions
         if (MaxStreamHeaderBytes < 512) throw new OptionsException("MaxStreamHeaderBytes must be at least 512");
         if (AuthenticationTimeoutSeconds < 1 || StreamHeaderTimeoutSeconds < 1 || TlsTimeoutSeconds < 1 || SaslTimeoutSeconds < 1)
             throw new OptionsException("AuthenticationTimeoutSeconds, StreamHeaderTimeoutSeconds, TlsTimeoutSeconds and SaslTimeoutSeconds must be at least 1");
+        if (CertificateCheckSeconds < 0) throw new OptionsException("CertificateCheckSeconds cannot be negative");
         if (TcpKeepAliveSeconds < 0) throw new OptionsException("TcpKeepAliveSeconds cannot be negative");
         if (MaxSaslFailuresPerStream < 1) throw new OptionsException("MaxSaslFailuresPerStream must be at least 1");
         if (AuthFailuresBeforeDelay < 0 || AuthMaxDelaySeconds < 0 || AuthFailureMemoryMinutes < 1)
