@@ -63,5 +63,5 @@ sed -e "s/@VERSION@/$VERSION/" -e "s/@ARCH@/$ARCH/" -e "s/@SIZE@/$SIZE/" "$ROOT/
 
 mkdir -p "$OUT"
 DEB=$OUT/candor_${VERSION}_${ARCH}.deb
-dpkg-deb --root-owner-group -Zxz --build "$PKG" "$DEB" >&2
+dpkg-deb --root-owner-group -Zgzip --build "$PKG" "$DEB" >&2
 echo "$DEB"
