@@ -121,7 +121,7 @@ public sealed class DebianPackageTests(ITestOutputHelper output) : IAsyncLifetim
         File.WriteAllText(control, System.Text.RegularExpressions.Regex.Replace(File.ReadAllText(control), @"(?m)^Version: (.*)$", "Version: $1+upgrade"));
         File.AppendAllText(Path.Combine(unpacked, "etc", "candor", "candor.json"), "// the packaged defaults changed\n");
         var upgrade = Path.Combine(_directory, "candor-upgrade.deb");
-        await MustAsync("dpkg-deb", "--root-owner-group", "--build", unpacked, upgrade);
+        await MustAsync("dpkg-deb", "--root-owner-group", "-Zgzip", "--build", unpacked, upgrade);
         await MustAsync("dpkg", "--force-confdef", "--force-confold", "-i", upgrade);
         Assert.Contains("// edited by the operator", File.ReadAllText(Config));
         Assert.Contains("// the packaged defaults changed", File.ReadAllText(Config + ".dpkg-dist"));
