@@ -39,6 +39,32 @@ public sealed class MobileInteropTests(ITestOutputHelper output)
     public Task Slixmpp_client_state_plugin_holds_presence_while_inactive() => RunScriptAsync("client_state.py");
 
     /// <summary>
+    /// scripts/kill_chat.py (issue 14's kill test): a steady two-way chat with stream management while the server is
+    /// killed with SIGKILL and started again on the same data; every message the server acknowledged with &lt;a/&gt;
+    /// is received, stored offline or in the recipient's archive (ArchiveDefault always), as docs/SECURITY.md promises.
+    /// </summary>
+    [Fact]
+    public async Task A_kill_9_under_a_steady_chat_loses_no_message_the_server_acknowledged()
+    {
+        await Tools.RequireSlixmppAsync();
+        await using var server = await CandorServer.StartAsync(output, environment: new Dictionary<string, string?> { ["CANDOR__ARCHIVEDEFAULT"] = "always" });
+        await server.AddUserAsync("alice@localhost", "alice-secret");
+        await server.AddUserAsync("bob@localhost", "bob-secret");
+        var portFile = Path.Combine(Directory.CreateTempSubdirectory("candor-kill-").FullName, "port");
+        await using var chat = ChildProcess.Start(Tools.Python,
+            [Tools.Script("kill_chat.py"), CandorServer.Host, server.C2sPort.ToString(),
+             "alice@localhost", "alice-secret", "bob@localhost", "bob-secret", "--port-file", portFile]);
+        Assert.True(await chat.WaitForOutputAsync("TRAFFIC", TimeSpan.FromSeconds(90)), $"no steady chat\n{chat.Output}\n{server.Transcript}");
+        await server.KillHardAsync();
+        await server.StartAsync();
+        await File.WriteAllTextAsync(portFile, server.C2sPort.ToString());
+        Assert.True(await chat.WaitForExitAsync(TimeSpan.FromMinutes(3)), $"kill_chat.py did not finish\n{chat.Output}\n{server.Transcript}");
+        output.WriteLine(chat.Output);
+        Assert.True(chat.ExitCode == 0 && chat.Output.Contains("PASS"), $"kill_chat.py failed\n{chat.Output}\n{server.Transcript}");
+        Directory.Delete(Path.GetDirectoryName(portFile)!, recursive: true);
+    }
+
+    /// <summary>
     /// Two profanity clients on one account (issue 14's carbons test): both log in without a carbons error, and a
     /// message typed in the first shows in the second (a sent carbon), while slixmpp receives it as bob.
     /// </summary>

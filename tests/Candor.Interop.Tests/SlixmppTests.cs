@@ -33,7 +33,7 @@ public sealed class SlixmppTests(ITestOutputHelper output)
 
     /// <summary>
     /// scripts/mam_paging.py: slixmpp's xep_0313 plugin pages through an archive of 65 messages forward (RSM after) and
-    /// backward (RSM before) in pages of 25, and filters it by 'with' and by start and end time.
+    /// backward (RSM before) in pages of 25, and filters it by 'with' (a bare and a full JID) and by start and end time.
     /// </summary>
     [Fact]
     public async Task Mam_pages_through_the_archive_both_ways_and_filters_by_with_and_time()

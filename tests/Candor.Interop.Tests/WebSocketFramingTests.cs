@@ -230,9 +230,19 @@ public sealed class WebSocketFramingTests(WebSocketServerFixture fixture, ITestO
         using var http = Https();
         foreach (var (baseUri, expected) in new[]
         {
-            // A loopback browser may use plain ws:// on the port it asked; wss:// on the HTTPS port works for everyone.
-            ($"http://{CandorServer.Host}:{Server.HttpPort}", new[] { Ws.ToString(), Wss.ToString() }),
-            ($"https://{CandorServer.Host}:{Server.HttpsPort}", new[] { Wss.ToString() }),
+            // A loopback browser may use plain ws:// (and http:// for BOSH) on the port it asked; wss:// and https:// on
+            // the HTTPS port work for everyone. WebSocket first, then BOSH.
+            ($"http://{CandorServer.Host}:{Server.HttpPort}", new[]
+            {
+                ("urn:xmpp:alt-connections:websocket", Ws.ToString()), ("urn:xmpp:alt-connections:websocket", Wss.ToString()),
+                ("urn:xmpp:alt-connections:xbosh", $"http://{CandorServer.Host}:{Server.HttpPort}/http-bind"),
+                ("urn:xmpp:alt-connections:xbosh", $"https://{CandorServer.Host}:{Server.HttpsPort}/http-bind"),
+            }),
+            ($"https://{CandorServer.Host}:{Server.HttpsPort}", new[]
+            {
+                ("urn:xmpp:alt-connections:websocket", Wss.ToString()),
+                ("urn:xmpp:alt-connections:xbosh", $"https://{CandorServer.Host}:{Server.HttpsPort}/http-bind"),
+            }),
         })
         {
             var xrd = await http.GetAsync($"{baseUri}/.well-known/host-meta");
@@ -242,16 +252,14 @@ public sealed class WebSocketFramingTests(WebSocketServerFixture fixture, ITestO
             XNamespace xrdNs = "http://docs.oasis-open.org/ns/xri/xrd-1.0";
             Assert.Equal(xrdNs + "XRD", doc.Root!.Name);
             var links = doc.Root.Elements(xrdNs + "Link").ToList();
-            Assert.All(links, link => Assert.Equal("urn:xmpp:alt-connections:websocket", (string?)link.Attribute("rel")));
-            Assert.Equal(expected, links.Select(link => (string?)link.Attribute("href")));
+            Assert.Equal(expected, links.Select(link => ((string)link.Attribute("rel")!, (string)link.Attribute("href")!)));
 
             var json = await http.GetAsync($"{baseUri}/.well-known/host-meta.json");
             Assert.Equal(HttpStatusCode.OK, json.StatusCode);
             Assert.Equal("application/json", json.Content.Headers.ContentType?.MediaType);
             using var parsed = JsonDocument.Parse(await json.Content.ReadAsStringAsync());
             var jsonLinks = parsed.RootElement.GetProperty("links").EnumerateArray().ToList();
-            Assert.All(jsonLinks, link => Assert.Equal("urn:xmpp:alt-connections:websocket", link.GetProperty("rel").GetString()));
-            Assert.Equal(expected, jsonLinks.Select(link => link.GetProperty("href").GetString()));
+            Assert.Equal(expected, jsonLinks.Select(link => (link.GetProperty("rel").GetString()!, link.GetProperty("href").GetString()!)));
         }
     }
 
@@ -276,9 +284,13 @@ public sealed class WebSocketFramingTests(WebSocketServerFixture fixture, ITestO
             Assert.DoesNotContain("{{", html);
             var csp = string.Join(";", page.Headers.GetValues("Content-Security-Policy"));
             Assert.Contains("default-src 'none'", csp);
-            Assert.Contains($"connect-src 'self' {websocket}", csp);
+            // Beside the page's own origin only this server's upload service (XEP-0363), for sending and showing files.
+            var uploads = $"https://localhost:{Server.HttpsPort}";
+            Assert.Contains($"connect-src 'self' {websocket} {uploads}", csp);
+            Assert.Contains($"img-src 'self' data: blob: {uploads}", csp);
             Assert.Contains("script-src 'self' 'wasm-unsafe-eval'", csp);
-            Assert.DoesNotContain("http", csp.Replace(websocket, ""));
+            Assert.DoesNotContain("http", csp.Replace(websocket, "").Replace(uploads, ""));
+            Assert.Contains("<meta name=\"candor-upload-host\" content=\"localhost\">", html);
             Assert.Equal("no-referrer", string.Join("", page.Headers.GetValues("Referrer-Policy")));
 
             var script = await http.GetAsync($"{baseUri}/converse/converse.min.js");

@@ -248,6 +248,35 @@ public class ArchiveTests(ServerFixture server) : IClassFixture<ServerFixture>
     }
 
     [Fact]
+    public async Task A_full_jid_with_matches_only_the_messages_exchanged_with_that_resource()
+    {
+        await using var phone = await server.OnlineClientAsync("alice", resource: "phone");
+        var alice = phone.Bare.Local!;
+        await using var laptop = await server.ClientAsync(alice, resource: "laptop");
+        await laptop.SendPresenceAsync();
+        await using var bob = await server.OnlineClientAsync("bob");
+        await phone.SendMessageAsync(bob.Bare, "from the phone", requestReceipt: false);
+        await bob.ExpectMessageAsync("from the phone");
+        await laptop.SendMessageAsync(bob.Bare, "from the laptop", requestReceipt: false);
+        await bob.ExpectMessageAsync("from the laptop");
+        await bob.SendMessageAsync(phone.Full, "to the phone", requestReceipt: false);
+        await phone.ExpectMessageAsync("to the phone");
+        await bob.SendMessageAsync(ServerFixture.JidOf(alice), "to alice", requestReceipt: false);
+
+        // §4.1.1: in bob's archive a full JID matches the messages from and to that resource only, a bare JID all.
+        Assert.Equal(["from the phone", "to the phone"], (await QueryAsync(bob, Form(("with", phone.Full.ToString())))).Bodies);
+        Assert.Equal(["from the laptop"], (await QueryAsync(bob, Form(("with", laptop.Full.ToString())))).Bodies);
+        var bare = await QueryAsync(bob, Form(("with", phone.Bare.ToString())));
+        Assert.Equal(["from the phone", "from the laptop", "to the phone", "to alice"], bare.Bodies);
+        var resource = await QueryAsync(bob, Form(("with", phone.Full.ToString())), rsm: "<max>1</max>");
+        Assert.Equal(2, resource.Count);
+        Assert.False(resource.Complete);
+        // In alice's archive, bob has sent from one resource only: his full JID matches what he sent, not what was sent to his bare JID.
+        Assert.Equal(["to the phone", "to alice"], (await QueryAsync(phone, Form(("with", bob.Full.ToString())))).Bodies);
+        Assert.Empty((await QueryAsync(phone, Form(("with", bob.Bare.WithResource("elsewhere").ToString())))).Items);
+    }
+
+    [Fact]
     public async Task Unknown_ids_fields_and_other_accounts_are_refused_with_the_errors_of_the_xep()
     {
         await using var alice = await server.OnlineClientAsync("alice");
@@ -399,7 +428,8 @@ public class ArchiveTests(ServerFixture server) : IClassFixture<ServerFixture>
                     await bobClient.BecomeAvailableAsync();
                     await SendAllAsync(alice, bobClient, 2, "recent");
                 }
-                // Older entries, as if archived three days and one day ago.
+                // Older entries, as if archived three days and one day ago, written after the writer's queue.
+                await first.Host.Server.Archive!.WhenWritten();
                 var now = DateTimeOffset.UtcNow;
                 await first.Host.Server.Storage.OpenArchive("archive").AppendBatchAsync(
                 [

@@ -20,6 +20,30 @@ public sealed class ExternalServicesTests
         (await client.RequestAsync($"<iq type='get' to='localhost' id='{{id}}'><services xmlns='{Ns}'/></iq>")).AssertError("service-unavailable");
     }
 
+    /// <summary>Issue 17: the XEP-0504 data policy in disco#info states upload retention and limits, and that call media never passes the server.</summary>
+    [Fact]
+    public async Task The_data_policy_form_states_upload_retention_and_limits_and_that_the_server_never_sees_call_media()
+    {
+        await using var server = await ServerFixture.StartAsync(o =>
+        {
+            o.TurnHost = "turn.example.org";
+            o.TurnSecret = "s3cret";
+            o.UploadMaxBytes = 5_000_000;
+            o.UploadQuotaBytes = 9_000_000;
+            o.UploadRetentionDays = 7;
+        });
+        await using var client = await server.OnlineUserAsync();
+        var info = await client.RequestAsync("<iq type='get' to='localhost' id='{id}'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>");
+        var form = info.FirstElement!.Elements.Single(x => x.Name == "x"
+            && x.Elements.Any(f => f.GetAttribute("var") == "FORM_TYPE" && f.GetChildText("value", "jabber:x:data") == "urn:xmpp:data-policy:0"));
+        var extra = form.Elements.Single(f => f.GetAttribute("var") == "extra_info").Elements.Select(v => v.Text).ToList();
+        Assert.Contains(extra, line => line.StartsWith("Files uploaded with HTTP File Upload (XEP-0363)")
+                                       && line.Contains("7 days after the upload, then deleted; at most 5000000 bytes per file and 9000000 bytes per account"));
+        Assert.Contains(extra, line => line.StartsWith("Calls (Jingle audio and video)")
+                                       && line.Contains("call media goes between the clients or through the relay at turn.example.org and never through this server")
+                                       && line.Contains("nothing is stored"));
+    }
+
     [Fact]
     public async Task Stun_and_turn_with_turns_are_listed_with_credentials_that_expire_after_the_ttl()
     {

@@ -135,6 +135,34 @@ public class MessageTests(ServerFixture server) : IClassFixture<ServerFixture>
         await second.ExpectNoStanzaAsync(TimeSpan.FromMilliseconds(300), e => e.IsMessage());
     }
 
+    /// <summary>
+    /// A message routed while the recipient is not yet available is stored offline; if its initial presence took the
+    /// offline queue meanwhile, the message must still reach it now, not at its next login. Repeated to meet the race.
+    /// </summary>
+    [Fact]
+    public async Task A_message_stored_offline_while_the_recipient_comes_online_is_delivered_at_once()
+    {
+        var bob = await server.CreateUserAsync("bob");
+        await using var alice = await server.OnlineUserAsync("alice");
+        for (var i = 0; i < 100; i++)
+        {
+            var body = $"race {i}";
+            await using (var phone = await server.LoginAsync(bob, "phone"))
+            {
+                await Task.WhenAll(
+                    alice.SendAsync($"<message to='{bob}@localhost' type='chat'><body>{body}</body></message>"),
+                    phone.SendAsync("<presence/>"));
+                await phone.ExpectMessageAsync(body, TimeSpan.FromSeconds(3));
+            }
+            // The next message must find bob gone, not a closing session.
+            for (var wait = 0; server.Host.Server.Sessions.Get(bob).Count > 0; wait++)
+            {
+                Assert.True(wait < 100, "the session did not end");
+                await Task.Delay(20);
+            }
+        }
+    }
+
     [Fact]
     public async Task Offline_messages_go_to_one_of_two_resources_coming_online_at_once_never_both()
     {

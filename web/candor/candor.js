@@ -41,7 +41,10 @@ converse.initialize({
     authentication: 'login',
     auto_login: false,
     auto_reconnect: true,
-    websocket_url: meta('websocket-url'),
+    // WebSocket, or BOSH (XEP-0206) for networks whose proxies break WebSockets: open the page as /?transport=bosh.
+    ...(new URLSearchParams(location.search).get('transport') === 'bosh'
+        ? { bosh_service_url: meta('bosh-url') }
+        : { websocket_url: meta('websocket-url') }),
     discover_connection_methods: false,
     default_domain: domain,
     allow_registration: meta('allow-registration') === 'true',
@@ -53,8 +56,9 @@ converse.initialize({
     use_system_emojis: true,
     emoji_image_path: '/converse/images',
     // Nothing fetched from links in messages: no inline remote images, audio or video, no HEAD requests,
-    // no embedded YouTube/Spotify players. Links stay links.
-    render_media: false,
+    // no embedded YouTube/Spotify players. Links stay links, except to files uploaded to this server (XEP-0363),
+    // which show inline.
+    render_media: meta('upload-host') ? [meta('upload-host')] : false,
     fetch_url_headers: false,
     embed_3rd_party_media_players: false,
     // The contact and registration forms would fetch lists of public providers from data.xmpp.net.

@@ -16,13 +16,14 @@ public static class Bind2
     public const string Namespace = "urn:xmpp:bind:0";
     private const int MaxTagLength = 64;
 
-    /// <summary>What &lt;authentication/&gt; advertises: &lt;inline&gt;&lt;bind/&gt;&lt;/inline&gt; with the features that can be enabled with it.</summary>
+    /// <summary>What &lt;authentication/&gt; advertises: &lt;inline&gt; with &lt;bind/&gt; (and the features that can be enabled with it) and stream resumption.</summary>
     public static Element Inline()
     {
         var features = new Element("inline", Namespace);
         foreach (var feature in (string[])[CarbonsModule.Namespace, ClientStateModule.Namespace, StreamManagementModule.Namespace])
             features.AddChild("feature").SetAttribute("var", feature);
-        return new Element("inline", Ns.Sasl2).Add(new Element("bind", Namespace).Add(features));
+        // XEP-0198 1.6.1: <sm/> offers stream resumption inline in <authenticate/>.
+        return new Element("inline", Ns.Sasl2).Add(new Element("bind", Namespace).Add(features)).Add(new Element("sm", StreamManagementModule.Namespace));
     }
 
     /// <summary>§3: the server chooses the resource; the client's tag (trimmed, at most 64 characters) starts it.</summary>

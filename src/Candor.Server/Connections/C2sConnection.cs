@@ -36,6 +36,7 @@ internal sealed class C2sConnection : C2sStream
         _parser = new XmppStreamParser(server.Xml);
     }
 
+    public override string TransportName => "TCP";
     public override bool IsSecure => _ssl is not null;
 
     public override string? TlsProtocol => _ssl?.SslProtocol switch
@@ -116,6 +117,7 @@ internal sealed class C2sConnection : C2sStream
         var credentials = _tls.Current!;
         await ssl.AuthenticateAsServerAsync(_directTls ? credentials.DirectOptions : credentials.StartTlsOptions, Lifetime.Token);
         Progress(LoginPhase.Secured);
+        TlsBuffers.ReleaseWhenIdle(ssl);
         _ssl = ssl;
         _channelBinding = credentials.ChannelBinding;
         // Zero-byte reads: an idle TLS connection waits for data without holding a read buffer (its memory

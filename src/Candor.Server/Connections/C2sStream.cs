@@ -1,7 +1,6 @@
 using System.Net;
 using System.Security.Authentication;
 using System.Security.Cryptography;
-using System.Threading.Channels;
 using Candor.Server.Core;
 using Candor.Server.Modules.ClientState;
 using Candor.Server.Modules.StreamManagement;
@@ -14,25 +13,30 @@ using Microsoft.Extensions.Logging;
 namespace Candor.Server.Connections;
 
 /// <summary>
-/// A client-to-server stream, whatever carries it (RFC 6120 over TCP, RFC 7395 over WebSocket): stream
+/// A client-to-server stream, whatever carries it (RFC 6120 over TCP, RFC 7395 over WebSocket, XEP-0206 over BOSH): stream
 /// header checks, features, SASL, resource binding, then stanzas handed to <see cref="SessionInput"/>.
 /// The transport reads and calls <see cref="OnStreamOpen"/>, <see cref="OnElementAsync"/> and
-/// <see cref="Close"/>; everything written goes through one bounded queue drained by one writer loop,
-/// which batches what is queued into one flush.
+/// <see cref="Close"/>; everything written goes through one bounded queue. Whoever queues into an idle stream
+/// writes and flushes at once on its own thread (no hand-off for the common case); what is queued meanwhile is
+/// written by that same writer, after one yield to the thread pool, in one batch and one flush.
 /// </summary>
 internal abstract partial class C2sStream : ISmConnection
 {
     protected readonly XmppServer Server;
     protected readonly ILogger Logger;
-    private readonly Channel<Node> _outbound;
     private string _streamId = "";
     protected readonly CancellationTokenSource Lifetime = new();
 
+    /// <summary>The stream's SASL negotiation, until a session is bound or resumed.</summary>
     private SaslNegotiator? _sasl;
+    /// <summary>The authenticated localpart.</summary>
+    private string? _user;
     /// <summary>A SASL2 exchange is under way: until it ends, nothing but its elements may come (XEP-0388 §2.5).</summary>
     private bool _inSasl2Exchange;
     /// <summary>The XEP-0386 &lt;bind/&gt; of the SASL2 &lt;authenticate/&gt; in progress, if it had one.</summary>
     private Element? _bind2;
+    /// <summary>The XEP-0198 &lt;resume/&gt; of that &lt;authenticate/&gt;, if it had one.</summary>
+    private Element? _inlineResume;
     /// <summary>The 'from' of the peer's current stream header.</summary>
     private string? _streamFrom;
     private Session? _session;
@@ -44,28 +48,23 @@ internal abstract partial class C2sStream : ISmConnection
     private Element? _closingCondition;
     private Element? _closingError;
     private int _closing;
-    private Task _writer = Task.CompletedTask;
 
     protected C2sStream(XmppServer server, IPAddress? remoteAddress)
     {
         Server = server;
         Logger = server.LoggerFactory.CreateLogger(GetType());
-        _outbound = Channel.CreateBounded<Node>(new BoundedChannelOptions(server.Options.MaxOutboundQueue)
-        {
-            SingleReader = true,
-            FullMode = BoundedChannelFullMode.Wait,
-        });
         RemoteAddress = remoteAddress is null ? IPAddress.None : remoteAddress.IsIPv4MappedToIPv6 ? remoteAddress.MapToIPv4() : remoteAddress;
     }
 
     public IPAddress RemoteAddress { get; }
+    public abstract string TransportName { get; }
     public abstract bool IsSecure { get; }
     public abstract string? TlsProtocol { get; }
-    protected bool Authenticated => _sasl?.User is not null;
+    protected bool Authenticated => _user is not null;
     /// <summary>A resource is bound on this stream (for the metrics' session count).</summary>
     internal bool IsBound => _session is not null;
-    /// <summary>Items waiting in the outbound queue (for the metrics' queue gauges).</summary>
-    internal int QueueLength => _outbound.Reader.Count;
+    /// <summary>Items waiting in the outbound queue (for the metrics' queue gauges; read without the lock, a gauge may lag).</summary>
+    internal int QueueLength => _queue.Count;
     protected bool Closing => _closing != 0;
     /// <summary>Our header for the current stream has been queued (reset on every stream restart).</summary>
     protected bool HeaderSent { get; set; }
@@ -96,7 +95,6 @@ internal abstract partial class C2sStream : ISmConnection
     /// <summary>Runs the stream to its end; the returned task is the connection's lifetime.</summary>
     public async Task RunAsync()
     {
-        _writer = WriteLoopAsync();
         Server.Streams.TryAdd(this, 0);
         // Counted, with a deadline per login phase, until a resource is bound; idle sessions then carry no timer at all.
         _login = Server.ConnectionLimits.TryEnter(RemoteAddress, EndLogin, out var refusal);
@@ -128,7 +126,7 @@ internal abstract partial class C2sStream : ISmConnection
         {
             Server.Streams.TryRemove(this, out _);
             LeaveUnauthenticated();
-            _outbound.Writer.TryComplete();
+            EndQueue();
             await EndSessionAsync();
             await AwaitWriterAsync();
             DisposeTransport();
@@ -191,7 +189,9 @@ internal abstract partial class C2sStream : ISmConnection
         return header;
     }
 
-    private Element StreamFeatures()
+    private Element StreamFeatures() => StreamFeatures(bound: _session is not null);
+
+    private Element StreamFeatures(bool bound)
     {
         var features = new Element("features", Ns.Stream);
         if (CanStartTls && !Authenticated)
@@ -211,7 +211,7 @@ internal abstract partial class C2sStream : ISmConnection
                 if (contribute() is { } feature) features.Add(feature);
             return features;
         }
-        if (_session is null)
+        if (!bound)
         {
             features.AddChild("bind", Ns.Bind);
             features.AddChild("session", Ns.Session).AddChild("optional");
@@ -248,6 +248,10 @@ internal abstract partial class C2sStream : ISmConnection
         {
             if (element.Namespace == StreamManagementModule.Namespace)
             {
+                // An <a/> says the counted messages are safe: those archived must be durable first (a kill -9
+                // after the ack loses none of them). Waits only while a batch is being written.
+                if (element.Name == "r" && _sm is not null && Server.Archive?.WhenWritten() is { IsCompleted: false } writing)
+                    await writing.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
                 OnStreamManagement(element);
                 return false;
             }
@@ -331,26 +335,35 @@ internal abstract partial class C2sStream : ISmConnection
 
     private void OnResume(Element element)
     {
+        if (Resume(element, null) is { } failed) Enqueue(failed);
+    }
+
+    /// <summary>Resumes the session <paramref name="element"/> names (see <see cref="SmSession.Resume"/>); the &lt;failed/&gt; to answer when it cannot.</summary>
+    private Element? Resume(Element element, Func<SmSession, Element, Element[]>? announce)
+    {
         var h = ParseH(element);
-        var sm = element.GetAttribute("previd") is { } previd ? Server.StreamManagement.Find(previd, _sasl!.User!) : null;
+        var sm = element.GetAttribute("previd") is { } previd ? Server.StreamManagement.Find(previd, _user!) : null;
         var sent = 0u;
-        var outcome = sm?.Resume(this, h, out sent) ?? SmSession.ResumeOutcome.Gone;
-        if (outcome == SmSession.ResumeOutcome.HandledCountTooHigh)
-        {
-            Enqueue(SmFailed(StanzaError.UndefinedCondition).Add(HandledCountTooHigh(h, sent)));
-            return;
-        }
-        if (outcome == SmSession.ResumeOutcome.Gone)
-        {
-            Enqueue(SmFailed(StanzaError.ItemNotFound));
-            return;
-        }
+        var outcome = sm?.Resume(this, h, out sent, announce is null ? null : resumed => announce(sm, resumed)) ?? SmSession.ResumeOutcome.Gone;
+        if (outcome == SmSession.ResumeOutcome.HandledCountTooHigh) return SmFailed(StanzaError.UndefinedCondition).Add(HandledCountTooHigh(h, sent));
+        if (outcome == SmSession.ResumeOutcome.Gone) return SmFailed(StanzaError.ItemNotFound);
         _sm = sm;
         _session = sm!.Session;
+        _sasl = null;
         // XEP-0352 §4: a new stream starts active.
         (_session.Transport as CsiTransport)?.SetInactive(false);
         LeaveUnauthenticated();
         Log.Resumed(Logger, _session.Jid, RemoteAddress);
+        return null;
+    }
+
+    /// <summary>The SASL2 success of an inline resumption: it names the resumed session's full JID and carries &lt;resumed/&gt;.</summary>
+    private static Element ResumedSuccess(Element success, SmSession sm, Element resumed)
+    {
+        var identifier = success.GetChild("authorization-identifier", Ns.Sasl2)!;
+        identifier.ClearChildren();
+        identifier.AddText(sm.Session.Jid.ToString());
+        return success.Add(resumed);
     }
 
     private static uint ParseH(Element element) =>
@@ -379,38 +392,53 @@ internal abstract partial class C2sStream : ISmConnection
     private async ValueTask OnSaslAsync(Element element)
     {
         // XEP-0388 §3.8: once authenticated, a further <authenticate/> (or <auth/>) is a stream error.
-        if (Authenticated || _sasl is null)
+        if (Authenticated || _sasl is not { } sasl)
             throw new StreamErrorException(StreamErrors.PolicyViolation, "SASL is not available now");
         var sasl2 = element.Namespace == Ns.Sasl2;
-        if (_sasl.InProgress && sasl2 != _inSasl2Exchange)
+        if (sasl.InProgress && sasl2 != _inSasl2Exchange)
             throw new StreamErrorException(StreamErrors.PolicyViolation, "an exchange in the other SASL profile is in progress");
         var (step, reply) = sasl2
-            ? await SaslProfiles.HandleSasl2Async(_sasl, element, Server.Domain, _streamFrom)
-            : await SaslProfiles.HandleRfc6120Async(_sasl, element);
+            ? await SaslProfiles.HandleSasl2Async(sasl, element, Server.Domain, _streamFrom)
+            : await SaslProfiles.HandleRfc6120Async(sasl, element);
         var outcome = step.Outcome;
+        if (outcome == SaslOutcome.Success) _user = sasl.User;
         _inSasl2Exchange = sasl2 && outcome == SaslOutcome.Continue;
-        if (sasl2 && element.Name == "authenticate") _bind2 = element.GetChild("bind", Bind2.Namespace);
-        var bound = outcome == SaslOutcome.Success && sasl2 && _bind2 is { } request ? BindInline(request, reply) : null;
+        if (sasl2 && element.Name == "authenticate")
+        {
+            _bind2 = element.GetChild("bind", Bind2.Namespace);
+            _inlineResume = element.GetChild("resume", StreamManagementModule.Namespace);
+        }
+        var inline = outcome == SaslOutcome.Success && sasl2;
+        // XEP-0198 1.6.1 "SASL2 and Bind 2": an inline resumption is tried first; once it succeeds, the success carries <resumed/>
+        // and the features, the unacknowledged stanzas follow, and any Bind 2 request is ignored. When it fails,
+        // the success carries <failed/> and binding goes on as if no resumption had been asked for.
+        var resumed = false;
+        if (inline && _inlineResume is { } resume)
+        {
+            if (Resume(resume, (sm, r) => [ResumedSuccess(reply, sm, r), StreamFeatures(bound: true)]) is { } failed) reply.Add(failed);
+            else resumed = true;
+        }
+        var bound = inline && !resumed && _bind2 is { } request ? BindInline(request, reply) : null;
         // Enqueued as they are: with stream management enabled inline, Send would count them as stanzas.
-        Enqueue(reply);
+        if (!resumed) Enqueue(reply);
         if (outcome == SaslOutcome.Success)
         {
-            Log.Authenticated(Logger, _sasl.User!, RemoteAddress, _sasl.Mechanism!, sasl2 ? "XEP-0388" : "RFC 6120");
-            Server.Metrics.Login(_sasl.Mechanism!);
+            Log.Authenticated(Logger, _user!, RemoteAddress, sasl.Mechanism!, sasl2 ? "XEP-0388" : "RFC 6120");
+            Server.Metrics.Login(sasl.Mechanism!);
             Progress(LoginPhase.Authenticated);
             if (bound is not null) await StartInlineSessionAsync(bound);
             // RFC 6120 restarts the stream; XEP-0388 does not: the new features follow the success at once (§2.6.1).
-            if (sasl2) Enqueue(StreamFeatures());
-            else OnStreamRestart();
+            if (!sasl2) OnStreamRestart();
+            else if (!resumed) Enqueue(StreamFeatures());
         }
         else if (outcome == SaslOutcome.Failure)
         {
-            Server.Metrics.LoginFailed(_sasl.AttemptedMechanism, step.Failure.ToElementName());
+            Server.Metrics.LoginFailed(sasl.AttemptedMechanism, step.Failure.ToElementName());
             if (step.WrongCredentials) Log.AuthenticationFailed(Logger, RemoteAddress, step.Failure.ToElementName(), step.Text ?? "");
             else Log.NegotiationFailed(Logger, RemoteAddress, step.Failure.ToElementName(), step.Text ?? "");
         }
         // RFC 6120 §6.4.5: a configurable number of retries, then policy-violation.
-        if (outcome == SaslOutcome.Failure && _sasl.Failures >= Server.Options.MaxSaslFailuresPerStream)
+        if (outcome == SaslOutcome.Failure && sasl.Failures >= Server.Options.MaxSaslFailuresPerStream)
             throw new StreamErrorException(StreamErrors.PolicyViolation, "too many failed authentication attempts");
     }
 
@@ -422,14 +450,14 @@ internal abstract partial class C2sStream : ISmConnection
         Jid full;
         try
         {
-            full = Jid.Create(_sasl!.User, Server.Domain.Domain, string.IsNullOrEmpty(requested) ? NewResource() : requested);
+            full = Jid.Create(_user, Server.Domain.Domain, string.IsNullOrEmpty(requested) ? NewResource() : requested);
         }
         catch (JidFormatException)
         {
             Send(Stanza.ErrorFor(iq, StanzaError.BadRequest, "invalid resource"));
             return;
         }
-        var session = new Session(this, full, _sasl.Mechanism!, _sasl.UserAgent);
+        var session = new Session(this, full, _sasl!.Mechanism!, _sasl.UserAgent);
         if (!Server.Sessions.TryAdd(session, Server.Options.MaxSessionsPerAccount, out var replaced))
         {
             // RFC 6120 §7.6.2.1: the account has as many resources bound as it may have.
@@ -446,6 +474,8 @@ internal abstract partial class C2sStream : ISmConnection
         // RFC 6120 §7.7.2.2: the new session wins; the old one is told why it ends.
         replaced?.Close(StreamErrors.Conflict, "replaced by a new session with the same resource");
         _session = session;
+        // What SASL kept (its exchange state, the claimed identity) is not needed any more.
+        _sasl = null;
         LeaveUnauthenticated();
         if (result is not null) Send(result);
         Log.Bound(Logger, session.Jid, RemoteAddress);
@@ -459,17 +489,17 @@ internal abstract partial class C2sStream : ISmConnection
     /// </summary>
     private Session? BindInline(Element request, Element success)
     {
-        if (Server.Sessions.Get(_sasl!.User!).Count >= Server.Options.MaxSessionsPerAccount) return null;
+        if (Server.Sessions.Get(_user!).Count >= Server.Options.MaxSessionsPerAccount) return null;
         Jid full;
         try
         {
-            full = Jid.Create(_sasl.User, Server.Domain.Domain, Bind2.Resource(request));
+            full = Jid.Create(_user, Server.Domain.Domain, Bind2.Resource(request));
         }
         catch (JidFormatException)
         {
-            full = Jid.Create(_sasl.User, Server.Domain.Domain, NewResource());
+            full = Jid.Create(_user, Server.Domain.Domain, NewResource());
         }
-        var session = new Session(this, full, _sasl.Mechanism!, _sasl.UserAgent);
+        var session = new Session(this, full, _sasl!.Mechanism!, _sasl.UserAgent);
         var identifier = success.GetChild("authorization-identifier", Ns.Sasl2)!;
         identifier.ClearChildren();
         identifier.AddText(full.ToString());
@@ -556,13 +586,36 @@ internal abstract partial class C2sStream : ISmConnection
             Close(StreamErrors.PolicyViolation, "too much data queued: the client is not reading");
             return;
         }
-        if (!_outbound.Writer.TryWrite(item))
+        bool queued, startWriter = false;
+        lock (_queueLock)
+        {
+            queued = !_queueEnded && _queue.Count < Server.Options.MaxOutboundQueue;
+            if (queued)
+            {
+                _queue.Enqueue(item);
+                startWriter = !_writing;
+                _writing = true;
+            }
+        }
+        if (startWriter)
+        {
+            _ = WriteQueuedAsync(yieldFirst: false);
+        }
+        else if (!queued)
         {
             Interlocked.Add(ref _queuedBytes, -weight);
             Close(StreamErrors.PolicyViolation, "too many stanzas queued: the client is not reading");
         }
     }
 
+    private readonly Lock _queueLock = new();
+    private readonly Queue<Node> _queue = new();
+    /// <summary>A writer owns the transport's output (guarded by <see cref="_queueLock"/>).</summary>
+    private bool _writing;
+    /// <summary>Nothing more is queued: once the queue is written, the stream ends (guarded by <see cref="_queueLock"/>).</summary>
+    private bool _queueEnded;
+    /// <summary>Made when the queue ends; completed when the end of the stream has been written, or writing failed.</summary>
+    private TaskCompletionSource? _written;
     private long _queuedBytes;
 
     /// <summary>What a queued item weighs: its size as received, or a small estimate for what the server built itself.</summary>
@@ -575,16 +628,38 @@ internal abstract partial class C2sStream : ISmConnection
         return marker.Flushed.Task;
     }
 
-    private async Task WriteLoopAsync()
+    /// <summary>Nothing more will be queued: the writer ends the stream after what is queued.</summary>
+    private void EndQueue()
     {
-        var reader = _outbound.Reader;
+        lock (_queueLock)
+        {
+            if (_queueEnded) return;
+            _written = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            _queueEnded = true;
+            if (_writing) return;
+            _writing = true;
+        }
+        _ = WriteQueuedAsync(yieldFirst: false);
+    }
+
+    /// <summary>
+    /// Writes what is queued, one flush per batch, until the queue is empty; the first batch on the thread that
+    /// queued into the idle stream, later ones from the thread pool, so that no sender writes for others for long.
+    /// </summary>
+    private async Task WriteQueuedAsync(bool yieldFirst)
+    {
         try
         {
-            while (await reader.WaitToReadAsync())
+            while (true)
             {
+                if (yieldFirst) await Task.Yield();
+                yieldFirst = true;
                 FlushItem? flushed = null;
-                while (reader.TryRead(out var item))
+                while (true)
                 {
+                    Node? item;
+                    lock (_queueLock)
+                        if (!_queue.TryDequeue(out item)) break;
                     if (item is FlushItem marker)
                     {
                         flushed = marker;
@@ -596,18 +671,37 @@ internal abstract partial class C2sStream : ISmConnection
                 }
                 await FlushAsync();
                 flushed?.Flushed.TrySetResult();
+                lock (_queueLock)
+                {
+                    if (_queue.Count > 0) continue;
+                    if (!_queueEnded)
+                    {
+                        _writing = false;
+                        return;
+                    }
+                }
+                if (_closingError is not null || HeaderSent)
+                {
+                    WriteClose(_closingError, HeaderSent);
+                    await FlushAsync();
+                }
+                await CompleteOutputAsync();
+                _written!.TrySetResult();
+                return;
             }
-            if (_closingError is not null || HeaderSent)
-            {
-                WriteClose(_closingError, HeaderSent);
-                await FlushAsync();
-            }
-            await CompleteOutputAsync();
         }
         catch (Exception e) when (e is IOException or ObjectDisposedException or InvalidOperationException or OperationCanceledException
                                        or ConnectionResetException or System.Net.WebSockets.WebSocketException)
         {
+            // The writer stays "busy" for good: nothing more can be written to this connection.
             Abort();
+            _written!.TrySetResult();
+        }
+        catch (Exception e)
+        {
+            Log.Crashed(Logger, e);
+            Abort();
+            _written!.TrySetResult();
         }
     }
 
@@ -630,7 +724,7 @@ internal abstract partial class C2sStream : ISmConnection
         // Unbound at once, not when the read loop ends: until then stanzas for this resource would be routed to a
         // session that no longer queues anything and vanish; unbound, they take the offline route (RFC 6121 §8.5.3).
         if (_session is { } closing) Server.Sessions.Remove(closing);
-        _outbound.Writer.TryComplete();
+        EndQueue();
         // The writer sends what is queued, the error and the end of the stream; the peer then has a
         // moment to close its side before reading stops.
         Lifetime.CancelAfter(TimeSpan.FromSeconds(5));
@@ -641,7 +735,7 @@ internal abstract partial class C2sStream : ISmConnection
         Interlocked.Exchange(ref _closing, 1);
         // A resumable session outlives its connection (XEP-0198); EndSessionAsync decides.
         if (_sm?.Id is null) _session?.MarkClosed();
-        _outbound.Writer.TryComplete();
+        EndQueue();
         Lifetime.Cancel();
         AbortTransport();
     }
@@ -650,7 +744,7 @@ internal abstract partial class C2sStream : ISmConnection
     {
         try
         {
-            await _writer.WaitAsync(TimeSpan.FromSeconds(5));
+            await _written!.Task.WaitAsync(TimeSpan.FromSeconds(5));
         }
         catch (TimeoutException)
         {

@@ -36,6 +36,7 @@ internal sealed class WebSocketC2sConnection : C2sStream
         _channelBinding = !_secure ? null : negotiated is null ? tls.ChannelBinding : ChannelBinding.TlsServerEndPoint(negotiated);
     }
 
+    public override string TransportName => "WebSocket";
     public override bool IsSecure => _secure;
     public override string? TlsProtocol => _secure ? "TLS" : null;
     protected override byte[]? ChannelBindingData => _channelBinding;
@@ -91,7 +92,7 @@ internal sealed class WebSocketC2sConnection : C2sStream
     }
 
     /// <summary>RFC 7395 §3.3.3: every message is one complete element — no more, no less.</summary>
-    private static Element ParseOne(XmppStreamParser parser, ReadOnlySequence<byte> message)
+    internal static Element ParseOne(XmppStreamParser parser, ReadOnlySequence<byte> message)
     {
         parser.Reset();
         Element? found = null;

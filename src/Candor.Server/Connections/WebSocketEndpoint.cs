@@ -8,7 +8,7 @@ using Microsoft.AspNetCore.Routing;
 namespace Candor.Server.Connections;
 
 /// <summary>
-/// XMPP over WebSocket at <c>/xmpp-websocket</c> (RFC 7395) and its discovery through host-meta (XEP-0156).
+/// XMPP over WebSocket at <c>/xmpp-websocket</c> (RFC 7395) and its discovery, with BOSH's, through host-meta (XEP-0156).
 /// Over plain HTTP only loopback clients may use it (a browser on the same machine), unless plain text is
 /// allowed; everyone else uses wss:// on the HTTPS port.
 /// </summary>
@@ -26,28 +26,34 @@ public static class WebSocketEndpoint
             Results.Text($"""
                 <?xml version='1.0' encoding='utf-8'?>
                 <XRD xmlns='http://docs.oasis-open.org/ns/xri/xrd-1.0'>
-                {string.Concat(Urls(context, server, httpsPort()).Select(url => $"  <Link rel='{AltConnections}' href='{url}'/>\n"))}</XRD>
+                {string.Concat(Links(context, server, httpsPort()).Select(link => $"  <Link rel='{link.Rel}' href='{link.Href}'/>\n"))}</XRD>
                 """, "application/xrd+xml"));
         app.MapGet("/.well-known/host-meta.json", (HttpContext context) =>
-            Results.Text(JsonSerializer.Serialize(new { links = Urls(context, server, httpsPort()).Select(url => new { rel = AltConnections, href = url }) }), "application/json"));
+            Results.Text(JsonSerializer.Serialize(new { links = Links(context, server, httpsPort()).Select(link => new { rel = link.Rel, href = link.Href }) }), "application/json"));
     }
 
     /// <summary>The WebSocket URL for the scheme and host the request came in on.</summary>
     public static string Url(HttpContext context) =>
         $"{(context.Request.IsHttps ? "wss" : "ws")}://{context.Request.Host}{Path}";
 
+    /// <summary>The WebSocket and BOSH endpoints a requester can use (XEP-0156), WebSocket first.</summary>
+    public static IEnumerable<(string Rel, string Href)> Links(HttpContext context, XmppServer server, int httpsPort) =>
+        Urls(context, server, httpsPort, "ws", Path).Select(url => (AltConnections, url))
+            .Concat(Urls(context, server, httpsPort, "http", BoshEndpoint.Path).Select(url => (BoshEndpoint.AltConnections, url)));
+
     /// <summary>
-    /// The endpoints a requester can use (XEP-0156): the one of the scheme it asked on when it may use it, then
-    /// wss:// on the HTTPS port — never a plain ws:// that would refuse it.
+    /// The URLs of an endpoint a requester can use: the one of the scheme it asked on when it may use it, then the
+    /// secure one on the HTTPS port — never a plain one that would refuse it.
     /// </summary>
-    public static IEnumerable<string> Urls(HttpContext context, XmppServer server, int httpsPort)
+    private static IEnumerable<string> Urls(HttpContext context, XmppServer server, int httpsPort, string plainScheme, string path)
     {
-        if (context.Request.IsHttps || MayUsePlain(context, server)) yield return Url(context);
+        if (context.Request.IsHttps || MayUsePlain(context, server))
+            yield return $"{plainScheme}{(context.Request.IsHttps ? "s" : "")}://{context.Request.Host}{path}";
         if (!context.Request.IsHttps && httpsPort >= 0)
-            yield return $"wss://{new HostString(context.Request.Host.Host, httpsPort)}{Path}";
+            yield return $"{plainScheme}s://{new HostString(context.Request.Host.Host, httpsPort)}{path}";
     }
 
-    private static bool MayUsePlain(HttpContext context, XmppServer server) =>
+    internal static bool MayUsePlain(HttpContext context, XmppServer server) =>
         server.Options.AllowPlaintext || context.Connection.RemoteIpAddress is { } remote && IPAddress.IsLoopback(remote);
 
     private static async Task AcceptAsync(HttpContext context, XmppServer server, TlsSettings tls)

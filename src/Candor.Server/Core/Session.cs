@@ -5,7 +5,7 @@ using Candor.Xmpp;
 
 namespace Candor.Server.Core;
 
-/// <summary>What a session needs of its connection, whatever the transport (TCP, WebSocket).</summary>
+/// <summary>What a session needs of its connection, whatever the transport (TCP, WebSocket, BOSH).</summary>
 public interface ISessionTransport
 {
     /// <summary>Queues a stanza for writing. When the bounded queue is full the transport closes the stream itself.</summary>
@@ -13,6 +13,8 @@ public interface ISessionTransport
     /// <summary>Ends the stream with a stream error (RFC 6120 §4.9), or cleanly when <paramref name="condition"/> is null.</summary>
     void Close(string? condition, string? text = null);
     IPAddress RemoteAddress { get; }
+    /// <summary>What carries the stream: "TCP", "WebSocket" or "BOSH".</summary>
+    string TransportName { get; }
     bool IsSecure { get; }
     /// <summary>The negotiated TLS version ("TLSv1.3"), or null on a plain-text stream.</summary>
     string? TlsProtocol { get; }

@@ -114,14 +114,16 @@ public sealed class CandorHost : IAsyncDisposable
         var app = builder.Build();
         var server = app.Services.GetRequiredService<XmppServer>();
         MetricsEndpoint.Map(app, options);
-        WebClientEndpoint.Map(app, options);
 
         var host = new CandorHost(app, server, c2s!, direct, http, https) { _s2s = s2s };
+        string UploadBaseUrl() => options.UploadBaseUrl
+            ?? (host.HttpsPort >= 0 ? $"https://{options.Domain}:{host.HttpsPort}" : $"http://{options.Domain}:{host.HttpPort}");
+        WebClientEndpoint.Map(app, options, string.IsNullOrEmpty(options.UploadDomain) ? null : UploadBaseUrl);
         Modules.Policy.PolicyModule.MapEndpoints(app, server, () => host.HttpPort);
         AuditEndpoints.Map(app, audit);
         WebSocketEndpoint.Map(app, server, tls, () => host.HttpsPort);
-        Modules.Upload.UploadModule.MapEndpoints(app, server, () => options.UploadBaseUrl
-            ?? (host.HttpsPort >= 0 ? $"https://{options.Domain}:{host.HttpsPort}" : $"http://{options.Domain}:{host.HttpPort}"));
+        BoshEndpoint.Map(app, server, tls);
+        Modules.Upload.UploadModule.MapEndpoints(app, server, UploadBaseUrl);
         app.Lifetime.ApplicationStopping.Register(() => server.CloseAllStreams(StreamErrors.SystemShutdown, "the server is shutting down"));
         try
         {

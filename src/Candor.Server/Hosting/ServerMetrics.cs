@@ -48,7 +48,7 @@ public sealed class ServerMetrics : IDisposable
         _policyRefusals = _meter.CreateCounter<long>("candor.policy.refusals", "{message}", "Messages refused by the content policy, by rule id");
         _storage = _meter.CreateHistogram<double>("db.client.operation.duration", "s", "Database operations of the stores, sealing excluded",
             advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5] });
-        _meter.CreateObservableUpDownCounter("candor.connections", ObserveConnections, "{connection}", "Open client streams, by transport");
+        _meter.CreateObservableUpDownCounter("candor.connections", ObserveConnections, "{connection}", "Open client streams, by transport (tcp, websocket, bosh)");
         _meter.CreateObservableUpDownCounter("candor.sessions", ObserveSessions, "{session}",
             "Sessions with a bound resource, by transport (detached: resumable, XEP-0198, without a connection)");
         _meter.CreateObservableGauge("candor.outbound_queue.length", ObserveQueues, "{stanza}",
@@ -114,7 +114,7 @@ public sealed class ServerMetrics : IDisposable
             yield return new Measurement<long>(Volatile.Read(ref counts[i]), new KeyValuePair<string, object?>("candor.stanza.kind", Kinds[i]));
     }
 
-    private static string TransportOf(ISessionTransport stream) => stream is WebSocketC2sConnection ? "websocket" : "tcp";
+    private static readonly string[] Transports = ["tcp", "websocket", "bosh"];
 
     private IEnumerable<Measurement<long>> ObserveConnections() => CountByTransport(_ => true);
 
@@ -130,18 +130,14 @@ public sealed class ServerMetrics : IDisposable
     private IEnumerable<Measurement<long>> CountByTransport(Func<ISessionTransport, bool> counted)
     {
         if (_server is null) return [];
-        long tcp = 0, websocket = 0;
+        var counts = Transports.ToDictionary(t => t, _ => 0L);
         foreach (var stream in _server.Streams.Keys)
         {
             if (!counted(stream)) continue;
-            if (TransportOf(stream) == "tcp") tcp++;
-            else websocket++;
+            var transport = stream.TransportName.ToLowerInvariant();
+            counts[transport] = counts.GetValueOrDefault(transport) + 1;
         }
-        return
-        [
-            new Measurement<long>(tcp, new KeyValuePair<string, object?>("candor.transport", "tcp")),
-            new Measurement<long>(websocket, new KeyValuePair<string, object?>("candor.transport", "websocket")),
-        ];
+        return counts.Select(pair => new Measurement<long>(pair.Value, new KeyValuePair<string, object?>("candor.transport", pair.Key)));
     }
 
     private IEnumerable<Measurement<long>> ObserveQueues()

@@ -150,6 +150,10 @@ public sealed class ServerOptions
     public bool MucArchiveByDefault { get; set; } = true;
     /// <summary>Days a room message stays in the room's archive; an hourly sweep deletes older ones.</summary>
     public int MucArchiveRetentionDays { get; set; } = 365;
+    /// <summary>The longest a BOSH request (XEP-0124 'wait') is held open when there is nothing to send.</summary>
+    public int BoshMaxWaitSeconds { get; set; } = 60;
+    /// <summary>Seconds a BOSH session may go without any request before it counts as a lost connection (XEP-0124 'inactivity').</summary>
+    public int BoshInactivitySeconds { get; set; } = 60;
     /// <summary>Seconds a session with stream management (XEP-0198) stays resumable after its connection vanished.</summary>
     public int SmResumeTimeoutSeconds { get; set; } = 300;
     /// <summary>Seconds a XEP-0484 FAST token stays valid after it was issued.</summary>
@@ -319,6 +323,7 @@ public sealed class ServerOptions
             throw new OptionsException("S2sConnectTimeoutSeconds must be at least 1 and S2sIdleSeconds at least 10");
         if (MaxOutboundQueue < 16) throw new OptionsException("max outbound queue must be at least 16");
         if (FastTokenLifetimeSeconds < 1) throw new OptionsException("the FAST token lifetime must be at least 1 second");
+        if (BoshMaxWaitSeconds < 1 || BoshInactivitySeconds < 1) throw new OptionsException("BoshMaxWaitSeconds and BoshInactivitySeconds must be at least 1 second");
         if (SmResumeTimeoutSeconds < 1) throw new OptionsException("the stream management resume timeout must be at least 1 second");
         if (SmMaxQueue < 16) throw new OptionsException("the stream management queue must hold at least 16 stanzas");
         if (MaxOutboundQueueBytes < MaxStanzaBytes) throw new OptionsException("MaxOutboundQueueBytes must be at least MaxStanzaBytes");

@@ -32,9 +32,9 @@ public sealed partial class PostgresStorage
             "COPY keyval (store, account, value) FROM STDIN (FORMAT BINARY)", [NpgsqlDbType.Text, NpgsqlDbType.Text, NpgsqlDbType.Text]);
         var map = await CopyAsync(connection, sqlite, "SELECT store, user, key, value FROM map ORDER BY rowid",
             "COPY map (store, account, key, value) FROM STDIN (FORMAT BINARY)", [NpgsqlDbType.Text, NpgsqlDbType.Text, NpgsqlDbType.Text, NpgsqlDbType.Text]);
-        var archive = await CopyAsync(connection, sqlite, "SELECT id, store, user, at, with_jid, value, key FROM archive ORDER BY id",
-            "COPY archive (id, store, account, at, with_jid, value, key) FROM STDIN (FORMAT BINARY)",
-            [NpgsqlDbType.Bigint, NpgsqlDbType.Text, NpgsqlDbType.Text, NpgsqlDbType.Bigint, NpgsqlDbType.Text, NpgsqlDbType.Text, NpgsqlDbType.Text]);
+        var archive = await CopyAsync(connection, sqlite, "SELECT id, store, user, at, with_jid, value, key, with_full FROM archive ORDER BY id",
+            "COPY archive (id, store, account, at, with_jid, value, key, with_full) FROM STDIN (FORMAT BINARY)",
+            [NpgsqlDbType.Bigint, NpgsqlDbType.Text, NpgsqlDbType.Text, NpgsqlDbType.Bigint, NpgsqlDbType.Text, NpgsqlDbType.Text, NpgsqlDbType.Text, NpgsqlDbType.Text]);
         // The ids were copied: new items continue after them, as they would have in SQLite.
         await using (var sequence = new NpgsqlCommand(
             "SELECT setval(pg_get_serial_sequence('archive', 'id'), COALESCE(MAX(id), 0) + 1, false) FROM archive", connection, transaction))

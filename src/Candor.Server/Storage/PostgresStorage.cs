@@ -11,7 +11,7 @@ namespace Candor.Server.Storage;
 /// </summary>
 public sealed partial class PostgresStorage : IStorage
 {
-    private const int SchemaVersion = 1;
+    private const int SchemaVersion = 2;
     // Any constant shared by every Candor process: the key of the advisory lock taken while migrating.
     private const long MigrationLock = 0x43616e646f72; // "Candor"
     private readonly NpgsqlDataSource _source;
@@ -61,6 +61,12 @@ public sealed partial class PostgresStorage : IStorage
                 CREATE INDEX archive_by_time ON archive (store, at);
                 CREATE INDEX archive_of_account ON archive (account);
                 """;
+            await command.ExecuteNonQueryAsync();
+        }
+        if (version < 2)
+        {
+            // The correspondent's full JID of archive entries (XEP-0313 'with' a full JID).
+            command.CommandText = "ALTER TABLE archive ADD COLUMN with_full TEXT";
             await command.ExecuteNonQueryAsync();
         }
         if (version < SchemaVersion)
@@ -209,7 +215,7 @@ internal sealed class PostgresArchiveStore(PostgresStorage storage, string name)
         if (entries.Count == 0) return;
         await using var connection = await storage.OpenAsync();
         await using var transaction = await connection.BeginTransactionAsync();
-        await using (var import = await connection.BeginBinaryImportAsync("COPY archive (store, account, key, at, with_jid, value) FROM STDIN (FORMAT BINARY)"))
+        await using (var import = await connection.BeginBinaryImportAsync("COPY archive (store, account, key, at, with_jid, value, with_full) FROM STDIN (FORMAT BINARY)"))
         {
             foreach (var entry in entries)
             {
@@ -220,6 +226,8 @@ internal sealed class PostgresArchiveStore(PostgresStorage storage, string name)
                 await import.WriteAsync(entry.When.ToUnixTimeMilliseconds(), NpgsqlDbType.Bigint);
                 await import.WriteAsync(entry.With, NpgsqlDbType.Text);
                 await import.WriteAsync(entry.Value, NpgsqlDbType.Text);
+                if (entry.WithFull is null) await import.WriteNullAsync();
+                else await import.WriteAsync(entry.WithFull, NpgsqlDbType.Text);
             }
             await import.CompleteAsync();
         }
@@ -248,6 +256,7 @@ internal sealed class PostgresArchiveStore(PostgresStorage storage, string name)
         if (query.Start is { } start) { where += " AND at >= @start"; command.Parameters.AddWithValue("start", start.ToUnixTimeMilliseconds()); }
         if (query.End is { } end) { where += " AND at <= @end"; command.Parameters.AddWithValue("end", end.ToUnixTimeMilliseconds()); }
         if (query.With is { } with) { where += " AND with_jid = @with"; command.Parameters.AddWithValue("with", with); }
+        if (query.WithFull is { } full) { where += " AND with_full = @full"; command.Parameters.AddWithValue("full", full); }
         if (query.AfterId is { } after) { where += " AND id > @after"; command.Parameters.AddWithValue("after", after); }
         if (query.BeforeId is { } before) { where += " AND id < @before"; command.Parameters.AddWithValue("before", before); }
         if (query.Keys is { } keys) { where += " AND key = ANY(@keys)"; command.Parameters.AddWithValue("keys", keys.ToArray()); }
@@ -256,7 +265,7 @@ internal sealed class PostgresArchiveStore(PostgresStorage storage, string name)
 
     private async Task<IReadOnlyList<ArchiveItem>> RunAsync(string user, ArchiveQuery query, bool take)
     {
-        if (take && (query.With is not null || query.Start is not null || query.End is not null || query.Keys is not null || query.Newest))
+        if (take && (query.With is not null || query.WithFull is not null || query.Start is not null || query.End is not null || query.Keys is not null || query.Newest))
             throw new NotSupportedException("TakeAsync supports id ranges and limits only.");
         await using var lease = await storage.CommandAsync("");
         var command = lease.Command;

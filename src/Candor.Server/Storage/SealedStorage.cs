@@ -325,7 +325,10 @@ internal sealed class SealedArchiveStore(SealedStorage sealing, IArchiveStore in
             var hashedUser = sealing.Hash(entry.User);
             var hashedWith = sealing.Hash(hashedUser, entry.With);
             sealedEntries[i] = new ArchiveEntry(hashedUser, entry.Key, entry.When, hashedWith,
-                sealing.Seal(RecordShape.Archive, name, hashedUser, hashedWith, entry.With, entry.Value));
+                sealing.Seal(RecordShape.Archive, name, hashedUser, hashedWith, entry.With, entry.Value))
+            {
+                WithFull = entry.WithFull is { } full ? sealing.Hash(hashedUser, full) : null,
+            };
         }
         return inner.AppendBatchAsync(sealedEntries);
     }
@@ -340,8 +343,11 @@ internal sealed class SealedArchiveStore(SealedStorage sealing, IArchiveStore in
 
     public Task<int> DeleteOlderThanAsync(DateTimeOffset before) => inner.DeleteOlderThanAsync(before);
 
-    private ArchiveQuery Hashed(string hashedUser, ArchiveQuery query) =>
-        query.With is { } with ? query with { With = sealing.Hash(hashedUser, with) } : query;
+    private ArchiveQuery Hashed(string hashedUser, ArchiveQuery query) => query with
+    {
+        With = query.With is { } with ? sealing.Hash(hashedUser, with) : null,
+        WithFull = query.WithFull is { } full ? sealing.Hash(hashedUser, full) : null,
+    };
 
     private List<ArchiveItem> Open(string hashedUser, IReadOnlyList<ArchiveItem> items)
     {

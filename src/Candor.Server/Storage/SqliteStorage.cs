@@ -47,6 +47,7 @@ public sealed partial class SqliteStorage : IStorage
         if (version >= SchemaVersion)
         {
             AddArchiveKeys(connection);
+            AddArchiveFullJids(connection);
             return;
         }
         using var transaction = connection.BeginTransaction();
@@ -64,6 +65,7 @@ public sealed partial class SqliteStorage : IStorage
         command.ExecuteNonQuery();
         transaction.Commit();
         AddArchiveKeys(connection);
+        AddArchiveFullJids(connection);
     }
 
     /// <summary>
@@ -79,6 +81,16 @@ public sealed partial class SqliteStorage : IStorage
             ALTER TABLE archive ADD COLUMN key TEXT;
             CREATE INDEX IF NOT EXISTS archive_by_key ON archive (store, user, key) WHERE key IS NOT NULL;
             """;
+        command.ExecuteNonQuery();
+    }
+
+    /// <summary>The correspondent's full JID of archive entries (XEP-0313 'with' a full JID), added like the keys.</summary>
+    private static void AddArchiveFullJids(SqliteConnection connection)
+    {
+        using var command = connection.CreateCommand();
+        command.CommandText = "SELECT COUNT(*) FROM pragma_table_info('archive') WHERE name = 'with_full'";
+        if (Convert.ToInt32(command.ExecuteScalar()) > 0) return;
+        command.CommandText = "ALTER TABLE archive ADD COLUMN with_full TEXT;";
         command.ExecuteNonQuery();
     }
 
@@ -246,12 +258,13 @@ internal sealed class SqliteArchiveStore(SqliteStorage storage, string name) : I
                 for (var row = 0; row < rows; row++)
                 {
                     var entry = entries[first + row];
-                    var p = 1 + row * 5;
+                    var p = 1 + row * 6;
                     parameters[p].Value = entry.User;
                     parameters[p + 1].Value = entry.Key;
                     parameters[p + 2].Value = entry.When.ToUnixTimeMilliseconds();
                     parameters[p + 3].Value = entry.With;
                     parameters[p + 4].Value = entry.Value;
+                    parameters[p + 5].Value = (object?)entry.WithFull ?? DBNull.Value;
                 }
                 command.ExecuteNonQuery();
                 if (command != full) command.Dispose();
@@ -265,22 +278,23 @@ internal sealed class SqliteArchiveStore(SqliteStorage storage, string name) : I
         return Task.CompletedTask;
     }
 
-    /// <summary>An INSERT of <paramref name="rows"/> archive rows: $store, then user, key, at, with and value per row.</summary>
+    /// <summary>An INSERT of <paramref name="rows"/> archive rows: $store, then user, key, at, with, value and full with per row.</summary>
     private SqliteCommand Insert(SqliteConnection connection, SqliteTransaction transaction, int rows)
     {
         var command = connection.CreateCommand();
         command.Transaction = transaction;
         command.Parameters.AddWithValue("$store", name);
-        var values = new System.Text.StringBuilder("INSERT INTO archive (store, user, key, at, with_jid, value) VALUES ");
+        var values = new System.Text.StringBuilder("INSERT INTO archive (store, user, key, at, with_jid, value, with_full) VALUES ");
         for (var row = 0; row < rows; row++)
         {
             if (row > 0) values.Append(", ");
-            values.Append($"($store, $u{row}, $k{row}, $a{row}, $w{row}, $v{row})");
+            values.Append($"($store, $u{row}, $k{row}, $a{row}, $w{row}, $v{row}, $f{row})");
             command.Parameters.Add($"$u{row}", SqliteType.Text);
             command.Parameters.Add($"$k{row}", SqliteType.Text);
             command.Parameters.Add($"$a{row}", SqliteType.Integer);
             command.Parameters.Add($"$w{row}", SqliteType.Text);
             command.Parameters.Add($"$v{row}", SqliteType.Text);
+            command.Parameters.Add($"$f{row}", SqliteType.Text);
         }
         command.CommandText = values.ToString();
         command.Prepare();
@@ -316,6 +330,7 @@ internal sealed class SqliteArchiveStore(SqliteStorage storage, string name) : I
         if (query.Start is { } start) { where += " AND at >= $start"; command.Parameters.AddWithValue("$start", start.ToUnixTimeMilliseconds()); }
         if (query.End is { } end) { where += " AND at <= $end"; command.Parameters.AddWithValue("$end", end.ToUnixTimeMilliseconds()); }
         if (query.With is { } with) { where += " AND with_jid = $with"; command.Parameters.AddWithValue("$with", with); }
+        if (query.WithFull is { } full) { where += " AND with_full = $full"; command.Parameters.AddWithValue("$full", full); }
         if (query.AfterId is { } after) { where += " AND id > $after"; command.Parameters.AddWithValue("$after", after); }
         if (query.BeforeId is { } before) { where += " AND id < $before"; command.Parameters.AddWithValue("$before", before); }
         if (query.Keys is { } keys)
@@ -334,7 +349,7 @@ internal sealed class SqliteArchiveStore(SqliteStorage storage, string name) : I
 
     private IReadOnlyList<ArchiveItem> Run(string user, ArchiveQuery query, bool take)
     {
-        if (take && (query.With is not null || query.Start is not null || query.End is not null || query.Keys is not null || query.Newest))
+        if (take && (query.With is not null || query.WithFull is not null || query.Start is not null || query.End is not null || query.Keys is not null || query.Newest))
             throw new NotSupportedException("TakeAsync supports id ranges and limits only.");
         using var connection = storage.Open();
         using var transaction = take ? connection.BeginTransaction(deferred: false) : null;

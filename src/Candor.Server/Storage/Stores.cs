@@ -39,7 +39,11 @@ public sealed record ArchiveItem(long Id, DateTimeOffset When, string With, stri
 }
 
 /// <summary>An item to append with <see cref="IArchiveStore.AppendBatchAsync"/>: any account, with the caller's unique id.</summary>
-public sealed record ArchiveEntry(string User, string Key, DateTimeOffset When, string With, string Value);
+public sealed record ArchiveEntry(string User, string Key, DateTimeOffset When, string With, string Value)
+{
+    /// <summary>The correspondent's full JID when the message was exchanged with one resource (XEP-0313 full-JID 'with').</summary>
+    public string? WithFull { get; init; }
+}
 
 /// <summary>An ordered log per account, queried by time, correspondent and id.</summary>
 public interface IArchiveStore
@@ -65,6 +69,8 @@ public sealed record ArchiveQuery
     public DateTimeOffset? Start { get; init; }
     public DateTimeOffset? End { get; init; }
     public string? With { get; init; }
+    /// <summary>Only the items exchanged with this exact full JID (<see cref="ArchiveEntry.WithFull"/>).</summary>
+    public string? WithFull { get; init; }
     public long? AfterId { get; init; }
     public long? BeforeId { get; init; }
     public int? Limit { get; init; }

@@ -11,7 +11,7 @@ namespace Candor.Server.Web;
 /// <summary>
 /// The bundled web client at <c>/</c>: Converse.js, pinned in the repository under <c>web/converse/</c> and
 /// copied beside the executable by the build (<c>web/</c> next to candor.dll). The page is <c>web/index.html</c>
-/// with the domain and the WebSocket URL of the request filled in, under a Content-Security-Policy that lets
+/// with the domain and the WebSocket and BOSH URLs of the request filled in, under a Content-Security-Policy that lets
 /// the browser talk to this server only.
 /// </summary>
 public static class WebClientEndpoint
@@ -19,7 +19,8 @@ public static class WebClientEndpoint
     /// <summary>Where the build puts the web folder: beside the executable.</summary>
     public static string DefaultRoot => Path.Combine(AppContext.BaseDirectory, "web");
 
-    public static void Map(WebApplication app, ServerOptions options)
+    /// <param name="uploadBaseUrl">Where uploaded files are (XEP-0363), or null without uploads: the page may send files there and show pictures from there.</param>
+    public static void Map(WebApplication app, ServerOptions options, Func<string>? uploadBaseUrl)
     {
         var root = string.IsNullOrEmpty(options.WebRoot) ? DefaultRoot : Path.GetFullPath(options.WebRoot);
         var template = Path.Combine(root, "index.html");
@@ -46,11 +47,11 @@ public static class WebClientEndpoint
 
         // Read once: the page is small and changes only with a new build.
         var page = File.ReadAllText(template);
-        app.MapGet("/", (HttpContext context) => Page(context, page, options));
-        app.MapGet("/index.html", (HttpContext context) => Page(context, page, options));
+        app.MapGet("/", (HttpContext context) => Page(context, page, options, uploadBaseUrl?.Invoke()));
+        app.MapGet("/index.html", (HttpContext context) => Page(context, page, options, uploadBaseUrl?.Invoke()));
     }
 
-    private static IResult Page(HttpContext context, string template, ServerOptions options)
+    private static IResult Page(HttpContext context, string template, ServerOptions options, string? uploadBaseUrl)
     {
         var request = context.Request;
         var remote = context.Connection.RemoteIpAddress;
@@ -60,15 +61,17 @@ public static class WebClientEndpoint
             return Results.Redirect($"https://{request.Host.Host}:{options.HttpsPort}/");
 
         var websocket = WebSocketEndpoint.Url(context);
+        var uploads = uploadBaseUrl is null ? null : new Uri(uploadBaseUrl);
+        var uploadOrigin = uploads is null ? "" : " " + uploads.GetLeftPart(UriPartial.Authority);
         var headers = context.Response.Headers;
         headers.ContentSecurityPolicy = string.Join("; ",
             "default-src 'none'",
             "script-src 'self' 'wasm-unsafe-eval'", // WebAssembly: the OMEMO crypto library
             "style-src 'self' 'unsafe-inline'",     // Converse sets style attributes; styles cannot fetch anything under img-src/font-src
-            "img-src 'self' data: blob:",           // avatars arrive as data
-            "media-src 'self' blob:",
+            $"img-src 'self' data: blob:{uploadOrigin}",  // avatars arrive as data; pictures sent through this server's uploads
+            $"media-src 'self' blob:{uploadOrigin}",
             "font-src 'self'",
-            $"connect-src 'self' {websocket}",
+            $"connect-src 'self' {websocket}{uploadOrigin}",
             "worker-src 'self'",
             "manifest-src 'self'",
             "form-action 'self'",
@@ -80,6 +83,8 @@ public static class WebClientEndpoint
         var html = template
             .Replace("{{domain}}", WebUtility.HtmlEncode(options.Domain))
             .Replace("{{websocket_url}}", WebUtility.HtmlEncode(websocket))
+            .Replace("{{bosh_url}}", WebUtility.HtmlEncode(BoshEndpoint.Url(context)))
+            .Replace("{{upload_host}}", WebUtility.HtmlEncode(uploads?.Host ?? ""))
             .Replace("{{allow_registration}}", options.AllowRegistration ? "true" : "false");
         return Results.Content(html, "text/html; charset=utf-8");
     }

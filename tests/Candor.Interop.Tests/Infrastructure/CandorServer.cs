@@ -183,6 +183,18 @@ public sealed class CandorServer : IAsyncLifetime, IAsyncDisposable
         await StopProcessAsync();
     }
 
+    /// <summary>SIGKILL, as a crash or an OOM killer would: no shutdown code runs. <see cref="StartAsync()"/> starts it again on the same data.</summary>
+    public async Task KillHardAsync()
+    {
+        var process = _process!;
+        process.Kill();
+        Assert.True(await process.WaitForExitAsync(StopTimeout), "candor did not die of SIGKILL");
+        _log?.WriteLine($"candor killed with SIGKILL (exit code {process.ExitCode})");
+        await process.DisposeAsync();
+        _finalOutput = process.Output;
+        _process = null;
+    }
+
     private async Task StopProcessAsync()
     {
         var process = _process!;

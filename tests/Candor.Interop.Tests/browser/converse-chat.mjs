@@ -15,6 +15,11 @@
 // request the pages make (HTTP, WebSocket, workers) must go to the Candor server itself: any other host, or
 // any Content-Security-Policy refusal, fails the run. Prints "STEP ..." lines, then "PASS" or "FAIL: why".
 //
+// With "transport": "bosh", the pages use BOSH (/?transport=bosh, XEP-0206): a WebSocket opened by a page fails the
+// run, and each page must have made requests to /http-bind. With "picture": true, once they chatted alice attaches a
+// picture through Converse's paperclip button (HTTP File Upload to "uploadOrigin", the server's HTTPS port with its
+// self-signed certificate, which the contexts accept) and bob's page shows it as an image loaded from that URL.
+//
 // With "omemo": true, after becoming contacts alice and bob turn on OMEMO in their chats and write to each
 // other: each sees the other's message with the lock icon, no WebSocket frame either page sent carries the
 // plaintext, and no page logs a PubSub error.
@@ -30,6 +35,9 @@ const problems = [];   // requests elsewhere, CSP refusals, page errors
 let browser;
 const pages = {};
 const framesSent = {};  // who -> payloads of WebSocket frames the page sent to the server
+const boshRequests = {};  // who -> requests the page made to /http-bind
+const pageUrl = config.transport === 'bosh' ? new URL('?transport=bosh', config.url).toString() : config.url;
+const PICTURE = Buffer.from('iVBORw0KGgoAAAANSUhEUgAAAAgAAAAICAIAAABLbSncAAAAEUlEQVR4nGM4ISeHFTEMLQkAkL9BAbKfPiIAAAAASUVORK5CYII=', 'base64');
 
 const step = (text) => console.log(`[${new Date().toISOString().slice(11, 19)}] STEP ${text}`);
 
@@ -37,6 +45,7 @@ const step = (text) => console.log(`[${new Date().toISOString().slice(11, 19)}] 
 function checkUrl(kind, url, who) {
     const u = new URL(url);
     if (u.protocol === 'data:' || u.protocol === 'blob:') return;
+    if (config.uploadOrigin && u.origin === config.uploadOrigin && u.pathname.startsWith('/upload/')) return;
     const sameHost = u.hostname === server.hostname && (u.port || defaultPort(u.protocol)) === (server.port || defaultPort(server.protocol));
     const schemeOk = ['http:', 'https:', 'ws:', 'wss:'].includes(u.protocol);
     if (!sameHost || !schemeOk) problems.push(`${who}: ${kind} to another host: ${url}`);
@@ -48,12 +57,17 @@ function defaultPort(protocol) {
 
 async function openPage(who) {
     // A context per person: separate cookies and IndexedDB, like two browsers.
-    const context = await browser.newContext({ viewport: { width: 1280, height: 800 }, locale: 'en-GB' });
-    context.on('request', (r) => checkUrl('request', r.url(), who));
+    const context = await browser.newContext({ viewport: { width: 1280, height: 800 }, locale: 'en-GB', ignoreHTTPSErrors: !!config.picture });
+    boshRequests[who] = 0;
+    context.on('request', (r) => {
+        checkUrl('request', r.url(), who);
+        if (new URL(r.url()).pathname === '/http-bind') boshRequests[who]++;
+    });
     const page = await context.newPage();
     framesSent[who] = [];
     page.on('websocket', (ws) => {
         checkUrl('WebSocket', ws.url(), who);
+        if (config.transport === 'bosh') problems.push(`${who}: a WebSocket although the page uses BOSH: ${ws.url()}`);
         ws.on('framesent', (frame) => framesSent[who].push(String(frame.payload)));
     });
     page.on('pageerror', (e) => problems.push(`${who}: page error: ${e.message}`));
@@ -72,8 +86,8 @@ async function openPage(who) {
 }
 
 async function login(page, who, jid, password) {
-    step(`${who} opens ${config.url} and logs in as ${jid}`);
-    await page.goto(config.url);
+    step(`${who} opens ${pageUrl} and logs in as ${jid}`);
+    await page.goto(pageUrl);
     await page.locator('converse-login-form input[name="jid"]').fill(jid);
     await page.locator('converse-login-form input[name="password"]').fill(password);
     await page.locator('converse-login-form button[type="submit"]').click();
@@ -155,6 +169,33 @@ async function expectLocked(page, who, jid, text) {
     step(`${who} sees the lock on "${text}"`);
     await page.waitForFunction(([jid, text]) => [...document.querySelectorAll(`converse-chat[jid="${jid}"] converse-chat-message`)]
         .some((m) => m.textContent.includes(text) && m.querySelector('converse-icon.fa-lock')), [jid, text], { timeout: TIMEOUT });
+}
+
+/** Alice attaches a picture through the paperclip button; both pages show it as an image loaded from the upload URL. */
+async function sendPicture(a, b) {
+    step('alice attaches a picture with the paperclip button');
+    const file = path.join(config.screenshots, 'red-square.png');
+    fs.writeFileSync(file, PICTURE);
+    const chat = (page, jid) => page.locator(`converse-chat[jid="${jid}"]`);
+    const [chooser] = await Promise.all([
+        a.waitForEvent('filechooser'),
+        chat(a, config.bob.jid).locator('button.upload-file, converse-icon.fa-paperclip').first().click(),
+    ]);
+    await chooser.setFiles(file);
+    for (const [page, who, jid] of [[a, 'alice', config.bob.jid], [b, 'bob', config.alice.jid]]) {
+        step(`${who} sees the picture`);
+        if (who === 'bob') await receiveAny(page, jid);
+        await page.waitForFunction(([jid, origin]) => [...document.querySelectorAll(`converse-chat[jid="${jid}"] img`)]
+            .some((img) => img.src.startsWith(`${origin}/upload/`) && img.src.endsWith('red-square.png') && img.complete && img.naturalWidth === 8),
+        [jid, config.uploadOrigin], { timeout: TIMEOUT });
+    }
+    await screenshot('bob', 'bob-sees-the-picture');
+}
+
+/** Opens the chat with jid if it is not open (a new message shows as an unread count on the roster entry). */
+async function receiveAny(page, jid) {
+    if (!(await page.locator(`converse-chat[jid="${jid}"]`).isVisible()))
+        await page.locator(`a.open-chat[data-jid="${jid}"]`).first().click();
 }
 
 async function omemoConversation(a, b) {
@@ -251,6 +292,10 @@ async function main() {
         await receive(b, 'bob', config.alice.jid, picture);
         await b.waitForTimeout(1000);
         checkNoLeaks('after a link to a remote image');
+        if (config.picture) {
+            await sendPicture(a, b);
+            checkNoLeaks('after the picture');
+        }
 
         step(`carol (slixmpp over TCP) writes to ${config.bob.jid}`);
         console.log(await run(config.slixmppSend));
@@ -280,6 +325,11 @@ async function main() {
         notices.forEach((p) => console.log(`KNOWN (login notice from the domain JID): ${p}`));
         problems.splice(0, problems.length, ...problems.filter((p) => !notices.includes(p)));
         checkNoLeaks('on the second device');
+        if (config.transport === 'bosh') {
+            step(`requests to /http-bind: ${JSON.stringify(boshRequests)}`);
+            for (const [who, count] of Object.entries(boshRequests))
+                if (count === 0) throw new Error(`${who} made no request to /http-bind`);
+        }
         console.log('PASS');
     } catch (e) {
         for (const who of Object.keys(pages)) {

@@ -201,6 +201,14 @@ def run_with_account(main, description):
     run(lambda: main(arguments))
 
 
+def two_accounts_parser(description):
+    """An argument parser for HOST PORT JID_A PASSWORD_A JID_B PASSWORD_B; the caller adds its options."""
+    p = argparse.ArgumentParser(description=description)
+    for name, kind in (("host", str), ("port", int), ("jid_a", str), ("password_a", str), ("jid_b", str), ("password_b", str)):
+        p.add_argument(name, type=kind)
+    return p
+
+
 def run(main_coro_factory):
     """Run main(loop) and turn StepFailed into exit status 1 with a clear message."""
     logging.basicConfig(level=logging.ERROR, format="slixmpp %(levelname)s %(name)s: %(message)s")

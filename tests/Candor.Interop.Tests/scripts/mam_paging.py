@@ -5,7 +5,7 @@
 
 Accounts alice, bob and carol @DOMAIN (password PASSWORD_PREFIX + name) must exist. alice sends COUNT
 messages to bob and carol sends 5; then bob, with xep_0313's iterate(), pages forward (RSM after) and
-backward (RSM before) through his whole archive with pages of PAGE, filters by 'with' and by start/end time,
+backward (RSM before) through his whole archive with pages of PAGE, filters by 'with' (bare and full JID) and by start/end time,
 and checks every result against what was sent, in order.
 """
 
@@ -88,6 +88,13 @@ async def main(args):
     expect("5 with carol", [i[1] for i in with_carol], from_carol)
     if any(i[3] != carol.x.boundjid.bare for i in with_carol):
         raise StepFailed("5 with carol: a result is not from carol")
+
+    # XEP-0313 §4.1.1: a full JID matches only the messages exchanged with that resource.
+    carol_full = carol.x.boundjid.full
+    with_resource = await collect(bob, "5b with carol's full JID", with_jid=JID(carol_full), rsm={"max": 2})
+    expect("5b with carol's full JID", [i[1] for i in with_resource], from_carol)
+    other_resource = await collect(bob, "5c with another resource of carol", with_jid=JID(carol.x.boundjid.bare + "/elsewhere"))
+    expect("5c with another resource of carol", [i[1] for i in other_resource], [])
 
     middle = forward[len(forward) // 2][2]
     late = await collect(bob, "6 start", start=middle, rsm={"max": args.page})

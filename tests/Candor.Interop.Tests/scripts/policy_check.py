@@ -171,7 +171,7 @@ async def full(args):
     data_policy = form_fields(query, "urn:xmpp:data-policy:0")
     if data_policy is None:
         raise StepFailed(f"{step}: no urn:xmpp:data-policy:0 form")
-    for var, value in (("encryption_at_rest", "false"), ("auth_data", "plain"), ("data_retention", "infinite")):
+    for var, value in (("encryption_at_rest", "true"), ("auth_data", "plain"), ("data_retention", "infinite")):
         if data_policy.get(var) != [value]:
             raise StepFailed(f"{step}: {var} is {data_policy.get(var)}, expected {value}")
     say(f"{step}: ok — {sorted(k for k in data_policy if k != 'FORM_TYPE')}")

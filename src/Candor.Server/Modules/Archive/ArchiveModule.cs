@@ -27,7 +27,7 @@ public sealed partial class ArchiveModule : IModule
 
     public IReadOnlyList<Protocol> Protocols { get; } =
     [
-        new("XEP-0313", "0.8.0", "urn:xmpp:mam:2 and #extended: user archives, queries by with/start/end/ids/before-id/after-id, flip-page, metadata"),
+        new("XEP-0313", "0.8.0", "urn:xmpp:mam:2 and #extended: user archives, queries by with (bare or full JID)/start/end/ids/before-id/after-id, flip-page, metadata"),
         new("XEP-0059", "1.0", "RSM paging of archive queries, both directions, with count and first index"),
         new("XEP-0359", "0.7.0", "stanza-id on archived messages; client-supplied ones claiming this server are removed"),
         new("XEP-0441", "0.2.0", "archiving preferences per account: default always/roster/never, always and never lists"),
@@ -101,20 +101,22 @@ public sealed partial class ArchiveModule : IModule
         {
             var id = NewId();
             xml = ElementWriter.ToXmlString(stanza);
-            written = writer.Append(new ArchiveEntry(sender, id, now, recipientBare.ToString(), xml));
+            written = writer.Append(new ArchiveEntry(sender, id, now, recipientBare.ToString(), xml) { WithFull = FullOrNull(ev.To) });
             ev.SenderArchiveId = id;
         }
         if (await ShouldArchiveAsync(server, prefsStore, recipient, senderBare))
         {
             var id = NewId();
             xml ??= ElementWriter.ToXmlString(stanza);
-            written = writer.Append(new ArchiveEntry(recipient, id, now, senderBare.ToString(), xml));
+            written = writer.Append(new ArchiveEntry(recipient, id, now, senderBare.ToString(), xml) { WithFull = FullOrNull(from) });
             if (sender == recipient) ev.SenderArchiveId = id;
             stanza.Add(MamQuery.StanzaId(id, recipientBare));
         }
         if (written is not null && writer.Queued > MaxQueued) await written.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
         return false;
     }
+
+    private static string? FullOrNull(Jid jid) => jid.IsBare ? null : jid.ToString();
 
     // Version 7 UUIDs: unpredictable (74 random bits) and unique, as XEP-0313 asks of archive UIDs.
     private static string NewId() => Guid.CreateVersion7().ToString();

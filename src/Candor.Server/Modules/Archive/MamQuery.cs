@@ -134,8 +134,9 @@ public static class MamQuery
                     break;
                 case "with" when value is not null:
                     if (!Jid.TryParse(value, out var with)) return (filter, request.Error(StanzaError.JidMalformed, $"with: '{value}' is not a JID"));
-                    if (!with.IsBare) return (filter, request.Error(StanzaError.FeatureNotImplemented, "with: this archive matches bare JIDs only"));
-                    filter = filter with { With = with.ToString() };
+                    // §4.1.1: a bare JID matches every message to and from the contact, a full JID only those
+                    // exchanged with that exact resource.
+                    filter = filter with { With = with.Bare.ToString(), WithFull = with.IsBare ? null : with.ToString() };
                     break;
                 case "start" when value is not null:
                     if (!XmppTime.TryParse(value, out var start)) return (filter, request.Error(StanzaError.BadRequest, "start: not a XEP-0082 DateTime"));

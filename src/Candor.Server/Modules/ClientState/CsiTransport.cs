@@ -27,6 +27,7 @@ public sealed class CsiTransport(ISessionTransport inner) : ISessionTransport
     public IPAddress RemoteAddress => Inner.RemoteAddress;
     public bool IsSecure => Inner.IsSecure;
     public string? TlsProtocol => Inner.TlsProtocol;
+    public string TransportName => Inner.TransportName;
 
     /// <summary>Counters for measuring what an inactive client is spared.</summary>
     public long Held { get; private set; }

@@ -203,7 +203,7 @@ public sealed partial class ClientsModule : IModule
         if (client.Device is not null) software += $" on device \"{client.Device}\"";
         var tls = session.Transport.TlsProtocol ?? "no TLS";
         var line = $"{(isNew ? "New login" : "Login")} to your account: {software}, resource \"{session.Jid.Resource}\", " +
-                   $"from {session.Transport.RemoteAddress} at {time}, {tls}, {session.Mechanism}. " +
+                   $"from {session.Transport.RemoteAddress} over {session.Transport.TransportName} at {time}, {tls}, {session.Mechanism}. " +
                    "If this was not you, revoke it (\"End other sessions\", or reply \"end others\") and change your password.";
         var message = new Element("message", Ns.Client)
             .SetAttribute("from", server.Domain.ToString())
@@ -216,6 +216,7 @@ public sealed partial class ClientsModule : IModule
             .SetAttribute("jid", session.Jid.ToString())
             .SetAttribute("resource", session.Jid.Resource)
             .SetAttribute("address", session.Transport.RemoteAddress.ToString())
+            .SetAttribute("transport", session.Transport.TransportName)
             .SetAttribute("time", XmppTime.FormatSeconds(when))
             .SetAttribute("tls", session.Transport.TlsProtocol)
             .SetAttribute("mechanism", session.Mechanism)

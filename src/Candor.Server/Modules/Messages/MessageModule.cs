@@ -1,4 +1,5 @@
 using Candor.Server.Core;
+using Candor.Xml;
 using Candor.Xmpp;
 
 namespace Candor.Server.Modules.Messages;
@@ -61,16 +62,22 @@ public sealed class MessageModule : IModule
                 if (s.IsAvailable && s.Priority >= 0) s.Send(ev.Stanza);
             return true;
         }
-        // normal and chat: the most available resources, i.e. those with the highest non-negative priority.
-        var best = BestPriority(sessions);
-        if (best >= 0)
-        {
-            foreach (var s in sessions)
-                if (s.IsAvailable && s.Priority == best) s.Send(ev.Stanza);
-            return true;
-        }
+        if (DeliverToBest(sessions, ev.Stanza)) return true;
         if (await server.Hooks.MessageOffline.FireAsync(ev)) return true;
         await ev.ReplyErrorAsync(StanzaError.ServiceUnavailable, "the recipient is offline and offline storage is off");
+        return true;
+    }
+
+    /// <summary>
+    /// A chat or normal message to the bare JID goes to the most available resources, those with the highest
+    /// non-negative priority; false when there is none.
+    /// </summary>
+    public static bool DeliverToBest(IReadOnlyList<Session> sessions, Element stanza)
+    {
+        var best = BestPriority(sessions);
+        if (best < 0) return false;
+        foreach (var s in sessions)
+            if (s.IsAvailable && s.Priority == best) s.Send(stanza);
         return true;
     }
 

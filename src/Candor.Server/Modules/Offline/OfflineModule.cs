@@ -1,4 +1,5 @@
 using Candor.Server.Core;
+using Candor.Server.Modules.Messages;
 using Candor.Server.Storage;
 using Candor.Xml;
 using Candor.Xmpp;
@@ -18,6 +19,15 @@ public sealed class OfflineModule : IModule
         new("XEP-0203", "2.0", "delay stamps on delivered offline messages"),
     ];
 
+    /// <summary>
+    /// Storing and taking an account's messages take turns (striped, so memory stays bounded): otherwise a message
+    /// routed just before the account's first session became available could be stored after that session took the
+    /// queue, and wait there until the next login.
+    /// </summary>
+    private readonly SemaphoreSlim[] _turns = [.. Enumerable.Range(0, 64).Select(_ => new SemaphoreSlim(1, 1))];
+
+    private SemaphoreSlim TurnOf(string user) => _turns[(int)((uint)StringComparer.Ordinal.GetHashCode(user) % (uint)_turns.Length)];
+
     public void Register(XmppServer server)
     {
         var store = server.Storage.OpenArchive("offline");
@@ -26,9 +36,24 @@ public sealed class OfflineModule : IModule
         server.Disco.ServerFeatures.Add(Ns.Offline);
     }
 
-    private static async ValueTask<bool> StoreAsync(XmppServer server, IArchiveStore store, StanzaEvent ev)
+    private async ValueTask<bool> StoreAsync(XmppServer server, IArchiveStore store, StanzaEvent ev)
     {
         var user = ev.To.Local!;
+        var turn = TurnOf(user);
+        await turn.WaitAsync();
+        try
+        {
+            // A session that became available since the message was routed has taken the queue already: it gets the message now.
+            return MessageModule.DeliverToBest(server.Sessions.Get(user), ev.Stanza) || await StoreLockedAsync(server, store, ev, user);
+        }
+        finally
+        {
+            turn.Release();
+        }
+    }
+
+    private static async ValueTask<bool> StoreLockedAsync(XmppServer server, IArchiveStore store, StanzaEvent ev, string user)
+    {
         if (await store.CountAsync(user) >= server.Options.MaxOfflineMessages)
         {
             await ev.ReplyErrorAsync(StanzaError.ResourceConstraint,
@@ -45,12 +70,21 @@ public sealed class OfflineModule : IModule
         return true;
     }
 
-    private static async ValueTask<bool> DeliverAsync(IArchiveStore store, Session session)
+    private async ValueTask<bool> DeliverAsync(IArchiveStore store, Session session)
     {
         if (session.Priority < 0) return false;
-        var messages = await store.TakeAsync(session.User, ArchiveQuery.All);
-        foreach (var item in messages)
-            session.Send(StoredStanza.Parse(item.Value));
+        var turn = TurnOf(session.User);
+        await turn.WaitAsync();
+        try
+        {
+            var messages = await store.TakeAsync(session.User, ArchiveQuery.All);
+            foreach (var item in messages)
+                session.Send(StoredStanza.Parse(item.Value));
+        }
+        finally
+        {
+            turn.Release();
+        }
         return false;
     }
 }

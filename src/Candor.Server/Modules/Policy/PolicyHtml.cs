@@ -58,7 +58,7 @@ internal static class PolicyHtml
         s.Append("<h2>What is stored, and for how long</h2>\n<table>\n<tr><th>Data</th><th>Kept</th></tr>\n");
         foreach (var (data, kept) in PublishedPolicy.Statements.Retention(options))
             s.Append("<tr><td>").Append(E(data)).Append("</td><td>").Append(E(kept)).Append("</td></tr>\n");
-        s.Append("</table>\n<p>Nothing is encrypted at rest yet. ").Append(E(PublishedPolicy.Statements.Operators)).Append("</p>\n");
+        s.Append("</table>\n<p>").Append(E(PublishedPolicy.Statements.Operators)).Append("</p>\n");
 
         s.Append("<h2>What is logged</h2>\n<p>").Append(E(PublishedPolicy.Statements.LogDestination)).Append("</p>\n<ul>\n");
         foreach (var item in PublishedPolicy.Statements.Logged) s.Append("<li>").Append(E(item)).Append("</li>\n");

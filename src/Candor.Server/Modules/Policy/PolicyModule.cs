@@ -127,11 +127,19 @@ public sealed partial class PolicyModule : IModule
         // Offline messages wait until delivered, other data until changed or removed: only the archive is purged by age (extra_info).
         DataForms.Field(form, "data_retention", "infinite", "text-single");
         DataForms.Field(form, "data_deletion", "true", "boolean");
-        DataForms.Field(form, "encryption_at_rest", "false", "boolean");
+        DataForms.Field(form, "encryption_at_rest", "true", "boolean");
         DataForms.Field(form, "data_export", "false", "boolean");
         DataForms.Field(form, "access_policy", "admins", "list-multi");
         DataForms.Field(form, "full_erasure", "true", "boolean");
         var extra = DataForms.Field(form, "extra_info", null, "text-multi");
+        // Uploads and calls, when offered, in the same words as the published policy's retention list.
+        var filesAndCalls = new (string Data, string Kept)?[]
+            {
+                string.IsNullOrEmpty(options.UploadDomain) ? null : PublishedPolicy.Statements.Uploads(options),
+                string.IsNullOrEmpty(options.TurnHost) ? null : PublishedPolicy.Statements.Calls(options),
+            }
+            .OfType<(string Data, string Kept)>()
+            .Select(s => char.ToUpperInvariant(s.Data[0]) + s.Data[1..] + ": " + s.Kept + ".");
         foreach (var line in new[]
                  {
                      "Passwords are stored only as salted SCRAM keys; SCRAM is offered first, PLAIN is accepted only inside TLS"
@@ -140,10 +148,10 @@ public sealed partial class PolicyModule : IModule
                      "Offline messages are kept until delivered, at most " + options.MaxOfflineMessages + " per account.",
                      $"Archived messages (XEP-0313) are kept {options.ArchiveRetentionDays} days ({options.ArchiveRetentionDays * 24} hours), then deleted; "
                      + "each account chooses what is archived and can delete its archive (ad-hoc command \"Delete my message history\").",
-                     "Nothing is encrypted at rest yet.",
+                     PublishedPolicy.Statements.Operators,
                      PublishedPolicy.Statements.Encrypted,
                      "Content rules, retention and logging: " + (policy.Url ?? "see the server's policy (no HTTP listener)"),
-                 })
+                 }.Concat(filesAndCalls))
             extra.AddChild("value").AddText(line);
         return form;
     }

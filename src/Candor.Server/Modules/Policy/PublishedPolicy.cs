@@ -199,14 +199,18 @@ public sealed class PublishedPolicy
                 $"{options.LoginHistoryDays} days after the client's last use, then deleted; the account can list and revoke its clients at any time (XEP-0494)"),
             ("login notices for an account with no session online", "until the account's next login, then deleted"),
             ("time of each account's last logout", "until the next logout replaces it or the account is removed; told (XEP-0012 Last Activity) only to the account itself and to contacts subscribed to its presence"),
-            .. string.IsNullOrEmpty(options.UploadDomain) ? Array.Empty<(string, string)>() :
-            [("files uploaded with HTTP File Upload (XEP-0363), with their name, type, size, uploading account and date; sealed on disk (AES-256-GCM); anyone holding a file's URL can download it",
-                $"{options.UploadRetentionDays} days after the upload, then deleted; at most {options.UploadMaxBytes} bytes per file"
-                + (options.UploadQuotaBytes > 0 ? $" and {options.UploadQuotaBytes} bytes per account" : ""))],
-            .. string.IsNullOrEmpty(options.TurnHost) ? Array.Empty<(string, string)>() :
-            [("calls (Jingle audio and video): this server only hands out STUN/TURN addresses and time-limited relay credentials (XEP-0215); call media goes between the clients or through the relay at " + options.TurnHost + " and never through this server, which cannot see or record it",
-                $"nothing is stored: credentials are computed on request and expire after {options.TurnTtlSeconds} seconds")],
+            .. string.IsNullOrEmpty(options.UploadDomain) ? Array.Empty<(string, string)>() : [Uploads(options)],
+            .. string.IsNullOrEmpty(options.TurnHost) ? Array.Empty<(string, string)>() : [Calls(options)],
         ];
+
+        public static (string Data, string Kept) Uploads(ServerOptions options) =>
+            ("files uploaded with HTTP File Upload (XEP-0363), with their name, type, size, uploading account and date; sealed on disk (AES-256-GCM); anyone holding a file's URL can download it",
+                $"{options.UploadRetentionDays} days after the upload, then deleted; at most {options.UploadMaxBytes} bytes per file"
+                + (options.UploadQuotaBytes > 0 ? $" and {options.UploadQuotaBytes} bytes per account" : ""));
+
+        public static (string Data, string Kept) Calls(ServerOptions options) =>
+            ("calls (Jingle audio and video): this server only hands out STUN/TURN addresses and time-limited relay credentials (XEP-0215); call media goes between the clients or through the relay at " + options.TurnHost + " and never through this server, which cannot see or record it",
+                $"nothing is stored: credentials are computed on request and expire after {options.TurnTtlSeconds} seconds");
 
         private static string ArchiveDefault(string setting) => setting switch
         {
@@ -246,10 +250,13 @@ public sealed class PublishedPolicy
         public static string Transport(ServerOptions options) =>
             options.AllowPlaintext
                 ? "WARNING: this server allows client connections without TLS (benchmark mode)."
-                : "Client connections require TLS 1.2 or 1.3 (STARTTLS or direct TLS). The server does not federate with other servers yet.";
+                : "Client connections require TLS 1.2 or 1.3 (STARTTLS or direct TLS)."
+                  + (options.S2sPort >= 0 ? " Connections to other servers (federation) use TLS too, and each server's name is checked (certificate or dialback)." : " This server does not federate with other servers.");
 
         public const string Operators =
-            "The operator can read what the server stores (offline messages, message archives, rosters, vCards): it is not yet encrypted at rest.";
+            "What the server stores for accounts (offline messages, message archives, rosters, vCards, PEP items, uploaded files) is sealed at rest "
+            + "with AES-256-GCM under a key kept outside the database: a copy of the database shows no message, contact or file. "
+            + "The operator, who holds the key, can open it; end-to-end encrypted messages (OMEMO) stay unreadable to the operator as well.";
 
         public const string Deletion =
             "An account can remove itself and everything stored for it (XEP-0077); roster items and vCard can be changed or removed at any time; "

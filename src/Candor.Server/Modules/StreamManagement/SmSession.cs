@@ -65,6 +65,7 @@ public sealed class SmSession : ISessionTransport
     public IPAddress RemoteAddress => _last.RemoteAddress;
     public bool IsSecure => _last.IsSecure;
     public string? TlsProtocol => _last.TlsProtocol;
+    public string TransportName => _last.TransportName;
     private XmppServer Server => _registry.Server;
 
     /// <summary>Writes &lt;enabled/&gt; (unless it went inline, XEP-0386), then what was sent to the session meanwhile.</summary>
@@ -164,10 +165,11 @@ public sealed class SmSession : ISessionTransport
     public enum ResumeOutcome { Resumed, Gone, HandledCountTooHigh }
 
     /// <summary>
-    /// Moves the session to <paramref name="connection"/>: writes &lt;resumed/&gt;, then every stanza the client has
-    /// not acknowledged, in order. A connection still attached is released and ends with &lt;conflict/&gt;.
+    /// Moves the session to <paramref name="connection"/>: writes &lt;resumed/&gt; (or what <paramref name="announce"/>
+    /// makes of it: a SASL2 success carrying it), then every stanza the client has not acknowledged, in order. A
+    /// connection still attached is released and ends with &lt;conflict/&gt;.
     /// </summary>
-    public ResumeOutcome Resume(ISmConnection connection, uint h, out uint sent)
+    public ResumeOutcome Resume(ISmConnection connection, uint h, out uint sent, Func<Element, Element[]>? announce = null)
     {
         ISmConnection? previous;
         lock (_lock)
@@ -179,7 +181,9 @@ public sealed class SmSession : ISessionTransport
             _connection = connection;
             _last = connection;
             _timer.Change(Timeout.Infinite, Timeout.Infinite);
-            connection.Write(new Element("resumed", Ns).SetAttribute("h", Handled.ToString(System.Globalization.CultureInfo.InvariantCulture)).SetAttribute("previd", Id));
+            var resumed = new Element("resumed", Ns).SetAttribute("h", Handled.ToString(System.Globalization.CultureInfo.InvariantCulture)).SetAttribute("previd", Id);
+            if (announce is null) connection.Write(resumed);
+            else foreach (var element in announce(resumed)) connection.Write(element);
             foreach (var stanza in _unacked) connection.Write(stanza);
             if (_unacked.Count > 0) RequestAck(connection);
         }

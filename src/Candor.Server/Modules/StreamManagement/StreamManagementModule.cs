@@ -15,7 +15,7 @@ public sealed class StreamManagementModule : IModule
 
     public IReadOnlyList<Protocol> Protocols { get; } =
     [
-        new("XEP-0198", "1.6.3", "acks both ways (the server asks after 5 stanzas or 5 s), resumption for SmResumeTimeoutSeconds with a bounded queue; unacknowledged messages rerouted or stored offline, never dropped, also on a clean shutdown"),
+        new("XEP-0198", "1.6.3", "acks both ways (the server asks after 5 stanzas or 5 s), resumption for SmResumeTimeoutSeconds with a bounded queue; unacknowledged messages rerouted or stored offline, never dropped, also on a clean shutdown; an ack waits until the messages it counts are durable in the archive; resumption also inline in SASL2"),
     ];
 
     public void Register(XmppServer server)
