@@ -1,14 +1,8 @@
-using System.Buffers;
-using System.Net;
 using System.Text;
 using BenchmarkDotNet.Attributes;
 using Candor.Server.Core;
-using Candor.Server.Hosting;
-using Candor.Server.Modules;
-using Candor.Server.Storage;
 using Candor.Xml;
 using Candor.Xmpp;
-using Microsoft.Extensions.Logging.Abstractions;
 
 namespace Candor.Benchmarks;
 
@@ -20,69 +14,36 @@ namespace Candor.Benchmarks;
 [MemoryDiagnoser]
 public class MucBenchmarks
 {
-    private XmppServer _server = null!;
+    private BenchServer _bench = null!;
     private Session _speaker = null!;
-    private byte[] _message = [];
-    private XmppStreamParser _parser = null!;
-    private string _directory = "";
-    private readonly WriterTransport _transport = new();
+    private readonly CountingTransport _transport = new(serialize: true);
+    private readonly byte[] _message = Encoding.UTF8.GetBytes("<message xmlns='jabber:client' to='bench@conference.localhost' type='groupchat' id='m1'>"
+                                                              + "<body>Hello everyone, how are you today?</body></message>");
 
     [Params(100, 1000)]
     public int Occupants { get; set; }
 
-    /// <summary>Writes each stanza as a c2s stream would, then forgets it.</summary>
-    private sealed class WriterTransport : ISessionTransport
-    {
-        private readonly ArrayBufferWriter<byte> _buffer = new(4096);
-        public long Delivered;
-
-        public void Send(Element stanza)
-        {
-            _buffer.ResetWrittenCount();
-            ElementWriter.Write(stanza, _buffer, Ns.Client);
-            Delivered++;
-        }
-
-        public void Close(string? condition, string? text = null) { }
-        public IPAddress RemoteAddress => IPAddress.Loopback;
-        public bool IsSecure => true;
-        public string? TlsProtocol => "TLSv1.3";
-    }
-
     [GlobalSetup]
     public void Setup()
     {
-        _directory = Directory.CreateTempSubdirectory("candor-bench-").FullName;
-        var options = new ServerOptions { DataDirectory = _directory };
-        options.Validate();
-        _server = new XmppServer(options, new SqliteStorage(Path.Combine(_directory, "candor.db")), NullLoggerFactory.Instance);
-        ModuleCatalog.RegisterAll(_server);
+        _bench = new BenchServer();
         for (var i = 0; i < Occupants; i++)
         {
-            var session = new Session(_transport, Jid.Parse($"u{i}@localhost/bench"), "SCRAM-SHA-256") { IsAvailable = true };
-            _server.Sessions.TryAdd(session, limit: 1, out _);
+            var session = _bench.AddSession($"u{i}@localhost/bench", _transport);
             // No <x xmlns='http://jabber.org/protocol/muc'/>: the first one makes an instant room.
             var join = new Element("presence", Ns.Client).SetAttribute("to", $"bench@conference.localhost/u{i}");
-            SessionInput.HandleAsync(_server, session, join).AsTask().Wait();
+            SessionInput.HandleAsync(_bench.Server, session, join).AsTask().Wait();
             if (i == 0) _speaker = session;
         }
-        _message = Encoding.UTF8.GetBytes("<message xmlns='jabber:client' to='bench@conference.localhost' type='groupchat' id='m1'>"
-                                          + "<body>Hello everyone, how are you today?</body></message>");
-        _parser = new XmppStreamParser(XmlLimits.Default, fragmentMode: true);
     }
 
     [GlobalCleanup]
-    public void Cleanup()
-    {
-        _server.Storage.DisposeAsync().AsTask().Wait();
-        Directory.Delete(_directory, recursive: true);
-    }
+    public void Cleanup() => _bench.Dispose();
 
     [Benchmark]
     public async ValueTask<long> GroupchatToEveryOccupant()
     {
-        _parser.Read(new ReadOnlySequence<byte>(_message), out _, out var stanza);
-        await SessionInput.HandleAsync(_server, _speaker, stanza!);
+        await SessionInput.HandleAsync(_bench.Server, _speaker, _bench.Parse(_message));
         return _transport.Delivered;
     }
 }

@@ -4,7 +4,8 @@ using Candor.Client.Omemo;
 namespace Candor.Benchmarks;
 
 /// <summary>
-/// The cost of urn:xmpp:omemo:2 per message (docs/PERFORMANCE.md, "OMEMO"): sealing the payload once plus one Double
+/// The cost of OMEMO per message (docs/PERFORMANCE.md, "OMEMO"), urn:xmpp:omemo:2 or with <see cref="LegacyOmemo"/> the
+/// legacy eu.siacs.conversations.axolotl (AES-128-GCM payload, libsignal framing): sealing the payload once plus one Double
 /// Ratchet encryption of its key per recipient device, and the receiving side's decryption. No network, no state
 /// file: the cryptography alone. PingPong alternates direction, so every message also turns the DH ratchet (two
 /// X25519 operations and two HKDFs more), as in a conversation.
@@ -20,6 +21,9 @@ public class OmemoBenchmarks
     [Params(1, 3)]
     public int Devices { get; set; }
 
+    [Params(false, true)]
+    public bool LegacyOmemo { get; set; }
+
     [GlobalSetup]
     public void Setup()
     {
@@ -32,27 +36,38 @@ public class OmemoBenchmarks
         for (var i = 0; i < Devices; i++)
         {
             var bob = OwnDevice.Create();
-            var a = RatchetSession.Initiate(alice, bob.Bundle());
+            var bundle = !LegacyOmemo ? bob.Bundle() : bob.Bundle() with
+            {
+                SignedPreKeySignature = Legacy.SplitSignature(Legacy.Sign(bob.IdentitySeed, bob.IdentityPublic, bob.SignedPreKey.Public)).Signature,
+                Legacy = true,
+            };
+            var a = RatchetSession.Initiate(alice, bundle);
             var (kex, _) = a.Encrypt(new byte[48]);
-            var (header, message) = KeyExchange.Unwrap(kex);
-            var b = RatchetSession.Accept(bob, header, RatchetSession.RatchetPublicOf(message));
+            var (header, message) = KeyExchange.Unwrap(kex, LegacyOmemo);
+            var b = RatchetSession.Accept(bob, header, RatchetSession.RatchetPublicOf(message, LegacyOmemo), LegacyOmemo);
             b.Decrypt(message);
             a.Decrypt(b.Encrypt(new byte[48]).Data);
             (_senders[i], _receivers[i]) = (a, b);
         }
     }
 
+    private (byte[] Ciphertext, byte[] Iv, byte[] Key) Seal()
+    {
+        if (LegacyOmemo) return Legacy.SealPayload(_plaintext);
+        var (ciphertext, key) = OmemoCrypto.SealPayload(_plaintext);
+        return (ciphertext, [], key);
+    }
+
+    private int Open(byte[] key, (byte[] Ciphertext, byte[] Iv, byte[] Key) sealedPayload) =>
+        (LegacyOmemo ? Legacy.OpenPayload(key, sealedPayload.Iv, sealedPayload.Ciphertext) : OmemoCrypto.OpenPayload(key, sealedPayload.Ciphertext)).Length;
+
     /// <summary>Alice encrypts one message for all devices; every device decrypts it.</summary>
     [Benchmark]
     public int OneWay()
     {
-        var (ciphertext, key) = OmemoCrypto.SealPayload(_plaintext);
+        var payload = Seal();
         var total = 0;
-        for (var i = 0; i < Devices; i++)
-        {
-            var keyMaterial = _receivers[i].Decrypt(_senders[i].Encrypt(key).Data);
-            total += OmemoCrypto.OpenPayload(keyMaterial, ciphertext).Length;
-        }
+        for (var i = 0; i < Devices; i++) total += Open(_receivers[i].Decrypt(_senders[i].Encrypt(payload.Key).Data), payload);
         return total;
     }
 
@@ -63,10 +78,10 @@ public class OmemoBenchmarks
         var total = 0;
         for (var i = 0; i < Devices; i++)
         {
-            var (c1, k1) = OmemoCrypto.SealPayload(_plaintext);
-            total += OmemoCrypto.OpenPayload(_receivers[i].Decrypt(_senders[i].Encrypt(k1).Data), c1).Length;
-            var (c2, k2) = OmemoCrypto.SealPayload(_plaintext);
-            total += OmemoCrypto.OpenPayload(_senders[i].Decrypt(_receivers[i].Encrypt(k2).Data), c2).Length;
+            var first = Seal();
+            total += Open(_receivers[i].Decrypt(_senders[i].Encrypt(first.Key).Data), first);
+            var second = Seal();
+            total += Open(_senders[i].Decrypt(_receivers[i].Encrypt(second.Key).Data), second);
         }
         return total;
     }

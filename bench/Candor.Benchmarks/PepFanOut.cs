@@ -1,6 +1,5 @@
 using System.Collections.Frozen;
 using System.Diagnostics;
-using System.Net;
 using Candor.Server.Core;
 using Candor.Server.Hosting;
 using Candor.Server.Modules;
@@ -21,16 +20,6 @@ namespace Candor.Benchmarks;
 /// </summary>
 public static class PepFanOut
 {
-    private sealed class SinkTransport : ISessionTransport
-    {
-        public long Received;
-        public void Send(Element stanza) => Interlocked.Increment(ref Received);
-        public void Close(string? condition, string? text = null) { }
-        public IPAddress RemoteAddress => IPAddress.Loopback;
-        public bool IsSecure => true;
-        public string? TlsProtocol => "TLSv1.3";
-    }
-
     /// <summary>Counts the reads that reach the real store.</summary>
     private sealed class CountingStorage(IStorage inner) : IStorage
     {
@@ -70,10 +59,10 @@ public static class PepFanOut
                 foreach (var b in names)
                     if (a != b) await server.Rosters.SaveAsync(a, new RosterItem { Jid = b + "@localhost", Subscription = Subscription.Both });
             var caps = new ClientCaps("bench", new[] { "urn:xmpp:avatar:metadata+notify" }.ToFrozenSet(), "bench");
-            var sessions = new List<(Session Session, SinkTransport Sink)>();
+            var sessions = new List<(Session Session, CountingTransport Sink)>();
             foreach (var name in names)
             {
-                var sink = new SinkTransport();
+                var sink = new CountingTransport();
                 var session = new Session(sink, Jid.Parse($"{name}@localhost/bench"), "SCRAM-SHA-256") { IsAvailable = true, Caps = caps };
                 server.Sessions.TryAdd(session, limit: 1, out _);
                 sessions.Add((session, sink));
@@ -92,13 +81,13 @@ public static class PepFanOut
 
             for (var round = 0; round < 4; round++)
             {
-                var before = sessions.Sum(s => s.Sink.Received);
+                var before = sessions.Sum(s => s.Sink.Delivered);
                 var readsBefore = Interlocked.Read(ref storage.Reads);
                 var watch = Stopwatch.StartNew();
                 for (var i = 0; i < sessions.Count; i++)
                     await SessionInput.HandleAsync(server, sessions[i].Session, Publish(round, i));
                 watch.Stop();
-                var delivered = sessions.Sum(s => s.Sink.Received) - before;
+                var delivered = sessions.Sum(s => s.Sink.Delivered) - before;
                 var notifications = delivered - accounts; // each publisher also gets its IQ result
                 var reads = Interlocked.Read(ref storage.Reads) - readsBefore;
                 Console.WriteLine($"round {round}{(round == 0 ? " (cold: nodes and subscribers loaded)" : "")}: {accounts} publishes, "

@@ -1,13 +1,6 @@
-using System.Net;
 using System.Text;
 using BenchmarkDotNet.Attributes;
 using Candor.Server.Core;
-using Candor.Server.Hosting;
-using Candor.Server.Modules;
-using Candor.Server.Storage;
-using Candor.Xml;
-using Candor.Xmpp;
-using Microsoft.Extensions.Logging.Abstractions;
 
 namespace Candor.Benchmarks;
 
@@ -18,51 +11,26 @@ namespace Candor.Benchmarks;
 [MemoryDiagnoser]
 public class RoutingBenchmarks
 {
-    private XmppServer _server = null!;
+    private BenchServer _bench = null!;
     private Session _alice = null!;
-    private SinkTransport _bobSink = null!;
-    private byte[] _message = [];
-    private XmppStreamParser _parser = null!;
-    private string _directory = "";
-
-    private sealed class SinkTransport : ISessionTransport
-    {
-        public long Delivered;
-        public void Send(Element stanza) => Delivered++;
-        public void Close(string? condition, string? text = null) { }
-        public IPAddress RemoteAddress => IPAddress.Loopback;
-        public bool IsSecure => true;
-        public string? TlsProtocol => "TLSv1.3";
-    }
+    private readonly CountingTransport _bobSink = new();
+    private readonly byte[] _message = Encoding.UTF8.GetBytes("<message xmlns='jabber:client' to='bob@localhost' type='chat' id='m1'><body>Hello Bob, how are you today?</body></message>");
 
     [GlobalSetup]
     public void Setup()
     {
-        _directory = Directory.CreateTempSubdirectory("candor-bench-").FullName;
-        var options = new ServerOptions { DataDirectory = _directory };
-        _server = new XmppServer(options, new SqliteStorage(Path.Combine(_directory, "candor.db")), NullLoggerFactory.Instance);
-        ModuleCatalog.RegisterAll(_server);
-        _alice = new Session(new SinkTransport(), Jid.Parse("alice@localhost/phone"), "SCRAM-SHA-256");
-        _bobSink = new SinkTransport();
-        var bob = new Session(_bobSink, Jid.Parse("bob@localhost/laptop"), "SCRAM-SHA-256") { IsAvailable = true };
-        _server.Sessions.TryAdd(_alice, limit: 1, out _);
-        _server.Sessions.TryAdd(bob, limit: 1, out _);
-        _message = Encoding.UTF8.GetBytes("<message xmlns='jabber:client' to='bob@localhost' type='chat' id='m1'><body>Hello Bob, how are you today?</body></message>");
-        _parser = new XmppStreamParser(XmlLimits.Default, fragmentMode: true);
+        _bench = new BenchServer();
+        _alice = _bench.AddSession("alice@localhost/phone", new CountingTransport(), available: false);
+        _bench.AddSession("bob@localhost/laptop", _bobSink);
     }
 
     [GlobalCleanup]
-    public void Cleanup()
-    {
-        _server.Storage.DisposeAsync().AsTask().Wait();
-        Directory.Delete(_directory, recursive: true);
-    }
+    public void Cleanup() => _bench.Dispose();
 
     [Benchmark]
     public async ValueTask<long> ParseAndRouteChatMessage()
     {
-        _parser.Read(new System.Buffers.ReadOnlySequence<byte>(_message), out _, out var stanza);
-        await SessionInput.HandleAsync(_server, _alice, stanza!);
+        await SessionInput.HandleAsync(_bench.Server, _alice, _bench.Parse(_message));
         return _bobSink.Delivered;
     }
 }

@@ -1,4 +1,6 @@
 using System.CommandLine;
+using System.Globalization;
+using Candor.Server.Audit;
 using Candor.Server.Hosting;
 using Candor.Server.Storage;
 using Microsoft.Data.Sqlite;
@@ -31,8 +33,12 @@ internal static class BackupCommand
             Copy(database, partial, SqliteOpenMode.ReadWrite);
             if (!OperatingSystem.IsWindows()) File.SetUnixFileMode(partial, UnixFileMode.UserRead | UnixFileMode.UserWrite);
             File.Move(partial, target);
+            AuditLog.RecordAsync(options, AuditActions.BackupCreated, null, new Dictionary<string, string>
+            {
+                ["file"] = Path.GetFileName(target), ["bytes"] = new FileInfo(target).Length.ToString(CultureInfo.InvariantCulture),
+            }).GetAwaiter().GetResult();
             Console.WriteLine($"Backed up {Path.GetFullPath(database)} to {Path.GetFullPath(target)} ({new FileInfo(target).Length} bytes, one consistent snapshot).");
-            Console.WriteLine($"The master key is NOT in the backup: keep a copy of {new KeyFiles(options).Describe} apart from it; without the key the backup opens nothing. Keep the operator log's signing key ({Candor.Server.Audit.AuditLog.KeyPathOf(options)}) with it.");
+            Console.WriteLine($"The master key is NOT in the backup: keep a copy of {new KeyFiles(options).Describe} apart from it; without the key the backup opens nothing. Keep the operator log's signing key ({AuditLog.KeyPathOf(options)}) with it; this backup is in the operator log, the backup itself holds the log up to before it.");
             return ExitCodes.Ok;
         }));
         return command;
@@ -42,8 +48,10 @@ internal static class BackupCommand
     {
         var common = new CommonOptions();
         var file = new Argument<string>("FILE") { Description = "A file written by 'candor backup'" };
+        var log = new Option<string?>("--log") { Description = "An export of the newer operator log ('candor audit export'): the entries made since the backup are put back, so the log does not roll back" };
         var command = new Command("restore", "Restore a backup into a data directory that has no database yet");
         command.Add(file);
+        command.Add(log);
         common.AddTo(command);
         command.SetAction(parse => Run(() =>
         {
@@ -62,14 +70,55 @@ internal static class BackupCommand
                 command.CommandText = "PRAGMA integrity_check;";
                 if (command.ExecuteScalar() as string != "ok") return PolicyCommand.Fail(ExitCodes.Failure, $"{source} is damaged (SQLite integrity check failed)");
             }
+            var newer = parse.GetValue(log) is { } export ? ReadExport(export) : null;
+            if (newer is { Problem: { } problem }) return PolicyCommand.Fail(ExitCodes.Failure, problem);
             Copy(source, database, SqliteOpenMode.ReadOnly);
+            var audit = AuditLog.Open(options);
+            var backupSize = audit.Size;
+            if (newer is not null && audit.Continue(newer.Entries, newer.Head!) is { } refusal)
+            {
+                SqliteConnection.ClearAllPools();
+                foreach (var suffix in new[] { "", "-wal", "-shm" }) File.Delete(database + suffix);
+                return PolicyCommand.Fail(ExitCodes.Failure, $"{parse.GetValue(log)}: {refusal}; nothing was restored");
+            }
+            var lost = newer is null ? "unknown: no export of the newer log was given" : "none";
+            audit.AppendAsync(AuditEntry.Actors.Operator, AuditActions.BackupRestored, null, new Dictionary<string, string>
+            {
+                ["file"] = Path.GetFileName(source), ["backup_log_size"] = backupSize.ToString(CultureInfo.InvariantCulture),
+                ["entries_put_back"] = ((newer?.Entries.Count ?? backupSize) - backupSize).ToString(CultureInfo.InvariantCulture), ["entries_lost"] = lost,
+            }).GetAwaiter().GetResult();
+            // The server signs a head at start otherwise; a missing key is reported below.
+            if (File.Exists(AuditLog.KeyPathOf(options))) audit.SignHead();
             Console.WriteLine($"Restored {Path.GetFullPath(source)} to {Path.GetFullPath(database)}.");
+            Console.WriteLine(newer is null
+                ? $"The operator log is back at the backup's {backupSize} entries (and this restore): a monitor that saw a later head will report a rollback, rightly. To continue the newer log instead, restore again with --log and an export of it ('candor audit export')."
+                : $"The operator log continues: the {newer.Entries.Count - backupSize} entries made since the backup were put back from {parse.GetValue(log)}, then this restore was recorded.");
             var keys = new KeyFiles(options);
             if (!keys.FromSetting && !File.Exists(keys.KeyPath))
-                Console.WriteLine($"Now put the master key the data was sealed with at {keys.KeyPath} (mode 0600), or set MasterKey, and the operator log's signing key at {Candor.Server.Audit.AuditLog.KeyPathOf(options)}, before starting the server.");
+                Console.WriteLine($"Now put the master key the data was sealed with at {keys.KeyPath} (mode 0600), or set MasterKey, and the operator log's signing key at {AuditLog.KeyPathOf(options)}, before starting the server.");
             return ExitCodes.Ok;
         }));
         return command;
+    }
+
+    private sealed record Export(List<AuditEntry> Entries, TreeHead? Head, string? Problem);
+
+    /// <summary>An operator log export, verified as <c>candor audit verify</c> does; the entries are those its head covers.</summary>
+    private static Export ReadExport(string path)
+    {
+        if (!File.Exists(path)) return new([], null, $"no such file {path}");
+        var verifier = new AuditVerifier();
+        var entries = new List<AuditEntry>();
+        var number = 0;
+        foreach (var line in File.ReadLines(path))
+        {
+            if (!verifier.AddLine(++number, line)) break;
+            if (verifier.Entries > entries.Count) entries.Add(AuditLog.ParseEntry(line));
+        }
+        verifier.Finish();
+        if (verifier.Problem is { } problem) return new([], null, $"{path}: {problem}");
+        if (verifier.LastHead is not { } head) return new([], null, $"{path}: an empty log");
+        return new([.. entries.Take((int)head.Size)], head, null);
     }
 
     /// <summary>Copies <paramref name="from"/> page by page with SQLite's backup API, into a file with no journal beside it.</summary>

@@ -96,6 +96,7 @@ internal sealed class ChatScreen(XmppClient client, OmemoClient? omemo, bool pla
     private readonly System.Threading.Channels.Channel<object> _inbox = System.Threading.Channels.Channel.CreateUnbounded<object>();
     private readonly Dictionary<Candor.Xmpp.Jid, Contact> _contacts = [];
     private readonly List<Candor.Xmpp.Jid> _requests = [];
+    private readonly Dictionary<Candor.Xmpp.Jid, OmemoGroupChat> _rooms = [];
     private readonly List<string> _status = [];
     private readonly System.Text.StringBuilder _input = new();
     private Candor.Xmpp.Jid? _selected;
@@ -288,6 +289,7 @@ internal sealed class ChatScreen(XmppClient client, OmemoClient? omemo, bool pla
             case "/help":
                 Notice("/msg JID text · /open JID · /add JID [name] · /remove JID · /accept JID · /deny JID · /who · /quit");
                 Notice("OMEMO: /devices [JID] · /verify JID FINGERPRINT · /distrust JID DEVICE · /trust JID DEVICE");
+                Notice("Group chat (OMEMO, members-only non-anonymous rooms only): /join ROOM [nick], then /msg ROOM text");
                 Notice("Text without a leading / goes to the selected contact; Tab, ↑ and ↓ choose one.");
                 break;
             case "/who":
@@ -332,13 +334,23 @@ internal sealed class ChatScreen(XmppClient client, OmemoClient? omemo, bool pla
                 _requests.Remove(jid);
                 Notice($"Refused {jid}.");
                 break;
+            case "/join" when omemo is null:
+                Notice("OMEMO is unavailable in this session: /join is for OMEMO group chats");
+                break;
+            case "/join" when omemo is { } o && Arg() is { } room:
+                var nick = parts.Length > 2 ? parts[2] : self.Local ?? "me";
+                var joined = await OmemoGroupChat.JoinAsync(client, o, room, nick);
+                _rooms[room] = joined;
+                Select(room);
+                Notice($"Joined {room} as {nick}: messages there are OMEMO-encrypted for its members' devices");
+                break;
             case "/devices" or "/verify" or "/distrust" or "/trust" when omemo is null:
                 Notice("OMEMO is unavailable in this session");
                 break;
             case "/devices" when omemo is { } o:
                 var of = parts.Length > 1 ? Arg() : self.Bare;
                 if (of is null) break;
-                var ids = await o.DeviceListAsync(of);
+                var ids = (await o.DeviceListAsync(of)).Union(await o.DeviceListAsync(of, legacy: true)).ToList();
                 if (ids.Count == 0) Notice($"{of} publishes no OMEMO devices");
                 var ofDevices = o.State.Devices.GetValueOrDefault(of.ToString());
                 foreach (var id in ids.Where(id => of != self.Bare || id != o.DeviceId))
@@ -366,7 +378,7 @@ internal sealed class ChatScreen(XmppClient client, OmemoClient? omemo, bool pla
                     Notice($"{jid} device {device} is now {(verb == "/trust" ? "trusted" : "distrusted: not encrypted to")}");
                 }
                 break;
-            case "/msg" or "/open" or "/select" or "/add" or "/remove" or "/accept" or "/deny" or "/verify" or "/distrust" or "/trust":
+            case "/msg" or "/open" or "/select" or "/add" or "/remove" or "/accept" or "/deny" or "/verify" or "/distrust" or "/trust" or "/join":
                 break; // Arg() said what was missing
             default:
                 Notice($"Unknown command {verb}; /help lists them.");
@@ -376,6 +388,12 @@ internal sealed class ChatScreen(XmppClient client, OmemoClient? omemo, bool pla
 
     private async Task SendAsync(Candor.Xmpp.Jid to, string text)
     {
+        if (_rooms.TryGetValue(to.Bare, out var room))
+        {
+            var sent = await room.SendAsync(text);
+            Get(to).Lines.Add(new Line(DateTimeOffset.Now, "me", $"[omemo] {text}", sent.Id(), mine: true));
+            return;
+        }
         var (message, encrypted) = await E2e.ComposeAsync(client, omemo, to, text, "chat", plain, requireE2e, CancellationToken.None);
         message.AddChild("active", ClientNs.ChatStates);
         await client.SendAsync(message);
@@ -389,6 +407,14 @@ internal sealed class ChatScreen(XmppClient client, OmemoClient? omemo, bool pla
             case ChatMessage { Error: { } error } m when m.From is not null:
                 var failed = Get(m.From).Lines.FirstOrDefault(l => l.Mine && l.Id == m.Id);
                 Get(m.From).Lines.Add(new Line(DateTimeOffset.Now, "!", $"not delivered{(failed is null ? "" : $" ('{failed.Text}')")}: {error}", null, false));
+                break;
+            case ChatMessage m when m.From is not null && _rooms.TryGetValue(m.From.Bare, out var room):
+                // The room reflects this device's own messages: their line is there already.
+                if (m.From.Resource is not { } nick || nick == room.Nick) break;
+                var read = await room.DecryptAsync(m);
+                var text = read is null ? (m.Body is null ? null : $"[plain] {m.Body}")
+                    : read.Empty ? null : $"{(read.Failed ? "[omemo: undecryptable]" : "[omemo]")} {read.Body ?? $"({read.Error})"}";
+                if (text is not null) Get(m.From).Lines.Add(new Line(m.Stamp?.ToLocalTime() ?? DateTimeOffset.Now, nick, text, m.Id, false));
                 break;
             case ChatMessage m when m.From is not null:
                 var contact = Get(m.From);

@@ -6,7 +6,7 @@ using Candor.Xmpp;
 namespace Candor.Cli;
 
 /// <summary>
-/// OMEMO (urn:xmpp:omemo:2) for chat, send and listen: the state file of each account in
+/// OMEMO (urn:xmpp:omemo:2 and the legacy eu.siacs.conversations.axolotl) for chat, send and listen: the state file of each account in
 /// <c>$XDG_CONFIG_HOME/candor/omemo/</c>, sealed with <c>CANDOR_OMEMO_PASSPHRASE</c> when set, else with a key file
 /// of its own beside it (mode 0600).
 /// </summary>
@@ -68,13 +68,13 @@ internal static class E2e
         if (omemo is not null && await omemo.DecryptAsync(m.Stanza, cancellation) is { } d)
         {
             if (d.Empty) return null;
-            return new Incoming(d.Body, true, d.Error, d.SenderDevice, d.Trust);
+            return new Incoming(d.Body, true, d.Error, d.SenderDevice, d.Trust, d.Legacy);
         }
         if (m.Stanza.GetChild("encrypted", OmemoClient.Namespace) is not null)
-            return new Incoming(null, true, "OMEMO is not available in this client session", null, null);
-        if (m.Stanza.GetChild("encrypted", "eu.siacs.conversations.axolotl") is not null)
-            return new Incoming(null, true, "legacy OMEMO (eu.siacs.conversations.axolotl) is not supported yet", null, null);
-        return m.Body is null ? null : new Incoming(m.Body, false, null, null, null);
+            return new Incoming(null, true, "OMEMO is not available in this client session", null, null, false);
+        if (m.Stanza.GetChild("encrypted", OmemoClient.LegacyNamespace) is not null)
+            return new Incoming(null, true, "OMEMO is not available in this client session", null, null, true);
+        return m.Body is null ? null : new Incoming(m.Body, false, null, null, null, false);
     }
 
     /// <summary>"[omemo]", "[omemo untrusted]" or "[plain]": the marker in front of each message line.</summary>
@@ -83,9 +83,9 @@ internal static class E2e
         : i.Trust is Trust.Blind or Trust.Verified ? "[omemo]" : "[omemo untrusted]";
 }
 
-internal sealed record Incoming(string? Body, bool Encrypted, string? Error, uint? Device, Trust? Trust)
+internal sealed record Incoming(string? Body, bool Encrypted, string? Error, uint? Device, Trust? Trust, bool Legacy)
 {
-    public string? Namespace => Encrypted ? "2" : null;
+    public string? Namespace => !Encrypted ? null : Legacy ? "legacy" : "2";
 }
 
 /// <summary>--require-e2e and no way to encrypt.</summary>

@@ -16,6 +16,8 @@ internal static class ServeCommand
         var s2sPort = new Option<int?>("--s2s-port") { Description = "Server-to-server port, federation (default 5269; -1 disables)" };
         var httpPort = new Option<int?>("--http-port") { Description = "HTTP port (default 5280; -1 disables)" };
         var httpsPort = new Option<int?>("--https-port") { Description = "HTTPS port for wss:// (default 5281; -1 disables)" };
+        var clusterPort = new Option<int?>("--cluster-port") { Description = "Join the cluster of the nodes sharing --postgres, with this node's Orleans silo on PORT (docs/CLUSTER.md)" };
+        var clusterAdvertise = new Option<string?>("--cluster-advertise") { Description = "IP address the other nodes reach this node's silo at (default: --bind, else 127.0.0.1)" };
         var bind = new Option<string?>("--bind") { Description = "Address to listen on (default: all interfaces)" };
         var cert = new Option<string?>("--cert") { Description = "TLS certificate (PEM); default: self-signed, made on first start" };
         var key = new Option<string?>("--key") { Description = "Private key of --cert (PEM)" };
@@ -28,7 +30,7 @@ internal static class ServeCommand
 
         var command = new Command("serve", "Run the server (defaults: domain localhost, data in ./candor-data, ports 5222/5223/5269/5280/5281)");
         common.AddTo(command);
-        foreach (var option in new Option[] { c2sPort, tlsPort, s2sPort, httpPort, httpsPort, bind, cert, key, plaintext, registration, policy, logLevel, logFormat }) command.Add(option);
+        foreach (var option in new Option[] { c2sPort, tlsPort, s2sPort, httpPort, httpsPort, clusterPort, clusterAdvertise, bind, cert, key, plaintext, registration, policy, logLevel, logFormat }) command.Add(option);
         command.SetAction(async (parse, cancellation) =>
         {
             ServerOptions options;
@@ -42,6 +44,8 @@ internal static class ServeCommand
                     if (parse.GetValue(httpPort) is { } h) o.HttpPort = h;
                     if (parse.GetValue(httpsPort) is { } hs) o.HttpsPort = hs;
                     if (parse.GetValue(bind) is { } b) o.Bind = b;
+                    if (parse.GetValue(clusterPort) is { } cp) o.ClusterPort = cp;
+                    if (parse.GetValue(clusterAdvertise) is { } ca) o.ClusterAdvertise = ca;
                     if (parse.GetValue(cert) is { } cf) o.CertificateFile = cf;
                     if (parse.GetValue(key) is { } kf) o.KeyFile = kf;
                     if (parse.GetValue(plaintext)) o.AllowPlaintext = true;

@@ -3,6 +3,7 @@ using System.Text;
 using Candor.Server.Accounts;
 using Candor.Server.Audit;
 using Candor.Server.Hosting;
+using Candor.Server.Modules.DataExport;
 using Candor.Server.Storage;
 using Candor.Xmpp;
 
@@ -20,6 +21,8 @@ internal static class UserCommand
         command.Add(List());
         command.Add(Sessions());
         command.Add(PurgeArchive());
+        command.Add(Export());
+        command.Add(Import());
         return command;
     }
 
@@ -58,10 +61,9 @@ internal static class UserCommand
             var pw = parse.GetValue(password) ?? PromptPassword($"New password for {full}: ", confirm: true);
             if (pw is null) return Fail(ExitCodes.Usage, "a password is required");
             await accounts.SetPasswordAsync(user, pw);
-            await new OperatorChanges(accounts.Storage).RecordAsync(user, OperatorChange.PasswordChanged);
             Console.WriteLine($"Password of {full} changed.");
             return ExitCodes.Ok;
-        }, AuditActions.PasswordSet));
+        }, AuditActions.PasswordSet, announce: OperatorChange.PasswordChanged));
         return command;
     }
 
@@ -75,10 +77,9 @@ internal static class UserCommand
         command.SetAction(parse => Run(parse, common, parse.GetValue(jid)!, async (accounts, user, full) =>
         {
             if (!await accounts.RemoveAsync(user)) return Fail(ExitCodes.NotFound, $"no such user: {full}");
-            await new OperatorChanges(accounts.Storage).RecordAsync(user, OperatorChange.Removed);
             Console.WriteLine($"Removed {full}.");
             return ExitCodes.Ok;
-        }, AuditActions.AccountRemoved));
+        }, AuditActions.AccountRemoved, announce: OperatorChange.Removed));
         return command;
     }
 
@@ -93,10 +94,88 @@ internal static class UserCommand
         {
             if (!await accounts.ExistsAsync(user)) return Fail(ExitCodes.NotFound, $"no such user: {full}");
             var deleted = await accounts.Storage.OpenArchive(Candor.Server.Modules.Archive.ArchiveModule.StoreName).DeleteAsync(user);
-            await new OperatorChanges(accounts.Storage).RecordAsync(user, OperatorChange.ArchivePurged);
             Console.WriteLine($"Deleted {deleted} archived messages of {full}.");
             return ExitCodes.Ok;
-        }, AuditActions.ArchivePurged));
+        }, AuditActions.ArchivePurged, announce: OperatorChange.ArchivePurged));
+        return command;
+    }
+
+    private static Command Export()
+    {
+        var common = new CommonOptions();
+        var jid = new Argument<string>("JID");
+        var output = new Option<string>("--out") { Description = "File to write (must not exist)", Required = true };
+        var command = new Command("export", "Write an account's data and SCRAM credentials as a XEP-0227 file (recorded in the operator log)");
+        command.Add(jid);
+        command.Add(output);
+        common.AddTo(command);
+        command.SetAction(parse => Run(parse, common, parse.GetValue(jid)!, async (accounts, user, full) =>
+        {
+            var target = parse.GetValue(output)!;
+            if (!await accounts.ExistsAsync(user)) return Fail(ExitCodes.NotFound, $"no such user: {full}");
+            if (File.Exists(target)) return Fail(ExitCodes.Exists, $"{target} exists already");
+            var document = await PortableData.ExportAsync(accounts, Jid.Parse(full).Domain, user, credentials: true);
+            await using (var file = new FileStream(target, FileMode.CreateNew, FileAccess.Write))
+            {
+                if (!OperatingSystem.IsWindows()) File.SetUnixFileMode(target, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+                await file.WriteAsync(Encoding.UTF8.GetBytes("<?xml version='1.0' encoding='UTF-8'?>\n" + Candor.Xml.ElementWriter.ToXmlString(document) + "\n"));
+            }
+            Console.WriteLine($"Exported {full} to {Path.GetFullPath(target)} (XEP-0227, with its SCRAM credentials: keep it as safe as the database).");
+            return ExitCodes.Ok;
+        }, AuditActions.DataExported));
+        return command;
+    }
+
+    private static Command Import()
+    {
+        var common = new CommonOptions();
+        var file = new Argument<string>("FILE") { Description = "A XEP-0227 file (from candor user export, Prosody or ejabberd)" };
+        var command = new Command("import", "Create the accounts of a XEP-0227 file for this server's domain, with their data (each recorded in the operator log)");
+        command.Add(file);
+        common.AddTo(command);
+        command.SetAction(async parse =>
+        {
+            try
+            {
+                var options = common.Load(parse);
+                var path = parse.GetValue(file)!;
+                if (!File.Exists(path)) return Fail(ExitCodes.NotFound, $"no such file {path}");
+                Candor.Xml.Element document;
+                try
+                {
+                    document = PortableData.Parse(await File.ReadAllTextAsync(path));
+                }
+                catch (Exception e) when (e is InvalidDataException or Candor.Xml.XmlStreamException)
+                {
+                    return Fail(ExitCodes.Failure, $"{path}: {e.Message}");
+                }
+                var users = PortableData.UsersOf(document, options.Domain).ToList();
+                if (users.Count == 0) return Fail(ExitCodes.NotFound, $"{path} holds no account of {options.Domain} (see --domain)");
+                await using var storage = await OpenStorageAsync(options, create: true);
+                var accounts = new AccountStore(storage, options.ScramIterations);
+                var code = ExitCodes.Ok;
+                foreach (var user in users)
+                {
+                    var jid = $"{user.GetAttribute("name")}@{options.Domain}";
+                    if (await PortableData.ImportAsync(accounts, options.Domain, user) is { } refusal)
+                    {
+                        code = Fail(ExitCodes.Exists, $"not imported: {refusal}");
+                        continue;
+                    }
+                    await AuditLog.RecordAsync(options, AuditActions.DataImported, jid, new Dictionary<string, string> { ["format"] = "XEP-0227" });
+                    Console.WriteLine($"Imported {jid}.");
+                }
+                return code;
+            }
+            catch (OptionsException e)
+            {
+                return Fail(ExitCodes.Usage, e.Message);
+            }
+            catch (KeyException e)
+            {
+                return Fail(ExitCodes.Failure, e.Message);
+            }
+        });
         return command;
     }
 
@@ -144,7 +223,7 @@ internal static class UserCommand
     }
 
     private static async Task<int> Run(ParseResult parse, CommonOptions common, string jidText,
-        Func<AccountStore, string, string, Task<int>> action, string auditAction, bool creates = false)
+        Func<AccountStore, string, string, Task<int>> action, string auditAction, bool creates = false, OperatorChange? announce = null)
     {
         try
         {
@@ -156,7 +235,10 @@ internal static class UserCommand
                 return Fail(ExitCodes.InvalidJid, $"{jid} is not on this server's domain {options.Domain} (see --domain)");
             await using var storage = await OpenStorageAsync(options, creates);
             var code = await action(new AccountStore(storage, options.ScramIterations), jid.Local, jid.ToString());
-            if (code == ExitCodes.Ok) await AuditLog.RecordAsync(options, auditAction, jid.ToString());
+            if (code != ExitCodes.Ok) return code;
+            var index = await AuditLog.RecordAsync(options, auditAction, jid.ToString());
+            // Queued after the entry exists, so that a running server's notice to the account cites it.
+            if (announce is { } change) await new OperatorChanges(storage).RecordAsync(jid.Local, change, index);
             return code;
         }
         catch (OptionsException e)

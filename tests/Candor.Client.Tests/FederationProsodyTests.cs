@@ -2,6 +2,7 @@ using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
 using Candor.Client.Tests.Infrastructure;
 using Candor.Server.Hosting;
+using Candor.Server.Tests.Harness;
 using Candor.Xmpp;
 
 namespace Candor.Client.Tests;
@@ -11,7 +12,16 @@ namespace Candor.Client.Tests;
 /// both on loopback with self-signed certificates, so they authenticate each other by XEP-0220 dialback. Candor finds
 /// Prosody through S2sRoutes; Prosody finds Candor through DNS SRV answered by a fake resolver on loopback.
 /// </summary>
-public sealed class FederationProsodyTests : IAsyncLifetime
+public sealed class FederationProsodyTests() : ProsodyFederation(certificates: false);
+
+/// <summary>
+/// The same with certificates from a CA the test makes, trusted by both, and valid certificates required on both sides
+/// (Prosody's s2s_secure_auth, Candor's S2sRequireValidCertificates): both authenticate by SASL EXTERNAL (XEP-0178).
+/// Each finds the other only by a _xmpps-server._tcp SRV record, so both directions run over direct TLS (XEP-0368).
+/// </summary>
+public sealed class FederationProsodyCertificateTests() : ProsodyFederation(certificates: true);
+
+public abstract class ProsodyFederation(bool certificates) : IAsyncLifetime
 {
     // Not under .test: libunbound answers that special-use zone (RFC 6761) itself, with NXDOMAIN.
     private const string CandorDomain = "candor.example";
@@ -20,22 +30,43 @@ public sealed class FederationProsodyTests : IAsyncLifetime
     private FakeDns _dns = null!;
     private ProsodyFixture _prosody = null!;
     private string _fingerprint = "";
+    private readonly TestCa? _ca = certificates ? new TestCa() : null;
 
     public async Task InitializeAsync()
     {
-        _candor = await CandorHost.StartAsync(new ServerOptions
+        var options = new ServerOptions
         {
             Domain = CandorDomain, DataDirectory = _data, Bind = "127.0.0.1", C2sPort = 0, TlsPort = -1, S2sPort = 0,
             HttpPort = -1, HttpsPort = -1, MucDomain = "",
-        }, _ => { });
-        using (var certificate = X509Certificate2.CreateFromPem(File.ReadAllText(Path.Combine(_data, "tls", CandorDomain + ".crt"))))
+        };
+        if (_ca is not null)
+        {
+            (options.CertificateFile, options.KeyFile) = _ca.IssueFiles(CandorDomain);
+            options.S2sTrustedCaFile = _ca.RootFile;
+            options.S2sTlsPort = 0;
+        }
+        _candor = await CandorHost.StartAsync(options, _ => { });
+        var certificatePath = options.CertificateFile ?? Path.Combine(_data, "tls", CandorDomain + ".crt");
+        using (var certificate = X509Certificate2.CreateFromPem(File.ReadAllText(certificatePath)))
             _fingerprint = certificate.GetCertHashString(HashAlgorithmName.SHA256);
         // The SRV target is a name of its own: a hosts entry for candor.example itself would make libunbound answer every
         // name under it locally (NXDOMAIN for the SRV record).
-        _dns = FakeDns.Start(("_xmpp-server._tcp." + CandorDomain, new SrvRecord("xmpp.candor-host.example", _candor.S2sPort, 0, 0)));
-        _prosody = new ProsodyFixture { FederationDns = _dns.EndPoint, FederationHosts = "127.0.0.1 xmpp.candor-host.example\n" };
+        _dns = certificates
+            ? FakeDns.Start(("_xmpps-server._tcp." + CandorDomain, new SrvRecord("xmpp.candor-host.example", _candor.S2sTlsPort, 0, 0)))
+            : FakeDns.Start(("_xmpp-server._tcp." + CandorDomain, new SrvRecord("xmpp.candor-host.example", _candor.S2sPort, 0, 0)));
+        var pki = _ca?.IssueFiles(ProsodyFixture.Domain);
+        _prosody = new ProsodyFixture
+        {
+            FederationDns = _dns.EndPoint, FederationHosts = "127.0.0.1 xmpp.candor-host.example\n",
+            Pki = pki is { } files ? (files.Certificate, files.Key, _ca!.RootFile) : null,
+        };
         await _prosody.InitializeAsync();
-        _candor.Server.Options.S2sRoutes = $"{ProsodyFixture.Domain}=127.0.0.1:{_prosody.S2sPort}";
+        if (certificates)
+        {
+            _dns.Add("_xmpps-server._tcp." + ProsodyFixture.Domain, new SrvRecord("127.0.0.1", _prosody.S2sTlsPort, 0, 0));
+            _candor.Server.S2s!.DnsServers = [_dns.EndPoint];
+        }
+        else _candor.Server.Options.S2sRoutes = $"{ProsodyFixture.Domain}=127.0.0.1:{_prosody.S2sPort}";
     }
 
     public async Task DisposeAsync()
@@ -44,6 +75,7 @@ public sealed class FederationProsodyTests : IAsyncLifetime
         await _dns.DisposeAsync();
         await _candor.StopAsync();
         Directory.Delete(_data, recursive: true);
+        _ca?.Dispose();
     }
 
     [Fact]
@@ -51,50 +83,13 @@ public sealed class FederationProsodyTests : IAsyncLifetime
     {
         Assert.True(await _candor.Server.Accounts.CreateAsync("cid", "cid-secret"));
         await _prosody.CreateUserAsync("anna", "anna-secret");
-        var cidJid = Jid.Parse("cid@" + CandorDomain);
-        var annaJid = Jid.Parse("anna@" + ProsodyFixture.Domain);
-        await using var cid = new XmppClient(new XmppClientOptions
+        await FederationScenario.RunAsync(FederationScenario.CandorUser(_candor, "cid", "cid-secret", _fingerprint),
+            _prosody.Options("anna", "anna-secret"), "on prosody", () => _prosody.Log);
+        if (certificates)
         {
-            Jid = cidJid, Password = "cid-secret", Host = "127.0.0.1", Port = _candor.C2sPort, CertificateFingerprint = _fingerprint,
-            ConnectTimeout = TimeSpan.FromSeconds(20), RequestTimeout = TimeSpan.FromSeconds(20),
-        });
-        await using var anna = new XmppClient(_prosody.Options("anna", "anna-secret"));
-        var cidEvents = new EventLog(cid);
-        var annaEvents = new EventLog(anna);
-        await cid.ConnectAsync();
-        await anna.ConnectAsync();
-        await cid.GetRosterAsync();
-        await anna.GetRosterAsync();
-        await cid.SendPresenceAsync();
-        await anna.SendPresenceAsync(show: "away", status: "on prosody");
-
-        try
-        {
-            // Candor → Prosody: cid asks, anna (on Prosody) accepts, cid sees her presence.
-            await cid.SubscribeAsync(annaJid);
-            await annaEvents.WaitAsync<SubscriptionEvent>(s => s.From == cidJid && s.Kind == SubscriptionKind.Subscribe, 30);
-            await anna.AcceptSubscriptionAsync(cidJid);
-            await cidEvents.WaitAsync<SubscriptionEvent>(s => s.From == annaJid && s.Kind == SubscriptionKind.Subscribed, 30);
-            var away = await cidEvents.WaitAsync<PresenceUpdate>(p => p.From.Bare == annaJid && p.Available, 30);
-            Assert.Equal("on prosody", away.Status);
-
-            // Prosody → Candor: anna asks back, cid accepts, anna sees his presence.
-            await anna.SubscribeAsync(cidJid);
-            await cidEvents.WaitAsync<SubscriptionEvent>(s => s.From == annaJid && s.Kind == SubscriptionKind.Subscribe, 30);
-            await cid.AcceptSubscriptionAsync(annaJid);
-            await annaEvents.WaitAsync<SubscriptionEvent>(s => s.From == cidJid && s.Kind == SubscriptionKind.Subscribed, 30);
-            await annaEvents.WaitAsync<PresenceUpdate>(p => p.From.Bare == cidJid && p.Available, 30);
-
-            await cid.SendMessageAsync(annaJid, "hello prosody", requestReceipt: false);
-            var toAnna = await annaEvents.WaitAsync<ChatMessage>(m => m.Body == "hello prosody", 30);
-            Assert.Equal(cidJid, toAnna.From!.Bare);
-            await anna.SendMessageAsync(cidJid, "hello candor", requestReceipt: false);
-            var toCid = await cidEvents.WaitAsync<ChatMessage>(m => m.Body == "hello candor", 30);
-            Assert.Equal(annaJid, toCid.From!.Bare);
-        }
-        catch (Exception e) when (e is TimeoutException or Xunit.Sdk.XunitException)
-        {
-            throw new Exception($"{e.Message}\nprosody log:\n{_prosody.Log}", e);
+            // Prosody's own account of how each direction authenticated.
+            Assert.Contains("Accepting SASL EXTERNAL identity from " + CandorDomain, _prosody.Log);
+            Assert.Contains("SASL EXTERNAL with " + CandorDomain + " succeeded", _prosody.Log);
         }
     }
 }

@@ -183,6 +183,153 @@ public sealed class OmemoTests(CandorFixture server) : IClassFixture<CandorFixtu
         await Assert.ThrowsAsync<OmemoException>(() => alice.Omemo.EncryptAsync(b, "z"));
     }
 
+    /// <summary>Makes the account look like a legacy-only client to others: its omemo:2 device list is emptied, so
+    /// messages to it fall back to eu.siacs.conversations.axolotl.</summary>
+    private static Task HideOmemo2Async(Device device)
+    {
+        var iq = Stanza.CreateIq("set", null, null, null);
+        iq.AddChild("pubsub", "http://jabber.org/protocol/pubsub").AddChild("publish").SetAttribute("node", OmemoClient.DevicesNode)
+            .AddChild("item").SetAttribute("id", "current").AddChild("devices", OmemoClient.Namespace);
+        return device.Client.IqAsync(iq);
+    }
+
+    private static async Task<Element> NextLegacyAsync(Device at) =>
+        (await at.Events.WaitAsync<ChatMessage>(m => m.Stanza.GetChild("encrypted", OmemoClient.LegacyNamespace)?.GetChild("payload", OmemoClient.LegacyNamespace) is not null
+            && at.Seen.Add(m.Stanza.Id() ?? ""))).Stanza;
+
+    [Fact]
+    public async Task Legacy_OMEMO_is_used_for_a_legacy_only_contact_and_bad_messages_are_reported_without_harm()
+    {
+        var (a, pa) = await server.CreateUserAsync("alice");
+        var (b, pb) = await server.CreateUserAsync("bob");
+        await using var alice = await DeviceAsync(a, pa);
+        await using var bob = await DeviceAsync(b, pb);
+        await HideOmemo2Async(bob);
+        // No keyring daemon on a headless machine: without a passphrase the state is sealed with a key file, and
+        // both files are readable by their owner only.
+        if (!OperatingSystem.IsWindows())
+        {
+            var owner = UnixFileMode.UserRead | UnixFileMode.UserWrite;
+            Assert.Equal(owner, File.GetUnixFileMode(bob.File.Path));
+            Assert.Equal(owner, File.GetUnixFileMode(Path.Combine(Path.GetDirectoryName(bob.File.Path)!, "key")));
+        }
+
+        var sent = await alice.Omemo.EncryptAsync(b, "legacy one — ünïcödé");
+        var encrypted = sent.GetChild("encrypted", OmemoClient.LegacyNamespace)!;
+        Assert.Null(sent.GetChild("encrypted", OmemoClient.Namespace));
+        var header = encrypted.GetChild("header", OmemoClient.LegacyNamespace)!;
+        Assert.Equal(12, Convert.FromBase64String(header.GetChildText("iv", OmemoClient.LegacyNamespace)!).Length);
+        Assert.Equal("true", header.Elements.Single(k => k.Name == "key").GetAttribute("prekey"));
+        Assert.Equal(OmemoClient.FallbackBody, sent.GetChildText("body", Ns.Client));
+        await alice.Client.SendAsync(sent);
+        var one = await NextLegacyAsync(bob);
+        var read = (await bob.Omemo.DecryptAsync(one))!;
+        Assert.True(read.Body == "legacy one — ünïcödé", read.Error);
+        Assert.True(read.Legacy);
+        Assert.Equal(Trust.Blind, read.Trust);
+        Assert.Contains("already decrypted", (await bob.Omemo.DecryptAsync(one.Clone()))!.Error);
+
+        // bob's answer goes as omemo:2 (alice publishes it); the legacy session stays unconfirmed on alice's side.
+        await SendAsync(bob, alice, "answer");
+        Assert.Equal("answer", (await ReceiveAsync(alice)).Body);
+
+        var twoStanza = await alice.Omemo.EncryptAsync(b, "legacy two");
+        await alice.Client.SendAsync(twoStanza);
+        var two = await NextLegacyAsync(bob);
+        var tampered = two.Clone();
+        var payload = tampered.GetChild("encrypted", OmemoClient.LegacyNamespace)!.GetChild("payload", OmemoClient.LegacyNamespace)!;
+        var bytes = Convert.FromBase64String(payload.Text);
+        bytes[0] ^= 1;
+        payload.ClearChildren();
+        payload.AddText(Convert.ToBase64String(bytes));
+        Assert.Contains("payload's authentication tag", (await bob.Omemo.DecryptAsync(tampered))!.Error);
+        var tamperedKey = two.Clone();
+        var key = tamperedKey.GetChild("encrypted", OmemoClient.LegacyNamespace)!.GetChild("header", OmemoClient.LegacyNamespace)!.Elements.First(k => k.Name == "key");
+        var keyBytes = Convert.FromBase64String(key.Text);
+        keyBytes[^3] ^= 0x01; // in the SignalMessage's MAC (the PreKeySignalMessage ends with the 2-byte signed pre-key id)
+        key.ClearChildren();
+        key.AddText(Convert.ToBase64String(keyBytes));
+        Assert.Contains("authentication tag", (await bob.Omemo.DecryptAsync(tamperedKey))!.Error);
+        var other = two.Clone();
+        other.GetChild("encrypted", OmemoClient.LegacyNamespace)!.GetChild("header", OmemoClient.LegacyNamespace)!.Elements.First(k => k.Name == "key")
+            .SetAttribute("rid", (bob.Omemo.DeviceId ^ 0x55).ToString());
+        Assert.Contains("not encrypted for this device", (await bob.Omemo.DecryptAsync(other))!.Error);
+        Assert.Equal("legacy two", (await bob.Omemo.DecryptAsync(two))!.Body);
+    }
+
+    [Fact]
+    public async Task Group_chat_messages_are_encrypted_for_every_occupant_of_a_members_only_non_anonymous_room()
+    {
+        var (a, pa) = await server.CreateUserAsync("alice");
+        var (b, pb) = await server.CreateUserAsync("bob");
+        var (c, pc) = await server.CreateUserAsync("carol");
+        var room = Jid.Parse($"{a.Local}-room@conference.localhost");
+        var open = Jid.Parse($"{a.Local}-open@conference.localhost");
+        await using (var owner = await server.ConnectAsync(a, pa))
+        {
+            var events = new EventLog(owner);
+            foreach (var (jid, members) in new[] { (room, true), (open, false) })
+            {
+                var presence = new Element("presence", Ns.Client).SetAttribute("to", $"{jid}/owner");
+                presence.AddChild("x", "http://jabber.org/protocol/muc");
+                await owner.SendAsync(presence);
+                await events.WaitAsync<PresenceUpdate>(p => p.From == jid.WithResource("owner"));
+                var config = Stanza.CreateIq("set", null, null, jid);
+                var form = config.AddChild("query", "http://jabber.org/protocol/muc#owner").AddChild("x", Ns.DataForms).SetAttribute("type", "submit");
+                foreach (var (field, value) in new[] { ("FORM_TYPE", "http://jabber.org/protocol/muc#roomconfig"), ("muc#roomconfig_persistentroom", "1"),
+                    ("muc#roomconfig_membersonly", members ? "1" : "0"), ("muc#roomconfig_whois", members ? "anyone" : "moderators") })
+                    form.AddChild("field").SetAttribute("var", field).AddChild("value").AddText(value);
+                await owner.IqAsync(config);
+                foreach (var member in new[] { b, c })
+                {
+                    var affiliation = Stanza.CreateIq("set", null, null, jid);
+                    affiliation.AddChild("query", "http://jabber.org/protocol/muc#admin").AddChild("item")
+                        .SetAttribute("jid", member.ToString()).SetAttribute("affiliation", "member");
+                    await owner.IqAsync(affiliation);
+                }
+            }
+        }
+        await using var alice = await DeviceAsync(a, pa);
+        await using var bob = await DeviceAsync(b, pb);
+        await using var carol = await DeviceAsync(c, pc);
+        var refused = await Assert.ThrowsAsync<OmemoException>(() => OmemoGroupChat.JoinAsync(alice.Client, alice.Omemo, open, "alice"));
+        Assert.Contains("members-only, non-anonymous", refused.Message);
+
+        using var aliceRoom = await OmemoGroupChat.JoinAsync(alice.Client, alice.Omemo, room, "alice");
+        using var bobRoom = await OmemoGroupChat.JoinAsync(bob.Client, bob.Omemo, room, "bob");
+        using var carolRoom = await OmemoGroupChat.JoinAsync(carol.Client, carol.Omemo, room, "carol");
+        // alice, the owner, reads the member list: bob and carol are recipients even before their presence arrives.
+        Assert.Superset(new HashSet<Jid> { b, c }, aliceRoom.Recipients.ToHashSet());
+
+        var sent = await aliceRoom.SendAsync("to everyone in the room");
+        Assert.Equal("groupchat", sent.Type());
+        Assert.Equal(OmemoClient.FallbackBody, sent.GetChildText("body", Ns.Client));
+        var keyed = sent.GetChild("encrypted", OmemoClient.Namespace)!.GetChild("header", OmemoClient.Namespace)!.Elements
+            .Select(k => k.GetAttribute("jid")).ToHashSet();
+        Assert.Superset(new HashSet<string?> { b.ToString(), c.ToString() }, keyed);
+        foreach (var (reader, chat) in new[] { (bob, bobRoom), (carol, carolRoom) })
+        {
+            var message = await reader.Events.WaitAsync<ChatMessage>(m => m.Type == "groupchat" && m.From == room.WithResource("alice")
+                && m.Stanza.GetChild("encrypted", OmemoClient.Namespace) is not null);
+            var read = (await chat.DecryptAsync(message))!;
+            Assert.True(read.Body == "to everyone in the room", read.Error);
+            Assert.Equal(alice.Omemo.DeviceId, read.SenderDevice);
+        }
+
+        // bob, a member who may not read the member list, encrypts for the occupants he sees.
+        await bob.Events.WaitAsync<PresenceUpdate>(p => p.From == room.WithResource("carol"));
+        Assert.Superset(new HashSet<Jid> { a, c }, bobRoom.Recipients.ToHashSet());
+        await bobRoom.SendAsync("bob answers the room");
+        foreach (var (reader, chat) in new[] { (alice, aliceRoom), (carol, carolRoom) })
+        {
+            var message = await reader.Events.WaitAsync<ChatMessage>(m => m.Type == "groupchat" && m.From == room.WithResource("bob")
+                && m.Stanza.GetChild("encrypted", OmemoClient.Namespace) is not null);
+            Assert.Equal("bob answers the room", (await chat.DecryptAsync(message))!.Body);
+        }
+        var reflection = await bob.Events.WaitAsync<ChatMessage>(m => m.Type == "groupchat" && m.From == room.WithResource("bob"));
+        Assert.Null(await bobRoom.DecryptAsync(reflection));
+    }
+
     [Fact]
     public void Fingerprints_are_the_X25519_form_of_the_identity_in_groups_of_eight()
     {

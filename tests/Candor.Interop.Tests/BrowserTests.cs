@@ -97,6 +97,60 @@ public sealed class BrowserTests(ITestOutputHelper output)
     }
 
     /// <summary>
+    /// Converse 14's OMEMO (its libomemo; it publishes both namespaces and, like Candor, prefers urn:xmpp:omemo:2 when
+    /// the peer publishes it too) against Candor's own client: bob's
+    /// `candor send --require-e2e` starts a session from alice's Converse bundle and Converse shows the message
+    /// decrypted with its lock; alice then writes to carol, Converse starting the session from the bundle carol's
+    /// `candor listen` published, and `candor listen --json` prints it decrypted as omemo:2.
+    /// </summary>
+    [Fact]
+    public async Task Candor_client_and_Converse_exchange_OMEMO_both_ways()
+    {
+        await using var server = await PrepareAsync();
+        var tag = Guid.NewGuid().ToString("N")[..8];
+        var sendText = $"from candor send {tag} ünïcödé";
+        var toCarol = $"from Converse {tag} to candor listen";
+        await using var listen = ChildProcess.Start(CandorServer.Launcher.DotnetHost, OmemoInteropTests.CandorArguments(server,
+            "listen", "--jid", "carol@localhost", "--count", "1", "--json"), OmemoInteropTests.Environment(server, "carol-secret"));
+        Assert.True(await listen.WaitForOutputAsync("listening as", TimeSpan.FromSeconds(60)), $"listen did not start\n{listen.Output}");
+
+        var screenshots = ScreenshotDirectory();
+        var config = Path.Combine(server.DataDirectory, "browser-candor-test.json");
+        await File.WriteAllTextAsync(config, JsonSerializer.Serialize(new
+        {
+            url = $"http://{CandorServer.Host}:{server.HttpPort}/",
+            domain = CandorServer.Domain,
+            alice = new { jid = "alice@localhost", password = "alice-secret" },
+            candor = new
+            {
+                bob = "bob@localhost",
+                carol = "carol@localhost",
+                send = (string[])[CandorServer.Launcher.DotnetHost, .. OmemoInteropTests.CandorArguments(server,
+                    "send", "--jid", "bob@localhost", "--require-e2e", "alice@localhost", sendText)],
+                sendText,
+                toCarol,
+            },
+            screenshots,
+            chromium = Chromium,
+        }));
+        // The node script runs `candor send` as bob: its password and state directory come through the environment.
+        var result = await ChildProcess.RunAsync(Node, [Path.Combine(BrowserDirectory, "converse-chat.mjs"), config],
+            TimeSpan.FromMinutes(4), OmemoInteropTests.Environment(server, "bob-secret"));
+        output.WriteLine(result.Describe());
+        Assert.True(result.Succeeded, $"the browser test failed\n{result.Describe()}\n{server.Transcript}");
+        Assert.Contains("\nPASS", result.Output);
+        Assert.Contains("sent encrypted (OMEMO)", result.Output);
+
+        Assert.True(await listen.WaitForExitAsync(TimeSpan.FromSeconds(60)), $"listen did not exit\n{listen.Output}");
+        output.WriteLine(listen.Output);
+        var json = JsonDocument.Parse(listen.Output.Split('\n').First(l => l.StartsWith('{'))).RootElement;
+        Assert.Equal(toCarol, json.GetProperty("body").GetString());
+        Assert.True(json.GetProperty("encrypted").GetBoolean());
+        Assert.Equal("2", json.GetProperty("omemo").GetString());
+        Assert.StartsWith("alice@localhost", json.GetProperty("from").GetString());
+    }
+
+    /// <summary>
     /// A chat room in Converse (browser/converse-muc.mjs): a slixmpp occupant creates the room and a members-only
     /// one; Alice opens the room, reads the occupant's message and answers, which the occupant receives; Bob, in a
     /// second browser context, is refused from the members-only room with registration-required, which Converse shows.

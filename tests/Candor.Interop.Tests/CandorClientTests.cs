@@ -79,6 +79,112 @@ public sealed class CandorClientTests(ITestOutputHelper output)
         }
     }
 
+    /// <summary>
+    /// Two `candor chat` screens in tmux, alice's and bob's, with no flag: each publishes its OMEMO device at start,
+    /// so alice's message to bob and bob's answer go encrypted (the "[omemo]" marker on both screens, for the line
+    /// sent and the line received), and bob's screen announces alice's new device with its fingerprint.
+    /// </summary>
+    [Fact]
+    public async Task Two_chat_screens_exchange_OMEMO_encrypted_messages_by_default()
+    {
+        Tools.RequireCommand("tmux", "tmux");
+        await using var server = await CandorServer.StartAsync(output);
+        await server.AddUserAsync("alice@localhost", "alice-secret");
+        await server.AddUserAsync("bob@localhost", "bob-secret");
+        var tag = Guid.NewGuid().ToString("N")[..8];
+        var toBob = $"secret for bob {tag}";
+        var toAlice = $"secret for alice {tag}";
+        var homes = new List<string>();
+        Task<Tmux> ChatAsync(string user) => StartChatAsync(server, user, homes);
+        try
+        {
+            await using var alice = await ChatAsync("alice");
+            await using var bob = await ChatAsync("bob");
+            async Task<string> Context(string what) =>
+                $"{what}\n--- alice ---\n{await alice.CaptureAsync()}\n--- bob ---\n{await bob.CaptureAsync()}\n{server.Transcript}";
+
+            await alice.SendLineAsync($"/msg bob@localhost {toBob}");
+            Assert.True(await alice.WaitForAnyAsync(StepTimeout, $"me: [omemo] {toBob}") is not null, await Context("alice's line is not marked encrypted"));
+            Assert.True(await bob.WaitForAnyAsync(StepTimeout, $"[omemo] {toBob}") is not null, await Context("bob did not show alice's message decrypted"));
+            Assert.True(await bob.WaitForAnyAsync(StepTimeout, "new OMEMO device of alice@localhost") is not null, await Context("bob was not told of alice's device"));
+
+            await bob.SendLineAsync($"/msg alice@localhost {toAlice}");
+            Assert.True(await bob.WaitForAnyAsync(StepTimeout, $"me: [omemo] {toAlice}") is not null, await Context("bob's line is not marked encrypted"));
+            Assert.True(await alice.WaitForAnyAsync(StepTimeout, $"[omemo] {toAlice}") is not null, await Context("alice did not show bob's answer decrypted"));
+            Assert.DoesNotContain("[plain]", await alice.CaptureAsync());
+            Assert.DoesNotContain("[plain]", await bob.CaptureAsync());
+            output.WriteLine(await alice.CaptureAsync());
+            output.WriteLine(await bob.CaptureAsync());
+            await alice.SendLineAsync("/quit");
+            await bob.SendLineAsync("/quit");
+            Assert.True(await alice.WaitForAnyAsync(StepTimeout, "[program exited with status 0]") is not null, await Context("alice's chat did not quit cleanly"));
+        }
+        finally
+        {
+            homes.ForEach(TryDelete);
+        }
+    }
+
+    /// <summary>`candor chat` for USER@localhost (password USER-secret) in tmux with a fresh HOME, once logged in.</summary>
+    private static async Task<Tmux> StartChatAsync(CandorServer server, string user, List<string> homes)
+    {
+        var home = Directory.CreateTempSubdirectory("candor-chat-").FullName;
+        homes.Add(home);
+        var command = $"{Quote(CandorServer.Launcher.DotnetHost)} {Quote(CandorServer.Launcher.CandorDll)} chat --jid {user}@localhost " +
+            $"--server {CandorServer.Host}:{server.C2sPort} --fingerprint {server.CertificateFingerprint}";
+        var tmux = await Tmux.StartAsync(command, new Dictionary<string, string?> { ["CANDOR_PASSWORD"] = $"{user}-secret", ["HOME"] = home },
+            home, width: 160, height: 40);
+        Assert.True(await tmux.WaitForAnyAsync(StepTimeout, $"Connected as {user}@localhost/") is not null,
+            $"{user}'s chat did not log in\n{await tmux.CaptureAsync()}\n{server.Transcript}");
+        Assert.Contains("OMEMO device", await tmux.CaptureAsync());
+        return tmux;
+    }
+
+    /// <summary>
+    /// OMEMO in a group chat from `candor chat`: carol (slixmpp, scripts/omemo_room.py) makes a members-only,
+    /// non-anonymous room with alice and bob as members; both /join it, and alice's message and bob's answer reach the
+    /// other decrypted ("[omemo]"). (That other rooms are refused is OmemoTests' part.)
+    /// </summary>
+    [Fact]
+    public async Task Two_chat_screens_talk_OMEMO_encrypted_in_a_members_only_room()
+    {
+        Tools.RequireCommand("tmux", "tmux");
+        await Tools.RequireSlixmppAsync();
+        await using var server = await CandorServer.StartAsync(output);
+        foreach (var user in new[] { "alice", "bob", "carol" }) await server.AddUserAsync($"{user}@localhost", $"{user}-secret");
+        const string room = "club@conference.localhost";
+        var setup = await ChildProcess.RunAsync(Tools.Python, [Tools.Script("omemo_room.py"), CandorServer.Host, server.C2sPort.ToString(),
+            "carol@localhost", "carol-secret", room, "alice@localhost", "bob@localhost"], TimeSpan.FromSeconds(60));
+        Assert.True(setup.Succeeded && setup.Output.Contains("READY"), $"the room was not made\n{setup.Describe()}\n{server.Transcript}");
+        var tag = Guid.NewGuid().ToString("N")[..8];
+        var homes = new List<string>();
+        try
+        {
+            await using var alice = await StartChatAsync(server, "alice", homes);
+            await using var bob = await StartChatAsync(server, "bob", homes);
+            async Task<string> Context(string what) =>
+                $"{what}\n--- alice ---\n{await alice.CaptureAsync()}\n--- bob ---\n{await bob.CaptureAsync()}\n{server.Transcript}";
+
+            await alice.SendLineAsync($"/join {room}");
+            Assert.True(await alice.WaitForAnyAsync(StepTimeout, $"Joined {room} as alice") is not null, await Context("alice did not join"));
+            await bob.SendLineAsync($"/join {room}");
+            Assert.True(await bob.WaitForAnyAsync(StepTimeout, $"Joined {room} as bob") is not null, await Context("bob did not join"));
+            await Task.Delay(TimeSpan.FromSeconds(2)); // bob's presence in the room reaches alice
+
+            await alice.SendLineAsync($"/msg {room} room secret {tag}");
+            Assert.True(await bob.WaitForAnyAsync(StepTimeout, $"alice: [omemo] room secret {tag}") is not null, await Context("bob did not read alice's message"));
+            await bob.SendLineAsync($"room answer {tag}");
+            Assert.True(await alice.WaitForAnyAsync(StepTimeout, $"bob: [omemo] room answer {tag}") is not null, await Context("alice did not read bob's answer"));
+            Assert.Contains($"me: [omemo] room answer {tag}", await bob.CaptureAsync());
+            output.WriteLine(await alice.CaptureAsync());
+            output.WriteLine(await bob.CaptureAsync());
+        }
+        finally
+        {
+            homes.ForEach(TryDelete);
+        }
+    }
+
     /// <summary>`candor listen` prints what `candor send` sent; send exits 0 only after the server took it.</summary>
     [Fact]
     public async Task Send_and_listen_exchange_with_each_other()

@@ -71,4 +71,72 @@ public sealed class ProfanityTests(ITestOutputHelper output)
         Assert.Contains("127.0.0.1", screen);
         output.WriteLine(screen);
     }
+
+    /// <summary>
+    /// Legacy OMEMO (eu.siacs.conversations.axolotl, which profanity speaks with libsignal-protocol-c) between
+    /// profanity and Candor's own client: bob's `candor send --require-e2e` finds only alice's legacy device list,
+    /// starts a session from her bundle and profanity shows the message decrypted; profanity answers with
+    /// /omemo start, and `candor listen --json` prints the answer decrypted as legacy.
+    /// </summary>
+    [Fact]
+    public async Task Profanity_and_candor_exchange_legacy_OMEMO_both_ways()
+    {
+        await using var server = await CandorServer.StartAsync(output);
+        await server.AddUserAsync("alice@localhost", "alice-secret");
+        await server.AddUserAsync("bob@localhost", "bob-secret");
+        var tag = Guid.NewGuid().ToString("N")[..8];
+        var toAlice = $"candor to profanity {tag}";
+        var toBob = $"profanity to candor {tag}";
+        await using var profanity = await ProfanitySession.LoginAsync(server, "alice@localhost", "alice-secret");
+        // profanity publishes its OMEMO nodes with the default access model 'presence': bob becomes a contact first.
+        await using (var subscribe = ChildProcess.Start(Tools.Python, [Tools.Script("subscribe.py"), CandorServer.Host,
+            server.C2sPort.ToString(), "bob@localhost", "bob-secret", "alice@localhost"]))
+        {
+            Assert.True(await profanity.Tmux.WaitForAnyAsync(ProfanitySession.StepTimeout, "bob@localhost") is not null,
+                await profanity.ContextAsync("profanity showed no subscription request", subscribe.Output));
+            await profanity.Tmux.SendLineAsync("/sub allow bob@localhost");
+            Assert.True(await subscribe.WaitForExitAsync(ProfanitySession.StepTimeout) && subscribe.ExitCode == 0,
+                await profanity.ContextAsync("bob's subscription was not approved", subscribe.Output));
+        }
+        await profanity.Tmux.SendLineAsync("/omemo trustmode blind");
+        await profanity.Tmux.SendLineAsync("/omemo gen");
+        Assert.True(await profanity.Tmux.WaitForAnyAsync(TimeSpan.FromSeconds(120), "materials generated") is not null,
+            await profanity.ContextAsync("profanity did not generate its OMEMO keys"));
+
+        // profanity publishes its device list just after generating the keys: --require-e2e refuses until it is there.
+        ProcessResult send;
+        var attempt = 0;
+        do
+        {
+            if (attempt > 0) await Task.Delay(1000);
+            send = await ChildProcess.RunAsync(CandorServer.Launcher.DotnetHost, OmemoInteropTests.CandorArguments(server,
+                "send", "--jid", "bob@localhost", "--require-e2e", "alice@localhost", toAlice), TimeSpan.FromSeconds(60),
+                OmemoInteropTests.Environment(server, "bob-secret"));
+        } while (!send.Succeeded && send.Output.Contains("no OMEMO device") && ++attempt < 15);
+        output.WriteLine(send.Describe());
+        Assert.True(send.Succeeded, await profanity.ContextAsync("candor send failed", send.Describe()));
+        Assert.Contains("sent encrypted (OMEMO)", send.Output);
+
+        Assert.True(await profanity.Tmux.WaitForAnyAsync(ProfanitySession.StepTimeout, "(win 2)") is not null,
+            await profanity.ContextAsync("profanity showed no message from bob"));
+        await profanity.Tmux.SendLineAsync("/win 2");
+        Assert.True(await profanity.Tmux.WaitForAnyAsync(ProfanitySession.StepTimeout, toAlice) is not null,
+            await profanity.ContextAsync("profanity did not show the decrypted message"));
+
+        // bob's listen also prints the server's notices of bob's earlier logins (kept offline): the answer is the line from alice.
+        await using var listen = ChildProcess.Start(CandorServer.Launcher.DotnetHost, OmemoInteropTests.CandorArguments(server,
+            "listen", "--jid", "bob@localhost", "--json"), OmemoInteropTests.Environment(server, "bob-secret"));
+        Assert.True(await listen.WaitForOutputAsync("listening as", TimeSpan.FromSeconds(60)), $"listen did not start\n{listen.Output}");
+        await profanity.Tmux.SendLineAsync("/omemo start bob@localhost");
+        await Task.Delay(1000);
+        await profanity.Tmux.SendLineAsync(toBob);
+        Assert.True(await listen.WaitForOutputAsync($"\"from\":\"alice@localhost", TimeSpan.FromSeconds(60)),
+            await profanity.ContextAsync("listen printed nothing from alice", listen.Output));
+        output.WriteLine(listen.Output);
+        output.WriteLine(await profanity.Tmux.CaptureAsync());
+        var json = JsonDocument.Parse(listen.Output.Split('\n').First(l => l.StartsWith("{\"from\":\"alice@localhost", StringComparison.Ordinal))).RootElement;
+        Assert.True(toBob == json.GetProperty("body").GetString(), await profanity.ContextAsync("listen printed another message", listen.Output));
+        Assert.True(json.GetProperty("encrypted").GetBoolean());
+        Assert.Equal("legacy", json.GetProperty("omemo").GetString());
+    }
 }

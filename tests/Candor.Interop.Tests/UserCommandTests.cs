@@ -62,7 +62,9 @@ public sealed class UserCommandTests(ITestOutputHelper output)
         var notice = NoticeAsync(online);
 
         Assert.True((await server.RunCliAsync("user", "passwd", "yan@localhost", "--password", "second-secret")).Succeeded);
-        Assert.Contains("changed by the operator", (await notice.WaitAsync(Timeout)).Body);
+        var passwd = await LastLogIndexAsync(server, "yan@localhost");
+        Assert.Contains($"changed by the operator at", (await notice.WaitAsync(Timeout)).Body);
+        Assert.Contains($"(operator log entry #{passwd};", (await notice).Body);
         var ended = await online.Ended.WaitAsync(Timeout);
         Assert.Equal("not-authorized", Assert.IsType<XmppStreamErrorException>(ended).Condition);
         await online.DisposeAsync();
@@ -72,8 +74,9 @@ public sealed class UserCommandTests(ITestOutputHelper output)
         Assert.Contains("changed by the operator", (await notice.WaitAsync(Timeout)).Body);
 
         Assert.True((await server.RunCliAsync("user", "remove", "yan@localhost")).Succeeded);
-        var removed = await next.Ended.WaitAsync(Timeout);
-        Assert.Equal("not-authorized", Assert.IsType<XmppStreamErrorException>(removed).Condition);
+        var removed = Assert.IsType<XmppStreamErrorException>(await next.Ended.WaitAsync(Timeout));
+        Assert.Equal("not-authorized", removed.Condition);
+        Assert.Contains($"removed by the operator (operator log entry #{await LastLogIndexAsync(server, "yan@localhost")};", removed.Text);
         await next.DisposeAsync();
     }
 
@@ -103,7 +106,9 @@ public sealed class UserCommandTests(ITestOutputHelper output)
         var purge = await server.RunCliAsync("user", "purge-archive", "una@localhost");
         Assert.True(purge.Succeeded, purge.Describe());
         Assert.Contains("Deleted 3 archived messages of una@localhost", purge.Output);
-        Assert.Contains("Copies your clients keep are not affected", (await announced.Task.WaitAsync(Timeout)).Body);
+        var purgeNotice = (await announced.Task.WaitAsync(Timeout)).Body!;
+        Assert.Contains("Copies your clients keep are not affected", purgeNotice);
+        Assert.Contains($"(operator log entry #{await LastLogIndexAsync(server, "una@localhost")};", purgeNotice);
         Assert.Empty((await MetadataAsync(una)).Elements);
         // The correspondent's own copies are not the operator's target.
         Assert.Equal(2, (await MetadataAsync(vic)).Elements.Count());
@@ -170,4 +175,14 @@ public sealed class UserCommandTests(ITestOutputHelper output)
             Directory.Delete(directory, recursive: true);
         }
     }
+
+    /// <summary>The index of the newest operator log entry about the account, as <c>candor audit show</c> prints it.</summary>
+    internal static async Task<long> LastLogIndexAsync(CandorServer server, string account)
+    {
+        var show = await server.RunCliAsync("audit", "show", "--account", account);
+        Assert.True(show.Succeeded, show.Describe());
+        var line = show.Output.Split('\n').Last(l => l.Contains(account, StringComparison.Ordinal) && l.TrimStart() is [>= '0' and <= '9', ..]);
+        return long.Parse(line.TrimStart().Split(' ')[0], System.Globalization.CultureInfo.InvariantCulture);
+    }
+
 }

@@ -110,6 +110,9 @@ public sealed class ClientStateTests(ServerFixture server, ITestOutputHelper out
         await phone.SendAsync("<enable xmlns='urn:xmpp:sm:3'/>");
         await phone.ExpectAsync(e => e.Is("enabled", "urn:xmpp:sm:3"));
         await phone.SendAsync($"<inactive xmlns='{Csi}'/>");
+        // A round trip on the phone's stream: the server has taken <inactive/> before bob sends anything.
+        await phone.SendAsync("<r xmlns='urn:xmpp:sm:3'/>");
+        await phone.ExpectAsync(e => e.Is("a", "urn:xmpp:sm:3"));
         foreach (var state in new[] { "composing", "paused", "composing", "active" })
             await bob.SendAsync($"<message to='{phone.Full}' type='chat'><{state} xmlns='http://jabber.org/protocol/chatstates'/></message>");
         await bob.SendAsync($"<message to='{phone.Full}' type='chat'><received xmlns='urn:xmpp:receipts' id='x'/></message>");

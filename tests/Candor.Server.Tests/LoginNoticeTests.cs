@@ -1,3 +1,4 @@
+using Candor.Server.Audit;
 using Candor.Client;
 using Candor.Server.Tests.Harness;
 using Candor.Xmpp;
@@ -24,6 +25,8 @@ public sealed class LoginNoticeTests(ServerFixture server) : IClassFixture<Serve
     public async Task A_new_client_is_announced_to_the_other_sessions_with_its_facts()
     {
         var user = await server.CreateUserAsync("ann");
+        // Issue 18: a login notice also cites the operator log's latest entry about the account.
+        var entry = await server.Host.Server.Audit.AppendAsync(AuditEntry.Actors.Operator, AuditActions.PasswordSet, $"{user}@localhost");
         await using var first = await OnlineAsync(user, "first");
         await using var second = await OnlineAsync(user, "second");
 
@@ -40,6 +43,8 @@ public sealed class LoginNoticeTests(ServerFixture server) : IClassFixture<Serve
         Assert.Contains("\"second\"", body);
         Assert.Contains("127.0.0.1", body);
         Assert.Contains("UTC", body);
+        Assert.Equal(entry.ToString(), login.GetAttribute("operator-log-entry"));
+        Assert.Contains($"The operator log's latest entry about your account is #{entry}: account.password at ", body);
         // The new session itself is not told about itself (it does hear of "first", whose login found nobody online).
         await ExpectNoticeAsync(second, "first");
         await second.ExpectNoStanzaAsync(TimeSpan.FromMilliseconds(300), m => m.GetChild("login", NoticeNs)?.GetAttribute("resource") == "second");

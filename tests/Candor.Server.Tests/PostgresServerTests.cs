@@ -34,7 +34,8 @@ public sealed class PostgresServerTests(PostgresServerFixture server) : IClassFi
         {
             var accounts = new AccountStore(storage, 4096);
             await accounts.SetPasswordAsync(user, "changed by the operator");
-            await new OperatorChanges(storage).RecordAsync(user, OperatorChange.PasswordChanged);
+            var entry = await server.Host.Server.Audit.AppendAsync(Candor.Server.Audit.AuditEntry.Actors.Operator, Candor.Server.Audit.AuditActions.PasswordSet, $"{user}@localhost");
+            await new OperatorChanges(storage).RecordAsync(user, OperatorChange.PasswordChanged, entry);
         }
         await alice.ExpectStreamErrorAsync("not-authorized");
         Assert.True(await server.Host.Server.Accounts.VerifyPasswordAsync(user, "changed by the operator"));

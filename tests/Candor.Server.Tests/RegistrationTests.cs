@@ -1,3 +1,4 @@
+using Candor.Server.Audit;
 using Candor.Server.Tests.Harness;
 using Candor.Xmpp;
 
@@ -85,8 +86,12 @@ public sealed class RegistrationTests(ServerFixture server) : IClassFixture<Serv
         var removed = await client.RequestAsync("<iq type='set' id='{id}'><query xmlns='jabber:iq:register'><remove/></query></iq>");
         Assert.Equal("result", removed.Type());
         await client.ExpectStreamErrorAsync("not-authorized");
-        await other.ExpectStreamErrorAsync("not-authorized");
+        var error = await other.ExpectStreamErrorAsync("not-authorized");
         Assert.False(await server.Host.Server.Accounts.ExistsAsync(user));
+        // Issue 18: the removal leaves exactly one operator log entry, by the account itself, and the announcement cites it.
+        var entry = Assert.Single(server.Host.Server.Audit.Read(), e => e.Account == $"{user}@{server.Host.Server.Domain.Domain}");
+        Assert.Equal((AuditEntry.Actors.Account, AuditActions.AccountRemoved), (entry.Actor, entry.Action));
+        Assert.Contains($"operator log entry #{entry.Index}", error.GetChildText("text", Ns.Streams));
 
         await using var again = await SecureAsync(server.C2sPort);
         var failure = await again.TryAuthenticateAsync(user, ServerFixture.Password(user));

@@ -11,16 +11,21 @@ namespace Candor.Client.Omemo;
 public sealed record OmemoDecrypted(string? Body, uint SenderDevice, Trust Trust, string? Error, bool Empty)
 {
     public bool Failed => Error is not null;
+    /// <summary>Whether it came in the legacy eu.siacs.conversations.axolotl namespace.</summary>
+    public bool Legacy { get; init; }
 }
 
 /// <summary>
-/// urn:xmpp:omemo:2 (XEP-0384 0.8, with XEP-0420 envelopes) over an <see cref="XmppClient"/>: publishes this device
-/// (device list and bundle on PEP), encrypts a message for every trusted device of the recipient and the account's
-/// own other devices, decrypts incoming messages. Not thread-safe: call from one task at a time.
+/// urn:xmpp:omemo:2 (XEP-0384 0.8, with XEP-0420 envelopes) and the legacy eu.siacs.conversations.axolotl (XEP-0384
+/// 0.3) over an <see cref="XmppClient"/>: publishes this device in both (one device id and identity key, as
+/// python-omemo does), encrypts a message for every trusted device of the recipients and the account's own other
+/// devices (omemo:2 when every recipient publishes it, else legacy), decrypts incoming messages in either namespace.
+/// Not thread-safe: call from one task at a time.
 /// </summary>
 public sealed class OmemoClient(XmppClient client, OmemoStateFile file)
 {
     public const string Namespace = "urn:xmpp:omemo:2";
+    public const string LegacyNamespace = Legacy.Namespace;
     public const string DevicesNode = "urn:xmpp:omemo:2:devices";
     public const string BundlesNode = "urn:xmpp:omemo:2:bundles";
     public const string FallbackBody = "[This message is OMEMO encrypted]";
@@ -49,27 +54,38 @@ public sealed class OmemoClient(XmppClient client, OmemoStateFile file)
         State.Device.Replenish();
         file.Save(State);
         await PublishBundleAsync(cancellation);
-        var own = await DeviceListAsync(Me, cancellation);
-        if (!own.Contains(DeviceId))
+        foreach (var legacy in (bool[])[false, true])
         {
-            var item = new Element("devices", Namespace);
+            var own = await DeviceListAsync(Me, legacy, cancellation);
+            if (own.Contains(DeviceId)) continue;
+            var item = legacy ? new Element("list", Legacy.Namespace) : new Element("devices", Namespace);
             foreach (var id in own.Append(DeviceId))
-                item.AddChild("device").SetAttribute("id", id.ToString()).SetAttribute("label", id == DeviceId ? "candor" : null);
-            await PublishAsync(DevicesNode, "current", item, null, cancellation);
+                item.AddChild("device").SetAttribute("id", id.ToString()).SetAttribute("label", !legacy && id == DeviceId ? "candor" : null);
+            await PublishAsync(legacy ? Legacy.DevicesNode : DevicesNode, "current", item, null, cancellation);
         }
     }
 
-    private Task PublishBundleAsync(CancellationToken cancellation)
+    /// <summary>Publishes the bundle in both namespaces (the same keys; legacy wants them 0x05-prefixed and its own signature).</summary>
+    private async Task PublishBundleAsync(CancellationToken cancellation)
     {
         var d = State.Device;
+        var preKeys = d.PreKeys.Select(p => (Id: p.Key.ToString(), Public: Sodium.X25519Public(p.Value))).ToList();
         var bundle = new Element("bundle", Namespace);
         bundle.AddChild("spk").SetAttribute("id", d.SignedPreKey.Id.ToString()).AddText(Convert.ToBase64String(d.SignedPreKey.Public));
         bundle.AddChild("spks").AddText(Convert.ToBase64String(d.SignedPreKey.Signature));
         bundle.AddChild("ik").AddText(Convert.ToBase64String(d.IdentityPublic));
         var prekeys = bundle.AddChild("prekeys");
-        foreach (var (id, priv) in d.PreKeys)
-            prekeys.AddChild("pk").SetAttribute("id", id.ToString()).AddText(Convert.ToBase64String(Sodium.X25519Public(priv)));
-        return PublishAsync(BundlesNode, DeviceId.ToString(), bundle, "max", cancellation);
+        foreach (var (id, pub) in preKeys) prekeys.AddChild("pk").SetAttribute("id", id).AddText(Convert.ToBase64String(pub));
+        await PublishAsync(BundlesNode, DeviceId.ToString(), bundle, "max", cancellation);
+
+        var old = new Element("bundle", Legacy.Namespace);
+        old.AddChild("signedPreKeyPublic").SetAttribute("signedPreKeyId", d.SignedPreKey.Id.ToString())
+            .AddText(Convert.ToBase64String(Legacy.Serialize(d.SignedPreKey.Public)));
+        old.AddChild("signedPreKeySignature").AddText(Convert.ToBase64String(Legacy.Sign(d.IdentitySeed, d.IdentityPublic, d.SignedPreKey.Public)));
+        old.AddChild("identityKey").AddText(Convert.ToBase64String(Legacy.SerializeIdentity(d.IdentityPublic)));
+        var oldPrekeys = old.AddChild("prekeys");
+        foreach (var (id, pub) in preKeys) oldPrekeys.AddChild("preKeyPublic").SetAttribute("preKeyId", id).AddText(Convert.ToBase64String(Legacy.Serialize(pub)));
+        await PublishAsync(Legacy.BundleNode(DeviceId), "current", old, null, cancellation);
     }
 
     private async Task PublishAsync(string node, string itemId, Element payload, string? maxItems, CancellationToken cancellation)
@@ -109,24 +125,30 @@ public sealed class OmemoClient(XmppClient client, OmemoStateFile file)
     }
 
     /// <summary>The device ids an account publishes (empty when it publishes none: it does not use omemo:2).</summary>
-    public async Task<IReadOnlyList<uint>> DeviceListAsync(Jid account, CancellationToken cancellation = default) =>
-        ParseDeviceList(await ItemAsync(account.Bare, DevicesNode, null, cancellation));
+    public Task<IReadOnlyList<uint>> DeviceListAsync(Jid account, CancellationToken cancellation = default) =>
+        DeviceListAsync(account, false, cancellation);
 
-    private static List<uint> ParseDeviceList(Element? devices)
+    /// <summary>The device ids an account publishes in omemo:2 or, <paramref name="legacy"/>, in eu.siacs.conversations.axolotl.</summary>
+    public async Task<IReadOnlyList<uint>> DeviceListAsync(Jid account, bool legacy, CancellationToken cancellation = default) =>
+        ParseDeviceList(await ItemAsync(account.Bare, legacy ? Legacy.DevicesNode : DevicesNode, null, cancellation), legacy);
+
+    private static List<uint> ParseDeviceList(Element? devices, bool legacy)
     {
         var ids = new List<uint>();
-        if (devices is null || !devices.Is("devices", Namespace)) return ids;
+        if (devices is null || !(legacy ? devices.Is("list", Legacy.Namespace) : devices.Is("devices", Namespace))) return ids;
         foreach (var device in devices.Elements)
             if (device.Name == "device" && uint.TryParse(device.GetAttribute("id"), out var id) && id > 0 && !ids.Contains(id)) ids.Add(id);
         return ids;
     }
 
-    public async Task<OmemoBundle> BundleAsync(Jid account, uint device, CancellationToken cancellation = default)
+    public async Task<OmemoBundle> BundleAsync(Jid account, uint device, bool legacy = false, CancellationToken cancellation = default)
     {
-        var b = await ItemAsync(account.Bare, BundlesNode, device.ToString(), cancellation)
-            ?? throw new OmemoException($"{account.Bare} device {device} publishes no bundle");
+        var b = await (legacy ? ItemAsync(account.Bare, Legacy.BundleNode(device), null, cancellation)
+                : ItemAsync(account.Bare, BundlesNode, device.ToString(), cancellation))
+            ?? throw new OmemoException($"{account.Bare} device {device} publishes no {(legacy ? "legacy " : "")}bundle");
         try
         {
+            if (legacy) return ParseLegacyBundle(b, device);
             var spk = b.GetChild("spk", Namespace) ?? throw new FormatException("no spk");
             var prekeys = new Dictionary<uint, byte[]>();
             foreach (var pk in b.GetChild("prekeys", Namespace)?.Elements ?? [])
@@ -141,27 +163,61 @@ public sealed class OmemoClient(XmppClient client, OmemoStateFile file)
         }
     }
 
-    /// <summary>Whether the account publishes an omemo:2 device list (so messages to it are encrypted by default).</summary>
+    private static OmemoBundle ParseLegacyBundle(Element b, uint device)
+    {
+        const string ns = Legacy.Namespace;
+        var spk = b.GetChild("signedPreKeyPublic", ns) ?? throw new FormatException("no signedPreKeyPublic");
+        var (signBit, signature) = Legacy.SplitSignature(Convert.FromBase64String(b.GetChildText("signedPreKeySignature", ns) ?? ""));
+        var prekeys = new Dictionary<uint, byte[]>();
+        foreach (var pk in b.GetChild("prekeys", ns)?.Elements ?? [])
+            if (uint.TryParse(pk.GetAttribute("preKeyId"), out var id)) prekeys[id] = Legacy.Deserialize(Convert.FromBase64String(pk.Text));
+        var identity = Legacy.Deserialize(Convert.FromBase64String(b.GetChildText("identityKey", ns) ?? ""));
+        return new OmemoBundle(device, Legacy.CurveToEdPublic(identity, signBit), uint.Parse(spk.GetAttribute("signedPreKeyId") ?? ""),
+            Legacy.Deserialize(Convert.FromBase64String(spk.Text)), signature, prekeys, Legacy: true);
+    }
+
+    /// <summary>Whether the account publishes an OMEMO device list in either namespace (so messages to it are
+    /// encrypted by default).</summary>
     public async Task<bool> SupportsAsync(Jid account, CancellationToken cancellation = default) =>
-        (await DeviceListAsync(account, cancellation)).Count > 0;
+        (await DeviceListAsync(account, false, cancellation)).Count > 0 || (await DeviceListAsync(account, true, cancellation)).Count > 0;
 
     /// <summary>
-    /// A chat message to <paramref name="to"/> whose body is encrypted for every device of the recipient and every
-    /// other device of this account that is trusted (blind or verified), building sessions from bundles as needed.
-    /// Throws <see cref="OmemoException"/> when no device of the recipient can be encrypted to.
+    /// A chat message to <paramref name="to"/> whose body is encrypted for every trusted (blind or verified) device of
+    /// the recipient and every other device of this account, building sessions from bundles as needed. Throws
+    /// <see cref="OmemoException"/> when no device of the recipient can be encrypted to.
     /// </summary>
-    public async Task<Element> EncryptAsync(Jid to, string? body, string type = "chat", CancellationToken cancellation = default)
+    public Task<Element> EncryptAsync(Jid to, string? body, string type = "chat", CancellationToken cancellation = default) =>
+        EncryptAsync(to, [to.Bare], body, type, cancellation);
+
+    /// <summary>
+    /// A message to <paramref name="to"/> encrypted for the devices of <paramref name="accounts"/> (in a group chat the
+    /// room's members by their real JIDs, XEP-0384 §6.1) and this account's other devices: omemo:2 when every one of
+    /// them publishes an omemo:2 device list, else legacy when every one publishes a legacy list. Throws
+    /// <see cref="OmemoException"/> naming the accounts that have no device to encrypt to.
+    /// </summary>
+    public async Task<Element> EncryptAsync(Jid to, IReadOnlyCollection<Jid> accounts, string? body, string type, CancellationToken cancellation = default)
     {
-        var recipients = new List<(Jid Account, IReadOnlyList<uint> Devices)>
-        {
-            (to.Bare, await DeviceListAsync(to, cancellation)),
-            (Me, (await DeviceListAsync(Me, cancellation)).Where(d => d != DeviceId).ToList()),
-        };
-        if (recipients[0].Devices.Count == 0) throw new OmemoException($"{to.Bare} publishes no OMEMO devices");
+        var others = accounts.Select(a => a.Bare).Where(a => a != Me).Distinct().ToList();
+        var lists = new Dictionary<Jid, IReadOnlyList<uint>>();
+        foreach (var account in others) lists[account] = await DeviceListAsync(account, false, cancellation);
+        var legacy = lists.Values.Any(l => l.Count == 0);
+        if (legacy)
+            foreach (var account in others) lists[account] = await DeviceListAsync(account, true, cancellation);
+        if (lists.Where(l => l.Value.Count == 0).Select(l => l.Key.ToString()).ToList() is [_, ..] without)
+            throw new OmemoException($"{string.Join(", ", without)} publish{(without.Count == 1 ? "es" : "")} no OMEMO devices");
+        lists[Me] = (await DeviceListAsync(Me, legacy, cancellation)).Where(d => d != DeviceId).ToList();
 
         byte[]? payload = null;
-        var keyMaterial = new byte[32 + OmemoCrypto.TagLength];
-        if (body is not null)
+        byte[] iv = [];
+        byte[] keyMaterial;
+        if (legacy)
+        {
+            // A key exchange without text still carries an IV and key material (python-omemo's schema requires the IV).
+            byte[] ciphertext;
+            (ciphertext, iv, keyMaterial) = Legacy.SealPayload(Encoding.UTF8.GetBytes(body ?? ""));
+            if (body is not null) payload = ciphertext;
+        }
+        else if (body is not null)
         {
             var envelope = new Element("envelope", Sce);
             envelope.AddChild("content").AddChild("body", Ns.Client).AddText(body);
@@ -171,24 +227,20 @@ public sealed class OmemoClient(XmppClient client, OmemoStateFile file)
             envelope.AddChild("from").SetAttribute("jid", Me.ToString());
             (payload, keyMaterial) = OmemoCrypto.SealPayload(Encoding.UTF8.GetBytes(envelope.ToString()));
         }
+        else keyMaterial = new byte[32 + OmemoCrypto.TagLength];
 
-        var header = new Element("header", Namespace).SetAttribute("sid", DeviceId.ToString());
-        var encryptedFor = 0;
+        var keys = new List<(Jid Account, uint Device, byte[] Data, bool Kex)>();
         var problems = new List<string>();
-        foreach (var (account, devices) in recipients)
+        foreach (var (account, devices) in lists)
         {
-            Element? keys = null;
             foreach (var device in devices)
             {
                 try
                 {
-                    var session = await SessionForAsync(account, device, cancellation);
+                    var session = await SessionForAsync(account, device, legacy, cancellation);
                     if (session is null) continue;
                     var (data, kex) = session.Encrypt(keyMaterial);
-                    keys ??= header.AddChild("keys").SetAttribute("jid", account.ToString());
-                    keys.AddChild("key").SetAttribute("rid", device.ToString()).SetAttribute("kex", kex ? "true" : null)
-                        .AddText(Convert.ToBase64String(data));
-                    if (account == to.Bare) encryptedFor++;
+                    keys.Add((account, device, data, kex));
                 }
                 catch (OmemoException e)
                 {
@@ -198,18 +250,42 @@ public sealed class OmemoClient(XmppClient client, OmemoStateFile file)
         }
         file.Save(State);
         foreach (var problem in problems) Notice?.Invoke($"not encrypted for {problem}");
-        if (encryptedFor == 0 && to.Bare != Me)
-            throw new OmemoException($"no trusted OMEMO device of {to.Bare} to encrypt for" + (problems.Count > 0 ? $" ({string.Join("; ", problems)})" : ""));
+        if (others.Where(a => keys.All(k => k.Account != a)).Select(a => a.ToString()).ToList() is [_, ..] unreachable)
+            throw new OmemoException($"no trusted OMEMO device of {string.Join(", ", unreachable)} to encrypt for" +
+                (problems.Count > 0 ? $" ({string.Join("; ", problems)})" : ""));
+        return Compose(to, type, legacy, keys, payload, iv);
+    }
 
+    /// <summary>The &lt;message/&gt; with its &lt;encrypted/&gt; element in either namespace's layout.</summary>
+    private Element Compose(Jid to, string type, bool legacy, List<(Jid Account, uint Device, byte[] Data, bool Kex)> keys, byte[]? payload, byte[] iv)
+    {
         var message = new Element("message", Ns.Client).SetAttribute("to", to.ToString()).SetAttribute("type", type)
             .SetAttribute("id", XmppClient.NewId());
-        var encrypted = message.AddChild("encrypted", Namespace);
-        encrypted.Add(header);
+        var ns = legacy ? Legacy.Namespace : Namespace;
+        var encrypted = message.AddChild("encrypted", ns);
+        var header = encrypted.AddChild("header").SetAttribute("sid", DeviceId.ToString());
+        if (legacy)
+        {
+            foreach (var k in keys)
+                header.AddChild("key").SetAttribute("rid", k.Device.ToString()).SetAttribute("prekey", k.Kex ? "true" : null)
+                    .AddText(Convert.ToBase64String(k.Data));
+            header.AddChild("iv").AddText(Convert.ToBase64String(iv));
+        }
+        else
+        {
+            foreach (var account in keys.GroupBy(k => k.Account))
+            {
+                var element = header.AddChild("keys").SetAttribute("jid", account.Key.ToString());
+                foreach (var k in account)
+                    element.AddChild("key").SetAttribute("rid", k.Device.ToString()).SetAttribute("kex", k.Kex ? "true" : null)
+                        .AddText(Convert.ToBase64String(k.Data));
+            }
+        }
         if (payload is not null)
         {
             encrypted.AddChild("payload").AddText(Convert.ToBase64String(payload));
             message.AddChild("body").AddText(FallbackBody);
-            message.AddChild("encryption", "urn:xmpp:eme:0").SetAttribute("namespace", Namespace).SetAttribute("name", "OMEMO");
+            message.AddChild("encryption", "urn:xmpp:eme:0").SetAttribute("namespace", ns).SetAttribute("name", "OMEMO");
         }
         message.AddChild("store", Hints);
         return message;
@@ -217,16 +293,17 @@ public sealed class OmemoClient(XmppClient client, OmemoStateFile file)
 
     /// <summary>The session to encrypt to a device with, built from its bundle if there is none; null for a
     /// device not trusted (distrusted, or undecided after a verification: BTBV).</summary>
-    private async Task<RatchetSession?> SessionForAsync(Jid account, uint device, CancellationToken cancellation)
+    private async Task<RatchetSession?> SessionForAsync(Jid account, uint device, bool legacy, CancellationToken cancellation)
     {
         var bare = account.ToString();
-        if (State.Sessions.TryGetValue(OmemoState.SessionKey(bare, device), out var session))
+        var sessions = State.SessionsOf(legacy);
+        if (sessions.TryGetValue(OmemoState.SessionKey(bare, device), out var session))
             return State.TrustOf(bare, device) is Trust.Blind or Trust.Verified ? session : null;
-        var bundle = await BundleAsync(account, device, cancellation);
+        var bundle = await BundleAsync(account, device, legacy, cancellation);
         if (State.Learn(bare, device, bundle.IdentityKey)) AnnounceNew(bare, device, bundle.IdentityKey);
         if (State.TrustOf(bare, device) is not (Trust.Blind or Trust.Verified)) return null;
         session = RatchetSession.Initiate(State.Device, bundle);
-        State.Sessions[OmemoState.SessionKey(bare, device)] = session;
+        sessions[OmemoState.SessionKey(bare, device)] = session;
         return session;
     }
 
@@ -235,66 +312,81 @@ public sealed class OmemoClient(XmppClient client, OmemoStateFile file)
             $"({State.TrustOf(bare, device).ToString().ToLowerInvariant()})");
 
     /// <summary>
-    /// Decrypts an incoming message carrying an omemo:2 &lt;encrypted/&gt; element; null when it has none. Never
-    /// throws for a bad message: the reason is in <see cref="OmemoDecrypted.Error"/>. A key exchange builds a
+    /// Decrypts an incoming message carrying an &lt;encrypted/&gt; element of either namespace; null when it has none.
+    /// Never throws for a bad message: the reason is in <see cref="OmemoDecrypted.Error"/>. A key exchange builds a
     /// session (its pre-key is then replaced and the bundle republished) and is answered with an empty message.
+    /// <paramref name="sender"/> is the sender's real JID when the 'from' is not (a group chat occupant, XEP-0384 §6.1).
     /// </summary>
-    public async Task<OmemoDecrypted?> DecryptAsync(Element stanza, CancellationToken cancellation = default)
+    public async Task<OmemoDecrypted?> DecryptAsync(Element stanza, CancellationToken cancellation = default) =>
+        await DecryptAsync(stanza, null, cancellation);
+
+    public async Task<OmemoDecrypted?> DecryptAsync(Element stanza, Jid? sender, CancellationToken cancellation = default)
     {
-        var encrypted = stanza.GetChild("encrypted", Namespace);
+        var legacy = stanza.GetChild("encrypted", Namespace) is null;
+        var ns = legacy ? Legacy.Namespace : Namespace;
+        var encrypted = stanza.GetChild("encrypted", ns);
         if (encrypted is null) return null;
-        var from = ChatMessage.ParseJid(stanza.GetAttribute("from"))?.Bare ?? Me;
-        var header = encrypted.GetChild("header", Namespace);
-        if (header is null || !uint.TryParse(header.GetAttribute("sid"), out var sid))
-            return new OmemoDecrypted(null, 0, Trust.Undecided, "the OMEMO header is missing or has no sender device", false);
-        var key = header.Elements.FirstOrDefault(k => k.Name == "keys" && k.GetAttribute("jid") == Me.ToString())?.Elements
-            .FirstOrDefault(k => k.Name == "key" && k.GetAttribute("rid") == DeviceId.ToString());
-        var trust = State.TrustOf(from.ToString(), sid);
-        if (key is null)
-            return new OmemoDecrypted(null, sid, trust, $"not encrypted for this device ({DeviceId})", false);
+        var from = sender?.Bare ?? ChatMessage.ParseJid(stanza.GetAttribute("from"))?.Bare ?? Me;
+        var header = encrypted.GetChild("header", ns);
+        uint sid = 0;
+        var trust = Trust.Undecided;
+        OmemoDecrypted Result(string? body, string? error, bool empty = false) => new(body, sid, trust, error, empty) { Legacy = legacy };
+        if (header is null || !uint.TryParse(header.GetAttribute("sid"), out sid))
+            return Result(null, "the OMEMO header is missing or has no sender device");
+        var key = legacy
+            ? header.Elements.FirstOrDefault(k => k.Name == "key" && k.GetAttribute("rid") == DeviceId.ToString())
+            : header.Elements.FirstOrDefault(k => k.Name == "keys" && k.GetAttribute("jid") == Me.ToString())?.Elements
+                .FirstOrDefault(k => k.Name == "key" && k.GetAttribute("rid") == DeviceId.ToString());
+        trust = State.TrustOf(from.ToString(), sid);
+        if (key is null) return Result(null, $"not encrypted for this device ({DeviceId})");
+        var sessions = State.SessionsOf(legacy);
         var sessionKey = OmemoState.SessionKey(from.ToString(), sid);
-        var kex = key.GetAttribute("kex") is "true" or "1";
+        var kex = key.GetAttribute(legacy ? "prekey" : "kex") is "true" or "1";
         // A payload that fails after its key decrypted must not cost the session that key: the sender's next
         // message would otherwise look like a replay. (A session a key exchange just built stays: it is the sender's.)
-        var existing = State.Sessions.GetValueOrDefault(sessionKey);
+        var existing = sessions.GetValueOrDefault(sessionKey);
         var before = existing?.Clone();
         byte[] keyMaterial;
         try
         {
-            keyMaterial = await DecryptKeyAsync(from, sid, Convert.FromBase64String(key.Text), kex, cancellation);
+            keyMaterial = await DecryptKeyAsync(from, sid, Convert.FromBase64String(key.Text), kex, legacy, cancellation);
         }
         catch (Exception e) when (e is OmemoException or FormatException)
         {
-            return new OmemoDecrypted(null, sid, trust, e.Message, false);
+            return Result(null, e.Message);
         }
         trust = State.TrustOf(from.ToString(), sid);
-        var payload = encrypted.GetChildText("payload", Namespace);
-        if (payload is null) return new OmemoDecrypted(null, sid, trust, null, true);
+        var payload = encrypted.GetChildText("payload", ns);
+        if (payload is null) return Result(null, null, empty: true);
         try
         {
-            var plaintext = OmemoCrypto.OpenPayload(keyMaterial, Convert.FromBase64String(payload));
-            return new OmemoDecrypted(OpenEnvelope(plaintext, from), sid, trust, null, false);
+            var body = legacy
+                ? Encoding.UTF8.GetString(Legacy.OpenPayload(keyMaterial, Convert.FromBase64String(header.GetChildText("iv", ns) ?? ""),
+                    Convert.FromBase64String(payload)))
+                : OpenEnvelope(OmemoCrypto.OpenPayload(keyMaterial, Convert.FromBase64String(payload)), from);
+            return Result(body, null);
         }
         catch (Exception e) when (e is OmemoException or FormatException)
         {
-            if (before is not null && State.Sessions.GetValueOrDefault(sessionKey) == existing)
+            if (before is not null && sessions.GetValueOrDefault(sessionKey) == existing)
             {
-                State.Sessions[sessionKey] = before;
+                sessions[sessionKey] = before;
                 file.Save(State);
             }
-            return new OmemoDecrypted(null, sid, trust, e.Message, false);
+            return Result(null, e.Message);
         }
     }
 
-    private async Task<byte[]> DecryptKeyAsync(Jid from, uint sid, byte[] data, bool kex, CancellationToken cancellation)
+    private async Task<byte[]> DecryptKeyAsync(Jid from, uint sid, byte[] data, bool kex, bool legacy, CancellationToken cancellation)
     {
         var bare = from.ToString();
+        var sessions = State.SessionsOf(legacy);
         var sessionKey = OmemoState.SessionKey(bare, sid);
-        State.Sessions.TryGetValue(sessionKey, out var session);
+        sessions.TryGetValue(sessionKey, out var session);
         byte[] keyMaterial;
         if (kex)
         {
-            var (exchange, message) = KeyExchange.Unwrap(data);
+            var (exchange, message) = KeyExchange.Unwrap(data, legacy);
             if (session?.AcceptedEphemeral is { } seen && seen.AsSpan().SequenceEqual(exchange.EphemeralKey))
             {
                 // The same key exchange again (the peer has not heard from us yet): the existing session reads it.
@@ -302,12 +394,12 @@ public sealed class OmemoClient(XmppClient client, OmemoStateFile file)
             }
             else
             {
-                var built = RatchetSession.Accept(State.Device, exchange, RatchetSession.RatchetPublicOf(message));
+                var built = RatchetSession.Accept(State.Device, exchange, RatchetSession.RatchetPublicOf(message, legacy), legacy);
                 keyMaterial = built.Decrypt(message);
                 var isNew = State.Learn(bare, sid, exchange.IdentityKey);
                 if (isNew) AnnounceNew(bare, sid, exchange.IdentityKey);
                 if (session is not null) Notice?.Invoke($"{bare} device {sid} started a new OMEMO session");
-                State.Sessions[sessionKey] = built;
+                sessions[sessionKey] = built;
                 State.Device.PreKeys.Remove(exchange.PreKeyId);
                 State.Device.Replenish();
                 file.Save(State);
@@ -330,15 +422,10 @@ public sealed class OmemoClient(XmppClient client, OmemoStateFile file)
     /// forward (XEP-0384 §4.6, §7.3).</summary>
     private async Task HeartbeatAsync(Jid to, RatchetSession session, uint device, CancellationToken cancellation)
     {
-        var (data, kex) = session.Encrypt(new byte[32 + OmemoCrypto.TagLength]);
+        var (_, iv, keyMaterial) = session.Legacy ? Legacy.SealPayload([]) : ([], [], new byte[32 + OmemoCrypto.TagLength]);
+        var (data, kex) = session.Encrypt(keyMaterial);
         file.Save(State);
-        var message = new Element("message", Ns.Client).SetAttribute("to", to.ToString()).SetAttribute("type", "chat")
-            .SetAttribute("id", XmppClient.NewId());
-        var header = message.AddChild("encrypted", Namespace).AddChild("header").SetAttribute("sid", DeviceId.ToString());
-        header.AddChild("keys").SetAttribute("jid", to.Bare.ToString()).AddChild("key").SetAttribute("rid", device.ToString())
-            .SetAttribute("kex", kex ? "true" : null).AddText(Convert.ToBase64String(data));
-        message.AddChild("store", Hints);
-        await client.SendAsync(message, cancellation);
+        await client.SendAsync(Compose(to, "chat", session.Legacy, [(to.Bare, device, data, kex)], null, iv), cancellation);
     }
 
     /// <summary>The body of an XEP-0420 envelope, after checking it claims the real sender (§5: the affix 'from').</summary>

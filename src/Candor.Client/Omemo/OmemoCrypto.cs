@@ -18,8 +18,8 @@ internal static class OmemoCrypto
     private static readonly byte[] PayloadInfo = Encoding.ASCII.GetBytes("OMEMO Payload");
     private static readonly byte[] X3dhInfo = Encoding.ASCII.GetBytes("OMEMO X3DH");
 
-    /// <summary>X3DH: HKDF-SHA-256 over 32 0xFF bytes and the DH outputs, zero salt.</summary>
-    public static byte[] X3dhSecret(params byte[][] dhs)
+    /// <summary>X3DH: HKDF-SHA-256 over 32 0xFF bytes and the DH outputs, zero salt (legacy: libsignal's label).</summary>
+    public static byte[] X3dhSecret(bool legacy, params byte[][] dhs)
     {
         var ikm = new byte[32 + dhs.Sum(d => d.Length)];
         ikm.AsSpan(0, 32).Fill(0xFF);
@@ -29,13 +29,13 @@ internal static class OmemoCrypto
             dh.CopyTo(ikm, at);
             at += dh.Length;
         }
-        return HKDF.DeriveKey(HashAlgorithmName.SHA256, ikm, 32, Zeros, X3dhInfo);
+        return HKDF.DeriveKey(HashAlgorithmName.SHA256, ikm, 32, Zeros, legacy ? Legacy.X3dhInfo : X3dhInfo);
     }
 
     /// <summary>The root chain step: (new root key, new chain key).</summary>
-    public static (byte[] Root, byte[] Chain) RootStep(byte[] root, byte[] dh)
+    public static (byte[] Root, byte[] Chain) RootStep(byte[] root, byte[] dh, bool legacy)
     {
-        var output = HKDF.DeriveKey(HashAlgorithmName.SHA256, dh, 64, root, RootInfo);
+        var output = HKDF.DeriveKey(HashAlgorithmName.SHA256, dh, 64, root, legacy ? Legacy.RootInfo : RootInfo);
         return (output[..32], output[32..]);
     }
 
@@ -49,14 +49,14 @@ internal static class OmemoCrypto
         return (material[..32], material[32..64], material[64..]);
     }
 
-    private static byte[] CbcEncrypt(byte[] key, byte[] iv, byte[] plaintext)
+    internal static byte[] CbcEncrypt(byte[] key, byte[] iv, byte[] plaintext)
     {
         using var aes = Aes.Create();
         aes.Key = key;
         return aes.EncryptCbc(plaintext, iv, PaddingMode.PKCS7);
     }
 
-    private static byte[] CbcDecrypt(byte[] key, byte[] iv, byte[] ciphertext)
+    internal static byte[] CbcDecrypt(byte[] key, byte[] iv, byte[] ciphertext)
     {
         using var aes = Aes.Create();
         aes.Key = key;

@@ -26,22 +26,27 @@ public sealed class OmemoState
     public OwnDevice Device { get; set; } = OwnDevice.Create();
     /// <summary>"bare JID/device id" → session.</summary>
     public Dictionary<string, RatchetSession> Sessions { get; set; } = [];
+    /// <summary>The same for eu.siacs.conversations.axolotl (a device id may have a session in each namespace).</summary>
+    public Dictionary<string, RatchetSession> LegacySessions { get; set; } = [];
     /// <summary>bare JID → device id → identity and trust.</summary>
     public Dictionary<string, Dictionary<uint, KnownDevice>> Devices { get; set; } = [];
 
     public static string SessionKey(string bare, uint device) => $"{bare}/{device}";
 
+    public Dictionary<string, RatchetSession> SessionsOf(bool legacy) => legacy ? LegacySessions : Sessions;
+
     /// <summary>
     /// Records a device's identity key, deciding its trust by BTBV: blind while none of the contact's devices is
     /// verified, undecided (not encrypted to until the user decides) once one is. A different identity key for a
-    /// known device id is distrusted. Returns true when the device is new.
+    /// known device id is distrusted. Identities are compared in their Curve25519 form, which is what the fingerprint
+    /// shows and all the legacy format carries. Returns true when the device is new.
     /// </summary>
     public bool Learn(string bare, uint device, byte[] identityKey)
     {
         var devices = Devices.TryGetValue(bare, out var d) ? d : Devices[bare] = [];
         if (devices.TryGetValue(device, out var known))
         {
-            if (!known.IdentityKey.AsSpan().SequenceEqual(identityKey))
+            if (!Sodium.EdToCurvePublic(known.IdentityKey).AsSpan().SequenceEqual(Sodium.EdToCurvePublic(identityKey)))
             {
                 known.IdentityKey = identityKey;
                 known.Trust = Trust.Distrusted;

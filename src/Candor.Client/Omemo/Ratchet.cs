@@ -3,18 +3,21 @@ using NSec.Cryptography;
 
 namespace Candor.Client.Omemo;
 
-/// <summary>A device's public bundle (XEP-0384 §5.3.2): Ed25519 identity, signed X25519 pre-key, one-time pre-keys.</summary>
+/// <summary>A device's public bundle (XEP-0384 §5.3.2): Ed25519 identity, signed X25519 pre-key, one-time pre-keys.
+/// A <paramref name="Legacy"/> bundle's identity is converted to Ed25519 form and its signature covers 0x05 ‖ pre-key.</summary>
 public sealed record OmemoBundle(uint DeviceId, byte[] IdentityKey, uint SignedPreKeyId, byte[] SignedPreKey,
-    byte[] SignedPreKeySignature, IReadOnlyDictionary<uint, byte[]> PreKeys);
+    byte[] SignedPreKeySignature, IReadOnlyDictionary<uint, byte[]> PreKeys, bool Legacy = false);
 
 /// <summary>The X3DH header an initiating device sends until the session is confirmed (OMEMOKeyExchange).</summary>
 public sealed record KeyExchange(uint PreKeyId, uint SignedPreKeyId, byte[] IdentityKey, byte[] EphemeralKey)
 {
-    public byte[] Wrap(byte[] authenticatedMessage) => new Protobuf.Writer().UInt(1, PreKeyId).UInt(2, SignedPreKeyId)
-        .Bytes(3, IdentityKey).Bytes(4, EphemeralKey).Bytes(5, authenticatedMessage).ToArray();
+    public byte[] Wrap(byte[] authenticatedMessage, bool legacy) => legacy ? Omemo.Legacy.WrapKeyExchange(this, authenticatedMessage)
+        : new Protobuf.Writer().UInt(1, PreKeyId).UInt(2, SignedPreKeyId)
+            .Bytes(3, IdentityKey).Bytes(4, EphemeralKey).Bytes(5, authenticatedMessage).ToArray();
 
-    public static (KeyExchange Header, byte[] Message) Unwrap(byte[] data)
+    public static (KeyExchange Header, byte[] Message) Unwrap(byte[] data, bool legacy)
     {
+        if (legacy) return Omemo.Legacy.UnwrapKeyExchange(data);
         var f = Protobuf.Read(data);
         return (new KeyExchange(Protobuf.RequiredUInt(f, 1), Protobuf.RequiredUInt(f, 2), Protobuf.RequiredBytes(f, 3),
             Protobuf.RequiredBytes(f, 4)), Protobuf.RequiredBytes(f, 5));
@@ -110,8 +113,11 @@ public sealed class RatchetSession
     public uint PreviousSendCount { get; set; }
     /// <summary>Message keys of skipped messages, "hex(ratchet key):n" → key, oldest first.</summary>
     public List<KeyValuePair<string, byte[]>> Skipped { get; set; } = [];
-    /// <summary>IK(initiator) ‖ IK(responder), Ed25519 encodings.</summary>
+    /// <summary>IK(initiator) ‖ IK(responder), Ed25519 encodings; legacy: IK(this device) ‖ IK(the peer), 0x05-prefixed
+    /// Curve25519 encodings (libsignal's MAC covers sender ‖ recipient).</summary>
     public byte[] AssociatedData { get; set; } = [];
+    /// <summary>eu.siacs.conversations.axolotl rather than urn:xmpp:omemo:2.</summary>
+    public bool Legacy { get; set; }
     public byte[] TheirIdentity { get; set; } = [];
     /// <summary>Sent with every message until the peer answers (the session is then confirmed).</summary>
     public KeyExchange? PendingKeyExchange { get; set; }
@@ -123,14 +129,24 @@ public sealed class RatchetSession
     /// <summary>X3DH as the initiator (XEP-0384 §4.3): verifies the signed pre-key, picks a one-time pre-key.</summary>
     public static RatchetSession Initiate(OwnDevice own, OmemoBundle bundle)
     {
-        var identity = PublicKey.Import(SignatureAlgorithm.Ed25519, bundle.IdentityKey, KeyBlobFormat.RawPublicKey);
-        if (!SignatureAlgorithm.Ed25519.Verify(identity, bundle.SignedPreKey, bundle.SignedPreKeySignature))
+        var legacy = bundle.Legacy;
+        PublicKey identity;
+        try
+        {
+            identity = PublicKey.Import(SignatureAlgorithm.Ed25519, bundle.IdentityKey, KeyBlobFormat.RawPublicKey);
+        }
+        catch (FormatException)
+        {
+            throw new OmemoException($"device {bundle.DeviceId}'s identity key is not a valid public key");
+        }
+        var signed = legacy ? Omemo.Legacy.Serialize(bundle.SignedPreKey) : bundle.SignedPreKey;
+        if (!SignatureAlgorithm.Ed25519.Verify(identity, signed, bundle.SignedPreKeySignature))
             throw new OmemoException($"device {bundle.DeviceId}'s signed pre-key signature does not verify");
         if (bundle.PreKeys.Count == 0) throw new OmemoException($"device {bundle.DeviceId}'s bundle has no pre-keys");
         var (preKeyId, preKey) = bundle.PreKeys.ElementAt(RandomNumberGenerator.GetInt32(bundle.PreKeys.Count));
         var ephemeral = RandomNumberGenerator.GetBytes(32);
         var theirIdentity = Sodium.EdToCurvePublic(bundle.IdentityKey);
-        var secret = OmemoCrypto.X3dhSecret(
+        var secret = OmemoCrypto.X3dhSecret(legacy,
             Sodium.X25519(own.IdentityCurvePrivate, bundle.SignedPreKey),
             Sodium.X25519(ephemeral, theirIdentity),
             Sodium.X25519(ephemeral, bundle.SignedPreKey),
@@ -138,15 +154,17 @@ public sealed class RatchetSession
         var session = new RatchetSession
         {
             RootKey = secret, OwnRatchetPrivate = RandomNumberGenerator.GetBytes(32), TheirRatchetPublic = bundle.SignedPreKey,
-            AssociatedData = [.. own.IdentityPublic, .. bundle.IdentityKey], TheirIdentity = bundle.IdentityKey,
+            AssociatedData = legacy ? [.. Omemo.Legacy.SerializeIdentity(own.IdentityPublic), .. Omemo.Legacy.SerializeIdentity(bundle.IdentityKey)]
+                : [.. own.IdentityPublic, .. bundle.IdentityKey],
+            TheirIdentity = bundle.IdentityKey, Legacy = legacy,
             PendingKeyExchange = new KeyExchange(preKeyId, bundle.SignedPreKeyId, own.IdentityPublic, Sodium.X25519Public(ephemeral)),
         };
-        (session.RootKey, session.SendChain) = OmemoCrypto.RootStep(session.RootKey, Sodium.X25519(session.OwnRatchetPrivate, session.TheirRatchetPublic));
+        (session.RootKey, session.SendChain) = OmemoCrypto.RootStep(session.RootKey, Sodium.X25519(session.OwnRatchetPrivate, session.TheirRatchetPublic), legacy);
         return session;
     }
 
     /// <summary>X3DH as the responder: the session a key exchange builds (the pre-key it used is for the caller to remove).</summary>
-    public static RatchetSession Accept(OwnDevice own, KeyExchange kex, byte[] firstRatchetPublic)
+    public static RatchetSession Accept(OwnDevice own, KeyExchange kex, byte[] firstRatchetPublic, bool legacy)
     {
         var spk = own.SignedPreKey.Id == kex.SignedPreKeyId ? own.SignedPreKey
             : own.OldSignedPreKey?.Id == kex.SignedPreKeyId ? own.OldSignedPreKey
@@ -154,7 +172,7 @@ public sealed class RatchetSession
         if (!own.PreKeys.TryGetValue(kex.PreKeyId, out var preKey))
             throw new OmemoException($"the key exchange uses pre-key {kex.PreKeyId}, which this device does not have (unknown or already used)");
         var theirIdentity = Sodium.EdToCurvePublic(kex.IdentityKey);
-        var secret = OmemoCrypto.X3dhSecret(
+        var secret = OmemoCrypto.X3dhSecret(legacy,
             Sodium.X25519(spk.Private, theirIdentity),
             Sodium.X25519(own.IdentityCurvePrivate, kex.EphemeralKey),
             Sodium.X25519(spk.Private, kex.EphemeralKey),
@@ -162,12 +180,13 @@ public sealed class RatchetSession
         var session = new RatchetSession
         {
             RootKey = secret, OwnRatchetPrivate = spk.Private, TheirRatchetPublic = firstRatchetPublic,
-            AssociatedData = [.. kex.IdentityKey, .. own.IdentityPublic], TheirIdentity = kex.IdentityKey,
-            AcceptedEphemeral = kex.EphemeralKey,
+            AssociatedData = legacy ? [.. Omemo.Legacy.SerializeIdentity(own.IdentityPublic), .. Omemo.Legacy.Serialize(theirIdentity)]
+                : [.. kex.IdentityKey, .. own.IdentityPublic],
+            TheirIdentity = kex.IdentityKey, AcceptedEphemeral = kex.EphemeralKey, Legacy = legacy,
         };
-        (session.RootKey, session.ReceiveChain) = OmemoCrypto.RootStep(session.RootKey, Sodium.X25519(session.OwnRatchetPrivate, session.TheirRatchetPublic));
+        (session.RootKey, session.ReceiveChain) = OmemoCrypto.RootStep(session.RootKey, Sodium.X25519(session.OwnRatchetPrivate, session.TheirRatchetPublic), legacy);
         session.OwnRatchetPrivate = RandomNumberGenerator.GetBytes(32);
-        (session.RootKey, session.SendChain) = OmemoCrypto.RootStep(session.RootKey, Sodium.X25519(session.OwnRatchetPrivate, session.TheirRatchetPublic));
+        (session.RootKey, session.SendChain) = OmemoCrypto.RootStep(session.RootKey, Sodium.X25519(session.OwnRatchetPrivate, session.TheirRatchetPublic), legacy);
         return session;
     }
 
@@ -176,36 +195,44 @@ public sealed class RatchetSession
     public (byte[] Data, bool KeyExchange) Encrypt(byte[] plaintext)
     {
         var (chain, key) = OmemoCrypto.ChainStep(SendChain!);
-        var data = OmemoCrypto.SealMessage(key, AssociatedData, SendCount, PreviousSendCount, Sodium.X25519Public(OwnRatchetPrivate), plaintext);
+        var data = Legacy ? Omemo.Legacy.SealMessage(key, AssociatedData, SendCount, PreviousSendCount, Sodium.X25519Public(OwnRatchetPrivate), plaintext)
+            : OmemoCrypto.SealMessage(key, AssociatedData, SendCount, PreviousSendCount, Sodium.X25519Public(OwnRatchetPrivate), plaintext);
         SendChain = chain;
         SendCount++;
         ReceivedSinceSent = 0;
-        return PendingKeyExchange is { } kex ? (kex.Wrap(data), true) : (data, false);
+        return PendingKeyExchange is { } kex ? (kex.Wrap(data, Legacy), true) : (data, false);
     }
 
-    /// <summary>The ratchet public key of an OMEMOAuthenticatedMessage, for <see cref="Accept"/>.</summary>
-    public static byte[] RatchetPublicOf(byte[] authenticated) =>
-        Protobuf.RequiredBytes(Protobuf.Read(Protobuf.RequiredBytes(Protobuf.Read(authenticated), 2)), 3);
+    /// <summary>The ratchet public key of an OMEMOAuthenticatedMessage (or SignalMessage), for <see cref="Accept"/>.</summary>
+    public static byte[] RatchetPublicOf(byte[] authenticated, bool legacy) => Parse(authenticated, legacy).Dh;
 
-    /// <summary>Decrypts an OMEMOAuthenticatedMessage; the session changes only if it authenticates.</summary>
-    public byte[] Decrypt(byte[] authenticated)
+    private static (byte[] Mac, byte[] Message, uint N, uint Pn, byte[] Dh) Parse(byte[] authenticated, bool legacy)
     {
+        if (legacy) return Omemo.Legacy.ParseMessage(authenticated);
         var outer = Protobuf.Read(authenticated);
-        var mac = Protobuf.RequiredBytes(outer, 1);
         var message = Protobuf.RequiredBytes(outer, 2);
         var header = Protobuf.Read(message);
-        var n = Protobuf.RequiredUInt(header, 1);
-        var pn = Protobuf.RequiredUInt(header, 2);
         var dh = Protobuf.RequiredBytes(header, 3);
         if (dh.Length != 32) throw new OmemoException("the ratchet key is not 32 bytes");
-        // The tag covers IK(initiator) ‖ IK(responder) ‖ the OMEMOMessage, whose header it thereby authenticates.
-        var ad = AssociatedData;
+        return (Protobuf.RequiredBytes(outer, 1), message, Protobuf.RequiredUInt(header, 1), Protobuf.RequiredUInt(header, 2), dh);
+    }
+
+    /// <summary>Opens the message with its key: the tag covers the identities and the whole message with its header
+    /// (omemo:2: IK(initiator) ‖ IK(responder); legacy: IK(sender) ‖ IK(recipient)).</summary>
+    private byte[] Open(byte[] key, byte[] mac, byte[] message) => Legacy
+        ? Omemo.Legacy.OpenMessage(key, [.. AssociatedData[33..], .. AssociatedData[..33]], mac, message)
+        : OmemoCrypto.OpenMessage(key, AssociatedData, mac, message);
+
+    /// <summary>Decrypts an OMEMOAuthenticatedMessage (or SignalMessage); the session changes only if it authenticates.</summary>
+    public byte[] Decrypt(byte[] authenticated)
+    {
+        var (mac, message, n, pn, dh) = Parse(authenticated, Legacy);
 
         var skippedKey = $"{Convert.ToHexString(dh)}:{n}";
         var skippedIndex = Skipped.FindIndex(s => s.Key == skippedKey);
         if (skippedIndex >= 0)
         {
-            var plaintext = OmemoCrypto.OpenMessage(Skipped[skippedIndex].Value, ad, mac, message);
+            var plaintext = Open(Skipped[skippedIndex].Value, mac, message);
             Skipped.RemoveAt(skippedIndex);
             Confirm();
             return plaintext;
@@ -216,17 +243,17 @@ public sealed class RatchetSession
         {
             if (next.ReceiveChain is not null) next.SkipTo(pn);
             next.TheirRatchetPublic = dh;
-            (next.RootKey, next.ReceiveChain) = OmemoCrypto.RootStep(next.RootKey, Sodium.X25519(next.OwnRatchetPrivate, dh));
+            (next.RootKey, next.ReceiveChain) = OmemoCrypto.RootStep(next.RootKey, Sodium.X25519(next.OwnRatchetPrivate, dh), Legacy);
             next.ReceiveCount = 0;
             next.OwnRatchetPrivate = RandomNumberGenerator.GetBytes(32);
             next.PreviousSendCount = next.SendCount;
             next.SendCount = 0;
-            (next.RootKey, next.SendChain) = OmemoCrypto.RootStep(next.RootKey, Sodium.X25519(next.OwnRatchetPrivate, dh));
+            (next.RootKey, next.SendChain) = OmemoCrypto.RootStep(next.RootKey, Sodium.X25519(next.OwnRatchetPrivate, dh), Legacy);
         }
         if (n < next.ReceiveCount) throw new OmemoException($"message {n} of this chain was already decrypted (a replay or a duplicate)");
         next.SkipTo(n);
         var (chain, key) = OmemoCrypto.ChainStep(next.ReceiveChain!);
-        var result = OmemoCrypto.OpenMessage(key, ad, mac, message);
+        var result = Open(key, mac, message);
         next.ReceiveChain = chain;
         next.ReceiveCount++;
         CopyFrom(next);

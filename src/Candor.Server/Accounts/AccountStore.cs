@@ -52,11 +52,26 @@ public sealed class AccountStore(IStorage storage, int iterations)
         return stored?.ToCredential(algorithm);
     }
 
-    /// <summary>Checks a plain password (SASL PLAIN) by deriving the SCRAM-SHA-256 StoredKey from it.</summary>
+    /// <summary>
+    /// Checks a plain password (SASL PLAIN) by deriving the SCRAM-SHA-256 StoredKey from it, or the SCRAM-SHA-1 one for an
+    /// account imported with SHA-1 credentials only (Prosody's); a match there also stores the missing SHA-256 credential.
+    /// </summary>
     public async Task<bool> VerifyPasswordAsync(string user, string password)
     {
-        var credential = await GetCredentialAsync(user, ScramAlgorithm.Sha256);
-        return credential is not null && credential.Verify(password);
+        var record = await GetRecordAsync(user);
+        if (record?.Sha256 is { } sha256) return sha256.ToCredential(ScramAlgorithm.Sha256).Verify(password);
+        if (record?.Sha1 is not { } sha1 || !sha1.ToCredential(ScramAlgorithm.Sha1).Verify(password)) return false;
+        await _accounts.SetAsync(user, Serialize(record with { Sha256 = StoredCredential.From(ScramCredential.Create(ScramAlgorithm.Sha256, password, Iterations)) }));
+        return true;
+    }
+
+    /// <summary>Creates an account from credentials made elsewhere (XEP-0227 import); false when it exists already.</summary>
+    public async Task<bool> ImportAsync(string user, ScramCredential? sha1, ScramCredential? sha256)
+    {
+        if (await ExistsAsync(user)) return false;
+        await _accounts.SetAsync(user, Serialize(new AccountRecord(DateTimeOffset.UtcNow,
+            sha1 is null ? null : StoredCredential.From(sha1), sha256 is null ? null : StoredCredential.From(sha256))));
+        return true;
     }
 
     private AccountRecord NewRecord(string password, DateTimeOffset created) => new(
@@ -73,7 +88,8 @@ public sealed class AccountStore(IStorage storage, int iterations)
     private static string Serialize(AccountRecord record) => JsonSerializer.Serialize(record, AccountJson.Default.AccountRecord);
 }
 
-internal sealed record AccountRecord(DateTimeOffset Created, StoredCredential Sha1, StoredCredential Sha256);
+/// <summary>An account's credentials; an imported account may lack one of them until its password is seen (PLAIN).</summary>
+internal sealed record AccountRecord(DateTimeOffset Created, StoredCredential? Sha1, StoredCredential? Sha256);
 
 internal sealed record StoredCredential(byte[] Salt, int Iterations, byte[] StoredKey, byte[] ServerKey)
 {

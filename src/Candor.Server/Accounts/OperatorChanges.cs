@@ -27,25 +27,32 @@ public sealed class OperatorChanges(IStorage storage)
     private const string Queue = "";
     private readonly IArchiveStore _queue = storage.OpenArchive("operator-changes");
 
-    public Task RecordAsync(string user, OperatorChange change) =>
-        _queue.AppendAsync(Queue, DateTimeOffset.UtcNow, user, change.ToString());
+    /// <summary>Queues the change with the index of the operator log entry that records it, which the notices cite.</summary>
+    public Task RecordAsync(string user, OperatorChange change, long logIndex) =>
+        _queue.AppendAsync(Queue, DateTimeOffset.UtcNow, user, $"{change} {logIndex}");
 
-    public async Task<IReadOnlyList<(string User, OperatorChange Change)>> TakeAllAsync()
+    public async Task<IReadOnlyList<(string User, OperatorChange Change, long LogIndex)>> TakeAllAsync()
     {
         if (await _queue.CountAsync(Queue) == 0) return [];
         var items = await _queue.TakeAsync(Queue, ArchiveQuery.All);
-        return [.. items.Select(i => (i.With, Enum.Parse<OperatorChange>(i.Value)))];
+        return [.. items.Select(i => i.Value.Split(' ') is [var change, var index]
+            ? (i.With, Enum.Parse<OperatorChange>(change), long.Parse(index, System.Globalization.CultureInfo.InvariantCulture))
+            : (i.With, Enum.Parse<OperatorChange>(i.Value), -1L))];
     }
 
+    /// <summary>How a notice names the operator log entry behind it (-1: queued before entries were cited).</summary>
+    public static string Cite(long logIndex) => logIndex < 0 ? "" :
+        $" (operator log entry #{logIndex}; the ad-hoc command \"What did the operator do with my account?\" lists it with its proof)";
+
     /// <summary>Applies queued changes until <paramref name="stopping"/>; changes queued while no server ran concern no session and are
-    /// dropped at start, except archive purges, which are announced.</summary>
+    /// dropped at start, except archive purges, which are announced, and removals, whose uploaded files go.</summary>
     public static async Task ApplyWhileRunningAsync(XmppServer server, CancellationToken stopping)
     {
         var changes = new OperatorChanges(server.Storage);
         var log = server.LoggerFactory.CreateLogger<OperatorChanges>();
         // A purged archive is news to the account whenever it happened: the notice waits in offline storage.
-        foreach (var (user, change) in await changes.TakeAllAsync())
-            if (change == OperatorChange.ArchivePurged) await ApplyAsync(server, user, change);
+        foreach (var (user, change, index) in await changes.TakeAllAsync())
+            if (change is OperatorChange.ArchivePurged or OperatorChange.Removed) await ApplyAsync(server, user, change, index);
         using var timer = new PeriodicTimer(PollInterval);
         try
         {
@@ -53,8 +60,8 @@ public sealed class OperatorChanges(IStorage storage)
             {
                 try
                 {
-                    foreach (var (user, change) in await changes.TakeAllAsync())
-                        await ApplyAsync(server, user, change);
+                    foreach (var (user, change, index) in await changes.TakeAllAsync())
+                        await ApplyAsync(server, user, change, index);
                 }
                 catch (Exception e) when (e is not OperationCanceledException)
                 {
@@ -67,21 +74,23 @@ public sealed class OperatorChanges(IStorage storage)
         }
     }
 
-    private static async Task ApplyAsync(XmppServer server, string user, OperatorChange change)
+    private static async Task ApplyAsync(XmppServer server, string user, OperatorChange change, long logIndex)
     {
         switch (change)
         {
             case OperatorChange.PasswordChanged:
-                await server.Hooks.PasswordChanged.FireAsync(new PasswordChange(user, By: null));
+                await server.Hooks.PasswordChanged.FireAsync(new PasswordChange(user, By: null, logIndex));
                 break;
             case OperatorChange.Removed:
-                server.EndSessions(user, StreamErrors.NotAuthorized, "the account was removed");
+                // The files live beside the database, where only the server knows whose they are.
+                server.Uploads?.DeleteOwnedBy(user);
+                server.EndSessions(user, StreamErrors.NotAuthorized, "the account was removed by the operator" + Cite(logIndex));
                 break;
             case OperatorChange.ArchivePurged:
                 // To the bare JID: the account's online clients see it now, or offline storage keeps it for the next login.
                 var notice = new Element("message", Ns.Client).SetAttribute("to", Jid.Create(user, server.Domain.Domain).ToString()).SetAttribute("type", "chat")
                     .SetAttribute("id", "purge-" + Guid.NewGuid().ToString("N")[..12]);
-                notice.AddChild("body").AddText($"The operator deleted your message archive on this server at {XmppTime.FormatSeconds(DateTimeOffset.UtcNow)}. "
+                notice.AddChild("body").AddText($"The operator deleted your message archive on this server at {XmppTime.FormatSeconds(DateTimeOffset.UtcNow)}{Cite(logIndex)}. "
                     + "Copies your clients keep are not affected.");
                 await server.SendAsync(notice);
                 break;

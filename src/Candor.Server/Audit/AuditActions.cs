@@ -17,6 +17,10 @@ public static class AuditActions
     public const string ArchivePurged = "account.archive-purge";
     public const string SessionsRead = "account.sessions-read";
     public const string KeyRotated = "key.rotate";
+    public const string DataExported = "account.export";
+    public const string DataImported = "account.import";
+    public const string BackupCreated = "backup.create";
+    public const string BackupRestored = "backup.restore";
 
     /// <summary>A tree head is signed at least this often while the log grows (and at every start and stop).</summary>
     public static readonly TimeSpan HeadInterval = TimeSpan.FromMinutes(1);

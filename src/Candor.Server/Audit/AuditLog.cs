@@ -87,6 +87,41 @@ public sealed class AuditLog
         return Task.FromResult(index);
     }
 
+    /// <summary>
+    /// After a restore from a backup older than the log that monitors have seen: puts back the entries made since the
+    /// backup, from an export of the newer log that the caller has verified, so that the log grows on instead of rolling
+    /// back. Null when done, else why not (the backup's log is not the start of the export's).
+    /// </summary>
+    public string? Continue(IReadOnlyList<AuditEntry> exported, TreeHead head)
+    {
+        var stored = LeafHashes();
+        if (stored.Count > exported.Count)
+            return $"the restored log has {stored.Count} entries, the export only {exported.Count}: the export is older than the backup";
+        for (var i = 0; i < stored.Count; i++)
+            if (!stored[i].AsSpan().SequenceEqual(exported[i].LeafHash))
+                return $"entry {i} of the restored log differs from the export's: they are not the same log";
+        using var connection = Open();
+        using var transaction = connection.BeginTransaction(deferred: false);
+        using var command = connection.CreateCommand();
+        command.Transaction = transaction;
+        command.CommandText = "INSERT INTO audit_log (idx, entry) VALUES ($idx, $entry)";
+        var index = command.Parameters.Add("$idx", SqliteType.Integer);
+        var text = command.Parameters.Add("$entry", SqliteType.Text);
+        foreach (var entry in exported.Skip(stored.Count))
+        {
+            index.Value = entry.Index;
+            text.Value = Encoding.UTF8.GetString(entry.ToBytes());
+            command.ExecuteNonQuery();
+        }
+        command.Parameters.Clear();
+        command.CommandText = "INSERT INTO audit_head (size, head) VALUES ($size, $head) ON CONFLICT (size) DO UPDATE SET head = excluded.head";
+        command.Parameters.AddWithValue("$size", head.Size);
+        command.Parameters.AddWithValue("$head", head.ToJson());
+        command.ExecuteNonQuery();
+        transaction.Commit();
+        return null;
+    }
+
     public long Size
     {
         get
@@ -110,6 +145,16 @@ public sealed class AuditLog
         using var reader = command.ExecuteReader();
         while (reader.Read()) rows.Add((reader.GetInt64(0), reader.GetString(1)));
         return rows;
+    }
+
+    /// <summary>The newest entry about the account, or null (for the login notices, which cite it).</summary>
+    public AuditEntry? LatestAbout(string account)
+    {
+        using var connection = Open();
+        using var command = connection.CreateCommand();
+        command.CommandText = "SELECT entry FROM audit_log WHERE json_extract(entry, '$.account') = $account ORDER BY idx DESC LIMIT 1";
+        command.Parameters.AddWithValue("$account", account);
+        return command.ExecuteScalar() is string text ? ParseEntry(text) : null;
     }
 
     public IReadOnlyList<AuditEntry> Read(long start = 0, long end = long.MaxValue) =>

@@ -87,6 +87,11 @@ internal abstract partial class C2sStream : ISmConnection
     protected abstract ValueTask FlushAsync();
     /// <summary>Ends the sending side gracefully once everything is written.</summary>
     protected abstract ValueTask CompleteOutputAsync();
+    /// <summary>
+    /// Whether the first write into an idle stream happens at once on the queuing thread (a socket: nothing is gained
+    /// by waiting), or after a yield, so that what is queued together leaves together (BOSH: one HTTP response).
+    /// </summary>
+    protected virtual bool WritesAtOnce => true;
     /// <summary>Drops the connection at once.</summary>
     protected abstract void AbortTransport();
     /// <summary>Called once the writer has flushed &lt;proceed/&gt;: the transport wraps itself in TLS.</summary>
@@ -599,7 +604,7 @@ internal abstract partial class C2sStream : ISmConnection
         }
         if (startWriter)
         {
-            _ = WriteQueuedAsync(yieldFirst: false);
+            _ = WriteQueuedAsync(yieldFirst: !WritesAtOnce);
         }
         else if (!queued)
         {

@@ -51,19 +51,26 @@ public sealed class Session(ISessionTransport transport, Jid jid, string mechani
     public UserAgent? UserAgent { get; } = userAgent;
 
     /// <summary>Has sent initial presence and not yet unavailable presence.</summary>
-    public bool IsAvailable { get; set; }
-    public int Priority { get; set; }
+    public bool IsAvailable { get; set { field = value; StateChanged?.Invoke(this); } }
+    public int Priority { get; set { field = value; StateChanged?.Invoke(this); } }
     /// <summary>The last broadcast presence, as sent (with 'from' stamped).</summary>
-    public Element? Presence { get; set; }
+    public Element? Presence { get; set { field = value; StateChanged?.Invoke(this); } }
     /// <summary>Has requested the roster, so receives roster pushes (RFC 6121 §2.1.6).</summary>
-    public bool IsInterested { get; set; }
+    public bool IsInterested { get; set { field = value; StateChanged?.Invoke(this); } }
     /// <summary>The verified entity capabilities (XEP-0115) of the client, once known.</summary>
-    public ClientCaps? Caps { get; set; }
+    public ClientCaps? Caps { get; set { field = value; StateChanged?.Invoke(this); } }
     /// <summary>Has enabled Message Carbons (XEP-0280).</summary>
-    public bool Carbons { get; set; }
+    public bool Carbons { get; set { field = value; StateChanged?.Invoke(this); } }
     /// <summary>Has requested the blocklist, so receives block and unblock pushes (XEP-0191).</summary>
-    public bool BlocklistRequested { get; set; }
+    public bool BlocklistRequested { get; set { field = value; StateChanged?.Invoke(this); } }
+    /// <summary>
+    /// Told of every change of the state above, before what the change causes is sent: a cluster node publishes
+    /// it to the other nodes, so that they route by the new state once they see its effects. Null on a single node.
+    /// </summary>
+    public Action<Session>? StateChanged { get; set; }
     public bool IsClosed { get; private set; }
+    /// <summary>The cluster node holding the connection; null for a session of this process (always, without a cluster).</summary>
+    public string? Node { get; init; }
 
     public void Send(Element stanza)
     {

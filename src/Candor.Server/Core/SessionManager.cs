@@ -4,7 +4,7 @@ using Candor.Xmpp;
 namespace Candor.Server.Core;
 
 /// <summary>
-/// The sessions bound on this server, by account. Each account's list is an immutable array replaced on
+/// The sessions bound on this server, by account, and in a cluster those of the other nodes (<see cref="Session.Node"/>). Each account's list is an immutable array replaced on
 /// change, so lookups on the routing path take no lock.
 /// </summary>
 public sealed class SessionManager
@@ -22,6 +22,14 @@ public sealed class SessionManager
         foreach (var session in Get(fullJid.Local))
             if (session.Jid.Resource == fullJid.Resource) return session;
         return null;
+    }
+
+    /// <summary>Whether the account has a session on this node: per-account data is kept in memory only then.</summary>
+    public bool HasLocal(string user)
+    {
+        foreach (var session in Get(user))
+            if (session.Node is null) return true;
+        return false;
     }
 
     public IEnumerable<Session> All => _byUser.Values.SelectMany(s => s);
@@ -48,6 +56,11 @@ public sealed class SessionManager
         return true;
     }
 
+    /// <summary>Adds a session another cluster node holds (replacing its earlier copy); it does not count in <see cref="Count"/>.</summary>
+    public void AddRemote(Session session) =>
+        _byUser.AddOrUpdate(session.User, _ => [session],
+            (_, existing) => [.. existing.Where(s => s.Node is null || s.Jid.Resource != session.Jid.Resource), session]);
+
     /// <summary>Removes the session; false when it was not (or no longer) bound.</summary>
     public bool Remove(Session session)
     {
@@ -60,7 +73,7 @@ public sealed class SessionManager
                 : _byUser.TryUpdate(session.User, updated, existing);
             if (done)
             {
-                Interlocked.Decrement(ref _count);
+                if (session.Node is null) Interlocked.Decrement(ref _count);
                 return true;
             }
         }

@@ -60,6 +60,8 @@ public sealed class XmppServer
     public Dictionary<string, Func<StanzaEvent, ValueTask>> Components { get; } = new(StringComparer.Ordinal);
     /// <summary>Federation, when the s2s port is enabled: the router hands it stanzas for other domains.</summary>
     public Federation.S2sService? S2s { get; set; }
+    /// <summary>This node of a cluster, when ClusterPort is set; null for a single process.</summary>
+    public Cluster.ClusterNode? Cluster { get; set; }
     public StreamFeatureRegistry StreamFeatures { get; } = new();
     /// <summary>IQs answered before authentication (in-band registration), by payload namespace.</summary>
     public Dictionary<string, Func<Element, ISessionTransport, ValueTask<Element>>> UnauthenticatedIq { get; } = [];
@@ -139,14 +141,15 @@ public sealed class ServerHooks
     /// <summary>A session's entity capabilities (XEP-0115) became known or changed: <see cref="Session.Caps"/>.</summary>
     public Hook<Session> CapsKnown { get; } = new();
 
-    /// <summary>An account's password was changed: in band by <see cref="PasswordChange.By"/>, or by the operator when that is null.</summary>
+    /// <summary>An account's password was changed: in band by <see cref="PasswordChange.By"/>, or by the operator when that is null
+    /// (then <see cref="PasswordChange.LogIndex"/> is the operator log entry recording it).</summary>
     public Hook<PasswordChange> PasswordChanged { get; } = new();
 
     /// <summary>The server is stopping: its streams are closed and its storage still open (write out what is buffered).</summary>
     public Hook<XmppServer> Stopping { get; } = new();
 }
 
-public sealed record PasswordChange(string User, Session? By);
+public sealed record PasswordChange(string User, Session? By, long? LogIndex = null);
 
 public sealed class IqHandlers
 {

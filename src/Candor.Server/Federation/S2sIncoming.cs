@@ -1,4 +1,5 @@
 using System.Net;
+using System.Security.Cryptography.X509Certificates;
 using Candor.Server.Connections;
 using Candor.Xml;
 using Candor.Xmpp;
@@ -8,34 +9,64 @@ using Microsoft.Extensions.Logging;
 namespace Candor.Server.Federation;
 
 /// <summary>Kestrel's entry point for the s2s listener; the returned task is the connection's lifetime.</summary>
-internal sealed class S2sConnectionHandler(Core.XmppServer server, TlsSettings tls) : ConnectionHandler
+internal sealed class S2sConnectionHandler(Core.XmppServer server) : ConnectionHandler
 {
     public override Task OnConnectedAsync(ConnectionContext connection) =>
-        new S2sIncoming(server.S2s!, connection, tls).RunAsync();
+        new S2sIncoming(server.S2s!, connection, directTls: false).RunAsync();
+}
+
+/// <summary>Kestrel's entry point for the direct TLS s2s listener (XEP-0368).</summary>
+internal sealed class DirectTlsS2sConnectionHandler(Core.XmppServer server) : ConnectionHandler
+{
+    public override Task OnConnectedAsync(ConnectionContext connection) =>
+        new S2sIncoming(server.S2s!, connection, directTls: true).RunAsync();
 }
 
 /// <summary>
-/// A stream another server opened to us (RFC 6120): STARTTLS (required unless plaintext is allowed), then
-/// XEP-0220 dialback: db:result asks us to check a domain with its authoritative server, db:verify asks us,
-/// as the authoritative server, whether a key is ours. Stanzas are taken only from domains the stream proved,
+/// A stream another server opened to us (RFC 6120): direct TLS (XEP-0368) or STARTTLS (required unless plaintext
+/// is allowed), then SASL EXTERNAL (XEP-0178) when the peer's certificate authenticates the domain in its stream
+/// header, or XEP-0220 dialback: db:result asks us to check a domain with its authoritative server, db:verify asks
+/// us, as the authoritative server, whether a key is ours. With S2sRequireValidCertificates dialback is taken only
+/// from a peer whose certificate authenticates the domain. Stanzas are taken only from domains the stream proved,
 /// for domains we serve, and go to the same router as c2s stanzas.
 /// </summary>
 internal sealed partial class S2sIncoming : S2sStream
 {
     private readonly ConnectionContext _context;
-    private readonly TlsSettings _tls;
+    private readonly bool _directTls;
     private readonly HashSet<string> _verified = new(StringComparer.Ordinal);
     private readonly IPAddress _remote;
+    /// <summary>The domain the peer's stream header names as its own ('from').</summary>
+    private string _claimed = "";
+    private X509Certificate2Collection? _sentIntermediates;
 
-    public S2sIncoming(S2sService s2s, ConnectionContext context, TlsSettings tls)
+    public S2sIncoming(S2sService s2s, ConnectionContext context, bool directTls)
         : base(s2s, context.Transport.Input, context.Transport.Output)
     {
         _context = context;
-        _tls = tls;
+        _directTls = directTls;
         _remote = (context.RemoteEndPoint as IPEndPoint)?.Address ?? IPAddress.None;
     }
 
     private bool MustStartTls => Ssl is null && !Server.Options.AllowPlaintext;
+
+    /// <summary>True when the peer's TLS certificate authenticates <paramref name="domain"/>.</summary>
+    private bool CertificateAuthenticates(string domain) =>
+        Ssl?.RemoteCertificate is X509Certificate2 certificate && domain.Length > 0 && S2s.Trust.Authenticates(certificate, _sentIntermediates, domain);
+
+    private Task StartTlsAsync()
+    {
+        var options = S2s.ServerTlsOptions(_directTls);
+        options.RemoteCertificateValidationCallback = (_, _, chain, _) =>
+        {
+            // Kept for judging the certificate against the domain the peer claims later: the chain is disposed after the handshake.
+            if (chain is { ChainPolicy.ExtraStore.Count: > 0 })
+                _sentIntermediates = [.. chain.ChainPolicy.ExtraStore.Select(c => X509CertificateLoader.LoadCertificate(c.RawData))];
+            return true;
+        };
+        var transport = _context.Transport;
+        return SwapToTlsAsync(ssl => ssl.AuthenticateAsServerAsync(options, Lifetime.Token), new DuplexPipeStream(transport.Input, transport.Output));
+    }
 
     public Task RunAsync() => RunGuardedAsync(async () =>
     {
@@ -46,6 +77,7 @@ internal sealed partial class S2sIncoming : S2sStream
             if (_verified.Count == 0) Close(StreamErrors.ConnectionTimeout, "no domain authenticated in time");
         }, null, TimeSpan.FromSeconds(Server.Options.AuthenticationTimeoutSeconds), Timeout.InfiniteTimeSpan);
         var local = "";
+        if (_directTls) await StartTlsAsync();
         while (!IsClosing)
         {
             var (ev, element) = await NextAsync();
@@ -61,13 +93,16 @@ internal sealed partial class S2sIncoming : S2sStream
                     if (local.Length == 0) throw new StreamErrorException(StreamErrors.NotWellFormed, "stream header expected");
                     if (element!.Is("starttls", Ns.Tls))
                     {
-                        if (Ssl is not null || _tls.Certificate is null)
+                        if (Ssl is not null || S2s.Tls.Certificate is null)
                             throw new StreamErrorException(StreamErrors.PolicyViolation, "STARTTLS is not allowed now");
                         await WriteNowAsync(new Element("proceed", Ns.Tls));
-                        var transport = _context.Transport;
-                        await SwapToTlsAsync(ssl => ssl.AuthenticateAsServerAsync(_tls.StartTlsOptions, Lifetime.Token),
-                            new DuplexPipeStream(transport.Input, transport.Output));
+                        await StartTlsAsync();
                         local = "";
+                        break;
+                    }
+                    if (element.Is("auth", Ns.Sasl) && !MustStartTls)
+                    {
+                        if (await OnAuthAsync(element)) local = "";
                         break;
                     }
                     if (MustStartTls) throw new StreamErrorException(StreamErrors.PolicyViolation, "STARTTLS is required first");
@@ -83,6 +118,7 @@ internal sealed partial class S2sIncoming : S2sStream
         StreamId = S2sService.NewStreamId();
         var to = header.GetAttribute("to") ?? "";
         var from = header.GetAttribute("from") ?? "";
+        _claimed = from;
         WriteHeader(to.Length > 0 ? to : Server.Domain.Domain, from, StreamId);
         if (!header.Is("stream", Ns.Stream))
             throw new StreamErrorException(StreamErrors.InvalidNamespace, "the stream element must be <stream> in " + Ns.Stream);
@@ -90,11 +126,14 @@ internal sealed partial class S2sIncoming : S2sStream
             throw new StreamErrorException(StreamErrors.UnsupportedVersion, "XMPP 1.0 streams only");
         if (!S2s.Serves(to)) throw new StreamErrorException(StreamErrors.HostUnknown, $"{to} is not served here");
         var features = new Element("features", Ns.Stream);
-        if (Ssl is null && _tls.Certificate is not null)
+        if (Ssl is null && S2s.Tls.Certificate is not null)
         {
             var starttls = features.AddChild("starttls", Ns.Tls);
             if (MustStartTls) starttls.AddChild("required");
         }
+        // XEP-0178 §3: EXTERNAL is offered only when the certificate authenticates the domain the header claims.
+        if (!_verified.Contains(from) && CertificateAuthenticates(from))
+            features.AddChild("mechanisms", Ns.Sasl).AddChild("mechanism").AddText("EXTERNAL");
         if (!MustStartTls) features.AddChild("dialback", Ns.DialbackFeature).AddChild("errors");
         Send(features);
         return to;
@@ -128,6 +167,43 @@ internal sealed partial class S2sIncoming : S2sStream
         await Server.Router.DeliverAsync(element, from, to);
     }
 
+    /// <summary>
+    /// SASL EXTERNAL for the domain of the stream header (RFC 6120 §6.4, XEP-0178 §3); the authorization identity is
+    /// empty ("=") or that domain. True on success: the peer restarts the stream.
+    /// </summary>
+    private async ValueTask<bool> OnAuthAsync(Element auth)
+    {
+        string? condition = null;
+        var authzid = auth.Text.Trim();
+        if (auth.GetAttribute("mechanism") != "EXTERNAL") condition = "invalid-mechanism";
+        else if (_verified.Contains(_claimed)) condition = "not-authorized";
+        else if (!CertificateAuthenticates(_claimed)) condition = "not-authorized";
+        else if (authzid is not ("" or "=") && Decode(authzid) != _claimed) condition = "invalid-authzid";
+        if (condition is not null)
+        {
+            Log.ExternalRefused(Logger, _remote, _claimed, condition);
+            await WriteNowAsync(new Element("failure", Ns.Sasl).Add(new Element(condition, Ns.Sasl)));
+            return false;
+        }
+        await WriteNowAsync(new Element("success", Ns.Sasl));
+        _verified.Add(_claimed);
+        Log.Authenticated(Logger, _claimed, _remote);
+        RestartStream();
+        return true;
+
+        static string? Decode(string base64)
+        {
+            try
+            {
+                return System.Text.Encoding.UTF8.GetString(Convert.FromBase64String(base64));
+            }
+            catch (FormatException)
+            {
+                return null;
+            }
+        }
+    }
+
     private async ValueTask OnResultAsync(Element result)
     {
         var from = result.GetAttribute("from") ?? "";
@@ -137,6 +213,15 @@ internal sealed partial class S2sIncoming : S2sStream
         if (!Jid.TryParse(from, out var fromJid) || !fromJid.IsBare || fromJid.Local is not null || S2s.Serves(from))
             throw new StreamErrorException(StreamErrors.InvalidFrom, $"'{from}' is not a remote domain");
         var answer = new Element("result", Ns.Dialback).SetAttribute("from", to).SetAttribute("to", from);
+        if (Server.Options.S2sRequireValidCertificatesInEffect && !CertificateAuthenticates(from))
+        {
+            Log.Untrusted(Logger, _remote, from);
+            answer.SetAttribute("type", "error").Add(new Element("error", Ns.Server).SetAttribute("type", "auth")
+                .Add(new Element("not-authorized", Ns.Stanzas))
+                .Add(new Element("text", Ns.Stanzas).AddText($"a certificate that authenticates {from} is required here")));
+            Send(answer);
+            return;
+        }
         // XEP-0220 §2.2: ask the authoritative server of 'from' whether the key is one it issued for this stream.
         var valid = await S2s.VerifyAsync(to, from, StreamId, result.Text, Lifetime.Token);
         if (valid is null)
@@ -181,6 +266,15 @@ internal sealed partial class S2sIncoming : S2sStream
 
         [LoggerMessage(Level = LogLevel.Warning, Message = "s2s: {Address} gave a wrong dialback key for {Domain}")]
         public static partial void WrongKey(ILogger logger, IPAddress address, string domain);
+
+        [LoggerMessage(Level = LogLevel.Information, Message = "s2s: {Domain} authenticated by certificate (SASL EXTERNAL) from {Address}")]
+        public static partial void Authenticated(ILogger logger, string domain, IPAddress address);
+
+        [LoggerMessage(Level = LogLevel.Warning, Message = "s2s: {Address} asked SASL EXTERNAL for '{Domain}', refused: {Condition}")]
+        public static partial void ExternalRefused(ILogger logger, IPAddress address, string domain, string condition);
+
+        [LoggerMessage(Level = LogLevel.Warning, Message = "s2s: {Address} asked dialback for {Domain} without a certificate that authenticates it (S2sRequireValidCertificates)")]
+        public static partial void Untrusted(ILogger logger, IPAddress address, string domain);
 
         [LoggerMessage(Level = LogLevel.Warning, Message = "s2s: {Address} sent a stanza from {Domain}, which its stream has not proved")]
         public static partial void Forged(ILogger logger, IPAddress address, string domain);

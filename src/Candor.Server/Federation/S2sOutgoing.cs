@@ -1,19 +1,21 @@
 using System.IO.Pipelines;
 using System.Net.Security;
 using System.Net.Sockets;
+using System.Security.Cryptography.X509Certificates;
 using Candor.Server.Connections;
 using Candor.Xml;
 using Candor.Xmpp;
+using Microsoft.Extensions.Logging;
 
 namespace Candor.Server.Federation;
 
 /// <summary>
-/// A stream we open to another server (RFC 6120): STARTTLS (required unless plaintext is allowed), the
-/// certificate checked against the remote domain (RFC 6125, by .NET's name matching) when
-/// S2sRequireValidCertificates, then either dialback for our domain (db:result) or, on a verification
-/// connection, one db:verify asked on behalf of an incoming stream (XEP-0220 §2.3).
+/// A stream we open to another server (RFC 6120): direct TLS (XEP-0368) or STARTTLS (required unless plaintext is
+/// allowed), the peer's certificate checked against the remote domain (<see cref="S2sTrust"/>) when
+/// S2sRequireValidCertificates, then our domain proved by SASL EXTERNAL or dialback (db:result) or, on a
+/// verification connection, one db:verify asked on behalf of an incoming stream (XEP-0220 §2.3).
 /// </summary>
-internal sealed class S2sOutgoing : S2sStream
+internal sealed partial class S2sOutgoing : S2sStream
 {
     private readonly TcpClient _tcp;
     private readonly string _local;
@@ -35,14 +37,14 @@ internal sealed class S2sOutgoing : S2sStream
     public static async Task<S2sOutgoing> ConnectAsync(S2sService s2s, string local, string remote, CancellationToken cancellation)
     {
         Exception? last = null;
-        foreach (var (host, port) in await s2s.ResolveAsync(remote, cancellation))
+        foreach (var (host, port, directTls) in await s2s.ResolveAsync(remote, cancellation))
         {
             var tcp = new TcpClient { NoDelay = true };
             try
             {
                 await tcp.ConnectAsync(host, port, cancellation);
                 var stream = new S2sOutgoing(s2s, tcp, tcp.GetStream(), local, remote);
-                await stream.NegotiateAsync(cancellation);
+                await stream.NegotiateAsync(directTls, cancellation);
                 return stream;
             }
             catch (Exception e) when (e is SocketException or IOException or System.Security.Authentication.AuthenticationException
@@ -55,25 +57,50 @@ internal sealed class S2sOutgoing : S2sStream
         throw new S2sUnreachableException(last?.Message ?? $"no address found for {remote}");
     }
 
-    private async Task NegotiateAsync(CancellationToken cancellation)
+    private Element _features = null!;
+    private bool _certificateValid;
+
+    private async Task NegotiateAsync(bool directTls, CancellationToken cancellation)
     {
         using var link = cancellation.Register(Lifetime.Cancel);
-        var features = await OpenAsync();
-        if (features.GetChild("starttls", Ns.Tls) is not null)
+        if (directTls)
+        {
+            await StartTlsAsync(directTls);
+            _features = await OpenAsync();
+            return;
+        }
+        _features = await OpenAsync();
+        if (_features.GetChild("starttls", Ns.Tls) is not null)
         {
             await WriteNowAsync(new Element("starttls", Ns.Tls));
             var (_, proceed) = await NextAsync();
             if (proceed is null || !proceed.Is("proceed", Ns.Tls)) throw new StreamErrorException(StreamErrors.PolicyViolation, "STARTTLS failed");
-            var requireValid = Server.Options.S2sRequireValidCertificatesInEffect;
-            await SwapToTlsAsync(ssl => ssl.AuthenticateAsClientAsync(new SslClientAuthenticationOptions
-            {
-                TargetHost = _remote,
-                RemoteCertificateValidationCallback = (_, _, _, errors) => errors == SslPolicyErrors.None || !requireValid,
-            }, Lifetime.Token), _tcp.GetStream());
-            await OpenAsync();
+            await StartTlsAsync(directTls);
+            _features = await OpenAsync();
         }
         else if (!Server.Options.AllowPlaintext)
             throw new StreamErrorException(StreamErrors.PolicyViolation, $"{_remote} does not offer STARTTLS");
+    }
+
+    /// <summary>
+    /// TLS as the initiating server, showing our certificate as the client's (for SASL EXTERNAL); the peer's must
+    /// authenticate its domain when S2sRequireValidCertificates (otherwise any certificate encrypts, and dialback
+    /// authenticates the peer).
+    /// </summary>
+    private Task StartTlsAsync(bool directTls)
+    {
+        var requireValid = Server.Options.S2sRequireValidCertificatesInEffect;
+        return SwapToTlsAsync(ssl => ssl.AuthenticateAsClientAsync(new SslClientAuthenticationOptions
+        {
+            TargetHost = _remote,
+            ClientCertificateContext = S2s.Tls.Certificate is null ? null : S2s.Tls.StartTlsOptions.ServerCertificateContext,
+            ApplicationProtocols = directTls ? [new SslApplicationProtocol("xmpp-server")] : null,
+            RemoteCertificateValidationCallback = (_, certificate, chain, _) =>
+            {
+                _certificateValid = certificate is X509Certificate2 peer && S2s.Trust.Authenticates(peer, chain?.ChainPolicy.ExtraStore, _remote);
+                return _certificateValid || !requireValid;
+            },
+        }, Lifetime.Token), _tcp.GetStream());
     }
 
     private async Task<Element> OpenAsync()
@@ -90,10 +117,45 @@ internal sealed class S2sOutgoing : S2sStream
         return features;
     }
 
-    /// <summary>XEP-0220 §2.1: proves our domain with a key the peer checks with our authoritative server.</summary>
+    /// <summary>
+    /// Proves our domain: by certificate (SASL EXTERNAL, XEP-0178) when the peer offers it, otherwise (or when it
+    /// fails) by dialback (XEP-0220 §2.1), a key the peer checks with our authoritative server.
+    /// </summary>
     public async Task AuthenticateAsync(CancellationToken cancellation)
     {
         using var link = cancellation.Register(Lifetime.Cancel);
+        if (!await ExternalAsync()) await DialbackAsync();
+        StartWriter();
+        _ = DrainAsync();
+    }
+
+    /// <summary>
+    /// RFC 6120 §6 with XEP-0178 §3: true when the peer accepted our certificate for our domain. Tried only with an
+    /// operator's certificate: the self-signed default can never succeed, and a failed attempt leaves some peers
+    /// (ejabberd) unwilling to take dialback on the same stream.
+    /// </summary>
+    private async Task<bool> ExternalAsync()
+    {
+        var offered = _features.GetChild("mechanisms", Ns.Sasl)?.Elements.Any(m => m.Name == "mechanism" && m.Text == "EXTERNAL") == true;
+        if (!offered || Ssl is null || S2s.Tls.Certificate is null || Server.Options.CertificateFile is null) return false;
+        await WriteNowAsync(new Element("auth", Ns.Sasl).SetAttribute("mechanism", "EXTERNAL")
+            .AddText(Convert.ToBase64String(System.Text.Encoding.UTF8.GetBytes(_local))));
+        var (ev, answer) = await NextAsync();
+        if (ev == XmlEvent.StreamClose || answer is null) throw new S2sUnreachableException($"{_remote} closed the stream during SASL");
+        if (answer.Is("success", Ns.Sasl))
+        {
+            RestartStream();
+            _features = await OpenAsync();
+            Log.Authenticated(Logger, _local, _remote, _certificateValid);
+            return true;
+        }
+        if (!answer.Is("failure", Ns.Sasl)) throw new StreamErrorException(StreamErrors.UnsupportedStanzaType, $"<{answer.Name}/> is not a SASL answer");
+        Log.ExternalRefused(Logger, _remote, answer.FirstElement?.Name ?? "");
+        return false;
+    }
+
+    private async Task DialbackAsync()
+    {
         await WriteNowAsync(new Element("result", Ns.Dialback).SetAttribute("from", _local).SetAttribute("to", _remote)
             .AddText(S2s.Key(receiving: _remote, originating: _local, StreamId)));
         while (true)
@@ -102,11 +164,11 @@ internal sealed class S2sOutgoing : S2sStream
             if (ev == XmlEvent.StreamClose || result is null) throw new S2sUnreachableException($"{_remote} closed the stream during dialback");
             if (result.Is("error", Ns.Stream)) throw new S2sUnreachableException($"{_remote} refused dialback: {result.FirstElement?.Name}");
             if (!result.Is("result", Ns.Dialback)) continue;
-            if (result.GetAttribute("type") == "valid") break;
-            throw new S2sUnreachableException($"{_remote} refused our dialback key ({result.GetAttribute("type")})");
+            if (result.GetAttribute("type") == "valid") return;
+            throw new S2sUnreachableException($"{_remote} refused our dialback key ({result.GetAttribute("type")}{ErrorOf(result)})");
         }
-        StartWriter();
-        _ = DrainAsync();
+
+        static string ErrorOf(Element result) => result.GetChild("error", Ns.Server)?.FirstElement is { } condition ? ": " + condition.Name : "";
     }
 
     /// <summary>After dialback the peer sends nothing on this stream but its end (no XEP-0288 yet).</summary>
@@ -151,6 +213,15 @@ internal sealed class S2sOutgoing : S2sStream
     protected override void OnClosing() => S2s.Forget(_remote, this);
     protected override void AbortTransport() => _tcp.Dispose();
     protected override string Describe() => $"to {_remote}";
+
+    private static partial class Log
+    {
+        [LoggerMessage(Level = LogLevel.Information, Message = "s2s: {Local} authenticated to {Remote} by certificate (SASL EXTERNAL); its certificate verified: {Verified}")]
+        public static partial void Authenticated(ILogger logger, string local, string remote, bool verified);
+
+        [LoggerMessage(Level = LogLevel.Information, Message = "s2s: {Remote} refused our certificate ({Condition}); trying dialback")]
+        public static partial void ExternalRefused(ILogger logger, string remote, string condition);
+    }
 }
 
 /// <summary>A remote domain could not be reached or would not accept us.</summary>

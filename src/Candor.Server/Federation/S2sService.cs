@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using System.Net.Security;
 using System.Security.Cryptography;
 using System.Text;
 using Candor.Server.Connections;
@@ -15,13 +16,32 @@ namespace Candor.Server.Federation;
 /// sends them, or answers each with remote-server-not-found / remote-server-timeout. Dialback keys (XEP-0185)
 /// come from a secret made at start.
 /// </summary>
-public sealed partial class S2sService(XmppServer server)
+public sealed partial class S2sService(XmppServer server, TlsSettings tls, S2sTrust trust)
 {
     private readonly byte[] _dialbackKey = Encoding.UTF8.GetBytes(Convert.ToHexStringLower(SHA256.HashData(RandomNumberGenerator.GetBytes(32))));
     private readonly ConcurrentDictionary<(string Local, string Remote), Route> _routes = new();
     private readonly ILogger _logger = server.LoggerFactory.CreateLogger<S2sService>();
 
     internal XmppServer Server { get; } = server;
+    /// <summary>Our certificate (shown to peers, also as a TLS client) and the server-side TLS options.</summary>
+    internal TlsSettings Tls { get; } = tls;
+    internal S2sTrust Trust { get; } = trust;
+    /// <summary>DNS servers for SRV lookups; null means the system's (tests point it at a resolver of their own).</summary>
+    internal IReadOnlyList<System.Net.IPEndPoint>? DnsServers { get; set; }
+
+    /// <summary>
+    /// TLS as the receiving server: the peer is asked for its certificate (SASL EXTERNAL, XEP-0178) but may send
+    /// none or one we do not trust: it is judged after the handshake, against the domain it claims.
+    /// </summary>
+    internal SslServerAuthenticationOptions ServerTlsOptions(bool directTls) => new()
+    {
+        ServerCertificateContext = Tls.StartTlsOptions.ServerCertificateContext,
+        EnabledSslProtocols = Tls.StartTlsOptions.EnabledSslProtocols,
+        ClientCertificateRequired = true,
+        RemoteCertificateValidationCallback = (_, _, _, _) => true,
+        // XEP-0368: direct TLS for s2s is identified by the ALPN protocol "xmpp-server".
+        ApplicationProtocols = directTls ? [new SslApplicationProtocol("xmpp-server")] : null,
+    };
 
     private sealed class Route
     {
@@ -154,17 +174,23 @@ public sealed partial class S2sService(XmppServer server)
     }
 
     /// <summary>
-    /// Where a domain's server listens: S2sRoutes first, then DNS SRV _xmpp-server._tcp (RFC 6120 §3.2.1), then the
-    /// domain itself (A/AAAA) on 5269.
+    /// Where a domain's server listens: S2sRoutes first, then DNS SRV _xmpps-server._tcp (direct TLS, XEP-0368) and
+    /// _xmpp-server._tcp (RFC 6120 §3.2.1), direct TLS first at equal priority, then the domain itself (A/AAAA) on 5269.
     /// </summary>
-    internal async Task<IReadOnlyList<(string Host, int Port)>> ResolveAsync(string domain, CancellationToken cancellation)
+    internal async Task<IReadOnlyList<(string Host, int Port, bool DirectTls)>> ResolveAsync(string domain, CancellationToken cancellation)
     {
         if (Server.Options.ParseS2sRoutes().TryGetValue(domain, out var route)) return [route];
-        var records = await SrvResolver.QueryAsync("_xmpp-server._tcp." + domain, null, TimeSpan.FromSeconds(5), cancellation);
+        var direct = SrvResolver.QueryAsync("_xmpps-server._tcp." + domain, DnsServers, TimeSpan.FromSeconds(5), cancellation);
+        var starttls = SrvResolver.QueryAsync("_xmpp-server._tcp." + domain, DnsServers, TimeSpan.FromSeconds(5), cancellation);
+        var (directRecords, starttlsRecords) = (await direct, await starttls);
+        var found = Usable(directRecords, true).Concat(Usable(starttlsRecords, false)).OrderBy(r => r.Priority).ToList();
+        if (found.Count > 0) return [.. found.Select(r => (r.Target.TrimEnd('.'), r.Port, r.DirectTls))];
+        return Refused(directRecords) || Refused(starttlsRecords) ? [] : [(domain, 5269, false)];
+
         // A single "." target says the service is decidedly not available (RFC 2782).
-        if (records.Count == 1 && records[0].Target is "." or "") return [];
-        if (records.Count > 0) return [.. records.Select(r => (r.Target.TrimEnd('.'), r.Port))];
-        return [(domain, 5269)];
+        static bool Refused(IReadOnlyList<SrvRecord> records) => records is [{ Target: "." or "" }];
+        static IEnumerable<(string Target, int Port, int Priority, bool DirectTls)> Usable(IReadOnlyList<SrvRecord> records, bool directTls) =>
+            Refused(records) ? [] : records.Select(r => (r.Target, r.Port, r.Priority, directTls));
     }
 
     private static partial class Log

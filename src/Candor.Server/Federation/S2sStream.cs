@@ -103,6 +103,9 @@ internal abstract partial class S2sStream
         _parser.Reset();
     }
 
+    /// <summary>After SASL success (RFC 6120 §6.4.6): the peer opens a new stream on the same connection.</summary>
+    protected void RestartStream() => _parser.Reset();
+
     protected void WriteHeader(string from, string to, string? id)
     {
         _output.WriteAscii("<?xml version='1.0'?><stream:stream xmlns='jabber:server' xmlns:stream='http://etherx.jabber.org/streams' xmlns:db='jabber:server:dialback' version='1.0' from='");
@@ -120,8 +123,22 @@ internal abstract partial class S2sStream
     /// <summary>Writes at once, outside the queue (negotiation, before the writer runs).</summary>
     protected async ValueTask WriteNowAsync(Element? element)
     {
-        if (element is not null) ElementWriter.Write(element, _output, Ns.Server);
+        if (element is not null) Write(element);
         await _output.FlushAsync(Lifetime.Token);
+    }
+
+    private void Write(Element element)
+    {
+        if (element.Namespace == Ns.Dialback)
+        {
+            // ejabberd's parser matches dialback elements by the literal name "db:result" / "db:verify", so they are
+            // written with the db: prefix the stream header declares rather than with a default namespace.
+            var prefixed = element.Clone();
+            prefixed.Name = "db:" + element.Name;
+            prefixed.Namespace = Ns.Server;
+            element = prefixed;
+        }
+        ElementWriter.Write(element, _output, Ns.Server);
     }
 
     /// <summary>Queues an element; a peer that does not read is cut off instead of growing the queue without bound.</summary>
@@ -164,7 +181,7 @@ internal abstract partial class S2sStream
                 while (reader.TryRead(out var item))
                 {
                     if (item is null) continue;
-                    ElementWriter.Write(item, _output, Ns.Server);
+                    Write(item);
                     Interlocked.Add(ref _queuedBytes, -Math.Max(item.SourceLength, 256));
                 }
                 await _output.FlushAsync();

@@ -33,6 +33,7 @@ public sealed class CandorHost : IAsyncDisposable
     private readonly ListenOptions? _http;
     private readonly ListenOptions? _https;
     private ListenOptions? _s2s;
+    private ListenOptions? _s2sTls;
     private int _stopped;
     private Task _operatorChanges = Task.CompletedTask;
     private Task _keyWatch = Task.CompletedTask;
@@ -56,6 +57,7 @@ public sealed class CandorHost : IAsyncDisposable
     public int HttpPort => _http?.IPEndPoint!.Port ?? -1;
     public int HttpsPort => _https?.IPEndPoint!.Port ?? -1;
     public int S2sPort => _s2s?.IPEndPoint!.Port ?? -1;
+    public int S2sTlsPort => _s2sTls?.IPEndPoint!.Port ?? -1;
     public Task Stopped => _app.WaitForShutdownAsync();
 
     /// <summary>Builds and starts the server. <paramref name="configureLogging"/> lets the CLI and tests choose where logs go.</summary>
@@ -65,12 +67,14 @@ public sealed class CandorHost : IAsyncDisposable
         Directory.CreateDirectory(options.DataDirectory);
         var certificate = Certificates.Load(options, announce);
         var tls = new TlsSettings(certificate);
+        var s2sTrust = Federation.S2sTrust.Load(options);
 
         var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = args ?? [] });
         builder.Logging.ClearProviders();
         configureLogging?.Invoke(builder.Logging);
         builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(10));
 
+        if (options.ClusterPort > 0) await Cluster.ClusterSilo.ConfigureAsync(builder, options);
         var storage = await SealedStorage.OpenAsync(options);
         if (storage.Migrated > 0) announce($"Sealed {storage.Migrated} records stored in plaintext by an earlier version (key {storage.Keys.Current.IdText}).");
         var audit = AuditLog.Open(options);
@@ -83,7 +87,7 @@ public sealed class CandorHost : IAsyncDisposable
             var server = new XmppServer(options, storage, loggers) { Audit = audit };
             storage.Metrics = server.Metrics;
             server.Metrics.Attach(server, storage.CountArchiveItemsAsync);
-            if (options.S2sPort >= 0) server.S2s = new Federation.S2sService(server);
+            if (options.S2sPort >= 0) server.S2s = new Federation.S2sService(server, tls, s2sTrust);
             ModuleCatalog.RegisterAll(server);
             return server;
         });
@@ -92,7 +96,7 @@ public sealed class CandorHost : IAsyncDisposable
             : SocketTransportOptions.CreateDefaultBoundListenSocket;
         builder.Services.AddSingleton<IConnectionListenerFactory>(sp =>
             new GuardedSocketTransport(listenSocket, sp.GetRequiredService<XmppServer>().ConnectionLimits, sp.GetRequiredService<ILoggerFactory>()));
-        ListenOptions? c2s = null, direct = null, http = null, https = null, s2s = null;
+        ListenOptions? c2s = null, direct = null, http = null, https = null, s2s = null, s2sTls = null;
         builder.WebHost.ConfigureKestrel(kestrel =>
         {
             kestrel.AddServerHeader = false;
@@ -101,6 +105,8 @@ public sealed class CandorHost : IAsyncDisposable
                 direct = Listen(kestrel, options.Bind, options.TlsPort, l => l.UseConnectionHandler<DirectTlsC2sHandler>());
             if (options.S2sPort >= 0)
                 s2s = Listen(kestrel, options.Bind, options.S2sPort, l => l.UseConnectionHandler<Federation.S2sConnectionHandler>());
+            if (options.S2sPort >= 0 && options.S2sTlsPort >= 0 && certificate is not null)
+                s2sTls = Listen(kestrel, options.Bind, options.S2sTlsPort, l => l.UseConnectionHandler<Federation.DirectTlsS2sConnectionHandler>());
             if (options.HttpPort >= 0)
                 http = Listen(kestrel, options.Bind, options.HttpPort, l => l.Protocols = HttpProtocols.Http1);
             if (options.HttpsPort >= 0 && certificate is not null)
@@ -115,7 +121,7 @@ public sealed class CandorHost : IAsyncDisposable
         var server = app.Services.GetRequiredService<XmppServer>();
         MetricsEndpoint.Map(app, options);
 
-        var host = new CandorHost(app, server, c2s!, direct, http, https) { _s2s = s2s };
+        var host = new CandorHost(app, server, c2s!, direct, http, https) { _s2s = s2s, _s2sTls = s2sTls };
         string UploadBaseUrl() => options.UploadBaseUrl
             ?? (host.HttpsPort >= 0 ? $"https://{options.Domain}:{host.HttpsPort}" : $"http://{options.Domain}:{host.HttpPort}");
         WebClientEndpoint.Map(app, options, string.IsNullOrEmpty(options.UploadDomain) ? null : UploadBaseUrl);
@@ -133,6 +139,11 @@ public sealed class CandorHost : IAsyncDisposable
         {
             await storage.DisposeAsync();
             throw new OptionsException($"cannot listen: {e.Message}");
+        }
+        if (options.ClusterPort > 0)
+        {
+            var node = await Cluster.ClusterNode.StartAsync(server, app.Services, app.Lifetime.ApplicationStopping);
+            announce($"Cluster node {node.Id}, linked to {node.Peers.Count} other node(s).");
         }
         host._operatorChanges = OperatorChanges.ApplyWhileRunningAsync(server, app.Lifetime.ApplicationStopping);
         if (certificate is not null)

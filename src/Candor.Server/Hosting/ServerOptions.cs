@@ -16,6 +16,13 @@ public sealed class ServerOptions
     /// (which still holds the master key, certificates and status files).
     /// </summary>
     public string? Postgres { get; set; }
+    /// <summary>
+    /// Port of this node's Orleans silo: with it (and Postgres) the process joins the cluster of every node sharing the
+    /// database and domain (docs/CLUSTER.md); -1, the default, runs a single node with no Orleans at all.
+    /// </summary>
+    public int ClusterPort { get; set; } = -1;
+    /// <summary>The IP address other nodes reach this node's silo at; default: Bind when it is an address, else 127.0.0.1.</summary>
+    public string? ClusterAdvertise { get; set; }
     /// <summary>Address to listen on; "*" or empty means every interface (IPv4 and IPv6).</summary>
     public string Bind { get; set; } = "*";
     /// <summary>c2s with STARTTLS (RFC 6120). 0 picks a free port.</summary>
@@ -26,8 +33,15 @@ public sealed class ServerOptions
     public int HttpPort { get; set; } = 5280;
     /// <summary>Server-to-server port (RFC 6120, STARTTLS); -1 disables federation.</summary>
     public int S2sPort { get; set; } = 5269;
-    /// <summary>Where remote domains' servers listen, before DNS: "domain=host:port" pairs separated by commas.</summary>
+    /// <summary>Server-to-server with direct TLS (XEP-0368, ALPN xmpp-server). 0 picks a free port; -1 (default) disables.</summary>
+    public int S2sTlsPort { get; set; } = -1;
+    /// <summary>
+    /// Where remote domains' servers listen, before DNS: "domain=host:port" pairs separated by commas;
+    /// "domain=tls:host:port" for a direct TLS port.
+    /// </summary>
     public string? S2sRoutes { get; set; }
+    /// <summary>PEM file of CA certificates trusted for peers' certificates (SASL EXTERNAL, XEP-0178), besides the system's.</summary>
+    public string? S2sTrustedCaFile { get; set; }
     /// <summary>
     /// Outgoing s2s streams require the peer's certificate to verify for its domain; default: true with an operator's
     /// certificate, false with the self-signed default (peers are then authenticated by dialback alone).
@@ -190,16 +204,20 @@ public sealed class ServerOptions
     public bool S2sRequireValidCertificatesInEffect => S2sRequireValidCertificates ?? CertificateFile is not null;
 
     /// <summary>S2sRoutes as a map from domain to endpoint.</summary>
-    public Dictionary<string, (string Host, int Port)> ParseS2sRoutes()
+    public Dictionary<string, (string Host, int Port, bool DirectTls)> ParseS2sRoutes()
     {
-        var routes = new Dictionary<string, (string, int)>(StringComparer.Ordinal);
+        var routes = new Dictionary<string, (string, int, bool)>(StringComparer.Ordinal);
         foreach (var entry in (S2sRoutes ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
         {
             var equals = entry.IndexOf('=');
             var colon = entry.LastIndexOf(':');
             if (equals <= 0 || colon < equals + 2 || !int.TryParse(entry[(colon + 1)..], out var port) || port is < 1 or > 65535)
                 throw new OptionsException($"S2sRoutes: '{entry}' is not domain=host:port");
-            routes[entry[..equals].ToLowerInvariant()] = (entry[(equals + 1)..colon].Trim('[', ']'), port);
+            var host = entry[(equals + 1)..colon];
+            var directTls = host.StartsWith("tls:", StringComparison.Ordinal);
+            if (directTls) host = host[4..];
+            if (host.Length == 0) throw new OptionsException($"S2sRoutes: '{entry}' is not domain=host:port");
+            routes[entry[..equals].ToLowerInvariant()] = (host.Trim('[', ']'), port, directTls);
         }
         return routes;
     }
@@ -247,7 +265,7 @@ public sealed class ServerOptions
         }
         if (MucMaxRooms < 1) throw new OptionsException("MucMaxRooms must be at least 1");
         if (MucArchiveRetentionDays < 1) throw new OptionsException("MucArchiveRetentionDays must be at least 1");
-        foreach (var (name, port) in new[] { ("c2s-port", C2sPort), ("tls-port", TlsPort), ("http-port", HttpPort), ("https-port", HttpsPort), ("s2s-port", S2sPort) })
+        foreach (var (name, port) in new[] { ("c2s-port", C2sPort), ("tls-port", TlsPort), ("http-port", HttpPort), ("https-port", HttpsPort), ("s2s-port", S2sPort), ("s2s-tls-port", S2sTlsPort) })
             if (port < -1 || port > 65535) throw new OptionsException($"{name} must be between 0 and 65535 (or -1 to disable)");
         if (C2sPort == -1) throw new OptionsException("c2s-port cannot be disabled");
         if (Bind is not ("*" or "" or "localhost") && !IPAddress.TryParse(Bind, out _))
@@ -264,6 +282,10 @@ public sealed class ServerOptions
                 throw new OptionsException($"--postgres: not a valid connection string ({e.Message})");
             }
         }
+        if (ClusterPort is < -1 or 0 or > 65535) throw new OptionsException("cluster-port must be between 1 and 65535 (or -1 for a single node)");
+        if (ClusterPort > 0 && Postgres is null) throw new OptionsException("--cluster-port needs --postgres: the nodes share its database and membership table");
+        if (ClusterAdvertise is not null && !IPAddress.TryParse(ClusterAdvertise, out _))
+            throw new OptionsException($"--cluster-advertise: '{ClusterAdvertise}' is not an IP address");
         if ((CertificateFile is null) != (KeyFile is null)) throw new OptionsException("--cert and --key go together");
         if (ScramIterations < 4096) throw new OptionsException("scram iterations must be at least 4096");
         if (MaxStanzaBytes < 10_000) throw new OptionsException("max stanza size must be at least 10000 bytes");

@@ -41,6 +41,7 @@ public static class ModuleCatalog
         new Fast.FastModule(),
         new AdHoc.AdHocModule(),
         new Audit.AuditModule(),
+        new DataExport.DataExportModule(),
         new ServerChat.ServerChatModule(),
         new Muc.MucModule(),
         new Pep.PepModule(),

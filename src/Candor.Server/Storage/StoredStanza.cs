@@ -17,10 +17,11 @@ public static class StoredStanza
         MaxAttributeBytes = int.MaxValue, MaxNameBytes = int.MaxValue, MaxHeaderBytes = int.MaxValue,
     };
 
-    public static Element Parse(string xml)
+    public static Element Parse(string xml) => Parse(Encoding.UTF8.GetBytes(xml));
+
+    public static Element Parse(byte[] bytes)
     {
         var parser = new XmppStreamParser(Unlimited, fragmentMode: true);
-        var bytes = Encoding.UTF8.GetBytes(xml);
         var ev = parser.Read(new ReadOnlySequence<byte>(bytes), out _, out var element);
         if (ev != XmlEvent.Element || element is null) throw new InvalidDataException("stored stanza is not one element");
         return element;

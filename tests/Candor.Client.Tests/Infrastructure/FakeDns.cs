@@ -7,15 +7,18 @@ using System.Text;
 
 namespace Candor.Client.Tests.Infrastructure;
 
-/// <summary>A DNS server on loopback UDP that answers SRV queries from a fixed table (NXDOMAIN otherwise).</summary>
+/// <summary>A DNS server on loopback UDP that answers SRV queries from a table (NXDOMAIN otherwise).</summary>
 public sealed class FakeDns : IAsyncDisposable
 {
     private readonly Socket _socket = new(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
     private readonly CancellationTokenSource _stop = new();
-    private readonly (string Name, SrvRecord Record)[] _records;
+    private readonly ConcurrentQueue<(string Name, SrvRecord Record)> _records;
     private Task _loop = Task.CompletedTask;
 
-    private FakeDns((string, SrvRecord)[] records) => _records = records;
+    private FakeDns((string, SrvRecord)[] records) => _records = new(records);
+
+    /// <summary>Answers <paramref name="name"/> with <paramref name="record"/> too, from now on.</summary>
+    public void Add(string name, SrvRecord record) => _records.Enqueue((name, record));
 
     public IPEndPoint EndPoint => (IPEndPoint)_socket.LocalEndPoint!;
     public ConcurrentQueue<string> Queries { get; } = new();

@@ -35,13 +35,29 @@ public sealed class ProsodyFixture : IAsyncLifetime
     /// <summary>Lines of a hosts file for Prosody's resolver (libunbound's hoststxt), for the peers' A records.</summary>
     public string FederationHosts { get; init; } = "";
     public int S2sPort { get; private set; } = -1;
+    /// <summary>
+    /// Set before starting: Prosody's certificate, key and the CA it trusts for peers; federation then requires
+    /// valid certificates (s2s_secure_auth = true), so peers authenticate by SASL EXTERNAL (XEP-0178).
+    /// </summary>
+    public (string Certificate, string Key, string CaFile)? Pki { get; init; }
+    /// <summary>With <see cref="Pki"/>: the port of Prosody's direct TLS s2s listener (XEP-0368).</summary>
+    public int S2sTlsPort { get; private set; } = -1;
 
     public async Task InitializeAsync()
     {
         Assert.True(File.Exists("/usr/bin/prosody") && File.Exists("/usr/bin/prosodyctl"),
             "prosody is not installed: install the Debian package prosody (./test.sh does this)");
-        using (var key = RSA.Create(2048))
+        if (Pki is { } pki)
         {
+            File.Copy(pki.Certificate, Path.Combine(Directory, "localhost.crt"));
+            File.Copy(pki.Key, Path.Combine(Directory, "localhost.key"));
+            File.Copy(pki.CaFile, Path.Combine(Directory, "ca.crt"));
+            using var issued = X509Certificate2.CreateFromPem(File.ReadAllText(pki.Certificate));
+            Fingerprint = issued.GetCertHashString(HashAlgorithmName.SHA256);
+        }
+        else
+        {
+            using var key = RSA.Create(2048);
             var request = new CertificateRequest($"CN={Domain}", key, HashAlgorithmName.SHA256, RSASignaturePadding.Pkcs1);
             var names = new SubjectAlternativeNameBuilder();
             names.AddDnsName(Domain);
@@ -57,10 +73,12 @@ public sealed class ProsodyFixture : IAsyncLifetime
         if (FederationDns is { } dns)
         {
             S2sPort = FreePort();
+            if (Pki is not null) S2sTlsPort = FreePort();
             await File.WriteAllTextAsync(Path.Combine(Directory, "hosts"), FederationHosts);
             federation = $$"""
                 s2s_ports = { {{S2sPort}} }
-                s2s_secure_auth = false
+                s2s_direct_tls_ports = { {{(S2sTlsPort > 0 ? S2sTlsPort.ToString() : "")}} }
+                s2s_secure_auth = {{(Pki is null ? "false" : "true")}}
                 s2s_require_encryption = true
                 unbound = { resolvconf = false; hoststxt = "{{Directory}}/hosts"; forward = "{{dns.Address}}@{{dns.Port}}" }
                 """;
@@ -84,7 +102,7 @@ public sealed class ProsodyFixture : IAsyncLifetime
             authentication = "internal_hashed"
             storage = "internal"
             certificates = "{{Directory}}"
-            ssl = { certificate = "{{Directory}}/localhost.crt"; key = "{{Directory}}/localhost.key" }
+            ssl = { certificate = "{{Directory}}/localhost.crt"; key = "{{Directory}}/localhost.key"; {{(Pki is null ? "" : $"cafile = \"{Directory}/ca.crt\"")}} }
             VirtualHost "{{Domain}}"
             """);
         if (IsRoot) await RunAsync("chown", ["-R", "prosody:prosody", Directory]);

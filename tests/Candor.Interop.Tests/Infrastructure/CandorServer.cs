@@ -19,7 +19,8 @@ public sealed class CandorServer : IAsyncLifetime, IAsyncDisposable
     public const string Domain = "localhost";
     public const string Host = "127.0.0.1";
 
-    private static readonly TimeSpan StartTimeout = TimeSpan.FromSeconds(30);
+    // Generous: on a loaded two-core machine a cluster node (an Orleans silo joining) can take half a minute to start.
+    private static readonly TimeSpan StartTimeout = TimeSpan.FromSeconds(90);
     private static readonly TimeSpan StopTimeout = TimeSpan.FromSeconds(10);
     private static readonly TimeSpan CliTimeout = TimeSpan.FromSeconds(60);
 

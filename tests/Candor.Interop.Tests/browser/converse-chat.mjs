@@ -23,6 +23,11 @@
 // With "omemo": true, after becoming contacts alice and bob turn on OMEMO in their chats and write to each
 // other: each sees the other's message with the lock icon, no WebSocket frame either page sent carries the
 // plaintext, and no page logs a PubSub error.
+//
+// With "candor": {"bob", "carol", "send": [argv of `candor send` from bob to alice], "sendText", "toCarol"}, only
+// alice uses Converse; bob and carol use Candor's own client: bob's `candor send` starts a session to alice (Converse
+// shows the message with its lock), then alice turns on OMEMO for carol (whose `candor listen` the test started) and
+// writes to her, which Converse encrypts from carol's bundle; no frame alice sent carries that plaintext.
 import { launchChromium } from './chromium.mjs';
 import { execFile } from 'node:child_process';
 import fs from 'node:fs';
@@ -222,6 +227,37 @@ async function omemoConversation(a, b) {
     }
 }
 
+async function candorConversation() {
+    const c = config.candor;
+    const a = await openPage('alice');
+    await login(a, 'alice', config.alice.jid, config.alice.password);
+    await addContact(a, 'alice', c.bob, 'Bob');
+    await addContact(a, 'alice', c.carol, 'Carol');
+    step(`bob writes to alice with candor send, OMEMO required`);
+    // Right after login Converse may not have published alice's devices yet: --require-e2e refuses until it has.
+    for (let attempt = 1; ; attempt++) {
+        try {
+            console.log(await run(c.send));
+            break;
+        } catch (e) {
+            if (attempt >= 15 || !/OMEMO device/.test(e.message)) throw e;
+            await a.waitForTimeout(1000);
+        }
+    }
+    await receive(a, 'alice', c.bob, c.sendText);
+    await expectLocked(a, 'alice', c.bob, c.sendText);
+    await screenshot('alice', 'alice-omemo-from-candor');
+    await openChat(a, 'alice', c.carol);
+    await enableOmemo(a, 'alice', c.carol);
+    await send(a, 'alice', c.carol, c.toCarol);
+    step('the message went as OMEMO, and no frame alice sent carries the plaintext');
+    // Converse shows the message before it has encrypted and sent it.
+    const toCarol = () => framesSent.alice.some((f) => f.includes('<encrypted') && f.includes(`to="${c.carol}"`) || f.includes(`to='${c.carol}'`) && f.includes('<encrypted'));
+    for (let waited = 0; !toCarol() && waited < TIMEOUT; waited += 250) await a.waitForTimeout(250);
+    if (!toCarol()) throw new Error(`alice sent no OMEMO message to carol:\n${framesSent.alice.filter((f) => f.includes('<message')).join('\n')}`);
+    if (framesSent.alice.some((f) => f.includes(c.toCarol))) throw new Error('alice sent the plaintext to the server');
+}
+
 function run(argv) {
     return new Promise((resolve, reject) => {
         execFile(argv[0], argv.slice(1), { timeout: 60_000 }, (error, stdout, stderr) => {
@@ -262,6 +298,12 @@ async function listSessions(page, who) {
 async function main() {
     try {
         browser = await launchChromium(config.chromium);
+        if (config.candor) {
+            await candorConversation();
+            checkNoLeaks('during the OMEMO conversation with Candor\'s client');
+            console.log('PASS');
+            return;
+        }
         const a = await openPage('alice');
         const b = await openPage('bob');
         await login(a, 'alice', config.alice.jid, config.alice.password);

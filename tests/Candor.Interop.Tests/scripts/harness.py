@@ -182,6 +182,14 @@ class Client:
         self.x.send_presence(pto=to, ptype=ptype)
 
 
+def account_arguments(doc):
+    """An argument parser for a script's usage doc, with the HOST PORT JID PASSWORD every account script starts with."""
+    p = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    for name in ("host", "port", "jid", "password"):
+        p.add_argument(name, type=int if name == "port" else str)
+    return p
+
+
 def bare(jid):
     return slixmpp.JID(jid).bare
 

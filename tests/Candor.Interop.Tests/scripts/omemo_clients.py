@@ -191,10 +191,11 @@ class OmemoClient(Client):
         self.manager = None
         self.device_lists_heard = []
 
-    async def start_omemo(self):
+    async def start_omemo(self, namespaces=(TWO, OLD)):
         storage = FileStorage(self.state)
+        backends = {TWO: twomemo.Twomemo, OLD: oldmemo.Oldmemo}
         self.manager = await manager_class(self).create(
-            [twomemo.Twomemo(storage), oldmemo.Oldmemo(storage)], storage, self.x.boundjid.bare, self.name, "blind")
+            [backends[n](storage) for n in namespaces], storage, self.x.boundjid.bare, self.name, "blind")
         await self.manager.after_history_sync()
         own, _ = await self.manager.get_own_device_information()
         return own.device_id

@@ -1,5 +1,6 @@
 #!/usr/bin/python3
-"""A python-omemo (twomemo, urn:xmpp:omemo:2) peer for Candor's own client, over slixmpp (see omemo_clients.py).
+"""A python-omemo peer for Candor's own client, over slixmpp (see omemo_clients.py): twomemo (urn:xmpp:omemo:2), or
+with --namespace legacy only oldmemo (eu.siacs.conversations.axolotl, the only namespace it then publishes).
 
     /usr/bin/python3 omemo_peer.py HOST PORT JID PASSWORD receive-then-reply --peer CANDOR_JID --expect TEXT --reply TEXT --go FILE
         Publishes its device, prints READY, decrypts the next message with content from CANDOR_JID (it must be TEXT:
@@ -20,18 +21,24 @@ import sys
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import StepFailed, bare, run, say  # noqa: E402
-from omemo_clients import SCE, TWO, OmemoClient, twomemo  # noqa: E402
+from omemo_clients import OLD, SCE, TWO, OmemoClient, oldmemo, twomemo  # noqa: E402
 from slixmpp.xmlstream import ET  # noqa: E402
 
 
-async def receive(step, client, sender, timeout):
-    """The next twomemo message with a payload from sender, decrypted to its SCE body."""
+async def receive(step, client, sender, namespace, timeout):
+    """The next message with a payload from sender in the namespace, decrypted to its (SCE) body."""
     while True:
         m = await client.wait_stanza(step, "message", lambda s: s["from"].bare == sender
-                                     and s.xml.find(f"{{{TWO}}}encrypted") is not None, timeout,
-                                     f"an omemo:2 message from {sender}")
-        message = twomemo.etree.parse_message(m.xml.find(f"{{{TWO}}}encrypted"), sender)
+                                     and s.xml.find(f"{{{namespace}}}encrypted") is not None, timeout,
+                                     f"a {namespace} message from {sender}")
+        element = m.xml.find(f"{{{namespace}}}encrypted")
+        if namespace == OLD:
+            message = await oldmemo.etree.parse_message(element, sender, client.x.boundjid.bare, client.manager)
+        else:
+            message = twomemo.etree.parse_message(element, sender)
         plaintext, device, _ = await client.manager.decrypt(message)
+        if plaintext is not None and namespace == OLD:
+            return plaintext.decode(), device.device_id
         if plaintext is not None:
             envelope = ET.fromstring(plaintext)
             claimed = envelope.find(f"{{{SCE}}}from")
@@ -52,22 +59,23 @@ async def main(args):
     t = args.timeout
     b = OmemoClient("python-omemo", args.jid, args.password, args.host, args.port)
     await b.login("1 log in", t)
-    device = await asyncio.wait_for(b.start_omemo(), t)
+    namespace = OLD if args.namespace == "legacy" else TWO
+    device = await asyncio.wait_for(b.start_omemo((namespace,)), t)
     say(f"READY device {device}")
     peer = bare(args.peer)
     if args.mode == "receive-then-reply":
-        got, sender_device = await receive("2 decrypt the message Candor encrypted", b, peer, t)
+        got, sender_device = await receive("2 decrypt the message Candor encrypted", b, peer, namespace, t)
         if got != args.expect:
             raise StepFailed(f"2: decrypted {got!r}, expected {args.expect!r}")
         say(f"GOT {got!r} from device {sender_device}")
         await wait_for_file("3 wait for Candor to listen", args.go, t)
-        await asyncio.wait_for(b.encrypt_to(peer, args.reply, TWO), t)
+        await asyncio.wait_for(b.encrypt_to(peer, args.reply, namespace), t)
         say("SENT reply")
     else:
         await wait_for_file("2 wait for Candor to listen", args.go, t)
-        await asyncio.wait_for(b.encrypt_to(peer, args.reply, TWO), t)
+        await asyncio.wait_for(b.encrypt_to(peer, args.reply, namespace), t)
         say("SENT first")
-        got, sender_device = await receive("3 decrypt Candor's answer", b, peer, t)
+        got, sender_device = await receive("3 decrypt Candor's answer", b, peer, namespace, t)
         if got != args.expect:
             raise StepFailed(f"3: decrypted {got!r}, expected {args.expect!r}")
         say(f"GOT {got!r} from device {sender_device}")
@@ -86,6 +94,7 @@ def parse_args():
     p.add_argument("--expect", required=True)
     p.add_argument("--reply", required=True)
     p.add_argument("--go", required=True)
+    p.add_argument("--namespace", choices=["2", "legacy"], default="2")
     p.add_argument("--timeout", type=float, default=30.0)
     return p.parse_args()
 

@@ -9,14 +9,19 @@ using Candor.Xmpp;
 namespace Candor.Server.Tests.Federation;
 
 /// <summary>Two Candor servers, a.test and b.test, on loopback, each routed to the other by S2sRoutes.</summary>
-public sealed class TwoDomains : IAsyncLifetime
+public class TwoDomains : IAsyncLifetime
 {
     private static int _users;
     private readonly List<string> _directories = [];
     public CandorHost A { get; private set; } = null!;
     public CandorHost B { get; private set; } = null!;
 
-    public async Task InitializeAsync()
+    /// <summary>Settings of a fixture's own for the server of <paramref name="domain"/>.</summary>
+    protected virtual void Configure(string domain, ServerOptions options)
+    {
+    }
+
+    public virtual async Task InitializeAsync()
     {
         A = await StartAsync("a.test");
         B = await StartAsync("b.test");
@@ -33,6 +38,7 @@ public sealed class TwoDomains : IAsyncLifetime
             Domain = domain, DataDirectory = directory, Bind = "127.0.0.1",
             C2sPort = 0, TlsPort = -1, S2sPort = 0, HttpPort = -1, HttpsPort = -1, MucDomain = "",
         };
+        Configure(domain, options);
         configure?.Invoke(options);
         return await CandorHost.StartAsync(options, announce: _ => { });
     }
@@ -47,7 +53,7 @@ public sealed class TwoDomains : IAsyncLifetime
         return client;
     }
 
-    public async Task DisposeAsync()
+    public virtual async Task DisposeAsync()
     {
         await A.StopAsync();
         await B.StopAsync();

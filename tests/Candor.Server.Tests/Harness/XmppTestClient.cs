@@ -97,6 +97,9 @@ public sealed class XmppTestClient : IAsyncDisposable
         + (to is null ? "" : $" to='{to}'") + (from is null ? "" : $" from='{from}' xmlns:db='jabber:server:dialback'")
         + (version is null ? "" : $" version='{version}'") + ">";
 
+    /// <summary>Shown to the server during the TLS handshake (a peer server's certificate, for SASL EXTERNAL).</summary>
+    public X509Certificate2? ClientCertificate { get; set; }
+
     /// <summary>Set, the client opens server-to-server streams (jabber:server) from this domain.</summary>
     public string? ServerFrom { get; set; }
 
@@ -128,6 +131,7 @@ public sealed class XmppTestClient : IAsyncDisposable
         {
             TargetHost = Domain,
             RemoteCertificateValidationCallback = (_, _, _, _) => true,
+            ClientCertificates = ClientCertificate is null ? null : [ClientCertificate],
         };
         if (alpn is not null) options.ApplicationProtocols = [.. alpn.Select(p => new SslApplicationProtocol(p))];
         using var timeout = new CancellationTokenSource(DefaultTimeout);

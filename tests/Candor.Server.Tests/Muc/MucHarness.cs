@@ -60,6 +60,17 @@ public static class Muc
         return owner;
     }
 
+    /// <summary>Two sessions of a new account, "phone" and "laptop", both in <paramref name="room"/> under the nick "me" (phone first).</summary>
+    public static async Task<(XmppTestClient Phone, XmppTestClient Laptop)> TwoDevicesAsMeAsync(this ServerFixture server, string room)
+    {
+        var user = await server.CreateUserAsync("devices");
+        var phone = await server.LoginAsync(user, "phone");
+        var laptop = await server.LoginAsync(user, "laptop");
+        await phone.JoinAsync(room, "me");
+        await laptop.JoinAsync(room, "me");
+        return (phone, laptop);
+    }
+
     /// <summary>Submits the room configuration with the given fields.</summary>
     public static async Task ConfigureAsync(this XmppTestClient owner, string room, params (string Var, string Value)[] fields)
     {

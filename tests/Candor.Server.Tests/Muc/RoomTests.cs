@@ -251,8 +251,9 @@ public sealed class RoomTests(MucFixture server) : IClassFixture<MucFixture>
         (await owner.ExpectStanzaAsync("presence", p => p.Type() == "error")).AssertError("jid-malformed");
         var ping = await owner.RequestAsync($"<iq type='get' id='{{id}}' to='{room}/owner'><ping xmlns='urn:xmpp:ping'/></iq>");
         Assert.Equal("result", ping.Type());
+        // XEP-0410: a nick nobody holds is item-not-found (the asker knows it is not joined under it).
         var notMe = await owner.RequestAsync($"<iq type='get' id='{{id}}' to='{room}/ghost'><ping xmlns='urn:xmpp:ping'/></iq>");
-        notMe.AssertError("not-acceptable");
+        notMe.AssertError("item-not-found");
     }
 
     [Fact]

@@ -20,7 +20,7 @@ internal sealed class Blocklists(XmppServer server, IMapStore store)
         if (_online.TryGetValue(user, out var cached)) return cached;
         var stored = await store.GetAllAsync(user);
         var list = stored.Count == 0 ? Empty : new HashSet<string>(stored.Keys, StringComparer.Ordinal);
-        if (server.Sessions.Get(user).Count > 0) _online.TryAdd(user, list);
+        if (server.Sessions.HasLocal(user)) _online.TryAdd(user, list);
         return list;
     }
 
@@ -30,7 +30,7 @@ internal sealed class Blocklists(XmppServer server, IMapStore store)
     /// <summary>Forgets the list once the account has no session left.</summary>
     public void Unload(string user)
     {
-        if (server.Sessions.Get(user).Count == 0) _online.TryRemove(user, out _);
+        if (!server.Sessions.HasLocal(user)) _online.TryRemove(user, out _);
     }
 
     /// <summary>Adds (or with <paramref name="add"/> false removes; no JIDs and false: removes all) and returns the new list.</summary>
@@ -48,7 +48,7 @@ internal sealed class Blocklists(XmppServer server, IMapStore store)
             if (add) list.Add(jid);
             else list.Remove(jid);
         }
-        if (server.Sessions.Get(user).Count > 0) _online[user] = list;
+        if (server.Sessions.HasLocal(user)) _online[user] = list;
         return list;
     }
 

@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using System.Globalization;
 using System.Text;
+using Candor.Server.Accounts;
 using Candor.Server.Connections;
 using Candor.Server.Core;
 using Candor.Server.Storage;
@@ -185,9 +186,16 @@ public sealed partial class ClientsModule : IModule
         return false;
     }
 
+    /// <summary>The client a session belongs to; for a session on another cluster node, worked out the way its node did.</summary>
+    private string? ClientOf(Session session) =>
+        _clientOf.TryGetValue(session, out var id) ? id
+        : session.Node is null ? null
+        : ClientRegistry.IdentifyClient(session.User, session.UserAgent, session.Jid.Resource!, session.Transport.RemoteAddress.ToString());
+
     private async ValueTask<bool> OnLogoutAsync(ClientRegistry registry, Session session)
     {
-        if (!_clientOf.TryRemove(session, out var id)) return false;
+        // A dead cluster node's sessions end here on the node that speaks for them (ClusterNode).
+        if (!_clientOf.TryRemove(session, out var id) && (id = ClientOf(session)) is null) return false;
         var record = await registry.GetAsync(session.User, id);
         if (record is null) return false;
         record.Sessions = Math.Max(0, record.Sessions - 1);
@@ -205,6 +213,10 @@ public sealed partial class ClientsModule : IModule
         var line = $"{(isNew ? "New login" : "Login")} to your account: {software}, resource \"{session.Jid.Resource}\", " +
                    $"from {session.Transport.RemoteAddress} over {session.Transport.TransportName} at {time}, {tls}, {session.Mechanism}. " +
                    "If this was not you, revoke it (\"End other sessions\", or reply \"end others\") and change your password.";
+        // What the operator last did to the account, so that every new login also shows whether something happened since.
+        var latest = server.Audit.LatestAbout(session.Jid.Bare.ToString());
+        if (latest is not null)
+            line += $" The operator log's latest entry about your account is #{latest.Index}: {latest.Action} at {latest.Time.UtcDateTime:yyyy-MM-dd HH:mm:ss} UTC.";
         var message = new Element("message", Ns.Client)
             .SetAttribute("from", server.Domain.ToString())
             .SetAttribute("type", "chat")
@@ -221,7 +233,8 @@ public sealed partial class ClientsModule : IModule
             .SetAttribute("tls", session.Transport.TlsProtocol)
             .SetAttribute("mechanism", session.Mechanism)
             .SetAttribute("software", client.Software)
-            .SetAttribute("device", client.Device));
+            .SetAttribute("device", client.Device)
+            .SetAttribute("operator-log-entry", latest?.Index.ToString(CultureInfo.InvariantCulture)));
         return message;
     }
 
@@ -231,7 +244,7 @@ public sealed partial class ClientsModule : IModule
         var clients = new Element("clients", CamNamespace);
         foreach (var record in await registry.ListAsync(request.From.Local!))
         {
-            var connected = server.Sessions.Get(request.From.Local!).Any(s => _clientOf.TryGetValue(s, out var id) && id == record.Id);
+            var connected = server.Sessions.Get(request.From.Local!).Any(s => ClientOf(s) == record.Id);
             var client = clients.AddChild("client")
                 .SetAttribute("id", record.Id)
                 .SetAttribute("type", "session")
@@ -258,7 +271,7 @@ public sealed partial class ClientsModule : IModule
         if (server.FastTokens is { } tokens)
             await tokens.RevokeAsync(user, agentId => ClientRegistry.IdentifyClient(user, new UserAgent(agentId, null, null), "", "") == id);
         foreach (var session in server.Sessions.Get(user))
-            if (_clientOf.TryGetValue(session, out var sessionClient) && sessionClient == id)
+            if (ClientOf(session) == id)
                 session.Close(StreamErrors.NotAuthorized, "access revoked by the account owner");
         return request.Result();
     }
@@ -280,7 +293,7 @@ public sealed partial class ClientsModule : IModule
         foreach (var record in await registry.ListAsync(user))
         {
             var item = form.AddChild("item");
-            var isOnline = online.Any(s => _clientOf.TryGetValue(s, out var id) && id == record.Id);
+            var isOnline = online.Any(s => ClientOf(s) == record.Id);
             var software = record.Software is null ? "" : record.Device is null ? record.Software : $"{record.Software} on {record.Device}";
             var lastSeen = XmppTime.FormatSeconds(record.LastSeen);
             foreach (var (var, value) in new[] { ("resource", record.Resource), ("software", software), ("address", record.LastAddress), ("last-seen", lastSeen), ("online", isOnline ? "yes" : "no") })
@@ -307,7 +320,7 @@ public sealed partial class ClientsModule : IModule
         var time = now.ToString("yyyy-MM-dd HH:mm:ss", CultureInfo.InvariantCulture) + " UTC";
         var by = change.By is null ? "by the operator" : $"from resource \"{change.By.Jid.Resource}\" at {change.By.Transport.RemoteAddress}";
         var notice = new Element("message", Ns.Client).SetAttribute("from", server.Domain.ToString()).SetAttribute("type", "chat");
-        notice.AddChild("body").AddText($"The password of your account was changed {by} at {time}.");
+        notice.AddChild("body").AddText($"The password of your account was changed {by} at {time}{(change.LogIndex is { } index ? OperatorChanges.Cite(index) : "")}.");
         var told = 0;
         foreach (var session in server.Sessions.Get(change.User))
         {

@@ -162,7 +162,7 @@ public sealed partial class Room
                 var wasArchived = Config.Archived;
                 if (Config.With(form, out var problem) is not { } next) return request.Error(StanzaError.NotAcceptable, problem);
                 Config = next;
-                History.Trim(Config.HistoryLength);
+                History.Trim(Config.Archived ? 0 : Config.HistoryLength); // an archived room's history is its archive
                 var wasLocked = Locked;
                 Locked = false;
                 if (Config.Persistent) await _service.SaveAsync(this);

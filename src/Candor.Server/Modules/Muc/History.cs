@@ -1,5 +1,4 @@
 using System.Buffers;
-using System.Globalization;
 using Candor.Server.Storage;
 using Candor.Xml;
 using Candor.Xmpp;
@@ -10,9 +9,50 @@ namespace Candor.Server.Modules.Muc;
 public sealed record HistoryEntry(DateTimeOffset When, string Nick, string OccupantId, string? Id, string StanzaId, SerializedContent Content);
 
 /// <summary>
-/// The last messages of a room, sent to an occupant on entering (XEP-0045 §7.2.13), limited by what the
-/// occupant asked for in &lt;history/&gt; (maxchars, maxstanzas, seconds, since) and by the room's length.
-/// Kept in memory; an archived room refills it from its archive when loaded (<see cref="Room.LoadHistoryAsync"/>).
+/// What an occupant asked for in &lt;history/&gt; on entering (XEP-0045 §7.2.13), capped by the room's history
+/// length (muc#maxhistoryfetch): at most so many stanzas, so many characters of complete stanzas, none older than Since.
+/// </summary>
+public readonly record struct HistoryRequest(int MaxStanzas, int MaxChars, DateTimeOffset Since)
+{
+    public static HistoryRequest Of(Element? request, int roomLength, DateTimeOffset now)
+    {
+        var maxStanzas = roomLength;
+        var maxChars = int.MaxValue;
+        var since = DateTimeOffset.MinValue;
+        if (request is not null)
+        {
+            if (int.TryParse(request.GetAttribute("maxstanzas"), out var stanzas)) maxStanzas = Math.Clamp(stanzas, 0, roomLength);
+            if (int.TryParse(request.GetAttribute("maxchars"), out var chars)) maxChars = Math.Max(0, chars);
+            if (int.TryParse(request.GetAttribute("seconds"), out var seconds)) since = now.AddSeconds(-Math.Max(0, seconds));
+            // Both given: the narrower wins (§7.2.13 lets a client combine them).
+            if (XmppTime.TryParse(request.GetAttribute("since"), out var sinceStamp) && sinceStamp > since) since = sinceStamp;
+        }
+        return new HistoryRequest(maxChars == 0 ? 0 : maxStanzas, maxChars, since);
+    }
+
+    /// <summary>
+    /// The newest-first <paramref name="entries"/> that fit, as sent to <paramref name="to"/> and oldest first.
+    /// maxchars counts the characters of each complete stanza, as §7.2.13 says.
+    /// </summary>
+    public List<Element> Take(IEnumerable<HistoryEntry> entries, Jid room, Jid to)
+    {
+        var chosen = new List<Element>();
+        var chars = 0L;
+        foreach (var entry in entries)
+        {
+            if (chosen.Count >= MaxStanzas || entry.When < Since) break;
+            var message = History.Message(entry, room, to);
+            if (MaxChars < int.MaxValue && (chars += ElementWriter.ToXmlString(message).Length) > MaxChars) break;
+            chosen.Add(message);
+        }
+        chosen.Reverse();
+        return chosen;
+    }
+}
+
+/// <summary>
+/// The last messages of a room that is not archived, kept in memory for the history sent on entering. An archived
+/// room keeps none here: its history comes from its (sealed) archive, so it survives a restart and follows retention.
 /// </summary>
 public sealed class History
 {
@@ -40,36 +80,8 @@ public sealed class History
         while (_entries.Count > length) _entries.Dequeue();
     }
 
-    /// <summary>
-    /// The entries to send for a &lt;history/&gt; request (null: the room's default, everything kept), oldest first.
-    /// maxchars counts each message's serialized content, which is what the stanza mostly consists of.
-    /// </summary>
-    public List<HistoryEntry> Select(Element? request, DateTimeOffset now)
-    {
-        var maxStanzas = int.MaxValue;
-        var maxChars = int.MaxValue;
-        var since = DateTimeOffset.MinValue;
-        if (request is not null)
-        {
-            if (int.TryParse(request.GetAttribute("maxstanzas"), out var stanzas)) maxStanzas = Math.Max(0, stanzas);
-            if (int.TryParse(request.GetAttribute("maxchars"), out var chars)) maxChars = Math.Max(0, chars);
-            if (int.TryParse(request.GetAttribute("seconds"), out var seconds)) since = now.AddSeconds(-Math.Max(0, seconds));
-            if (DateTimeOffset.TryParse(request.GetAttribute("since"), CultureInfo.InvariantCulture,
-                    DateTimeStyles.AssumeUniversal, out var sinceStamp) && sinceStamp > since)
-                since = sinceStamp;
-        }
-        var chosen = new List<HistoryEntry>();
-        var total = 0;
-        foreach (var entry in _entries.Reverse())
-        {
-            if (chosen.Count >= maxStanzas || entry.When < since) break;
-            total += entry.Content.Utf8.Length;
-            if (total > maxChars) break;
-            chosen.Add(entry);
-        }
-        chosen.Reverse();
-        return chosen;
-    }
+    /// <summary>The entries kept, newest first.</summary>
+    public IEnumerable<HistoryEntry> Newest => _entries.Reverse();
 
     /// <summary>A message from the room's archive as a history entry; null when it is not one an occupant said.</summary>
     public static HistoryEntry? FromArchive(ArchiveItem item, Jid room)

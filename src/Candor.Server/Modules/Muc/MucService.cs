@@ -48,9 +48,7 @@ public sealed partial class MucService
             if (!Jid.TryParse(key, out var roomJid) || roomJid.Domain != Jid.Domain || roomJid.Local is null) continue;
             var stored = await _store.GetAsync(key);
             if (stored is null) continue;
-            var room = Room.FromStored(this, roomJid, StoredStanza.Parse(stored));
-            await room.LoadHistoryAsync();
-            _rooms[roomJid.Local] = room;
+            _rooms[roomJid.Local] = Room.FromStored(this, roomJid, StoredStanza.Parse(stored));
         }
     }
 
@@ -95,6 +93,7 @@ public sealed partial class MucService
                 await NoSuchRoomAsync(ev);
                 return;
             }
+            Onward? onward = null;
             await room.Gate.WaitAsync();
             try
             {
@@ -107,13 +106,16 @@ public sealed partial class MucService
                     // A new room starts with no archive, even if a temporary one of that name was left with one by a stop.
                     await Archive.DeleteAsync(room.Jid.ToString());
                 }
-                await DispatchAsync(room, ev, created);
-                return;
+                if (ev.Stanza.IsIq() && !to.IsBare) onward = await room.OccupantIqAsync(ev);
+                else await DispatchAsync(room, ev, created);
             }
             finally
             {
                 room.Gate.Release();
             }
+            // Outside the gate: the occupant's answer (a vCard from its account, at once) comes back through this room.
+            if (onward is { } o) await Server.Router.DeliverAsync(o.Stanza, o.From, o.To);
+            return;
         }
     }
 
@@ -148,31 +150,20 @@ public sealed partial class MucService
             return;
         }
         var request = new IqRequest(ev, payload);
-        Element reply;
-        if (!ev.To.IsBare)
+        var reply = (payload.Namespace, request.IsSet) switch
         {
-            // XEP-0410: a ping to one's own occupant JID is answered by the room; IQs are not passed on to occupants.
-            reply = payload.Is("ping", Ns.Ping) && !request.IsSet
-                ? room.IsOccupantJid(ev.From, ev.To.Resource!) ? request.Result() : request.Error(StanzaError.NotAcceptable, "you are not in the room under that nick")
-                : request.Error(StanzaError.ServiceUnavailable, "the room does not pass IQs on to occupants");
-        }
-        else
-        {
-            reply = (payload.Namespace, request.IsSet) switch
-            {
-                (Ns.DiscoInfo, false) when payload.GetAttribute("node") is null => request.Result(room.DiscoInfo()),
-                (Ns.DiscoInfo, false) when payload.GetAttribute("node") == Room.ReservedNickNode => request.Result(room.ReservedNick(ev.From)),
-                (Ns.DiscoItems, false) when payload.GetAttribute("node") is null => request.Result(new Element("query", Ns.DiscoItems)),
-                (Ns.DiscoInfo or Ns.DiscoItems, false) => request.Error(StanzaError.ItemNotFound, "no such node"),
-                (Room.AdminNs, _) => await room.AdminAsync(request),
-                (Room.OwnerNs, _) => await room.OwnerAsync(request),
-                (Ns.Register, _) => await room.RegisterAsync(request),
-                (Room.ModerateNs or Room.FastenNs, _) => await room.ModerateAsync(request),
-                (ArchiveModule.Namespace, _) => await room.ArchiveRequestAsync(request),
-                (Ns.Ping, false) => request.Result(),
-                _ => request.Error(StanzaError.ServiceUnavailable),
-            };
-        }
+            (Ns.DiscoInfo, false) when payload.GetAttribute("node") is null => request.Result(room.DiscoInfo()),
+            (Ns.DiscoInfo, false) when payload.GetAttribute("node") == Room.ReservedNickNode => request.Result(room.ReservedNick(ev.From)),
+            (Ns.DiscoItems, false) when payload.GetAttribute("node") is null => request.Result(new Element("query", Ns.DiscoItems)),
+            (Ns.DiscoInfo or Ns.DiscoItems, false) => request.Error(StanzaError.ItemNotFound, "no such node"),
+            (Room.AdminNs, _) => await room.AdminAsync(request),
+            (Room.OwnerNs, _) => await room.OwnerAsync(request),
+            (Ns.Register, _) => await room.RegisterAsync(request),
+            (Room.ModerateNs or Room.FastenNs, _) => await room.ModerateAsync(request),
+            (ArchiveModule.Namespace, _) => await room.ArchiveRequestAsync(request),
+            (Ns.Ping, false) => request.Result(),
+            _ => request.Error(StanzaError.ServiceUnavailable),
+        };
         await ev.Server.Router.DeliverAsync(reply, ev.To, ev.From);
     }
 

@@ -84,8 +84,8 @@ public sealed partial class Room
         if (created) codes[count++] = 201;
         Send(occupant, PresenceFor(occupant, occupant, available: true, codes[..count]));
 
-        foreach (var entry in History.Select(muc?.GetChild("history", MucNs), DateTimeOffset.UtcNow))
-            Send(occupant, History.Message(entry, Jid, realJid));
+        var history = HistoryRequest.Of(muc?.GetChild("history", MucNs), Config.HistoryLength, DateTimeOffset.UtcNow);
+        foreach (var message in await HistoryAsync(history, realJid)) Send(occupant, message);
         Send(occupant, SubjectMessage(occupant));
     }
 
@@ -96,7 +96,10 @@ public sealed partial class Room
         return false;
     }
 
-    /// <summary>§7.6: unavailable from the old nick with 303 and the new one, then available from the new nick.</summary>
+    /// <summary>
+    /// §7.6: unavailable from the old nick with 303 and the new one, then available from the new nick. A nick shared by
+    /// several sessions changes for all of them at once: the others see one nick change, every session of it its own (110).
+    /// </summary>
     private async ValueTask ChangeNickAsync(StanzaEvent ev, Occupant occupant, string nick)
     {
         if (_byNick.ContainsKey(nick) || IsRegisteredToOther(nick, occupant.RealJid))
@@ -104,15 +107,13 @@ public sealed partial class Room
             await ev.ReplyErrorAsync(StanzaError.Conflict, "that nick is in use or registered to someone else in this room");
             return;
         }
-        if (Sibling(occupant) is not null)
-        {
-            await ev.ReplyErrorAsync(StanzaError.NotAcceptable, "another session of yours shares this nick: leave and enter under the new one");
-            return;
-        }
         BroadcastPresence(occupant, available: false, [303], item => item.SetAttribute("nick", nick).SetAttribute("role", Roles.Name(occupant.Role)));
-        _byNick.Remove(occupant.Nick);
-        occupant.Nick = nick;
-        _byNick[nick] = occupant;
+        var old = occupant.Nick;
+        var primary = _byNick[old];
+        _byNick.Remove(old);
+        foreach (var session in _occupants)
+            if (session.Nick == old) session.Nick = nick;
+        _byNick[nick] = primary;
         occupant.PresenceContent = Occupant.ContentOf(ev.Stanza);
         BroadcastPresence(occupant, available: true);
     }
@@ -165,7 +166,4 @@ public sealed partial class Room
             if (other != occupant && other.Nick == occupant.Nick) return other;
         return null;
     }
-
-    /// <summary>XEP-0410: an occupant pinging its own occupant JID learns whether it is still in the room.</summary>
-    public bool IsOccupantJid(Jid realJid, string nick) => _byJid.TryGetValue(realJid, out var o) && o.Nick == nick;
 }

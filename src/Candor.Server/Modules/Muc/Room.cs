@@ -94,7 +94,9 @@ public sealed partial class Room
         if (SeesJids(viewer)) item.SetAttribute("jid", occupant.RealJidText);
         decorateItem?.Invoke(item);
         foreach (var code in codes) x.AddChild("status").SetAttribute("code", code.ToString());
-        if (occupant == viewer) x.AddChild("status").SetAttribute("code", "110");
+        // The viewer's own presence, or that of another of its sessions under the same nick (multi-session nicks).
+        if (occupant == viewer || occupant.Nick == viewer.Nick && occupant.RealJid.Bare == viewer.RealJid.Bare)
+            x.AddChild("status").SetAttribute("code", "110");
         return presence;
     }
 
@@ -170,7 +172,7 @@ public sealed partial class Room
             SubjectNick = sender.Nick;
             if (Config.Persistent) await _service.SaveAsync(this);
         }
-        else if (Config.HistoryLength > 0)
+        else if (Config.HistoryLength > 0 && !Config.Archived)
         {
             History.Add(new HistoryEntry(DateTimeOffset.UtcNow, sender.Nick, sender.OccupantId, id, stanzaId, content), Config.HistoryLength);
         }

@@ -9,7 +9,7 @@ namespace Candor.Server.Modules.Muc;
 /// <summary>
 /// The room's archive (XEP-0313 on the room JID): the account archive's store, writer and queries, under the
 /// room's JID as owner key. Each archived message is stored as occupants got it, without the room's stanza-id
-/// (the archive's key, which results carry). A persistent room reads its history on entering from it after a restart.
+/// (the archive's key, which results carry). The history sent on entering comes from it.
 /// </summary>
 public sealed partial class Room
 {
@@ -28,13 +28,28 @@ public sealed partial class Room
         return ElementWriter.ToXmlString(message);
     }
 
-    /// <summary>Fills the history kept in memory with the room's latest archived messages (a persistent room after a restart).</summary>
-    public async ValueTask LoadHistoryAsync()
+    /// <summary>
+    /// The history sent on entering: an archived room reads it from its archive (so it survives a restart, and what
+    /// retention or a moderator removed is gone from it too), any other room from the messages it keeps in memory.
+    /// </summary>
+    private async ValueTask<List<Element>> HistoryAsync(HistoryRequest request, Jid to)
     {
-        if (!Config.Archived || Config.HistoryLength == 0) return;
-        var items = await _service.Archive.QueryAsync(ArchiveKey, new ArchiveQuery { Limit = Config.HistoryLength, Newest = true });
-        for (var i = items.Count - 1; i >= 0; i--)
-            if (History.FromArchive(items[i], Jid) is { } entry) History.Add(entry, Config.HistoryLength);
+        if (!Config.Archived) return request.Take(History.Newest, Jid, to);
+        if (request.MaxStanzas == 0) return [];
+        await _service.ArchiveWriter.WhenWritten().ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+        var entries = new List<HistoryEntry>();
+        var query = new ArchiveQuery { Newest = true, Start = request.Since == DateTimeOffset.MinValue ? null : request.Since };
+        while (entries.Count < request.MaxStanzas)
+        {
+            var limit = request.MaxStanzas - entries.Count;
+            var items = await _service.Archive.QueryAsync(ArchiveKey, query with { Limit = limit });
+            // Retractions are archived from the room itself, not from a nick: no history to replay, so read on past them.
+            foreach (var item in items)
+                if (History.FromArchive(item, Jid) is { } entry) entries.Add(entry);
+            if (items.Count < limit) break;
+            query = query with { BeforeId = items[^1].Id };
+        }
+        return request.Take(entries, Jid, to);
     }
 
     /// <summary>

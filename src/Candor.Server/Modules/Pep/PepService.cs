@@ -38,13 +38,13 @@ public sealed class PepService
         foreach (var (name, json) in stored)
             nodes[name] = JsonSerializer.Deserialize(json, PepJson.Default.PepNode)!;
         var account = new PepAccount(user, nodes);
-        return _server.Sessions.Get(user).Count > 0 ? _accounts.GetOrAdd(user, account) : account;
+        return _server.Sessions.HasLocal(user) ? _accounts.GetOrAdd(user, account) : account;
     }
 
     /// <summary>Drops the copy in memory of an account that has gone offline, unless a change is being written.</summary>
     public void Forget(string user)
     {
-        if (_server.Sessions.Get(user).Count > 0) return;
+        if (_server.Sessions.HasLocal(user)) return;
         if (_accounts.TryGetValue(user, out var account) && account.Gate.CurrentCount == 1) _accounts.TryRemove(user, out _);
         _subscribers.TryRemove(user, out _);
     }
@@ -66,7 +66,7 @@ public sealed class PepService
         var subscribers = roster.Where(i => i.SubscribedFrom).ToFrozenDictionary(i => i.Jid, i => new Subscriber(
             Jid.TryParse(i.Jid, out var jid) && jid.Local is not null && jid.Domain == _server.Domain.Domain ? jid.Local : null,
             [.. i.Groups]), StringComparer.Ordinal);
-        if (_server.Sessions.Get(user).Count > 0) _subscribers[user] = subscribers;
+        if (_server.Sessions.HasLocal(user)) _subscribers[user] = subscribers;
         return subscribers;
     }
 

@@ -128,7 +128,7 @@ public sealed partial class PolicyModule : IModule
         DataForms.Field(form, "data_retention", "infinite", "text-single");
         DataForms.Field(form, "data_deletion", "true", "boolean");
         DataForms.Field(form, "encryption_at_rest", "true", "boolean");
-        DataForms.Field(form, "data_export", "false", "boolean");
+        DataForms.Field(form, "data_export", "true", "boolean");
         DataForms.Field(form, "access_policy", "admins", "list-multi");
         DataForms.Field(form, "full_erasure", "true", "boolean");
         var extra = DataForms.Field(form, "extra_info", null, "text-multi");

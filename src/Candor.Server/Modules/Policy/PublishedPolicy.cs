@@ -262,6 +262,8 @@ public sealed class PublishedPolicy
             "An account can remove itself and everything stored for it (XEP-0077); roster items and vCard can be changed or removed at any time; "
             + "the message archive can be deleted by the account (ad-hoc command \"Delete my message history\").";
 
-        public const string Export = "No export function yet.";
+        public const string Export =
+            "An account can export what the server keeps for it (roster, vCard, private XML, PEP items, offline messages, message archive) "
+            + "as a XEP-0227 file with the ad-hoc command \"Export my data\"; each export is recorded in the operator log.";
     }
 }

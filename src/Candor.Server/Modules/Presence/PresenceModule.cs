@@ -191,6 +191,8 @@ public sealed class PresenceModule : IModule
                     await server.Router.DeliverAsync(Addressed(stanza, contact), session.Jid, contact);
             // Available presence goes to every available resource including the sender's own (RFC 6121 §4.2.2,
             // §4.4.2); unavailable presence reaches only the others, as the sender is no longer available.
+            // In a cluster, the client sees its presence once every node routes by it.
+            if (server.Cluster is { } cluster) await cluster.SettledAsync(session);
             foreach (var own in server.Sessions.Get(session.User))
                 if (own.IsAvailable) own.Send(Addressed(stanza, own.Jid));
         }

@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using System.Net;
+using Candor.Server.Audit;
 using Candor.Server.Core;
 using Candor.Xml;
 using Candor.Xmpp;
@@ -96,8 +97,11 @@ public sealed class RegisterModule : IModule
         if (request.Payload.GetChild("remove", Ns.Register) is not null)
         {
             await server.Accounts.RemoveAsync(user);
+            server.Uploads?.DeleteOwnedBy(user);
+            var index = await server.Audit.AppendAsync(AuditEntry.Actors.Account, AuditActions.AccountRemoved, request.From.Bare.ToString(),
+                new Dictionary<string, string> { ["how"] = "in-band (XEP-0077)" });
             request.Origin?.Send(request.Result());
-            server.EndSessions(user, StreamErrors.NotAuthorized, "the account was removed");
+            server.EndSessions(user, StreamErrors.NotAuthorized, $"the account was removed by its owner (operator log entry #{index})");
             return null;
         }
         var username = request.Payload.GetChildText("username", Ns.Register);

@@ -120,11 +120,21 @@ public sealed class UploadService : IDisposable
     /// <summary>Deletes the files older than the retention period; returns how many.</summary>
     public int Sweep(DateTimeOffset now)
     {
-        var deleted = 0;
         var cutoff = now - TimeSpan.FromDays(_options.UploadRetentionDays);
+        var deleted = Delete(info => info.Created < cutoff);
+        if (deleted > 0) _log.LogInformation("upload sweep: deleted {Count} files older than {Days} days", deleted, _options.UploadRetentionDays);
+        return deleted;
+    }
+
+    /// <summary>Deletes every file the account uploaded (its data exports too), when the account is removed; returns how many.</summary>
+    public int DeleteOwnedBy(string owner) => Delete(info => info.Owner == owner);
+
+    private int Delete(Func<UploadInfo, bool> which)
+    {
+        var deleted = 0;
         foreach (var (name, info) in _files)
         {
-            if (info.Created >= cutoff) continue;
+            if (!which(info)) continue;
             try
             {
                 File.Delete(PathOf(name));
@@ -133,10 +143,9 @@ public sealed class UploadService : IDisposable
             }
             catch (IOException e)
             {
-                _log.LogWarning("upload sweep: cannot delete {Name}: {Reason}", name, e.Message);
+                _log.LogWarning("uploads: cannot delete {Name}: {Reason}", name, e.Message);
             }
         }
-        if (deleted > 0) _log.LogInformation("upload sweep: deleted {Count} files older than {Days} days", deleted, _options.UploadRetentionDays);
         return deleted;
     }
 
