@@ -77,7 +77,6 @@ internal sealed partial class BoshC2sConnection : C2sStream
     protected override byte[]? ChannelBindingData => _secure ? _tls.ChannelBinding : null;
     protected override bool CanStartTls => false;
     protected override bool MustStartTls => false;
-    protected override bool WritesAtOnce => false;
 
     /// <summary>
     /// One HTTP request of this session: its body is queued for processing in rid order and the request waits for

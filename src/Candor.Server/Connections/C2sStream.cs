@@ -1,6 +1,7 @@
 using System.Net;
 using System.Security.Authentication;
 using System.Security.Cryptography;
+using System.Threading.Channels;
 using Candor.Server.Core;
 using Candor.Server.Modules.ClientState;
 using Candor.Server.Modules.StreamManagement;
@@ -16,14 +17,14 @@ namespace Candor.Server.Connections;
 /// A client-to-server stream, whatever carries it (RFC 6120 over TCP, RFC 7395 over WebSocket, XEP-0206 over BOSH): stream
 /// header checks, features, SASL, resource binding, then stanzas handed to <see cref="SessionInput"/>.
 /// The transport reads and calls <see cref="OnStreamOpen"/>, <see cref="OnElementAsync"/> and
-/// <see cref="Close"/>; everything written goes through one bounded queue. Whoever queues into an idle stream
-/// writes and flushes at once on its own thread (no hand-off for the common case); what is queued meanwhile is
-/// written by that same writer, after one yield to the thread pool, in one batch and one flush.
+/// <see cref="Close"/>; everything written goes through one bounded queue drained by one writer loop,
+/// which batches what is queued into one flush.
 /// </summary>
 internal abstract partial class C2sStream : ISmConnection
 {
     protected readonly XmppServer Server;
     protected readonly ILogger Logger;
+    private readonly Channel<Node> _outbound;
     private string _streamId = "";
     protected readonly CancellationTokenSource Lifetime = new();
 
@@ -48,11 +49,17 @@ internal abstract partial class C2sStream : ISmConnection
     private Element? _closingCondition;
     private Element? _closingError;
     private int _closing;
+    private Task _writer = Task.CompletedTask;
 
     protected C2sStream(XmppServer server, IPAddress? remoteAddress)
     {
         Server = server;
         Logger = server.LoggerFactory.CreateLogger(GetType());
+        _outbound = Channel.CreateBounded<Node>(new BoundedChannelOptions(server.Options.MaxOutboundQueue)
+        {
+            SingleReader = true,
+            FullMode = BoundedChannelFullMode.Wait,
+        });
         RemoteAddress = remoteAddress is null ? IPAddress.None : remoteAddress.IsIPv4MappedToIPv6 ? remoteAddress.MapToIPv4() : remoteAddress;
     }
 
@@ -87,11 +94,6 @@ internal abstract partial class C2sStream : ISmConnection
     protected abstract ValueTask FlushAsync();
     /// <summary>Ends the sending side gracefully once everything is written.</summary>
     protected abstract ValueTask CompleteOutputAsync();
-    /// <summary>
-    /// Whether the first write into an idle stream happens at once on the queuing thread (a socket: nothing is gained
-    /// by waiting), or after a yield, so that what is queued together leaves together (BOSH: one HTTP response).
-    /// </summary>
-    protected virtual bool WritesAtOnce => true;
     /// <summary>Drops the connection at once.</summary>
     protected abstract void AbortTransport();
     /// <summary>Called once the writer has flushed &lt;proceed/&gt;: the transport wraps itself in TLS.</summary>
@@ -100,6 +102,7 @@ internal abstract partial class C2sStream : ISmConnection
     /// <summary>Runs the stream to its end; the returned task is the connection's lifetime.</summary>
     public async Task RunAsync()
     {
+        _writer = WriteLoopAsync();
         Server.Streams.TryAdd(this, 0);
         // Counted, with a deadline per login phase, until a resource is bound; idle sessions then carry no timer at all.
         _login = Server.ConnectionLimits.TryEnter(RemoteAddress, EndLogin, out var refusal);
@@ -131,7 +134,7 @@ internal abstract partial class C2sStream : ISmConnection
         {
             Server.Streams.TryRemove(this, out _);
             LeaveUnauthenticated();
-            EndQueue();
+            _outbound.Writer.TryComplete();
             await EndSessionAsync();
             await AwaitWriterAsync();
             DisposeTransport();
@@ -591,36 +594,13 @@ internal abstract partial class C2sStream : ISmConnection
             Close(StreamErrors.PolicyViolation, "too much data queued: the client is not reading");
             return;
         }
-        bool queued, startWriter = false;
-        lock (_queueLock)
-        {
-            queued = !_queueEnded && _queue.Count < Server.Options.MaxOutboundQueue;
-            if (queued)
-            {
-                _queue.Enqueue(item);
-                startWriter = !_writing;
-                _writing = true;
-            }
-        }
-        if (startWriter)
-        {
-            _ = WriteQueuedAsync(yieldFirst: !WritesAtOnce);
-        }
-        else if (!queued)
+        if (!_outbound.Writer.TryWrite(item))
         {
             Interlocked.Add(ref _queuedBytes, -weight);
             Close(StreamErrors.PolicyViolation, "too many stanzas queued: the client is not reading");
         }
     }
 
-    private readonly Lock _queueLock = new();
-    private readonly Queue<Node> _queue = new();
-    /// <summary>A writer owns the transport's output (guarded by <see cref="_queueLock"/>).</summary>
-    private bool _writing;
-    /// <summary>Nothing more is queued: once the queue is written, the stream ends (guarded by <see cref="_queueLock"/>).</summary>
-    private bool _queueEnded;
-    /// <summary>Made when the queue ends; completed when the end of the stream has been written, or writing failed.</summary>
-    private TaskCompletionSource? _written;
     private long _queuedBytes;
 
     /// <summary>What a queued item weighs: its size as received, or a small estimate for what the server built itself.</summary>
@@ -633,38 +613,16 @@ internal abstract partial class C2sStream : ISmConnection
         return marker.Flushed.Task;
     }
 
-    /// <summary>Nothing more will be queued: the writer ends the stream after what is queued.</summary>
-    private void EndQueue()
+    private async Task WriteLoopAsync()
     {
-        lock (_queueLock)
-        {
-            if (_queueEnded) return;
-            _written = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-            _queueEnded = true;
-            if (_writing) return;
-            _writing = true;
-        }
-        _ = WriteQueuedAsync(yieldFirst: false);
-    }
-
-    /// <summary>
-    /// Writes what is queued, one flush per batch, until the queue is empty; the first batch on the thread that
-    /// queued into the idle stream, later ones from the thread pool, so that no sender writes for others for long.
-    /// </summary>
-    private async Task WriteQueuedAsync(bool yieldFirst)
-    {
+        var reader = _outbound.Reader;
         try
         {
-            while (true)
+            while (await reader.WaitToReadAsync())
             {
-                if (yieldFirst) await Task.Yield();
-                yieldFirst = true;
                 FlushItem? flushed = null;
-                while (true)
+                while (reader.TryRead(out var item))
                 {
-                    Node? item;
-                    lock (_queueLock)
-                        if (!_queue.TryDequeue(out item)) break;
                     if (item is FlushItem marker)
                     {
                         flushed = marker;
@@ -676,37 +634,18 @@ internal abstract partial class C2sStream : ISmConnection
                 }
                 await FlushAsync();
                 flushed?.Flushed.TrySetResult();
-                lock (_queueLock)
-                {
-                    if (_queue.Count > 0) continue;
-                    if (!_queueEnded)
-                    {
-                        _writing = false;
-                        return;
-                    }
-                }
-                if (_closingError is not null || HeaderSent)
-                {
-                    WriteClose(_closingError, HeaderSent);
-                    await FlushAsync();
-                }
-                await CompleteOutputAsync();
-                _written!.TrySetResult();
-                return;
             }
+            if (_closingError is not null || HeaderSent)
+            {
+                WriteClose(_closingError, HeaderSent);
+                await FlushAsync();
+            }
+            await CompleteOutputAsync();
         }
         catch (Exception e) when (e is IOException or ObjectDisposedException or InvalidOperationException or OperationCanceledException
                                        or ConnectionResetException or System.Net.WebSockets.WebSocketException)
         {
-            // The writer stays "busy" for good: nothing more can be written to this connection.
             Abort();
-            _written!.TrySetResult();
-        }
-        catch (Exception e)
-        {
-            Log.Crashed(Logger, e);
-            Abort();
-            _written!.TrySetResult();
         }
     }
 
@@ -729,7 +668,7 @@ internal abstract partial class C2sStream : ISmConnection
         // Unbound at once, not when the read loop ends: until then stanzas for this resource would be routed to a
         // session that no longer queues anything and vanish; unbound, they take the offline route (RFC 6121 §8.5.3).
         if (_session is { } closing) Server.Sessions.Remove(closing);
-        EndQueue();
+        _outbound.Writer.TryComplete();
         // The writer sends what is queued, the error and the end of the stream; the peer then has a
         // moment to close its side before reading stops.
         Lifetime.CancelAfter(TimeSpan.FromSeconds(5));
@@ -740,7 +679,7 @@ internal abstract partial class C2sStream : ISmConnection
         Interlocked.Exchange(ref _closing, 1);
         // A resumable session outlives its connection (XEP-0198); EndSessionAsync decides.
         if (_sm?.Id is null) _session?.MarkClosed();
-        EndQueue();
+        _outbound.Writer.TryComplete();
         Lifetime.Cancel();
         AbortTransport();
     }
@@ -749,7 +688,7 @@ internal abstract partial class C2sStream : ISmConnection
     {
         try
         {
-            await _written!.Task.WaitAsync(TimeSpan.FromSeconds(5));
+            await _writer.WaitAsync(TimeSpan.FromSeconds(5));
         }
         catch (TimeoutException)
         {
