@@ -70,8 +70,8 @@ internal abstract partial class C2sStream : ISmConnection
     protected bool Authenticated => _user is not null;
     /// <summary>A resource is bound on this stream (for the metrics' session count).</summary>
     internal bool IsBound => _session is not null;
-    /// <summary>Items waiting in the outbound queue (for the metrics' queue gauges; read without the lock, a gauge may lag).</summary>
-    internal int QueueLength => _queue.Count;
+    /// <summary>Items waiting in the outbound queue (for the metrics' queue gauges).</summary>
+    internal int QueueLength => _outbound.Reader.Count;
     protected bool Closing => _closing != 0;
     /// <summary>Our header for the current stream has been queued (reset on every stream restart).</summary>
     protected bool HeaderSent { get; set; }
