@@ -5,7 +5,7 @@
 #
 # On Debian (as root) it first installs what the interop tests drive, if missing:
 # python3-slixmpp, profanity, tmux, prosody, chromium, coturn, python-omemo (python3-omemo, -oldmemo, -twomemo, -xmlschema),
-# postgresql (the browser test uses Debian's Chromium, never a
+# postgresql, python3-prometheus-client (the metrics test parses /metrics with it) (the browser test uses Debian's Chromium, never a
 # downloaded browser). The last line printed is the summary over all test
 # projects: "N passed, N failed" (plus ", N skipped" when some were skipped). The exit status
 # is non-zero if the build failed, any test failed, or the test run did not complete.
@@ -23,7 +23,7 @@ export DEBIAN_FRONTEND=noninteractive
 say() { echo "test.sh: $*" >&2; }
 
 # ------------------------------------------------------------------ system packages
-PACKAGES=(python3-slixmpp profanity tmux prosody lua-unbound chromium python3-omemo python3-oldmemo python3-twomemo python3-xmlschema coturn postgresql)
+PACKAGES=(python3-slixmpp profanity tmux prosody lua-unbound chromium python3-omemo python3-oldmemo python3-twomemo python3-xmlschema coturn postgresql python3-prometheus-client)
 
 install_packages() {
     command -v dpkg-query >/dev/null || { say "not a Debian system: make sure ${PACKAGES[*]} are installed"; return 0; }

@@ -9,7 +9,8 @@
 # The table is printed and, with --write, appended to docs/PERFORMANCE.md with the exact command.
 # Candor archives like the peers: every message for both ends with XB_MAM=1 (ArchiveDefault always), nothing
 # otherwise (never). CANDOR_ARCHIVE_BOTH=1 adds the other case as a second target to the same run
-# ("candor-noarchive" with XB_MAM=1, "candor-archive" without).
+# ("candor-noarchive" with XB_MAM=1, "candor-archive" without). CANDOR_METRICS_BOTH=1 adds "candor-nometrics"
+# (Metrics=false: no exporter, no /metrics) beside "candor", whose /metrics is then scraped every 5 s meanwhile.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 HARNESS=${XB_HARNESS:-$ROOT/../shared/xmpp-bench}
@@ -31,17 +32,25 @@ command -v prosody >/dev/null && command -v ejabberdctl >/dev/null || "$HARNESS/
 dotnet build "$ROOT/src/Candor" -c Release -o "$XB_RUN/candor-bin" >/dev/null
 
 targets=()
-# candor_target NAME PORT ARCHIVE_DEFAULT: a Candor with its own data directory, restarted before each scenario.
+# candor_target NAME PORT ARCHIVE_DEFAULT [METRICS]: a Candor with its own data directory, restarted before each
+# scenario. METRICS "scrape" serves /metrics on PORT+100 and scrapes it every 5 s; "off" sets Metrics=false.
 candor_target() {
-    local name=$1 port=$2 archive=$3 state="$XB_RUN/$1"
+    local name=$1 port=$2 archive=$3 metrics=${4:-} state="$XB_RUN/$1" http=-1 scrape=""
     mkdir -p "$state"
-    export "XB_START_${name//-/_}=CANDOR__ArchiveDefault=$archive ${XB_SERVER_CPUS:+taskset -c $XB_SERVER_CPUS} dotnet $XB_RUN/candor-bin/candor.dll serve \
-  --data $state/data --bind 127.0.0.1 --c2s-port $port --tls-port -1 --http-port -1 --https-port -1 \
-  --allow-plaintext --allow-registration --log-level Warning >$state/log 2>&1 & echo \$! >$state/pid"
+    if [ "$metrics" = scrape ]; then
+        http=$((port + 100))
+        scrape="; (while sleep 5 && kill -0 \$(cat $state/pid) 2>/dev/null; do curl -s -o /dev/null http://127.0.0.1:$http/metrics; done) >/dev/null 2>&1 &"
+    fi
+    export "XB_START_${name//-/_}=CANDOR__ArchiveDefault=$archive CANDOR__Metrics=$([ "$metrics" = off ] && echo false || echo true) ${XB_SERVER_CPUS:+taskset -c $XB_SERVER_CPUS} dotnet $XB_RUN/candor-bin/candor.dll serve \
+  --data $state/data --bind 127.0.0.1 --c2s-port $port --tls-port -1 --http-port $http --https-port -1 --s2s-port -1 \
+  --allow-plaintext --allow-registration --log-level Warning >$state/log 2>&1 & echo \$! >$state/pid$scrape"
     export "XB_STOP_${name//-/_}=kill \$(cat $state/pid) 2>/dev/null; while kill -0 \$(cat $state/pid) 2>/dev/null; do sleep 0.1; done"
     targets+=("$name=127.0.0.1:$port:cat $state/pid")
 }
-if [ "${XB_MAM:-0}" = 1 ]; then
+if [ -n "${CANDOR_METRICS_BOTH:-}" ]; then
+    candor_target candor "$PORT" never scrape
+    candor_target candor-nometrics $((PORT + 1)) never off
+elif [ "${XB_MAM:-0}" = 1 ]; then
     candor_target candor "$PORT" always
     [ -z "${CANDOR_ARCHIVE_BOTH:-}" ] || candor_target candor-noarchive $((PORT + 1)) never
 else
@@ -57,7 +66,7 @@ if [ "$write" = 1 ]; then
         echo
         echo "### Run of $(date -u +%Y-%m-%d) ($(nproc) cores, $(awk '/MemTotal/{printf "%.0f GiB", $2/1048576}' /proc/meminfo))"
         echo
-        echo "Command: \`$(env | grep -E '^(XB_(TLS|PIN|REPEAT|AUTH|MAM|IDLE_CONNS|TP_DURATION|TP_WINDOW|LAT_DURATION|LAT_RATE)|CANDOR_ARCHIVE_BOTH)=' | tr '\n' ' ')bench/compare.sh ${peers[*]}\`"
+        echo "Command: \`$(env | grep -E '^(XB_(TLS|PIN|REPEAT|AUTH|MAM|IDLE_CONNS|TP_DURATION|TP_WINDOW|LAT_DURATION|LAT_RATE)|CANDOR_ARCHIVE_BOTH|CANDOR_METRICS_BOTH)=' | tr '\n' ' ')bench/compare.sh ${peers[*]}\`"
         echo
         echo '```'
         cat "$out/settings.txt"

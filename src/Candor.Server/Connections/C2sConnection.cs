@@ -22,6 +22,8 @@ internal sealed class C2sConnection : C2sStream
     private PipeReader _input;
     private PipeWriter _output;
     private SslStream? _ssl;
+    /// <summary>Of the certificate this stream's handshake used: a reload since then must not change it.</summary>
+    private byte[]? _channelBinding;
 
     public C2sConnection(XmppServer server, ConnectionContext context, TlsSettings tls, bool directTls)
         : base(server, (context.RemoteEndPoint as IPEndPoint)?.Address)
@@ -45,7 +47,7 @@ internal sealed class C2sConnection : C2sStream
         var other => other.ToString(),
     };
 
-    protected override byte[]? ChannelBindingData => _tls.ChannelBinding;
+    protected override byte[]? ChannelBindingData => _channelBinding;
     protected override bool CanStartTls => !IsSecure && _tls.Certificate is not null;
     protected override bool MustStartTls => !IsSecure && !Server.Options.AllowPlaintext;
 
@@ -112,10 +114,12 @@ internal sealed class C2sConnection : C2sStream
         var ssl = new SslStream(new DuplexPipeStream(transport.Input, transport.Output), leaveInnerStreamOpen: false);
         // The TLS deadline (TlsTimeoutSeconds) aborts the connection, which cancels Lifetime.
         Progress(LoginPhase.Handshaking);
-        await ssl.AuthenticateAsServerAsync(_directTls ? _tls.DirectOptions : _tls.StartTlsOptions, Lifetime.Token);
+        var credentials = _tls.Current!;
+        await ssl.AuthenticateAsServerAsync(_directTls ? credentials.DirectOptions : credentials.StartTlsOptions, Lifetime.Token);
         Progress(LoginPhase.Secured);
         TlsBuffers.ReleaseWhenIdle(ssl);
         _ssl = ssl;
+        _channelBinding = credentials.ChannelBinding;
         // Zero-byte reads: an idle TLS connection waits for data without holding a read buffer (its memory
         // is most of what an idle connection costs).
         _input = PipeReader.Create(ssl, new StreamPipeReaderOptions(bufferSize: 16 * 1024, minimumReadSize: 2048, useZeroByteReads: true));

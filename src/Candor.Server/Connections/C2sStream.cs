@@ -68,6 +68,10 @@ internal abstract partial class C2sStream : ISmConnection
     public abstract bool IsSecure { get; }
     public abstract string? TlsProtocol { get; }
     protected bool Authenticated => _user is not null;
+    /// <summary>A resource is bound on this stream (for the metrics' session count).</summary>
+    internal bool IsBound => _session is not null;
+    /// <summary>Items waiting in the outbound queue (for the metrics' queue gauges).</summary>
+    internal int QueueLength => _outbound.Reader.Count;
     protected bool Closing => _closing != 0;
     /// <summary>Our header for the current stream has been queued (reset on every stream restart).</summary>
     protected bool HeaderSent { get; set; }
@@ -281,6 +285,7 @@ internal abstract partial class C2sStream : ISmConnection
             await OnBindAsync(element);
             return false;
         }
+        Server.Metrics.Received(element.Name);
         await SessionInput.HandleAsync(Server, _session, element);
         if (_sm is { } sm) sm.Handled++;
         return false;
@@ -427,6 +432,7 @@ internal abstract partial class C2sStream : ISmConnection
         if (outcome == SaslOutcome.Success)
         {
             Log.Authenticated(Logger, _user!, RemoteAddress, sasl.Mechanism!, sasl2 ? "XEP-0388" : "RFC 6120");
+            Server.Metrics.Login(sasl.Mechanism!);
             Progress(LoginPhase.Authenticated);
             if (bound is not null) await StartInlineSessionAsync(bound);
             // RFC 6120 restarts the stream; XEP-0388 does not: the new features follow the success at once (§2.6.1).
@@ -435,6 +441,7 @@ internal abstract partial class C2sStream : ISmConnection
         }
         else if (outcome == SaslOutcome.Failure)
         {
+            Server.Metrics.LoginFailed(sasl.AttemptedMechanism, step.Failure.ToElementName());
             if (step.WrongCredentials) Log.AuthenticationFailed(Logger, RemoteAddress, step.Failure.ToElementName(), step.Text ?? "");
             else Log.NegotiationFailed(Logger, RemoteAddress, step.Failure.ToElementName(), step.Text ?? "");
         }
@@ -571,6 +578,7 @@ internal abstract partial class C2sStream : ISmConnection
 
     public void Send(Element stanza)
     {
+        Server.Metrics.Sent(stanza.Name);
         // Someone who took the session's transport before stream management replaced it: count it all the same.
         if (_sm is { } sm) sm.Send(stanza);
         else Enqueue(stanza);
@@ -654,6 +662,7 @@ internal abstract partial class C2sStream : ISmConnection
             _closingError = StreamErrors.Create(condition, text);
             if (_closingCondition is not null) _closingError.Add(_closingCondition);
             Log.StreamError(Logger, RemoteAddress, condition, text ?? "");
+            Server.Metrics.StreamError(condition);
         }
         _session?.MarkClosed();
         // Unbound at once, not when the read loop ends: until then stanzas for this resource would be routed to a

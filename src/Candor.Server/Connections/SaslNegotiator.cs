@@ -46,6 +46,8 @@ public sealed class SaslNegotiator(XmppServer server, AuthThrottle throttle, IPA
     /// <summary>The prepared localpart, once authenticated.</summary>
     public string? User { get; private set; }
     public string? Mechanism => User is null ? null : _mechanism;
+    /// <summary>The mechanism of the latest exchange, if it is one offered ("unsupported" otherwise): what a failure is counted under.</summary>
+    public string AttemptedMechanism { get; private set; } = "none";
     /// <summary>An exchange has started and has neither succeeded nor failed yet.</summary>
     public bool InProgress => _mechanism is not null && User is null;
     /// <summary>What the client said of itself in the exchange that is running or succeeded (XEP-0388 only).</summary>
@@ -93,8 +95,10 @@ public sealed class SaslNegotiator(XmppServer server, AuthThrottle throttle, IPA
         _mechanism = null;
         UserAgent = userAgent;
         _streamFrom = streamFrom;
+        AttemptedMechanism = "unsupported";
         if (mechanism is null || !(fast is null ? Mechanisms : FastMechanisms).Contains(mechanism))
             return Fail(mechanism == "PLAIN" ? SaslFailure.EncryptionRequired : SaslFailure.InvalidMechanism, null);
+        AttemptedMechanism = mechanism;
         if ((fast is not null || tokenRequest is not null) && userAgent?.Id is null)
             return Fail(SaslFailure.MalformedRequest, "FAST tokens belong to a client: send a user-agent id");
         if (tokenRequest is not null && !FastMechanisms.Contains(tokenRequest))

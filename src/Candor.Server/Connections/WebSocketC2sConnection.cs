@@ -3,6 +3,9 @@ using System.Net.WebSockets;
 using Candor.Server.Core;
 using Candor.Xml;
 using Candor.Xmpp;
+using System.Security.Cryptography.X509Certificates;
+using Candor.Xmpp.Sasl;
+using Microsoft.AspNetCore.Server.Kestrel.Core.Features;
 using Microsoft.AspNetCore.Http;
 
 namespace Candor.Server.Connections;
@@ -17,8 +20,9 @@ internal sealed class WebSocketC2sConnection : C2sStream
     public const string SubProtocol = "xmpp";
 
     private readonly WebSocket _socket;
-    private readonly TlsSettings _tls;
     private readonly bool _secure;
+    /// <summary>Of the certificate this connection's handshake used (a reload since then must not change it).</summary>
+    private readonly byte[]? _channelBinding;
     private readonly ArrayBufferWriter<byte> _pending = new(4096);
     private readonly List<int> _messageEnds = [];
     private WebSocketCloseStatus _closeStatus = WebSocketCloseStatus.NormalClosure;
@@ -27,14 +31,15 @@ internal sealed class WebSocketC2sConnection : C2sStream
         : base(server, context.Connection.RemoteIpAddress)
     {
         _socket = socket;
-        _tls = tls;
         _secure = context.Request.IsHttps;
+        var negotiated = context.Features.Get<ISslStreamFeature>()?.SslStream.LocalCertificate as X509Certificate2;
+        _channelBinding = !_secure ? null : negotiated is null ? tls.ChannelBinding : ChannelBinding.TlsServerEndPoint(negotiated);
     }
 
     public override string TransportName => "WebSocket";
     public override bool IsSecure => _secure;
     public override string? TlsProtocol => _secure ? "TLS" : null;
-    protected override byte[]? ChannelBindingData => _secure ? _tls.ChannelBinding : null;
+    protected override byte[]? ChannelBindingData => _channelBinding;
     protected override bool CanStartTls => false;
     protected override bool MustStartTls => false;
 

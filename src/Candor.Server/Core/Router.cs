@@ -109,6 +109,7 @@ public sealed class Router(XmppServer server)
             return true;
         }
         if (reply is null) return true;
+        if (reply.Type() == "error") server.Metrics.StanzaError(reply);
         // The request may have changed the session's state (carbons, roster interest): other nodes know it before the client does.
         if (server.Cluster is { } cluster && ev.Origin is { } origin) await cluster.SettledAsync(origin);
         await DeliverAsync(reply, ev.To, ev.From);

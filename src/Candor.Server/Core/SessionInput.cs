@@ -24,12 +24,12 @@ public static class SessionInput
         if (stanza.IsIq() && (type is not ("get" or "set" or "result" or "error") || stanza.Id() is null))
         {
             // RFC 6120 §8.3.3.1: an unrecognized type is bad-request; only a result or error is never answered.
-            if (type is not ("result" or "error")) Reply(session, stanza, StanzaError.BadRequest, "an IQ needs an id and a type of get, set, result or error");
+            if (type is not ("result" or "error")) Reply(server, session, stanza, StanzaError.BadRequest, "an IQ needs an id and a type of get, set, result or error");
             return;
         }
         if (stanza.IsPresence() && type is not null && Array.IndexOf(PresenceTypes, type) < 0)
         {
-            Reply(session, stanza, StanzaError.BadRequest, $"unknown presence type '{type}'");
+            Reply(server, session, stanza, StanzaError.BadRequest, $"unknown presence type '{type}'");
             return;
         }
 
@@ -39,7 +39,7 @@ public static class SessionInput
         {
             if (!Jid.TryParse(toText, out to))
             {
-                Reply(session, stanza, StanzaError.JidMalformed, "the 'to' address is not a valid JID");
+                Reply(server, session, stanza, StanzaError.JidMalformed, "the 'to' address is not a valid JID");
                 return;
             }
             stanza.SetAttribute("to", to.ToString());
@@ -55,9 +55,10 @@ public static class SessionInput
         await server.Router.RouteFromSessionAsync(session, stanza, to);
     }
 
-    private static void Reply(Session session, Element stanza, StanzaError error, string text)
+    private static void Reply(XmppServer server, Session session, Element stanza, StanzaError error, string text)
     {
         if (stanza.Type() == "error") return;
+        server.Metrics.StanzaError(error.Condition);
         var reply = Stanza.ErrorFor(stanza, error, text);
         reply.SetAttribute("from", null).SetAttribute("to", session.Jid.ToString());
         session.Send(reply);

@@ -19,6 +19,7 @@ public sealed class StanzaEvent(XmppServer server, Session? origin, Element stan
     public ValueTask ReplyErrorAsync(StanzaError error, string? text = null, Element? appCondition = null)
     {
         if (Type == "error") return ValueTask.CompletedTask;
+        Server.Metrics.StanzaError(error.Condition);
         var reply = Xmpp.Stanza.ErrorFor(Stanza, error, text, appCondition);
         reply.SetAttribute("from", To.ToString()).SetAttribute("to", From.ToString());
         return Server.Router.DeliverAsync(reply, To, From);

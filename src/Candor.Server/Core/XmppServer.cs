@@ -35,6 +35,7 @@ public sealed class XmppServer
         AuthThrottle = new AuthThrottle(TimeProvider.System, options.AuthFailuresBeforeDelay,
             TimeSpan.FromSeconds(options.AuthMaxDelaySeconds), TimeSpan.FromMinutes(options.AuthFailureMemoryMinutes));
         ConnectionLimits = new Connections.ConnectionLimits(options);
+        Metrics = new ServerMetrics(Version);
     }
 
     public ServerOptions Options { get; }
@@ -49,6 +50,7 @@ public sealed class XmppServer
     public OutboundIq OutboundIq { get; }
     public XmlLimits Xml { get; }
     public Connections.ConnectionLimits ConnectionLimits { get; }
+    public ServerMetrics Metrics { get; }
     /// <summary>The operator log (promise 6), set by the host before the modules register.</summary>
     public Audit.AuditLog Audit { get; set; } = null!;
     public ServerHooks Hooks { get; } = new();

@@ -38,6 +38,8 @@ public sealed class CandorHost : IAsyncDisposable
     private Task _operatorChanges = Task.CompletedTask;
     private Task _keyWatch = Task.CompletedTask;
     private Task _auditHeads = Task.CompletedTask;
+    private Task _certificateWatch = Task.CompletedTask;
+    private CertificateReload? _certificates;
 
     private CandorHost(WebApplication app, XmppServer server, ListenOptions c2s, ListenOptions? tls, ListenOptions? http, ListenOptions? https)
     {
@@ -77,11 +79,14 @@ public sealed class CandorHost : IAsyncDisposable
         if (storage.Migrated > 0) announce($"Sealed {storage.Migrated} records stored in plaintext by an earlier version (key {storage.Keys.Current.IdText}).");
         var audit = AuditLog.Open(options);
         builder.Services.AddSingleton(tls);
+        MetricsEndpoint.AddServices(builder.Services, options);
         builder.Services.AddSingleton(sp =>
         {
             var loggers = sp.GetRequiredService<ILoggerFactory>();
             storage.Log = loggers.CreateLogger<SealedStorage>();
             var server = new XmppServer(options, storage, loggers) { Audit = audit };
+            storage.Metrics = server.Metrics;
+            server.Metrics.Attach(server, storage.CountArchiveItemsAsync);
             if (options.S2sPort >= 0) server.S2s = new Federation.S2sService(server, tls, s2sTrust);
             ModuleCatalog.RegisterAll(server);
             return server;
@@ -108,11 +113,13 @@ public sealed class CandorHost : IAsyncDisposable
                 https = Listen(kestrel, options.Bind, options.HttpsPort, l =>
                 {
                     l.Protocols = HttpProtocols.Http1;
-                    l.UseHttps(certificate);
+                    // Per handshake, so that a reloaded certificate serves new connections at once.
+                    l.UseHttps((_, _, _, _) => ValueTask.FromResult(tls.Current!.HttpsOptions), state: tls);
                 });
         });
         var app = builder.Build();
         var server = app.Services.GetRequiredService<XmppServer>();
+        MetricsEndpoint.Map(app, options);
 
         var host = new CandorHost(app, server, c2s!, direct, http, https) { _s2s = s2s, _s2sTls = s2sTls };
         string UploadBaseUrl() => options.UploadBaseUrl
@@ -139,6 +146,11 @@ public sealed class CandorHost : IAsyncDisposable
             announce($"Cluster node {node.Id}, linked to {node.Peers.Count} other node(s).");
         }
         host._operatorChanges = OperatorChanges.ApplyWhileRunningAsync(server, app.Lifetime.ApplicationStopping);
+        if (certificate is not null)
+        {
+            host._certificates = new CertificateReload(options, tls, server.LoggerFactory.CreateLogger<CertificateReload>());
+            host._certificateWatch = host._certificates.WatchAsync(app.Lifetime.ApplicationStopping);
+        }
         host._keyWatch = KeyWatch.RunAsync(storage, server.LoggerFactory.CreateLogger(typeof(KeyWatch)), app.Lifetime.ApplicationStopping);
         await audit.AppendAsync(AuditEntry.Actors.Server, AuditActions.ServerStarted, null, AuditActions.StartDetails(server));
         audit.SignHead();
@@ -184,11 +196,13 @@ public sealed class CandorHost : IAsyncDisposable
         await _operatorChanges;
         await Server.Hooks.Stopping.FireAsync(Server);
         await _keyWatch;
+        await _certificateWatch;
         await _auditHeads;
         await Server.Audit.AppendAsync(AuditEntry.Actors.Server, AuditActions.ServerStopped, null);
         Server.Audit.SignHead();
         await _app.DisposeAsync();
         Server.Uploads?.Dispose();
+        Server.Metrics.Dispose();
         await Server.Storage.DisposeAsync();
     }
 
@@ -201,6 +215,9 @@ public sealed class CandorHost : IAsyncDisposable
         Server.Audit.AppendAsync(AuditEntry.Actors.Operator, result.Ok ? AuditActions.PolicyReloaded : AuditActions.PolicyReloadFailed, null, details).GetAwaiter().GetResult();
         return result;
     }
+
+    /// <summary>Loads the certificate and key again if their files changed (SIGHUP); new connections use them.</summary>
+    public string ReloadCertificate() => _certificates?.Reload() ?? "no certificate in use";
 
     public ValueTask DisposeAsync() => new(StopAsync());
 }

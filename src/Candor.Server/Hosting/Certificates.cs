@@ -6,6 +6,11 @@ namespace Candor.Server.Hosting;
 /// <summary>The server's TLS certificate: the PEM pair the operator gave, or a self-signed one made on first start.</summary>
 public static class Certificates
 {
+    /// <summary>The certificate and key files in use: the operator's, or the self-signed pair in DATA/tls.</summary>
+    public static (string Certificate, string Key) Files(ServerOptions options) => options.CertificateFile is { } file
+        ? (file, options.KeyFile!)
+        : (Path.Combine(options.DataDirectory, "tls", options.Domain + ".crt"), Path.Combine(options.DataDirectory, "tls", options.Domain + ".key"));
+
     public static X509Certificate2 Load(ServerOptions options, Action<string> announce)
     {
         if (options.CertificateFile is not null)
@@ -19,9 +24,8 @@ public static class Certificates
                 throw new OptionsException($"cannot load certificate {options.CertificateFile} with key {options.KeyFile}: {e.Message}");
             }
         }
-        var directory = Path.Combine(options.DataDirectory, "tls");
-        var certPath = Path.Combine(directory, options.Domain + ".crt");
-        var keyPath = Path.Combine(directory, options.Domain + ".key");
+        var (certPath, keyPath) = Files(options);
+        var directory = Path.GetDirectoryName(certPath)!;
         if (File.Exists(certPath) && File.Exists(keyPath))
         {
             var existing = X509Certificate2.CreateFromPemFile(certPath, keyPath);

@@ -59,6 +59,8 @@ public sealed class ServerOptions
     public string? WebRoot { get; set; }
     public string? CertificateFile { get; set; }
     public string? KeyFile { get; set; }
+    /// <summary>Seconds between checks of the certificate and key files for a renewal, which is then loaded; 0: only on SIGHUP.</summary>
+    public int CertificateCheckSeconds { get; set; } = 60;
     /// <summary>c2s without TLS and SASL PLAIN on plain text. For loopback benchmarks only.</summary>
     public bool AllowPlaintext { get; set; }
     /// <summary>In-band account creation (XEP-0077).</summary>
@@ -127,6 +129,10 @@ public sealed class ServerOptions
     public int InboundBytesPerSecond { get; set; } = 512 * 1024;
     /// <summary>Bytes one stream may send in a burst above the sustained rate.</summary>
     public int InboundBurstBytes { get; set; } = 1024 * 1024;
+    /// <summary>Serve /metrics (Prometheus text format) on the HTTP listener.</summary>
+    public bool Metrics { get; set; } = true;
+    /// <summary>Addresses and networks (CIDR), separated by commas, that may read /metrics besides loopback.</summary>
+    public string? MetricsAllow { get; set; }
     /// <summary>The content policy (JSON; docs/CONFIGURATION.md, "Policy file"). None: no content rules.</summary>
     public string? PolicyFile { get; set; }
     /// <summary>Public URL of the policy document, when the server is behind a proxy; default http://DOMAIN:HTTP-PORT/.well-known/candor/policy.</summary>
@@ -216,6 +222,19 @@ public sealed class ServerOptions
         return routes;
     }
 
+    /// <summary>MetricsAllow as networks (a single address is a network of one).</summary>
+    public IReadOnlyList<IPNetwork> ParseMetricsAllow()
+    {
+        var networks = new List<IPNetwork>();
+        foreach (var entry in (MetricsAllow ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        {
+            if (IPNetwork.TryParse(entry, out var network)) networks.Add(network);
+            else if (IPAddress.TryParse(entry, out var address)) networks.Add(new IPNetwork(address, address.GetAddressBytes().Length * 8));
+            else throw new OptionsException($"MetricsAllow: '{entry}' is not an IP address or network (CIDR)");
+        }
+        return networks;
+    }
+
     public static ServerOptions FromConfiguration(IConfigurationBuilder builder)
     {
         var options = new ServerOptions();
@@ -297,6 +316,7 @@ public sealed class ServerOptions
         if (MaxStreamHeaderBytes < 512) throw new OptionsException("MaxStreamHeaderBytes must be at least 512");
         if (AuthenticationTimeoutSeconds < 1 || StreamHeaderTimeoutSeconds < 1 || TlsTimeoutSeconds < 1 || SaslTimeoutSeconds < 1)
             throw new OptionsException("AuthenticationTimeoutSeconds, StreamHeaderTimeoutSeconds, TlsTimeoutSeconds and SaslTimeoutSeconds must be at least 1");
+        if (CertificateCheckSeconds < 0) throw new OptionsException("CertificateCheckSeconds cannot be negative");
         if (TcpKeepAliveSeconds < 0) throw new OptionsException("TcpKeepAliveSeconds cannot be negative");
         if (MaxSaslFailuresPerStream < 1) throw new OptionsException("MaxSaslFailuresPerStream must be at least 1");
         if (AuthFailuresBeforeDelay < 0 || AuthMaxDelaySeconds < 0 || AuthFailureMemoryMinutes < 1)
@@ -320,6 +340,7 @@ public sealed class ServerOptions
             }
         }
         ParseS2sRoutes();
+        ParseMetricsAllow();
         if (S2sConnectTimeoutSeconds < 1 || S2sIdleSeconds < 10)
             throw new OptionsException("S2sConnectTimeoutSeconds must be at least 1 and S2sIdleSeconds at least 10");
         if (MaxOutboundQueue < 16) throw new OptionsException("max outbound queue must be at least 16");

@@ -55,6 +55,17 @@ public sealed partial class PostgresStorage : IRawRecords
         return changed;
     }
 
+    public async Task<IReadOnlyDictionary<string, long>> CountArchiveItemsAsync()
+    {
+        await using var connection = await OpenAsync();
+        await using var command = connection.CreateCommand();
+        command.CommandText = "SELECT store, COUNT(*) FROM archive GROUP BY store";
+        await using var reader = await command.ExecuteReaderAsync();
+        var counts = new Dictionary<string, long>();
+        while (await reader.ReadAsync()) counts[reader.GetString(0)] = reader.GetInt64(1);
+        return counts;
+    }
+
     public async Task ScanAsync(Action<RawRecord> visit)
     {
         await using var connection = await OpenAsync();

@@ -33,6 +33,9 @@ public interface IRawRecords
     /// <summary>Rebuilds the files so that no page still holds a value since overwritten (after a migration).</summary>
     Task CompactAsync();
 
+    /// <summary>How many items each archive-shaped store holds (all accounts together), by store name.</summary>
+    Task<IReadOnlyDictionary<string, long>> CountArchiveItemsAsync();
+
     /// <summary>Makes every committed write durable against a power failure, not only a crash of the process.</summary>
     Task FlushAsync();
 }

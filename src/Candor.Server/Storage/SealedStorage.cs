@@ -103,9 +103,19 @@ public sealed class SealedStorage : IStorage
         return record with { User = user, Name = column, Value = sealer.Seal(record.Shape, record.Store, user, column, name, record.Value) };
     }
 
-    public IKeyValueStore OpenKeyValue(string name) => new SealedKeyValueStore(this, _inner.OpenKeyValue(name), name);
-    public IMapStore OpenMap(string name) => new SealedMapStore(this, _inner.OpenMap(name), name);
-    public IArchiveStore OpenArchive(string name) => new SealedArchiveStore(this, _inner.OpenArchive(name), name);
+    /// <summary>Set by the host before the modules open their stores: every backend operation is then timed.</summary>
+    public Hosting.ServerMetrics? Metrics { get; set; }
+    private string System => _inner is PostgresStorage ? "postgresql" : "sqlite";
+
+    public IKeyValueStore OpenKeyValue(string name) =>
+        new SealedKeyValueStore(this, Metrics is { } m ? new TimedKeyValueStore(_inner.OpenKeyValue(name), m, System) : _inner.OpenKeyValue(name), name);
+    public IMapStore OpenMap(string name) =>
+        new SealedMapStore(this, Metrics is { } m ? new TimedMapStore(_inner.OpenMap(name), m, System) : _inner.OpenMap(name), name);
+    public IArchiveStore OpenArchive(string name) =>
+        new SealedArchiveStore(this, Metrics is { } m ? new TimedArchiveStore(_inner.OpenArchive(name), m, System) : _inner.OpenArchive(name), name);
+
+    /// <summary>Items in each archive-shaped store, all accounts together (the metrics' gauge).</summary>
+    public Task<IReadOnlyDictionary<string, long>> CountArchiveItemsAsync() => _raw.CountArchiveItemsAsync();
 
     public Task DeleteUserAsync(string user) => _inner.DeleteUserAsync(Hash(user));
 

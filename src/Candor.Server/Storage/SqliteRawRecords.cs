@@ -54,6 +54,17 @@ public sealed partial class SqliteStorage : IRawRecords
         return Task.FromResult(changed);
     }
 
+    public Task<IReadOnlyDictionary<string, long>> CountArchiveItemsAsync()
+    {
+        using var connection = Open();
+        using var command = connection.CreateCommand();
+        command.CommandText = "SELECT store, COUNT(*) FROM archive GROUP BY store";
+        using var reader = command.ExecuteReader();
+        var counts = new Dictionary<string, long>();
+        while (reader.Read()) counts[reader.GetString(0)] = reader.GetInt64(1);
+        return Task.FromResult<IReadOnlyDictionary<string, long>>(counts);
+    }
+
     public Task ScanAsync(Action<RawRecord> visit)
     {
         using var connection = Open();

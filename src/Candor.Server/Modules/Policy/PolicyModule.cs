@@ -66,6 +66,7 @@ public sealed partial class PolicyModule : IModule
         var refusing = await policy.RefusingRuleAsync(ev.Stanza, () => IsStrangerAsync(server, ev));
         if (refusing is null) return false;
         Log.Refused(logger, refusing.Id, ev.From.Bare, ev.To.Bare);
+        server.Metrics.PolicyRefusal(refusing.Id);
         await ev.ReplyErrorAsync(StanzaError.PolicyViolation, refusing.RejectionText);
         return true;
     }
