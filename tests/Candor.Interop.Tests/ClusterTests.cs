@@ -135,6 +135,20 @@ public sealed partial class ClusterTests(ClusterTests.ThreeNodes cluster, ITestO
         }
         await using var ivy = await UserCommandTests.ConnectAsync(cluster.Nodes[0], "ivy@localhost/desk", "ivy-secret");
         var vic = await ConnectAsync(victim, "vic@localhost/phone", "vic-secret", Record);
+        // vic's session reaches the other nodes' directories just after the login: wait until ivy's node routes to it.
+        var routable = DateTime.UtcNow + Timeout;
+        while (true)
+        {
+            try
+            {
+                await ivy.PingAsync(Jid.Parse("vic@localhost/phone"), TimeSpan.FromSeconds(5));
+                break;
+            }
+            catch (Exception) when (DateTime.UtcNow < routable)
+            {
+                await Task.Delay(200);
+            }
+        }
         var vicAvailable = WaitForPresenceAsync(ivy, available: true);
         var vicGone = WaitForPresenceAsync(ivy, available: false);
         var asked = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
