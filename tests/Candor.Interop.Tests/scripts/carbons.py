@@ -8,13 +8,12 @@ the first receives shows on the second as a received carbon.
 JID_A is a bare JID (the script logs in as JID_A/phone and JID_A/laptop).
 """
 
-import argparse
 import os
 import sys
 
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import Client, StepFailed, bare, run, say  # noqa: E402
+from harness import bare, Client, run, say, StepFailed, two_accounts_parser  # noqa: E402
 
 
 def carbons_client(name, jid, password, args):
@@ -71,13 +70,7 @@ async def main(args):
 
 
 if __name__ == "__main__":
-    p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("host")
-    p.add_argument("port", type=int)
-    p.add_argument("jid_a")
-    p.add_argument("password_a")
-    p.add_argument("jid_b")
-    p.add_argument("password_b")
+    p = two_accounts_parser(__doc__)
     p.add_argument("--timeout", type=float, default=15.0)
     arguments = p.parse_args()
     run(lambda: main(arguments))

@@ -6,14 +6,13 @@ which brings only B's latest presence with it. Then A becomes active and updates
     /usr/bin/python3 client_state.py HOST PORT JID_A PASSWORD_A JID_B PASSWORD_B [--timeout 15]
 """
 
-import argparse
 import asyncio
 import os
 import sys
 
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import Client, StepFailed, bare, run, say  # noqa: E402
+from harness import bare, Client, run, say, StepFailed, two_accounts_parser  # noqa: E402
 
 
 async def main(args):
@@ -62,13 +61,7 @@ async def main(args):
 
 
 if __name__ == "__main__":
-    p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("host")
-    p.add_argument("port", type=int)
-    p.add_argument("jid_a")
-    p.add_argument("password_a")
-    p.add_argument("jid_b")
-    p.add_argument("password_b")
+    p = two_accounts_parser(__doc__)
     p.add_argument("--timeout", type=float, default=15.0)
     arguments = p.parse_args()
     run(lambda: main(arguments))

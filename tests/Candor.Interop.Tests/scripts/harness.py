@@ -200,12 +200,7 @@ def describe(stanza):
 
 def run_with_account(main, description):
     """Parse HOST PORT JID PASSWORD from the command line and run main(args) like run() does."""
-    p = argparse.ArgumentParser(description=description)
-    p.add_argument("host")
-    p.add_argument("port", type=int)
-    p.add_argument("jid")
-    p.add_argument("password")
-    arguments = p.parse_args()
+    arguments = account_arguments(description).parse_args()
     run(lambda: main(arguments))
 
 
