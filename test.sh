@@ -131,6 +131,21 @@ if [ "${CANDOR_FUZZ:-${CI:-false}}" = true ] || [ "${CANDOR_FUZZ:-}" = 1 ]; then
     esac
 fi
 
+# The names of the failed tests, with the first line of each message, just above the summary: CI keeps only the
+# end of the output.
+if [ "$failed" -gt 0 ]; then
+    while IFS= read -r -d '' trx; do
+        /usr/bin/python3 - "$trx" <<'PY' >&2 || true
+import sys, xml.etree.ElementTree as ET
+ns = {"t": "http://microsoft.com/schemas/VisualStudio/TeamTest/2010"}
+for result in ET.parse(sys.argv[1]).getroot().iterfind(".//t:UnitTestResult", ns):
+    if result.get("outcome") not in ("Passed", "NotExecuted"):
+        message = result.findtext(".//t:Message", default="", namespaces=ns).strip().splitlines()
+        print(f"test.sh: FAILED {result.get('testName')}: {message[0][:300] if message else result.get('outcome')}")
+PY
+    done < <(find "$RESULTS" -name '*.trx' -print0)
+fi
+
 summary="$passed passed, $failed failed"
 [ "$skipped" -gt 0 ] && summary+=", $skipped skipped"
 echo "$summary"
