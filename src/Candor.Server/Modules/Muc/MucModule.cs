@@ -21,6 +21,7 @@ public sealed class MucModule : IModule
         new("XEP-0410", "1.1.0", "a ping to one's own occupant JID is answered by the room"),
         new("XEP-0421", "1.0.1", "occupant ids, stable per room and bare JID, in presence and messages"),
         new("XEP-0313", "0.8.0", "room archives on the room JID (muc#roomconfig_enablearchiving), same queries and paging as account archives; status 170 on entering a logged room"),
+        new("XEP-0317", "0.2", "hats: admins and owners assign and remove them by bare JID with the room's ad-hoc commands (XEP-0050 don/doff); occupants' presence shows them"),
         new("XEP-0128", "1.0.1", "the roominfo form says whether a room is archived and for how long, and lists its blocked words"),
     ];
 
