@@ -14,7 +14,7 @@ public sealed class MucModule : IModule
 {
     public IReadOnlyList<Protocol> Protocols { get; } =
     [
-        new("XEP-0045", "1.35", "chat rooms at MucDomain: instant and reserved rooms, history (from the room archive when archived), roles, affiliations, admin use cases, invitations, registration, voice requests, IQs to occupants"),
+        new("XEP-0045", "1.35", "chat rooms at MucDomain: instant and reserved rooms, history (from the room archive when archived), roles, affiliations, admin use cases, invitations, registration, voice requests, IQs to occupants; occupants from other servers over federation"),
         new("XEP-0249", "1.2", "direct invitations pass between clients; rooms advertise jabber:x:conference"),
         new("XEP-0359", "0.7.0", "rooms stamp each groupchat message with their stanza-id"),
         new("XEP-0425", "0.3.0", "moderators retract messages for everyone; the 0.2 form (message-moderate:0 in apply-to) too"),
