@@ -21,12 +21,14 @@ public sealed class AuditLog
 {
     private readonly AuditTables _tables;
     private readonly string _keyPath;
+    private readonly byte[]? _derivedKey;
     private Key? _key;
 
-    private AuditLog(AuditTables tables, string keyPath)
+    private AuditLog(AuditTables tables, string keyPath, byte[]? derivedKey = null)
     {
         _tables = tables;
         _keyPath = keyPath;
+        _derivedKey = derivedKey;
         _tables.CreateSchema();
     }
 
@@ -36,8 +38,9 @@ public sealed class AuditLog
     /// </summary>
     public static AuditLog Open(ServerOptions options)
     {
-        if (options.Postgres is null) return new(new SqliteAuditTables(Path.Combine(options.DataDirectory, SqliteStorage.FileName)), KeyPathOf(options));
-        var log = new AuditLog(new PostgresAuditTables(options.Postgres), KeyPathOf(options));
+        var derived = options.MasterKey is { } setting ? new MasterKey(KeyFiles.ParseKey(setting, "MasterKey")).AuditLogSeed : null;
+        if (options.Postgres is null) return new(new SqliteAuditTables(Path.Combine(options.DataDirectory, SqliteStorage.FileName)), KeyPathOf(options), derived);
+        var log = new AuditLog(new PostgresAuditTables(options.Postgres), KeyPathOf(options), derived);
         var legacy = Path.Combine(options.DataDirectory, "audit.db");
         if (File.Exists(legacy)) log.Adopt(legacy);
         return log;
@@ -265,8 +268,9 @@ public sealed class AuditLog
     public TreeHead? SignHeadIfGrown() => Size > (LatestHead?.Size ?? -1) ? SignHead() : null;
 
     /// <summary>
-    /// The log key, made on first use; refused when missing while the log holds heads it signed, because a new key
-    /// would let whoever has only the database sign a rewritten history.
+    /// The log key: the key file; else, when the master key is the MasterKey setting, derived from it; else made on
+    /// first use. Refused when missing while the log holds heads it signed, because a new key would let whoever has
+    /// only the database sign a rewritten history.
     /// </summary>
     private Key SigningKey()
     {
@@ -279,6 +283,14 @@ public sealed class AuditLog
             if (!Convert.TryFromBase64String(text, bytes, out var length) || length != 32)
                 throw new KeyException($"the audit log key file {_keyPath} is not a base64 Ed25519 private key");
             return _key = Key.Import(SignatureAlgorithm.Ed25519, bytes, KeyBlobFormat.RawPrivateKey, parameters);
+        }
+        // Every node of a cluster has the master key as a setting, and so signs with the same log key.
+        if (_derivedKey is not null)
+        {
+            var derived = Key.Import(SignatureAlgorithm.Ed25519, _derivedKey, KeyBlobFormat.RawPrivateKey, parameters);
+            if (LatestHead is { } signed && signed.KeyText != Convert.ToBase64String(derived.PublicKey.Export(KeyBlobFormat.RawPublicKey)))
+                throw new KeyException($"the log's heads are signed with key {signed.KeyText}, not with the key derived from this MasterKey: put that log key's file at {_keyPath}");
+            return _key = derived;
         }
         if (LatestHead is { } head)
             throw new KeyException($"no audit log key: {_keyPath} is missing and the log's heads are signed with key {head.KeyText}; restore the key file from its backup");

@@ -110,4 +110,30 @@ public sealed class PostgresAuditLogTests
             Directory.Delete(directory, recursive: true);
         }
     }
+
+    [Fact]
+    public async Task Nodes_given_the_master_key_as_a_setting_sign_the_shared_log_with_one_key_derived_from_it_and_keep_no_key_file()
+    {
+        var database = await PostgresCluster.NewDatabaseAsync();
+        var masterKey = Convert.ToBase64String(System.Security.Cryptography.RandomNumberGenerator.GetBytes(32));
+        var directories = new[] { Directory.CreateTempSubdirectory("candor-node-a-").FullName, Directory.CreateTempSubdirectory("candor-node-b-").FullName };
+        try
+        {
+            var nodes = directories.Select(d => new ServerOptions { DataDirectory = d, Postgres = database, MasterKey = masterKey }).ToList();
+            await AuditLog.RecordAsync(nodes[0], AuditActions.AccountCreated, "ann@localhost");
+            await AuditLog.RecordAsync(nodes[1], AuditActions.AccountCreated, "bob@localhost");
+            var heads = AuditLog.Open(nodes[0]).Snapshot().Where(s => s.Head is not null).Select(s => s.Head!).ToList();
+            Assert.Equal([1L, 2L], heads.Select(h => h.Size));
+            Assert.Single(heads.Select(h => h.KeyText).Distinct());
+            Assert.All(heads, h => Assert.True(h.SignatureValid));
+            Assert.All(nodes, n => Assert.False(File.Exists(AuditLog.KeyPathOf(n))));
+            // Another master key is another log key: refused over heads it did not sign.
+            var stranger = new ServerOptions { DataDirectory = directories[0], Postgres = database, MasterKey = Convert.ToBase64String(new byte[32]) };
+            Assert.Contains(heads[0].KeyText, Assert.Throws<KeyException>(() => AuditLog.Open(stranger).SignHead()).Message);
+        }
+        finally
+        {
+            foreach (var d in directories) Directory.Delete(d, recursive: true);
+        }
+    }
 }
