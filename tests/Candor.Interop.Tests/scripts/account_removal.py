@@ -43,7 +43,10 @@ async def main(args):
         condition = e.iq["error"]["condition"]
         form = e.iq["register"]["form"]
         fields = form.get_fields()
-        if condition != "not-allowed" or form.get_values().get("FORM_TYPE") != CANCEL or "password" not in fields:
+        form_type = form.get_values().get("FORM_TYPE")
+        if isinstance(form_type, list):  # slixmpp reads the hidden field as a list of values
+            form_type = form_type[0] if form_type else None
+        if condition != "not-allowed" or form_type != CANCEL or "password" not in fields:
             raise StepFailed(f"2 remove: expected not-allowed with the {CANCEL} form, got {condition}: {e.iq}")
         if fields["password"]["type"] != "text-private" or not fields["password"]["required"]:
             raise StepFailed(f"2 remove: the password field is not a required text-private field: {fields['password']}")
