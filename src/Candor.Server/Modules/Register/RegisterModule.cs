@@ -115,6 +115,7 @@ public sealed class RegisterModule : IModule
         await server.Hooks.PasswordChanged.FireAsync(new PasswordChange(user, request.Origin));
         return request.Result();
     }
+
     /// <summary>
     /// XEP-0077 §3.2: the server asks for more before removing the account, with a form in the error. Candor asks for the
     /// password again (issue 18), so that a session left open on someone else's device is not enough to delete the account.
