@@ -56,6 +56,11 @@ install_packages() {
         "${sudo[@]}" service prosody stop >/dev/null 2>&1 || true
         "${sudo[@]}" update-rc.d prosody disable >/dev/null 2>&1 || true
     fi
+    # The same for ejabberd (the import and federation tests run a private node on free loopback ports).
+    if [[ " ${missing[*]} " == *" ejabberd "* ]]; then
+        "${sudo[@]}" service ejabberd stop >/dev/null 2>&1 || true
+        "${sudo[@]}" update-rc.d ejabberd disable >/dev/null 2>&1 || true
+    fi
     # The same for coturn: the TURN test starts its own on free loopback ports.
     if [[ " ${missing[*]} " == *" coturn "* ]]; then
         "${sudo[@]}" service coturn stop >/dev/null 2>&1 || true
