@@ -335,11 +335,15 @@ public sealed class OmemoTests(CandorFixture server) : IClassFixture<CandorFixtu
         }
         await bob.Events.WaitAsync<ChatMessage>(m => m.From == room && m.Stanza.GetChild("x", "http://jabber.org/protocol/muc#user") is not null);
         Assert.Contains(e, bobRoom.Recipients);
-        await using (var erin = await DeviceAsync(e, pe)) { }
+        // erin has no OMEMO device yet: she is left out, with a notice, and the others still get the message.
         var answer = await bobRoom.SendAsync("bob answers the room");
         var keys = answer.GetChild("encrypted", OmemoClient.Namespace)!.GetChild("header", OmemoClient.Namespace)!.Elements.ToList();
         Assert.Contains(keys, k => k.GetAttribute("jid") == d.ToString() && k.Elements.Any(key => key.GetAttribute("rid") == daveDevice.ToString()));
-        Assert.Contains(keys, k => k.GetAttribute("jid") == e.ToString());
+        Assert.DoesNotContain(keys, k => k.GetAttribute("jid") == e.ToString());
+        Assert.Contains(bob.Notices, n => n.StartsWith($"{e} publishes no OMEMO devices"));
+        await using (var erin = await DeviceAsync(e, pe)) { }
+        var later = await bobRoom.SendAsync("bob again");
+        Assert.Contains(later.GetChild("encrypted", OmemoClient.Namespace)!.GetChild("header", OmemoClient.Namespace)!.Elements, k => k.GetAttribute("jid") == e.ToString());
         foreach (var (reader, chat) in new[] { (alice, aliceRoom), (carol, carolRoom) })
         {
             var message = await reader.Events.WaitAsync<ChatMessage>(m => m.Type == "groupchat" && m.From == room.WithResource("bob")
