@@ -29,6 +29,11 @@ public sealed class OmemoInteropTests(ITestOutputHelper output)
             "bob@localhost", "bob-secret", mode, "--peer", "alice@localhost", "--expect", expect, "--reply", reply, "--go", go,
             "--namespace", omemo]);
 
+    private static ChildProcess RoomPeer(CandorServer server, string mode, string expect, string reply, string room, string omemo) =>
+        ChildProcess.Start(Tools.Python, [Tools.Script("omemo_peer.py"), CandorServer.Host, server.C2sPort.ToString(),
+            "bob@localhost", "bob-secret", mode, "--peer", "alice@localhost", "--expect", expect, "--reply", reply, "--room", room,
+            "--namespace", omemo, "--timeout", "60"]);
+
     private async Task<JsonElement> ListenForOneAsync(CandorServer server, ChildProcess peer, string go)
     {
         await using var listen = ChildProcess.Start(CandorServer.Launcher.DotnetHost,
@@ -108,5 +113,57 @@ public sealed class OmemoInteropTests(ITestOutputHelper output)
         AssertDecrypted(await ListenForOneAsync(server, peer, go), first, omemo);
         await SendAsync(server, answer);
         await FinishAsync(peer);
+    }
+
+    /// <summary>
+    /// Group chat (XEP-0384 §6.1) between `candor chat` (alice, in tmux) and python-omemo (bob, slixmpp) in a
+    /// members-only, non-anonymous room that carol owns (carol publishes no OMEMO device: alice leaves her out with a
+    /// warning). Either side starts the session; each decrypts the other's groupchat message by the real JID.
+    /// </summary>
+    [Theory]
+    [InlineData("2", true)]
+    [InlineData("2", false)]
+    [InlineData("legacy", true)]
+    [InlineData("legacy", false)]
+    public async Task Candor_chat_and_python_omemo_talk_in_a_members_only_room(string omemo, bool candorFirst)
+    {
+        Tools.RequireCommand("tmux", "tmux");
+        await Tools.RequireSlixmppAsync();
+        await using var server = await CandorServer.StartAsync(output);
+        foreach (var user in new[] { "alice", "bob", "carol" }) await server.AddUserAsync($"{user}@localhost", $"{user}-secret");
+        const string room = "club@conference.localhost";
+        await CandorClientTests.MakeOmemoRoomAsync(server, room, "alice@localhost", "bob@localhost");
+        var fromCandor = $"from candor {Guid.NewGuid():N} ünïcödé";
+        var fromPython = $"from python-omemo {Guid.NewGuid():N}";
+        await using var peer = candorFirst
+            ? RoomPeer(server, "receive-then-reply", fromCandor, fromPython, room, omemo)
+            : RoomPeer(server, "send-first", fromCandor, fromPython, room, omemo);
+        Assert.True(await peer.WaitForOutputAsync("READY", StepTimeout), $"python-omemo did not join\n{peer.Output}\n{server.Transcript}");
+        var homes = new List<string>();
+        try
+        {
+            await using var alice = await CandorClientTests.StartChatAsync(server, "alice", homes);
+            async Task<string> Context(string what) => $"{what}\n--- alice ---\n{await alice.CaptureAsync()}\n--- python-omemo ---\n{peer.Output}\n{server.Transcript}";
+            await alice.SendLineAsync($"/join {room}");
+            Assert.True(await alice.WaitForAnyAsync(StepTimeout, $"Joined {room} as alice") is not null, await Context("alice did not join"));
+            if (candorFirst)
+            {
+                await alice.SendLineAsync($"/msg {room} {fromCandor}");
+                Assert.True(await peer.WaitForOutputAsync("GOT", StepTimeout), await Context("python-omemo did not decrypt alice's message"));
+                Assert.True(await alice.WaitForAnyAsync(StepTimeout, $"bob: [omemo] {fromPython}") is not null, await Context("alice did not read bob's answer"));
+            }
+            else
+            {
+                Assert.True(await alice.WaitForAnyAsync(StepTimeout, $"bob: [omemo] {fromPython}") is not null, await Context("alice did not read bob's message"));
+                await alice.SendLineAsync($"/msg {room} {fromCandor}");
+            }
+            await FinishAsync(peer);
+            Assert.Contains("carol@localhost publishes no", await alice.CaptureAsync());
+            output.WriteLine(await alice.CaptureAsync());
+        }
+        finally
+        {
+            homes.ForEach(CandorClientTests.TryDelete);
+        }
     }
 }
