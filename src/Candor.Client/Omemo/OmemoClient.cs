@@ -120,7 +120,10 @@ public sealed class OmemoClient(XmppClient client, OmemoStateFile file)
             var result = await client.IqAsync(iq, cancellation: cancellation);
             return result.GetChild("pubsub", PubSub)?.GetChild("items", PubSub)?.GetChild("item", PubSub)?.FirstElement;
         }
-        catch (XmppStanzaException e) when (e.Error.Condition is "item-not-found" or "service-unavailable" or "feature-not-implemented")
+        // Prosody answers forbidden for a node that does not exist, so as not to tell strangers which nodes do; a node
+        // this account may not read (not-authorized: presence subscription required) is as good as none to encrypt to.
+        catch (XmppStanzaException e) when (e.Error.Condition is "item-not-found" or "service-unavailable" or "feature-not-implemented"
+                                            or "forbidden" or "not-authorized")
         {
             return null;
         }

@@ -181,8 +181,8 @@ def manager_class(client):
 
 
 class OmemoClient(Client):
-    def __init__(self, name, jid, password, host, port, state=None):
-        super().__init__(name, jid, password, host, port, "SCRAM-SHA-256")
+    def __init__(self, name, jid, password, host, port, state=None, mechanism="SCRAM-SHA-256"):
+        super().__init__(name, jid, password, host, port, mechanism)
         for plugin in ("xep_0030", "xep_0004", "xep_0060", "xep_0115", "xep_0163", "xep_0172", "xep_0223"):
             self.x.register_plugin(plugin)
         self.x.add_event_handler("session_bind", lambda _j: self.x["xep_0163"].add_interest([OLD_DEVICES, TWO_DEVICES]))

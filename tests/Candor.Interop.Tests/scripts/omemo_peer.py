@@ -15,6 +15,9 @@ with --namespace legacy only oldmemo (eu.siacs.conversations.axolotl, the only n
         READY; messages are groupchat messages in the room, the sender known by the real JID in its occupant presence;
         instead of waiting for FILE it waits for CANDOR_JID to be an occupant.
 
+    ... --mechanism SCRAM-SHA-1
+        Logs in with that SASL mechanism instead of SCRAM-SHA-256 (for Prosody 0.12).
+
 Prints one line per step; exits 0 on success, 1 naming the failed step.
 """
 
@@ -88,7 +91,7 @@ async def wait_for_turn(step, client, args, peer, timeout):
 
 async def main(args):
     t = args.timeout
-    b = OmemoClient("python-omemo", args.jid, args.password, args.host, args.port)
+    b = OmemoClient("python-omemo", args.jid, args.password, args.host, args.port, mechanism=args.mechanism)
     if args.room:
         b.x.register_plugin("xep_0045")
     await b.login("1 log in", t)
@@ -130,6 +133,7 @@ def parse_args():
     p.add_argument("--reply", required=True)
     p.add_argument("--go")
     p.add_argument("--room")
+    p.add_argument("--mechanism", default="SCRAM-SHA-256", help="SASL mechanism (Prosody 0.12 has no SCRAM-SHA-256)")
     p.add_argument("--namespace", choices=["2", "legacy"], default="2")
     p.add_argument("--timeout", type=float, default=30.0)
     return p.parse_args()
