@@ -45,6 +45,8 @@ public sealed class ProsodyFixture : IAsyncLifetime
     public const string MucDomain = "conference." + Domain;
     /// <summary>With <see cref="Pki"/>: the port of Prosody's direct TLS s2s listener (XEP-0368).</summary>
     public int S2sTlsPort { get; private set; } = -1;
+    /// <summary>Set before starting: Prosody modules to load besides the basic ones (e.g. "pep").</summary>
+    public string[] Modules { get; init; } = [];
 
     public async Task InitializeAsync()
     {
@@ -98,7 +100,7 @@ public sealed class ProsodyFixture : IAsyncLifetime
             component_ports = { }
             http_ports = { }
             https_ports = { }
-            modules_enabled = { "roster"; "saslauth"; "tls"; "disco"; "ping"; "posix"; "offline"; {{(FederationDns is null ? "" : "\"dialback\";")}} }
+            modules_enabled = { "roster"; "saslauth"; "tls"; "disco"; "ping"; "posix"; "offline"; {{(FederationDns is null ? "" : "\"dialback\";")}} {{string.Concat(Modules.Select(m => $"\"{m}\"; "))}} }
             {{(FederationDns is null ? "s2s_ports = { }\nmodules_disabled = { \"s2s\" }" : federation)}}
             c2s_require_encryption = true
             allow_registration = false
