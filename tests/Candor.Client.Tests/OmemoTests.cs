@@ -362,6 +362,26 @@ public sealed class OmemoTests(CandorFixture server) : IClassFixture<CandorFixtu
         Assert.Matches("^([0-9a-f]{8} ){7}[0-9a-f]{8}$", fingerprint);
         Assert.True(OmemoState.SameFingerprint(fingerprint, fingerprint.Replace(" ", "").ToUpperInvariant()));
     }
+
+    /// <summary>
+    /// A new identity's legacy signed pre-key signature verifies as XEdDSA specifies: against the Ed25519 key mapped back
+    /// from the published Curve25519 key with sign bit 0, the signature's top bit clear (libsignal's curve25519_verify,
+    /// which takes the bit from the signature, accepts it too). Half of all Ed25519 keys have sign bit 1; 32 identities
+    /// would all pass by chance once in 2^32.
+    /// </summary>
+    [Fact]
+    public void Legacy_signatures_of_new_identities_verify_with_sign_bit_zero_as_XEdDSA_specifies()
+    {
+        for (var i = 0; i < 32; i++)
+        {
+            var device = OwnDevice.Create();
+            var published = Legacy.Sign(device.IdentitySeed, device.IdentityPublic, device.SignedPreKey.Public);
+            var mapped = Legacy.CurveToEdPublic(Sodium.EdToCurvePublic(device.IdentityPublic), signBit: false);
+            var key = NSec.Cryptography.PublicKey.Import(NSec.Cryptography.SignatureAlgorithm.Ed25519, mapped, NSec.Cryptography.KeyBlobFormat.RawPublicKey);
+            Assert.True(NSec.Cryptography.SignatureAlgorithm.Ed25519.Verify(key, Legacy.Serialize(device.SignedPreKey.Public), published),
+                $"identity {Convert.ToHexString(device.IdentityPublic)}: its legacy signature fails XEdDSA verification");
+        }
+    }
 }
 
 internal static class Fluent

@@ -53,11 +53,28 @@ public sealed class OwnDevice
         {
             // 1 .. 2^31-1 (XEP-0384 §5.3.1).
             DeviceId = (uint)RandomNumberGenerator.GetInt32(1, int.MaxValue),
-            IdentitySeed = RandomNumberGenerator.GetBytes(32),
+            IdentitySeed = NewIdentitySeed(),
         };
         device.RotateSignedPreKey();
         device.Replenish();
         return device;
+    }
+
+    /// <summary>
+    /// A seed whose Ed25519 public key has sign bit 0. Legacy OMEMO publishes only the key's Curve25519 form: XEdDSA's
+    /// verifier (as specified) maps it back with sign bit 0, while libsignal's curve25519_verify (Converse's libomemo,
+    /// python-oldmemo) takes the bit from the signature's top bit. With bit 0 the plain Ed25519 signature
+    /// <see cref="Legacy.Sign"/> makes verifies under both; half of all seeds qualify.
+    /// </summary>
+    private static byte[] NewIdentitySeed()
+    {
+        while (true)
+        {
+            var seed = RandomNumberGenerator.GetBytes(32);
+            using var key = Key.Import(SignatureAlgorithm.Ed25519, seed, KeyBlobFormat.RawPrivateKey);
+            if ((key.PublicKey.Export(KeyBlobFormat.RawPublicKey)[31] & 0x80) == 0) return seed;
+            CryptographicOperations.ZeroMemory(seed);
+        }
     }
 
     public byte[] IdentityPublic => IdentityKey().PublicKey.Export(KeyBlobFormat.RawPublicKey);

@@ -256,6 +256,9 @@ async function candorConversation() {
     for (let waited = 0; !toCarol() && waited < TIMEOUT; waited += 250) await a.waitForTimeout(250);
     if (!toCarol()) throw new Error(`alice sent no OMEMO message to carol:\n${framesSent.alice.filter((f) => f.includes('<message')).join('\n')}`);
     if (framesSent.alice.some((f) => f.includes(c.toCarol))) throw new Error('alice sent the plaintext to the server');
+    const frame = framesSent.alice.find((f) => f.includes('<encrypted') && (f.includes(`to="${c.carol}"`) || f.includes(`to='${c.carol}'`)));
+    const has = (ns) => frame.includes(`xmlns="${ns}"`) || frame.includes(`xmlns='${ns}'`);
+    console.log(`ALICE TO CAROL omemo2=${has('urn:xmpp:omemo:2')} legacy=${has('eu.siacs.conversations.axolotl')}`);
 }
 
 function run(argv) {
