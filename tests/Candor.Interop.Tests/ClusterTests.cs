@@ -27,8 +27,13 @@ public sealed partial class ClusterTests(ClusterTests.ThreeNodes cluster, ITestO
     public sealed class ThreeNodes : IAsyncLifetime
     {
         public string Postgres { get; private set; } = "";
-        // All nodes must open the sealed records: one master key for the cluster, given to each as CANDOR__MASTERKEY.
-        public Dictionary<string, string?> Environment { get; } = new() { ["CANDOR__MASTERKEY"] = Convert.ToBase64String(RandomNumberGenerator.GetBytes(32)) };
+        // All nodes must open the sealed records: one master key for the cluster, given to each as CANDOR__MASTERKEY;
+        // and they authenticate each other with the cluster secret.
+        public Dictionary<string, string?> Environment { get; } = new()
+        {
+            ["CANDOR__MASTERKEY"] = Convert.ToBase64String(RandomNumberGenerator.GetBytes(32)),
+            ["CANDOR__CLUSTERSECRET"] = Convert.ToBase64String(RandomNumberGenerator.GetBytes(32)),
+        };
         public List<CandorServer> Nodes { get; } = [];
 
         public async Task InitializeAsync()
@@ -111,6 +116,38 @@ public sealed partial class ClusterTests(ClusterTests.ThreeNodes cluster, ITestO
 
         await cluster.CliAsync("user", "remove", "yan@localhost");
         Assert.Equal("not-authorized", Assert.IsType<XmppStreamErrorException>(await yan.Ended.WaitAsync(Timeout)).Condition);
+    }
+
+    /// <summary>
+    /// The cluster port takes only nodes holding the cluster secret (docs/CLUSTER.md): a node started on the same
+    /// database with the same master key but another secret is refused by the TLS handshake with every node, never
+    /// links to one, and no node links to it.
+    /// </summary>
+    [Fact]
+    public async Task A_node_without_the_cluster_secret_cannot_join()
+    {
+        var linkedBefore = cluster.Nodes.Select(n => LinkedTo().Matches(n.Output).Count).ToArray();
+        var data = Directory.CreateTempSubdirectory("candor-intruder-").FullName;
+        var ports = FreePorts.Take(2);
+        var environment = new Dictionary<string, string?>(cluster.Environment) { ["CANDOR__CLUSTERSECRET"] = Convert.ToBase64String(RandomNumberGenerator.GetBytes(32)) };
+        await using var intruder = ChildProcess.Start(CandorServer.Launcher.DotnetHost,
+            [CandorServer.Launcher.CandorDll, "serve", "--data", data, "--bind", CandorServer.Host, "--c2s-port", ports[0].ToString(),
+             "--tls-port", "-1", "--http-port", "-1", "--https-port", "-1", "--s2s-port", "-1",
+             "--postgres", cluster.Postgres, "--cluster-port", ports[1].ToString()], environment, data);
+        try
+        {
+            Assert.True(await intruder.WaitForOutputAsync("Authentication failed", TimeSpan.FromSeconds(60)),
+                $"the intruder's TLS handshakes were not refused\n{intruder.Output}");
+            // Long enough for a node with the right secret to link (ClusterTests' nodes link within a few seconds of that).
+            await Task.Delay(TimeSpan.FromSeconds(5));
+            Assert.DoesNotMatch(LinkedTo(), intruder.Output);
+            Assert.Equal(linkedBefore, cluster.Nodes.Select(n => LinkedTo().Matches(n.Output).Count));
+        }
+        finally
+        {
+            intruder.Kill();
+            Directory.Delete(data, recursive: true);
+        }
     }
 
     /// <summary>
