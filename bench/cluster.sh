@@ -123,6 +123,9 @@ start_nodes() {
     sleep 5
 }
 csv() { local IFS=,; echo "$*"; }
+# CPU % (of one core) all nodes use over 10 s with no client: Orleans' membership probes, timers and the rest.
+cpu_ticks() { local t=0 pid; for pid in "${PIDS[@]}"; do t=$((t + $(awk '{print $14 + $15}' /proc/"$pid"/stat))); done; echo $t; }
+idle_cpu() { local a b; a=$(cpu_ticks); sleep 10; b=$(cpu_ticks); echo $(( (b - a) * 100 / $(getconf CLK_TCK) / 10 )); }
 json() { python3 -c "import json,sys; d=json.load(open(sys.argv[1])); print(' '.join(str(d.get(k)) for k in sys.argv[2:]))" "$@"; }
 
 # Accounts u1..uN in the shared database, registered once (XEP-0077 from loopback).
@@ -139,21 +142,21 @@ register() {
 table=$results/table.txt
 messaging() {
     register "$TP_USERS"
-    printf '%-15s %10s %12s %12s %10s %10s %8s\n' setup "msg/s" "CPU us/msg" "CPU us/msg" "p50 ms" "p99 ms" lost >>"$table"
-    printf '%-15s %10s %12s %12s %10s %10s %8s\n' "" "(window)" "(window)" "(${LAT_RATE}/s)" "(${LAT_RATE}/s)" "(${LAT_RATE}/s)" "" >>"$table"
+    printf '%-15s %8s %10s %12s %12s %10s %10s %8s\n' setup "idle CPU" "msg/s" "CPU us/msg" "CPU us/msg" "p50 ms" "p99 ms" lost >>"$table"
+    printf '%-15s %8s %10s %12s %12s %10s %10s %8s\n' "" "(%)" "(window)" "(window)" "(${LAT_RATE}/s)" "(${LAT_RATE}/s)" "(${LAT_RATE}/s)" "" >>"$table"
     for setup in "1 node:1:0:pairs" "3 nodes local:3:1:pairs" "3 nodes split:3:1:split"; do
         IFS=: read -r name n cluster placement <<<"$setup"
         start_nodes "$n" "$cluster"
-        local tag=${name// /-}
+        local tag=${name// /-} idle; idle=$(idle_cpu)
         XB_NODE_PORTS=$(csv "${PORTS[@]}") XB_SERVER_PIDS=$(csv "${PIDS[@]}") XB_PLACEMENT=$placement \
             "${LOADGEN[@]}" --port "${PORTS[0]}" --users "$TP_USERS" --duration "$TP_DURATION" --warmup 3 --rate 0 \
-            --window "$TP_WINDOW" --server-pid "${PIDS[0]}" --quiet --json-out "$results/$tag.throughput.json" >/dev/null
+            --window "$TP_WINDOW" --drain 10 --server-pid "${PIDS[0]}" --quiet --json-out "$results/$tag.throughput.json" >/dev/null
         XB_NODE_PORTS=$(csv "${PORTS[@]}") XB_SERVER_PIDS=$(csv "${PIDS[@]}") XB_PLACEMENT=$placement \
             "${LOADGEN[@]}" --port "${PORTS[0]}" --users "$TP_USERS" --duration "$LAT_DURATION" --warmup 3 --rate "$LAT_RATE" \
-            --server-pid "${PIDS[0]}" --quiet --json-out "$results/$tag.latency.json" >/dev/null
+            --drain 10 --server-pid "${PIDS[0]}" --quiet --json-out "$results/$tag.latency.json" >/dev/null
         read -r rate cpu lost1 <<<"$(json "$results/$tag.throughput.json" delivered_per_s server_cpu_us_per_msg lost)"
         read -r lcpu p50 p99 lost2 <<<"$(json "$results/$tag.latency.json" server_cpu_us_per_msg lat_ms_p50 lat_ms_p99 lost)"
-        printf '%-15s %10s %12s %12s %10s %10s %8s\n' "$name" "$rate" "$cpu" "$lcpu" "$p50" "$p99" "$lost1+$lost2" >>"$table"
+        printf '%-15s %8s %10s %12s %12s %10s %10s %8s\n' "$name" "$idle" "$rate" "$cpu" "$lcpu" "$p50" "$p99" "$lost1+$lost2" >>"$table"
         stop_nodes
     done
 }
@@ -161,6 +164,7 @@ messaging() {
 idle() {
     register $((3 * IDLE))
     start_nodes 3 1
+    echo "three nodes, no client: CPU $(idle_cpu)% of one core in all" >>"$table"
     local rss0=() i
     for i in 0 1 2; do rss0+=("$(awk '/VmRSS/{print $2}' /proc/"${PIDS[$i]}"/status)"); done
     local lgs=()
@@ -170,12 +174,19 @@ idle() {
             --server-pid "${PIDS[$i]}" --quiet --json-out "$results/idle.node$((i + 1)).json" >/dev/null &
         lgs+=($!)
     done
-    # Sampled while all three hold their connections: after the slowest's logins, before the first lets go.
-    local mid=$((IDLE / IDLE_RATE + 10 + IDLE_HOLD / 2)) rss1=()
-    sleep "$mid"
-    for i in 0 1 2; do rss1+=("$(awk '/VmRSS/{print $2}' /proc/"${PIDS[$i]}"/status)"); done
-    wait "${lgs[@]}"
-    printf '\n%-8s %12s %14s %12s %12s %10s\n' node connections "RSS before MiB" "RSS held MiB" "KiB/conn" "login p99" >>"$table"
+    # Each node's largest RSS while the load generators run: all three hold their connections at the end of the logins.
+    local rss1=("${rss0[@]}") running=1
+    while [ $running = 1 ]; do
+        running=0
+        for i in 0 1 2; do kill -0 "${lgs[$i]}" 2>/dev/null && running=1; done
+        for i in 0 1 2; do
+            local now; now=$(awk '/VmRSS/{print $2}' /proc/"${PIDS[$i]}"/status)
+            [ "$now" -gt "${rss1[$i]}" ] && rss1[i]=$now
+        done
+        sleep 2
+    done
+    wait "${lgs[@]}" || true
+    printf '\n%-8s %12s %14s %12s %12s %10s\n' node connections "RSS before MiB" "RSS max MiB" "KiB/conn" "login p99" >>"$table"
     for i in 0 1 2; do
         read -r conns p99 <<<"$(json "$results/idle.node$((i + 1)).json" connections login_ms_p99)"
         printf '%-8s %12s %14s %12s %12s %10s\n' "node$((i + 1))" "$conns" $((rss0[i] / 1024)) $((rss1[i] / 1024)) \
