@@ -177,4 +177,28 @@ public sealed class OmemoInteropTests(ITestOutputHelper output)
             homes.ForEach(CandorClientTests.TryDelete);
         }
     }
+
+    /// <summary>
+    /// The legacy bundles of four Candor devices (four state directories) verify with python-xeddsa the way XEdDSA
+    /// specifies, the identity key mapped back with sign bit 0, not only the way libsignal's curve25519_verify reads them.
+    /// An identity with sign bit 1 (half of all Ed25519 keys) would fail: four pass by chance once in 16.
+    /// </summary>
+    [Fact]
+    public async Task Legacy_bundles_verify_under_strict_XEdDSA_in_python_xeddsa()
+    {
+        await using var server = await ServerWithAliceAndBobAsync("candor");
+        const int devices = 4;
+        for (var i = 0; i < devices; i++)
+        {
+            var environment = Environment(server, "alice-secret");
+            environment["XDG_CONFIG_HOME"] = Path.Combine(server.DataDirectory, $"client-config-{i}");
+            await using var listen = ChildProcess.Start(CandorServer.Launcher.DotnetHost,
+                CandorArguments(server, "listen", "--jid", "alice@localhost", "--json"), environment);
+            Assert.True(await listen.WaitForOutputAsync("listening as", StepTimeout), $"listen did not start\n{listen.Output}");
+        }
+        var check = await ChildProcess.RunAsync(Tools.Python, [Tools.Script("omemo_xeddsa_check.py"), CandorServer.Host,
+            server.C2sPort.ToString(), "bob@localhost", "bob-secret", "alice@localhost", "--devices", devices.ToString()], StepTimeout);
+        output.WriteLine(check.Describe());
+        Assert.True(check.Succeeded && check.Output.Contains("PASS"), $"python-xeddsa refused a bundle\n{check.Describe()}");
+    }
 }
