@@ -27,6 +27,9 @@ public sealed class MetricsInteropTests(ITestOutputHelper output) : IDisposable
             samples.Where(s => s.Name == name && labels.All(l => s.Labels.GetValueOrDefault(l.Label) == l.Value)).Sum(s => s.Value);
 
         public bool Has(string name) => samples.Any(s => s.Name == name);
+
+        public string Describe(string prefix) => string.Join("\n", samples.Where(s => s.Name.StartsWith(prefix, StringComparison.Ordinal))
+            .Select(s => $"{s.Name}{{{string.Join(",", s.Labels.Select(l => $"{l.Key}={l.Value}"))}}} {s.Value}"));
     }
 
     private Task<Scrape> ScrapeAsync(CandorServer server) => ScrapeAsync(server.HttpPort, server.Transcript);
@@ -152,6 +155,8 @@ public sealed class MetricsInteropTests(ITestOutputHelper output) : IDisposable
         await DeliverAsync(carol, dave, "c to d");
         await carol.SendMessageAsync(bob.BoundJid!.Bare, "c to b, refused", requestReceipt: false);
 
+        static void Expect(Scrape at, double expected, string name, params (string, string)[] labels) =>
+            Assert.True(at.Sum(name, labels) == expected, $"{name}{{{string.Join(",", labels)}}} is {at.Sum(name, labels)}, expected {expected}\n{at.Describe("candor_s2s")}");
         static (string, string) Method(string m) => ("candor_s2s_method", m);
         static (string, string) Direction(string d) => ("candor_s2s_direction", d);
         // The refusal of c.test comes after the messages have arrived, and d.test closes the stream it opened to
@@ -166,24 +171,24 @@ public sealed class MetricsInteropTests(ITestOutputHelper output) : IDisposable
             await Task.Delay(500);
         }
 
-        Assert.Equal(1, atB.Sum("candor_s2s_authentications_total", Method("sasl_external"), Direction("incoming")));
-        Assert.Equal(1, atB.Sum("candor_s2s_authentications_total", Method("sasl_external"), Direction("outgoing")));
-        Assert.Equal(1, atB.Sum("candor_s2s_authentication_failures_total", Method("dialback"), Direction("incoming"), ("error_type", "not-authorized")));
-        Assert.Equal(1, atC.Sum("candor_s2s_authentication_failures_total", Method("dialback"), Direction("outgoing"), ("error_type", "not-authorized")));
-        Assert.Equal(1, atC.Sum("candor_s2s_authentications_total", Method("dialback"), Direction("outgoing")));
-        Assert.Equal(1, atD.Sum("candor_s2s_authentications_total", Method("dialback"), Direction("incoming")));
-        Assert.Equal(0, atD.Sum("candor_s2s_authentication_failures_total"));
+        Expect(atB, 1, "candor_s2s_authentications_total", Method("sasl_external"), Direction("incoming"));
+        Expect(atB, 1, "candor_s2s_authentications_total", Method("sasl_external"), Direction("outgoing"));
+        Expect(atB, 1, "candor_s2s_authentication_failures_total", Method("dialback"), Direction("incoming"), ("error_type", "not-authorized"));
+        Expect(atC, 1, "candor_s2s_authentication_failures_total", Method("dialback"), Direction("outgoing"), ("error_type", "not-authorized"));
+        Expect(atC, 1, "candor_s2s_authentications_total", Method("dialback"), Direction("outgoing"));
+        Expect(atD, 1, "candor_s2s_authentications_total", Method("dialback"), Direction("incoming"));
+        Expect(atD, 0, "candor_s2s_authentication_failures_total");
 
-        Assert.Equal(1, atB.Sum("candor_s2s_stanzas_received_total", ("candor_stanza_kind", "message")));
-        Assert.Equal(1, atB.Sum("candor_s2s_stanzas_sent_total", ("candor_stanza_kind", "message")));
-        Assert.Equal(1, atD.Sum("candor_s2s_stanzas_received_total", ("candor_stanza_kind", "message")));
-        Assert.Equal(0, atD.Sum("candor_s2s_stanzas_sent_total", ("candor_stanza_kind", "message")));
+        Expect(atB, 1, "candor_s2s_stanzas_received_total", ("candor_stanza_kind", "message"));
+        Expect(atB, 1, "candor_s2s_stanzas_sent_total", ("candor_stanza_kind", "message"));
+        Expect(atD, 1, "candor_s2s_stanzas_received_total", ("candor_stanza_kind", "message"));
+        Expect(atD, 0, "candor_s2s_stanzas_sent_total", ("candor_stanza_kind", "message"));
         // b.test keeps its streams with a.test (one each way); d.test has c.test's incoming stream, and only
         // opened one of its own for the dialback verification, which it closed.
-        Assert.Equal(1, atB.Sum("candor_s2s_connections", Direction("outgoing")));
-        Assert.True(atB.Sum("candor_s2s_connections", Direction("incoming")) >= 1, "b.test counts no incoming s2s stream");
-        Assert.Equal(1, atD.Sum("candor_s2s_connections", Direction("incoming")));
-        Assert.Equal(0, atD.Sum("candor_s2s_connections", Direction("outgoing")));
+        Expect(atB, 1, "candor_s2s_connections", Direction("outgoing"));
+        Assert.True(atB.Sum("candor_s2s_connections", Direction("incoming")) >= 1, "b.test counts no incoming s2s stream\n" + atB.Describe("candor_s2s"));
+        Expect(atD, 1, "candor_s2s_connections", Direction("incoming"));
+        Expect(atD, 0, "candor_s2s_connections", Direction("outgoing"));
     }
 
     private static async Task DeliverAsync(Client.XmppClient from, Client.XmppClient to, string body)

@@ -41,9 +41,11 @@ public sealed class ServerMetrics : IDisposable
     private Task? _counting;
     private long _countedAt;
 
-    public ServerMetrics(string version)
+    /// <param name="scope">What tells this server's meter from another's in the same process (its options): the
+    /// exporter of each server reads only its own (<see cref="MetricsEndpoint"/>).</param>
+    public ServerMetrics(string version, object? scope = null)
     {
-        _meter = new Meter(MeterName, version);
+        _meter = new Meter(new MeterOptions(MeterName) { Version = version, Scope = scope });
         _meter.CreateObservableCounter("candor.stanzas.received", () => Observe(C2sIn), "{stanza}",
             "Stanzas received from client streams, by kind");
         _meter.CreateObservableCounter("candor.stanzas.sent", () => Observe(C2sOut), "{stanza}",
