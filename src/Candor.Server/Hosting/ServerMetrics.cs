@@ -9,7 +9,7 @@ namespace Candor.Server.Hosting;
 
 /// <summary>
 /// The server's instruments (System.Diagnostics.Metrics, meter "Candor.Server"), exported at /metrics by
-/// <see cref="MetricsEndpoint"/>. Stanzas are counted per processor (<see cref="StanzaCounts"/>) and summed when
+/// <see cref="MetricsEndpoint"/>. Stanzas are counted per thread (<see cref="StanzaCounts"/>) and summed when
 /// scraped; gauges (connections, sessions, queues, stored items) are computed only when scraped.
 /// Names follow the OpenTelemetry conventions (dotted, lower case, unit as metadata; error.type for the
 /// condition, db.client.operation.duration for storage). No label ever carries an address, a JID or content.
