@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# Federation cost: chat messages from accounts on one server to accounts on another, over s2s (STARTTLS, dialback
+# with self-signed certificates), Candor<->Candor next to Prosody<->Prosody, in one run.
+#
+#   bench/s2s-compare.sh [candor] [prosody]      default: both
+#
+# Each pair runs privately on loopback, state in $S2B_RUN (default /tmp/s2s-bench-run): Candor on 127.0.0.1 (c2s
+# 37222/37223, s2s 37269/37270, found by S2sRoutes); Prosody on 127.0.0.2 and 127.0.0.3 (c2s 15222, s2s 5269 on each
+# address, found by A records from a hosts file given to libunbound). bench/s2s_load.py logs S2B_USERS senders in on
+# the first server and as many receivers on the second, and sends S2B_MESSAGES messages per sender at S2B_RATE
+# messages/s in total. The figure that survives a shared machine is CPU time per delivered message (utime+stime of
+# both server processes), printed per server and for both.
+set -euo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+RUN=${S2B_RUN:-/tmp/s2s-bench-run}
+USERS=${S2B_USERS:-4}
+MESSAGES=${S2B_MESSAGES:-5000}
+RATE=${S2B_RATE:-1000}
+targets=("$@")
+[ ${#targets[@]} -gt 0 ] || targets=(candor prosody)
+say() { echo "s2s-compare: $*" >&2; }
+alive() { [ -n "${1:-}" ] && kill -0 "$1" 2>/dev/null; }
+wait_port() { for _ in $(seq 600); do ss -Htln "src $1 and sport = :$2" | grep -q . && return 0; sleep 0.1; done; return 1; }
+stop() { local pid; for pid in "$@"; do if alive "$pid"; then kill "$pid"; while alive "$pid"; do sleep 0.1; done; fi; done; }
+load() { /usr/bin/python3 "$ROOT/bench/s2s_load.py" "$@" --users "$USERS" --messages "$MESSAGES" --rate "$RATE"; }
+mkdir -p "$RUN"
+
+candor_pair() {
+    dotnet build "$ROOT/src/Candor" -c Release -o "$RUN/candor-bin" >"$RUN/candor-build.log" 2>&1 \
+        || { cat "$RUN/candor-build.log" >&2; return 1; }
+    local pids=() name c2s s2s other
+    for name in ca cb; do
+        rm -rf "${RUN:?}/$name"; mkdir -p "$RUN/$name"
+        for i in $(seq "$USERS"); do
+            dotnet "$RUN/candor-bin/candor.dll" user add "u$i@$name.bench" --password pw --data "$RUN/$name/data" --domain "$name.bench" >/dev/null
+        done
+    done
+    for name in ca cb; do
+        if [ $name = ca ]; then c2s=37222 s2s=37269 other="cb.bench=127.0.0.1:37270"; else c2s=37223 s2s=37270 other="ca.bench=127.0.0.1:37269"; fi
+        CANDOR__S2sRoutes=$other dotnet "$RUN/candor-bin/candor.dll" serve --data "$RUN/$name/data" --domain "$name.bench" \
+            --bind 127.0.0.1 --c2s-port $c2s --tls-port -1 --http-port -1 --https-port -1 --s2s-port $s2s \
+            --log-level Warning >"$RUN/$name/log" 2>&1 &
+        pids+=($!)
+        wait_port 127.0.0.1 $c2s || { cat "$RUN/$name/log" >&2; stop "${pids[@]}"; return 1; }
+    done
+    load 37222 ca.bench 37223 cb.bench "${pids[0]}" "${pids[1]}" | sed 's/^RESULT/RESULT candor/' || true
+    stop "${pids[@]}"
+}
+
+prosody_pair() {
+    [ -s "$RUN/bench.crt" ] || openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj /CN=bench \
+        -keyout "$RUN/bench.key" -out "$RUN/bench.crt" >/dev/null 2>&1
+    printf '127.0.0.2 pa.bench\n127.0.0.3 pb.bench\n' >"$RUN/hosts"
+    local pids=() name address
+    for name in pa pb; do
+        address=127.0.0.2; [ $name = pb ] && address=127.0.0.3
+        local d=$RUN/$name
+        rm -rf "$d"; mkdir -p "$d/data"
+        cp "$RUN/bench.crt" "$RUN/bench.key" "$RUN/hosts" "$d/"
+        cat >"$d/prosody.cfg.lua" <<EOF
+pidfile = "$d/prosody.pid"
+data_path = "$d/data"
+log = { ${S2B_PROSODY_LOG:-warn} = "$d/prosody.log" }
+interfaces = { "$address" }
+local_interfaces = { "$address" }
+c2s_ports = { 15222 }
+c2s_direct_tls_ports = { }
+s2s_ports = { 5269 }
+s2s_direct_tls_ports = { }
+component_ports = { }
+http_ports = { }
+https_ports = { }
+network_settings = { nagle = false }
+modules_enabled = { "roster"; "saslauth"; "tls"; "disco"; "ping"; "posix"; "dialback" }
+modules_disabled = { "offline" }
+s2s_secure_auth = false
+s2s_require_encryption = true
+-- Nothing answers DNS on port 9: SRV lookups fail at once and Prosody connects to the A record from the hosts file.
+unbound = { resolvconf = false; hoststxt = "$d/hosts"; forward = "127.0.0.1@9" }
+c2s_require_encryption = true
+authentication = "internal_plain"
+storage = "internal"
+certificates = "$d"
+ssl = { certificate = "$d/bench.crt"; key = "$d/bench.key" }
+VirtualHost "$name.bench"
+EOF
+        chown -R prosody:prosody "$d"
+        for i in $(seq "$USERS"); do
+            setpriv --reuid=prosody --regid=prosody --init-groups prosodyctl --config "$d/prosody.cfg.lua" register "u$i" "$name.bench" pw
+        done
+        (cd "$d" && exec setsid setpriv --reuid=prosody --regid=prosody --init-groups \
+            prosody --config "$d/prosody.cfg.lua" -F </dev/null >>"$d/stdout.log" 2>&1) &
+        wait_port $address 15222 || { tail "$d/prosody.log" "$d/stdout.log" >&2; return 1; }
+        for _ in $(seq 50); do [ -s "$d/prosody.pid" ] && break; sleep 0.1; done
+        pids+=("$(tr -dc 0-9 <"$d/prosody.pid")")
+    done
+    load 15222 pa.bench 15222 pb.bench "${pids[0]}" "${pids[1]}" --host-a 127.0.0.2 --host-b 127.0.0.3 \
+        | sed 's/^RESULT/RESULT prosody/' || true
+    stop "${pids[@]}"
+}
+
+for t in "${targets[@]}"; do
+    case "$t" in
+        candor) candor_pair ;;
+        prosody) prosody_pair ;;
+        *) say "unknown target $t (candor, prosody)"; exit 2 ;;
+    esac
+done
