@@ -5,9 +5,9 @@
 #   bench/s2s-compare.sh [candor] [prosody] [ejabberd]      default: all three
 #
 # Each pair runs privately on loopback, state in $S2B_RUN (default /tmp/s2s-bench-run): Candor on 127.0.0.1 (c2s
-# 37222/37223, s2s 37269/37270, found by S2sRoutes); Prosody on 127.0.0.2 and 127.0.0.3, ejabberd on 127.0.0.4 and
+# 17222/17223, s2s 17269/17270, found by S2sRoutes); Prosody on 127.0.0.2 and 127.0.0.3, ejabberd on 127.0.0.4 and
 # 127.0.0.5 (c2s 15222, s2s 5269 on each address), each finding the other by an SRV record that bench/fake_dns.py
-# answers on 127.0.0.1:35353 (Prosody through libunbound, the target's address from a hosts file; ejabberd through
+# answers on 127.0.0.1:15353 (Prosody through libunbound, the target's address from a hosts file; ejabberd through
 # an Erlang inetrc, the target an address). bench/s2s_load.py logs S2B_USERS senders in on
 # the first server and as many receivers on the second, and sends S2B_MESSAGES messages per sender at S2B_RATE
 # messages/s in total. The figure that survives a shared machine is CPU time per delivered message (utime+stime of
@@ -18,7 +18,7 @@ RUN=${S2B_RUN:-/tmp/s2s-bench-run}
 USERS=${S2B_USERS:-4}
 MESSAGES=${S2B_MESSAGES:-5000}
 RATE=${S2B_RATE:-1000}
-DNS_PORT=35353
+DNS_PORT=15353
 targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=(candor prosody ejabberd)
 say() { echo "s2s-compare: $*" >&2; }
@@ -41,14 +41,14 @@ candor_pair() {
         done
     done
     for name in ca cb; do
-        if [ $name = ca ]; then c2s=37222 s2s=37269 other="cb.bench=127.0.0.1:37270"; else c2s=37223 s2s=37270 other="ca.bench=127.0.0.1:37269"; fi
+        if [ $name = ca ]; then c2s=17222 s2s=17269 other="cb.bench=127.0.0.1:17270"; else c2s=17223 s2s=17270 other="ca.bench=127.0.0.1:17269"; fi
         CANDOR__S2sRoutes=$other dotnet "$RUN/candor-bin/candor.dll" serve --data "$RUN/$name/data" --domain "$name.bench" \
             --bind 127.0.0.1 --c2s-port $c2s --tls-port -1 --http-port -1 --https-port -1 --s2s-port $s2s \
             --log-level Warning >"$RUN/$name/log" 2>&1 &
         pids+=($!)
         wait_port 127.0.0.1 $c2s || { cat "$RUN/$name/log" >&2; stop "${pids[@]}"; return 1; }
     done
-    load 37222 ca.bench 37223 cb.bench "${pids[0]}" "${pids[1]}" | sed 's/^RESULT/RESULT candor/' || true
+    load 17222 ca.bench 17223 cb.bench "${pids[0]}" "${pids[1]}" | sed 's/^RESULT/RESULT candor/' || true
     stop "${pids[@]}"
 }
 

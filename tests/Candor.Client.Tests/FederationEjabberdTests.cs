@@ -1,4 +1,5 @@
 using Candor.Client.Tests.Infrastructure;
+using Candor.Server.Hosting;
 using Candor.Server.Tests.Harness;
 
 namespace Candor.Client.Tests;
