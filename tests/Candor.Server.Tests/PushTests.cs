@@ -126,6 +126,26 @@ public sealed class PushTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_client_back_under_a_new_resource_is_known_by_its_sasl2_user_agent()
+    {
+        await using var app = await AppServerAsync();
+        var alice = await _server.CreateUserAsync("alice");
+        var agent = Sasl2Exchange.UserAgent("d4c6f2e0-8b1a-4c3e-9f00-5a7e2c1b3d40", "Phone app");
+        var first = await Sasl2Exchange.LoginAsync(_server.C2sPort, alice, ServerFixture.Password(alice), null, agent);
+        Assert.Equal("result", (await first.RequestAsync(Enable(app, "node-4"))).Type());
+        var firstResource = first.Jid!.Resource;
+        await first.DisposeAsync();
+
+        await using var again = await Sasl2Exchange.LoginAsync(_server.C2sPort, alice, ServerFixture.Password(alice), null, agent);
+        await again.SendPresenceAsync();
+        Assert.NotEqual(firstResource, again.Jid!.Resource);
+        await using var bob = await _server.OnlineUserAsync("bob");
+        await bob.SendMessageAsync($"{alice}@localhost", "to the phone");
+        await again.ExpectMessageAsync("to the phone");
+        await app.ExpectNothingAsync(TimeSpan.FromMilliseconds(500), e => e.IsIq() && e.Type() == "set");
+    }
+
+    [Fact]
     public async Task A_client_waiting_for_stream_resumption_gets_a_notification()
     {
         await using var app = await AppServerAsync();

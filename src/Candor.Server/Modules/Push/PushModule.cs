@@ -10,8 +10,9 @@ namespace Candor.Server.Modules.Push;
 
 /// <summary>
 /// Push notifications (XEP-0357): a client enables them with the JID and node of its app server; when a message with
-/// a body arrives for the account while that client is not connected (no session with its resource, or its stream
-/// management session is waiting to be resumed), a notification is published to the app server from the account's
+/// a body arrives for the account while that client is not connected (no session of it, by its resource or by the
+/// SASL2 user agent id it logged in with, since Bind 2 gives it a new resource each time; or its stream management
+/// session is waiting to be resumed), a notification is published to the app server from the account's
 /// bare JID. By default the summary form carries only a message count: the app server (a third party) learns that
 /// something arrived, not from whom or what; a client opts in to sender and body per registration with a
 /// &lt;summary/&gt; child in <see cref="CandorNamespace"/>. Registrations are kept sealed, one list per account, and
@@ -66,7 +67,7 @@ public sealed class PushModule : IModule
         if (form is not null && NodeConfig.FormType(NodeConfig.ReadForm(form)) != PubSubNs.PublishOptions)
             return request.Error(StanzaError.BadRequest, "the form must be of type " + PubSubNs.PublishOptions);
         var summary = enable.GetChild("summary", CandorNamespace);
-        var registration = new Registration(appServer, node, request.From.Resource ?? "",
+        var registration = new Registration(appServer, node, request.From.Resource ?? "", request.Origin?.UserAgent?.Id,
             summary?.GetAttribute("sender") is "true" or "1", summary?.GetAttribute("body") is "true" or "1",
             form is null ? null : ElementWriter.ToXmlString(form));
         var user = request.To.Local!;
@@ -118,7 +119,7 @@ public sealed class PushModule : IModule
         var sessions = server.Sessions.Get(ev.To.Local!);
         foreach (var registration in registrations)
         {
-            if (IsConnected(sessions, registration.Resource)) continue;
+            if (IsConnected(sessions, registration)) continue;
             var count = Interlocked.Increment(ref registration.Count);
             var notification = registration.Notification(ev, count);
             await server.Router.DeliverAsync(notification, ev.To.Bare, registration.AppServer);
@@ -126,11 +127,11 @@ public sealed class PushModule : IModule
         return false;
     }
 
-    /// <summary>A session with the registering client's resource that is attached to a connection.</summary>
-    private static bool IsConnected(IReadOnlyList<Session> sessions, string resource)
+    /// <summary>A session of the registering client that is attached to a connection.</summary>
+    private static bool IsConnected(IReadOnlyList<Session> sessions, Registration registration)
     {
         foreach (var session in sessions)
-            if (session.Jid.Resource == resource && session.Transport is not SmSession { IsDetached: true }) return true;
+            if (registration.IsClient(session) && session.Transport is not SmSession { IsDetached: true }) return true;
         return false;
     }
 
@@ -139,17 +140,22 @@ public sealed class PushModule : IModule
     {
         if (_registrations.TryGetValue(session.User, out var registrations))
             foreach (var registration in registrations)
-                if (registration.Resource == session.Jid.Resource) Interlocked.Exchange(ref registration.Count, 0);
+                if (registration.IsClient(session)) Interlocked.Exchange(ref registration.Count, 0);
         return ValueTask.FromResult(false);
     }
 
     /// <summary>One client's registration: the app server and node, what the summary may carry, the publish options it gave.</summary>
-    private sealed class Registration(Jid appServer, string node, string resource, bool sender, bool body, string? publishOptions)
+    private sealed class Registration(Jid appServer, string node, string resource, string? clientId, bool sender, bool body, string? publishOptions)
     {
         public Jid AppServer { get; } = appServer;
         public string Node { get; } = node;
         /// <summary>The resource of the client that enabled it: notifications go while that client is not connected.</summary>
         public string Resource { get; } = resource;
+        /// <summary>The SASL2 user agent id of that client, when it gave one (XEP-0388).</summary>
+        public string? ClientId { get; } = clientId;
+
+        public bool IsClient(Session session) =>
+            session.Jid.Resource == Resource || (ClientId is not null && session.UserAgent?.Id == ClientId);
         /// <summary>Messages notified since the client was last connected (XEP-0357 message-count).</summary>
         public int Count;
 
@@ -175,7 +181,7 @@ public sealed class PushModule : IModule
         public Element ToElement()
         {
             var element = new Element("registration", CandorNamespace).SetAttribute("jid", AppServer.ToString()).SetAttribute("node", Node)
-                .SetAttribute("resource", Resource).SetAttribute("sender", sender ? "true" : null).SetAttribute("body", body ? "true" : null);
+                .SetAttribute("resource", Resource).SetAttribute("client", ClientId).SetAttribute("sender", sender ? "true" : null).SetAttribute("body", body ? "true" : null);
             if (publishOptions is not null) element.Add(StoredStanza.Parse(publishOptions));
             return element;
         }
@@ -183,7 +189,7 @@ public sealed class PushModule : IModule
         public static Registration FromElement(Element e)
         {
             var form = e.Elements.FirstOrDefault(x => x.Is("x", Ns.DataForms));
-            return new Registration(Jid.Parse(e.GetAttribute("jid")!), e.GetAttribute("node")!, e.GetAttribute("resource") ?? "",
+            return new Registration(Jid.Parse(e.GetAttribute("jid")!), e.GetAttribute("node")!, e.GetAttribute("resource") ?? "", e.GetAttribute("client"),
                 e.GetAttribute("sender") == "true", e.GetAttribute("body") == "true", form is null ? null : ElementWriter.ToXmlString(form));
         }
 
