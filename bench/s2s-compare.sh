@@ -10,8 +10,9 @@
 # answers on 127.0.0.1:15353 (Prosody through libunbound, the target's address from a hosts file; ejabberd through
 # an Erlang inetrc, the target an address). bench/s2s_load.py logs S2B_USERS senders in on
 # the first server and as many receivers on the second, and sends S2B_MESSAGES messages per sender at S2B_RATE
-# messages/s in total. The figure that survives a shared machine is CPU time per delivered message (utime+stime of
-# both server processes), printed per server and for both.
+# messages/s in total. None of the three archives the messages (the peers keep no archive by default; Candor runs
+# with ArchiveDefault=never), so the figures are routing, TLS and federation. The figure that survives a shared
+# machine is CPU time per delivered message (utime+stime of both server processes), printed per server and for both.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 RUN=${S2B_RUN:-/tmp/s2s-bench-run}
@@ -42,7 +43,7 @@ candor_pair() {
     done
     for name in ca cb; do
         if [ $name = ca ]; then c2s=17222 s2s=17269 other="cb.bench=127.0.0.1:17270"; else c2s=17223 s2s=17270 other="ca.bench=127.0.0.1:17269"; fi
-        CANDOR__S2sRoutes=$other dotnet "$RUN/candor-bin/candor.dll" serve --data "$RUN/$name/data" --domain "$name.bench" \
+        CANDOR__S2sRoutes=$other CANDOR__ArchiveDefault=never dotnet "$RUN/candor-bin/candor.dll" serve --data "$RUN/$name/data" --domain "$name.bench" \
             --bind 127.0.0.1 --c2s-port $c2s --tls-port -1 --http-port -1 --https-port -1 --s2s-port $s2s \
             --log-level Warning >"$RUN/$name/log" 2>&1 &
         pids+=($!)
