@@ -58,6 +58,7 @@ internal static class ServeCommand
                 Console.Error.WriteLine($"candor serve: {e.Message}");
                 return ExitCodes.Usage;
             }
+            BindCapability.DropUnlessNeeded(options);
             // One server per data directory: a second one would share the database, and on stopping delete the
             // first one's candor.pid, after which 'candor policy reload' no longer finds it. The lock goes with the process.
             using var dataLock = LockDataDirectory(options.DataDirectory);

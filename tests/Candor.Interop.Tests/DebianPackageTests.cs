@@ -56,6 +56,32 @@ public sealed class DebianPackageTests(ITestOutputHelper output) : IAsyncLifetim
     [DllImport("libc")]
     private static extern uint geteuid();
 
+    /// <summary>CAP_NET_BIND_SERVICE (bit 10) in the process's effective and ambient sets.</summary>
+    private static (ulong Effective, ulong Ambient) NetBindCapability(int pid)
+    {
+        var status = File.ReadAllLines($"/proc/{pid}/status");
+        ulong Set(string name) => Convert.ToUInt64(status.Single(l => l.StartsWith(name + ":", StringComparison.Ordinal))[(name.Length + 1)..].Trim(), 16) & (1UL << 10);
+        return (Set("CapEff"), Set("CapAmb"));
+    }
+
+    private static int FreePrivilegedPort()
+    {
+        for (var port = 1000; port > 600; port--)
+        {
+            try
+            {
+                var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Parse(CandorServer.Host), port);
+                listener.Start();
+                listener.Stop();
+                return port;
+            }
+            catch (System.Net.Sockets.SocketException)
+            {
+            }
+        }
+        throw new InvalidOperationException("no free port between 600 and 1000 on loopback");
+    }
+
     [Fact]
     public async Task The_package_installs_a_service_that_serves_clients_keeps_a_changed_config_and_purges_cleanly()
     {
@@ -79,7 +105,7 @@ public sealed class DebianPackageTests(ITestOutputHelper output) : IAsyncLifetim
 
         var unit = File.ReadAllLines(Unit);
         foreach (var directive in new[] { "User=candor", "ProtectSystem=strict", "ProtectHome=true", "NoNewPrivileges=true", "PrivateTmp=true",
-                     "ReadWritePaths=/var/lib/candor", "LimitNOFILE=1048576", "AmbientCapabilities=" })
+                     "ReadWritePaths=/var/lib/candor", "LimitNOFILE=1048576", "AmbientCapabilities=CAP_NET_BIND_SERVICE" })
             Assert.Contains(directive, unit);
         var execStart = unit.Single(l => l.StartsWith("ExecStart=", StringComparison.Ordinal))["ExecStart=".Length..].Split(' ');
         Assert.Equal("/usr/bin/candor", execStart[0]);
@@ -96,12 +122,16 @@ public sealed class DebianPackageTests(ITestOutputHelper output) : IAsyncLifetim
             ["CANDOR__S2SPORT"] = ports[4].ToString(),
         };
         string[] asCandor = ["--reuid=candor", "--regid=candor", "--init-groups", "--"];
+        // As systemd starts the unit: the candor user with the unit's ambient capability.
+        string[] asTheUnit = ["--reuid=candor", "--regid=candor", "--init-groups", "--inh-caps=+net_bind_service", "--ambient-caps=+net_bind_service", "--"];
         var add = await ChildProcess.RunAsync(setpriv, [.. asCandor, "/usr/bin/candor", "user", "add", "alice@localhost", "--password", "alice-secret", "--config", Config],
             TimeSpan.FromMinutes(2), environment);
         Assert.True(add.Succeeded, add.Describe());
-        await using (var server = ChildProcess.Start(setpriv, [.. asCandor, .. execStart], environment, workingDirectory: Data))
+        await using (var server = ChildProcess.Start(setpriv, [.. asTheUnit, .. execStart], environment, workingDirectory: Data))
         {
             Assert.True(await server.WaitForOutputAsync("Stop with Ctrl+C", TimeSpan.FromSeconds(60)), server.Output);
+            // No port below 1024: the server let the capability go.
+            Assert.Equal((0UL, 0UL), NetBindCapability(server.Id));
             var login = await ChildProcess.RunAsync(Tools.Python,
                 [Tools.Script("login_once.py"), CandorServer.Host, ports[0].ToString(), "alice@localhost/deb", "alice-secret"], TimeSpan.FromMinutes(2));
             Assert.True(login.Succeeded, $"{login.Describe()}\n{server.Output}");
@@ -109,6 +139,16 @@ public sealed class DebianPackageTests(ITestOutputHelper output) : IAsyncLifetim
             Assert.True(term.Succeeded, term.Describe());
             Assert.True(await server.WaitForExitAsync(TimeSpan.FromSeconds(30)), server.Output);
             Assert.Equal(0, server.ExitCode);
+        }
+        // A port below 1024 in the configuration: the server keeps the capability and listens there.
+        environment["CANDOR__C2SPORT"] = FreePrivilegedPort().ToString();
+        await using (var server = ChildProcess.Start(setpriv, [.. asTheUnit, .. execStart], environment, workingDirectory: Data))
+        {
+            Assert.True(await server.WaitForOutputAsync("Stop with Ctrl+C", TimeSpan.FromSeconds(60)), server.Output);
+            Assert.Equal((1UL << 10, 1UL << 10), NetBindCapability(server.Id));
+            Assert.Contains($"port {environment["CANDOR__C2SPORT"]}", server.Output);
+            await MustAsync("kill", "-TERM", server.Id.ToString());
+            Assert.True(await server.WaitForExitAsync(TimeSpan.FromSeconds(30)), server.Output);
         }
         Assert.Equal("candor:candor 600", (await MustAsync("stat", "-c", "%U:%G %a", Path.Combine(Data, "keys", "master.key"))).Trim());
         Assert.Equal("candor", (await MustAsync("stat", "-c", "%U", Path.Combine(Data, "candor.db"))).Trim());
