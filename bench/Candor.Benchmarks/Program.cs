@@ -9,6 +9,12 @@ if (args is ["pep", ..])
     await PepFanOut.RunAsync(args.Length > 1 ? int.Parse(args[1]) : 200);
     return;
 }
+// "alloc": bytes allocated per routed message, counted (deterministic), and by type.
+if (args is ["alloc"])
+{
+    await AllocationProbe.RunAsync();
+    return;
+}
 // "quick": a stopwatch estimate of the policy benchmarks, for trying changes fast.
 if (args is ["quick"])
 {
