@@ -107,6 +107,33 @@ while IFS= read -r -d '' trx; do
     skipped=$((skipped + $(counter notExecuted "$line")))
 done < <(find "$RESULTS" -name '*.trx' -print0)
 
+# A test that fails is run once more on its own, to tell a flake (a race with the machine's load) from a failure.
+# Both are named just above the summary line (CI keeps only the end of the output); only a test that fails twice
+# counts as failed. CANDOR_RERUN=0 turns the second run off.
+failures=$([ "$failed" -gt 0 ] && /usr/bin/python3 tests/trx.py failed "$RESULTS")
+if [ "$failed" -gt 0 ] && [ "$failed" -le 10 ] && [ "$(wc -l <<<"$failures")" -eq "$failed" ] && [ "${CANDOR_RERUN:-1}" = 1 ]; then
+    filter=$(cut -f1 <<<"$failures" | sed 's/(.*//' | sort -u | sed 's/^/FullyQualifiedName=/' | paste -sd'|')
+    say "running the $failed failed test(s) once more: $filter"
+    "$DOTNET" test Candor.slnx -c Release --no-build -m:1 --results-directory "$RESULTS/rerun" \
+        --logger "trx;LogFilePrefix=rerun" --logger "console;verbosity=normal" \
+        --blame-hang-timeout 15m --blame-hang-dump-type none --filter "$filter" >&2
+    rerun_status=$?
+    passed_again=$(/usr/bin/python3 tests/trx.py passed "$RESULTS/rerun")
+    failed=0
+    while IFS=$'\t' read -r name message; do
+        if grep -qxF "$name" <<<"$passed_again"; then
+            say "FLAKY $name (failed, then passed when run again): $message"
+            passed=$((passed + 1))
+        else
+            say "FAILED $name: $message"
+            failed=$((failed + 1))
+        fi
+    done <<<"$failures"
+    [ "$failed" -eq 0 ] && test_status=$rerun_status
+elif [ "$failed" -gt 0 ]; then
+    sed 's/^/test.sh: FAILED /' <<<"$failures" >&2
+fi
+
 status=0
 if [ "$files" -eq 0 ]; then
     say "no test results found in $RESULTS"
@@ -129,21 +156,6 @@ if [ "${CANDOR_FUZZ:-${CI:-false}}" = true ] || [ "${CANDOR_FUZZ:-}" = 1 ]; then
         1) say "fuzzing found a crash or a disagreement (fuzz/out/findings)"; failed=$((failed + 1)); status=1 ;;
         *) say "warning: the fuzzers could not run" ;;
     esac
-fi
-
-# The names of the failed tests, with the first line of each message, just above the summary: CI keeps only the
-# end of the output.
-if [ "$failed" -gt 0 ]; then
-    while IFS= read -r -d '' trx; do
-        /usr/bin/python3 - "$trx" <<'PY' >&2 || true
-import sys, xml.etree.ElementTree as ET
-ns = {"t": "http://microsoft.com/schemas/VisualStudio/TeamTest/2010"}
-for result in ET.parse(sys.argv[1]).getroot().iterfind(".//t:UnitTestResult", ns):
-    if result.get("outcome") not in ("Passed", "NotExecuted"):
-        message = result.findtext(".//t:Message", default="", namespaces=ns).strip().splitlines()
-        print(f"test.sh: FAILED {result.get('testName')}: {message[0][:300] if message else result.get('outcome')}")
-PY
-    done < <(find "$RESULTS" -name '*.trx' -print0)
 fi
 
 summary="$passed passed, $failed failed"
