@@ -23,7 +23,7 @@ export DEBIAN_FRONTEND=noninteractive
 say() { echo "test.sh: $*" >&2; }
 
 # ------------------------------------------------------------------ system packages
-PACKAGES=(python3-slixmpp profanity tmux prosody lua-unbound chromium python3-omemo python3-oldmemo python3-twomemo python3-xmlschema coturn postgresql python3-prometheus-client)
+PACKAGES=(python3-slixmpp profanity tmux prosody ejabberd lua-unbound chromium python3-omemo python3-oldmemo python3-twomemo python3-xmlschema coturn postgresql python3-prometheus-client)
 
 install_packages() {
     command -v dpkg-query >/dev/null || { say "not a Debian system: make sure ${PACKAGES[*]} are installed"; return 0; }
@@ -55,6 +55,11 @@ install_packages() {
     if [[ " ${missing[*]} " == *" prosody "* ]]; then
         "${sudo[@]}" service prosody stop >/dev/null 2>&1 || true
         "${sudo[@]}" update-rc.d prosody disable >/dev/null 2>&1 || true
+    fi
+    # The same for ejabberd (the import and federation tests run a private node on free loopback ports).
+    if [[ " ${missing[*]} " == *" ejabberd "* ]]; then
+        "${sudo[@]}" service ejabberd stop >/dev/null 2>&1 || true
+        "${sudo[@]}" update-rc.d ejabberd disable >/dev/null 2>&1 || true
     fi
     # The same for coturn: the TURN test starts its own on free loopback ports.
     if [[ " ${missing[*]} " == *" coturn "* ]]; then

@@ -1,4 +1,5 @@
 using System.CommandLine;
+using Candor.Server.Audit;
 using Candor.Server.Hosting;
 using Candor.Server.Storage;
 
@@ -28,6 +29,11 @@ internal static class MigrateCommand
                     throw new OptionsException($"a server is running on {Path.GetFullPath(options.DataDirectory)}: stop it first, so that nothing is written after the copy");
                 var counts = await SqliteToPostgres.RunAsync(options);
                 Console.WriteLine($"Copied {counts.Total} records ({counts.KeyValue} key-value, {counts.Map} map, {counts.Archive} archive) into PostgreSQL.");
+                // The operator log moves too, as it is (indexes, leaf hashes, signed heads), so that monitors see it continue.
+                var log = AuditLog.Open(options);
+                var entries = log.Adopt(Path.Combine(options.DataDirectory, SqliteStorage.FileName));
+                await AuditLog.RecordAsync(options, AuditActions.StorageMigrated, null, new Dictionary<string, string> { ["from"] = "sqlite", ["to"] = "postgresql" });
+                Console.WriteLine($"Copied the operator log's {entries} entries into PostgreSQL, and recorded the migration in it.");
                 Console.WriteLine($"Serve them with: candor serve --data {options.DataDirectory} --postgres \"...\" (the master key stays in {options.DataDirectory}).");
                 return ExitCodes.Ok;
             }

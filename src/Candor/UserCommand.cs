@@ -105,7 +105,7 @@ internal static class UserCommand
         var common = new CommonOptions();
         var jid = new Argument<string>("JID");
         var output = new Option<string>("--out") { Description = "File to write (must not exist)", Required = true };
-        var command = new Command("export", "Write an account's data and SCRAM credentials as a XEP-0227 file (recorded in the operator log)");
+        var command = new Command("export", "Write an account's data and SCRAM credentials as a XEP-0227 file (recorded in the operator log and announced to the account)");
         command.Add(jid);
         command.Add(output);
         common.AddTo(command);
@@ -122,7 +122,7 @@ internal static class UserCommand
             }
             Console.WriteLine($"Exported {full} to {Path.GetFullPath(target)} (XEP-0227, with its SCRAM credentials: keep it as safe as the database).");
             return ExitCodes.Ok;
-        }, AuditActions.DataExported));
+        }, AuditActions.DataExported, announce: OperatorChange.DataExported));
         return command;
     }
 
@@ -143,7 +143,7 @@ internal static class UserCommand
                 Candor.Xml.Element document;
                 try
                 {
-                    document = PortableData.Parse(await File.ReadAllTextAsync(path));
+                    document = PortableData.Load(path);
                 }
                 catch (Exception e) when (e is InvalidDataException or Candor.Xml.XmlStreamException)
                 {

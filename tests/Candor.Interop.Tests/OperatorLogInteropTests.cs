@@ -8,7 +8,8 @@ namespace Candor.Interop.Tests;
 
 /// <summary>
 /// Issue 18 beyond the operator's commands: the user's side through slixmpp's ad-hoc plugin (the account's log entries
-/// with proofs, "Export my data"), XEP-0227 import of a file Prosody 0.12 wrote and an export → import round trip, and
+/// with proofs, "Export my data") and its XEP-0077 plugin (removal confirmed with the password), XEP-0227 import of files
+/// Prosody 0.12 and ejabberd 23.01 wrote and an export → import round trip, and
 /// backup/restore in the log: a restore either continues the newer log from its export or shows monitors the rollback.
 /// </summary>
 [Trait("Category", "Interop")]
@@ -157,6 +158,139 @@ public sealed class OperatorLogInteropTests(ITestOutputHelper output) : IDisposa
     }
 
     [Fact]
+    public async Task Slixmpp_removes_its_account_only_with_its_password_and_the_removal_is_one_log_entry_the_stream_end_cites()
+    {
+        await Tools.RequireSlixmppAsync();
+        await using var server = await CandorServer.StartAsync(output);
+        await server.AddUserAsync("lea@localhost", "lea-secret");
+        var result = await ChildProcess.RunAsync(Tools.Python,
+            [Tools.Script("account_removal.py"), CandorServer.Host, server.C2sPort.ToString(), "lea@localhost/slixmpp", "lea-secret"], Timeout);
+        output.WriteLine(result.Describe());
+        Assert.True(result.Succeeded, $"account_removal.py failed\n{result.Describe()}\n{server.Transcript}");
+
+        var show = (await Succeeds(server.RunCliAsync("audit", "show", "--account", "lea@localhost"))).Output;
+        var removal = Assert.Single(show.Split('\n'), l => l.Contains("account.remove", StringComparison.Ordinal));
+        Assert.Contains("account  account.remove", removal);
+        var index = await UserCommandTests.LastLogIndexAsync(server, "lea@localhost");
+        Assert.Contains($"STREAM ERROR not-authorized: the account was removed by its owner (operator log entry #{index})", result.Output);
+        Assert.DoesNotContain("lea@localhost", (await Succeeds(server.RunCliAsync("user", "list"))).Output);
+        var login = await ChildProcess.RunAsync(Tools.Python,
+            [Tools.Script("login_once.py"), CandorServer.Host, server.C2sPort.ToString(), "lea@localhost/again", "lea-secret"], Timeout);
+        Assert.False(login.Succeeded, login.Describe());
+    }
+
+    [Fact]
+    public async Task An_ejabberd_export_imports_and_the_user_logs_in_with_the_same_password_roster_offline_message_and_bookmarks()
+    {
+        await Tools.RequireSlixmppAsync();
+        var file = await EjabberdExportAsync("alice", "old-pass");
+        foreach (var part in Directory.EnumerateFiles(Path.GetDirectoryName(file)!)) output.WriteLine($"{part}:\n{await File.ReadAllTextAsync(part)}");
+        Assert.Contains("<xi:include", await File.ReadAllTextAsync(file));
+
+        await using var server = await CandorServer.StartAsync(output);
+        var import = await Succeeds(server.RunCliAsync("user", "import", file));
+        Assert.Contains("Imported alice@localhost.", import.Output);
+        Assert.Single((await Succeeds(server.RunCliAsync("audit", "show", "--account", "alice@localhost"))).Output.Split('\n'),
+            l => l.Contains("account.import", StringComparison.Ordinal));
+        // First, without presence: the slixmpp logins below send presence, which would take the offline message.
+        // ejabberd keeps SCRAM-SHA-1 only (its values base64-encoded twice in the file).
+        await using (var alice = await SealedStorageInteropTests.ConnectAsync(server, "alice@localhost/check", "old-pass", presence: false, mechanisms: ["SCRAM-SHA-1"]))
+        {
+            var vcard = await alice.IqAsync(Stanza.CreateIq("get", "v1", null, Jid.Parse("alice@localhost")).Add(new Candor.Xml.Element("vCard", Ns.VCard)));
+            Assert.Equal("Alice from ejabberd", vcard.GetChild("vCard", Ns.VCard)?.GetChildText("FN", Ns.VCard));
+            var bookmarks = await alice.IqAsync(Stanza.CreateIq("get", "p1", null, null)
+                .Add(new Candor.Xml.Element("query", Ns.Private).Add(new Candor.Xml.Element("storage", "storage:bookmarks"))));
+            Assert.Equal("room@muc.localhost", bookmarks.GetChild("query", Ns.Private)?.GetChild("storage", "storage:bookmarks")?.FirstElement?.GetAttribute("jid"));
+            var waiting = new TaskCompletionSource<ChatMessage>(TaskCreationOptions.RunContinuationsAsynchronously);
+            alice.EventReceived += e =>
+            {
+                if (e is ChatMessage { Body: "while you were away" } message) waiting.TrySetResult(message);
+            };
+            await alice.SendPresenceAsync();
+            Assert.Equal("carol@localhost", (await waiting.Task.WaitAsync(Timeout)).From?.Bare.ToString());
+        }
+        // slixmpp logs in with SCRAM-SHA-1, and with PLAIN over TLS.
+        foreach (var mechanism in new[] { "SCRAM-SHA-1", "PLAIN" })
+        {
+            var login = await ChildProcess.RunAsync(Tools.Python,
+                [Tools.Script("imported_account.py"), CandorServer.Host, server.C2sPort.ToString(), $"alice@localhost/{mechanism}", "old-pass",
+                 "--mechanism", mechanism, "--contact", "friend@localhost", "--name", "Friend", "--group", "Pals"], Timeout);
+            output.WriteLine(login.Describe());
+            Assert.True(login.Succeeded, $"{mechanism}: imported_account.py failed\n{login.Describe()}\n{server.Transcript}");
+        }
+    }
+
+    /// <summary>
+    /// ejabberd 23.01's own XEP-0227 export (<c>ejabberdctl export_piefxis DIR</c>): a private node on loopback with no
+    /// listener, an account with SCRAM credentials, a roster item, vCard, an offline message and private XML made with
+    /// mod_admin_extra's commands. ejabberdctl runs as root or as the ejabberd user only; as root it runs as ejabberd.
+    /// Returns the main file, which XIncludes the host's file beside it.
+    /// </summary>
+    private async Task<string> EjabberdExportAsync(string user, string password)
+    {
+        var ejabberdctl = Tools.RequireCommand("ejabberdctl", "ejabberd");
+        Assert.True(Environment.UserName is "root" or "ejabberd", "ejabberdctl runs only as root or as the ejabberd user");
+        var dir = TempDirectory("candor-ejabberd-");
+        var exported = Path.Combine(dir, "export");
+        foreach (var sub in new[] { "conf", "spool", "logs", "export" }) Directory.CreateDirectory(Path.Combine(dir, sub));
+        var port = FreePorts.Take(1)[0];
+        await File.WriteAllTextAsync(Path.Combine(dir, "conf", "ejabberd.yml"), """
+            hosts:
+              - "localhost"
+            loglevel: info
+            listen: []
+            auth_method: internal
+            auth_password_format: scram
+            acme:
+              auto: false
+            modules:
+              mod_roster: {}
+              mod_vcard: {}
+              mod_private: {}
+              mod_offline: {}
+              mod_admin_extra: {}
+            """);
+        await File.WriteAllTextAsync(Path.Combine(dir, "conf", "ejabberdctl.cfg"), $"""
+            ERLANG_NODE=candortest{port}@localhost
+            ERL_DIST_PORT={port}
+            INET_DIST_INTERFACE=127.0.0.1
+            ERL_OPTIONS="-setcookie candor_test_{port}"
+            EJABBERD_PID_PATH={dir}/ejabberd.pid
+            EJABBERD_BYPASS_WARNINGS=true
+            """);
+        await File.WriteAllTextAsync(Path.Combine(dir, "conf", "inetrc"), "{lookup,[\"file\",\"native\"]}.\n");
+        var asRoot = Environment.UserName == "root";
+        if (asRoot) await Succeeds(ChildProcess.RunAsync("chown", ["-R", "ejabberd:ejabberd", dir], Timeout));
+        Task<ProcessResult> Ctl(params string[] arguments)
+        {
+            string[] command = [ejabberdctl, "--config-dir", $"{dir}/conf", "--config", $"{dir}/conf/ejabberd.yml", "--ctl-config", $"{dir}/conf/ejabberdctl.cfg",
+                "--logs", $"{dir}/logs", "--spool", $"{dir}/spool", .. arguments];
+            return asRoot
+                ? ChildProcess.RunAsync("setpriv", ["--reuid=ejabberd", "--regid=ejabberd", "--init-groups", "env", $"HOME={dir}", .. command], Timeout)
+                : ChildProcess.RunAsync(command[0], command[1..], Timeout, new Dictionary<string, string?> { ["HOME"] = dir });
+        }
+        await Succeeds(Ctl("start"));
+        try
+        {
+            await Succeeds(Ctl("started"));
+            await Succeeds(Ctl("register", user, "localhost", password));
+            await Succeeds(Ctl("add_rosteritem", user, "localhost", "friend", "localhost", "Friend", "Pals", "both"));
+            await Succeeds(Ctl("set_vcard", user, "localhost", "FN", "Alice from ejabberd"));
+            await Succeeds(Ctl("send_message", "chat", "carol@localhost", $"{user}@localhost", "", "while you were away"));
+            await Succeeds(Ctl("private_set", user, "localhost", "<storage xmlns='storage:bookmarks'><conference jid='room@muc.localhost' name='Room'/></storage>"));
+            await Succeeds(Ctl("export_piefxis", exported));
+        }
+        finally
+        {
+            output.WriteLine((await Ctl("stop")).Describe());
+            await Ctl("stopped");
+        }
+        var main = Directory.EnumerateFiles(exported, "*.xml").Where(f => !Path.GetFileName(f).Contains('_', StringComparison.Ordinal)).ToList();
+        Assert.True(main.Count == 1, $"ejabberd wrote {string.Join(", ", Directory.EnumerateFiles(exported))}");
+        return main[0];
+    }
+
+    [Fact]
     public async Task Export_then_import_into_another_server_round_trips_credentials_roster_offline_messages_and_archive()
     {
         var dir = TempDirectory("candor-xep0227-");
@@ -206,7 +340,8 @@ public sealed class OperatorLogInteropTests(ITestOutputHelper output) : IDisposa
         var all = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         sam.EventReceived += e =>
         {
-            if (e is not ChatMessage { Body: { } body }) return;
+            // The operator's exports above are announced to the accounts too: only the messages count here.
+            if (e is not ChatMessage { Body: { } body } || !body.StartsWith("while you were away", StringComparison.Ordinal)) return;
             lock (bodies)
             {
                 bodies.Add(body);

@@ -8,7 +8,7 @@ namespace Candor.Interop.Tests;
 /// <summary>
 /// <c>candor serve --postgres</c> and the operator's commands with the same <c>--postgres</c>, as processes: accounts
 /// made beside the running server log in, a password change reaches the server's sessions through PostgreSQL, the key
-/// status counts the records sealed there, and no SQLite file is made.
+/// status counts the records sealed there, the operator log is kept there too, and no SQLite file is made.
 /// </summary>
 public sealed class PostgresCommandTests(ITestOutputHelper output)
 {
@@ -36,6 +36,13 @@ public sealed class PostgresCommandTests(ITestOutputHelper output)
         Assert.Contains("seals new records", status.Output);
         Assert.DoesNotContain("NOT SEALED", status.Output);
         Assert.False(File.Exists(Path.Combine(server.DataDirectory, "candor.db")), server.Transcript);
+        // The operator log is in PostgreSQL too: the server's and the commands' entries in one verifiable log.
+        Assert.False(File.Exists(Path.Combine(server.DataDirectory, "audit.db")), server.Transcript);
+        var log = await server.RunCliAsync("audit", "show", "--account", "zed@localhost", "--postgres", postgres);
+        Assert.Contains("account.create", log.Output);
+        Assert.Contains("account.password", log.Output);
+        var verify = await server.RunCliAsync("audit", "verify", "--postgres", postgres);
+        Assert.True(verify.Succeeded, verify.Describe());
 
         // Without --postgres the same data directory has no database: refused, not taken for an empty server.
         UserCommandTests.AssertOneLineError(await server.RunCliAsync("user", "list"), 2, "no Candor data");
@@ -59,5 +66,13 @@ public sealed class PostgresCommandTests(ITestOutputHelper output)
         var list = await server.RunCliAsync("user", "list", "--postgres", postgres);
         Assert.True(list.Succeeded, list.Describe());
         Assert.Contains("yve@localhost", list.Output);
+        // The operator log came along as it was, and records the migration.
+        Assert.Contains("operator log's", migrate.Output);
+        var log = await server.RunCliAsync("audit", "show", "--postgres", postgres);
+        Assert.Contains("account.create", log.Output);
+        Assert.Contains("yve@localhost", log.Output);
+        Assert.Contains("storage.migrate", log.Output);
+        var verify = await server.RunCliAsync("audit", "verify", "--postgres", postgres);
+        Assert.True(verify.Succeeded, verify.Describe());
     }
 }

@@ -175,8 +175,9 @@ public sealed class SealedStorageInteropTests(ITestOutputHelper output)
         return received.Task;
     }
 
-    internal static async Task<XmppClient> ConnectAsync(CandorServer server, string jid, string password, bool presence = true)
+    internal static async Task<XmppClient> ConnectAsync(CandorServer server, string jid, string password, bool presence = true, string[]? mechanisms = null)
     {
+        var defaults = new XmppClientOptions { Jid = Jid.Parse(jid), Password = password };
         var client = new XmppClient(new XmppClientOptions
         {
             Jid = Jid.Parse(jid),
@@ -185,6 +186,7 @@ public sealed class SealedStorageInteropTests(ITestOutputHelper output)
             Port = server.C2sPort,
             CertificateFingerprint = server.CertificateFingerprint,
             AutoReceipts = false,
+            Mechanisms = mechanisms ?? defaults.Mechanisms,
         });
         await client.ConnectAsync();
         if (presence) await client.SendPresenceAsync();

@@ -114,12 +114,47 @@ public sealed class UserCommandTests(ITestOutputHelper output)
         Assert.Equal(2, (await MetadataAsync(vic)).Elements.Count());
     }
 
+    [Fact]
+    public async Task An_export_by_the_operator_is_announced_to_the_account_citing_its_log_entry_online_or_at_the_next_login()
+    {
+        var dir = Directory.CreateTempSubdirectory("candor-export-notice-").FullName;
+        try
+        {
+            await using var server = await CandorServer.StartAsync(output);
+            await server.AddUserAsync("wes@localhost", "wes-secret");
+            var online = await ConnectAsync(server, "wes@localhost/desk", "wes-secret");
+            var announced = NoticeAsync(online, ExportNotice);
+            var export = await server.RunCliAsync("user", "export", "wes@localhost", "--out", Path.Combine(dir, "1.xml"));
+            Assert.True(export.Succeeded, export.Describe());
+            Assert.Contains("announced to the account", (await server.RunCliAsync("user", "export", "--help")).Output);
+            var notice = (await announced.WaitAsync(Timeout)).Body!;
+            Assert.Contains($"(operator log entry #{await LastLogIndexAsync(server, "wes@localhost")};", notice);
+            await online.DisposeAsync();
+
+            // Made while no server runs: the next start queues the notice for the account's next login.
+            await server.StopAsync();
+            var offline = await server.RunCliAsync("user", "export", "wes@localhost", "--out", Path.Combine(dir, "2.xml"));
+            Assert.True(offline.Succeeded, offline.Describe());
+            var second = await LastLogIndexAsync(server, "wes@localhost");
+            await server.StartAsync();
+            await using var later = await ConnectAsync(server, "wes@localhost/phone", "wes-secret", notice: task => announced = task, noticeAbout: ExportNotice);
+            Assert.Contains($"(operator log entry #{second};", (await announced.WaitAsync(Timeout)).Body);
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
+    private const string ExportNotice = "operator exported your account's data";
+
     private static async Task<Element> MetadataAsync(XmppClient client) =>
         (await client.IqAsync(new Element("iq", Ns.Client).SetAttribute("type", "get").Add(new Element("metadata", "urn:xmpp:mam:2"))))
         .GetChild("metadata", "urn:xmpp:mam:2")!;
 
-    /// <summary>A connected, available client; <paramref name="notice"/> gets <see cref="NoticeAsync"/>, watched from before the login.</summary>
-    internal static async Task<XmppClient> ConnectAsync(CandorServer server, string jid, string password, Action<Task<ChatMessage>>? notice = null)
+    /// <summary>A connected, available client; <paramref name="notice"/> gets <see cref="NoticeAsync"/> (of <paramref name="noticeAbout"/>), watched from before the login.</summary>
+    internal static async Task<XmppClient> ConnectAsync(CandorServer server, string jid, string password, Action<Task<ChatMessage>>? notice = null,
+        string noticeAbout = PasswordNotice)
     {
         var client = new XmppClient(new XmppClientOptions
         {
@@ -129,19 +164,21 @@ public sealed class UserCommandTests(ITestOutputHelper output)
             Port = server.C2sPort,
             CertificateFingerprint = server.CertificateFingerprint,
         });
-        notice?.Invoke(NoticeAsync(client));
+        notice?.Invoke(NoticeAsync(client, noticeAbout));
         await client.ConnectAsync();
         await client.SendPresenceAsync();
         return client;
     }
 
-    /// <summary>The first chat from the server's own JID about a password change.</summary>
-    internal static Task<ChatMessage> NoticeAsync(XmppClient client)
+    private const string PasswordNotice = "password of your account was changed";
+
+    /// <summary>The first chat from the server's own JID about a password change (or what <paramref name="about"/> says).</summary>
+    internal static Task<ChatMessage> NoticeAsync(XmppClient client, string about = PasswordNotice)
     {
         var first = new TaskCompletionSource<ChatMessage>(TaskCreationOptions.RunContinuationsAsynchronously);
         client.EventReceived += e =>
         {
-            if (e is ChatMessage { From: { IsBare: true, Local: null }, Body: { } body } message && body.Contains("password of your account was changed", StringComparison.Ordinal))
+            if (e is ChatMessage { From: { IsBare: true, Local: null }, Body: { } body } message && body.Contains(about, StringComparison.Ordinal))
                 first.TrySetResult(message);
         };
         return first.Task;

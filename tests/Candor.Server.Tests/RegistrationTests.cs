@@ -4,7 +4,7 @@ using Candor.Xmpp;
 
 namespace Candor.Server.Tests;
 
-/// <summary>XEP-0077 in-band registration: creation (off by default, rate-limited), password change, removal.</summary>
+/// <summary>XEP-0077 in-band registration: creation (off by default, rate-limited), password change, removal confirmed with the password.</summary>
 public sealed class RegistrationTests(ServerFixture server) : IClassFixture<ServerFixture>
 {
     private static async Task<XmppTestClient> SecureAsync(int port)
@@ -76,14 +76,51 @@ public sealed class RegistrationTests(ServerFixture server) : IClassFixture<Serv
         await withOld.AuthenticateAsync(user, "brand-new");
     }
 
+    /// <summary>The cancellation form of XEP-0077 §3.2, submitted with <paramref name="password"/>.</summary>
+    internal static string Removal(string account, string password) =>
+        "<iq type='set' id='{id}'><query xmlns='jabber:iq:register'><x xmlns='jabber:x:data' type='submit'>"
+        + "<field var='FORM_TYPE' type='hidden'><value>jabber:iq:register:cancel</value></field>"
+        + $"<field var='username'><value>{account}</value></field><field var='password'><value>{password}</value></field></x></query></iq>";
+
     [Fact]
-    public async Task Account_removal_answers_then_closes_every_stream_of_the_account()
+    public async Task Account_removal_asks_for_the_password_and_a_wrong_one_removes_nothing()
+    {
+        var user = await server.CreateUserAsync();
+        await using var client = await server.LoginAsync(user, "main");
+
+        // A bare <remove/> is answered with the cancellation form in the error (XEP-0077 §3.2), and nothing happens.
+        var asked = await client.RequestAsync("<iq type='set' id='{id}'><query xmlns='jabber:iq:register'><remove/></query></iq>");
+        asked.AssertError("not-allowed", "cancel");
+        var form = asked.GetChild("query", Ns.Register)!.GetChild("x", Ns.DataForms)!;
+        Assert.Equal("form", form.GetAttribute("type"));
+        var fields = form.Elements.Where(f => f.Name == "field").ToDictionary(f => f.GetAttribute("var")!);
+        Assert.Equal("jabber:iq:register:cancel", fields["FORM_TYPE"].GetChildText("value", Ns.DataForms));
+        Assert.Equal("text-private", fields["password"].GetAttribute("type"));
+        Assert.NotNull(fields["password"].GetChild("required", Ns.DataForms));
+        Assert.NotNull(asked.GetChild("error", Ns.Client)!.GetChild("text", Ns.Stanzas));
+
+        (await client.RequestAsync("<iq type='set' id='{id}'><query xmlns='jabber:iq:register'><remove/><username>x</username></query></iq>")).AssertError("bad-request");
+        var wrong = await client.RequestAsync(Removal(user, "not-the-password"));
+        wrong.AssertError("not-authorized", "auth");
+        Assert.DoesNotContain("not-the-password", wrong.ToString());
+        (await client.RequestAsync(Removal("someone-else", ServerFixture.Password(user)))).AssertError("forbidden");
+        (await client.RequestAsync(Removal(user, ""))).AssertError("bad-request");
+
+        Assert.True(await server.Host.Server.Accounts.ExistsAsync(user));
+        Assert.DoesNotContain(server.Host.Server.Audit.Read(), e => e.Account == $"{user}@localhost" && e.Action == AuditActions.AccountRemoved);
+        // The session is untouched.
+        Assert.Equal("result", (await client.RequestAsync("<iq type='get' id='{id}'><ping xmlns='urn:xmpp:ping'/></iq>")).Type());
+    }
+
+    [Fact]
+    public async Task Account_removal_with_the_password_answers_then_closes_every_stream_of_the_account()
     {
         var user = await server.CreateUserAsync();
         await using var other = await server.LoginAsync(user, "other");
         await using var client = await server.LoginAsync(user, "main");
 
-        var removed = await client.RequestAsync("<iq type='set' id='{id}'><query xmlns='jabber:iq:register'><remove/></query></iq>");
+        // The username field takes the bare JID (as in XEP-0077's example) or the local part.
+        var removed = await client.RequestAsync(Removal($"{user}@localhost", ServerFixture.Password(user)));
         Assert.Equal("result", removed.Type());
         await client.ExpectStreamErrorAsync("not-authorized");
         var error = await other.ExpectStreamErrorAsync("not-authorized");

@@ -11,13 +11,14 @@ public enum OperatorChange
     PasswordChanged,
     Removed,
     ArchivePurged,
+    DataExported,
 }
 
 /// <summary>
 /// Account changes the operator makes beside a running server: <c>candor user passwd|remove</c> write the
 /// database directly and queue the change here; the server polls the queue and does what the change means for
 /// live sessions, as it does for the same change made in band (the password change is announced and ends the
-/// sessions, a removed account's sessions end, a purged message archive is announced).
+/// sessions, a removed account's sessions end, a purged message archive and an export of the account's data are announced).
 /// </summary>
 public sealed class OperatorChanges(IStorage storage)
 {
@@ -45,14 +46,14 @@ public sealed class OperatorChanges(IStorage storage)
         $" (operator log entry #{logIndex}; the ad-hoc command \"What did the operator do with my account?\" lists it with its proof)";
 
     /// <summary>Applies queued changes until <paramref name="stopping"/>; changes queued while no server ran concern no session and are
-    /// dropped at start, except archive purges, which are announced, and removals, whose uploaded files go.</summary>
+    /// dropped at start, except archive purges and data exports, which are announced, and removals, whose uploaded files go.</summary>
     public static async Task ApplyWhileRunningAsync(XmppServer server, CancellationToken stopping)
     {
         var changes = new OperatorChanges(server.Storage);
         var log = server.LoggerFactory.CreateLogger<OperatorChanges>();
-        // A purged archive is news to the account whenever it happened: the notice waits in offline storage.
+        // A purged archive or an export is news to the account whenever it happened: the notice waits in offline storage.
         foreach (var (user, change, index) in await changes.TakeAllAsync())
-            if (change is OperatorChange.ArchivePurged or OperatorChange.Removed) await ApplyAsync(server, user, change, index);
+            if (change is not OperatorChange.PasswordChanged) await ApplyAsync(server, user, change, index);
         using var timer = new PeriodicTimer(PollInterval);
         try
         {
@@ -87,13 +88,22 @@ public sealed class OperatorChanges(IStorage storage)
                 server.EndSessions(user, StreamErrors.NotAuthorized, "the account was removed by the operator" + Cite(logIndex));
                 break;
             case OperatorChange.ArchivePurged:
-                // To the bare JID: the account's online clients see it now, or offline storage keeps it for the next login.
-                var notice = new Element("message", Ns.Client).SetAttribute("to", Jid.Create(user, server.Domain.Domain).ToString()).SetAttribute("type", "chat")
-                    .SetAttribute("id", "purge-" + Guid.NewGuid().ToString("N")[..12]);
-                notice.AddChild("body").AddText($"The operator deleted your message archive on this server at {XmppTime.FormatSeconds(DateTimeOffset.UtcNow)}{Cite(logIndex)}. "
+                await NotifyAsync(server, user, "purge", $"The operator deleted your message archive on this server at {XmppTime.FormatSeconds(DateTimeOffset.UtcNow)}{Cite(logIndex)}. "
                     + "Copies your clients keep are not affected.");
-                await server.SendAsync(notice);
+                break;
+            case OperatorChange.DataExported:
+                await NotifyAsync(server, user, "export", $"The operator exported your account's data from this server to a file (XEP-0227: contacts, vCard, private and PEP data, "
+                    + $"offline messages, message archive and password verifiers){Cite(logIndex)}. The entry says when.");
                 break;
         }
+    }
+
+    /// <summary>To the bare JID: the account's online clients see it now, or offline storage keeps it for the next login.</summary>
+    private static ValueTask NotifyAsync(XmppServer server, string user, string idPrefix, string text)
+    {
+        var notice = new Element("message", Ns.Client).SetAttribute("to", Jid.Create(user, server.Domain.Domain).ToString()).SetAttribute("type", "chat")
+            .SetAttribute("id", idPrefix + "-" + Guid.NewGuid().ToString("N")[..12]);
+        notice.AddChild("body").AddText(text);
+        return server.SendAsync(notice);
     }
 }

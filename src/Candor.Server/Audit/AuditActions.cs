@@ -21,6 +21,7 @@ public static class AuditActions
     public const string DataImported = "account.import";
     public const string BackupCreated = "backup.create";
     public const string BackupRestored = "backup.restore";
+    public const string StorageMigrated = "storage.migrate";
 
     /// <summary>A tree head is signed at least this often while the log grows (and at every start and stop).</summary>
     public static readonly TimeSpan HeadInterval = TimeSpan.FromMinutes(1);

@@ -1,48 +1,50 @@
+using System.Data.Common;
 using System.Text;
 using System.Text.Json;
 using Candor.Server.Hosting;
 using Candor.Server.Storage;
-using Microsoft.Data.Sqlite;
 using NSec.Cryptography;
 
 namespace Candor.Server.Audit;
 
 /// <summary>
-/// Promise 6, the operator log (issue 18): an append-only list of <see cref="AuditEntry"/> in the server's SQLite
-/// database (tables audit_log and audit_head; triggers refuse updates and deletes), the Merkle tree of RFC 9162 over
-/// it, and tree heads signed with the log key, an Ed25519 key kept beside the master key (DATA/keys/audit.key) and
-/// never in the database. Each append is one SQLite transaction, so a crash leaves the log with or without the
-/// entry, never half of it; a head is signed over entries already committed. The server and the
-/// <c>candor ...</c> commands append to the same database at once; BEGIN IMMEDIATE orders them.
+/// Promise 6, the operator log (issue 18): an append-only list of <see cref="AuditEntry"/> in the server's database
+/// (tables audit_log and audit_head; triggers refuse updates and deletes), the Merkle tree of RFC 9162 over it, and
+/// tree heads signed with the log key, an Ed25519 key kept beside the master key (DATA/keys/audit.key) and never in the
+/// database. The database is the SQLite file of the data directory, or with <c>--postgres</c> the PostgreSQL database
+/// (<see cref="AuditTables"/>). Each append is one transaction, so a crash leaves the log with or without the entry,
+/// never half of it; a head is signed over entries already committed. The server and the <c>candor ...</c> commands
+/// append to the same database at once; the append transaction orders them.
 /// The log is public (served over HTTP): entries name accounts but hold no password, key or content.
 /// </summary>
 public sealed class AuditLog
 {
-    private readonly string _connectionString;
+    private readonly AuditTables _tables;
     private readonly string _keyPath;
+    private readonly byte[]? _derivedKey;
     private Key? _key;
 
-    private AuditLog(string database, string keyPath)
+    private AuditLog(AuditTables tables, string keyPath, byte[]? derivedKey = null)
     {
-        _connectionString = new SqliteConnectionStringBuilder { DataSource = database, Mode = SqliteOpenMode.ReadWriteCreate, Pooling = true }.ToString();
+        _tables = tables;
         _keyPath = keyPath;
-        using var connection = Open();
-        using var command = connection.CreateCommand();
-        command.CommandText = """
-            CREATE TABLE IF NOT EXISTS audit_log (idx INTEGER PRIMARY KEY, entry TEXT NOT NULL);
-            CREATE TABLE IF NOT EXISTS audit_head (size INTEGER PRIMARY KEY, head TEXT NOT NULL);
-            CREATE TRIGGER IF NOT EXISTS audit_log_no_update BEFORE UPDATE ON audit_log BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
-            CREATE TRIGGER IF NOT EXISTS audit_log_no_delete BEFORE DELETE ON audit_log BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
-            """;
-        command.ExecuteNonQuery();
+        _derivedKey = derivedKey;
+        _tables.CreateSchema();
     }
 
     /// <summary>
-    /// The log in the data directory's database, signed with the key beside the master key file. With PostgreSQL
-    /// storage the log is not in PostgreSQL yet: it stays a SQLite file of its own in the data directory.
+    /// The log in the server's database, signed with the key beside the master key file. With PostgreSQL, a log that
+    /// an earlier version kept in DATA/audit.db beside it moves into PostgreSQL while PostgreSQL's log is empty.
     /// </summary>
-    public static AuditLog Open(ServerOptions options) =>
-        new(Path.Combine(options.DataDirectory, options.Postgres is null ? "candor.db" : "audit.db"), KeyPathOf(options));
+    public static AuditLog Open(ServerOptions options)
+    {
+        var derived = options.MasterKey is { } setting ? new MasterKey(KeyFiles.ParseKey(setting, "MasterKey")).AuditLogSeed : null;
+        if (options.Postgres is null) return new(new SqliteAuditTables(Path.Combine(options.DataDirectory, SqliteStorage.FileName)), KeyPathOf(options), derived);
+        var log = new AuditLog(new PostgresAuditTables(options.Postgres), KeyPathOf(options), derived);
+        var legacy = Path.Combine(options.DataDirectory, "audit.db");
+        if (File.Exists(legacy)) log.Adopt(legacy);
+        return log;
+    }
 
     public static string KeyPathOf(ServerOptions options) =>
         Path.Combine(Path.GetDirectoryName(new KeyFiles(options).KeyPath)!, "audit.key");
@@ -59,29 +61,72 @@ public sealed class AuditLog
         return index;
     }
 
-    private SqliteConnection Open()
+    /// <summary>
+    /// Takes over the log of a SQLite database (<c>candor migrate</c>, or DATA/audit.db of an earlier version) as it is
+    /// stored, entries and signed heads, when this log is empty; returns how many entries it copied. The copy keeps
+    /// every index and leaf hash, so monitors see the same log continue.
+    /// </summary>
+    public long Adopt(string sqliteDatabase)
     {
-        var connection = new SqliteConnection(_connectionString);
-        connection.Open();
-        using var pragma = connection.CreateCommand();
-        pragma.CommandText = "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=10000;";
-        pragma.ExecuteNonQuery();
-        return connection;
+        var source = new AuditLog(new SqliteAuditTables(sqliteDatabase), _keyPath);
+        using var connection = _tables.Open();
+        using var transaction = _tables.BeginAppend(connection);
+        using var command = Command(connection, transaction, "SELECT COUNT(*) FROM audit_log");
+        if (Convert.ToInt64(command.ExecuteScalar()) > 0) return 0;
+        var copied = 0L;
+        foreach (var (index, entry, head) in source.Snapshot())
+        {
+            command.Parameters.Clear();
+            if (head is null)
+            {
+                command.CommandText = "INSERT INTO audit_log (idx, entry) VALUES (@idx, @entry)";
+                Add(command, "idx", index);
+                Add(command, "entry", entry!);
+                copied++;
+            }
+            else
+                SetHeadCommand(command, head);
+            command.ExecuteNonQuery();
+        }
+        transaction.Commit();
+        return copied;
+    }
+
+    private static DbCommand Command(DbConnection connection, DbTransaction? transaction, string sql)
+    {
+        var command = connection.CreateCommand();
+        command.Transaction = transaction;
+        command.CommandText = sql;
+        return command;
+    }
+
+    private static void Add(DbCommand command, string name, object value)
+    {
+        var parameter = command.CreateParameter();
+        parameter.ParameterName = name;
+        parameter.Value = value;
+        command.Parameters.Add(parameter);
+    }
+
+    private static void SetHeadCommand(DbCommand command, TreeHead head)
+    {
+        command.Parameters.Clear();
+        command.CommandText = "INSERT INTO audit_head (size, head) VALUES (@size, @head) ON CONFLICT (size) DO UPDATE SET head = excluded.head";
+        Add(command, "size", head.Size);
+        Add(command, "head", head.ToJson());
     }
 
     /// <summary>Appends an entry; returns its index.</summary>
     public Task<long> AppendAsync(string actor, string action, string? account, IReadOnlyDictionary<string, string>? details = null)
     {
-        using var connection = Open();
-        using var transaction = connection.BeginTransaction(deferred: false);
-        using var command = connection.CreateCommand();
-        command.Transaction = transaction;
-        command.CommandText = "SELECT COALESCE(MAX(idx) + 1, 0) FROM audit_log";
+        using var connection = _tables.Open();
+        using var transaction = _tables.BeginAppend(connection);
+        using var command = Command(connection, transaction, "SELECT COALESCE(MAX(idx) + 1, 0) FROM audit_log");
         var index = Convert.ToInt64(command.ExecuteScalar());
         var entry = new AuditEntry(index, DateTimeOffset.UtcNow, actor, action, account, details ?? new Dictionary<string, string>());
-        command.CommandText = "INSERT INTO audit_log (idx, entry) VALUES ($idx, $entry)";
-        command.Parameters.AddWithValue("$idx", index);
-        command.Parameters.AddWithValue("$entry", Encoding.UTF8.GetString(entry.ToBytes()));
+        command.CommandText = "INSERT INTO audit_log (idx, entry) VALUES (@idx, @entry)";
+        Add(command, "idx", index);
+        Add(command, "entry", Encoding.UTF8.GetString(entry.ToBytes()));
         command.ExecuteNonQuery();
         transaction.Commit();
         return Task.FromResult(index);
@@ -100,23 +145,17 @@ public sealed class AuditLog
         for (var i = 0; i < stored.Count; i++)
             if (!stored[i].AsSpan().SequenceEqual(exported[i].LeafHash))
                 return $"entry {i} of the restored log differs from the export's: they are not the same log";
-        using var connection = Open();
-        using var transaction = connection.BeginTransaction(deferred: false);
-        using var command = connection.CreateCommand();
-        command.Transaction = transaction;
-        command.CommandText = "INSERT INTO audit_log (idx, entry) VALUES ($idx, $entry)";
-        var index = command.Parameters.Add("$idx", SqliteType.Integer);
-        var text = command.Parameters.Add("$entry", SqliteType.Text);
+        using var connection = _tables.Open();
+        using var transaction = _tables.BeginAppend(connection);
+        using var command = Command(connection, transaction, "INSERT INTO audit_log (idx, entry) VALUES (@idx, @entry)");
         foreach (var entry in exported.Skip(stored.Count))
         {
-            index.Value = entry.Index;
-            text.Value = Encoding.UTF8.GetString(entry.ToBytes());
+            command.Parameters.Clear();
+            Add(command, "idx", entry.Index);
+            Add(command, "entry", Encoding.UTF8.GetString(entry.ToBytes()));
             command.ExecuteNonQuery();
         }
-        command.Parameters.Clear();
-        command.CommandText = "INSERT INTO audit_head (size, head) VALUES ($size, $head) ON CONFLICT (size) DO UPDATE SET head = excluded.head";
-        command.Parameters.AddWithValue("$size", head.Size);
-        command.Parameters.AddWithValue("$head", head.ToJson());
+        SetHeadCommand(command, head);
         command.ExecuteNonQuery();
         transaction.Commit();
         return null;
@@ -126,9 +165,8 @@ public sealed class AuditLog
     {
         get
         {
-            using var connection = Open();
-            using var command = connection.CreateCommand();
-            command.CommandText = "SELECT COUNT(*) FROM audit_log";
+            using var connection = _tables.Open();
+            using var command = Command(connection, null, "SELECT COUNT(*) FROM audit_log");
             return Convert.ToInt64(command.ExecuteScalar());
         }
     }
@@ -136,11 +174,10 @@ public sealed class AuditLog
     /// <summary>Entries <paramref name="start"/> to <paramref name="end"/> (exclusive) as stored, with their index in the table.</summary>
     public IReadOnlyList<(long Index, string Text)> ReadRaw(long start = 0, long end = long.MaxValue)
     {
-        using var connection = Open();
-        using var command = connection.CreateCommand();
-        command.CommandText = "SELECT idx, entry FROM audit_log WHERE idx >= $start AND idx < $end ORDER BY idx";
-        command.Parameters.AddWithValue("$start", start);
-        command.Parameters.AddWithValue("$end", end);
+        using var connection = _tables.Open();
+        using var command = Command(connection, null, "SELECT idx, entry FROM audit_log WHERE idx >= @start AND idx < @end ORDER BY idx");
+        Add(command, "start", start);
+        Add(command, "end", end);
         var rows = new List<(long, string)>();
         using var reader = command.ExecuteReader();
         while (reader.Read()) rows.Add((reader.GetInt64(0), reader.GetString(1)));
@@ -150,10 +187,9 @@ public sealed class AuditLog
     /// <summary>The newest entry about the account, or null (for the login notices, which cite it).</summary>
     public AuditEntry? LatestAbout(string account)
     {
-        using var connection = Open();
-        using var command = connection.CreateCommand();
-        command.CommandText = "SELECT entry FROM audit_log WHERE json_extract(entry, '$.account') = $account ORDER BY idx DESC LIMIT 1";
-        command.Parameters.AddWithValue("$account", account);
+        using var connection = _tables.Open();
+        using var command = Command(connection, null, $"SELECT entry FROM audit_log WHERE {_tables.AccountOfEntry} = @account ORDER BY idx DESC LIMIT 1");
+        Add(command, "account", account);
         return command.ExecuteScalar() is string text ? ParseEntry(text) : null;
     }
 
@@ -174,9 +210,8 @@ public sealed class AuditLog
     {
         get
         {
-            using var connection = Open();
-            using var command = connection.CreateCommand();
-            command.CommandText = "SELECT head FROM audit_head ORDER BY size DESC LIMIT 1";
+            using var connection = _tables.Open();
+            using var command = Command(connection, null, "SELECT head FROM audit_head ORDER BY size DESC LIMIT 1");
             return command.ExecuteScalar() is string text ? TreeHead.Parse(text) : null;
         }
     }
@@ -184,11 +219,9 @@ public sealed class AuditLog
     /// <summary>Entries and heads in the order an export lists them (each head after the last entry it covers), read in one snapshot.</summary>
     public IEnumerable<(long Index, string? Entry, TreeHead? Head)> Snapshot()
     {
-        using var connection = Open();
-        using var transaction = connection.BeginTransaction(deferred: true);
-        using var command = connection.CreateCommand();
-        command.Transaction = transaction;
-        command.CommandText = "SELECT head FROM audit_head ORDER BY size";
+        using var connection = _tables.Open();
+        using var transaction = _tables.BeginSnapshot(connection);
+        using var command = Command(connection, transaction, "SELECT head FROM audit_head ORDER BY size");
         var heads = new List<TreeHead>();
         using (var reader = command.ExecuteReader())
             while (reader.Read()) heads.Add(TreeHead.Parse(reader.GetString(0)));
@@ -224,11 +257,9 @@ public sealed class AuditLog
         var time = DateTimeOffset.FromUnixTimeMilliseconds(DateTimeOffset.UtcNow.ToUnixTimeMilliseconds());
         var signature = SignatureAlgorithm.Ed25519.Sign(key, TreeHead.SignedBytes(leaves.Count, root, time));
         var head = new TreeHead(leaves.Count, root, time, signature, key.PublicKey.Export(KeyBlobFormat.RawPublicKey));
-        using var connection = Open();
-        using var command = connection.CreateCommand();
-        command.CommandText = "INSERT INTO audit_head (size, head) VALUES ($size, $head) ON CONFLICT (size) DO UPDATE SET head = excluded.head";
-        command.Parameters.AddWithValue("$size", head.Size);
-        command.Parameters.AddWithValue("$head", head.ToJson());
+        using var connection = _tables.Open();
+        using var command = Command(connection, null, "");
+        SetHeadCommand(command, head);
         command.ExecuteNonQuery();
         return head;
     }
@@ -237,8 +268,9 @@ public sealed class AuditLog
     public TreeHead? SignHeadIfGrown() => Size > (LatestHead?.Size ?? -1) ? SignHead() : null;
 
     /// <summary>
-    /// The log key, made on first use; refused when missing while the log holds heads it signed, because a new key
-    /// would let whoever has only the database sign a rewritten history.
+    /// The log key: the key file; else, when the master key is the MasterKey setting, derived from it; else made on
+    /// first use. Refused when missing while the log holds heads it signed, because a new key would let whoever has
+    /// only the database sign a rewritten history.
     /// </summary>
     private Key SigningKey()
     {
@@ -251,6 +283,14 @@ public sealed class AuditLog
             if (!Convert.TryFromBase64String(text, bytes, out var length) || length != 32)
                 throw new KeyException($"the audit log key file {_keyPath} is not a base64 Ed25519 private key");
             return _key = Key.Import(SignatureAlgorithm.Ed25519, bytes, KeyBlobFormat.RawPrivateKey, parameters);
+        }
+        // Every node of a cluster has the master key as a setting, and so signs with the same log key.
+        if (_derivedKey is not null)
+        {
+            var derived = Key.Import(SignatureAlgorithm.Ed25519, _derivedKey, KeyBlobFormat.RawPrivateKey, parameters);
+            if (LatestHead is { } signed && signed.KeyText != Convert.ToBase64String(derived.PublicKey.Export(KeyBlobFormat.RawPublicKey)))
+                throw new KeyException($"the log's heads are signed with key {signed.KeyText}, not with the key derived from this MasterKey: put that log key's file at {_keyPath}");
+            return _key = derived;
         }
         if (LatestHead is { } head)
             throw new KeyException($"no audit log key: {_keyPath} is missing and the log's heads are signed with key {head.KeyText}; restore the key file from its backup");

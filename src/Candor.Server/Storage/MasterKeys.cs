@@ -21,6 +21,7 @@ public sealed class MasterKey
         if (key.Length != Bytes) throw new ArgumentException($"a master key is {Bytes} bytes", nameof(key));
         _sealKey = Derive(key, 32, "candor record seal v1"u8);
         FileKey = Derive(key, 32, "candor file seal v1"u8);
+        AuditLogSeed = Derive(key, 32, "candor audit log key v1"u8);
         Id = BinaryPrimitives.ReadUInt32BigEndian(Derive(key, 4, "candor key id v1"u8));
         _aes = new ThreadLocal<AesGcm>(() => new AesGcm(_sealKey, AesGcm.TagByteSizes.MaxSize));
     }
@@ -28,6 +29,8 @@ public sealed class MasterKey
     public uint Id { get; }
     /// <summary>The key from which each sealed file's own key is derived (<see cref="SealedFile"/>).</summary>
     internal byte[] FileKey { get; }
+    /// <summary>The operator log's Ed25519 key when the master key is a setting and no log key file exists (<see cref="Audit.AuditLog"/>).</summary>
+    internal byte[] AuditLogSeed { get; }
     public string IdText => Id.ToString("x8");
     internal AesGcm Aes => _aes.Value!;
 

@@ -62,7 +62,7 @@ public sealed class DataExportTests(ServerFixture server) : IClassFixture<Server
         Assert.Contains($"<user name='{user}'>", await download.Content.ReadAsStringAsync());
         Assert.Contains(url[(url.IndexOf("/upload/", StringComparison.Ordinal))..].Split('/')[2], command.GetChildText("note", Commands));
 
-        var removed = await client.RequestAsync("<iq type='set' id='{id}'><query xmlns='jabber:iq:register'><remove/></query></iq>");
+        var removed = await client.RequestAsync(RegistrationTests.Removal(user, ServerFixture.Password(user)));
         Assert.Equal("result", removed.Type());
         Assert.Equal(HttpStatusCode.NotFound, (await http.GetAsync(url)).StatusCode);
     }

@@ -21,7 +21,7 @@ public sealed class DataExportModule : IModule
 
     public IReadOnlyList<Protocol> Protocols { get; } =
     [
-        new("XEP-0227", "1.1", "an account's own data by the ad-hoc command \"Export my data\"; candor user export/import for operators (Prosody's format, SCRAM credentials included)"),
+        new("XEP-0227", "1.1", "an account's own data by the ad-hoc command \"Export my data\"; candor user export/import for operators (Prosody's format, SCRAM credentials included; imports ejabberd's export_piefxis files too)"),
     ];
 
     public void Register(XmppServer server) =>

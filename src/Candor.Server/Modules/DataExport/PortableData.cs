@@ -13,7 +13,7 @@ namespace Candor.Server.Modules.DataExport;
 
 /// <summary>
 /// XEP-0227 (Portable Import/Export Format, 1.1) for one account, in the shape Prosody's mod_storage_xep0227 reads and
-/// writes: &lt;server-data&gt;&lt;host&gt;&lt;user name=…&gt; with SCRAM credentials (urn:xmpp:pie:0#scram), roster, pending
+/// writes (and reads ejabberd's export_piefxis files too: XIncluded host files, its double-base64 SCRAM values): &lt;server-data&gt;&lt;host&gt;&lt;user name=…&gt; with SCRAM credentials (urn:xmpp:pie:0#scram), roster, pending
 /// subscription requests (&lt;presence type='subscribe'/&gt;), offline messages, private XML, vCard, PEP nodes
 /// (items in pubsub, configuration in pubsub#owner) and the message archive (urn:xmpp:pie:0#mam). Reads and writes the
 /// stores directly, so the <c>candor user export|import</c> commands can use it without a server.
@@ -25,6 +25,8 @@ public static class PortableData
     public const string MamNamespace = "urn:xmpp:pie:0#mam";
     private const string MamResultNamespace = "urn:xmpp:mam:2";
     private const string ForwardNamespace = "urn:xmpp:forward:0";
+    private const string OldNamespace = "http://www.xmpp.org/extensions/xep-0227.html#ns";
+    private const string XIncludeNamespace = "http://www.w3.org/2001/XInclude";
 
     /// <summary>
     /// The account's data as a XEP-0227 document. <paramref name="credentials"/>: include the SCRAM credentials (for a
@@ -99,14 +101,52 @@ public static class PortableData
         return root;
     }
 
-    /// <summary>Reads a XEP-0227 file: one document, an XML declaration allowed, XInclude not supported.</summary>
+    /// <summary>Reads a XEP-0227 document given as text (XInclude is not followed: see <see cref="Load"/>).</summary>
     public static Element Parse(string text)
+    {
+        var root = ParseDocument(text);
+        if (!root.Is("server-data", Namespace)) throw new InvalidDataException($"not a XEP-0227 file: the root is <{root.Name} xmlns='{root.Namespace}'>, not <server-data xmlns='{Namespace}'>");
+        return root;
+    }
+
+    /// <summary>
+    /// Reads a XEP-0227 file as Prosody or ejabberd write it. ejabberd's <c>export_piefxis</c> writes a &lt;server-data/&gt;
+    /// file that XIncludes one &lt;host/&gt; file per domain; those are read from the same directory (a bare file name only).
+    /// A host file alone is read as well, and so is the namespace of XEP-0227 before 1.0 (older ejabberd).
+    /// </summary>
+    public static Element Load(string path)
+    {
+        var root = ParseDocument(File.ReadAllText(path));
+        if (root.Is("host", Namespace)) root = new Element("server-data", Namespace).Add(root);
+        if (!root.Is("server-data", Namespace)) return Parse(ElementWriter.ToXmlString(root));
+        foreach (var include in root.Elements.Where(e => e.Is("include", XIncludeNamespace)).ToList())
+        {
+            var href = include.GetAttribute("href");
+            if (string.IsNullOrEmpty(href) || Path.GetFileName(href) != href)
+                throw new InvalidDataException($"XInclude of '{href}': only a file in the same directory is read");
+            var included = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(path))!, href);
+            if (!File.Exists(included)) throw new InvalidDataException($"the file includes {href}, which is not beside it");
+            var host = ParseDocument(File.ReadAllText(included));
+            if (!host.Is("host", Namespace)) throw new InvalidDataException($"{href}: the root is <{host.Name}>, not a XEP-0227 <host>");
+            root.RemoveChild(include);
+            root.Add(host);
+        }
+        return root;
+    }
+
+    private static Element ParseDocument(string text)
     {
         text = text.TrimStart('\uFEFF').TrimStart();
         if (text.StartsWith("<?xml", StringComparison.Ordinal)) text = text[(text.IndexOf("?>", StringComparison.Ordinal) + 2)..];
         var root = StoredStanza.Parse(text.Trim());
-        if (!root.Is("server-data", Namespace)) throw new InvalidDataException($"not a XEP-0227 file: the root is <{root.Name} xmlns='{root.Namespace}'>, not <server-data xmlns='{Namespace}'>");
+        if (root.Namespace == OldNamespace) Rename(root);
         return root;
+
+        static void Rename(Element element)
+        {
+            if (element.Namespace == OldNamespace) element.Namespace = Namespace;
+            foreach (var child in element.Elements) Rename(child);
+        }
     }
 
     /// <summary>The accounts a document holds for <paramref name="domain"/>.</summary>
@@ -209,11 +249,17 @@ public static class PortableData
         if (scram is null) return null;
         try
         {
-            return new ScramCredential(algorithm,
-                Convert.FromBase64String(scram.GetChildText("salt", ScramNamespace) ?? ""),
-                int.Parse(scram.GetChildText("iter-count", ScramNamespace) ?? "", CultureInfo.InvariantCulture),
-                Convert.FromBase64String(scram.GetChildText("stored-key", ScramNamespace) ?? ""),
-                Convert.FromBase64String(scram.GetChildText("server-key", ScramNamespace) ?? ""));
+            var storedKey = Convert.FromBase64String(scram.GetChildText("stored-key", ScramNamespace) ?? "");
+            // ejabberd (23.01) writes the base64 text it stores base64-encoded once more: a key of the wrong size is decoded again.
+            var twice = storedKey.Length != algorithm.HashSize();
+            byte[] Read(string name)
+            {
+                var bytes = Convert.FromBase64String(scram.GetChildText(name, ScramNamespace) ?? "");
+                return twice ? Convert.FromBase64String(System.Text.Encoding.ASCII.GetString(bytes)) : bytes;
+            }
+            var credential = new ScramCredential(algorithm, Read("salt"), int.Parse(scram.GetChildText("iter-count", ScramNamespace) ?? "", CultureInfo.InvariantCulture),
+                Read("stored-key"), Read("server-key"));
+            return credential.StoredKey.Length == algorithm.HashSize() && credential.ServerKey.Length == algorithm.HashSize() ? credential : null;
         }
         catch (FormatException)
         {

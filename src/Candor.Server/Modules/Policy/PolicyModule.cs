@@ -210,9 +210,13 @@ public sealed partial class PolicyModule : IModule
     }
 }
 
-/// <summary>Result forms of XEP-0004 as XEP-0128 extends disco#info with them.</summary>
+/// <summary>Result forms of XEP-0004 as XEP-0128 extends disco#info with them, and the fields of forms.</summary>
 internal static class DataForms
 {
+    /// <summary>The first value of a form's field, or null.</summary>
+    public static string? Value(Element form, string var) =>
+        form.Elements.FirstOrDefault(f => f.Is("field", Ns.DataForms) && f.GetAttribute("var") == var)?.GetChildText("value", Ns.DataForms);
+
     public static Element Result(string formType)
     {
         var form = new Element("x", Ns.DataForms).SetAttribute("type", "result");
