@@ -7,8 +7,10 @@
 # default /tmp/muc-bench-run) with its MUC at conference.localhost, no room archive (the peers keep none by
 # default; Candor with MucArchiveByDefault=false) and plain-text c2s with SASL PLAIN, started the way
 # ../shared/xmpp-bench/peers.sh starts the peers, with a MUC component added. Before each room size a server is
-# restarted. bench/MucLoad (the harness's XMPP client with rooms) logs N users in, they enter one room, MB_SENDERS
-# of them send groupchat messages at MB_RATE_<N> messages/s in total for MB_DURATION s, and every occupant counts
+# restarted. bench/MucLoad (the harness's XMPP client with rooms) logs N users in, they enter one room (50 at a time,
+# each batch once the previous is in; up to MB_ENTER_TIMEOUT s, as N entries cost N² presences), MB_SENDERS
+# of them send groupchat messages at MB_RATE_<N> messages/s in total for MB_WARMUP s (not measured: steady state,
+# after .NET's tiered JIT has compiled the hot paths), then for MB_DURATION s, and every occupant counts
 # what it gets (MB_RATE_<N> defaults to 5000/N: 5000 deliveries/s). The figure that survives a shared machine is
 # the server's CPU time per delivered message (utime+stime of the server process); delivered/s is paced by the
 # load; "lost" is what was not delivered 60 s after sending stopped (on a busy machine a single-threaded server
@@ -20,6 +22,8 @@ HARNESS=${XB_HARNESS:-$ROOT/../shared/xmpp-bench}
 RUN=${MB_RUN:-/tmp/muc-bench-run}
 SIZES=${MB_SIZES:-100 1000}
 DURATION=${MB_DURATION:-20}
+WARMUP=${MB_WARMUP:-10}
+ENTER_TIMEOUT=${MB_ENTER_TIMEOUT:-1200}
 SENDERS=${MB_SENDERS:-10}
 P_PORT=16222 E_PORT=26222 E_DIST=26299 C_PORT=36222
 
@@ -210,8 +214,8 @@ for t in "${targets[@]}"; do
         say "$t (pid $pid): $n occupants"
         sleep 3
         reg=""; [ -f "$RUN/$t.registered-$n" ] || reg=--register
-        timeout 600 dotnet "$RUN/mucload-bin/mucload.dll" --port "$(port_of "$t")" --users "$n" --senders "$SENDERS" \
-            --rate "$(rate_for "$n")" --duration "$DURATION" --settle 3 --drain 60 --server-pid "$pid" --label "$t" \
+        timeout $((ENTER_TIMEOUT + 600)) dotnet "$RUN/mucload-bin/mucload.dll" --port "$(port_of "$t")" --users "$n" --senders "$SENDERS" \
+            --rate "$(rate_for "$n")" --duration "$DURATION" --warmup "$WARMUP" --enter-timeout "$ENTER_TIMEOUT" --settle 3 --drain 60 --server-pid "$pid" --label "$t" \
             --json-out "$out/$t.$n.json" $reg 2>"$out/$t.$n.log" | tail -n 2 | head -n 1 || true
         [ -z "$reg" ] || touch "$RUN/$t.registered-$n"
         "${t}_stop"
@@ -236,7 +240,7 @@ if [ "$write" = 1 ]; then
         echo
         echo "### MUC fan-out, run of $(date -u +%Y-%m-%d) ($(nproc) cores, machine shared, indicative)"
         echo
-        echo "Command: \`bench/muc-compare.sh ${targets[*]}\` (MB_DURATION=$DURATION, MB_SENDERS=$SENDERS, sizes $SIZES)"
+        echo "Command: \`bench/muc-compare.sh ${targets[*]}\` (MB_DURATION=$DURATION, MB_WARMUP=$WARMUP, MB_SENDERS=$SENDERS, sizes $SIZES)"
         echo
         echo "$table"
     } >>"$ROOT/docs/PERFORMANCE.md"

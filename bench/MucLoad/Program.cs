@@ -9,7 +9,7 @@ namespace LoadGen;
 /// paced rate for D seconds, every occupant counts what it gets. Prints delivered messages, lost, delivered per second
 /// and the server's CPU time per delivered message (utime+stime of --server-pid), then one JSON line.
 ///
-///   mucload --port P --users N [--senders S] [--rate R] [--duration D] [--server-pid PID] [--register]
+///   mucload --port P --users N [--senders S] [--rate R] [--duration D] [--warmup W] [--server-pid PID] [--register]
 ///           [--muc-domain conference.localhost] [--enter-timeout 300] [--label NAME] [--json-out FILE]
 /// </summary>
 public static class Program
@@ -19,6 +19,7 @@ public static class Program
         var senders = Take(ref args, "--senders", 10);
         var mucDomain = TakeText(ref args, "--muc-domain", "conference.localhost");
         var enterTimeout = Take(ref args, "--enter-timeout", 300);
+        var warmup = Take(ref args, "--warmup", 0);
         var o = Options.Parse(args);
         var run = Convert.ToHexStringLower(BitConverter.GetBytes(Environment.TickCount64 ^ Environment.ProcessId))[..8];
         var room = $"bench-{run}@{mucDomain}";
@@ -36,7 +37,7 @@ public static class Program
             });
         }
 
-        var sink = new Counter(Encoding.UTF8.GetBytes("mb " + run + " "));
+        var sink = new Counter(Encoding.UTF8.GetBytes("mb " + run + " "), Encoding.UTF8.GetBytes("warm " + run + " "));
         var clients = new XmppClient[o.Users];
         using var stop = new CancellationTokenSource();
         var loops = new List<Task>();
@@ -56,32 +57,54 @@ public static class Program
         await sink.WaitEnteredAsync(1, TimeSpan.FromSeconds(30));
         await clients[0].SendAsync($"<iq type='set' id='cfg' to='{room}'><query xmlns='http://jabber.org/protocol/muc#owner'><x xmlns='jabber:x:data' type='submit'/></query></iq>");
         await Task.Delay(500);
+        // Entering is paced: a batch of 50 enters once the previous one is in. Every entry costs the server a presence to
+        // and from each occupant (N² presences in all); all at once, a single-threaded server (Prosody) buffers the whole
+        // fan-out in memory before writing any of it, and on a busy machine no one gets in within the time allowed.
+        var enterUntil = Stopwatch.GetTimestamp() + (long)(enterTimeout * Stopwatch.Frequency);
+        var sentEntries = 1;
         foreach (var batch in clients.Skip(1).Chunk(50))
         {
             foreach (var c in batch) await c.SendAsync(Enter(c));
-            await Task.Delay(20);
+            sentEntries += batch.Length;
+            var left = TimeSpan.FromSeconds(Math.Max(0, (double)(enterUntil - Stopwatch.GetTimestamp()) / Stopwatch.Frequency));
+            if (!await sink.WaitEnteredAsync(sentEntries, left)) break;
         }
-        if (!await sink.WaitEnteredAsync(o.Users, TimeSpan.FromSeconds(enterTimeout)))
-            Console.Error.WriteLine($"mucload: only {sink.Entered} of {o.Users} entered the room");
+        if (sink.Entered < o.Users) Console.Error.WriteLine($"mucload: only {sink.Entered} of {o.Users} entered the room within {enterTimeout} s");
         var enterSeconds = clock.Elapsed.TotalSeconds - loginSeconds;
         await Task.Delay(TimeSpan.FromSeconds(o.Settle));
 
-        // Paced senders: message k of the run goes out at k / rate seconds, round-robin over the senders.
+        // Paced senders: message k goes out at k / rate seconds, round-robin over the senders.
+        async Task<long> SendPacedAsync(string marker, double seconds)
+        {
+            var sent = 0L;
+            var start = Stopwatch.GetTimestamp();
+            var end = start + (long)(seconds * Stopwatch.Frequency);
+            while (true)
+            {
+                var due = start + (long)(sent / rate * Stopwatch.Frequency);
+                var now = Stopwatch.GetTimestamp();
+                if (due >= end) return sent;
+                if (due > now) await Task.Delay(TimeSpan.FromSeconds((double)(due - now) / Stopwatch.Frequency));
+                var c = clients[sent % senders];
+                await c.SendAsync($"<message to='{room}' type='groupchat' id='{marker}{sent}'><body>{marker} {run} {c.UserIndex} {sent}</body></message>");
+                sent++;
+            }
+        }
+
+        // Warm-up at the same load, not measured: a server that compiles its hot paths as it runs (.NET's tiered JIT)
+        // is measured in its steady state, as the others are; its messages are delivered before measuring starts.
+        if (warmup > 0)
+        {
+            var warmExpected = await SendPacedAsync("warm", warmup) * sink.Entered;
+            var warmUntil = Stopwatch.GetTimestamp() + (long)(o.Drain * Stopwatch.Frequency);
+            while (sink.Warm < warmExpected && Stopwatch.GetTimestamp() < warmUntil) await Task.Delay(50);
+            await Task.Delay(TimeSpan.FromSeconds(1));
+        }
+
         var cpuBefore = CpuTicks(o.ServerPid);
         var deliveredBefore = sink.Delivered;
-        var sent = 0L;
         var start = Stopwatch.GetTimestamp();
-        var end = start + (long)(o.Duration * Stopwatch.Frequency);
-        while (true)
-        {
-            var due = start + (long)(sent / rate * Stopwatch.Frequency);
-            var now = Stopwatch.GetTimestamp();
-            if (due >= end) break;
-            if (due > now) await Task.Delay(TimeSpan.FromSeconds((double)(due - now) / Stopwatch.Frequency));
-            var c = clients[sent % senders];
-            await c.SendAsync($"<message to='{room}' type='groupchat' id='m{sent}'><body>mb {run} {c.UserIndex} {sent}</body></message>");
-            sent++;
-        }
+        var sent = await SendPacedAsync("mb", o.Duration);
         var sendSeconds = (double)(Stopwatch.GetTimestamp() - start) / Stopwatch.Frequency;
         var expected = sent * sink.Entered;
         var drainUntil = Stopwatch.GetTimestamp() + (long)(o.Drain * Stopwatch.Frequency);
@@ -146,14 +169,17 @@ public static class Program
     }
 
     /// <summary>Counts the run's groupchat messages every occupant gets, and who has entered (the subject comes last on entering).</summary>
-    private sealed class Counter(byte[] marker) : IStanzaSink
+    private sealed class Counter(byte[] marker, byte[] warmMarker) : IStanzaSink
     {
         private readonly string textMarker = Encoding.UTF8.GetString(marker);
         private long _delivered;
+        private long _warm;
         private int _entered;
         private readonly HashSet<int> _in = [];
 
         public long Delivered => Interlocked.Read(ref _delivered);
+        /// <summary>Warm-up messages delivered.</summary>
+        public long Warm => Interlocked.Read(ref _warm);
         public int Entered => Volatile.Read(ref _entered);
 
         public async Task<bool> WaitEnteredAsync(int count, TimeSpan timeout)
@@ -178,6 +204,7 @@ public static class Program
                 if (Interlocked.Increment(ref _errors) == 1) Console.Error.WriteLine("mucload: first error: " + Encoding.UTF8.GetString(stanza));
             }
             else if (stanza.IndexOf(marker) >= 0) Interlocked.Increment(ref _delivered);
+            else if (stanza.IndexOf(warmMarker) >= 0) Interlocked.Increment(ref _warm);
             else if (stanza.IndexOf("<subject"u8) >= 0)
                 lock (_in)
                     if (_in.Add(c.UserIndex)) Interlocked.Increment(ref _entered);
@@ -187,7 +214,9 @@ public static class Program
         /// <summary>What the framer's fast path did not take, parsed.</summary>
         public void OnMessage(XmppClient c, XElem msg, long recvTicks)
         {
-            if (msg.Child("body")?.Text.Contains(textMarker, StringComparison.Ordinal) == true) Interlocked.Increment(ref _delivered);
+            var body = msg.Child("body")?.Text;
+            if (body?.Contains(textMarker, StringComparison.Ordinal) == true) Interlocked.Increment(ref _delivered);
+            else if (body?.StartsWith("warm ", StringComparison.Ordinal) == true) Interlocked.Increment(ref _warm);
             else if (msg.Child("subject") is not null)
                 lock (_in)
                     if (_in.Add(c.UserIndex)) Interlocked.Increment(ref _entered);

@@ -263,6 +263,8 @@ public sealed class OmemoTests(CandorFixture server) : IClassFixture<CandorFixtu
         var (a, pa) = await server.CreateUserAsync("alice");
         var (b, pb) = await server.CreateUserAsync("bob");
         var (c, pc) = await server.CreateUserAsync("carol");
+        var (d, pd) = await server.CreateUserAsync("dave");
+        var (e, pe) = await server.CreateUserAsync("erin");
         var room = Jid.Parse($"{a.Local}-room@conference.localhost");
         var open = Jid.Parse($"{a.Local}-open@conference.localhost");
         await using (var owner = await server.ConnectAsync(a, pa))
@@ -280,7 +282,7 @@ public sealed class OmemoTests(CandorFixture server) : IClassFixture<CandorFixtu
                     ("muc#roomconfig_membersonly", members ? "1" : "0"), ("muc#roomconfig_whois", members ? "anyone" : "moderators") })
                     form.AddChild("field").SetAttribute("var", field).AddChild("value").AddText(value);
                 await owner.IqAsync(config);
-                foreach (var member in new[] { b, c })
+                foreach (var member in new[] { b, c, d })
                 {
                     var affiliation = Stanza.CreateIq("set", null, null, jid);
                     affiliation.AddChild("query", "http://jabber.org/protocol/muc#admin").AddChild("item")
@@ -292,6 +294,9 @@ public sealed class OmemoTests(CandorFixture server) : IClassFixture<CandorFixtu
         await using var alice = await DeviceAsync(a, pa);
         await using var bob = await DeviceAsync(b, pb);
         await using var carol = await DeviceAsync(c, pc);
+        // dave, a member, publishes his device and never enters the room.
+        var daveDevice = 0u;
+        await using (var dave = await DeviceAsync(d, pd)) daveDevice = dave.Omemo.DeviceId;
         var refused = await Assert.ThrowsAsync<OmemoException>(() => OmemoGroupChat.JoinAsync(alice.Client, alice.Omemo, open, "alice"));
         Assert.Contains("members-only, non-anonymous", refused.Message);
 
@@ -316,10 +321,29 @@ public sealed class OmemoTests(CandorFixture server) : IClassFixture<CandorFixtu
             Assert.Equal(alice.Omemo.DeviceId, read.SenderDevice);
         }
 
-        // bob, a member who may not read the member list, encrypts for the occupants he sees.
+        // bob, a plain member, reads the member list too (members-only, non-anonymous): dave, absent, gets keys.
         await bob.Events.WaitAsync<PresenceUpdate>(p => p.From == room.WithResource("carol"));
-        Assert.Superset(new HashSet<Jid> { a, c }, bobRoom.Recipients.ToHashSet());
-        await bobRoom.SendAsync("bob answers the room");
+        Assert.Superset(new HashSet<Jid> { a, c, d }, bobRoom.Recipients.ToHashSet());
+        Assert.DoesNotContain(e, bobRoom.Recipients);
+        // erin becomes a member while away: the room tells the occupants, and bob encrypts for her too.
+        await using (var owner = await server.ConnectAsync(a, pa))
+        {
+            var affiliation = Stanza.CreateIq("set", null, null, room);
+            affiliation.AddChild("query", "http://jabber.org/protocol/muc#admin").AddChild("item")
+                .SetAttribute("jid", e.ToString()).SetAttribute("affiliation", "member");
+            await owner.IqAsync(affiliation);
+        }
+        await bob.Events.WaitAsync<ChatMessage>(m => m.From == room && m.Stanza.GetChild("x", "http://jabber.org/protocol/muc#user") is not null);
+        Assert.Contains(e, bobRoom.Recipients);
+        // erin has no OMEMO device yet: she is left out, with a notice, and the others still get the message.
+        var answer = await bobRoom.SendAsync("bob answers the room");
+        var keys = answer.GetChild("encrypted", OmemoClient.Namespace)!.GetChild("header", OmemoClient.Namespace)!.Elements.ToList();
+        Assert.Contains(keys, k => k.GetAttribute("jid") == d.ToString() && k.Elements.Any(key => key.GetAttribute("rid") == daveDevice.ToString()));
+        Assert.DoesNotContain(keys, k => k.GetAttribute("jid") == e.ToString());
+        Assert.Contains(bob.Notices, n => n.StartsWith($"{e} publishes no OMEMO devices"));
+        await using (var erin = await DeviceAsync(e, pe)) { }
+        var later = await bobRoom.SendAsync("bob again");
+        Assert.Contains(later.GetChild("encrypted", OmemoClient.Namespace)!.GetChild("header", OmemoClient.Namespace)!.Elements, k => k.GetAttribute("jid") == e.ToString());
         foreach (var (reader, chat) in new[] { (alice, aliceRoom), (carol, carolRoom) })
         {
             var message = await reader.Events.WaitAsync<ChatMessage>(m => m.Type == "groupchat" && m.From == room.WithResource("bob")

@@ -126,7 +126,15 @@ public sealed class CandorClientTests(ITestOutputHelper output)
     }
 
     /// <summary>`candor chat` for USER@localhost (password USER-secret) in tmux with a fresh HOME, once logged in.</summary>
-    private static async Task<Tmux> StartChatAsync(CandorServer server, string user, List<string> homes)
+    /// <summary>carol@localhost (slixmpp, scripts/omemo_room.py) makes <paramref name="room"/> members-only and non-anonymous, with these members.</summary>
+    internal static async Task MakeOmemoRoomAsync(CandorServer server, string room, params string[] members)
+    {
+        var setup = await ChildProcess.RunAsync(Tools.Python, [Tools.Script("omemo_room.py"), CandorServer.Host, server.C2sPort.ToString(),
+            "carol@localhost", "carol-secret", room, .. members], TimeSpan.FromSeconds(60));
+        Assert.True(setup.Succeeded && setup.Output.Contains("READY"), $"the room was not made\n{setup.Describe()}\n{server.Transcript}");
+    }
+
+    internal static async Task<Tmux> StartChatAsync(CandorServer server, string user, List<string> homes)
     {
         var home = Directory.CreateTempSubdirectory("candor-chat-").FullName;
         homes.Add(home);
@@ -153,9 +161,7 @@ public sealed class CandorClientTests(ITestOutputHelper output)
         await using var server = await CandorServer.StartAsync(output);
         foreach (var user in new[] { "alice", "bob", "carol" }) await server.AddUserAsync($"{user}@localhost", $"{user}-secret");
         const string room = "club@conference.localhost";
-        var setup = await ChildProcess.RunAsync(Tools.Python, [Tools.Script("omemo_room.py"), CandorServer.Host, server.C2sPort.ToString(),
-            "carol@localhost", "carol-secret", room, "alice@localhost", "bob@localhost"], TimeSpan.FromSeconds(60));
-        Assert.True(setup.Succeeded && setup.Output.Contains("READY"), $"the room was not made\n{setup.Describe()}\n{server.Transcript}");
+        await MakeOmemoRoomAsync(server, room, "alice@localhost", "bob@localhost");
         var tag = Guid.NewGuid().ToString("N")[..8];
         var homes = new List<string>();
         try
@@ -331,7 +337,7 @@ public sealed class CandorClientTests(ITestOutputHelper output)
     /// <summary>The SHA-256 fingerprint of the self-signed certificate candor made in its data directory.</summary>
     private static string Quote(string s) => "'" + s.Replace("'", "'\\''") + "'";
 
-    private static void TryDelete(string directory)
+    internal static void TryDelete(string directory)
     {
         try
         {

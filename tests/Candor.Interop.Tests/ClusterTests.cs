@@ -5,6 +5,7 @@ using System.Text.RegularExpressions;
 using Candor.Client;
 using Candor.Interop.Tests.Infrastructure;
 using Candor.Server.Tests.Harness;
+using Candor.Xml;
 using Candor.Xmpp;
 using Xunit.Abstractions;
 
@@ -27,8 +28,13 @@ public sealed partial class ClusterTests(ClusterTests.ThreeNodes cluster, ITestO
     public sealed class ThreeNodes : IAsyncLifetime
     {
         public string Postgres { get; private set; } = "";
-        // All nodes must open the sealed records: one master key for the cluster, given to each as CANDOR__MASTERKEY.
-        public Dictionary<string, string?> Environment { get; } = new() { ["CANDOR__MASTERKEY"] = Convert.ToBase64String(RandomNumberGenerator.GetBytes(32)) };
+        // All nodes must open the sealed records: one master key for the cluster, given to each as CANDOR__MASTERKEY;
+        // and they authenticate each other with the cluster secret.
+        public Dictionary<string, string?> Environment { get; } = new()
+        {
+            ["CANDOR__MASTERKEY"] = Convert.ToBase64String(RandomNumberGenerator.GetBytes(32)),
+            ["CANDOR__CLUSTERSECRET"] = Convert.ToBase64String(RandomNumberGenerator.GetBytes(32)),
+        };
         public List<CandorServer> Nodes { get; } = [];
 
         public async Task InitializeAsync()
@@ -111,6 +117,107 @@ public sealed partial class ClusterTests(ClusterTests.ThreeNodes cluster, ITestO
 
         await cluster.CliAsync("user", "remove", "yan@localhost");
         Assert.Equal("not-authorized", Assert.IsType<XmppStreamErrorException>(await yan.Ended.WaitAsync(Timeout)).Condition);
+    }
+
+    /// <summary>
+    /// A node keeps an online account's blocklist in memory; a change made through another node drops that copy at
+    /// once (docs/CLUSTER.md, "Caches"): kim is online on nodes 1 and 2 and blocks lee through node 1; lee, on node 2,
+    /// writes to kim's resource there, and node 2 refuses it with the new list.
+    /// </summary>
+    [Fact]
+    public async Task A_blocklist_changed_through_one_node_applies_on_the_others()
+    {
+        await cluster.CliAsync("user", "add", "kim@localhost", "--password", "kim-secret");
+        await cluster.CliAsync("user", "add", "lee@localhost", "--password", "lee-secret");
+        await using var phone = await UserCommandTests.ConnectAsync(cluster.Nodes[0], "kim@localhost/phone", "kim-secret");
+        await using var laptop = await UserCommandTests.ConnectAsync(cluster.Nodes[1], "kim@localhost/laptop", "kim-secret");
+        await using var lee = await UserCommandTests.ConnectAsync(cluster.Nodes[1], "lee@localhost/desk", "lee-secret");
+        var bodies = new ConcurrentQueue<string>();
+        laptop.EventReceived += e =>
+        {
+            if (e is ChatMessage { Body: { } body, Error: null }) bodies.Enqueue(body);
+        };
+        var refused = new TaskCompletionSource<StanzaErrorInfo>(TaskCreationOptions.RunContinuationsAsynchronously);
+        lee.EventReceived += e =>
+        {
+            if (e is ChatMessage { Error: { } error, Body: "after the block" }) refused.TrySetResult(error);
+        };
+
+        // Node 2 has kim's (empty) list in memory: this one arrives.
+        await lee.SendMessageAsync(Jid.Parse("kim@localhost/laptop"), "before the block", requestReceipt: false);
+        var deadline = DateTime.UtcNow + Timeout;
+        while (!bodies.Contains("before the block"))
+        {
+            Assert.True(DateTime.UtcNow < deadline, "the first message did not arrive");
+            await Task.Delay(100);
+        }
+
+        await phone.IqAsync(new Element("iq", Ns.Client).SetAttribute("type", "set")
+            .Add(new Element("block", "urn:xmpp:blocking").Add(new Element("item", "urn:xmpp:blocking").SetAttribute("jid", "lee@localhost"))));
+        // Node 1 sends node 2 the change before anything it routes after it: once the phone's next message has reached
+        // the laptop, node 2 has dropped its copy.
+        await phone.SendMessageAsync(Jid.Parse("kim@localhost/laptop"), "blocked lee", requestReceipt: false);
+        while (!bodies.Contains("blocked lee"))
+        {
+            Assert.True(DateTime.UtcNow < deadline, "the phone's message did not arrive");
+            await Task.Delay(100);
+        }
+        await lee.SendMessageAsync(Jid.Parse("kim@localhost/laptop"), "after the block", requestReceipt: false);
+        Assert.Equal("service-unavailable", (await refused.Task.WaitAsync(Timeout)).Condition);
+        Assert.DoesNotContain("after the block", bodies);
+    }
+
+    /// <summary>
+    /// <c>candor policy reload</c> reaches one node (SIGHUP through its data directory); every other node re-reads its
+    /// own policy file too (docs/CLUSTER.md). The nodes here have none, so each logs an unchanged reload.
+    /// </summary>
+    [Fact]
+    public async Task A_policy_reload_on_one_node_reloads_every_node()
+    {
+        const string Reloaded = "Policy reloaded, unchanged";
+        var before = cluster.Nodes.Select(n => Regex.Count(n.Output, Reloaded)).ToArray();
+        await cluster.CliAsync("policy", "reload");
+        var deadline = DateTime.UtcNow + Timeout;
+        for (var i = 0; i < cluster.Nodes.Count; i++)
+        {
+            while (Regex.Count(cluster.Nodes[i].Output, Reloaded) <= before[i])
+            {
+                Assert.True(DateTime.UtcNow < deadline, $"node {i + 1} did not reload its policy\n{Transcripts}");
+                await Task.Delay(100);
+            }
+        }
+    }
+
+    /// <summary>
+    /// The cluster port takes only nodes holding the cluster secret (docs/CLUSTER.md): a node started on the same
+    /// database with the same master key but another secret is refused by the TLS handshake with every node, never
+    /// links to one, and no node links to it.
+    /// </summary>
+    [Fact]
+    public async Task A_node_without_the_cluster_secret_cannot_join()
+    {
+        var linkedBefore = cluster.Nodes.Select(n => LinkedTo().Matches(n.Output).Count).ToArray();
+        var data = Directory.CreateTempSubdirectory("candor-intruder-").FullName;
+        var ports = FreePorts.Take(2);
+        var environment = new Dictionary<string, string?>(cluster.Environment) { ["CANDOR__CLUSTERSECRET"] = Convert.ToBase64String(RandomNumberGenerator.GetBytes(32)) };
+        await using var intruder = ChildProcess.Start(CandorServer.Launcher.DotnetHost,
+            [CandorServer.Launcher.CandorDll, "serve", "--data", data, "--bind", CandorServer.Host, "--c2s-port", ports[0].ToString(),
+             "--tls-port", "-1", "--http-port", "-1", "--https-port", "-1", "--s2s-port", "-1",
+             "--postgres", cluster.Postgres, "--cluster-port", ports[1].ToString()], environment, data);
+        try
+        {
+            Assert.True(await intruder.WaitForOutputAsync("Authentication failed", TimeSpan.FromSeconds(60)),
+                $"the intruder's TLS handshakes were not refused\n{intruder.Output}");
+            // Long enough for a node with the right secret to link (ClusterTests' nodes link within a few seconds of that).
+            await Task.Delay(TimeSpan.FromSeconds(5));
+            Assert.DoesNotMatch(LinkedTo(), intruder.Output);
+            Assert.Equal(linkedBefore, cluster.Nodes.Select(n => LinkedTo().Matches(n.Output).Count));
+        }
+        finally
+        {
+            intruder.Kill();
+            Directory.Delete(data, recursive: true);
+        }
     }
 
     /// <summary>

@@ -30,6 +30,27 @@ public sealed class MucInteropTests(ITestOutputHelper output)
     }
 
     /// <summary>
+    /// scripts/muc_hats.py: hats (XEP-0317) with slixmpp's xep_0050 plugin running the room's don and doff commands, and
+    /// the hat seen in the occupant's presence (slixmpp has no hats plugin of its own).
+    /// </summary>
+    [Fact]
+    public async Task Slixmpp_puts_a_hat_on_an_occupant_with_the_rooms_ad_hoc_commands_and_takes_it_off()
+    {
+        await Tools.RequireSlixmppAsync();
+        await using var server = await CandorServer.StartAsync(output);
+        foreach (var user in new[] { "alice", "bob" }) await server.AddUserAsync($"{user}@localhost", $"{user}-secret");
+
+        var result = await ChildProcess.RunAsync(Tools.Python,
+            [Tools.Script("muc_hats.py"), CandorServer.Host, server.C2sPort.ToString(), "alice@localhost", "alice-secret",
+             "bob@localhost", "bob-secret", "--room", "classroom@conference.localhost", "--timeout", "15"],
+            TimeSpan.FromMinutes(3));
+
+        output.WriteLine(result.Describe());
+        Assert.True(result.Succeeded, $"muc_hats.py failed\n{result.Describe()}\n{server.Transcript}");
+        Assert.Contains("PASS", result.Output);
+    }
+
+    /// <summary>
     /// profanity /join: a slixmpp occupant (scripts/muc_peer.py) creates the room; profanity joins it with /join,
     /// shows the occupant's message and answers in the room window, and the occupant receives the answer.
     /// </summary>

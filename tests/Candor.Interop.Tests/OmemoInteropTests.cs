@@ -5,31 +5,47 @@ using Xunit.Abstractions;
 namespace Candor.Interop.Tests;
 
 /// <summary>
-/// OMEMO between Candor's own client (`candor send`, `candor listen --json`) and python-omemo (Debian python3-omemo
-/// with python3-twomemo for urn:xmpp:omemo:2, python3-oldmemo for the legacy eu.siacs.conversations.axolotl, over
-/// slixmpp, scripts/omemo_peer.py), through Candor: each side starts a session once, and messages decrypt both ways.
-/// A legacy peer publishes only the legacy namespace, so Candor has to fall back to it.
+/// OMEMO between Candor's own client (`candor send`, `candor listen --json`, `candor chat`) and python-omemo (Debian
+/// python3-omemo with python3-twomemo for urn:xmpp:omemo:2, python3-oldmemo for the legacy
+/// eu.siacs.conversations.axolotl, over slixmpp, scripts/omemo_peer.py), through Candor and through a private Prosody
+/// from Debian (the client does not depend on Candor's server): each side starts a session once, and messages decrypt
+/// both ways. A legacy peer publishes only the legacy namespace, so Candor has to fall back to it.
 /// </summary>
 [Trait("Category", "Interop")]
 public sealed class OmemoInteropTests(ITestOutputHelper output)
 {
     private static readonly TimeSpan StepTimeout = TimeSpan.FromSeconds(60);
 
-    internal static Dictionary<string, string?> Environment(CandorServer server, string password) => new()
+    internal static Dictionary<string, string?> Environment(IC2sServer server, string password) => new()
     {
         ["CANDOR_PASSWORD"] = password,
         ["XDG_CONFIG_HOME"] = Path.Combine(server.DataDirectory, "client-config"),
     };
 
-    internal static string[] CandorArguments(CandorServer server, params string[] args) =>
+    internal static string[] CandorArguments(IC2sServer server, params string[] args) =>
         [CandorServer.Launcher.CandorDll, .. args, "--server", $"{CandorServer.Host}:{server.C2sPort}", "--fingerprint", server.CertificateFingerprint];
 
-    private static ChildProcess Peer(CandorServer server, string mode, string expect, string reply, string go, string omemo) =>
+    private static ChildProcess Peer(IC2sServer server, string mode, string expect, string reply, string go, string omemo) =>
         ChildProcess.Start(Tools.Python, [Tools.Script("omemo_peer.py"), CandorServer.Host, server.C2sPort.ToString(),
             "bob@localhost", "bob-secret", mode, "--peer", "alice@localhost", "--expect", expect, "--reply", reply, "--go", go,
-            "--namespace", omemo]);
+            "--namespace", omemo, .. server is ProsodyServer ? (string[])["--mechanism", "SCRAM-SHA-1"] : []]);
 
-    private async Task<JsonElement> ListenForOneAsync(CandorServer server, ChildProcess peer, string go)
+    private static ChildProcess RoomPeer(CandorServer server, string mode, string expect, string reply, string room, string omemo) =>
+        ChildProcess.Start(Tools.Python, [Tools.Script("omemo_peer.py"), CandorServer.Host, server.C2sPort.ToString(),
+            "bob@localhost", "bob-secret", mode, "--peer", "alice@localhost", "--expect", expect, "--reply", reply, "--room", room,
+            "--namespace", omemo, "--timeout", "60"]);
+
+    /// <summary>Candor's server, or with "prosody" a private Prosody, with the accounts alice and bob.</summary>
+    private async Task<IC2sServer> ServerWithAliceAndBobAsync(string kind)
+    {
+        if (kind == "prosody") return await ProsodyServer.StartAsync(("alice", "alice-secret"), ("bob", "bob-secret"));
+        var server = await CandorServer.StartAsync(output);
+        await server.AddUserAsync("alice@localhost", "alice-secret");
+        await server.AddUserAsync("bob@localhost", "bob-secret");
+        return server;
+    }
+
+    private async Task<JsonElement> ListenForOneAsync(IC2sServer server, ChildProcess peer, string go)
     {
         await using var listen = ChildProcess.Start(CandorServer.Launcher.DotnetHost,
             CandorArguments(server, "listen", "--jid", "alice@localhost", "--count", "1", "--json"), Environment(server, "alice-secret"));
@@ -41,7 +57,7 @@ public sealed class OmemoInteropTests(ITestOutputHelper output)
         return JsonDocument.Parse(listen.Output.Split('\n').First(l => l.StartsWith('{'))).RootElement.Clone();
     }
 
-    private async Task SendAsync(CandorServer server, string text)
+    private async Task SendAsync(IC2sServer server, string text)
     {
         var send = await ChildProcess.RunAsync(CandorServer.Launcher.DotnetHost,
             CandorArguments(server, "send", "--jid", "alice@localhost", "--require-e2e", "bob@localhost", text), StepTimeout,
@@ -70,14 +86,14 @@ public sealed class OmemoInteropTests(ITestOutputHelper output)
     /// <summary>`candor send` starts the session (X3DH from python-omemo's bundle); python-omemo decrypts it and answers
     /// on the same session; `candor listen --json` decrypts the answer.</summary>
     [Theory]
-    [InlineData("2")]
-    [InlineData("legacy")]
-    public async Task Candor_starts_the_session_python_omemo_reads_it_and_answers(string omemo)
+    [InlineData("2", "candor")]
+    [InlineData("legacy", "candor")]
+    [InlineData("2", "prosody")]
+    [InlineData("legacy", "prosody")]
+    public async Task Candor_starts_the_session_python_omemo_reads_it_and_answers(string omemo, string serverKind)
     {
         await Tools.RequireSlixmppAsync();
-        await using var server = await CandorServer.StartAsync(output);
-        await server.AddUserAsync("alice@localhost", "alice-secret");
-        await server.AddUserAsync("bob@localhost", "bob-secret");
+        await using var server = await ServerWithAliceAndBobAsync(serverKind);
         var go = Path.Combine(server.DataDirectory, "go");
         var text = $"from candor {Guid.NewGuid():N} <&> ünïcödé";
         var reply = $"from python-omemo {Guid.NewGuid():N}";
@@ -92,14 +108,14 @@ public sealed class OmemoInteropTests(ITestOutputHelper output)
     /// <summary>python-omemo starts the session from the bundle `candor listen` published; Candor decrypts the key
     /// exchange, then `candor send` answers on that session and python-omemo decrypts it.</summary>
     [Theory]
-    [InlineData("2")]
-    [InlineData("legacy")]
-    public async Task Python_omemo_starts_the_session_candor_reads_it_and_answers(string omemo)
+    [InlineData("2", "candor")]
+    [InlineData("legacy", "candor")]
+    [InlineData("2", "prosody")]
+    [InlineData("legacy", "prosody")]
+    public async Task Python_omemo_starts_the_session_candor_reads_it_and_answers(string omemo, string serverKind)
     {
         await Tools.RequireSlixmppAsync();
-        await using var server = await CandorServer.StartAsync(output);
-        await server.AddUserAsync("alice@localhost", "alice-secret");
-        await server.AddUserAsync("bob@localhost", "bob-secret");
+        await using var server = await ServerWithAliceAndBobAsync(serverKind);
         var go = Path.Combine(server.DataDirectory, "go");
         var first = $"from python-omemo {Guid.NewGuid():N} ünïcödé";
         var answer = $"from candor {Guid.NewGuid():N}";
@@ -108,5 +124,57 @@ public sealed class OmemoInteropTests(ITestOutputHelper output)
         AssertDecrypted(await ListenForOneAsync(server, peer, go), first, omemo);
         await SendAsync(server, answer);
         await FinishAsync(peer);
+    }
+
+    /// <summary>
+    /// Group chat (XEP-0384 §6.1) between `candor chat` (alice, in tmux) and python-omemo (bob, slixmpp) in a
+    /// members-only, non-anonymous room that carol owns (carol publishes no OMEMO device: alice leaves her out with a
+    /// warning). Either side starts the session; each decrypts the other's groupchat message by the real JID.
+    /// </summary>
+    [Theory]
+    [InlineData("2", true)]
+    [InlineData("2", false)]
+    [InlineData("legacy", true)]
+    [InlineData("legacy", false)]
+    public async Task Candor_chat_and_python_omemo_talk_in_a_members_only_room(string omemo, bool candorFirst)
+    {
+        Tools.RequireCommand("tmux", "tmux");
+        await Tools.RequireSlixmppAsync();
+        await using var server = await CandorServer.StartAsync(output);
+        foreach (var user in new[] { "alice", "bob", "carol" }) await server.AddUserAsync($"{user}@localhost", $"{user}-secret");
+        const string room = "club@conference.localhost";
+        await CandorClientTests.MakeOmemoRoomAsync(server, room, "alice@localhost", "bob@localhost");
+        var fromCandor = $"from candor {Guid.NewGuid():N} ünïcödé";
+        var fromPython = $"from python-omemo {Guid.NewGuid():N}";
+        await using var peer = candorFirst
+            ? RoomPeer(server, "receive-then-reply", fromCandor, fromPython, room, omemo)
+            : RoomPeer(server, "send-first", fromCandor, fromPython, room, omemo);
+        Assert.True(await peer.WaitForOutputAsync("READY", StepTimeout), $"python-omemo did not join\n{peer.Output}\n{server.Transcript}");
+        var homes = new List<string>();
+        try
+        {
+            await using var alice = await CandorClientTests.StartChatAsync(server, "alice", homes);
+            async Task<string> Context(string what) => $"{what}\n--- alice ---\n{await alice.CaptureAsync()}\n--- python-omemo ---\n{peer.Output}\n{server.Transcript}";
+            await alice.SendLineAsync($"/join {room}");
+            Assert.True(await alice.WaitForAnyAsync(StepTimeout, $"Joined {room} as alice") is not null, await Context("alice did not join"));
+            if (candorFirst)
+            {
+                await alice.SendLineAsync($"/msg {room} {fromCandor}");
+                Assert.True(await peer.WaitForOutputAsync("GOT", StepTimeout), await Context("python-omemo did not decrypt alice's message"));
+                Assert.True(await alice.WaitForAnyAsync(StepTimeout, $"bob: [omemo] {fromPython}") is not null, await Context("alice did not read bob's answer"));
+            }
+            else
+            {
+                Assert.True(await alice.WaitForAnyAsync(StepTimeout, $"bob: [omemo] {fromPython}") is not null, await Context("alice did not read bob's message"));
+                await alice.SendLineAsync($"/msg {room} {fromCandor}");
+            }
+            await FinishAsync(peer);
+            Assert.Contains("carol@localhost publishes no", await alice.CaptureAsync());
+            output.WriteLine(await alice.CaptureAsync());
+        }
+        finally
+        {
+            homes.ForEach(CandorClientTests.TryDelete);
+        }
     }
 }

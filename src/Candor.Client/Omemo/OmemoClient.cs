@@ -36,6 +36,8 @@ public sealed class OmemoClient(XmppClient client, OmemoStateFile file)
     private static readonly XmlLimits EnvelopeLimits = XmlLimits.Default with { MaxStanzaBytes = 1024 * 1024 };
 
     private OmemoState? _state;
+    /// <summary>Accounts already named as publishing no devices (in a group chat, warned once).</summary>
+    private readonly HashSet<Jid> _warnedWithoutDevices = [];
 
     public OmemoState State => _state ?? throw new InvalidOperationException("StartAsync first");
     public uint DeviceId => State.Device.DeviceId;
@@ -118,7 +120,10 @@ public sealed class OmemoClient(XmppClient client, OmemoStateFile file)
             var result = await client.IqAsync(iq, cancellation: cancellation);
             return result.GetChild("pubsub", PubSub)?.GetChild("items", PubSub)?.GetChild("item", PubSub)?.FirstElement;
         }
-        catch (XmppStanzaException e) when (e.Error.Condition is "item-not-found" or "service-unavailable" or "feature-not-implemented")
+        // Prosody answers forbidden for a node that does not exist, so as not to tell strangers which nodes do; a node
+        // this account may not read (not-authorized: presence subscription required) is as good as none to encrypt to.
+        catch (XmppStanzaException e) when (e.Error.Condition is "item-not-found" or "service-unavailable" or "feature-not-implemented"
+                                            or "forbidden" or "not-authorized")
         {
             return null;
         }
@@ -191,20 +196,36 @@ public sealed class OmemoClient(XmppClient client, OmemoStateFile file)
 
     /// <summary>
     /// A message to <paramref name="to"/> encrypted for the devices of <paramref name="accounts"/> (in a group chat the
-    /// room's members by their real JIDs, XEP-0384 §6.1) and this account's other devices: omemo:2 when every one of
-    /// them publishes an omemo:2 device list, else legacy when every one publishes a legacy list. Throws
-    /// <see cref="OmemoException"/> naming the accounts that have no device to encrypt to.
+    /// room's members by their real JIDs, XEP-0384 §6.1) and this account's other devices: omemo:2 unless one of them
+    /// publishes only a legacy device list. An account that publishes no list in that namespace cannot read the
+    /// message: it is left out, with a <see cref="Notice"/> (once per account); when that leaves nobody, or when an
+    /// account left has no trusted device, <see cref="OmemoException"/> names them.
     /// </summary>
     public async Task<Element> EncryptAsync(Jid to, IReadOnlyCollection<Jid> accounts, string? body, string type, CancellationToken cancellation = default)
     {
         var others = accounts.Select(a => a.Bare).Where(a => a != Me).Distinct().ToList();
         var lists = new Dictionary<Jid, IReadOnlyList<uint>>();
         foreach (var account in others) lists[account] = await DeviceListAsync(account, false, cancellation);
-        var legacy = lists.Values.Any(l => l.Count == 0);
-        if (legacy)
-            foreach (var account in others) lists[account] = await DeviceListAsync(account, true, cancellation);
-        if (lists.Where(l => l.Value.Count == 0).Select(l => l.Key.ToString()).ToList() is [_, ..] without)
-            throw new OmemoException($"{string.Join(", ", without)} publish{(without.Count == 1 ? "es" : "")} no OMEMO devices");
+        var legacy = false;
+        if (lists.Where(l => l.Value.Count == 0).Select(l => l.Key).ToList() is [_, ..] withoutTwo)
+        {
+            var legacyLists = new Dictionary<Jid, IReadOnlyList<uint>>();
+            foreach (var account in others) legacyLists[account] = await DeviceListAsync(account, true, cancellation);
+            legacy = withoutTwo.Any(a => legacyLists[a].Count > 0);
+            if (legacy) lists = legacyLists;
+        }
+        if (lists.Where(l => l.Value.Count == 0).Select(l => l.Key).ToList() is [_, ..] without)
+        {
+            if (without.Count == others.Count)
+                throw new OmemoException($"{string.Join(", ", without)} publish{(without.Count == 1 ? "es" : "")} no OMEMO devices");
+            foreach (var account in without)
+            {
+                lists.Remove(account);
+                others.Remove(account);
+                if (_warnedWithoutDevices.Add(account))
+                    Notice?.Invoke($"{account} publishes no {(legacy ? "legacy " : "")}OMEMO devices and cannot read your encrypted messages to {to.Bare}");
+            }
+        }
         lists[Me] = (await DeviceListAsync(Me, legacy, cancellation)).Where(d => d != DeviceId).ToList();
 
         byte[]? payload = null;

@@ -6,8 +6,9 @@ namespace Candor.Client.Omemo;
 /// <summary>
 /// OMEMO in a group chat (XEP-0384 §6.1, as Conversations and Dino do it): only in a members-only, non-anonymous room
 /// (XEP-0045), where every occupant's real JID is visible. A message goes to the room encrypted for the devices of
-/// every occupant and every member the room lets this account list (affiliations member, admin, owner), by real JID,
-/// and for this account's other devices; an incoming one is decrypted as coming from the sender's real JID.
+/// every occupant and every member (affiliations member, admin, owner: from the lists the room lets this account read,
+/// occupants' presence and the room's notices of absent users' affiliation changes), by real JID, and for this
+/// account's other devices; an incoming one is decrypted as coming from the sender's real JID.
 /// </summary>
 public sealed class OmemoGroupChat : IDisposable
 {
@@ -83,18 +84,37 @@ public sealed class OmemoGroupChat : IDisposable
 
     private void OnEvent(XmppEvent e)
     {
+        // XEP-0045 "Notifications of Changes": the affiliation of someone not in the room changed (Candor, Prosody).
+        if (e is ChatMessage { Type: "normal" } m && m.From == Room)
+        {
+            if (m.Stanza.GetChild("x", MucUser)?.GetChild("item", MucUser) is { } changed) Affiliated(changed);
+            return;
+        }
         if (e is not PresenceUpdate p || p.From.Bare != Room || p.From.Resource is not { } nick) return;
         var x = p.Stanza.GetChild("x", MucUser);
         if (nick == Nick && (p.Error is not null || x?.Elements.Any(s => s.Name == "status" && s.GetAttribute("code") == "110") == true))
             _joined.TrySetResult(p);
+        var item = x?.GetChild("item", MucUser);
         lock (_gate)
         {
             if (!p.Available) _occupants.Remove(nick);
-            else if (x?.GetChild("item", MucUser)?.GetAttribute("jid") is { } jid && Jid.TryParse(jid, out var real)) _occupants[nick] = real.Bare;
+            else if (item?.GetAttribute("jid") is { } jid && Jid.TryParse(jid, out var real)) _occupants[nick] = real.Bare;
+        }
+        if (item is not null) Affiliated(item);
+    }
+
+    /// <summary>Keeps the member list current from an item naming a real JID and its affiliation.</summary>
+    private void Affiliated(Element item)
+    {
+        if (!Jid.TryParse(item.GetAttribute("jid"), out var jid)) return;
+        lock (_gate)
+        {
+            if (item.GetAttribute("affiliation") is "member" or "admin" or "owner") _members.Add(jid.Bare);
+            else _members.Remove(jid.Bare);
         }
     }
 
-    /// <summary>Reads the member, admin and owner lists (XEP-0045 §9.5); a room that refuses them leaves the occupants.</summary>
+    /// <summary>Reads the member, admin and owner lists (XEP-0045 §9.5); a room that refuses them leaves the members already seen.</summary>
     public async Task RefreshMembersAsync(CancellationToken cancellation = default)
     {
         var members = new HashSet<Jid>();

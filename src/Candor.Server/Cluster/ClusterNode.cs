@@ -47,6 +47,7 @@ public sealed partial class ClusterNode : INodeInbox
     }
 
     internal SessionManager Sessions => _server.Sessions;
+    internal AccountCaches Caches => _server.Caches;
 
     /// <summary>This node's name in the cluster: its silo address (IP, port and generation).</summary>
     public string Id { get; }
@@ -60,6 +61,7 @@ public sealed partial class ClusterNode : INodeInbox
         // The object reference holds the node weakly; the server holds it strongly.
         node._self = new NodeEntry(node.Id, node._grains.CreateObjectReference<INodeInbox>(node));
         server.Cluster = node;
+        server.Caches.Changed = node.CacheChanged;
         server.Hooks.SessionStarted.Add(session =>
         {
             session.StateChanged = node.SessionMayHaveChanged;
@@ -130,6 +132,22 @@ public sealed partial class ClusterNode : INodeInbox
             var down = new NodeMessage(NodeMessageKind.SessionDown, session.Jid.ToString());
             foreach (var node in _nodes.Values) node.Enqueue(down);
         }
+    }
+
+    /// <summary>Set by the host: re-reads this node's policy file (and logs it), as a reload on another node asks.</summary>
+    public Action? ReloadPolicyHere { get; set; }
+
+    /// <summary>The operator reloaded the policy here: every other node re-reads its own policy file.</summary>
+    public void PolicyReloaded()
+    {
+        var reload = new NodeMessage(NodeMessageKind.ReloadPolicy, Id);
+        foreach (var node in _nodes.Values) node.Enqueue(reload);
+    }
+
+    private void CacheChanged(string cache, string user)
+    {
+        var invalidate = new NodeMessage(NodeMessageKind.Invalidate, user, Text: cache);
+        foreach (var node in _nodes.Values) node.Enqueue(invalidate);
     }
 
     private static NodeMessage SessionUp(Session s)
@@ -216,7 +234,7 @@ public sealed partial class ClusterNode : INodeInbox
         {
             // A node this one has not linked to yet (its rejoin is on its way): the sessions wait for the link's snapshot.
             foreach (var message in batch)
-                if (message.Kind is NodeMessageKind.Deliver or NodeMessageKind.Close) await HandleAsync(null, message);
+                if (message.Kind is not (NodeMessageKind.SessionUp or NodeMessageKind.SessionDown)) await HandleAsync(null, message);
             return;
         }
         foreach (var message in batch) await HandleAsync(node, message);
@@ -232,6 +250,13 @@ public sealed partial class ClusterNode : INodeInbox
                 break;
             case NodeMessageKind.Close:
                 LocalSession(message.Jid)?.Close(message.Condition, message.Text);
+                break;
+            case NodeMessageKind.Invalidate:
+                _server.Caches.Drop(message.Text!, message.Jid);
+                break;
+            case NodeMessageKind.ReloadPolicy when ReloadPolicyHere is { } reload:
+                // It reads a file and writes the operator log: not on the inbox's turn.
+                _ = Task.Run(reload);
                 break;
             case NodeMessageKind.SessionUp when from is not null:
                 from.SessionUp(message.Session!);
@@ -277,7 +302,7 @@ public sealed partial class ClusterNode : INodeInbox
     internal void Failed(RemoteNode node, Exception e)
     {
         Log.NodeFailed(_log, e, node.Id);
-        node.Detach(_server.Sessions);
+        node.Detach();
     }
 
     private async Task WatchMembershipAsync(CancellationToken stopping)
@@ -290,7 +315,7 @@ public sealed partial class ClusterNode : INodeInbox
                 {
                     if (member.Status != SiloStatus.Dead || !_nodes.TryRemove(NodeId(member.SiloAddress), out var dead)) continue;
                     Log.NodeDied(_log, dead.Id, dead.Sessions.Count);
-                    dead.Detach(_server.Sessions);
+                    dead.Detach();
                     dead.Stop();
                     // One node speaks for the dead one's sessions (presence unavailable to their contacts, last activity):
                     // the live node with the least address.
@@ -405,11 +430,11 @@ internal sealed class RemoteNode
 
     public void Stop() => _queue.Writer.TryComplete();
 
-    /// <summary>Takes the node's sessions out of <paramref name="manager"/>; from now on what is sent to them is rerouted.</summary>
-    public void Detach(SessionManager manager)
+    /// <summary>Takes the node's sessions out of this node's view; from now on what is sent to them is rerouted.</summary>
+    public void Detach()
     {
         _failed = true;
-        foreach (var session in Sessions.Values) manager.Remove(session);
+        foreach (var session in Sessions.Values) Remove(session);
     }
 
     public void SessionUp(SessionInfo info)
@@ -442,7 +467,13 @@ internal sealed class RemoteNode
 
     public void SessionDown(string jid)
     {
-        if (Sessions.TryRemove(jid, out var session)) _owner.Sessions.Remove(session);
+        if (Sessions.TryRemove(jid, out var session)) Remove(session);
+    }
+
+    private void Remove(Session session)
+    {
+        var manager = _owner.Sessions;
+        if (manager.Remove(session) && manager.Get(session.User).Count == 0) _owner.Caches.Forget(session.User);
     }
 }
 

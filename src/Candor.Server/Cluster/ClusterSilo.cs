@@ -4,13 +4,14 @@ using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Npgsql;
 using Orleans.Configuration;
+using Orleans.Connections.Security;
 
 namespace Candor.Server.Cluster;
 
 /// <summary>
 /// The Orleans silo of a cluster node: membership through Orleans' ADO.NET clustering in the PostgreSQL database
 /// the nodes share (its tables created here), one cluster per served domain, failure detection tuned so that a dead
-/// node is declared dead within seconds (docs/CLUSTER.md).
+/// node is declared dead within seconds, mutual TLS with the key of the cluster secret on the silo port (docs/CLUSTER.md).
 /// </summary>
 public static class ClusterSilo
 {
@@ -20,11 +21,13 @@ public static class ClusterSilo
         var advertise = IPAddress.Parse(options.ClusterAdvertise
             ?? (IPAddress.TryParse(options.Bind, out var bound) && !bound.Equals(IPAddress.Any) && !bound.Equals(IPAddress.IPv6Any) ? options.Bind : "127.0.0.1"));
         builder.Logging.AddFilter("Orleans", LogLevel.Warning).AddFilter("Polly", LogLevel.Warning);
+        var clusterId = "candor-" + options.Domain;
+        var tls = new ClusterTls(options.ClusterSecret!, clusterId);
         builder.UseOrleans(silo =>
         {
             silo.Configure<ClusterOptions>(o =>
             {
-                o.ClusterId = "candor-" + options.Domain;
+                o.ClusterId = clusterId;
                 o.ServiceId = "candor";
             });
             silo.UseAdoNetClustering(o =>
@@ -34,6 +37,14 @@ public static class ClusterSilo
             });
             // No gateway: nothing outside the cluster calls into it.
             silo.ConfigureEndpoints(advertise, options.ClusterPort, gatewayPort: 0);
+            // Both ends present the cluster certificate and accept only a peer holding the same key.
+            silo.UseTls(tls.Certificate, o =>
+            {
+                o.RemoteCertificateMode = RemoteCertificateMode.RequireCertificate;
+                o.ClientCertificateMode = RemoteCertificateMode.RequireCertificate;
+                o.SslProtocols = System.Security.Authentication.SslProtocols.Tls13;
+                o.RemoteCertificateValidation = (certificate, _, _) => tls.IsClusterKey(certificate);
+            });
             silo.Configure<ClusterMembershipOptions>(o =>
             {
                 // A probe every two seconds, suspicion after three missed (the defaults take about a minute); tolerant

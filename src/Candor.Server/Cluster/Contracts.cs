@@ -31,6 +31,10 @@ public enum NodeMessageKind
     SessionUp,
     /// <summary>The sender's session <see cref="NodeMessage.Jid"/> ended.</summary>
     SessionDown,
+    /// <summary>The sender wrote a change of account <see cref="NodeMessage.Jid"/>'s data held in cache <see cref="NodeMessage.Text"/>.</summary>
+    Invalidate,
+    /// <summary>The operator reloaded the policy on the sender: re-read this node's policy file.</summary>
+    ReloadPolicy,
 }
 
 [GenerateSerializer, Immutable]

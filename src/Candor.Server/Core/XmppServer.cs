@@ -62,6 +62,7 @@ public sealed class XmppServer
     public Federation.S2sService? S2s { get; set; }
     /// <summary>This node of a cluster, when ClusterPort is set; null for a single process.</summary>
     public Cluster.ClusterNode? Cluster { get; set; }
+    public AccountCaches Caches { get; } = new();
     public StreamFeatureRegistry StreamFeatures { get; } = new();
     /// <summary>IQs answered before authentication (in-band registration), by payload namespace.</summary>
     public Dictionary<string, Func<Element, ISessionTransport, ValueTask<Element>>> UnauthenticatedIq { get; } = [];

@@ -143,6 +143,7 @@ public sealed class CandorHost : IAsyncDisposable
         if (options.ClusterPort > 0)
         {
             var node = await Cluster.ClusterNode.StartAsync(server, app.Services, app.Lifetime.ApplicationStopping);
+            node.ReloadPolicyHere = () => host.ReloadPolicyHere();
             announce($"Cluster node {node.Id}, linked to {node.Peers.Count} other node(s).");
         }
         host._operatorChanges = OperatorChanges.ApplyWhileRunningAsync(server, app.Lifetime.ApplicationStopping);
@@ -206,8 +207,18 @@ public sealed class CandorHost : IAsyncDisposable
         await Server.Storage.DisposeAsync();
     }
 
-    /// <summary>Re-reads the policy file, as SIGHUP from the operator ('candor policy reload') asks, and logs it.</summary>
+    /// <summary>
+    /// Re-reads the policy file, as SIGHUP from the operator ('candor policy reload') asks, and logs it; in a cluster
+    /// every other node re-reads its own policy file too.
+    /// </summary>
     public PolicyReloadResult ReloadPolicy()
+    {
+        var result = ReloadPolicyHere();
+        Server.Cluster?.PolicyReloaded();
+        return result;
+    }
+
+    private PolicyReloadResult ReloadPolicyHere()
     {
         var result = Server.Policy.Reload();
         var details = new Dictionary<string, string> { ["version"] = result.Version, ["sha256"] = result.Digest, ["changed"] = result.Changed ? "yes" : "no" };

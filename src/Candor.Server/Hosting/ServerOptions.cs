@@ -23,6 +23,11 @@ public sealed class ServerOptions
     public int ClusterPort { get; set; } = -1;
     /// <summary>The IP address other nodes reach this node's silo at; default: Bind when it is an address, else 127.0.0.1.</summary>
     public string? ClusterAdvertise { get; set; }
+    /// <summary>
+    /// The secret every node of a cluster holds (at least 32 characters; give it as CANDOR__CLUSTERSECRET or in the
+    /// configuration file, not on the command line): the nodes' mutual TLS key on the cluster port is derived from it.
+    /// </summary>
+    public string? ClusterSecret { get; set; }
     /// <summary>Address to listen on; "*" or empty means every interface (IPv4 and IPv6).</summary>
     public string Bind { get; set; } = "*";
     /// <summary>c2s with STARTTLS (RFC 6120). 0 picks a free port.</summary>
@@ -284,6 +289,8 @@ public sealed class ServerOptions
         }
         if (ClusterPort is < -1 or 0 or > 65535) throw new OptionsException("cluster-port must be between 1 and 65535 (or -1 for a single node)");
         if (ClusterPort > 0 && Postgres is null) throw new OptionsException("--cluster-port needs --postgres: the nodes share its database and membership table");
+        if (ClusterPort > 0 && (ClusterSecret?.Length ?? 0) < 32)
+            throw new OptionsException("--cluster-port needs ClusterSecret (CANDOR__CLUSTERSECRET), at least 32 characters and the same on every node: the nodes authenticate each other with it (docs/CLUSTER.md)");
         if (ClusterAdvertise is not null && !IPAddress.TryParse(ClusterAdvertise, out _))
             throw new OptionsException($"--cluster-advertise: '{ClusterAdvertise}' is not an IP address");
         if ((CertificateFile is null) != (KeyFile is null)) throw new OptionsException("--cert and --key go together");

@@ -40,8 +40,13 @@ public sealed class ProsodyFixture : IAsyncLifetime
     /// valid certificates (s2s_secure_auth = true), so peers authenticate by SASL EXTERNAL (XEP-0178).
     /// </summary>
     public (string Certificate, string Key, string CaFile)? Pki { get; init; }
+    /// <summary>Set before starting: Prosody's chat service at <see cref="MucDomain"/>, rooms unlocked at once (instant rooms).</summary>
+    public bool Rooms { get; init; }
+    public const string MucDomain = "conference." + Domain;
     /// <summary>With <see cref="Pki"/>: the port of Prosody's direct TLS s2s listener (XEP-0368).</summary>
     public int S2sTlsPort { get; private set; } = -1;
+    /// <summary>Set before starting: Prosody modules to load besides the basic ones (e.g. "pep").</summary>
+    public string[] Modules { get; init; } = [];
 
     public async Task InitializeAsync()
     {
@@ -95,7 +100,7 @@ public sealed class ProsodyFixture : IAsyncLifetime
             component_ports = { }
             http_ports = { }
             https_ports = { }
-            modules_enabled = { "roster"; "saslauth"; "tls"; "disco"; "ping"; "posix"; "offline"; {{(FederationDns is null ? "" : "\"dialback\";")}} }
+            modules_enabled = { "roster"; "saslauth"; "tls"; "disco"; "ping"; "posix"; "offline"; {{(FederationDns is null ? "" : "\"dialback\";")}} {{string.Concat(Modules.Select(m => $"\"{m}\"; "))}} }
             {{(FederationDns is null ? "s2s_ports = { }\nmodules_disabled = { \"s2s\" }" : federation)}}
             c2s_require_encryption = true
             allow_registration = false
@@ -104,6 +109,7 @@ public sealed class ProsodyFixture : IAsyncLifetime
             certificates = "{{Directory}}"
             ssl = { certificate = "{{Directory}}/localhost.crt"; key = "{{Directory}}/localhost.key"; {{(Pki is null ? "" : $"cafile = \"{Directory}/ca.crt\"")}} }
             VirtualHost "{{Domain}}"
+            {{(Rooms ? $"Component \"{MucDomain}\" \"muc\"\n    muc_room_locking = false" : "")}}
             """);
         if (IsRoot) await RunAsync("chown", ["-R", "prosody:prosody", Directory]);
         _process = Start("/usr/bin/prosody", ["--config", ConfigPath, "-F"]);

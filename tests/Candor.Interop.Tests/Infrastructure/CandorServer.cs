@@ -14,7 +14,7 @@ namespace Candor.Interop.Tests.Infrastructure;
 /// Use per test (<c>await using var server = await CandorServer.StartAsync(output);</c>) or as an
 /// xunit fixture (<see cref="IAsyncLifetime"/>).
 /// </summary>
-public sealed class CandorServer : IAsyncLifetime, IAsyncDisposable
+public sealed class CandorServer : IAsyncLifetime, IAsyncDisposable, IC2sServer
 {
     public const string Domain = "localhost";
     public const string Host = "127.0.0.1";

@@ -181,8 +181,8 @@ def manager_class(client):
 
 
 class OmemoClient(Client):
-    def __init__(self, name, jid, password, host, port, state=None):
-        super().__init__(name, jid, password, host, port, "SCRAM-SHA-256")
+    def __init__(self, name, jid, password, host, port, state=None, mechanism="SCRAM-SHA-256"):
+        super().__init__(name, jid, password, host, port, mechanism)
         for plugin in ("xep_0030", "xep_0004", "xep_0060", "xep_0115", "xep_0163", "xep_0172", "xep_0223"):
             self.x.register_plugin(plugin)
         self.x.add_event_handler("session_bind", lambda _j: self.x["xep_0163"].add_interest([OLD_DEVICES, TWO_DEVICES]))
@@ -214,8 +214,9 @@ class OmemoClient(Client):
         if self.manager is not None:
             asyncio.ensure_future(self.manager.update_device_list(namespace, msg["from"].bare, devices))
 
-    def send_encrypted(self, message, bare_jid, body_fallback=None):
-        stanza = self.x.make_message(mto=bare_jid, mtype="chat")
+    def send_encrypted(self, message, bare_jid, body_fallback=None, room=None):
+        """Sends to bare_jid, or with room as a groupchat message to that room (XEP-0384 §6.1)."""
+        stanza = self.x.make_message(mto=room or bare_jid, mtype="groupchat" if room else "chat")
         if message.namespace == TWO:
             stanza.append(twomemo.etree.serialize_message(message))
         else:
@@ -225,7 +226,7 @@ class OmemoClient(Client):
         stanza.append(ET.Element("{urn:xmpp:hints}store"))
         stanza.send()
 
-    async def encrypt_to(self, bare_jid, text, namespace):
+    async def encrypt_to(self, bare_jid, text, namespace, room=None):
         envelope = ET.Element(f"{{{SCE}}}envelope")
         content = ET.SubElement(envelope, f"{{{SCE}}}content")
         ET.SubElement(content, "{jabber:client}body").text = text
@@ -238,7 +239,7 @@ class OmemoClient(Client):
             raise StepFailed(f"encryption to {bare_jid} reported {errors}")
         for message in messages:
             if message.namespace == namespace:
-                self.send_encrypted(message, bare_jid, "[OMEMO encrypted message]")
+                self.send_encrypted(message, bare_jid, "[OMEMO encrypted message]", room)
                 return
         raise StepFailed(f"no {namespace} message among {[m.namespace for m in messages]}")
 

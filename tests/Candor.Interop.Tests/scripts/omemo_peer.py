@@ -10,6 +10,14 @@ with --namespace legacy only oldmemo (eu.siacs.conversations.axolotl, the only n
         Publishes its device, prints READY, once FILE exists encrypts --reply to CANDOR_JID (python-omemo starts the
         session from Candor's bundle), then decrypts the next message with content from CANDOR_JID (it must be TEXT).
 
+    ... --room ROOM
+        The same in a members-only, non-anonymous room (XEP-0384 §6.1): it joins ROOM as the local part of JID before
+        READY; messages are groupchat messages in the room, the sender known by the real JID in its occupant presence;
+        instead of waiting for FILE it waits for CANDOR_JID to be an occupant.
+
+    ... --mechanism SCRAM-SHA-1
+        Logs in with that SASL mechanism instead of SCRAM-SHA-256 (for Prosody 0.12).
+
 Prints one line per step; exits 0 on success, 1 naming the failed step.
 """
 
@@ -25,10 +33,14 @@ from omemo_clients import OLD, SCE, TWO, OmemoClient, oldmemo, twomemo  # noqa: 
 from slixmpp.xmlstream import ET  # noqa: E402
 
 
-async def receive(step, client, sender, namespace, timeout):
-    """The next message with a payload from sender in the namespace, decrypted to its (SCE) body."""
+async def receive(step, client, sender, namespace, timeout, room=None):
+    """The next message with a payload from sender (in room: from its occupant) in the namespace, decrypted to its (SCE) body."""
+    def from_sender(s):
+        if room:
+            return s["type"] == "groupchat" and s["from"].bare == room and occupants(client, room).get(s["from"].resource) == sender
+        return s["from"].bare == sender
     while True:
-        m = await client.wait_stanza(step, "message", lambda s: s["from"].bare == sender
+        m = await client.wait_stanza(step, "message", lambda s: from_sender(s)
                                      and s.xml.find(f"{{{namespace}}}encrypted") is not None, timeout,
                                      f"a {namespace} message from {sender}")
         element = m.xml.find(f"{{{namespace}}}encrypted")
@@ -55,27 +67,53 @@ async def wait_for_file(step, path, timeout):
     raise StepFailed(f"{step}: {path} did not appear")
 
 
+def occupants(client, room):
+    """The room's occupants' real bare JIDs by nick, from the presences the client has received so far."""
+    found = {}
+    for kind, presence in client.inbox:
+        item = presence.xml.find("{http://jabber.org/protocol/muc#user}x/{http://jabber.org/protocol/muc#user}item")
+        if kind != "presence" or presence["from"].bare != room or item is None or not item.get("jid"):
+            continue
+        if presence["type"] == "unavailable":
+            found.pop(presence["from"].resource, None)
+        else:
+            found[presence["from"].resource] = bare(item.get("jid"))
+    return found
+
+
+async def wait_for_turn(step, client, args, peer, timeout):
+    """Waits for the go file, or in a room for the Candor peer to be an occupant."""
+    if not args.room:
+        await wait_for_file(step, args.go, timeout)
+        return
+    await client._wait(step, timeout, lambda: True if peer in occupants(client, args.room).values() else None)
+
+
 async def main(args):
     t = args.timeout
-    b = OmemoClient("python-omemo", args.jid, args.password, args.host, args.port)
+    b = OmemoClient("python-omemo", args.jid, args.password, args.host, args.port, mechanism=args.mechanism)
+    if args.room:
+        b.x.register_plugin("xep_0045")
     await b.login("1 log in", t)
     namespace = OLD if args.namespace == "legacy" else TWO
     device = await asyncio.wait_for(b.start_omemo((namespace,)), t)
+    if args.room:
+        await b.x.plugin["xep_0045"].join_muc_wait(args.room, b.x.boundjid.user, maxstanzas=0, timeout=int(t))
     say(f"READY device {device}")
     peer = bare(args.peer)
     if args.mode == "receive-then-reply":
-        got, sender_device = await receive("2 decrypt the message Candor encrypted", b, peer, namespace, t)
+        got, sender_device = await receive("2 decrypt the message Candor encrypted", b, peer, namespace, t, args.room)
         if got != args.expect:
             raise StepFailed(f"2: decrypted {got!r}, expected {args.expect!r}")
         say(f"GOT {got!r} from device {sender_device}")
-        await wait_for_file("3 wait for Candor to listen", args.go, t)
-        await asyncio.wait_for(b.encrypt_to(peer, args.reply, namespace), t)
+        await wait_for_turn("3 wait for Candor to listen", b, args, peer, t)
+        await asyncio.wait_for(b.encrypt_to(peer, args.reply, namespace, args.room), t)
         say("SENT reply")
     else:
-        await wait_for_file("2 wait for Candor to listen", args.go, t)
-        await asyncio.wait_for(b.encrypt_to(peer, args.reply, namespace), t)
+        await wait_for_turn("2 wait for Candor to listen", b, args, peer, t)
+        await asyncio.wait_for(b.encrypt_to(peer, args.reply, namespace, args.room), t)
         say("SENT first")
-        got, sender_device = await receive("3 decrypt Candor's answer", b, peer, namespace, t)
+        got, sender_device = await receive("3 decrypt Candor's answer", b, peer, namespace, t, args.room)
         if got != args.expect:
             raise StepFailed(f"3: decrypted {got!r}, expected {args.expect!r}")
         say(f"GOT {got!r} from device {sender_device}")
@@ -93,7 +131,9 @@ def parse_args():
     p.add_argument("--peer", required=True)
     p.add_argument("--expect", required=True)
     p.add_argument("--reply", required=True)
-    p.add_argument("--go", required=True)
+    p.add_argument("--go")
+    p.add_argument("--room")
+    p.add_argument("--mechanism", default="SCRAM-SHA-256", help="SASL mechanism (Prosody 0.12 has no SCRAM-SHA-256)")
     p.add_argument("--namespace", choices=["2", "legacy"], default="2")
     p.add_argument("--timeout", type=float, default=30.0)
     return p.parse_args()

@@ -89,6 +89,34 @@ public sealed class AdminTests(MucFixture server) : IClassFixture<MucFixture>
     }
 
     [Fact]
+    public async Task Members_of_a_members_only_non_anonymous_room_read_the_member_list_and_hear_of_absent_members()
+    {
+        var room = Muc.NewRoom();
+        await using var owner = await server.CreateRoomAsync(room);
+        await owner.ConfigureAsync(room, ("muc#roomconfig_membersonly", "1"));
+        var (member, user) = await MemberAsync("", "member");
+        await using var _m = member;
+        var absent = ServerFixture.JidOf(await server.CreateUserAsync("absent"));
+        await owner.AdminAsync(room, $"<item jid='{ServerFixture.JidOf(user)}' affiliation='member'/>");
+        await member.JoinAsync(room, "member");
+        // Semi-anonymous: the lists stay with admins and owners, and occupants hear nothing of absent members.
+        (await member.AdminAsync(room, "<item affiliation='member'/>", "get")).AssertError("forbidden");
+        await owner.AdminAsync(room, $"<item jid='{absent}' affiliation='member'/>");
+        await member.ExpectNothingAsync(match: m => m.Name == "message");
+
+        await owner.ConfigureAsync(room, ("muc#roomconfig_whois", "anyone"));
+        var members = await member.AdminAsync(room, "<item affiliation='member'/>", "get");
+        Assert.Equal([absent.ToString(), ServerFixture.JidOf(user).ToString()],
+            members.FirstElement!.Elements.Select(i => i.GetAttribute("jid")).Order());
+        Assert.Equal(owner.Bare, (await member.AdminAsync(room, "<item affiliation='owner'/>", "get")).FirstElement!.GetChild("item", Muc.Admin)!.GetAttribute("jid"));
+        (await member.AdminAsync(room, $"<item jid='{absent}' affiliation='none'/>")).AssertError("forbidden");
+
+        await owner.AdminAsync(room, $"<item jid='{absent}' affiliation='none'><reason>gone</reason></item>");
+        var notice = await member.ExpectStanzaAsync("message", m => m.GetAttribute("from") == room && m.Item() is not null);
+        Assert.Equal(("none", absent.ToString(), "gone"), (notice.Item()!.GetAttribute("affiliation"), notice.Item()!.GetAttribute("jid"), notice.Item()!.GetChildText("reason", Muc.User)));
+    }
+
+    [Fact]
     public async Task A_password_protected_room_wants_the_password()
     {
         var room = Muc.NewRoom();

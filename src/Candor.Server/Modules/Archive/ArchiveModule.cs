@@ -34,11 +34,13 @@ public sealed partial class ArchiveModule : IModule
         new("XEP-0334", "0.3.0", "no-store, no-permanent-store and store hints respected by the archive"),
     ];
 
+    private const string PrefsCache = "archive-prefs";
     private readonly ConcurrentDictionary<string, ArchivePrefs> _prefs = new(StringComparer.Ordinal);
 
     public void Register(XmppServer server)
     {
         var prefsStore = server.Storage.OpenKeyValue("archive-prefs");
+        server.Caches.Register(PrefsCache, user => _prefs.TryRemove(user, out _));
         var (store, writer) = Open(server, StoreName, server.Options.ArchiveRetentionDays);
         server.Archive = writer;
 
@@ -53,7 +55,7 @@ public sealed partial class ArchiveModule : IModule
         server.Iq.Register(IqScope.Account, "set", "query", Namespace, request => QueryAsync(writer, store, request));
         server.Iq.Register(IqScope.Account, "get", "metadata", Namespace, request => MetadataAsync(writer, store, request));
         server.Iq.Register(IqScope.Account, "get", "prefs", Namespace, request => GetPrefsAsync(server, prefsStore, request));
-        server.Iq.Register(IqScope.Account, "set", "prefs", Namespace, request => SetPrefsAsync(prefsStore, request));
+        server.Iq.Register(IqScope.Account, "set", "prefs", Namespace, request => SetPrefsAsync(server, prefsStore, request));
         server.Disco.Commands[PurgeCommand] = new(PurgeCommand, "Delete my message history", requester => PurgeCommandAsync(writer, store, requester),
             Confirmation: "Delete every message archived for your account on this server? This cannot be undone.");
     }
@@ -216,7 +218,7 @@ public sealed partial class ArchiveModule : IModule
         return request.Result((await PrefsAsync(server, prefsStore, request.From.Local!)).ToElement());
     }
 
-    private async ValueTask<Element?> SetPrefsAsync(IKeyValueStore prefsStore, IqRequest request)
+    private async ValueTask<Element?> SetPrefsAsync(XmppServer server, IKeyValueStore prefsStore, IqRequest request)
     {
         if (Refuse(request) is { } refused) return refused;
         if (ArchivePrefs.Parse(request.Payload, out var error) is not { } prefs) return request.Error(StanzaError.BadRequest, error);
@@ -224,6 +226,7 @@ public sealed partial class ArchiveModule : IModule
         var element = prefs.ToElement();
         await prefsStore.SetAsync(user, ElementWriter.ToXmlString(element));
         _prefs[user] = prefs;
+        server.Caches.Wrote(PrefsCache, user);
         return request.Result(element);
     }
 

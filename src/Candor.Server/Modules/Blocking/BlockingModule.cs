@@ -26,6 +26,7 @@ public sealed class BlockingModule : IModule
     {
         var lists = new Blocklists(server, server.Storage.OpenMap("blocklist"));
         var handlers = new Handlers(server, lists);
+        server.Caches.Register(Blocklists.CacheName, lists.Drop);
         server.Disco.ServerFeatures.Add(Namespace);
         server.Iq.Register(IqScope.Account, "get", "blocklist", Namespace, handlers.GetAsync);
         server.Iq.Register(IqScope.Account, "set", "block", Namespace, request => handlers.ChangeAsync(request, block: true));

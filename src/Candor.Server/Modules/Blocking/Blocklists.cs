@@ -7,11 +7,12 @@ namespace Candor.Server.Modules.Blocking;
 
 /// <summary>
 /// Every account's blocked JIDs (XEP-0191), stored in a map store and kept in memory while the account has a
-/// session, so checking a stanza on the routing path reads no storage. Each list is an immutable set replaced on
-/// change: lookups take no lock.
+/// session (in a cluster, on any node: a change through another node drops the copy), so checking a stanza on the
+/// routing path reads no storage. Each list is an immutable set replaced on change: lookups take no lock.
 /// </summary>
 internal sealed class Blocklists(XmppServer server, IMapStore store)
 {
+    public const string CacheName = "blocklist";
     private static readonly HashSet<string> Empty = [];
     private readonly ConcurrentDictionary<string, HashSet<string>> _online = new(StringComparer.Ordinal);
 
@@ -20,17 +21,22 @@ internal sealed class Blocklists(XmppServer server, IMapStore store)
         if (_online.TryGetValue(user, out var cached)) return cached;
         var stored = await store.GetAllAsync(user);
         var list = stored.Count == 0 ? Empty : new HashSet<string>(stored.Keys, StringComparer.Ordinal);
-        if (server.Sessions.HasLocal(user)) _online.TryAdd(user, list);
+        if (Online(user)) _online.TryAdd(user, list);
         return list;
     }
 
     /// <summary>Keeps the list in memory for the account's sessions.</summary>
     public async ValueTask LoadAsync(string user) => _online[user] = await GetAsync(user);
 
+    private bool Online(string user) => server.Sessions.Get(user).Count > 0;
+
+    /// <summary>Another node changed the list: it is read again when next needed.</summary>
+    public void Drop(string user) => _online.TryRemove(user, out _);
+
     /// <summary>Forgets the list once the account has no session left.</summary>
     public void Unload(string user)
     {
-        if (!server.Sessions.HasLocal(user)) _online.TryRemove(user, out _);
+        if (!Online(user)) _online.TryRemove(user, out _);
     }
 
     /// <summary>Adds (or with <paramref name="add"/> false removes; no JIDs and false: removes all) and returns the new list.</summary>
@@ -48,7 +54,8 @@ internal sealed class Blocklists(XmppServer server, IMapStore store)
             if (add) list.Add(jid);
             else list.Remove(jid);
         }
-        if (server.Sessions.HasLocal(user)) _online[user] = list;
+        server.Caches.Wrote(CacheName, user);
+        if (Online(user)) _online[user] = list;
         return list;
     }
 

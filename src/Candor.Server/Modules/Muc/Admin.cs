@@ -23,7 +23,10 @@ public sealed partial class Room
             var list = new Element("query", AdminNs);
             if (Roles.TryParseAffiliation(item.GetAttribute("affiliation"), out var affiliation) && affiliation != Affiliation.None)
             {
-                if (actorAffiliation < Affiliation.Admin) return request.Error(StanzaError.Forbidden, "only admins and owners see affiliation lists");
+                // Members of a members-only, non-anonymous room see the lists too (as in Prosody): OMEMO clients must
+                // encrypt for absent members (XEP-0384 §6.1), and who may read the room is no secret among them.
+                if (actorAffiliation < Affiliation.Admin && !(Config.MembersOnly && Config.NonAnonymous && actorAffiliation >= Affiliation.Member))
+                    return request.Error(StanzaError.Forbidden, "only admins and owners see affiliation lists (members too in members-only, non-anonymous rooms)");
                 foreach (var (jid, held) in _affiliations)
                 {
                     if (held != affiliation) continue;
@@ -118,7 +121,9 @@ public sealed partial class Room
         else _affiliations[jid] = affiliation;
 
         var decorate = Decorate(actor, reason);
-        foreach (var occupant in _occupants.Where(o => o.RealJid.Bare == jid).ToList())
+        var present = _occupants.Where(o => o.RealJid.Bare == jid).ToList();
+        if (present.Count == 0) AnnounceAbsentAffiliation(jid, affiliation, reason);
+        foreach (var occupant in present)
         {
             occupant.Affiliation = affiliation;
             if (affiliation == Affiliation.Outcast) await LeaveAsync(occupant, 301, decorate);
@@ -130,6 +135,23 @@ public sealed partial class Room
             }
         }
         return null;
+    }
+
+    /// <summary>
+    /// A user not in the room changed affiliation: a message from the room tells the occupants who see real JIDs
+    /// (XEP-0045 1.34.7 "Notifications of Changes": MAY; Prosody does it), so their member lists stay current.
+    /// </summary>
+    private void AnnounceAbsentAffiliation(Jid jid, Affiliation affiliation, string? reason)
+    {
+        foreach (var viewer in _occupants)
+        {
+            if (!SeesJids(viewer)) continue;
+            var message = ToOccupant("message", viewer);
+            var item = message.AddChild("x", UserNs).AddChild("item")
+                .SetAttribute("affiliation", Roles.Name(affiliation)).SetAttribute("jid", jid.ToString());
+            if (reason is not null) item.AddChild("reason", UserNs).AddText(reason);
+            Send(viewer, message);
+        }
     }
 
     private static Action<Element>? Decorate(Occupant? actor, string? reason) =>

@@ -56,6 +56,7 @@ public sealed partial class Room
             if (Config.MembersOnly && AffiliationOf(invitee) < Affiliation.Member && AffiliationOf(invitee) != Affiliation.Outcast)
             {
                 _affiliations[invitee.Bare] = Affiliation.Member;
+                AnnounceAbsentAffiliation(invitee.Bare, Affiliation.Member, null);
                 if (Config.Persistent) await _service.SaveAsync(this);
             }
         }

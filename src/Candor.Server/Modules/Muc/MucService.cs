@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using Candor.Server.Core;
+using Candor.Server.Modules.AdHoc;
 using Candor.Server.Modules.Archive;
 using Candor.Server.Storage;
 using Candor.Xml;
@@ -128,7 +129,11 @@ public sealed partial class MucService
                 else if (ev.Type is null) await ev.ReplyErrorAsync(StanzaError.JidMalformed, "enter a room as room@service/nick");
                 return;
             case "message":
-                if (ev.Type == "error") return;
+                if (ev.Type == "error")
+                {
+                    await room.BouncedAsync(ev);
+                    return;
+                }
                 if (!ev.To.IsBare) await room.PrivateMessageAsync(ev);
                 else if (ev.Type == "groupchat") await room.GroupchatAsync(ev);
                 else if (!await room.ServiceMessageAsync(ev))
@@ -155,10 +160,12 @@ public sealed partial class MucService
             (Ns.DiscoInfo, false) when payload.GetAttribute("node") is null => request.Result(room.DiscoInfo()),
             (Ns.DiscoInfo, false) when payload.GetAttribute("node") == Room.ReservedNickNode => request.Result(room.ReservedNick(ev.From)),
             (Ns.DiscoItems, false) when payload.GetAttribute("node") is null => request.Result(new Element("query", Ns.DiscoItems)),
+            (Ns.DiscoItems, false) when payload.GetAttribute("node") == AdHocModule.Namespace => request.Result(room.CommandItems(ev.From)),
             (Ns.DiscoInfo or Ns.DiscoItems, false) => request.Error(StanzaError.ItemNotFound, "no such node"),
             (Room.AdminNs, _) => await room.AdminAsync(request),
             (Room.OwnerNs, _) => await room.OwnerAsync(request),
             (Ns.Register, _) => await room.RegisterAsync(request),
+            (AdHocModule.Namespace, true) => await room.HatCommandAsync(request),
             (Room.ModerateNs or Room.FastenNs, _) => await room.ModerateAsync(request),
             (ArchiveModule.Namespace, _) => await room.ArchiveRequestAsync(request),
             (Ns.Ping, false) => request.Result(),

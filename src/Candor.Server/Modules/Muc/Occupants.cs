@@ -41,6 +41,16 @@ public sealed partial class Room
         }
     }
 
+    /// <summary>
+    /// A message the room sent came back as an error. From an occupant of another server it means the stanza did not reach
+    /// them (their server or session is gone), and they would miss the room from then on: they leave with 333, as for
+    /// a bounced presence. A local occupant's session is known to the room; a client's error is not a departure.
+    /// </summary>
+    public async ValueTask BouncedAsync(StanzaEvent ev)
+    {
+        if (OccupantByJid(ev.From) is { IsRemote: true } occupant) await LeaveAsync(occupant, 333);
+    }
+
     private async ValueTask JoinAsync(StanzaEvent ev, string nick, bool created)
     {
         var realJid = ev.From;
@@ -65,7 +75,7 @@ public sealed partial class Room
             return;
         }
 
-        var occupant = new Occupant(nick, realJid, OccupantIdOf(realJid))
+        var occupant = new Occupant(nick, realJid, OccupantIdOf(realJid), isRemote: realJid.Domain != Server.Domain.Domain)
         {
             Affiliation = affiliation,
             Role = Roles.Default(affiliation, Config.Moderated),

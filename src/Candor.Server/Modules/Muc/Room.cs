@@ -2,6 +2,7 @@ using System.Buffers;
 using System.Security.Cryptography;
 using System.Text;
 using Candor.Server.Core;
+using Candor.Server.Modules.AdHoc;
 using Candor.Server.Modules.Archive;
 using Candor.Server.Storage;
 using Candor.Xml;
@@ -65,8 +66,22 @@ public sealed partial class Room
 
     // ---- sending ----
 
-    /// <summary>Hands a stanza to an occupant's session. An occupant whose session has gone is removed when it ends.</summary>
-    private void Send(Occupant to, Element stanza) => Server.Sessions.Get(to.RealJid)?.Send(stanza);
+    /// <summary>
+    /// Hands a stanza to an occupant's session. An occupant whose session has gone is removed when it ends. An occupant
+    /// of another server gets it over federation, queued in order on the stream to that server; what cannot be
+    /// delivered comes back as an error from its real JID, which takes it out of the room (status 333).
+    /// </summary>
+    private void Send(Occupant to, Element stanza)
+    {
+        if (!to.IsRemote)
+        {
+            Server.Sessions.Get(to.RealJid)?.Send(stanza);
+            return;
+        }
+        var routed = Server.Router.DeliverAsync(stanza, Jid.Parse(stanza.GetAttribute("from")!), to.RealJid);
+        // Federation queues synchronously; only setting up a stream or answering an error goes on after this returns.
+        if (!routed.IsCompleted) _ = routed.AsTask();
+    }
 
     private Element ToOccupant(string name, Occupant to, string? from = null) =>
         new Element(name, Ns.Client).SetAttribute("from", from ?? Jid.ToString()).SetAttribute("to", to.RealJidText);
@@ -97,6 +112,7 @@ public sealed partial class Room
         // The viewer's own presence, or that of another of its sessions under the same nick (multi-session nicks).
         if (occupant == viewer || occupant.Nick == viewer.Nick && occupant.RealJid.Bare == viewer.RealJid.Bare)
             x.AddChild("status").SetAttribute("code", "110");
+        if (available && HatsOf(occupant) is { } hats) presence.Add(hats);
         return presence;
     }
 
@@ -267,7 +283,7 @@ public sealed partial class Room
         var query = new Element("query", Ns.DiscoInfo);
         query.AddChild("identity").SetAttribute("category", "conference").SetAttribute("type", "text")
             .SetAttribute("name", Config.Name.Length > 0 ? Config.Name : Jid.Local);
-        foreach (var feature in new[] { MucNs, Ns.DiscoInfo, Ns.DiscoItems, Ns.Register, OccupantIdNs, StanzaIdNs, ModerateNs, LegacyModerateNs, MucService.SelfPingNs, "jabber:x:conference" }
+        foreach (var feature in new[] { MucNs, Ns.DiscoInfo, Ns.DiscoItems, Ns.Register, OccupantIdNs, StanzaIdNs, ModerateNs, LegacyModerateNs, MucService.SelfPingNs, "jabber:x:conference", HatsNs, AdHocModule.Namespace }
                      .Concat(Config.Features()).Order(StringComparer.Ordinal))
             query.AddChild("feature").SetAttribute("var", feature);
         if (Config.Archived)
@@ -312,6 +328,9 @@ public sealed partial class Room
             room.AddChild("affiliation").SetAttribute("jid", jid.ToString()).SetAttribute("affiliation", Roles.Name(affiliation));
         foreach (var (jid, nick) in _registeredNicks)
             room.AddChild("nick").SetAttribute("jid", jid.ToString()).AddText(nick);
+        foreach (var (jid, hats) in _hats)
+            foreach (var hat in hats)
+                room.AddChild("hat").SetAttribute("jid", jid.ToString()).SetAttribute("uri", hat.Uri).SetAttribute("title", hat.Title);
         room.AddChild("subject").SetAttribute("nick", SubjectNick).AddText(Subject);
         return room;
     }
@@ -327,6 +346,11 @@ public sealed partial class Room
                 room._affiliations[member] = affiliation;
             else if (child.Name == "nick" && Jid.TryParse(child.GetAttribute("jid"), out var owner))
                 room._registeredNicks[owner] = child.Text;
+            else if (child.Name == "hat" && Jid.TryParse(child.GetAttribute("jid"), out var wearer))
+            {
+                if (!room._hats.TryGetValue(wearer, out var hats)) room._hats[wearer] = hats = [];
+                hats.Add(new Hat(child.GetAttribute("uri") ?? "", child.GetAttribute("title") ?? ""));
+            }
             else if (child.Name == "subject")
                 (room.Subject, room.SubjectNick) = (child.Text, child.GetAttribute("nick"));
         }

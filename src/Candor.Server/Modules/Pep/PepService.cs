@@ -24,8 +24,13 @@ public sealed class PepService
     {
         _server = server;
         _store = server.Storage.OpenMap("pep");
-        server.Rosters.Changed += user => _subscribers.TryRemove(user, out _);
+        Action<string> dropSubscribers = user => _subscribers.TryRemove(user, out _);
+        server.Rosters.Changed += dropSubscribers;
+        server.Caches.Register(Roster.RosterManager.CacheName, dropSubscribers);
+        server.Caches.Register(CacheName, user => _accounts.TryRemove(user, out _));
     }
+
+    public const string CacheName = "pep";
 
     public int MaxItemsPerNode => _server.Options.PepMaxItemsPerNode;
 
@@ -49,14 +54,19 @@ public sealed class PepService
         _subscribers.TryRemove(user, out _);
     }
 
-    public Task SaveAsync(string user, PepNode node)
+    public async Task SaveAsync(string user, PepNode node)
     {
         if (!node.Config.PersistItems)
             node = new PepNode { Name = node.Name, Config = node.Config };
-        return _store.SetAsync(user, node.Name, JsonSerializer.Serialize(node, PepJson.Default.PepNode));
+        await _store.SetAsync(user, node.Name, JsonSerializer.Serialize(node, PepJson.Default.PepNode));
+        _server.Caches.Wrote(CacheName, user);
     }
 
-    public Task DeleteAsync(string user, string node) => _store.SetAsync(user, node, null);
+    public async Task DeleteAsync(string user, string node)
+    {
+        await _store.SetAsync(user, node, null);
+        _server.Caches.Wrote(CacheName, user);
+    }
 
     /// <summary>The account's contacts with a subscription to its presence ('from' or 'both'), by bare JID.</summary>
     public async ValueTask<FrozenDictionary<string, Subscriber>> SubscribersAsync(string user)

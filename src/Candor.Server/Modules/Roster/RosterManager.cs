@@ -19,6 +19,15 @@ public sealed class RosterManager(XmppServer server)
     /// <summary>An account's roster changed (the account's name is passed); caches of roster facts drop their copy.</summary>
     public event Action<string>? Changed;
 
+    /// <summary>What other nodes of a cluster cache of rosters (see <see cref="AccountCaches"/>).</summary>
+    public const string CacheName = "roster";
+
+    private void OnChanged(string user)
+    {
+        Changed?.Invoke(user);
+        server.Caches.Wrote(CacheName, user);
+    }
+
     public async Task<IReadOnlyList<RosterItem>> GetAllAsync(string user)
     {
         var stored = await _items.GetAllAsync(user);
@@ -39,7 +48,7 @@ public sealed class RosterManager(XmppServer server)
     public async Task SaveAsync(string user, RosterItem item)
     {
         await _items.SetAsync(user, item.Jid, JsonSerializer.Serialize(item, RosterJson.Default.RosterItem));
-        Changed?.Invoke(user);
+        OnChanged(user);
         var version = await BumpVersionAsync(user);
         if (!item.Hidden) Push(user, ToElement(item), version);
     }
@@ -47,7 +56,7 @@ public sealed class RosterManager(XmppServer server)
     public async Task RemoveAsync(string user, string contact)
     {
         await _items.SetAsync(user, contact, null);
-        Changed?.Invoke(user);
+        OnChanged(user);
         var version = await BumpVersionAsync(user);
         Push(user, new Element("item", Ns.Roster).SetAttribute("jid", contact).SetAttribute("subscription", "remove"), version);
     }
