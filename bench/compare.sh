@@ -11,8 +11,9 @@
 # otherwise (never). CANDOR_ARCHIVE_BOTH=1 adds the other case as a second target to the same run
 # ("candor-noarchive" with XB_MAM=1, "candor-archive" without). CANDOR_METRICS_BOTH=1 adds "candor-nometrics"
 # (Metrics=false: no exporter, no /metrics) beside "candor", whose /metrics is then scraped every 5 s meanwhile.
-# CANDOR_BASELINE=REF (a git ref, e.g. main) adds Candor built from REF as "candor-base" (and, with
-# CANDOR_METRICS_BOTH=1, "candor-base-nometrics") to the same run, started the same way: before and after a change.
+# CANDOR_BASELINE=COMMIT adds "candor-baseline": that commit of this repository (git archive, built apart), started
+# the same way, e.g. CANDOR_BASELINE=7e2815f for issue 14's "no more than 10 % slower than 7e2815f"; with
+# CANDOR_METRICS_BOTH=1 also "candor-baseline-nometrics".
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 HARNESS=${XB_HARNESS:-$ROOT/../shared/xmpp-bench}
@@ -33,18 +34,15 @@ done
 command -v prosody >/dev/null && command -v ejabberdctl >/dev/null || "$HARNESS/peers.sh" install
 dotnet build "$ROOT/src/Candor" -c Release -o "$XB_RUN/candor-bin" >/dev/null
 if [ -n "${CANDOR_BASELINE:-}" ]; then
-    commit=$(git -C "$ROOT" rev-parse "$CANDOR_BASELINE^{commit}")
-    if [ "$(cat "$XB_RUN/candor-base-bin/.commit" 2>/dev/null)" != "$commit" ]; then
-        rm -rf "$XB_RUN/candor-base-src" "$XB_RUN/candor-base-bin" && mkdir -p "$XB_RUN/candor-base-src"
-        git -C "$ROOT" archive "$commit" | tar -x -C "$XB_RUN/candor-base-src"
-        dotnet build "$XB_RUN/candor-base-src/src/Candor" -c Release -o "$XB_RUN/candor-base-bin" >/dev/null
-        echo "$commit" >"$XB_RUN/candor-base-bin/.commit"
-    fi
+    rm -rf "$XB_RUN/candor-baseline-src" && mkdir -p "$XB_RUN/candor-baseline-src"
+    git -C "$ROOT" archive "$CANDOR_BASELINE" | tar -x -C "$XB_RUN/candor-baseline-src"
+    dotnet build "$XB_RUN/candor-baseline-src/src/Candor" -c Release -o "$XB_RUN/candor-baseline-bin" >/dev/null
 fi
 
 targets=()
-# candor_target NAME PORT ARCHIVE_DEFAULT [METRICS [BIN]]: a Candor with its own data directory, restarted before each
+# candor_target NAME PORT ARCHIVE_DEFAULT [METRICS] [BIN]: a Candor with its own data directory, restarted before each
 # scenario. METRICS "scrape" serves /metrics on PORT+100 and scrapes it every 5 s; "off" sets Metrics=false.
+# Settings older builds may lack go through the environment, which ignores unknown names.
 candor_target() {
     local name=$1 port=$2 archive=$3 metrics=${4:-} bin=${5:-$XB_RUN/candor-bin} state="$XB_RUN/$1" http=-1 scrape=""
     mkdir -p "$state"
@@ -52,8 +50,8 @@ candor_target() {
         http=$((port + 100))
         scrape="; (while sleep 5 && kill -0 \$(cat $state/pid) 2>/dev/null; do curl -s -o /dev/null http://127.0.0.1:$http/metrics; done) >/dev/null 2>&1 &"
     fi
-    export "XB_START_${name//-/_}=CANDOR__ArchiveDefault=$archive CANDOR__Metrics=$([ "$metrics" = off ] && echo false || echo true) ${XB_SERVER_CPUS:+taskset -c $XB_SERVER_CPUS} dotnet $bin/candor.dll serve \
-  --data $state/data --bind 127.0.0.1 --c2s-port $port --tls-port -1 --http-port $http --https-port -1 --s2s-port -1 \
+    export "XB_START_${name//-/_}=CANDOR__ArchiveDefault=$archive CANDOR__Metrics=$([ "$metrics" = off ] && echo false || echo true) CANDOR__S2sPort=-1 ${XB_SERVER_CPUS:+taskset -c $XB_SERVER_CPUS} dotnet $bin/candor.dll serve \
+  --data $state/data --bind 127.0.0.1 --c2s-port $port --tls-port -1 --http-port $http --https-port -1 \
   --allow-plaintext --allow-registration --log-level Warning >$state/log 2>&1 & echo \$! >$state/pid$scrape"
     export "XB_STOP_${name//-/_}=kill \$(cat $state/pid) 2>/dev/null; while kill -0 \$(cat $state/pid) 2>/dev/null; do sleep 0.1; done"
     targets+=("$name=127.0.0.1:$port:cat $state/pid")
@@ -61,10 +59,6 @@ candor_target() {
 if [ -n "${CANDOR_METRICS_BOTH:-}" ]; then
     candor_target candor "$PORT" never scrape
     candor_target candor-nometrics $((PORT + 1)) never off
-    if [ -n "${CANDOR_BASELINE:-}" ]; then
-        candor_target candor-base $((PORT + 2)) never scrape "$XB_RUN/candor-base-bin"
-        candor_target candor-base-nometrics $((PORT + 3)) never off "$XB_RUN/candor-base-bin"
-    fi
 elif [ "${XB_MAM:-0}" = 1 ]; then
     candor_target candor "$PORT" always
     [ -z "${CANDOR_ARCHIVE_BOTH:-}" ] || candor_target candor-noarchive $((PORT + 1)) never
@@ -72,9 +66,8 @@ else
     candor_target candor "$PORT" never
     [ -z "${CANDOR_ARCHIVE_BOTH:-}" ] || candor_target candor-archive $((PORT + 1)) always
 fi
-if [ -n "${CANDOR_BASELINE:-}" ] && [ -z "${CANDOR_METRICS_BOTH:-}" ]; then
-    candor_target candor-base $((PORT + 2)) "$([ "${XB_MAM:-0}" = 1 ] && echo always || echo never)" "" "$XB_RUN/candor-base-bin"
-fi
+[ -z "${CANDOR_BASELINE:-}" ] || candor_target candor-baseline $((PORT + 2)) never "" "$XB_RUN/candor-baseline-bin"
+[ -z "${CANDOR_BASELINE:-}" ] || [ -z "${CANDOR_METRICS_BOTH:-}" ] || candor_target candor-baseline-nometrics $((PORT + 3)) never off "$XB_RUN/candor-baseline-bin"
 
 out="$XB_RUN/results/candor-$(date +%Y%m%d-%H%M%S)"
 XB_OUT=$out "$HARNESS/compare.sh" "${peers[@]}" "${targets[@]}"
@@ -84,7 +77,7 @@ if [ "$write" = 1 ]; then
         echo
         echo "### Run of $(date -u +%Y-%m-%d) ($(nproc) cores, $(awk '/MemTotal/{printf "%.0f GiB", $2/1048576}' /proc/meminfo))"
         echo
-        echo "Command: \`$(env | grep -E '^(XB_(TLS|PIN|REPEAT|AUTH|MAM|IDLE_CONNS|TP_DURATION|TP_WINDOW|LAT_DURATION|LAT_RATE)|CANDOR_ARCHIVE_BOTH|CANDOR_METRICS_BOTH|CANDOR_BASELINE|CANDOR_ONLY)=' | tr '\n' ' ')bench/compare.sh ${peers[*]}\`"
+        echo "Command: \`$(env | grep -E '^(XB_(TLS|PIN|REPEAT|AUTH|MAM|IDLE_CONNS|TP_DURATION|TP_WINDOW|LAT_DURATION|LAT_RATE)|CANDOR_ARCHIVE_BOTH|CANDOR_METRICS_BOTH|CANDOR_BASELINE)=' | tr '\n' ' ')bench/compare.sh ${peers[*]}\`"
         echo
         echo '```'
         cat "$out/settings.txt"

@@ -15,6 +15,12 @@ if (args is ["alloc"])
     await AllocationProbe.RunAsync();
     return;
 }
+// "archive [entries] [producers]": the archive's write path (ArchiveWrite).
+if (args is ["archive", ..])
+{
+    await ArchiveWrite.RunAsync(args.Length > 1 ? int.Parse(args[1]) : 100_000, args.Length > 2 ? int.Parse(args[2]) : 4);
+    return;
+}
 // "quick": a stopwatch estimate of the policy benchmarks, for trying changes fast.
 if (args is ["quick"])
 {

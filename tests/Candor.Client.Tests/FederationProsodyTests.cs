@@ -1,5 +1,3 @@
-using System.Security.Cryptography;
-using System.Security.Cryptography.X509Certificates;
 using Candor.Client.Tests.Infrastructure;
 using Candor.Server.Hosting;
 using Candor.Server.Tests.Harness;
@@ -34,21 +32,8 @@ public abstract class ProsodyFederation(bool certificates) : IAsyncLifetime
 
     public async Task InitializeAsync()
     {
-        var options = new ServerOptions
-        {
-            Domain = CandorDomain, DataDirectory = _data, Bind = "127.0.0.1", C2sPort = 0, TlsPort = -1, S2sPort = 0,
-            HttpPort = -1, HttpsPort = -1, MucDomain = "",
-        };
-        if (_ca is not null)
-        {
-            (options.CertificateFile, options.KeyFile) = _ca.IssueFiles(CandorDomain);
-            options.S2sTrustedCaFile = _ca.RootFile;
-            options.S2sTlsPort = 0;
-        }
-        _candor = await CandorHost.StartAsync(options, _ => { });
-        var certificatePath = options.CertificateFile ?? Path.Combine(_data, "tls", CandorDomain + ".crt");
-        using (var certificate = X509Certificate2.CreateFromPem(File.ReadAllText(certificatePath)))
-            _fingerprint = certificate.GetCertHashString(HashAlgorithmName.SHA256);
+        _candor = await FederationScenario.StartCandorAsync(CandorDomain, _data, _ca);
+        _fingerprint = FederationScenario.Fingerprint(_candor);
         // The SRV target is a name of its own: a hosts entry for candor.example itself would make libunbound answer every
         // name under it locally (NXDOMAIN for the SRV record).
         _dns = certificates

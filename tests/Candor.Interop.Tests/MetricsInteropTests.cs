@@ -27,13 +27,18 @@ public sealed class MetricsInteropTests(ITestOutputHelper output) : IDisposable
             samples.Where(s => s.Name == name && labels.All(l => s.Labels.GetValueOrDefault(l.Label) == l.Value)).Sum(s => s.Value);
 
         public bool Has(string name) => samples.Any(s => s.Name == name);
+
+        public string Describe(string prefix) => string.Join("\n", samples.Where(s => s.Name.StartsWith(prefix, StringComparison.Ordinal))
+            .Select(s => $"{s.Name}{{{string.Join(",", s.Labels.Select(l => $"{l.Key}={l.Value}"))}}} {s.Value}"));
     }
 
-    private async Task<Scrape> ScrapeAsync(CandorServer server)
+    private Task<Scrape> ScrapeAsync(CandorServer server) => ScrapeAsync(server.HttpPort, server.Transcript);
+
+    private static async Task<Scrape> ScrapeAsync(int httpPort, string transcript = "")
     {
-        var result = await ChildProcess.RunAsync(Tools.Python, [Tools.Script("scrape_metrics.py"), $"http://{CandorServer.Host}:{server.HttpPort}/metrics"],
+        var result = await ChildProcess.RunAsync(Tools.Python, [Tools.Script("scrape_metrics.py"), $"http://{CandorServer.Host}:{httpPort}/metrics"],
             TimeSpan.FromSeconds(60));
-        Assert.True(result.Succeeded, $"scrape failed\n{result.Describe()}\n{server.Transcript}");
+        Assert.True(result.Succeeded, $"scrape failed\n{result.Describe()}\n{transcript}");
         var samples = new List<Sample>();
         foreach (var line in result.Output.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
         {
@@ -121,6 +126,112 @@ public sealed class MetricsInteropTests(ITestOutputHelper output) : IDisposable
         // Every series the Grafana dashboard charts exists in a real scrape.
         foreach (var name in DashboardMetricNames())
             Assert.True(last.Has(name), $"docs/grafana-dashboard.json charts {name}, which /metrics does not serve");
+    }
+
+    /// <summary>
+    /// Four Candor servers federating over loopback: a.test and b.test hold certificates of a CA both trust (SASL
+    /// EXTERNAL both ways), c.test and d.test have none (dialback between them), and b.test refuses c.test's dialback
+    /// (a certificate is required there). The s2s series of /metrics count each of these, from both ends.
+    /// </summary>
+    [Fact]
+    public async Task S2s_connections_stanzas_and_authentication_outcomes_are_counted_at_both_ends()
+    {
+        using var ca = new Server.Tests.Harness.TestCa();
+        await using var a = await StartDomainAsync("a.test", ca);
+        await using var b = await StartDomainAsync("b.test", ca);
+        await using var c = await StartDomainAsync("c.test", null);
+        await using var d = await StartDomainAsync("d.test", null);
+        a.Server.Options.S2sRoutes = $"b.test=127.0.0.1:{b.S2sPort}";
+        b.Server.Options.S2sRoutes = $"a.test=127.0.0.1:{a.S2sPort},c.test=127.0.0.1:{c.S2sPort}";
+        c.Server.Options.S2sRoutes = $"b.test=127.0.0.1:{b.S2sPort},d.test=127.0.0.1:{d.S2sPort}";
+        d.Server.Options.S2sRoutes = $"c.test=127.0.0.1:{c.S2sPort}";
+
+        await using var alice = await OnlineAsync(a, "alice");
+        await using var bob = await OnlineAsync(b, "bob");
+        await using var carol = await OnlineAsync(c, "carol");
+        await using var dave = await OnlineAsync(d, "dave");
+        await DeliverAsync(alice, bob, "a to b");
+        await DeliverAsync(bob, alice, "b to a");
+        await DeliverAsync(carol, dave, "c to d");
+        await carol.SendMessageAsync(bob.BoundJid!.Bare, "c to b, refused", requestReceipt: false);
+
+        static void Expect(Scrape at, double expected, string name, params (string, string)[] labels) =>
+            Assert.True(at.Sum(name, labels) == expected, $"{name}{{{string.Join(",", labels)}}} is {at.Sum(name, labels)}, expected {expected}\n{at.Describe("candor_s2s")}");
+        static (string, string) Method(string m) => ("candor_s2s_method", m);
+        static (string, string) Direction(string d) => ("candor_s2s_direction", d);
+        // The refusal of c.test comes after the messages have arrived, and d.test closes the stream it opened to
+        // verify c.test's key in the background: scraped until both have happened, or 30 s.
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
+        Scrape atB, atC, atD;
+        while (true)
+        {
+            (atB, atC, atD) = (await ScrapeAsync(b.HttpPort), await ScrapeAsync(c.HttpPort), await ScrapeAsync(d.HttpPort));
+            var settled = atC.Sum("candor_s2s_authentication_failures_total") >= 1 && atD.Sum("candor_s2s_connections", Direction("outgoing")) == 0;
+            if (settled || DateTime.UtcNow > deadline) break;
+            await Task.Delay(500);
+        }
+
+        Expect(atB, 1, "candor_s2s_authentications_total", Method("sasl_external"), Direction("incoming"));
+        Expect(atB, 1, "candor_s2s_authentications_total", Method("sasl_external"), Direction("outgoing"));
+        Expect(atB, 1, "candor_s2s_authentication_failures_total", Method("dialback"), Direction("incoming"), ("error_type", "not-authorized"));
+        Expect(atC, 1, "candor_s2s_authentication_failures_total", Method("dialback"), Direction("outgoing"), ("error_type", "not-authorized"));
+        Expect(atC, 1, "candor_s2s_authentications_total", Method("dialback"), Direction("outgoing"));
+        Expect(atD, 1, "candor_s2s_authentications_total", Method("dialback"), Direction("incoming"));
+        Expect(atD, 0, "candor_s2s_authentication_failures_total");
+
+        Expect(atB, 1, "candor_s2s_stanzas_received_total", ("candor_stanza_kind", "message"));
+        Expect(atB, 1, "candor_s2s_stanzas_sent_total", ("candor_stanza_kind", "message"));
+        Expect(atD, 1, "candor_s2s_stanzas_received_total", ("candor_stanza_kind", "message"));
+        Expect(atD, 0, "candor_s2s_stanzas_sent_total", ("candor_stanza_kind", "message"));
+        // b.test keeps its streams with a.test (one each way); d.test has c.test's incoming stream, and only
+        // opened one of its own for the dialback verification, which it closed.
+        Expect(atB, 1, "candor_s2s_connections", Direction("outgoing"));
+        Assert.True(atB.Sum("candor_s2s_connections", Direction("incoming")) >= 1, "b.test counts no incoming s2s stream\n" + atB.Describe("candor_s2s"));
+        Expect(atD, 1, "candor_s2s_connections", Direction("incoming"));
+        Expect(atD, 0, "candor_s2s_connections", Direction("outgoing"));
+    }
+
+    private static async Task DeliverAsync(Client.XmppClient from, Client.XmppClient to, string body)
+    {
+        var received = SealedStorageInteropTests.Received(to, body);
+        await from.SendMessageAsync(to.BoundJid!.Bare, body, requestReceipt: false);
+        await received.WaitAsync(TimeSpan.FromSeconds(30));
+    }
+
+    /// <summary>A server of <paramref name="domain"/> in this process, on free loopback ports, with a certificate of <paramref name="ca"/> if given.</summary>
+    private async Task<Server.Hosting.CandorHost> StartDomainAsync(string domain, Server.Tests.Harness.TestCa? ca)
+    {
+        var options = new Server.Hosting.ServerOptions
+        {
+            Domain = domain, DataDirectory = Path.Combine(_directory, domain), Bind = CandorServer.Host,
+            C2sPort = 0, TlsPort = -1, S2sPort = 0, HttpPort = 0, HttpsPort = -1, MucDomain = "",
+        };
+        if (ca is not null)
+        {
+            (options.CertificateFile, options.KeyFile) = ca.IssueFiles(domain);
+            options.S2sTrustedCaFile = ca.RootFile;
+        }
+        return await Server.Hosting.CandorHost.StartAsync(options, announce: output.WriteLine);
+    }
+
+    private static async Task<Client.XmppClient> OnlineAsync(Server.Hosting.CandorHost host, string name)
+    {
+        Assert.True(await host.Server.Accounts.CreateAsync(name, "pw-" + name));
+        var domain = host.Server.Domain.Domain;
+        using var certificate = System.Security.Cryptography.X509Certificates.X509Certificate2.CreateFromPem(
+            File.ReadAllText(host.Server.Options.CertificateFile ?? Path.Combine(host.Server.Options.DataDirectory, "tls", domain + ".crt")));
+        var client = new Client.XmppClient(new Client.XmppClientOptions
+        {
+            Jid = Jid.Parse($"{name}@{domain}/metrics"),
+            Password = "pw-" + name,
+            Host = CandorServer.Host,
+            Port = host.C2sPort,
+            CertificateFingerprint = certificate.GetCertHashString(System.Security.Cryptography.HashAlgorithmName.SHA256),
+            AutoReceipts = false,
+        });
+        await client.ConnectAsync();
+        await client.SendPresenceAsync();
+        return client;
     }
 
     private static IEnumerable<string> DashboardMetricNames()

@@ -55,6 +55,29 @@ public sealed class SlixmppTests(ITestOutputHelper output)
     }
 
     /// <summary>
+    /// scripts/push_app_server.py: a slixmpp client acting as a XEP-0357 app server gets the notification for a
+    /// message to an account whose phone enabled push and went away: from the account, to the phone's node, a
+    /// summary counting one message, without the sender or the text.
+    /// </summary>
+    [Fact]
+    public async Task A_slixmpp_app_server_gets_a_push_summary_without_sender_or_text()
+    {
+        await Tools.RequireSlixmppAsync();
+        await using var server = await CandorServer.StartAsync(output);
+        foreach (var name in new[] { "alice", "bob", "pushapp" })
+            await server.AddUserAsync($"{name}@localhost", name + "-secret");
+
+        var result = await ChildProcess.RunAsync(Tools.Python,
+            [Tools.Script("push_app_server.py"), CandorServer.Host, server.C2sPort.ToString(),
+             "alice@localhost/phone", "alice-secret", "bob@localhost/desk", "bob-secret", "pushapp@localhost/app", "pushapp-secret"],
+            TimeSpan.FromMinutes(3));
+
+        output.WriteLine(result.Describe());
+        Assert.True(result.Succeeded, $"push_app_server.py failed\n{result.Describe()}\n{server.Transcript}");
+        Assert.Contains("PASS", result.Output);
+    }
+
+    /// <summary>
     /// scripts/channel_binding.py: slixmpp chooses its own mechanism. It binds -PLUS with tls-unique only and
     /// ignores XEP-0440, so each -PLUS attempt must fail at once with &lt;malformed-request/&gt; naming RFC 5802's
     /// unsupported-channel-binding-type, and the login then succeed with plain SCRAM on the same stream.

@@ -181,6 +181,24 @@ public sealed class SealedStorageTests : IDisposable
     }
 
     [Fact]
+    public async Task An_archive_entry_sealed_when_queued_and_stored_after_the_rotations_resealing_is_sealed_with_the_new_key()
+    {
+        await using var storage = await OpenAsync();
+        var archive = (IPreparingArchiveStore)storage.OpenArchive("archive");
+        var queued = archive.Prepare(new ArchiveEntry("alice", "late", DateTimeOffset.UtcNow, "bob@x", $"<message><body>{Marker}</body></message>"));
+
+        var next = storage.Files.BeginRotation(storage.Keys);
+        Assert.Equal(1, await storage.ResealAsync()); // the index key record
+        await archive.AppendPreparedAsync([queued]);
+        storage.Files.FinishRotation(storage.Keys);
+
+        Assert.Equal(new Dictionary<uint, long> { [next.Id] = 2 }, await storage.CountByKeyAsync());
+        var item = Assert.Single(await archive.QueryAsync("alice", ArchiveQuery.All));
+        Assert.Equal("late", item.Key);
+        Assert.Contains(Marker, item.Value);
+    }
+
+    [Fact]
     public async Task Rotation_reseals_everything_under_a_new_key_and_the_old_key_opens_nothing_afterwards()
     {
         var keyFile = Path.Combine(_directory, "keys", "master.key");

@@ -76,7 +76,7 @@ public sealed class Router(XmppServer server)
         // Results and errors addressed to the server or an account answer the server's own requests, or nothing.
         if (!isRequest)
         {
-            if (ev.Origin is not null) server.OutboundIq.TryComplete(ev.From, ev.Stanza);
+            server.OutboundIq.TryComplete(ev.From, ev.Stanza);
             return true;
         }
         var payload = ev.Stanza.FirstElement;

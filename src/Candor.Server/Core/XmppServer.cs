@@ -35,7 +35,7 @@ public sealed class XmppServer
         AuthThrottle = new AuthThrottle(TimeProvider.System, options.AuthFailuresBeforeDelay,
             TimeSpan.FromSeconds(options.AuthMaxDelaySeconds), TimeSpan.FromMinutes(options.AuthFailureMemoryMinutes));
         ConnectionLimits = new Connections.ConnectionLimits(options);
-        Metrics = new ServerMetrics(Version);
+        Metrics = new ServerMetrics(Version, scope: options);
     }
 
     public ServerOptions Options { get; }

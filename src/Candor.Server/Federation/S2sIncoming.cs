@@ -1,6 +1,7 @@
 using System.Net;
 using System.Security.Cryptography.X509Certificates;
 using Candor.Server.Connections;
+using Candor.Server.Hosting;
 using Candor.Xml;
 using Candor.Xmpp;
 using Microsoft.AspNetCore.Connections;
@@ -164,6 +165,7 @@ internal sealed partial class S2sIncoming : S2sStream
         if (!S2s.Serves(to.Domain))
             throw new StreamErrorException(StreamErrors.HostUnknown, $"{to.Domain} is not served here");
         Remap(element, Ns.Server, Ns.Client);
+        Server.Metrics.S2sReceived(element.Name);
         await Server.Router.DeliverAsync(element, from, to);
     }
 
@@ -182,12 +184,14 @@ internal sealed partial class S2sIncoming : S2sStream
         if (condition is not null)
         {
             Log.ExternalRefused(Logger, _remote, _claimed, condition);
+            Server.Metrics.S2sAuthenticationFailed(ServerMetrics.SaslExternal, incoming: true, condition);
             await WriteNowAsync(new Element("failure", Ns.Sasl).Add(new Element(condition, Ns.Sasl)));
             return false;
         }
         await WriteNowAsync(new Element("success", Ns.Sasl));
         _verified.Add(_claimed);
         Log.Authenticated(Logger, _claimed, _remote);
+        Server.Metrics.S2sAuthenticated(ServerMetrics.SaslExternal, incoming: true);
         RestartStream();
         return true;
 
@@ -216,6 +220,7 @@ internal sealed partial class S2sIncoming : S2sStream
         if (Server.Options.S2sRequireValidCertificatesInEffect && !CertificateAuthenticates(from))
         {
             Log.Untrusted(Logger, _remote, from);
+            Server.Metrics.S2sAuthenticationFailed(ServerMetrics.Dialback, incoming: true, StanzaError.NotAuthorized.Condition);
             answer.SetAttribute("type", "error").Add(new Element("error", Ns.Server).SetAttribute("type", "auth")
                 .Add(new Element("not-authorized", Ns.Stanzas))
                 .Add(new Element("text", Ns.Stanzas).AddText($"a certificate that authenticates {from} is required here")));
@@ -226,6 +231,7 @@ internal sealed partial class S2sIncoming : S2sStream
         var valid = await S2s.VerifyAsync(to, from, StreamId, result.Text, Lifetime.Token);
         if (valid is null)
         {
+            Server.Metrics.S2sAuthenticationFailed(ServerMetrics.Dialback, incoming: true, StanzaError.RemoteServerNotFound.Condition);
             answer.SetAttribute("type", "error").Add(new Element("error", Ns.Server).SetAttribute("type", "cancel")
                 .Add(new Element("remote-server-not-found", Ns.Stanzas)));
             Send(answer);
@@ -237,10 +243,12 @@ internal sealed partial class S2sIncoming : S2sStream
         {
             _verified.Add(from);
             Log.Verified(Logger, from, _remote);
+            Server.Metrics.S2sAuthenticated(ServerMetrics.Dialback, incoming: true);
         }
         else
         {
             Log.WrongKey(Logger, _remote, from);
+            Server.Metrics.S2sAuthenticationFailed(ServerMetrics.Dialback, incoming: true, "invalid");
             Close(StreamErrors.NotAuthorized, $"the dialback key for {from} is not valid");
         }
     }
@@ -258,6 +266,7 @@ internal sealed partial class S2sIncoming : S2sStream
 
     protected override void AbortTransport() => _context.Abort();
     protected override string Describe() => $"from {_remote}";
+    protected override bool Incoming => true;
 
     private static partial class Log
     {

@@ -3,6 +3,7 @@ using System.Net.Security;
 using System.Net.Sockets;
 using System.Security.Cryptography.X509Certificates;
 using Candor.Server.Connections;
+using Candor.Server.Hosting;
 using Candor.Xml;
 using Candor.Xmpp;
 using Microsoft.Extensions.Logging;
@@ -147,10 +148,12 @@ internal sealed partial class S2sOutgoing : S2sStream
             RestartStream();
             _features = await OpenAsync();
             Log.Authenticated(Logger, _local, _remote, _certificateValid);
+            Server.Metrics.S2sAuthenticated(ServerMetrics.SaslExternal, incoming: false);
             return true;
         }
         if (!answer.Is("failure", Ns.Sasl)) throw new StreamErrorException(StreamErrors.UnsupportedStanzaType, $"<{answer.Name}/> is not a SASL answer");
         Log.ExternalRefused(Logger, _remote, answer.FirstElement?.Name ?? "");
+        Server.Metrics.S2sAuthenticationFailed(ServerMetrics.SaslExternal, incoming: false, answer.FirstElement?.Name ?? "undefined-condition");
         return false;
     }
 
@@ -162,9 +165,19 @@ internal sealed partial class S2sOutgoing : S2sStream
         {
             var (ev, result) = await NextAsync();
             if (ev == XmlEvent.StreamClose || result is null) throw new S2sUnreachableException($"{_remote} closed the stream during dialback");
-            if (result.Is("error", Ns.Stream)) throw new S2sUnreachableException($"{_remote} refused dialback: {result.FirstElement?.Name}");
+            if (result.Is("error", Ns.Stream))
+            {
+                Server.Metrics.S2sAuthenticationFailed(ServerMetrics.Dialback, incoming: false, result.FirstElement?.Name ?? "undefined-condition");
+                throw new S2sUnreachableException($"{_remote} refused dialback: {result.FirstElement?.Name}");
+            }
             if (!result.Is("result", Ns.Dialback)) continue;
-            if (result.GetAttribute("type") == "valid") return;
+            if (result.GetAttribute("type") == "valid")
+            {
+                Server.Metrics.S2sAuthenticated(ServerMetrics.Dialback, incoming: false);
+                return;
+            }
+            Server.Metrics.S2sAuthenticationFailed(ServerMetrics.Dialback, incoming: false,
+                result.GetChild("error", Ns.Server)?.FirstElement?.Name ?? result.GetAttribute("type") ?? "invalid");
             throw new S2sUnreachableException($"{_remote} refused our dialback key ({result.GetAttribute("type")}{ErrorOf(result)})");
         }
 
@@ -213,6 +226,7 @@ internal sealed partial class S2sOutgoing : S2sStream
     protected override void OnClosing() => S2s.Forget(_remote, this);
     protected override void AbortTransport() => _tcp.Dispose();
     protected override string Describe() => $"to {_remote}";
+    protected override bool Incoming => false;
 
     private static partial class Log
     {

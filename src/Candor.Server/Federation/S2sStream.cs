@@ -161,7 +161,9 @@ internal abstract partial class S2sStream
         var copy = stanza.Clone();
         copy.SourceLength = stanza.SourceLength;
         Remap(copy, Ns.Client, Ns.Server);
-        return Send(copy);
+        if (!Send(copy)) return false;
+        Server.Metrics.S2sSent(stanza.Name);
+        return true;
     }
 
     /// <summary>Moves a stanza and its descendants from one stanza namespace to the other (RFC 6120 §4.8.3).</summary>
@@ -229,10 +231,13 @@ internal abstract partial class S2sStream
 
     protected abstract void AbortTransport();
     protected abstract string Describe();
+    /// <summary>True for a stream another server opened to us (for the metrics' direction).</summary>
+    protected abstract bool Incoming { get; }
 
     /// <summary>Runs <paramref name="body"/> as the stream's life: errors become stream errors, then the writer finishes.</summary>
     protected async Task RunGuardedAsync(Func<Task> body)
     {
+        Server.Metrics.S2sConnection(Incoming, +1);
         try
         {
             await body();
@@ -272,6 +277,7 @@ internal abstract partial class S2sStream
                 AbortTransport();
             }
             Ssl?.Dispose();
+            Server.Metrics.S2sConnection(Incoming, -1);
         }
     }
 

@@ -85,7 +85,7 @@ public sealed class CandorHost : IAsyncDisposable
             var loggers = sp.GetRequiredService<ILoggerFactory>();
             storage.Log = loggers.CreateLogger<SealedStorage>();
             var server = new XmppServer(options, storage, loggers) { Audit = audit };
-            storage.Metrics = server.Metrics;
+            if (options.Metrics) storage.Metrics = server.Metrics;
             server.Metrics.Attach(server, storage.CountArchiveItemsAsync);
             if (options.S2sPort >= 0) server.S2s = new Federation.S2sService(server, tls, s2sTrust);
             ModuleCatalog.RegisterAll(server);

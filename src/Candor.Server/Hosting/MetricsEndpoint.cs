@@ -24,6 +24,9 @@ public static class MetricsEndpoint
             .ConfigureResource(resource => resource.AddService("candor", serviceVersion: typeof(MetricsEndpoint).Assembly.GetName().Version?.ToString(3)))
             .WithMetrics(metrics => metrics
             .AddMeter(ServerMetrics.MeterName, "System.Runtime")
+            // Several servers in one process (tests) each have a meter of that name: only this one's is exported.
+            .AddView(instrument => instrument.Meter.Name == ServerMetrics.MeterName && !ReferenceEquals(instrument.Meter.Scope, options)
+                ? MetricStreamConfiguration.Drop : null)
             .AddPrometheusExporter(o => o.ScrapeResponseCacheDurationMilliseconds = 0));
     }
 

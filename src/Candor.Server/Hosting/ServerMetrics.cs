@@ -9,24 +9,31 @@ namespace Candor.Server.Hosting;
 
 /// <summary>
 /// The server's instruments (System.Diagnostics.Metrics, meter "Candor.Server"), exported at /metrics by
-/// <see cref="MetricsEndpoint"/>. Stanzas are counted with one interlocked increment into a plain field and
-/// reported when scraped; gauges (connections, sessions, queues, stored items) are computed only when scraped.
+/// <see cref="MetricsEndpoint"/>. Stanzas are counted per thread (<see cref="StanzaCounts"/>) and summed when
+/// scraped; gauges (connections, sessions, queues, stored items) are computed only when scraped.
 /// Names follow the OpenTelemetry conventions (dotted, lower case, unit as metadata; error.type for the
 /// condition, db.client.operation.duration for storage). No label ever carries an address, a JID or content.
 /// </summary>
 public sealed class ServerMetrics : IDisposable
 {
     public const string MeterName = "Candor.Server";
+    /// <summary>The s2s authentication methods, as the candor.s2s.method attribute names them.</summary>
+    public const string Dialback = "dialback", SaslExternal = "sasl_external";
     private static readonly string[] Kinds = ["message", "presence", "iq"];
+    // Slots of _stanzas: one range of Kinds.Length per direction and stream type.
+    private const int C2sIn = 0, C2sOut = 3, S2sIn = 6, S2sOut = 9;
+    private static readonly string[] Directions = ["incoming", "outgoing"];
 
     private readonly Meter _meter;
-    private readonly long[] _received = new long[Kinds.Length];
-    private readonly long[] _sent = new long[Kinds.Length];
+    private readonly StanzaCounts _stanzas = new(12);
+    private readonly long[] _s2sConnections = new long[Directions.Length];
     private readonly Counter<long> _logins;
     private readonly Counter<long> _loginFailures;
     private readonly Counter<long> _stanzaErrors;
     private readonly Counter<long> _streamErrors;
     private readonly Counter<long> _policyRefusals;
+    private readonly Counter<long> _s2sAuthentications;
+    private readonly Counter<long> _s2sAuthenticationFailures;
     private readonly Histogram<double> _storage;
     private XmppServer? _server;
     private Func<Task<IReadOnlyDictionary<string, long>>>? _countArchives;
@@ -34,13 +41,25 @@ public sealed class ServerMetrics : IDisposable
     private Task? _counting;
     private long _countedAt;
 
-    public ServerMetrics(string version)
+    /// <param name="scope">What tells this server's meter from another's in the same process (its options): the
+    /// exporter of each server reads only its own (<see cref="MetricsEndpoint"/>).</param>
+    public ServerMetrics(string version, object? scope = null)
     {
-        _meter = new Meter(MeterName, version);
-        _meter.CreateObservableCounter("candor.stanzas.received", () => Observe(_received), "{stanza}",
+        _meter = new Meter(new MeterOptions(MeterName) { Version = version, Scope = scope });
+        _meter.CreateObservableCounter("candor.stanzas.received", () => Observe(C2sIn), "{stanza}",
             "Stanzas received from client streams, by kind");
-        _meter.CreateObservableCounter("candor.stanzas.sent", () => Observe(_sent), "{stanza}",
+        _meter.CreateObservableCounter("candor.stanzas.sent", () => Observe(C2sOut), "{stanza}",
             "Stanzas queued to client streams, by kind");
+        _meter.CreateObservableCounter("candor.s2s.stanzas.received", () => Observe(S2sIn), "{stanza}",
+            "Stanzas received from other servers and routed, by kind");
+        _meter.CreateObservableCounter("candor.s2s.stanzas.sent", () => Observe(S2sOut), "{stanza}",
+            "Stanzas queued to other servers, by kind");
+        _meter.CreateObservableUpDownCounter("candor.s2s.connections", ObserveS2sConnections, "{connection}",
+            "Open server-to-server streams, by direction (incoming: from the listener; outgoing: authenticated streams we opened)");
+        _s2sAuthentications = _meter.CreateCounter<long>("candor.s2s.authentications", "{authentication}",
+            "Domains a server-to-server stream authenticated, by method (dialback, sasl_external) and direction");
+        _s2sAuthenticationFailures = _meter.CreateCounter<long>("candor.s2s.authentication.failures", "{authentication}",
+            "Server-to-server authentications refused, by method, direction and condition");
         _logins = _meter.CreateCounter<long>("candor.logins", "{login}", "Successful SASL authentications, by mechanism");
         _loginFailures = _meter.CreateCounter<long>("candor.login.failures", "{login}", "Failed SASL authentications, by mechanism and condition");
         _stanzaErrors = _meter.CreateCounter<long>("candor.stanza.errors", "{stanza}", "Error stanzas the server sent, by condition (RFC 6120 §8.3.3)");
@@ -69,13 +88,36 @@ public sealed class ServerMetrics : IDisposable
 
     public void Received(string kind)
     {
-        if (Index(kind) is var i and >= 0) Interlocked.Increment(ref _received[i]);
+        if (Index(kind) is var i and >= 0) _stanzas.Increment(C2sIn + i);
     }
 
     public void Sent(string kind)
     {
-        if (Index(kind) is var i and >= 0) Interlocked.Increment(ref _sent[i]);
+        if (Index(kind) is var i and >= 0) _stanzas.Increment(C2sOut + i);
     }
+
+    public void S2sReceived(string kind)
+    {
+        if (Index(kind) is var i and >= 0) _stanzas.Increment(S2sIn + i);
+    }
+
+    public void S2sSent(string kind)
+    {
+        if (Index(kind) is var i and >= 0) _stanzas.Increment(S2sOut + i);
+    }
+
+    /// <summary>An s2s stream opened (+1) or ended (-1).</summary>
+    public void S2sConnection(bool incoming, int change) => Interlocked.Add(ref _s2sConnections[incoming ? 0 : 1], change);
+
+    /// <summary>A domain authenticated on an s2s stream: <paramref name="method"/> is "dialback" or "sasl_external".</summary>
+    public void S2sAuthenticated(string method, bool incoming) =>
+        _s2sAuthentications.Add(1, new KeyValuePair<string, object?>("candor.s2s.method", method), Direction(incoming));
+
+    public void S2sAuthenticationFailed(string method, bool incoming, string condition) =>
+        _s2sAuthenticationFailures.Add(1, new KeyValuePair<string, object?>("candor.s2s.method", method), Direction(incoming),
+            new KeyValuePair<string, object?>("error.type", condition));
+
+    private static KeyValuePair<string, object?> Direction(bool incoming) => new("candor.s2s.direction", Directions[incoming ? 0 : 1]);
 
     public void Login(string mechanism) => _logins.Add(1, new KeyValuePair<string, object?>("candor.sasl.mechanism", mechanism));
 
@@ -108,10 +150,16 @@ public sealed class ServerMetrics : IDisposable
         _ => -1,
     };
 
-    private static IEnumerable<Measurement<long>> Observe(long[] counts)
+    private IEnumerable<Measurement<long>> Observe(int first)
     {
         for (var i = 0; i < Kinds.Length; i++)
-            yield return new Measurement<long>(Volatile.Read(ref counts[i]), new KeyValuePair<string, object?>("candor.stanza.kind", Kinds[i]));
+            yield return new Measurement<long>(_stanzas.Read(first + i), new KeyValuePair<string, object?>("candor.stanza.kind", Kinds[i]));
+    }
+
+    private IEnumerable<Measurement<long>> ObserveS2sConnections()
+    {
+        for (var i = 0; i < Directions.Length; i++)
+            yield return new Measurement<long>(Volatile.Read(ref _s2sConnections[i]), new KeyValuePair<string, object?>("candor.s2s.direction", Directions[i]));
     }
 
     private static readonly string[] Transports = ["tcp", "websocket", "bosh"];

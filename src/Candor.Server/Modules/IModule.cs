@@ -29,6 +29,7 @@ public static class ModuleCatalog
         new Presence.PresenceModule(),
         new Archive.ArchiveModule(),
         new Offline.OfflineModule(),
+        new Push.PushModule(),
         new Disco.DiscoModule(),
         new Ping.PingModule(),
         new Version.VersionModule(),

@@ -124,6 +124,9 @@ public sealed class SealedStorage : IStorage
     internal string Hash(string user) => _sealer.Hash(user);
     internal string Hash(string hashedUser, string name) => _sealer.Hash(hashedUser, name);
 
+    /// <summary>The record's value sealed with the current key; null when it already is.</summary>
+    internal string? Reseal(RawRecord record) => _sealer.Reseal(record);
+
     internal string Seal(RecordShape shape, string store, string user, string column, string name, string value) =>
         _sealer.Seal(shape, store, user, column, name, value);
 
@@ -292,7 +295,7 @@ internal sealed class SealedMapStore(SealedStorage sealing, IMapStore inner, str
     }
 }
 
-internal sealed class SealedArchiveStore(SealedStorage sealing, IArchiveStore inner, string name) : IArchiveStore
+internal sealed class SealedArchiveStore(SealedStorage sealing, IArchiveStore inner, string name) : IPreparingArchiveStore
 {
     public Task<long> AppendAsync(string user, DateTimeOffset when, string with, string value)
     {
@@ -315,22 +318,38 @@ internal sealed class SealedArchiveStore(SealedStorage sealing, IArchiveStore in
 
     public Task<int> CountAsync(string user) => inner.CountAsync(sealing.Hash(user));
 
-    /// <summary>Sealed entry by entry (on the caller's thread: the archive's writer, off the routing path); keys stay plain.</summary>
     public Task AppendBatchAsync(IReadOnlyList<ArchiveEntry> entries)
     {
         var sealedEntries = new ArchiveEntry[entries.Count];
+        for (var i = 0; i < entries.Count; i++) sealedEntries[i] = Prepare(entries[i]);
+        return inner.AppendBatchAsync(sealedEntries);
+    }
+
+    /// <summary>The entry sealed, its account and 'with' hashed; its id and time stay plain.</summary>
+    public ArchiveEntry Prepare(ArchiveEntry entry)
+    {
+        var hashedUser = sealing.Hash(entry.User);
+        var hashedWith = sealing.Hash(hashedUser, entry.With);
+        return new ArchiveEntry(hashedUser, entry.Key, entry.When, hashedWith, sealing.Seal(RecordShape.Archive, name, hashedUser, hashedWith, entry.With, entry.Value))
+        {
+            WithFull = entry.WithFull is { } full ? sealing.Hash(hashedUser, full) : null,
+        };
+    }
+
+    /// <summary>
+    /// Entries sealed when they were queued: one sealed under a key that a rotation replaced since is sealed again
+    /// with the current key, so that the rotation's re-sealing, which may have passed already, never misses it.
+    /// </summary>
+    public Task AppendPreparedAsync(IReadOnlyList<ArchiveEntry> entries)
+    {
+        ArchiveEntry[]? resealed = null;
         for (var i = 0; i < entries.Count; i++)
         {
             var entry = entries[i];
-            var hashedUser = sealing.Hash(entry.User);
-            var hashedWith = sealing.Hash(hashedUser, entry.With);
-            sealedEntries[i] = new ArchiveEntry(hashedUser, entry.Key, entry.When, hashedWith,
-                sealing.Seal(RecordShape.Archive, name, hashedUser, hashedWith, entry.With, entry.Value))
-            {
-                WithFull = entry.WithFull is { } full ? sealing.Hash(hashedUser, full) : null,
-            };
+            if (sealing.Reseal(new RawRecord(RecordShape.Archive, 0, name, entry.User, entry.With, entry.Value)) is { } value)
+                (resealed ??= [.. entries])[i] = entry with { Value = value };
         }
-        return inner.AppendBatchAsync(sealedEntries);
+        return inner.AppendBatchAsync(resealed ?? entries);
     }
 
     public Task<int> CountAsync(string user, ArchiveQuery query)

@@ -24,6 +24,7 @@ internal sealed class Sealer(KeyRing keys, byte[] indexKey)
     [ThreadStatic] private static byte[]? t_nonce;
 
     private readonly ConcurrentDictionary<string, string> _users = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<(string HashedUser, string Name), string> _names = new();
 
     // A reused HMAC context per thread costs a third of a one-shot HMACSHA256.HashData, which sets one up each call.
     private readonly ThreadLocal<IncrementalHash> _hmac = new(() => IncrementalHash.CreateHMAC(HashAlgorithmName.SHA256, indexKey));
@@ -36,7 +37,7 @@ internal sealed class Sealer(KeyRing keys, byte[] indexKey)
         // Every store operation hashes its account; the accounts in use are few enough to remember.
         if (_users.TryGetValue(user, out var hashed)) return hashed;
         if (_users.Count >= MaxRememberedUsers) _users.Clear();
-        return _users[user] = Hash("", user);
+        return _users[user] = HashPair("", user);
     }
 
     /// <summary>
@@ -44,6 +45,14 @@ internal sealed class Sealer(KeyRing keys, byte[] indexKey)
     /// contact gets a different hash in each account, so a copy of the database does not show who shares contacts.
     /// </summary>
     public string Hash(string hashedUser, string name)
+    {
+        // Every archived message hashes its 'with' (bare and full) for both ends: the pairs in use are remembered too.
+        if (_names.TryGetValue((hashedUser, name), out var hashed)) return hashed;
+        if (_names.Count >= MaxRememberedUsers) _names.Clear();
+        return _names[(hashedUser, name)] = HashPair(hashedUser, name);
+    }
+
+    private string HashPair(string hashedUser, string name)
     {
         var max = Encoding.UTF8.GetMaxByteCount(hashedUser.Length + 1 + name.Length);
         byte[]? rented = null;

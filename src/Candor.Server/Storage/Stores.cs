@@ -64,6 +64,18 @@ public interface IArchiveStore
     Task<int> DeleteOlderThanAsync(DateTimeOffset before);
 }
 
+/// <summary>
+/// An archive store whose entries are made ready to store (sealed) by the thread that queues them, in parallel, so
+/// that the one thread writing batches only stores them (<see cref="Modules.Archive.ArchiveWriter"/>).
+/// </summary>
+public interface IPreparingArchiveStore : IArchiveStore
+{
+    /// <summary>The entry as <see cref="AppendPreparedAsync"/> stores it.</summary>
+    ArchiveEntry Prepare(ArchiveEntry entry);
+    /// <summary><see cref="IArchiveStore.AppendBatchAsync"/> of entries made by <see cref="Prepare"/>.</summary>
+    Task AppendPreparedAsync(IReadOnlyList<ArchiveEntry> entries);
+}
+
 public sealed record ArchiveQuery
 {
     public DateTimeOffset? Start { get; init; }

@@ -1,4 +1,7 @@
+using System.Security.Cryptography;
+using System.Security.Cryptography.X509Certificates;
 using Candor.Server.Hosting;
+using Candor.Server.Tests.Harness;
 using Candor.Xmpp;
 
 namespace Candor.Client.Tests.Infrastructure;
@@ -9,6 +12,35 @@ namespace Candor.Client.Tests.Infrastructure;
 /// </summary>
 public static class FederationScenario
 {
+    /// <summary>
+    /// Candor serving <paramref name="domain"/> on loopback with federation on a free port; with <paramref name="ca"/>
+    /// a certificate it issued (with an XmppAddr besides the DNS-ID when <paramref name="xmppAddr"/>), peers'
+    /// certificates judged against it (and then required), and a direct TLS s2s port.
+    /// </summary>
+    public static Task<CandorHost> StartCandorAsync(string domain, string data, TestCa? ca, bool xmppAddr = true)
+    {
+        var options = new ServerOptions
+        {
+            Domain = domain, DataDirectory = data, Bind = "127.0.0.1", C2sPort = 0, TlsPort = -1, S2sPort = 0,
+            HttpPort = -1, HttpsPort = -1, MucDomain = "",
+        };
+        if (ca is not null)
+        {
+            (options.CertificateFile, options.KeyFile) = ca.IssueFiles(domain, xmppAddr);
+            options.S2sTrustedCaFile = ca.RootFile;
+            options.S2sTlsPort = 0;
+        }
+        return CandorHost.StartAsync(options, _ => { });
+    }
+
+    /// <summary>The SHA-256 fingerprint of the certificate Candor serves (the operator's, or the self-signed one it made).</summary>
+    public static string Fingerprint(CandorHost candor)
+    {
+        var options = candor.Server.Options;
+        using var certificate = X509Certificate2.CreateFromPem(File.ReadAllText(Certificates.Files(options).Certificate));
+        return certificate.GetCertHashString(HashAlgorithmName.SHA256);
+    }
+
     public static XmppClientOptions CandorUser(CandorHost candor, string user, string password, string fingerprint) => new()
     {
         Jid = Jid.Parse($"{user}@{candor.Server.Domain.Domain}"), Password = password, Host = "127.0.0.1", Port = candor.C2sPort,

@@ -23,7 +23,6 @@ public sealed class ProsodyFixture : IAsyncLifetime
     public string Fingerprint { get; private set; } = "";
     private string ConfigPath => Path.Combine(Directory, "prosody.cfg.lua");
     private string LogPath => Path.Combine(Directory, "prosody.log");
-    private static bool IsRoot => Environment.UserName == "root";
 
     public string Log => File.Exists(LogPath) ? File.ReadAllText(LogPath) : "(no prosody log)";
 
@@ -72,13 +71,13 @@ public sealed class ProsodyFixture : IAsyncLifetime
             await File.WriteAllTextAsync(Path.Combine(Directory, "localhost.key"), key.ExportPkcs8PrivateKeyPem());
             Fingerprint = certificate.GetCertHashString(HashAlgorithmName.SHA256);
         }
-        Port = FreePort();
+        Port = PeerProcess.FreePort();
         System.IO.Directory.CreateDirectory(Path.Combine(Directory, "data"));
         var federation = "";
         if (FederationDns is { } dns)
         {
-            S2sPort = FreePort();
-            if (Pki is not null) S2sTlsPort = FreePort();
+            S2sPort = PeerProcess.FreePort();
+            if (Pki is not null) S2sTlsPort = PeerProcess.FreePort();
             await File.WriteAllTextAsync(Path.Combine(Directory, "hosts"), FederationHosts);
             federation = $$"""
                 s2s_ports = { {{S2sPort}} }
@@ -111,8 +110,8 @@ public sealed class ProsodyFixture : IAsyncLifetime
             VirtualHost "{{Domain}}"
             {{(Rooms ? $"Component \"{MucDomain}\" \"muc\"\n    muc_room_locking = false" : "")}}
             """);
-        if (IsRoot) await RunAsync("chown", ["-R", "prosody:prosody", Directory]);
-        _process = Start("/usr/bin/prosody", ["--config", ConfigPath, "-F"]);
+        if (PeerProcess.IsRoot) await PeerProcess.RunAsync("chown", ["-R", "prosody:prosody", Directory]);
+        _process = PeerProcess.Start("/usr/bin/prosody", ["--config", ConfigPath, "-F"], "prosody");
         var deadline = DateTime.UtcNow.AddSeconds(30);
         while (true)
         {
@@ -135,7 +134,7 @@ public sealed class ProsodyFixture : IAsyncLifetime
     /// <summary>Creates an account with prosodyctl (the server reads accounts from its data files on login).</summary>
     public async Task CreateUserAsync(string user, string password)
     {
-        var (code, output) = await RunAsync("/usr/bin/prosodyctl", ["--config", ConfigPath, "register", user, Domain, password], asProsody: true);
+        var (code, output) = await PeerProcess.RunAsync("/usr/bin/prosodyctl", ["--config", ConfigPath, "register", user, Domain, password], "prosody");
         Assert.True(code == 0, $"prosodyctl register {user} failed ({code}): {output}");
     }
 
@@ -150,58 +149,12 @@ public sealed class ProsodyFixture : IAsyncLifetime
         RequestTimeout = TimeSpan.FromSeconds(10),
     };
 
-    private static Process Start(string file, IEnumerable<string> arguments, bool asProsody = true)
-    {
-        var psi = new ProcessStartInfo(IsRoot && asProsody ? "/usr/bin/setpriv" : file)
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            RedirectStandardInput = true,
-            UseShellExecute = false,
-        };
-        if (IsRoot && asProsody)
-        {
-            foreach (var a in new[] { "--reuid=prosody", "--regid=prosody", "--init-groups", file }) psi.ArgumentList.Add(a);
-        }
-        foreach (var a in arguments) psi.ArgumentList.Add(a);
-        var process = Process.Start(psi)!;
-        process.StandardInput.Close();
-        return process;
-    }
-
-    private static async Task<(int, string)> RunAsync(string file, IEnumerable<string> arguments, bool asProsody = false)
-    {
-        using var process = Start(file, arguments, asProsody);
-        var stdout = process.StandardOutput.ReadToEndAsync();
-        var stderr = process.StandardError.ReadToEndAsync();
-        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
-        try
-        {
-            await process.WaitForExitAsync(timeout.Token);
-        }
-        catch (OperationCanceledException)
-        {
-            process.Kill(entireProcessTree: true);
-            return (-1, "timed out");
-        }
-        return (process.ExitCode, await stdout + await stderr);
-    }
-
-    private static int FreePort()
-    {
-        var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        var port = ((IPEndPoint)listener.LocalEndpoint).Port;
-        listener.Stop();
-        return port;
-    }
-
     public async Task DisposeAsync()
     {
         if (_process is { HasExited: false })
         {
             // SIGTERM through kill(1): prosody shuts down cleanly; kill it if it does not within 10 s.
-            await RunAsync("/bin/kill", ["-TERM", _process.Id.ToString()]);
+            await PeerProcess.RunAsync("/bin/kill", ["-TERM", _process.Id.ToString()]);
             using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10));
             try
             {

@@ -65,6 +65,16 @@ public sealed class FederationTests(TwoDomains servers) : IClassFixture<TwoDomai
 {
     private static readonly TimeSpan Slow = TimeSpan.FromSeconds(20);
 
+    /// <summary>A loopback port nothing listens on (connections to it are refused).</summary>
+    private static int ClosedPort()
+    {
+        using var closed = new TcpListener(IPAddress.Loopback, 0);
+        closed.Start();
+        var port = ((IPEndPoint)closed.LocalEndpoint).Port;
+        closed.Stop();
+        return port;
+    }
+
     [Fact]
     public async Task Messages_travel_both_ways_between_two_domains()
     {
@@ -105,6 +115,38 @@ public sealed class FederationTests(TwoDomains servers) : IClassFixture<TwoDomai
     }
 
     [Fact]
+    public async Task Asking_to_add_a_remote_contact_tells_the_account_that_servers_data_policy()
+    {
+        await using var alice = await TwoDomains.OnlineAsync(servers.A, "alice");
+        await using var bob = await TwoDomains.OnlineAsync(servers.B, "bob");
+        await alice.SendAsync($"<presence to='{bob.Bare}' type='subscribe'/>");
+        await bob.ExpectStanzaAsync("presence", p => p.Type() == "subscribe" && p.GetAttribute("from") == alice.Bare, Slow);
+        var notice = await alice.ExpectStanzaAsync("message", m => m.GetAttribute("from") == "a.test", Slow);
+        var text = notice.GetChildText("body", Ns.Client)!;
+        Assert.StartsWith($"You asked to add {bob.Bare}. Its server, b.test, publishes this data policy (XEP-0504):", text);
+        Assert.Contains("\nencryption_at_rest: true", text);
+        Assert.Contains("\ndata_retention: infinite", text);
+        Assert.Contains("\n- Archived messages (XEP-0313) are kept", text);
+
+        // The client can ask the remote server itself too: its disco#info, with the form, crosses federation.
+        var info = await alice.RequestAsync("<iq type='get' to='b.test' id='dp1'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>", Slow);
+        Assert.Contains(info.GetChild("query", Ns.DiscoInfo)!.Elements, x => x.Is("x", Ns.DataForms)
+            && x.Elements.Any(f => f.GetAttribute("var") == "FORM_TYPE" && f.GetChildText("value", Ns.DataForms) == "urn:xmpp:data-policy:0"));
+    }
+
+    [Fact]
+    public async Task A_remote_server_that_cannot_be_reached_is_named_in_the_notice()
+    {
+        var port = ClosedPort();
+        servers.A.Server.Options.S2sRoutes = $"b.test=127.0.0.1:{servers.B.S2sPort},closed.test=127.0.0.1:{port}";
+        await using var alice = await TwoDomains.OnlineAsync(servers.A, "alice");
+        await alice.SendAsync("<presence to='someone@closed.test' type='subscribe'/>");
+        var notice = await alice.ExpectStanzaAsync("message", m => m.GetAttribute("from") == "a.test", Slow);
+        Assert.StartsWith("You asked to add someone@closed.test. Its server, closed.test, did not tell its data policy (remote-server-not-found)",
+            notice.GetChildText("body", Ns.Client));
+    }
+
+    [Fact]
     public async Task An_iq_to_the_remote_server_is_answered_across_domains()
     {
         await using var alice = await TwoDomains.OnlineAsync(servers.A, "alice");
@@ -127,10 +169,7 @@ public sealed class FederationTests(TwoDomains servers) : IClassFixture<TwoDomai
     [Fact]
     public async Task A_domain_whose_server_refuses_connections_gets_remote_server_not_found()
     {
-        using var closed = new TcpListener(IPAddress.Loopback, 0);
-        closed.Start();
-        var port = ((IPEndPoint)closed.LocalEndpoint).Port;
-        closed.Stop();
+        var port = ClosedPort();
         servers.A.Server.Options.S2sRoutes = $"b.test=127.0.0.1:{servers.B.S2sPort},gone.test=127.0.0.1:{port}";
         await using var alice = await TwoDomains.OnlineAsync(servers.A, "alice");
         await alice.SendAsync("<message to='x@gone.test' id='g1' type='chat'><body>hello?</body></message>");

@@ -31,13 +31,13 @@ public sealed class TestCa : IDisposable
 
     /// <summary>
     /// A certificate for <paramref name="domain"/> with its private key; without <paramref name="dnsName"/> the
-    /// domain is only its XmppAddr (and not its CN).
+    /// domain is only its XmppAddr (and not its CN), without <paramref name="xmppAddr"/> only its DNS-ID.
     /// </summary>
-    public X509Certificate2 Issue(string domain, bool dnsName = true)
+    public X509Certificate2 Issue(string domain, bool dnsName = true, bool xmppAddr = true)
     {
         using var key = ECDsa.Create(ECCurve.NamedCurves.nistP256);
         var request = new CertificateRequest(dnsName ? $"CN={domain}" : "CN=XMPP server", key, HashAlgorithmName.SHA256);
-        request.CertificateExtensions.Add(SubjectAltName(domain, dnsName));
+        request.CertificateExtensions.Add(SubjectAltName(domain, dnsName, xmppAddr));
         request.CertificateExtensions.Add(new X509BasicConstraintsExtension(false, false, 0, true));
         request.CertificateExtensions.Add(new X509KeyUsageExtension(X509KeyUsageFlags.DigitalSignature | X509KeyUsageFlags.KeyAgreement, true));
         request.CertificateExtensions.Add(new X509EnhancedKeyUsageExtension([new Oid("1.3.6.1.5.5.7.3.1"), new Oid("1.3.6.1.5.5.7.3.2")], false));
@@ -49,9 +49,9 @@ public sealed class TestCa : IDisposable
     }
 
     /// <summary>Writes a certificate for <paramref name="domain"/> and its key as PEM files; returns their paths.</summary>
-    public (string Certificate, string Key) IssueFiles(string domain)
+    public (string Certificate, string Key) IssueFiles(string domain, bool xmppAddr = true)
     {
-        using var certificate = Issue(domain);
+        using var certificate = Issue(domain, xmppAddr: xmppAddr);
         var certificatePath = Path.Combine(Directory, domain + ".crt");
         var keyPath = Path.Combine(Directory, domain + ".key");
         File.WriteAllText(certificatePath, certificate.ExportCertificatePem());
@@ -59,17 +59,20 @@ public sealed class TestCa : IDisposable
         return (certificatePath, keyPath);
     }
 
-    /// <summary>subjectAltName with id-on-xmppAddr (1.3.6.1.5.5.7.8.5, UTF8String) and dNSName for the domain.</summary>
-    private static X509Extension SubjectAltName(string domain, bool dnsName)
+    /// <summary>subjectAltName with id-on-xmppAddr (1.3.6.1.5.5.7.8.5, UTF8String) and dNSName for the domain (either may be left out).</summary>
+    private static X509Extension SubjectAltName(string domain, bool dnsName, bool xmppAddr)
     {
         var writer = new AsnWriter(AsnEncodingRules.DER);
         using (writer.PushSequence())
         {
-            using (writer.PushSequence(new Asn1Tag(TagClass.ContextSpecific, 0, isConstructed: true)))
+            if (xmppAddr)
             {
-                writer.WriteObjectIdentifier("1.3.6.1.5.5.7.8.5");
                 using (writer.PushSequence(new Asn1Tag(TagClass.ContextSpecific, 0, isConstructed: true)))
-                    writer.WriteCharacterString(UniversalTagNumber.UTF8String, domain);
+                {
+                    writer.WriteObjectIdentifier("1.3.6.1.5.5.7.8.5");
+                    using (writer.PushSequence(new Asn1Tag(TagClass.ContextSpecific, 0, isConstructed: true)))
+                        writer.WriteCharacterString(UniversalTagNumber.UTF8String, domain);
+                }
             }
             if (dnsName) writer.WriteCharacterString(UniversalTagNumber.IA5String, domain, new Asn1Tag(TagClass.ContextSpecific, 2));
         }

@@ -21,8 +21,6 @@ public sealed partial class ArchiveModule : IModule
     public const string StanzaIdNamespace = "urn:xmpp:sid:0";
     public const string StoreName = "archive";
     public const string PurgeCommand = "delete-archive";
-    /// <summary>Queued archive entries beyond which a sender's next message waits for its batch (backpressure).</summary>
-    public const int MaxQueued = 8_000;
     public static readonly TimeSpan SweepInterval = TimeSpan.FromHours(1);
 
     public IReadOnlyList<Protocol> Protocols { get; } =
@@ -98,23 +96,25 @@ public sealed partial class ArchiveModule : IModule
         var senderBare = from.Bare;
         var recipientBare = ev.To.Bare;
         string? xml = null;
-        Task? written = null;
+        var archived = false;
         if (sender != recipient && await ShouldArchiveAsync(server, prefsStore, sender, recipientBare))
         {
             var id = NewId();
             xml = ElementWriter.ToXmlString(stanza);
-            written = writer.Append(new ArchiveEntry(sender, id, now, recipientBare.ToString(), xml) { WithFull = FullOrNull(ev.To) });
+            _ = writer.Append(new ArchiveEntry(sender, id, now, recipientBare.ToString(), xml) { WithFull = FullOrNull(ev.To) });
+            archived = true;
             ev.SenderArchiveId = id;
         }
         if (await ShouldArchiveAsync(server, prefsStore, recipient, senderBare))
         {
             var id = NewId();
             xml ??= ElementWriter.ToXmlString(stanza);
-            written = writer.Append(new ArchiveEntry(recipient, id, now, senderBare.ToString(), xml) { WithFull = FullOrNull(from) });
+            _ = writer.Append(new ArchiveEntry(recipient, id, now, senderBare.ToString(), xml) { WithFull = FullOrNull(from) });
+            archived = true;
             if (sender == recipient) ev.SenderArchiveId = id;
             stanza.Add(MamQuery.StanzaId(id, recipientBare));
         }
-        if (written is not null && writer.Queued > MaxQueued) await written.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+        if (archived) await writer.Throttle().ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
         return false;
     }
 

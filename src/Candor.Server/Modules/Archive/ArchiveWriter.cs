@@ -6,9 +6,9 @@ using Microsoft.Extensions.Logging;
 namespace Candor.Server.Modules.Archive;
 
 /// <summary>
-/// Archive writes off the routing path: <see cref="Append"/> only queues the entry, and one background loop
-/// writes everything queued since its last pass in one transaction, after letting a short queue grow for
-/// <see cref="Linger"/>. Each pass is a batch with a task that completes once the batch is durable (SQLite WAL,
+/// Archive writes off the routing path: <see cref="Append"/> seals the entry on the caller's thread (in parallel,
+/// <see cref="IPreparingArchiveStore"/>) and queues it, and one background loop stores everything queued since its
+/// last pass in one transaction, after letting a short queue grow for <see cref="Linger"/>. Each pass is a batch with a task that completes once the batch is durable (SQLite WAL,
 /// synchronous=NORMAL), which is what a stream management ack or a query that must see its own writes waits for
 /// (and waiting cuts the linger short).
 /// </summary>
@@ -21,10 +21,13 @@ public sealed partial class ArchiveWriter
     /// query): a transaction per few messages rather than per message, which at moderate rates was most of the cost.
     /// </summary>
     public static readonly TimeSpan Linger = TimeSpan.FromMilliseconds(10);
-    /// <summary>A queue this long is written at once: it fills one multi-row INSERT of the SQLite store.</summary>
+    /// <summary>A queue this long is written at once.</summary>
     private const int LingerBelow = 64;
+    /// <summary>Queued entries beyond which appenders are braked (<see cref="Throttle"/>).</summary>
+    public const int MaxQueued = 8_000;
 
     private readonly IArchiveStore _store;
+    private readonly IPreparingArchiveStore? _preparing;
     private readonly ILogger _logger;
     private readonly Lock _lock = new();
     private readonly Channel<bool> _wake = Channel.CreateBounded<bool>(new BoundedChannelOptions(1)
@@ -41,6 +44,7 @@ public sealed partial class ArchiveWriter
     public ArchiveWriter(IArchiveStore store, ILogger logger)
     {
         _store = store;
+        _preparing = store as IPreparingArchiveStore;
         _logger = logger;
         // A thread of its own: the writes block (SQLite has no asynchronous I/O), and on a pool thread they would
         // hold up the routing of other stanzas on a busy machine until the pool grew.
@@ -56,6 +60,7 @@ public sealed partial class ArchiveWriter
     /// <summary>Queues the entry; the task completes when it is durable, or fails when its batch could not be written.</summary>
     public Task Append(ArchiveEntry entry)
     {
+        if (_preparing is not null) entry = _preparing.Prepare(entry);
         Task batch;
         lock (_lock)
         {
@@ -64,6 +69,20 @@ public sealed partial class ArchiveWriter
         }
         _wake.Writer.TryWrite(true);
         return batch;
+    }
+
+    /// <summary>
+    /// Backpressure for appenders, a gradual brake: completes at once while at most <see cref="MaxQueued"/> entries
+    /// wait; beyond that when the write under way ends (between writes: when the next one does), after which the
+    /// writer takes the whole queue. An appender waits about one write at most, never for the queue to drain.
+    /// </summary>
+    public Task Throttle()
+    {
+        lock (_lock)
+        {
+            if (_queued.Count <= MaxQueued) return Task.CompletedTask;
+            return _writing.IsCompleted ? _next.Task : _writing;
+        }
     }
 
     /// <summary>Completes when everything appended so far is durable (or its batch failed); the writer stops lingering for it.</summary>
@@ -114,7 +133,10 @@ public sealed partial class ArchiveWriter
         {
             var started = Stopwatch.GetTimestamp();
             for (var i = 0; i < entries.Count; i += MaxBatch)
-                _store.AppendBatchAsync(i == 0 && entries.Count <= MaxBatch ? entries : entries.GetRange(i, Math.Min(MaxBatch, entries.Count - i))).GetAwaiter().GetResult();
+            {
+                var batchEntries = i == 0 && entries.Count <= MaxBatch ? entries : entries.GetRange(i, Math.Min(MaxBatch, entries.Count - i));
+                (_preparing?.AppendPreparedAsync(batchEntries) ?? _store.AppendBatchAsync(batchEntries)).GetAwaiter().GetResult();
+            }
             Log.Written(_logger, entries.Count, Stopwatch.GetElapsedTime(started).TotalMilliseconds);
             batch.SetResult();
         }

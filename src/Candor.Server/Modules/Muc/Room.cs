@@ -192,9 +192,8 @@ public sealed partial class Room
         {
             History.Add(new HistoryEntry(DateTimeOffset.UtcNow, sender.Nick, sender.OccupantId, id, stanzaId, content), Config.HistoryLength);
         }
-        // Backpressure as for account archives: past the queue's limit a sender waits for its batch.
-        if (archived is not null && _service.ArchiveWriter.Queued > ArchiveModule.MaxQueued)
-            await archived.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+        // Backpressure as for account archives.
+        if (archived is not null) await _service.ArchiveWriter.Throttle().ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
     }
 
     private static bool Passed(Element child, string room) =>

@@ -54,6 +54,8 @@ internal static class PolicyHtml
         s.Append("<p>").Append(E(PublishedPolicy.Statements.Normalization)).Append("</p>\n");
         s.Append("<h2>Encrypted messages</h2>\n<p>").Append(E(PublishedPolicy.Statements.Encrypted)).Append("</p>\n");
         s.Append("<h2>No copies</h2>\n<p>").Append(E(PublishedPolicy.Statements.Copies)).Append("</p>\n");
+        s.Append("<h2>Other servers and push notifications</h2>\n<p>").Append(E(PublishedPolicy.Statements.RemoteSenders)).Append("</p>\n<p>")
+            .Append(E(PublishedPolicy.Statements.Push)).Append("</p>\n");
 
         s.Append("<h2>What is stored, and for how long</h2>\n<table>\n<tr><th>Data</th><th>Kept</th></tr>\n");
         foreach (var (data, kept) in PublishedPolicy.Statements.Retention(options))

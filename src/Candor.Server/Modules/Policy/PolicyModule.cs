@@ -13,7 +13,8 @@ namespace Candor.Server.Modules.Policy;
 /// The published content policy (issue 6), enforced in the open: messages to local accounts are matched
 /// against the rules; a rejected one is answered with policy-violation naming the rule, and nothing else
 /// happens to it (promises 1 and 2). The policy is served at /.well-known/candor/policy (JSON, or HTML for
-/// browsers) and its SHA-256 announced in the server's disco#info, with the XEP-0504 data policy form.
+/// browsers) and its SHA-256 announced in the server's disco#info, with the XEP-0504 data policy form; an account
+/// asking to add a contact on another server is told that server's data policy (<see cref="RemotePolicy"/>).
 /// </summary>
 public sealed partial class PolicyModule : IModule
 {
@@ -23,7 +24,7 @@ public sealed partial class PolicyModule : IModule
     public IReadOnlyList<Protocol> Protocols { get; } =
     [
         new("XEP-0128", "1.0.1", $"{PublishedPolicy.FormatUri} form: policy version, SHA-256 and URL"),
-        new("XEP-0504", "0.1.0", "data policy form in the server's disco#info"),
+        new("XEP-0504", "0.1.0", "data policy form in the server's disco#info; a remote server's form shown to an account that asks to add a contact there"),
     ];
 
     /// <summary>End-to-end encryption payloads; a message carrying one has only a fallback notice as its body.</summary>
@@ -57,6 +58,8 @@ public sealed partial class PolicyModule : IModule
         server.Hooks.MessageToFull.Add(ev => FilterAsync(server, policy, logger, ev), Priority.Filter);
         server.Disco.ServerExtensions.Add(() => PolicyForm(policy));
         server.Disco.ServerExtensions.Add(() => DataPolicyForm(server.Options, policy));
+        // Observe: tells the account about the contact's server and lets the subscription request go on.
+        server.Hooks.PrePresence.Add(ev => RemotePolicy.OnPresenceAsync(server, ev), Priority.Observe);
     }
 
     private static async ValueTask<bool> FilterAsync(XmppServer server, PolicyService policy, ILogger logger, StanzaEvent ev)
@@ -150,6 +153,7 @@ public sealed partial class PolicyModule : IModule
                      + "each account chooses what is archived and can delete its archive (ad-hoc command \"Delete my message history\").",
                      PublishedPolicy.Statements.Operators,
                      PublishedPolicy.Statements.Encrypted,
+                     PublishedPolicy.Statements.Push,
                      "Content rules, retention and logging: " + (policy.Url ?? "see the server's policy (no HTTP listener)"),
                  }.Concat(filesAndCalls))
             extra.AddChild("value").AddText(line);

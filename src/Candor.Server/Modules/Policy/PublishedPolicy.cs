@@ -69,6 +69,8 @@ public sealed class PublishedPolicy
             w.WriteString("copies", Statements.Copies);
             w.WriteString("blocking", Statements.Blocking);
             w.WriteString("encryptedContent", Statements.Encrypted);
+            w.WriteString("remoteSenders", Statements.RemoteSenders);
+            w.WriteString("pushNotifications", Statements.Push);
             w.WriteNumber("regexTimeoutMilliseconds", (int)PolicyMatcher.RegexTimeout.TotalMilliseconds);
             w.WriteEndObject();
 
@@ -177,6 +179,16 @@ public sealed class PublishedPolicy
             + "A message sent to the server's own address is read as a command (sessions, end others, policy, help), answered "
             + "and dropped: it is not stored or forwarded.";
 
+        public const string RemoteSenders =
+            "Messages from accounts on other servers (federation) go through the same rules, blocking and refusals as "
+            + "messages between accounts of this server: the remote sender receives the same error.";
+
+        public const string Push =
+            "Push notifications (XEP-0357) go only to the push service a client names when it turns them on, and only "
+            + "while that client is not connected: by default a notification says that a message arrived and how many, "
+            + "never who sent it or what it says; a client may ask for the sender and the text to be included, for that "
+            + "client alone. A client turns them off at any time; each notification is sent once, never retried or stored.";
+
         public const string Encrypted =
             "End-to-end encrypted content (OMEMO, OpenPGP, OTR) cannot be read by this server and is not inspected. "
             + "A message that carries an end-to-end encrypted payload is delivered without checking its plain-text body, "
@@ -197,6 +209,8 @@ public sealed class PublishedPolicy
             ("passwords", "only as salted SCRAM-SHA-1 and SCRAM-SHA-256 keys (RFC 5802), never the password itself, until changed or the account is removed"),
             ("login history (each client that accessed an account: resource, last IP address, first and last use, SASL mechanism, TLS version, and the client software as the client names it: its SASL2 user agent, its software version answer with the operating system it states, or its caps node)",
                 $"{options.LoginHistoryDays} days after the client's last use, then deleted; the account can list and revoke its clients at any time (XEP-0494)"),
+            ("push notification registrations (XEP-0357: the push service's address and node, the options the client gave it, and whether sender and text may be included)",
+                "until the client turns them off or the account is removed"),
             ("login notices for an account with no session online", "until the account's next login, then deleted"),
             ("time of each account's last logout", "until the next logout replaces it or the account is removed; told (XEP-0012 Last Activity) only to the account itself and to contacts subscribed to its presence"),
             .. string.IsNullOrEmpty(options.UploadDomain) ? Array.Empty<(string, string)>() : [Uploads(options)],

@@ -1,0 +1,69 @@
+using System.Diagnostics;
+using Candor.Server.Hosting;
+using Candor.Server.Modules.Archive;
+using Candor.Server.Storage;
+using Microsoft.Extensions.Logging.Abstractions;
+
+namespace Candor.Benchmarks;
+
+/// <summary>
+/// The archive's write path (issue 13, docs/PERFORMANCE.md "Message archive"): archived entries of a 300-byte chat
+/// stanza, as the routing threads hand them to <see cref="ArchiveWriter"/>, into a fresh sealed SQLite database.
+/// Producers append as fast as the writer lets them (each waits for its entry's batch when the queue is long,
+/// as the archive module does); reports entries per second and the process's CPU per entry (all threads:
+/// routing-side sealing and the writer together).
+/// <c>dotnet run -c Release --project bench/Candor.Benchmarks -- archive [entries] [producers]</c>
+/// </summary>
+public static class ArchiveWrite
+{
+    public static async Task RunAsync(int entries, int producers)
+    {
+        var directory = Path.Combine(Path.GetTempPath(), "candor-archive-bench-" + Guid.NewGuid().ToString("n"));
+        Directory.CreateDirectory(directory);
+        try
+        {
+            var options = new ServerOptions { DataDirectory = directory };
+            await using var storage = await SealedStorage.OpenAsync(options);
+            var store = storage.OpenArchive("archive");
+            var writer = new ArchiveWriter(store, NullLogger.Instance);
+            const string stanza = "<message xmlns='jabber:client' from='u1@localhost/loadgen' to='u2@localhost' type='chat' id='a1b2c3d4e5f6'>"
+                + "<body>xb 0123456789 u1 4711 98765432101234 Are we still on for dinner tonight? I booked the table for eight.</body>"
+                + "<stanza-id xmlns='urn:xmpp:sid:0' id='0193a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b' by='u2@localhost'/></message>";
+            // A first round unmeasured, so that the figures are of compiled code (the server runs for days).
+            await AppendAsync(writer, stanza, entries / 4, producers);
+            var cpu = Process.GetCurrentProcess().TotalProcessorTime;
+            var watch = Stopwatch.StartNew();
+            var total = await AppendAsync(writer, stanza, entries, producers);
+            watch.Stop();
+            var used = Process.GetCurrentProcess().TotalProcessorTime - cpu;
+            Console.WriteLine($"{total} entries, {producers} producers: {total / watch.Elapsed.TotalSeconds:#,0} entries/s, "
+                + $"{used.TotalMicroseconds / total:0.0} µs CPU per entry, {await store.CountAsync("u1")} for u1, "
+                + $"{new FileInfo(Path.Combine(directory, SqliteStorage.FileName)).Length / (double)total:0} bytes per entry (before checkpoint)");
+            await writer.StopAsync();
+        }
+        finally
+        {
+            Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
+            Directory.Delete(directory, recursive: true);
+        }
+    }
+
+    private static async Task<int> AppendAsync(ArchiveWriter writer, string stanza, int entries, int producers)
+    {
+            var perProducer = entries / producers;
+            await Task.WhenAll(Enumerable.Range(0, producers).Select(p => Task.Run(async () =>
+            {
+                for (var i = 0; i < perProducer; i++)
+                {
+                    var user = "u" + (p * 2 + i % 2 + 1);
+                    _ = writer.Append(new ArchiveEntry(user, Guid.CreateVersion7().ToString(), DateTimeOffset.UtcNow, "u" + (p * 2 + (i + 1) % 2 + 1) + "@localhost", stanza)
+                    {
+                        WithFull = "u" + (p * 2 + (i + 1) % 2 + 1) + "@localhost/loadgen",
+                    });
+                    await writer.Throttle();
+                }
+            })));
+            await writer.WhenWritten();
+            return perProducer * producers;
+    }
+}
