@@ -12,7 +12,8 @@
 # ("candor-noarchive" with XB_MAM=1, "candor-archive" without). CANDOR_METRICS_BOTH=1 adds "candor-nometrics"
 # (Metrics=false: no exporter, no /metrics) beside "candor", whose /metrics is then scraped every 5 s meanwhile.
 # CANDOR_BASELINE=COMMIT adds "candor-baseline": that commit of this repository (git archive, built apart), started
-# the same way, e.g. CANDOR_BASELINE=7e2815f for issue 14's "no more than 10 % slower than 7e2815f".
+# the same way, e.g. CANDOR_BASELINE=7e2815f for issue 14's "no more than 10 % slower than 7e2815f"; with
+# CANDOR_METRICS_BOTH=1 also "candor-baseline-nometrics".
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 HARNESS=${XB_HARNESS:-$ROOT/../shared/xmpp-bench}
@@ -66,6 +67,7 @@ else
     [ -z "${CANDOR_ARCHIVE_BOTH:-}" ] || candor_target candor-archive $((PORT + 1)) always
 fi
 [ -z "${CANDOR_BASELINE:-}" ] || candor_target candor-baseline $((PORT + 2)) never "" "$XB_RUN/candor-baseline-bin"
+[ -z "${CANDOR_BASELINE:-}" ] || [ -z "${CANDOR_METRICS_BOTH:-}" ] || candor_target candor-baseline-nometrics $((PORT + 3)) never off "$XB_RUN/candor-baseline-bin"
 
 out="$XB_RUN/results/candor-$(date +%Y%m%d-%H%M%S)"
 XB_OUT=$out "$HARNESS/compare.sh" "${peers[@]}" "${targets[@]}"

@@ -19,9 +19,10 @@ public sealed class BenchServer : IDisposable
     private readonly string _directory = Directory.CreateTempSubdirectory("candor-bench-").FullName;
     private readonly XmppStreamParser _parser = new(XmlLimits.Default, fragmentMode: true);
 
-    public BenchServer()
+    /// <param name="archiveDefault">As <c>bench/compare.sh</c> starts Candor: "never" unless the archive is what is measured.</param>
+    public BenchServer(string archiveDefault = "always")
     {
-        var options = new ServerOptions { DataDirectory = _directory };
+        var options = new ServerOptions { DataDirectory = _directory, ArchiveDefault = archiveDefault };
         options.Validate();
         Server = new XmppServer(options, SealedStorage.OpenAsync(options).GetAwaiter().GetResult(), NullLoggerFactory.Instance);
         ModuleCatalog.RegisterAll(Server);

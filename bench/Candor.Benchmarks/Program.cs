@@ -9,6 +9,12 @@ if (args is ["pep", ..])
     await PepFanOut.RunAsync(args.Length > 1 ? int.Parse(args[1]) : 200);
     return;
 }
+// "alloc": bytes allocated per routed message, counted (deterministic), and by type.
+if (args is ["alloc"])
+{
+    await AllocationProbe.RunAsync();
+    return;
+}
 // "archive [entries] [producers]": the archive's write path (ArchiveWrite).
 if (args is ["archive", ..])
 {

@@ -1,3 +1,5 @@
+using System.Collections;
+using System.Runtime.CompilerServices;
 using System.Text;
 
 namespace Candor.Xml;
@@ -51,15 +53,8 @@ public sealed class Element : Node
 
     public IReadOnlyList<Node> Nodes => (IReadOnlyList<Node>?)_children ?? [];
 
-    public IEnumerable<Element> Elements
-    {
-        get
-        {
-            if (_children is null) yield break;
-            foreach (var node in _children)
-                if (node is Element e) yield return e;
-        }
-    }
+    /// <summary>The child elements; <c>foreach</c> over them allocates nothing (modules look at every message's children).</summary>
+    public ChildElements Elements => new(_children);
 
     public bool Is(string name, string ns) => Name == name && Namespace == ns;
 
@@ -172,4 +167,41 @@ public sealed class Element : Node
 
     /// <summary>Serialized form with this element's namespace declared (for logs, stores and tests).</summary>
     public override string ToString() => ElementWriter.ToXmlString(this);
+}
+
+/// <summary>The child elements of an <see cref="Element"/>, skipping text: a struct, enumerated without allocating.</summary>
+[CollectionBuilder(typeof(ChildElements), nameof(Create))]
+public readonly struct ChildElements(List<Node>? nodes) : IEnumerable<Element>
+{
+    private static readonly List<Node> None = [];
+
+    /// <summary>For <c>?? []</c> after <c>?.Elements</c>: no elements.</summary>
+    public static ChildElements Create(ReadOnlySpan<Element> elements) =>
+        elements.IsEmpty ? default : new([.. elements.ToArray()]);
+
+    public Enumerator GetEnumerator() => new((nodes ?? None).GetEnumerator());
+    IEnumerator<Element> IEnumerable<Element>.GetEnumerator() => GetEnumerator();
+    IEnumerator IEnumerable.GetEnumerator() => GetEnumerator();
+
+    public struct Enumerator(List<Node>.Enumerator nodes) : IEnumerator<Element>
+    {
+        private List<Node>.Enumerator _nodes = nodes;
+
+        public Element Current { get; private set; } = null!;
+        object IEnumerator.Current => Current;
+
+        public bool MoveNext()
+        {
+            while (_nodes.MoveNext())
+                if (_nodes.Current is Element e)
+                {
+                    Current = e;
+                    return true;
+                }
+            return false;
+        }
+
+        public void Reset() => throw new NotSupportedException();
+        public void Dispose() => _nodes.Dispose();
+    }
 }

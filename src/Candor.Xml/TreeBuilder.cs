@@ -255,8 +255,9 @@ internal sealed class TreeBuilder(XmlLimits limits)
             for (var j = 0; j < added.Count; j++)
                 if (added[j].Key == name) throw NotWellFormed("duplicate attribute " + name);
             var bytes = s.Slice(a.ValueStart, a.ValueLength);
-            // Values from small closed sets recur in every stanza; share their strings like names.
-            var value = name is "type" or "xml:lang" ? DecodeShared(bytes) : Decode(bytes, TextKind.Attribute);
+            // Values from small closed sets recur in every stanza, and a client writes to the same few addresses
+            // again and again: share their strings like names.
+            var value = name is "type" or "xml:lang" or "to" or "from" ? DecodeShared(bytes) : Decode(bytes, TextKind.Attribute);
             element.AddAttributeUnchecked(name, value);
         }
         return element;

@@ -69,6 +69,8 @@ public sealed class Session(ISessionTransport transport, Jid jid, string mechani
     /// </summary>
     public Action<Session>? StateChanged { get; set; }
     public bool IsClosed { get; private set; }
+    /// <summary>The 'to' of the last stanza the session sent, parsed (read and written by its own input only).</summary>
+    internal Jid? LastTo { get; set; }
     /// <summary>The cluster node holding the connection; null for a session of this process (always, without a cluster).</summary>
     public string? Node { get; init; }
 

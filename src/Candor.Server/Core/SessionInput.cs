@@ -37,7 +37,10 @@ public static class SessionInput
         var toText = stanza.GetAttribute("to");
         if (toText is not null)
         {
-            if (!Jid.TryParse(toText, out to))
+            // A client mostly writes to the address it wrote to last: that one is parsed once.
+            if (session.LastTo is { } last && last.ToString() == toText) to = last;
+            else if (Jid.TryParse(toText, out to)) session.LastTo = to;
+            else
             {
                 Reply(server, session, stanza, StanzaError.JidMalformed, "the 'to' address is not a valid JID");
                 return;

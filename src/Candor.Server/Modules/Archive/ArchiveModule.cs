@@ -132,9 +132,12 @@ public sealed partial class ArchiveModule : IModule
         var claimed = false;
         foreach (var child in stanza.Elements)
             if (child.Is("stanza-id", StanzaIdNamespace) && ClaimsDomain(child.GetAttribute("by"), domain)) claimed = true;
-        if (claimed)
-            stanza.RemoveChildren(n => n is Element e && e.Is("stanza-id", StanzaIdNamespace) && ClaimsDomain(e.GetAttribute("by"), domain));
+        if (claimed) RemoveStanzaIds(stanza, domain);
     }
+
+    // Apart from the check above, so that the closure is allocated only when a claimed id is there.
+    private static void RemoveStanzaIds(Element stanza, string domain) =>
+        stanza.RemoveChildren(n => n is Element e && e.Is("stanza-id", StanzaIdNamespace) && ClaimsDomain(e.GetAttribute("by"), domain));
 
     private static bool ClaimsDomain(string? by, string domain) =>
         Jid.TryParse(by, out var jid) && jid.Domain == domain;

@@ -63,7 +63,7 @@ public sealed partial class MucService
             return;
         }
         if (ev.Stanza.IsMessage() && ev.Type != "error"
-            && await Server.Policy.RefusingRuleAsync(ev.Stanza, static () => ValueTask.FromResult(false)) is { } rule)
+            && await Server.Policy.RefusingRuleAsync(ev.Stanza, static _ => ValueTask.FromResult(false), 0) is { } rule)
         {
             // The published policy holds in rooms as everywhere: the sender alone is told which rule refused it.
             Log.Refused(_logger, rule.Id, ev.From.Bare, to.Bare);

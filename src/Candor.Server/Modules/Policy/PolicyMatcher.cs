@@ -169,7 +169,11 @@ public sealed class PolicyMatcher
     /// that applies wins over every reject rule; among reject rules the first in the file is reported.
     /// <paramref name="senderIsStranger"/> is asked only when a matched rule is for strangers only.
     /// </summary>
-    public async ValueTask<PolicyRule?> DecideAsync(PolicyMatches? matches, Func<ValueTask<bool>> senderIsStranger)
+    public ValueTask<PolicyRule?> DecideAsync(PolicyMatches? matches, Func<ValueTask<bool>> senderIsStranger) =>
+        DecideAsync(matches, static ask => ask(), senderIsStranger);
+
+    /// <summary>As above, with the question's state passed along (no closure allocated per message).</summary>
+    public async ValueTask<PolicyRule?> DecideAsync<TState>(PolicyMatches? matches, Func<TState, ValueTask<bool>> senderIsStranger, TState state)
     {
         if (matches is null || matches.Rules.Count == 0) return null;
         bool? stranger = null;
@@ -178,7 +182,7 @@ public sealed class PolicyMatcher
         foreach (var r in matches.Rules)
         {
             var rule = _rules[r];
-            if (rule.Whose == PolicyWhose.Strangers && !(stranger ??= await senderIsStranger())) continue;
+            if (rule.Whose == PolicyWhose.Strangers && !(stranger ??= await senderIsStranger(state))) continue;
             if (rule.Action == PolicyAction.Allow) return null;
             if (r < rejectIndex) (reject, rejectIndex) = (rule, r);
         }

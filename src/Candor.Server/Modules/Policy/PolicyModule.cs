@@ -66,7 +66,7 @@ public sealed partial class PolicyModule : IModule
     {
         // Errors quote the stanza they answer back to its sender; the server's own messages are not content.
         if (ev.Type == "error" || ev.From.Local is null && ev.From.Domain == server.Domain.Domain) return false;
-        var refusing = await policy.RefusingRuleAsync(ev.Stanza, () => IsStrangerAsync(server, ev));
+        var refusing = await policy.RefusingRuleAsync(ev.Stanza, static s => IsStrangerAsync(s.server, s.ev), (server, ev));
         if (refusing is null) return false;
         Log.Refused(logger, refusing.Id, ev.From.Bare, ev.To.Bare);
         server.Metrics.PolicyRefusal(refusing.Id);

@@ -65,7 +65,7 @@ public sealed partial class PolicyService
     /// The rule that refuses this message's body or subject, or null to deliver it. Every place that delivers
     /// content asks this (one-to-one delivery, chat rooms); end-to-end encrypted messages are never inspected.
     /// </summary>
-    public async ValueTask<PolicyRule?> RefusingRuleAsync(Xml.Element message, Func<ValueTask<bool>> senderIsStranger)
+    public async ValueTask<PolicyRule?> RefusingRuleAsync<TState>(Xml.Element message, Func<TState, ValueTask<bool>> senderIsStranger, TState state)
     {
         var matcher = Current.Matcher;
         if (matcher.IsEmpty || PolicyModule.IsEndToEndEncrypted(message)) return null;
@@ -83,7 +83,7 @@ public sealed partial class PolicyService
         }
         if (matches is null) return null;
         foreach (var rule in matches.TimedOut) Log.RegexTimedOut(_logger, rule);
-        return await matcher.DecideAsync(matches, senderIsStranger);
+        return await matcher.DecideAsync(matches, senderIsStranger, state);
     }
 
     public PolicyReloadResult Reload()

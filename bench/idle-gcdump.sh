@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Managed memory per idle connection: starts Candor (Release build of this tree, started like bench/compare.sh
+# does), holds N idle sessions of the shared harness's load generator (STARTTLS with --tls), takes a heap snapshot
+# with dotnet-gcdump and sums, per type, what has at least 0.9 N instances (the per-connection objects).
+#
+#   bench/idle-gcdump.sh [N] [--tls]        default N=1000; needs ~/.dotnet/tools/dotnet-gcdump and the
+#                                           harness's loadgen (../shared/xmpp-bench/peers.sh build)
+set -euo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+N=${1:-1000} TLS=${2:-}
+RUN=${XB_RUN:-/tmp/xmpp-bench-run} PORT=${CANDOR_BENCH_PORT:-35322}
+STATE=$RUN/idle-gcdump
+rm -rf "$STATE" && mkdir -p "$STATE"
+dotnet build "$ROOT/src/Candor" -c Release -o "$RUN/candor-bin" >/dev/null
+CANDOR__ArchiveDefault=never dotnet "$RUN/candor-bin/candor.dll" serve --data "$STATE/data" --bind 127.0.0.1 \
+    --c2s-port "$PORT" --tls-port -1 --http-port -1 --https-port -1 --s2s-port -1 --allow-plaintext --allow-registration \
+    --log-level Warning >"$STATE/log" 2>&1 &
+pid=$!
+trap 'kill $pid ${idle:-} 2>/dev/null || true' EXIT
+for _ in $(seq 600); do ss -Htln "sport = :$PORT" | grep -q . && break; sleep 0.2; done
+lg=(dotnet "$RUN/loadgen-bin/loadgen.dll" --host 127.0.0.1 --port "$PORT" --quiet)
+"${lg[@]}" --register --users "$N" >"$STATE/register.log" 2>&1
+"${lg[@]}" --idle --users "$N" --connect-rate 300 ${TLS:+--tls} --duration 600 --settle 5 >"$STATE/idle.log" 2>&1 &
+idle=$!
+for _ in $(seq 900); do [ "$(ss -Htn state established "sport = :$PORT" | wc -l)" -ge "$N" ] && break; sleep 1; done
+sleep 15
+echo "idle sessions: $(ss -Htn state established "sport = :$PORT" | wc -l); $(grep VmRSS /proc/$pid/status)"
+~/.dotnet/tools/dotnet-gcdump collect -p "$pid" -o "$STATE/heap.gcdump" >/dev/null
+~/.dotnet/tools/dotnet-gcdump report "$STATE/heap.gcdump" >"$STATE/report.txt"
+# report lines: size of each object, count, type [assembly]
+/usr/bin/python3 - "$STATE/report.txt" "$N" <<'PY'
+import collections, re, sys
+n = int(sys.argv[2])
+size, count = collections.Counter(), collections.Counter()
+for line in open(sys.argv[1]):
+    m = re.match(r"\s*([\d,]+)\s+([\d,]+)\s+(.*?)(\s+\(Bytes.*\))?\s+\[.*\]\s*$", line)
+    if m:
+        each, k = int(m[1].replace(",", "")), int(m[2].replace(",", ""))
+        size[m[3]] += each * k
+        count[m[3]] += k
+rows = sorted(((size[t], count[t], t) for t in size if count[t] >= 0.9 * n), reverse=True)
+for b, k, t in rows[:40]:
+    print(f"{b / n:8.0f} B per connection {k:7d}  {t}")
+print(f"{sum(r[0] for r in rows) / n:8.0f} B per connection in all (types with at least {0.9 * n:.0f} instances)")
+PY
