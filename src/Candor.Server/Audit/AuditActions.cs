@@ -9,6 +9,7 @@ public static class AuditActions
 {
     public const string ServerStarted = "server.start";
     public const string ServerStopped = "server.stop";
+    public const string ConfigurationChanged = "config.change";
     public const string PolicyReloaded = "policy.reload";
     public const string PolicyReloadFailed = "policy.reload-failed";
     public const string AccountCreated = "account.create";
@@ -43,6 +44,23 @@ public static class AuditActions
             ["max_offline_messages"] = options.MaxOfflineMessages.ToString(CultureInfo.InvariantCulture),
             ["master_key"] = options.MasterKey is null ? "file" : "setting",
         };
+    }
+
+    /// <summary>
+    /// The start details that differ from the previous start's, each as "old -> new" ("(none)" for a detail one side
+    /// lacks); empty when nothing changed or there was no previous start.
+    /// </summary>
+    public static Dictionary<string, string> ChangesSince(AuditEntry? previousStart, IReadOnlyDictionary<string, string> now)
+    {
+        var changes = new Dictionary<string, string>();
+        if (previousStart is null) return changes;
+        foreach (var name in previousStart.Details.Keys.Union(now.Keys).Order(StringComparer.Ordinal))
+        {
+            var before = previousStart.Details.GetValueOrDefault(name);
+            var after = now.GetValueOrDefault(name);
+            if (before != after) changes[name] = $"{before ?? "(none)"} -> {after ?? "(none)"}";
+        }
+        return changes;
     }
 
     /// <summary>Signs a head every <see cref="HeadInterval"/> when entries (the server's or the commands') were added.</summary>

@@ -185,11 +185,16 @@ public sealed class AuditLog
     }
 
     /// <summary>The newest entry about the account, or null (for the login notices, which cite it).</summary>
-    public AuditEntry? LatestAbout(string account)
+    public AuditEntry? LatestAbout(string account) => Latest("account", account);
+
+    /// <summary>The newest entry of the action, or null.</summary>
+    public AuditEntry? LatestOf(string action) => Latest("action", action);
+
+    private AuditEntry? Latest(string field, string value)
     {
         using var connection = _tables.Open();
-        using var command = Command(connection, null, $"SELECT entry FROM audit_log WHERE {_tables.AccountOfEntry} = @account ORDER BY idx DESC LIMIT 1");
-        Add(command, "account", account);
+        using var command = Command(connection, null, $"SELECT entry FROM audit_log WHERE {_tables.FieldOfEntry(field)} = @value ORDER BY idx DESC LIMIT 1");
+        Add(command, "value", value);
         return command.ExecuteScalar() is string text ? ParseEntry(text) : null;
     }
 

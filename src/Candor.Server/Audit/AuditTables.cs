@@ -23,8 +23,8 @@ internal abstract class AuditTables
     /// <summary>A transaction whose reads all see the same committed state.</summary>
     public abstract DbTransaction BeginSnapshot(DbConnection connection);
 
-    /// <summary>SQL for the 'account' field of the JSON in column 'entry'.</summary>
-    public abstract string AccountOfEntry { get; }
+    /// <summary>SQL for the string field <paramref name="name"/> of the JSON in column 'entry'.</summary>
+    public abstract string FieldOfEntry(string name);
 
     protected static void Execute(DbConnection connection, DbTransaction? transaction, string sql)
     {
@@ -64,7 +64,7 @@ internal sealed class SqliteAuditTables(string database) : AuditTables
 
     public override DbTransaction BeginSnapshot(DbConnection connection) => ((SqliteConnection)connection).BeginTransaction(deferred: true);
 
-    public override string AccountOfEntry => "json_extract(entry, '$.account')";
+    public override string FieldOfEntry(string name) => $"json_extract(entry, '$.{name}')";
 }
 
 /// <summary>
@@ -118,5 +118,5 @@ internal sealed class PostgresAuditTables(string connectionString) : AuditTables
     public override DbTransaction BeginSnapshot(DbConnection connection) =>
         ((NpgsqlConnection)connection).BeginTransaction(IsolationLevel.RepeatableRead);
 
-    public override string AccountOfEntry => "(entry::jsonb ->> 'account')";
+    public override string FieldOfEntry(string name) => $"(entry::jsonb ->> '{name}')";
 }

@@ -153,7 +153,10 @@ public sealed class CandorHost : IAsyncDisposable
             host._certificateWatch = host._certificates.WatchAsync(app.Lifetime.ApplicationStopping);
         }
         host._keyWatch = KeyWatch.RunAsync(storage, server.LoggerFactory.CreateLogger(typeof(KeyWatch)), app.Lifetime.ApplicationStopping);
-        await audit.AppendAsync(AuditEntry.Actors.Server, AuditActions.ServerStarted, null, AuditActions.StartDetails(server));
+        var startDetails = AuditActions.StartDetails(server);
+        if (AuditActions.ChangesSince(audit.LatestOf(AuditActions.ServerStarted), startDetails) is { Count: > 0 } changes)
+            await audit.AppendAsync(AuditEntry.Actors.Server, AuditActions.ConfigurationChanged, null, changes);
+        await audit.AppendAsync(AuditEntry.Actors.Server, AuditActions.ServerStarted, null, startDetails);
         audit.SignHead();
         host._auditHeads = AuditActions.SignHeadsAsync(audit, server.LoggerFactory.CreateLogger<AuditLog>(), app.Lifetime.ApplicationStopping);
         return host;

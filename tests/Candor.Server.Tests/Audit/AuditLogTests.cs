@@ -71,6 +71,26 @@ public sealed class AuditLogTests
     }
 
     [Fact]
+    public async Task A_start_whose_privacy_settings_changed_logs_each_change_before_the_start()
+    {
+        var archiveDefault = "never";
+        await using var fixture = await ServerFixture.StartAsync(o => o.ArchiveDefault = archiveDefault);
+        await fixture.RestartAsync();
+        archiveDefault = "always";
+        await fixture.RestartAsync();
+
+        var entries = fixture.Host.Server.Audit.Read();
+        Assert.Equal([AuditActions.ServerStarted, AuditActions.ServerStopped, AuditActions.ServerStarted, AuditActions.ServerStopped,
+            AuditActions.ConfigurationChanged, AuditActions.ServerStarted], entries.Select(e => e.Action));
+        var change = entries[4];
+        Assert.Equal(AuditEntry.Actors.Server, change.Actor);
+        // The published policy states the archive default, so its digest changed with it; nothing else did.
+        Assert.Equal(["archive_default", "policy_sha256"], change.Details.Keys.Order());
+        Assert.Equal("never -> always", change.Details["archive_default"]);
+        Assert.Equal($"{entries[2].Details["policy_sha256"]} -> {entries[5].Details["policy_sha256"]}", change.Details["policy_sha256"]);
+    }
+
+    [Fact]
     public async Task A_user_asks_what_the_operator_did_with_the_account_and_gets_entries_with_proofs_that_verify()
     {
         await using var fixture = await ServerFixture.StartAsync();
