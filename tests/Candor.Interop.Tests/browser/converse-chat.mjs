@@ -110,7 +110,15 @@ async function addContact(page, who, jid, name) {
     const modal = page.locator('converse-add-contact-modal');
     // Typed key by key, as a person would: the field's autocompletion is one of the things that could
     // reach out to other hosts.
-    await modal.locator('input[name="jid"]').pressSequentially(jid, { delay: 20 });
+    const field = modal.locator('input[name="jid"]');
+    await field.click();
+    await field.pressSequentially(jid, { delay: 20 });
+    // A key pressed while the modal is still opening can be lost ("arol@localhost"): type it again once.
+    if (await field.inputValue() !== jid) {
+        await field.fill('');
+        await field.pressSequentially(jid, { delay: 20 });
+    }
+    if (await field.inputValue() !== jid) throw new Error(`the contact field holds "${await field.inputValue()}", not ${jid}`);
     await modal.locator('input[name="name"]').fill(name);
     await modal.locator('button[type="submit"]').click();
     await contact(page, jid).waitFor();
