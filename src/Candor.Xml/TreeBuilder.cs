@@ -28,7 +28,6 @@ internal sealed class TreeBuilder(XmlLimits limits)
     private static readonly SearchValues<byte> AttributeSpecials = SearchValues.Create("&\r\n\t"u8);
     private static readonly SearchValues<byte> CDataSpecials = SearchValues.Create("\r"u8);
 
-    private readonly NameTable _names = new();
     private readonly List<Binding> _scope = [new("xml", XmlNamespace)];
     private int _rootScope = 1;
     private byte[]? _headerName;
@@ -227,7 +226,7 @@ internal sealed class TreeBuilder(XmlLimits limits)
             var name = s.Slice(a.NameStart, a.NameLength);
             string prefix;
             if (name.SequenceEqual("xmlns"u8)) prefix = "";
-            else if (a.Colon == 5 && name.StartsWith("xmlns:"u8)) prefix = _names.Get(name[6..]);
+            else if (a.Colon == 5 && name.StartsWith("xmlns:"u8)) prefix = NameTable.Get(name[6..]);
             else continue;
             var ns = DecodeShared(s.Slice(a.ValueStart, a.ValueLength));
             if (prefix == "xmlns" || ns == XmlnsNamespace || (prefix == "xml") != (ns == XmlNamespace))
@@ -240,8 +239,8 @@ internal sealed class TreeBuilder(XmlLimits limits)
 
         var qname = s.Slice(nameStart, nameLength);
         var element = colon < 0
-            ? new Element(_names.Get(qname), Lookup(""))
-            : new Element(_names.Get(qname[(colon + 1)..]), Lookup(_names.Get(qname[..colon])));
+            ? new Element(NameTable.Get(qname), Lookup(""))
+            : new Element(NameTable.Get(qname[(colon + 1)..]), Lookup(NameTable.Get(qname[..colon])));
 
         for (var i = 0; i < count; i++)
         {
@@ -249,8 +248,8 @@ internal sealed class TreeBuilder(XmlLimits limits)
             var raw = s.Slice(a.NameStart, a.NameLength);
             if (raw.SequenceEqual("xmlns"u8) || (a.Colon == 5 && raw.StartsWith("xmlns:"u8))) continue;
             string name;
-            if (a.Colon < 0 || (a.Colon == 3 && raw.StartsWith("xml:"u8))) name = _names.Get(raw);
-            else name = "{" + Lookup(_names.Get(raw[..a.Colon])) + "}" + _names.Get(raw[(a.Colon + 1)..]);
+            if (a.Colon < 0 || (a.Colon == 3 && raw.StartsWith("xml:"u8))) name = NameTable.Get(raw);
+            else name = "{" + Lookup(NameTable.Get(raw[..a.Colon])) + "}" + NameTable.Get(raw[(a.Colon + 1)..]);
             var added = element.Attributes;
             for (var j = 0; j < added.Count; j++)
                 if (added[j].Key == name) throw NotWellFormed("duplicate attribute " + name);
@@ -408,7 +407,7 @@ internal sealed class TreeBuilder(XmlLimits limits)
 
     /// <summary>An attribute value through the name table, for namespaces and values from small closed sets.</summary>
     private string DecodeShared(ReadOnlySpan<byte> raw) =>
-        raw.IndexOfAny(AttributeSpecials) < 0 ? _names.Get(raw) : Decode(raw, TextKind.Attribute);
+        raw.IndexOfAny(AttributeSpecials) < 0 ? NameTable.Get(raw) : Decode(raw, TextKind.Attribute);
 
     /// <summary>Decodes the reference after a '&amp;' up to its ';' into <paramref name="output"/>.</summary>
     private static int DecodeReference(ref ReadOnlySpan<byte> raw, scoped Span<char> output)
