@@ -30,8 +30,10 @@ internal sealed class TreeBuilder(XmlLimits limits)
 
     private readonly List<Binding> _scope = [new("xml", XmlNamespace)];
     private int _rootScope = 1;
+    private static readonly byte[] StreamHeaderName = "stream:stream"u8.ToArray();
+    /// <summary>One start tag's attributes at a time: scratch per thread, so that an idle connection holds none.</summary>
+    [ThreadStatic] private static RawAttribute[]? t_attributes;
     private byte[]? _headerName;
-    private RawAttribute[] _attributes = new RawAttribute[8];
     private readonly List<Frame> _open = [];
 
     private readonly record struct Binding(string Prefix, string Namespace);
@@ -106,7 +108,8 @@ internal sealed class TreeBuilder(XmlLimits limits)
         var pos = 0;
         var header = ParseStartTag(s, ref pos, out var empty, out var nameStart, out var nameLength);
         if (empty || pos != s.Length) throw NotWellFormed("malformed stream header");
-        _headerName = s.Slice(nameStart, nameLength).ToArray();
+        var name = s.Slice(nameStart, nameLength);
+        _headerName = name.SequenceEqual(StreamHeaderName) ? StreamHeaderName : name.ToArray();
         _rootScope = _scope.Count;
         return header;
     }
@@ -195,6 +198,7 @@ internal sealed class TreeBuilder(XmlLimits limits)
     {
         pos++;
         (nameStart, nameLength, var colon) = ReadName(s, ref pos);
+        var attributes = t_attributes ??= new RawAttribute[8];
         var count = 0;
         while (true)
         {
@@ -215,14 +219,18 @@ internal sealed class TreeBuilder(XmlLimits limits)
             }
             if (!spaced) throw NotWellFormed("expected whitespace before an attribute");
             var attribute = ReadAttribute(s, ref pos, ref count);
-            if (count > _attributes.Length) Array.Resize(ref _attributes, _attributes.Length * 2);
-            _attributes[count - 1] = attribute;
+            if (count > attributes.Length)
+            {
+                Array.Resize(ref attributes, attributes.Length * 2);
+                t_attributes = attributes;
+            }
+            attributes[count - 1] = attribute;
         }
 
         var mark = _scope.Count;
         for (var i = 0; i < count; i++)
         {
-            var a = _attributes[i];
+            var a = attributes[i];
             var name = s.Slice(a.NameStart, a.NameLength);
             string prefix;
             if (name.SequenceEqual("xmlns"u8)) prefix = "";
@@ -244,7 +252,7 @@ internal sealed class TreeBuilder(XmlLimits limits)
 
         for (var i = 0; i < count; i++)
         {
-            var a = _attributes[i];
+            var a = attributes[i];
             var raw = s.Slice(a.NameStart, a.NameLength);
             if (raw.SequenceEqual("xmlns"u8) || (a.Colon == 5 && raw.StartsWith("xmlns:"u8))) continue;
             string name;
