@@ -39,6 +39,27 @@ public abstract class FederationSlixmppTests(FederationPeers peers, ITestOutputH
         Assert.Contains(CandorAcceptedPeer, peers.Candor.Output);
         peers.AssertPeerAuthentication();
     }
+
+    /// <summary>
+    /// No silent discard across domains: a message from the peer's user to an account Candor does not have comes back
+    /// over federation as the error Candor gives a local sender (service-unavailable, RFC 6121 8.5.2.1.1).
+    /// </summary>
+    [Fact]
+    public async Task A_peer_users_message_to_a_missing_candor_account_comes_back_as_an_error()
+    {
+        await Tools.RequireSlixmppAsync();
+        var n = Interlocked.Increment(ref _accounts);
+        await peers.AddPeerUserAsync($"anna{n}", "anna-secret");
+
+        var result = await ChildProcess.RunAsync(Tools.Python,
+            [Tools.Script("federation_bounce.py"), "127.0.0.1", peers.PeerC2sPort.ToString(), $"anna{n}@{peers.PeerDomain}", "anna-secret",
+             $"nobody{n}@{peers.Candor.ServedDomain}", "service-unavailable", "--timeout", "30"],
+            TimeSpan.FromMinutes(3));
+
+        output.WriteLine(result.Describe());
+        Assert.True(result.Succeeded && result.Output.Contains("PASS"),
+            $"federation_bounce.py failed\n{result.Describe()}\n{peers.Candor.Transcript}\n--- peer log ---\n{peers.PeerLog}");
+    }
 }
 
 /// <summary>Candor ↔ Prosody 0.12 (Debian), self-signed certificates on both sides: XEP-0220 dialback both ways.</summary>
