@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One Candor node against a three-node Candor cluster (issue 20 part 4, docs/CLUSTER.md "Cost model"), loopback only.
 #
-#   bench/cluster.sh [--write] [messaging] [idle]          default: both
+#   bench/cluster.sh [--write] [messaging] [idle] [accounts]     default: messaging idle
 #
 # Every setup runs on freshly started nodes sharing one private PostgreSQL (initdb under $XB_RUN/cluster-pg, on a
 # free port, never the system service; kept between runs with its accounts):
@@ -12,6 +12,7 @@
 #   (20) s, then XB_LAT_RATE (2000) msg/s in total for XB_LAT_DURATION (20) s; server CPU is the sum over all nodes.
 # idle: three nodes, XB_CLUSTER_IDLE (18000) logins per node at XB_IDLE_RATE (200)/s each, from three load
 #   generators at once (one process may hold only 20000 files), held XB_IDLE_HOLD (30) s; RSS per node.
+# accounts: only creates the 3 x XB_CLUSTER_IDLE accounts idle needs (kept in the database for later runs).
 #
 # The load generator is ../shared/xmpp-bench/loadgen, built from a copy in $XB_RUN with two edits (checked below):
 # connection i goes to the node its user is placed on (XB_NODE_PORTS, XB_PLACEMENT), and the server CPU it
@@ -31,8 +32,8 @@ scenarios=()
 for a in "$@"; do
     case "$a" in
         --write) write=1 ;;
-        messaging | idle) scenarios+=("$a") ;;
-        *) echo "usage: bench/cluster.sh [--write] [messaging] [idle]" >&2; exit 2 ;;
+        messaging | idle | accounts) scenarios+=("$a") ;;
+        *) echo "usage: bench/cluster.sh [--write] [messaging] [idle] [accounts]" >&2; exit 2 ;;
     esac
 done
 [ ${#scenarios[@]} -gt 0 ] || scenarios=(messaging idle)
@@ -163,6 +164,8 @@ messaging() {
         stop_nodes
     done
 }
+
+accounts() { register $((3 * IDLE)); }
 
 idle() {
     register $((3 * IDLE))
