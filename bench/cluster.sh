@@ -17,6 +17,7 @@
 # The load generator is ../shared/xmpp-bench/loadgen, built from a copy in $XB_RUN with two edits (checked below):
 # connection i goes to the node its user is placed on (XB_NODE_PORTS, XB_PLACEMENT), and the server CPU it
 # samples is the sum over XB_SERVER_PIDS. The table is printed and, with --write, appended to docs/PERFORMANCE.md.
+# XB_REUSE_BUILD=1 skips both builds when a previous run left them (a second scenario right after the first).
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # ../shared beside the main repository; ../../shared from a worktree under /work/wt.
@@ -43,15 +44,16 @@ mkdir -p "$results"
 
 table=$results/table.txt
 
-# ---- builds ----
-dotnet build "$ROOT/src/Candor" -c Release -o "$STATE/candor-bin" >/dev/null
-lg=$STATE/loadgen-src
-rm -rf "$lg" && cp -r "$HARNESS/loadgen" "$lg" && rm -rf "$lg/bin" "$lg/obj"
-sed -i 's/new IPEndPoint(addr, _o.Port)/new IPEndPoint(addr, Placement.Port(UserIndex, _o.Port))/' "$lg/XmppClient.cs"
-sed -i 's/public static double CpuSeconds(int pid)$/public static double CpuSeconds(int pid) => Placement.Sum(pid, CpuSecondsOf);\n    static double CpuSecondsOf(int pid)/' "$lg/Program.cs"
-grep -q 'Placement.Port' "$lg/XmppClient.cs" && grep -q 'Placement.Sum' "$lg/Program.cs" \
-    || { echo "bench/cluster.sh: the shared load generator changed; update the two edits above" >&2; exit 1; }
-cat >"$lg/Placement.cs" <<'EOF'
+# ---- builds (XB_REUSE_BUILD=1: keep those of the previous run) ----
+if [ "${XB_REUSE_BUILD:-0}" != 1 ] || [ ! -f "$STATE/candor-bin/candor.dll" ] || [ ! -f "$STATE/loadgen-bin/loadgen.dll" ]; then
+    dotnet build "$ROOT/src/Candor" -c Release -o "$STATE/candor-bin" >/dev/null
+    lg=$STATE/loadgen-src
+    rm -rf "$lg" && cp -r "$HARNESS/loadgen" "$lg" && rm -rf "$lg/bin" "$lg/obj"
+    sed -i 's/new IPEndPoint(addr, _o.Port)/new IPEndPoint(addr, Placement.Port(UserIndex, _o.Port))/' "$lg/XmppClient.cs"
+    sed -i 's/public static double CpuSeconds(int pid)$/public static double CpuSeconds(int pid) => Placement.Sum(pid, CpuSecondsOf);\n    static double CpuSecondsOf(int pid)/' "$lg/Program.cs"
+    grep -q 'Placement.Port' "$lg/XmppClient.cs" && grep -q 'Placement.Sum' "$lg/Program.cs" \
+        || { echo "bench/cluster.sh: the shared load generator changed; update the two edits above" >&2; exit 1; }
+    cat >"$lg/Placement.cs" <<'EOF'
 namespace LoadGen;
 
 /// <summary>bench/cluster.sh: the node each user connects to, and the processes that make up the server.</summary>
@@ -71,7 +73,8 @@ static class Placement
     public static double Sum(int pid, Func<int, double> of) => Pids.Length == 0 ? of(pid) : Pids.Sum(of);
 }
 EOF
-dotnet build "$lg" -c Release -o "$STATE/loadgen-bin" >/dev/null
+    dotnet build "$lg" -c Release -o "$STATE/loadgen-bin" >/dev/null
+fi
 LOADGEN=(dotnet "$STATE/loadgen-bin/loadgen.dll")
 
 # ---- PostgreSQL, private ----
