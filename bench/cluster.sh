@@ -119,12 +119,15 @@ start_nodes() {
             --http-port -1 --https-port -1 --s2s-port -1 --allow-plaintext --allow-registration --log-level Warning \
             "${extra[@]}" >"$data/log" 2>&1 &
         PIDS+=($!) PORTS+=("$port")
-        for _ in $(seq 1 600); do
-            grep -q "Cluster node .*linked to $((i - 1)) other" "$data/log" 2>/dev/null && break
-            [ "$cluster" = 0 ] && (exec 3<>/dev/tcp/127.0.0.1/"$port") 2>/dev/null && break
+        local ready=0
+        for _ in $(seq 1 3000); do
+            grep -q "Cluster node .*linked to $((i - 1)) other" "$data/log" 2>/dev/null && { ready=1; break; }
+            [ "$cluster" = 0 ] && (exec 3<>/dev/tcp/127.0.0.1/"$port") 2>/dev/null && { ready=1; break; }
             kill -0 "${PIDS[-1]}" 2>/dev/null || { cat "$data/log" >&2; exit 1; }
             sleep 0.2
         done
+        # A node not ready after 10 minutes (a starved machine) would leave its share of the load unmeasured.
+        [ $ready = 1 ] || { echo "bench/cluster.sh: node $i not ready after 600 s" >&2; cat "$data/log" >&2; exit 1; }
     done
     sleep 5
 }
