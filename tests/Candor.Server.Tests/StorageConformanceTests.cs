@@ -35,6 +35,20 @@ public abstract class StorageConformanceTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Key_value_add_many_stores_only_the_accounts_without_a_value_and_names_them()
+    {
+        var store = Storage.OpenKeyValue("kv");
+        await store.SetAsync("bob", "kept");
+        var added = await store.AddManyAsync([new("alice", "a"), new("bob", "replaced?"), new("carol", "c")]);
+        Assert.Equal(["alice", "carol"], added.Order(StringComparer.Ordinal));
+        Assert.Equal("a", await store.GetAsync("alice"));
+        Assert.Equal("kept", await store.GetAsync("bob"));
+        Assert.Equal(["alice", "bob", "carol"], await store.ListUsersAsync());
+        Assert.Empty(await store.AddManyAsync([new("alice", "again")]));
+        Assert.Empty(await Storage.OpenKeyValue("other").ListUsersAsync());
+    }
+
+    [Fact]
     public async Task Stores_of_different_names_and_kinds_are_separate()
     {
         var a = Storage.OpenKeyValue("a");

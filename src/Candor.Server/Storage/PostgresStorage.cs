@@ -132,6 +132,21 @@ public sealed partial class PostgresStorage : IStorage
 
 internal sealed class PostgresKeyValueStore(PostgresStorage storage, string name) : IKeyValueStore
 {
+    /// <summary>One statement over two arrays: atomic, and one round trip however many accounts.</summary>
+    public async Task<IReadOnlyList<string>> AddManyAsync(IReadOnlyList<KeyValuePair<string, string>> values)
+    {
+        await using var lease = await storage.CommandAsync(
+            "INSERT INTO keyval (store, account, value) SELECT @store, a, v FROM unnest(@accounts, @values) AS t(a, v) " +
+            "ON CONFLICT (store, account) DO NOTHING RETURNING account");
+        lease.With("store", name);
+        lease.With("accounts", values.Select(p => p.Key).ToArray());
+        lease.With("values", values.Select(p => p.Value).ToArray());
+        var added = new List<string>(values.Count);
+        await using var reader = await lease.Command.ExecuteReaderAsync();
+        while (await reader.ReadAsync()) added.Add(reader.GetString(0));
+        return added;
+    }
+
     public async Task<string?> GetAsync(string user)
     {
         await using var lease = await storage.CommandAsync("SELECT value FROM keyval WHERE store = @store AND account = @user");

@@ -172,6 +172,27 @@ internal sealed class SqliteKeyValueStore(SqliteStorage storage, string name) : 
         while (reader.Read()) users.Add(reader.GetString(0));
         return Task.FromResult<IReadOnlyList<string>>(users);
     }
+
+    public Task<IReadOnlyList<string>> AddManyAsync(IReadOnlyList<KeyValuePair<string, string>> values)
+    {
+        using var connection = storage.Open();
+        using var transaction = connection.BeginTransaction(deferred: false);
+        using var command = connection.CreateCommand();
+        command.Transaction = transaction;
+        command.CommandText = "INSERT INTO keyval (store, user, value) VALUES ($store, $user, $value) ON CONFLICT (store, user) DO NOTHING";
+        command.Parameters.AddWithValue("$store", name);
+        var user = command.Parameters.Add("$user", SqliteType.Text);
+        var value = command.Parameters.Add("$value", SqliteType.Text);
+        var added = new List<string>();
+        foreach (var pair in values)
+        {
+            user.Value = pair.Key;
+            value.Value = pair.Value;
+            if (command.ExecuteNonQuery() == 1) added.Add(pair.Key);
+        }
+        transaction.Commit();
+        return Task.FromResult<IReadOnlyList<string>>(added);
+    }
 }
 
 internal sealed class SqliteMapStore(SqliteStorage storage, string name) : IMapStore
