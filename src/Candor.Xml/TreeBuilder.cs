@@ -129,7 +129,7 @@ internal sealed class TreeBuilder(XmlLimits limits)
     {
         CheckCharacters(s);
         var pos = 0;
-        var root = ParseStartTag(s, ref pos, out var empty, out var rootNameStart, out var rootNameLength);
+        var root = ParseStartTag(s, ref pos, out var empty, out var rootNameStart, out var rootNameLength, spareAttribute: true);
         if (empty)
         {
             _scope.RemoveRange(_rootScope, _scope.Count - _rootScope);
@@ -149,7 +149,7 @@ internal sealed class TreeBuilder(XmlLimits limits)
             switch (s[pos + 1])
             {
                 case (byte)'/':
-                    if (text is not null) top.Element.Add(new TextNode(text));
+                    if (text is not null) top.Element.AddTextInline(text);
                     text = null;
                     pos += 2;
                     var (nameStart, nameLength, _) = ReadName(s, ref pos);
@@ -174,7 +174,7 @@ internal sealed class TreeBuilder(XmlLimits limits)
                     pos += end + 3;
                     break;
                 default:
-                    if (text is not null) top.Element.Add(new TextNode(text));
+                    if (text is not null) top.Element.AddTextInline(text);
                     text = null;
                     var mark = _scope.Count;
                     var child = ParseStartTag(s, ref pos, out empty, out nameStart, out nameLength);
@@ -192,7 +192,7 @@ internal sealed class TreeBuilder(XmlLimits limits)
     /// Parses a start tag at <paramref name="pos"/> (on its '&lt;'), pushing its namespace declarations
     /// onto the scope; the caller pops them when the element closes.
     /// </summary>
-    private Element ParseStartTag(ReadOnlySpan<byte> s, ref int pos, out bool empty, out int nameStart, out int nameLength)
+    private Element ParseStartTag(ReadOnlySpan<byte> s, ref int pos, out bool empty, out int nameStart, out int nameLength, bool spareAttribute = false)
     {
         pos++;
         (nameStart, nameLength, var colon) = ReadName(s, ref pos);
@@ -221,6 +221,7 @@ internal sealed class TreeBuilder(XmlLimits limits)
         }
 
         var mark = _scope.Count;
+        var declarations = 0;
         for (var i = 0; i < count; i++)
         {
             var a = _attributes[i];
@@ -229,6 +230,7 @@ internal sealed class TreeBuilder(XmlLimits limits)
             if (name.SequenceEqual("xmlns"u8)) prefix = "";
             else if (a.Colon == 5 && name.StartsWith("xmlns:"u8)) prefix = _names.Get(name[6..]);
             else continue;
+            declarations++;
             var ns = DecodeShared(s.Slice(a.ValueStart, a.ValueLength));
             if (prefix == "xmlns" || ns == XmlnsNamespace || (prefix == "xml") != (ns == XmlNamespace))
                 throw NotWellFormed("reserved prefix or namespace");
@@ -239,9 +241,11 @@ internal sealed class TreeBuilder(XmlLimits limits)
         }
 
         var qname = s.Slice(nameStart, nameLength);
+        // A stanza gets one slot more than it came with: the server stamps its 'from'.
+        var capacity = count - declarations + (spareAttribute ? 1 : 0);
         var element = colon < 0
-            ? new Element(_names.Get(qname), Lookup(""))
-            : new Element(_names.Get(qname[(colon + 1)..]), Lookup(_names.Get(qname[..colon])));
+            ? new Element(_names.Get(qname), Lookup(""), capacity)
+            : new Element(_names.Get(qname[(colon + 1)..]), Lookup(_names.Get(qname[..colon])), capacity);
 
         for (var i = 0; i < count; i++)
         {
