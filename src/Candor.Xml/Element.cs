@@ -34,10 +34,10 @@ public sealed class Element : Node
 {
     // Small inline storage, since every stanza is a tree of a few elements: attributes in one array sized for what
     // the parser read (plus a slot for the 'from' the server stamps), children as the only child (a Node, or the
-    // string of a text-only element such as a body: no TextNode) until a second one makes them an array.
+    // string of a text-only element such as a body: no TextNode) until a second one makes them an array. The
+    // attributes end at the array's end or at the first empty slot, so no count makes the object larger.
     private KeyValuePair<string, string>[]? _attributes;
     private object? _children;
-    private int _attributeCount;
     private int _childCount;
 
     public Element(string name, string ns = "")
@@ -58,7 +58,18 @@ public sealed class Element : Node
     /// Outbound queues weigh what they hold with it.</summary>
     public int SourceLength { get; set; }
 
-    public AttributeList Attributes => new(_attributes, _attributeCount);
+    public AttributeList Attributes => new(_attributes, AttributeCount);
+
+    private int AttributeCount
+    {
+        get
+        {
+            if (_attributes is null) return 0;
+            var count = 0;
+            while (count < _attributes.Length && _attributes[count].Key is not null) count++;
+            return count;
+        }
+    }
 
     public NodeList Nodes => new(this);
 
@@ -89,22 +100,26 @@ public sealed class Element : Node
 
     public string? GetAttribute(string name)
     {
-        var attributes = _attributes;
-        for (var i = 0; i < _attributeCount; i++)
-            if (attributes![i].Key == name) return attributes[i].Value;
+        if (_attributes is null) return null;
+        foreach (var (key, value) in _attributes)
+        {
+            if (key is null) break;
+            if (key == name) return value;
+        }
         return null;
     }
 
     /// <summary>Sets, replaces or (with null) removes an attribute. Returns this element for chaining.</summary>
     public Element SetAttribute(string name, string? value)
     {
-        for (var i = 0; i < _attributeCount; i++)
+        var count = AttributeCount;
+        for (var i = 0; i < count; i++)
         {
             if (_attributes![i].Key != name) continue;
             if (value is null)
             {
-                Array.Copy(_attributes, i + 1, _attributes, i, _attributeCount - i - 1);
-                _attributes[--_attributeCount] = default;
+                Array.Copy(_attributes, i + 1, _attributes, i, count - i - 1);
+                _attributes[count - 1] = default;
             }
             else
             {
@@ -119,9 +134,10 @@ public sealed class Element : Node
     /// <summary>Appends an attribute without checking for duplicates (the parser has already checked).</summary>
     internal void AddAttributeUnchecked(string name, string value)
     {
+        var count = AttributeCount;
         if (_attributes is null) _attributes = new KeyValuePair<string, string>[4];
-        else if (_attributeCount == _attributes.Length) Array.Resize(ref _attributes, _attributeCount * 2);
-        _attributes[_attributeCount++] = new(name, value);
+        else if (count == _attributes.Length) Array.Resize(ref _attributes, count * 2);
+        _attributes[count] = new(name, value);
     }
 
     public Element? GetChild(string name, string ns)
@@ -251,7 +267,7 @@ public sealed class Element : Node
     /// <summary>A deep copy; stanzas are shared between recipients, so a module that modifies one copies it first.</summary>
     public Element Clone()
     {
-        var copy = new Element(Name, Namespace) { SourceLength = SourceLength, _attributeCount = _attributeCount, _childCount = _childCount };
+        var copy = new Element(Name, Namespace) { SourceLength = SourceLength, _childCount = _childCount };
         if (_attributes is not null) copy._attributes = (KeyValuePair<string, string>[])_attributes.Clone();
         copy._children = _children switch
         {

@@ -99,13 +99,17 @@ public static class ElementWriter
         return buffer.WrittenSpan.ToArray();
     }
 
+    // SearchValues: vectorized, where IndexOfAny over more than five characters is not.
+    private static readonly SearchValues<char> AttributeSpecials = SearchValues.Create("&<>'\"\t\n\r");
+    private static readonly SearchValues<char> ContentSpecials = SearchValues.Create("&<>\r");
+
     public static void WriteEscaped(IBufferWriter<byte> output, ReadOnlySpan<char> text, bool attribute)
     {
         while (!text.IsEmpty)
         {
             // A parser normalizes literal tab, CR and LF in attribute values to spaces, and CR in text to LF;
             // references keep them as they are.
-            var special = attribute ? text.IndexOfAny("&<>'\"\t\n\r") : text.IndexOfAny("&<>\r");
+            var special = text.IndexOfAny(attribute ? AttributeSpecials : ContentSpecials);
             if (special < 0)
             {
                 output.WriteUtf8(text);
