@@ -32,13 +32,23 @@ public sealed class SerializedContent(byte[] utf8) : Node
 /// </summary>
 public sealed class Element : Node
 {
-    private List<KeyValuePair<string, string>>? _attributes;
-    private List<Node>? _children;
+    // Small inline storage, since every stanza is a tree of a few elements: attributes in one array sized for what
+    // the parser read (plus a slot for the 'from' the server stamps), children as the only child (a Node, or the
+    // string of a text-only element such as a body: no TextNode) until a second one makes them an array. The
+    // attributes end at the array's end or at the first empty slot, so no count makes the object larger.
+    private KeyValuePair<string, string>[]? _attributes;
+    private object? _children;
+    private int _childCount;
 
     public Element(string name, string ns = "")
     {
         Name = name;
         Namespace = ns;
+    }
+
+    internal Element(string name, string ns, int attributeCapacity) : this(name, ns)
+    {
+        if (attributeCapacity > 0) _attributes = new KeyValuePair<string, string>[attributeCapacity];
     }
 
     public string Name { get; set; }
@@ -48,56 +58,100 @@ public sealed class Element : Node
     /// Outbound queues weigh what they hold with it.</summary>
     public int SourceLength { get; set; }
 
-    public IReadOnlyList<KeyValuePair<string, string>> Attributes =>
-        (IReadOnlyList<KeyValuePair<string, string>>?)_attributes ?? [];
+    public AttributeList Attributes => new(_attributes, AttributeCount);
 
-    public IReadOnlyList<Node> Nodes => (IReadOnlyList<Node>?)_children ?? [];
+    private int AttributeCount
+    {
+        get
+        {
+            if (_attributes is null) return 0;
+            var count = 0;
+            while (count < _attributes.Length && _attributes[count].Key is not null) count++;
+            return count;
+        }
+    }
+
+    public NodeList Nodes => new(this);
 
     /// <summary>The child elements; <c>foreach</c> over them allocates nothing (modules look at every message's children).</summary>
-    public ChildElements Elements => new(_children);
+    public ChildElements Elements => new(this);
+
+    internal int ChildCount => _childCount;
+
+    /// <summary>The child at <paramref name="index"/>; the only text of a text-only element is wrapped on demand.</summary>
+    internal Node ChildAt(int index) => _children switch
+    {
+        Node[] many => many[index],
+        Node one => one,
+        _ => new TextNode((string)_children!),
+    };
+
+    /// <summary>The child at <paramref name="index"/> if it is an element (no wrapping of text).</summary>
+    internal Element? ElementAt(int index) => _children switch
+    {
+        Node[] many => many[index] as Element,
+        _ => _children as Element,
+    };
+
+    /// <summary>The text of a text-only element stored inline, else null.</summary>
+    internal string? InlineText => _children as string;
 
     public bool Is(string name, string ns) => Name == name && Namespace == ns;
 
     public string? GetAttribute(string name)
     {
         if (_attributes is null) return null;
-        foreach (var a in _attributes)
-            if (a.Key == name) return a.Value;
+        foreach (var (key, value) in _attributes)
+        {
+            if (key is null) break;
+            if (key == name) return value;
+        }
         return null;
     }
 
     /// <summary>Sets, replaces or (with null) removes an attribute. Returns this element for chaining.</summary>
     public Element SetAttribute(string name, string? value)
     {
-        _attributes ??= [];
-        for (var i = 0; i < _attributes.Count; i++)
+        var count = AttributeCount;
+        for (var i = 0; i < count; i++)
         {
-            if (_attributes[i].Key != name) continue;
-            if (value is null) _attributes.RemoveAt(i);
-            else _attributes[i] = new(name, value);
+            if (_attributes![i].Key != name) continue;
+            if (value is null)
+            {
+                Array.Copy(_attributes, i + 1, _attributes, i, count - i - 1);
+                _attributes[count - 1] = default;
+            }
+            else
+            {
+                _attributes[i] = new(name, value);
+            }
             return this;
         }
-        if (value is not null) _attributes.Add(new(name, value));
+        if (value is not null) AddAttributeUnchecked(name, value);
         return this;
     }
 
     /// <summary>Appends an attribute without checking for duplicates (the parser has already checked).</summary>
-    internal void AddAttributeUnchecked(string name, string value) => (_attributes ??= []).Add(new(name, value));
+    internal void AddAttributeUnchecked(string name, string value)
+    {
+        var count = AttributeCount;
+        if (_attributes is null) _attributes = new KeyValuePair<string, string>[4];
+        else if (count == _attributes.Length) Array.Resize(ref _attributes, count * 2);
+        _attributes[count] = new(name, value);
+    }
 
     public Element? GetChild(string name, string ns)
     {
-        if (_children is null) return null;
-        foreach (var node in _children)
-            if (node is Element e && e.Name == name && e.Namespace == ns) return e;
+        for (var i = 0; i < _childCount; i++)
+            if (ElementAt(i) is { } e && e.Name == name && e.Namespace == ns) return e;
         return null;
     }
 
     /// <summary>The first child element in the given namespace, whatever its name.</summary>
     public Element? GetChild(string ns)
     {
-        if (_children is null) return null;
-        foreach (var node in _children)
-            if (node is Element e && e.Namespace == ns) return e;
+        for (var i = 0; i < _childCount; i++)
+            if (ElementAt(i) is { } e && e.Namespace == ns) return e;
         return null;
     }
 
@@ -106,9 +160,8 @@ public sealed class Element : Node
     {
         get
         {
-            if (_children is null) return null;
-            foreach (var node in _children)
-                if (node is Element e) return e;
+            for (var i = 0; i < _childCount; i++)
+                if (ElementAt(i) is { } e) return e;
             return null;
         }
     }
@@ -120,10 +173,15 @@ public sealed class Element : Node
     {
         get
         {
-            if (_children is null) return "";
-            if (_children.Count == 1 && _children[0] is TextNode only) return only.Value;
+            switch (_children)
+            {
+                case null: return "";
+                case string only: return only;
+                case TextNode one: return one.Value;
+                case Node: return "";
+            }
             var sb = new StringBuilder();
-            foreach (var node in _children)
+            foreach (var node in (Node[])_children)
                 if (node is TextNode t) sb.Append(t.Value);
             return sb.ToString();
         }
@@ -131,11 +189,39 @@ public sealed class Element : Node
 
     public Element Add(Node node)
     {
-        (_children ??= []).Add(node);
+        switch (_children)
+        {
+            case null:
+                _children = node;
+                break;
+            case Node[] many:
+                if (_childCount == many.Length) Array.Resize(ref many, _childCount * 2);
+                many[_childCount] = node;
+                _children = many;
+                break;
+            default:
+                _children = new Node[] { ChildAt(0), node, null!, null! };
+                break;
+        }
+        _childCount++;
         return this;
     }
 
     public Element AddText(string text) => text.Length == 0 ? this : Add(new TextNode(text));
+
+    /// <summary>Text as the only child so far, kept as the string itself (the parser's common case: a body).</summary>
+    internal void AddTextInline(string text)
+    {
+        if (_children is null)
+        {
+            _children = text;
+            _childCount = 1;
+        }
+        else
+        {
+            Add(new TextNode(text));
+        }
+    }
 
     /// <summary>Adds a new child element and returns the child.</summary>
     public Element AddChild(string name, string? ns = null)
@@ -145,23 +231,57 @@ public sealed class Element : Node
         return child;
     }
 
-    public void RemoveChild(Node node) => _children?.Remove(node);
+    public void RemoveChild(Node node) => RemoveChildren(n => ReferenceEquals(n, node), first: true);
 
-    public void RemoveChildren(Predicate<Node> match) => _children?.RemoveAll(match);
+    public void RemoveChildren(Predicate<Node> match) => RemoveChildren(match, first: false);
 
-    public void ClearChildren() => _children?.Clear();
+    private void RemoveChildren(Predicate<Node> match, bool first)
+    {
+        if (_children is not Node[] many)
+        {
+            if (_children is not null && match(ChildAt(0))) ClearChildren();
+            return;
+        }
+        var kept = 0;
+        var removed = false;
+        for (var i = 0; i < _childCount; i++)
+        {
+            if (!(first && removed) && match(many[i]))
+            {
+                removed = true;
+                continue;
+            }
+            many[kept++] = many[i];
+        }
+        Array.Clear(many, kept, _childCount - kept);
+        _childCount = kept;
+        if (kept == 0) _children = null;
+    }
+
+    public void ClearChildren()
+    {
+        _children = null;
+        _childCount = 0;
+    }
 
     /// <summary>A deep copy; stanzas are shared between recipients, so a module that modifies one copies it first.</summary>
     public Element Clone()
     {
-        var copy = new Element(Name, Namespace) { SourceLength = SourceLength };
-        if (_attributes is not null) copy._attributes = new(_attributes);
-        if (_children is not null)
+        var copy = new Element(Name, Namespace) { SourceLength = SourceLength, _childCount = _childCount };
+        if (_attributes is not null) copy._attributes = (KeyValuePair<string, string>[])_attributes.Clone();
+        copy._children = _children switch
         {
-            copy._children = new(_children.Count);
-            foreach (var node in _children)
-                copy._children.Add(node is Element e ? e.Clone() : node);
-        }
+            Element one => one.Clone(),
+            Node[] many => CloneAll(many, _childCount),
+            _ => _children,
+        };
+        return copy;
+    }
+
+    private static Node[] CloneAll(Node[] nodes, int count)
+    {
+        var copy = new Node[nodes.Length];
+        for (var i = 0; i < count; i++) copy[i] = nodes[i] is Element e ? e.Clone() : nodes[i];
         return copy;
     }
 
@@ -169,31 +289,78 @@ public sealed class Element : Node
     public override string ToString() => ElementWriter.ToXmlString(this);
 }
 
+/// <summary>The attributes of an <see cref="Element"/> as name/value pairs, a view without allocation.</summary>
+public readonly struct AttributeList(KeyValuePair<string, string>[]? items, int count) : IReadOnlyList<KeyValuePair<string, string>>
+{
+    public int Count => count;
+    public KeyValuePair<string, string> this[int index] =>
+        (uint)index < (uint)count ? items![index] : throw new ArgumentOutOfRangeException(nameof(index));
+
+    public ArraySegment<KeyValuePair<string, string>>.Enumerator GetEnumerator() =>
+        new ArraySegment<KeyValuePair<string, string>>(items ?? [], 0, count).GetEnumerator();
+    IEnumerator<KeyValuePair<string, string>> IEnumerable<KeyValuePair<string, string>>.GetEnumerator() => GetEnumerator();
+    IEnumerator IEnumerable.GetEnumerator() => GetEnumerator();
+}
+
+/// <summary>The child nodes of an <see cref="Element"/>, a view without allocation (but see <see cref="Element.ChildAt"/>).</summary>
+public readonly struct NodeList(Element element) : IReadOnlyList<Node>
+{
+    public int Count => element.ChildCount;
+    public Node this[int index] =>
+        (uint)index < (uint)element.ChildCount ? element.ChildAt(index) : throw new ArgumentOutOfRangeException(nameof(index));
+
+    public Enumerator GetEnumerator() => new(element);
+    IEnumerator<Node> IEnumerable<Node>.GetEnumerator() => GetEnumerator();
+    IEnumerator IEnumerable.GetEnumerator() => GetEnumerator();
+
+    public struct Enumerator(Element element) : IEnumerator<Node>
+    {
+        private int _index = -1;
+
+        public Node Current { get; private set; } = null!;
+        object IEnumerator.Current => Current;
+
+        public bool MoveNext()
+        {
+            if (++_index >= element.ChildCount) return false;
+            Current = element.ChildAt(_index);
+            return true;
+        }
+
+        public void Reset() => _index = -1;
+        public void Dispose() { }
+    }
+}
+
 /// <summary>The child elements of an <see cref="Element"/>, skipping text: a struct, enumerated without allocating.</summary>
 [CollectionBuilder(typeof(ChildElements), nameof(Create))]
-public readonly struct ChildElements(List<Node>? nodes) : IEnumerable<Element>
+public readonly struct ChildElements(Element? parent) : IEnumerable<Element>
 {
-    private static readonly List<Node> None = [];
-
     /// <summary>For <c>?? []</c> after <c>?.Elements</c>: no elements.</summary>
-    public static ChildElements Create(ReadOnlySpan<Element> elements) =>
-        elements.IsEmpty ? default : new([.. elements.ToArray()]);
+    public static ChildElements Create(ReadOnlySpan<Element> elements)
+    {
+        if (elements.IsEmpty) return default;
+        var parent = new Element("");
+        foreach (var e in elements) parent.Add(e);
+        return new(parent);
+    }
 
-    public Enumerator GetEnumerator() => new((nodes ?? None).GetEnumerator());
+    public Enumerator GetEnumerator() => new(parent);
     IEnumerator<Element> IEnumerable<Element>.GetEnumerator() => GetEnumerator();
     IEnumerator IEnumerable.GetEnumerator() => GetEnumerator();
 
-    public struct Enumerator(List<Node>.Enumerator nodes) : IEnumerator<Element>
+    public struct Enumerator(Element? parent) : IEnumerator<Element>
     {
-        private List<Node>.Enumerator _nodes = nodes;
+        private int _index = -1;
 
         public Element Current { get; private set; } = null!;
         object IEnumerator.Current => Current;
 
         public bool MoveNext()
         {
-            while (_nodes.MoveNext())
-                if (_nodes.Current is Element e)
+            if (parent is null) return false;
+            while (++_index < parent.ChildCount)
+                if (parent.ElementAt(_index) is { } e)
                 {
                     Current = e;
                     return true;
@@ -201,7 +368,7 @@ public readonly struct ChildElements(List<Node>? nodes) : IEnumerable<Element>
             return false;
         }
 
-        public void Reset() => throw new NotSupportedException();
-        public void Dispose() => _nodes.Dispose();
+        public void Reset() => _index = -1;
+        public void Dispose() { }
     }
 }

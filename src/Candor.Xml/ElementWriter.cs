@@ -36,7 +36,6 @@ public static class ElementWriter
             output.WriteByte((byte)'\'');
         }
         var clarkPrefixes = 0;
-        // Indexed loops: a foreach over the IReadOnlyList views would box an enumerator per element.
         var attributes = element.Attributes;
         for (var i = 0; i < attributes.Count; i++)
         {
@@ -63,21 +62,23 @@ public static class ElementWriter
             WriteEscaped(output, value, attribute: true);
             output.WriteByte((byte)'\'');
         }
-        var nodes = element.Nodes;
-        if (nodes.Count == 0)
+        var count = element.ChildCount;
+        if (count == 0)
         {
             output.WriteAscii("/>");
             return;
         }
         output.WriteByte((byte)'>');
         var childNamespace = prefixed ? parentNamespace : element.Namespace;
-        for (var i = 0; i < nodes.Count; i++)
-        {
-            var node = nodes[i];
-            if (node is Element child) Write(child, output, childNamespace);
-            else if (node is SerializedContent content) output.Write(content.Utf8);
-            else WriteEscaped(output, ((TextNode)node).Value, attribute: false);
-        }
+        if (element.InlineText is { } text) WriteEscaped(output, text, attribute: false);
+        else
+            for (var i = 0; i < count; i++)
+            {
+                var node = element.ChildAt(i);
+                if (node is Element child) Write(child, output, childNamespace);
+                else if (node is SerializedContent content) output.Write(content.Utf8);
+                else WriteEscaped(output, ((TextNode)node).Value, attribute: false);
+            }
         output.WriteAscii("</");
         if (prefixed) output.WriteAscii("stream:");
         output.WriteUtf8(element.Name);
@@ -98,13 +99,17 @@ public static class ElementWriter
         return buffer.WrittenSpan.ToArray();
     }
 
+    // SearchValues: vectorized, where IndexOfAny over more than five characters is not.
+    private static readonly SearchValues<char> AttributeSpecials = SearchValues.Create("&<>'\"\t\n\r");
+    private static readonly SearchValues<char> ContentSpecials = SearchValues.Create("&<>\r");
+
     public static void WriteEscaped(IBufferWriter<byte> output, ReadOnlySpan<char> text, bool attribute)
     {
         while (!text.IsEmpty)
         {
             // A parser normalizes literal tab, CR and LF in attribute values to spaces, and CR in text to LF;
             // references keep them as they are.
-            var special = attribute ? text.IndexOfAny("&<>'\"\t\n\r") : text.IndexOfAny("&<>\r");
+            var special = text.IndexOfAny(attribute ? AttributeSpecials : ContentSpecials);
             if (special < 0)
             {
                 output.WriteUtf8(text);

@@ -131,7 +131,7 @@ internal sealed class TreeBuilder(XmlLimits limits)
     {
         CheckCharacters(s);
         var pos = 0;
-        var root = ParseStartTag(s, ref pos, out var empty, out var rootNameStart, out var rootNameLength);
+        var root = ParseStartTag(s, ref pos, out var empty, out var rootNameStart, out var rootNameLength, spareAttribute: true);
         if (empty)
         {
             _scope.RemoveRange(_rootScope, _scope.Count - _rootScope);
@@ -151,7 +151,7 @@ internal sealed class TreeBuilder(XmlLimits limits)
             switch (s[pos + 1])
             {
                 case (byte)'/':
-                    if (text is not null) top.Element.Add(new TextNode(text));
+                    if (text is not null) top.Element.AddTextInline(text);
                     text = null;
                     pos += 2;
                     var (nameStart, nameLength, _) = ReadName(s, ref pos);
@@ -176,7 +176,7 @@ internal sealed class TreeBuilder(XmlLimits limits)
                     pos += end + 3;
                     break;
                 default:
-                    if (text is not null) top.Element.Add(new TextNode(text));
+                    if (text is not null) top.Element.AddTextInline(text);
                     text = null;
                     var mark = _scope.Count;
                     var child = ParseStartTag(s, ref pos, out empty, out nameStart, out nameLength);
@@ -194,7 +194,7 @@ internal sealed class TreeBuilder(XmlLimits limits)
     /// Parses a start tag at <paramref name="pos"/> (on its '&lt;'), pushing its namespace declarations
     /// onto the scope; the caller pops them when the element closes.
     /// </summary>
-    private Element ParseStartTag(ReadOnlySpan<byte> s, ref int pos, out bool empty, out int nameStart, out int nameLength)
+    private Element ParseStartTag(ReadOnlySpan<byte> s, ref int pos, out bool empty, out int nameStart, out int nameLength, bool spareAttribute = false)
     {
         pos++;
         (nameStart, nameLength, var colon) = ReadName(s, ref pos);
@@ -228,6 +228,7 @@ internal sealed class TreeBuilder(XmlLimits limits)
         }
 
         var mark = _scope.Count;
+        var declarations = 0;
         for (var i = 0; i < count; i++)
         {
             var a = attributes[i];
@@ -236,6 +237,7 @@ internal sealed class TreeBuilder(XmlLimits limits)
             if (name.SequenceEqual("xmlns"u8)) prefix = "";
             else if (a.Colon == 5 && name.StartsWith("xmlns:"u8)) prefix = NameTable.Get(name[6..]);
             else continue;
+            declarations++;
             var ns = DecodeShared(s.Slice(a.ValueStart, a.ValueLength));
             if (prefix == "xmlns" || ns == XmlnsNamespace || (prefix == "xml") != (ns == XmlNamespace))
                 throw NotWellFormed("reserved prefix or namespace");
@@ -246,9 +248,11 @@ internal sealed class TreeBuilder(XmlLimits limits)
         }
 
         var qname = s.Slice(nameStart, nameLength);
+        // A stanza gets one slot more than it came with: the server stamps its 'from'.
+        var capacity = count - declarations + (spareAttribute ? 1 : 0);
         var element = colon < 0
-            ? new Element(NameTable.Get(qname), Lookup(""))
-            : new Element(NameTable.Get(qname[(colon + 1)..]), Lookup(NameTable.Get(qname[..colon])));
+            ? new Element(NameTable.Get(qname), Lookup(""), capacity)
+            : new Element(NameTable.Get(qname[(colon + 1)..]), Lookup(NameTable.Get(qname[..colon])), capacity);
 
         for (var i = 0; i < count; i++)
         {
