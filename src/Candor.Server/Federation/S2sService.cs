@@ -78,23 +78,27 @@ public sealed partial class S2sService(XmppServer server, TlsSettings tls, S2sTr
         {
             var route = _routes.GetOrAdd(key, _ => new Route());
             var start = false;
+            S2sStream? broken = null;
             lock (route)
             {
                 if (route.Dead) continue;
                 if (route.Stream is { } stream)
                 {
                     if (stream.SendStanza(ev.Stanza)) return;
-                    route.Dead = true;
-                    _routes.TryRemove(new KeyValuePair<(string, string), Route>(key, route));
-                    continue;
+                    broken = stream;
                 }
-                if (route.Pending.Count < Server.Options.MaxOutboundQueue)
+                else if (route.Pending.Count < Server.Options.MaxOutboundQueue)
                 {
                     route.Pending.Add(ev);
                     start = !route.Connecting;
                     route.Connecting = true;
                     if (!start) return;
                 }
+            }
+            if (broken is not null)
+            {
+                Forget(broken);
+                continue;
             }
             if (start)
             {
@@ -113,38 +117,57 @@ public sealed partial class S2sService(XmppServer server, TlsSettings tls, S2sTr
         StanzaError error;
         string reason;
         string? condition;
-        try
+        while (true)
         {
-            stream = await S2sOutgoing.ConnectAsync(this, key.Local, key.Remote, deadline.Token);
-            var again = await stream.AuthenticateAsync(route.Resume, deadline.Token);
-            List<StanzaEvent> pending;
-            lock (route)
+            try
             {
-                route.Stream = stream;
-                route.Resume = null;
-                pending = route.Pending;
-                route.Pending = [];
+                stream = await S2sOutgoing.ConnectAsync(this, key.Local, key.Remote, deadline.Token);
+                var again = await stream.AuthenticateAsync(route.Resume, deadline.Token);
+                List<StanzaEvent> pending;
+                lock (route)
+                {
+                    route.Stream = stream;
+                    route.Resume = null;
+                    pending = route.Pending;
+                    route.Pending = [];
+                }
+                Log.Connected(_logger, key.Local, key.Remote);
+                foreach (var stanza in again) stream.SendServerStanza(stanza);
+                foreach (var ev in pending) stream.SendStanza(ev.Stanza);
+                return;
             }
-            Log.Connected(_logger, key.Local, key.Remote);
-            foreach (var stanza in again) stream.SendServerStanza(stanza);
-            foreach (var ev in pending) stream.SendStanza(ev.Stanza);
-            return;
-        }
-        catch (OperationCanceledException)
-        {
-            (error, reason, condition) = (StanzaError.RemoteServerTimeout, $"{key.Remote} could not be reached within {Server.Options.S2sConnectTimeoutSeconds} seconds", StreamErrors.ConnectionTimeout);
-        }
-        catch (Exception e) when (e is S2sUnreachableException or IOException or StreamErrorException or XmlStreamException
-                                       or System.Net.Sockets.SocketException or System.Security.Authentication.AuthenticationException)
-        {
-            (error, reason) = (StanzaError.RemoteServerNotFound, $"{key.Remote} could not be reached: {e.Message}");
-            // A refused authentication ends the stream with not-authorized (RFC 6120 §4.9.3.12): it cannot carry stanzas.
-            condition = e switch
+            catch (OperationCanceledException)
             {
-                S2sUnreachableException { Refused: true } => StreamErrors.NotAuthorized,
-                StreamErrorException streamError => streamError.Condition,
-                _ => null,
-            };
+                (error, reason, condition) = (StanzaError.RemoteServerTimeout, $"{key.Remote} could not be reached within {Server.Options.S2sConnectTimeoutSeconds} seconds", StreamErrors.ConnectionTimeout);
+            }
+            catch (Exception e) when (e is S2sUnreachableException or IOException or StreamErrorException or XmlStreamException
+                                           or System.Net.Sockets.SocketException or System.Security.Authentication.AuthenticationException)
+            {
+                (error, reason) = (StanzaError.RemoteServerNotFound, $"{key.Remote} could not be reached: {e.Message}");
+                // A refused authentication ends the stream with not-authorized (RFC 6120 §4.9.3.12): it cannot carry stanzas.
+                condition = e switch
+                {
+                    S2sUnreachableException { Refused: true } => StreamErrors.NotAuthorized,
+                    StreamErrorException streamError => streamError.Condition,
+                    _ => null,
+                };
+                // A link that was working and broke is tried again until the deadline, unless the peer refused us.
+                if (route.Resume is not null && condition is null && !deadline.IsCancellationRequested)
+                {
+                    if (stream is not null) await stream.EndNowAsync(null, null);
+                    stream = null;
+                    try
+                    {
+                        await Task.Delay(250, deadline.Token);
+                        continue;
+                    }
+                    catch (OperationCanceledException)
+                    {
+                        (error, reason, condition) = (StanzaError.RemoteServerTimeout, $"{key.Remote} could not be reached again within {Server.Options.S2sConnectTimeoutSeconds} seconds", StreamErrors.ConnectionTimeout);
+                    }
+                }
+            }
+            break;
         }
         if (stream is not null) await stream.EndNowAsync(condition, reason);
         Log.Unreachable(_logger, key.Remote, reason);
