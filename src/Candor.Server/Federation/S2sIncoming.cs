@@ -199,7 +199,7 @@ internal sealed partial class S2sIncoming : S2sStream
             return;
         }
         var resumable = enable.GetAttribute("resume") is "true" or "1";
-        var sm = new S2sStreamManagement(pair.Local, pair.Remote, resumable ? S2sService.NewStreamId() : null);
+        var sm = new S2sStreamManagement(pair.Local, pair.Remote, resumable ? S2sService.NewStreamId() : null, Server.Options.SmMaxQueue);
         Manage(sm, null, _ =>
         {
             var enabled = new Element("enabled", StreamManagementModule.Namespace);

@@ -170,7 +170,7 @@ internal sealed partial class S2sOutgoing : S2sStream
         await WriteNowAsync(new Element("enable", StreamManagementModule.Namespace).SetAttribute("resume", "true"));
         var enabled = await SmAnswerAsync();
         if (enabled.Name == "enabled")
-            Manage(new S2sStreamManagement(_local, _remote, enabled.GetAttribute("resume") is "true" or "1" ? enabled.GetAttribute("id") : null), null, null);
+            Manage(new S2sStreamManagement(_local, _remote, enabled.GetAttribute("resume") is "true" or "1" ? enabled.GetAttribute("id") : null, Server.Options.SmMaxQueue), null, null);
         return again;
     }
 

@@ -136,11 +136,11 @@ public sealed partial class S2sService(XmppServer server, TlsSettings tls, S2sTr
                 foreach (var ev in pending) stream.SendStanza(ev.Stanza);
                 return;
             }
-            catch (OperationCanceledException)
+            catch (OperationCanceledException) when (deadline.IsCancellationRequested)
             {
                 (error, reason, condition) = (StanzaError.RemoteServerTimeout, $"{key.Remote} could not be reached within {Server.Options.S2sConnectTimeoutSeconds} seconds", StreamErrors.ConnectionTimeout);
             }
-            catch (Exception e) when (e is S2sUnreachableException or IOException or StreamErrorException or XmlStreamException
+            catch (Exception e) when (e is S2sUnreachableException or IOException or OperationCanceledException or StreamErrorException or XmlStreamException
                                            or System.Net.Sockets.SocketException or System.Security.Authentication.AuthenticationException)
             {
                 (error, reason) = (StanzaError.RemoteServerNotFound, $"{key.Remote} could not be reached: {e.Message}");
@@ -152,9 +152,9 @@ public sealed partial class S2sService(XmppServer server, TlsSettings tls, S2sTr
                     _ => null,
                 };
                 // A link that was working and broke is tried again until the deadline, unless the peer refused us.
-                if (route.Resume is not null && condition is null && !deadline.IsCancellationRequested)
+                if (route.Resume is not null && e is not S2sUnreachableException { Refused: true } && !deadline.IsCancellationRequested)
                 {
-                    if (stream is not null) await stream.EndNowAsync(null, null);
+                    if (stream is not null) await stream.EndNowAsync(condition, e.Message);
                     stream = null;
                     try
                     {

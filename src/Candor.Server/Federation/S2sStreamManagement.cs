@@ -22,8 +22,12 @@ internal sealed class S2sStreamManagement
     private Timer? _timer;
     private uint _handled;
 
-    public S2sStreamManagement(string local, string remote, string? id)
+    private readonly int _limit;
+
+    /// <param name="limit">SmMaxQueue: a peer that leaves more unacknowledged has its stream closed (policy-violation).</param>
+    public S2sStreamManagement(string local, string remote, string? id, int limit)
     {
+        _limit = limit;
         Local = local;
         Remote = remote;
         Id = id;
@@ -108,6 +112,12 @@ internal sealed class S2sStreamManagement
         {
             if (_stream != stream) return false;
             _unacked.Enqueue(stanza);
+            if (_unacked.Count > _limit)
+            {
+                // Kept (sent again on the next stream, or bounced): the peer reads but does not acknowledge.
+                stream.Close(StreamErrors.PolicyViolation, "too many unacknowledged stanzas");
+                return true;
+            }
             if (!stream.Send(stanza)) return true;
             if (++_sinceRequest >= SmSession.AckEvery) RequestAck(stream);
             else if (_sinceRequest == 1) _timer?.Change(SmSession.AckDelay, Timeout.InfiniteTimeSpan);
