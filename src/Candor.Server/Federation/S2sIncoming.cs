@@ -2,6 +2,7 @@ using System.Net;
 using System.Security.Cryptography.X509Certificates;
 using Candor.Server.Connections;
 using Candor.Server.Hosting;
+using Candor.Server.Modules.StreamManagement;
 using Candor.Xml;
 using Candor.Xmpp;
 using Microsoft.AspNetCore.Connections;
@@ -39,7 +40,12 @@ internal sealed partial class S2sIncoming : S2sStream
     private readonly IPAddress _remote;
     /// <summary>The domain the peer's stream header names as its own ('from').</summary>
     private string _claimed = "";
+    /// <summary>The first domain pair proved (ours, the peer's): the one stream management counts for.</summary>
+    private (string Local, string Remote)? _pair;
     private X509Certificate2Collection? _sentIntermediates;
+
+    internal const string Bidi = "urn:xmpp:bidi";
+    internal const string BidiFeature = "urn:xmpp:features:bidi";
 
     public S2sIncoming(S2sService s2s, ConnectionContext context, bool directTls)
         : base(s2s, context.Transport.Input, context.Transport.Output)
@@ -103,11 +109,11 @@ internal sealed partial class S2sIncoming : S2sStream
                     }
                     if (element.Is("auth", Ns.Sasl) && !MustStartTls)
                     {
-                        if (await OnAuthAsync(element)) local = "";
+                        if (await OnAuthAsync(element, local)) local = "";
                         break;
                     }
                     if (MustStartTls) throw new StreamErrorException(StreamErrors.PolicyViolation, "STARTTLS is required first");
-                    await OnElementAsync(element, local);
+                    await OnElementAsync(element);
                     break;
             }
         }
@@ -135,12 +141,18 @@ internal sealed partial class S2sIncoming : S2sStream
         // XEP-0178 §3: EXTERNAL is offered only when the certificate authenticates the domain the header claims.
         if (!_verified.Contains(from) && CertificateAuthenticates(from))
             features.AddChild("mechanisms", Ns.Sasl).AddChild("mechanism").AddText("EXTERNAL");
-        if (!MustStartTls) features.AddChild("dialback", Ns.DialbackFeature).AddChild("errors");
+        if (!MustStartTls)
+        {
+            features.AddChild("dialback", Ns.DialbackFeature).AddChild("errors");
+            // XEP-0198 is offered here already (a dialback stream is not restarted), enabled only once a domain is proved.
+            features.AddChild("sm", StreamManagementModule.Namespace);
+            features.AddChild("bidi", BidiFeature);
+        }
         Send(features);
         return to;
     }
 
-    private async ValueTask OnElementAsync(Element element, string local)
+    private async ValueTask OnElementAsync(Element element)
     {
         if (element.Namespace == Ns.Dialback)
         {
@@ -149,31 +161,90 @@ internal sealed partial class S2sIncoming : S2sStream
             else throw new StreamErrorException(StreamErrors.UnsupportedStanzaType, $"<{element.Name}/> is not a dialback element");
             return;
         }
-        if (element.Namespace != Ns.Server || element.Name is not ("message" or "presence" or "iq"))
-            throw new StreamErrorException(StreamErrors.UnsupportedStanzaType, $"<{element.Name}/> in {element.Namespace} is not a stanza");
-        // RFC 6120 §8.1.1.1, §8.1.2.1: on a server stream both addresses are required, 'from' of a domain this
-        // stream proved, 'to' of a domain we serve (we relay for no one).
-        if (!Jid.TryParse(element.GetAttribute("from") ?? "", out var from))
-            throw new StreamErrorException(StreamErrors.InvalidFrom, "a stanza between servers needs a valid 'from'");
-        if (!_verified.Contains(from.Domain))
+        if (element.Is("bidi", Bidi))
         {
-            Log.Forged(Logger, _remote, from.Domain);
-            throw new StreamErrorException(StreamErrors.InvalidFrom, $"this stream is not authenticated for {from.Domain}");
+            // XEP-0288 §2.2: asked before authentication; each domain pair proved from then on is a route both ways.
+            Bidirectional = true;
+            return;
         }
-        if (!Jid.TryParse(element.GetAttribute("to") ?? "", out var to))
-            throw new StreamErrorException(StreamErrors.ImproperAddressing, "a stanza between servers needs a valid 'to'");
-        if (!S2s.Serves(to.Domain))
-            throw new StreamErrorException(StreamErrors.HostUnknown, $"{to.Domain} is not served here");
-        Remap(element, Ns.Server, Ns.Client);
-        Server.Metrics.S2sReceived(element.Name);
-        await Server.Router.DeliverAsync(element, from, to);
+        if (OnAckElement(element)) return;
+        if (element.Namespace == StreamManagementModule.Namespace)
+        {
+            if (element.Name == "enable") OnEnable(element);
+            else if (element.Name == "resume") OnResume(element);
+            else throw new StreamErrorException(StreamErrors.UnsupportedStanzaType, $"<{element.Name}/> is not expected from the initiating server");
+            return;
+        }
+        await ReceiveStanzaAsync(element);
+    }
+
+    protected override bool MayComeFrom(string domain) => _verified.Contains(domain);
+
+    /// <summary>A domain pair proved on this stream (ours, the peer's): with XEP-0288 our stanzas for the peer go here.</summary>
+    private void Proved(string local, string remote)
+    {
+        _pair ??= (local, remote);
+        if (Bidirectional) S2s.Adopt(local, remote, this);
+    }
+
+    /// <summary>
+    /// XEP-0198 §3 on s2s: taken once a domain is proved, for the first domain pair proved; resumable (§5) for
+    /// SmResumeTimeoutSeconds so that a broken connection loses nothing.
+    /// </summary>
+    private void OnEnable(Element enable)
+    {
+        if (_pair is not { } pair || Sm is not null)
+        {
+            Send(SmFailed("unexpected-request"));
+            return;
+        }
+        var resumable = enable.GetAttribute("resume") is "true" or "1";
+        var sm = new S2sStreamManagement(pair.Local, pair.Remote, resumable ? S2sService.NewStreamId() : null, Server.Options.SmMaxQueue);
+        Manage(sm, null, _ =>
+        {
+            var enabled = new Element("enabled", StreamManagementModule.Namespace);
+            if (sm.Id is not null)
+                enabled.SetAttribute("id", sm.Id).SetAttribute("resume", "true")
+                    .SetAttribute("max", Server.Options.SmResumeTimeoutSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture));
+            return enabled;
+        });
+        if (sm.Id is not null) S2s.Keep(sm);
+    }
+
+    /// <summary>XEP-0198 §5: the link of the same domain pair, broken earlier, goes on on this stream.</summary>
+    private void OnResume(Element resume)
+    {
+        var sm = _pair is null || Sm is not null ? null : S2s.FindResumable(resume.GetAttribute("previd") ?? "");
+        if (sm is null || !_verified.Contains(sm.Remote) || !S2s.Serves(sm.Local)
+            || !uint.TryParse(resume.GetAttribute("h"), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var h))
+        {
+            Send(SmFailed("item-not-found"));
+            return;
+        }
+        if (!Manage(sm, h, handled => new Element("resumed", StreamManagementModule.Namespace)
+                .SetAttribute("previd", sm.Id).SetAttribute("h", handled.ToString(System.Globalization.CultureInfo.InvariantCulture))))
+        {
+            Send(SmFailed("undefined-condition"));
+            return;
+        }
+        Log.Resumed(Logger, sm.Remote, _remote, sm.Unacknowledged);
+        if (Bidirectional) S2s.Adopt(sm.Local, sm.Remote, this);
+    }
+
+    private static Element SmFailed(string condition) =>
+        new Element("failed", StreamManagementModule.Namespace).Add(new Element(condition, Ns.Stanzas));
+
+    protected override void OnClosing()
+    {
+        S2s.Forget(this);
+        if (Sm is { } sm) S2s.Park(sm);
     }
 
     /// <summary>
     /// SASL EXTERNAL for the domain of the stream header (RFC 6120 §6.4, XEP-0178 §3); the authorization identity is
     /// empty ("=") or that domain. True on success: the peer restarts the stream.
     /// </summary>
-    private async ValueTask<bool> OnAuthAsync(Element auth)
+    private async ValueTask<bool> OnAuthAsync(Element auth, string local)
     {
         string? condition = null;
         var authzid = auth.Text.Trim();
@@ -190,6 +261,7 @@ internal sealed partial class S2sIncoming : S2sStream
         }
         await WriteNowAsync(new Element("success", Ns.Sasl));
         _verified.Add(_claimed);
+        Proved(local, _claimed);
         Log.Authenticated(Logger, _claimed, _remote);
         Server.Metrics.S2sAuthenticated(ServerMetrics.SaslExternal, incoming: true);
         RestartStream();
@@ -242,6 +314,7 @@ internal sealed partial class S2sIncoming : S2sStream
         if (valid.Value)
         {
             _verified.Add(from);
+            Proved(to, from);
             Log.Verified(Logger, from, _remote);
             Server.Metrics.S2sAuthenticated(ServerMetrics.Dialback, incoming: true);
         }
@@ -285,7 +358,7 @@ internal sealed partial class S2sIncoming : S2sStream
         [LoggerMessage(Level = LogLevel.Warning, Message = "s2s: {Address} asked dialback for {Domain} without a certificate that authenticates it (S2sRequireValidCertificates)")]
         public static partial void Untrusted(ILogger logger, IPAddress address, string domain);
 
-        [LoggerMessage(Level = LogLevel.Warning, Message = "s2s: {Address} sent a stanza from {Domain}, which its stream has not proved")]
-        public static partial void Forged(ILogger logger, IPAddress address, string domain);
+        [LoggerMessage(Level = LogLevel.Information, Message = "s2s: {Domain} resumed its stream (XEP-0198) from {Address}; {Unacknowledged} stanzas sent again")]
+        public static partial void Resumed(ILogger logger, string domain, IPAddress address, int unacknowledged);
     }
 }

@@ -1,9 +1,11 @@
+using System.Globalization;
 using System.IO.Pipelines;
 using System.Net.Security;
 using System.Net.Sockets;
 using System.Security.Cryptography.X509Certificates;
 using Candor.Server.Connections;
 using Candor.Server.Hosting;
+using Candor.Server.Modules.StreamManagement;
 using Candor.Xml;
 using Candor.Xmpp;
 using Microsoft.Extensions.Logging;
@@ -41,16 +43,18 @@ internal sealed partial class S2sOutgoing : S2sStream
         foreach (var (host, port, directTls) in await s2s.ResolveAsync(remote, cancellation))
         {
             var tcp = new TcpClient { NoDelay = true };
+            S2sOutgoing? stream = null;
             try
             {
                 await tcp.ConnectAsync(host, port, cancellation);
-                var stream = new S2sOutgoing(s2s, tcp, tcp.GetStream(), local, remote);
+                stream = new S2sOutgoing(s2s, tcp, tcp.GetStream(), local, remote);
                 await stream.NegotiateAsync(directTls, cancellation);
                 return stream;
             }
             catch (Exception e) when (e is SocketException or IOException or System.Security.Authentication.AuthenticationException
                                            or StreamErrorException or XmlStreamException)
             {
+                if (e is StreamErrorException error && stream is not null) await stream.EndNowAsync(error.Condition, error.Message);
                 tcp.Dispose();
                 last = e;
             }
@@ -122,12 +126,63 @@ internal sealed partial class S2sOutgoing : S2sStream
     /// Proves our domain: by certificate (SASL EXTERNAL, XEP-0178) when the peer offers it, otherwise (or when it
     /// fails) by dialback (XEP-0220 §2.1), a key the peer checks with our authoritative server.
     /// </summary>
-    public async Task AuthenticateAsync(CancellationToken cancellation)
+    /// <remarks>
+    /// Before that, XEP-0288 bidirectionality is asked for when offered; after it, XEP-0198 is enabled when offered, or
+    /// the link of <paramref name="previous"/> (a stream to the same domain that broke) resumed. Returns the stanzas of
+    /// <paramref name="previous"/> to send again on this stream (all it had unacknowledged when it could not be resumed).
+    /// </remarks>
+    public async Task<Element[]> AuthenticateAsync(S2sStreamManagement? previous, CancellationToken cancellation)
     {
         using var link = cancellation.Register(Lifetime.Cancel);
+        if (_features.GetChild("bidi", S2sIncoming.BidiFeature) is not null && Ssl is not null)
+        {
+            await WriteNowAsync(new Element("bidi", S2sIncoming.Bidi));
+            Bidirectional = true;
+        }
         if (!await ExternalAsync()) await DialbackAsync();
+        var again = await ManageAsync(previous);
         StartWriter();
         _ = DrainAsync();
+        return again;
+    }
+
+    /// <summary>
+    /// XEP-0198 on this stream when the peer offers it: &lt;resume/&gt; for the broken link's id, otherwise (or when
+    /// refused) &lt;enable resume='true'/&gt;. Stanzas the peer sends meanwhile (XEP-0288) are taken as usual.
+    /// </summary>
+    private async Task<Element[]> ManageAsync(S2sStreamManagement? previous)
+    {
+        if (_features.GetChild("sm", StreamManagementModule.Namespace) is null) return previous?.GiveUp() ?? [];
+        if (previous?.Id is { } id)
+        {
+            await WriteNowAsync(new Element("resume", StreamManagementModule.Namespace).SetAttribute("previd", id)
+                .SetAttribute("h", previous.Handled.ToString(CultureInfo.InvariantCulture)));
+            var answer = await SmAnswerAsync();
+            if (answer.Name == "resumed" && answer.GetAttribute("previd") == id
+                && uint.TryParse(answer.GetAttribute("h"), NumberStyles.None, CultureInfo.InvariantCulture, out var h))
+            {
+                if (!Manage(previous, h, null)) throw new StreamErrorException(StreamErrors.UndefinedCondition, "handled-count-too-high");
+                Log.Resumed(Logger, _remote, previous.Unacknowledged);
+                return [];
+            }
+        }
+        var again = previous?.GiveUp() ?? [];
+        await WriteNowAsync(new Element("enable", StreamManagementModule.Namespace).SetAttribute("resume", "true"));
+        var enabled = await SmAnswerAsync();
+        if (enabled.Name == "enabled")
+            Manage(new S2sStreamManagement(_local, _remote, enabled.GetAttribute("resume") is "true" or "1" ? enabled.GetAttribute("id") : null, Server.Options.SmMaxQueue), null, null);
+        return again;
+    }
+
+    private async Task<Element> SmAnswerAsync()
+    {
+        while (true)
+        {
+            var (ev, element) = await NextAsync();
+            if (ev == XmlEvent.StreamClose || element is null) throw new S2sUnreachableException($"{_remote} closed the stream");
+            if (element.Namespace == StreamManagementModule.Namespace && element.Name is "enabled" or "resumed" or "failed") return element;
+            await OnElementAsync(element);
+        }
     }
 
     /// <summary>
@@ -168,7 +223,7 @@ internal sealed partial class S2sOutgoing : S2sStream
             if (result.Is("error", Ns.Stream))
             {
                 Server.Metrics.S2sAuthenticationFailed(ServerMetrics.Dialback, incoming: false, result.FirstElement?.Name ?? "undefined-condition");
-                throw new S2sUnreachableException($"{_remote} refused dialback: {result.FirstElement?.Name}");
+                throw new S2sUnreachableException($"{_remote} refused dialback: {result.FirstElement?.Name}", refused: true);
             }
             if (!result.Is("result", Ns.Dialback)) continue;
             if (result.GetAttribute("type") == "valid")
@@ -178,13 +233,16 @@ internal sealed partial class S2sOutgoing : S2sStream
             }
             Server.Metrics.S2sAuthenticationFailed(ServerMetrics.Dialback, incoming: false,
                 result.GetChild("error", Ns.Server)?.FirstElement?.Name ?? result.GetAttribute("type") ?? "invalid");
-            throw new S2sUnreachableException($"{_remote} refused our dialback key ({result.GetAttribute("type")}{ErrorOf(result)})");
+            throw new S2sUnreachableException($"{_remote} refused our dialback key ({result.GetAttribute("type")}{ErrorOf(result)})", refused: true);
         }
 
         static string ErrorOf(Element result) => result.GetChild("error", Ns.Server)?.FirstElement is { } condition ? ": " + condition.Name : "";
     }
 
-    /// <summary>After dialback the peer sends nothing on this stream but its end (no XEP-0288 yet).</summary>
+    /// <summary>
+    /// After authentication the peer sends acks (XEP-0198) and, with XEP-0288, stanzas from its domain to ours;
+    /// nothing else.
+    /// </summary>
     private Task DrainAsync() => RunGuardedAsync(async () =>
     {
         while (!IsClosing)
@@ -195,9 +253,21 @@ internal sealed partial class S2sOutgoing : S2sStream
                 Close(null);
                 return;
             }
-            throw new StreamErrorException(StreamErrors.UnsupportedStanzaType, $"<{element!.Name}/> is not expected on this stream (bidirectional streams are not negotiated)");
+            await OnElementAsync(element!);
         }
     }).ContinueWith(_ => _done.TrySetResult(), TaskScheduler.Default);
+
+    private async ValueTask OnElementAsync(Element element)
+    {
+        if (OnAckElement(element)) return;
+        if (!Bidirectional)
+            throw new StreamErrorException(StreamErrors.UnsupportedStanzaType, $"<{element.Name}/> is not expected on this stream (bidirectional streams are not negotiated)");
+        await ReceiveStanzaAsync(element);
+    }
+
+    /// <summary>XEP-0288 §2.2: the receiving server sends only for the inverse of the domain pair we proved.</summary>
+    protected override bool MayComeFrom(string domain) => Bidirectional && domain == _remote;
+    protected override bool MayGoTo(string domain) => domain == _local;
 
     /// <summary>XEP-0220 §2.3: asks the authoritative server whether it issued <paramref name="key"/>; then closes.</summary>
     public async Task<bool> VerifyAsync(string id, string key, CancellationToken cancellation)
@@ -223,7 +293,7 @@ internal sealed partial class S2sOutgoing : S2sStream
         }
     }
 
-    protected override void OnClosing() => S2s.Forget(_remote, this);
+    protected override void OnClosing() => S2s.Forget(this);
     protected override void AbortTransport() => _tcp.Dispose();
     protected override string Describe() => $"to {_remote}";
     protected override bool Incoming => false;
@@ -233,10 +303,16 @@ internal sealed partial class S2sOutgoing : S2sStream
         [LoggerMessage(Level = LogLevel.Information, Message = "s2s: {Local} authenticated to {Remote} by certificate (SASL EXTERNAL); its certificate verified: {Verified}")]
         public static partial void Authenticated(ILogger logger, string local, string remote, bool verified);
 
+        [LoggerMessage(Level = LogLevel.Information, Message = "s2s: stream to {Remote} resumed (XEP-0198); {Unacknowledged} stanzas sent again")]
+        public static partial void Resumed(ILogger logger, string remote, int unacknowledged);
+
         [LoggerMessage(Level = LogLevel.Information, Message = "s2s: {Remote} refused our certificate ({Condition}); trying dialback")]
         public static partial void ExternalRefused(ILogger logger, string remote, string condition);
     }
 }
 
-/// <summary>A remote domain could not be reached or would not accept us.</summary>
-internal sealed class S2sUnreachableException(string message) : Exception(message);
+/// <summary>A remote domain could not be reached or (<paramref name="refused"/>) would not accept our authentication.</summary>
+internal sealed class S2sUnreachableException(string message, bool refused = false) : Exception(message)
+{
+    public bool Refused { get; } = refused;
+}

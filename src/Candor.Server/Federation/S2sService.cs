@@ -45,10 +45,17 @@ public sealed partial class S2sService(XmppServer server, TlsSettings tls, S2sTr
 
     private sealed class Route
     {
-        public S2sOutgoing? Stream;
+        /// <summary>Our outgoing stream, or with XEP-0288 the peer's incoming one.</summary>
+        public S2sStream? Stream;
         public List<StanzaEvent> Pending = [];
+        public bool Connecting;
         public bool Dead;
+        /// <summary>The XEP-0198 link of a stream that broke with stanzas unacknowledged: resumed on the new one.</summary>
+        public S2sStreamManagement? Resume;
     }
+
+    /// <summary>Links (XEP-0198) peers enabled on incoming streams, resumable by id.</summary>
+    private readonly ConcurrentDictionary<string, S2sStreamManagement> _resumable = new(StringComparer.Ordinal);
 
     /// <summary>A domain of this server: its own, or a component's (MUC).</summary>
     internal bool Serves(string domain) => domain == Server.Domain.Domain || Server.Components.ContainsKey(domain);
@@ -71,22 +78,27 @@ public sealed partial class S2sService(XmppServer server, TlsSettings tls, S2sTr
         {
             var route = _routes.GetOrAdd(key, _ => new Route());
             var start = false;
+            S2sStream? broken = null;
             lock (route)
             {
                 if (route.Dead) continue;
                 if (route.Stream is { } stream)
                 {
                     if (stream.SendStanza(ev.Stanza)) return;
-                    route.Dead = true;
-                    _routes.TryRemove(new KeyValuePair<(string, string), Route>(key, route));
-                    continue;
+                    broken = stream;
                 }
-                if (route.Pending.Count < Server.Options.MaxOutboundQueue)
+                else if (route.Pending.Count < Server.Options.MaxOutboundQueue)
                 {
                     route.Pending.Add(ev);
-                    start = route.Pending.Count == 1;
+                    start = !route.Connecting;
+                    route.Connecting = true;
                     if (!start) return;
                 }
+            }
+            if (broken is not null)
+            {
+                Forget(broken);
+                continue;
             }
             if (start)
             {
@@ -104,51 +116,121 @@ public sealed partial class S2sService(XmppServer server, TlsSettings tls, S2sTr
         S2sOutgoing? stream = null;
         StanzaError error;
         string reason;
-        try
+        string? condition;
+        while (true)
         {
-            stream = await S2sOutgoing.ConnectAsync(this, key.Local, key.Remote, deadline.Token);
-            await stream.AuthenticateAsync(deadline.Token);
-            List<StanzaEvent> pending;
-            lock (route)
+            try
             {
-                route.Stream = stream;
-                pending = route.Pending;
-                route.Pending = [];
+                stream = await S2sOutgoing.ConnectAsync(this, key.Local, key.Remote, deadline.Token);
+                var again = await stream.AuthenticateAsync(route.Resume, deadline.Token);
+                List<StanzaEvent> pending;
+                lock (route)
+                {
+                    route.Stream = stream;
+                    route.Resume = null;
+                    pending = route.Pending;
+                    route.Pending = [];
+                }
+                Log.Connected(_logger, key.Local, key.Remote);
+                foreach (var stanza in again) stream.SendServerStanza(stanza);
+                foreach (var ev in pending) stream.SendStanza(ev.Stanza);
+                return;
             }
-            Log.Connected(_logger, key.Local, key.Remote);
-            foreach (var ev in pending) stream.SendStanza(ev.Stanza);
-            return;
+            catch (OperationCanceledException) when (deadline.IsCancellationRequested)
+            {
+                (error, reason, condition) = (StanzaError.RemoteServerTimeout, $"{key.Remote} could not be reached within {Server.Options.S2sConnectTimeoutSeconds} seconds", StreamErrors.ConnectionTimeout);
+            }
+            catch (Exception e) when (e is S2sUnreachableException or IOException or OperationCanceledException or StreamErrorException or XmlStreamException
+                                           or System.Net.Sockets.SocketException or System.Security.Authentication.AuthenticationException)
+            {
+                (error, reason) = (StanzaError.RemoteServerNotFound, $"{key.Remote} could not be reached: {e.Message}");
+                // A refused authentication ends the stream with not-authorized (RFC 6120 §4.9.3.12): it cannot carry stanzas.
+                condition = e switch
+                {
+                    S2sUnreachableException { Refused: true } => StreamErrors.NotAuthorized,
+                    StreamErrorException streamError => streamError.Condition,
+                    _ => null,
+                };
+                // A link that was working and broke is tried again until the deadline, unless the peer refused us.
+                if (route.Resume is not null && e is not S2sUnreachableException { Refused: true } && !deadline.IsCancellationRequested)
+                {
+                    if (stream is not null) await stream.EndNowAsync(condition, e.Message);
+                    stream = null;
+                    try
+                    {
+                        await Task.Delay(250, deadline.Token);
+                        continue;
+                    }
+                    catch (OperationCanceledException)
+                    {
+                        (error, reason, condition) = (StanzaError.RemoteServerTimeout, $"{key.Remote} could not be reached again within {Server.Options.S2sConnectTimeoutSeconds} seconds", StreamErrors.ConnectionTimeout);
+                    }
+                }
+            }
+            break;
         }
-        catch (OperationCanceledException)
-        {
-            (error, reason) = (StanzaError.RemoteServerTimeout, $"{key.Remote} could not be reached within {Server.Options.S2sConnectTimeoutSeconds} seconds");
-        }
-        catch (Exception e) when (e is S2sUnreachableException or IOException or StreamErrorException or XmlStreamException
-                                       or System.Net.Sockets.SocketException or System.Security.Authentication.AuthenticationException)
-        {
-            (error, reason) = (StanzaError.RemoteServerNotFound, $"{key.Remote} could not be reached: {e.Message}");
-        }
-        stream?.Close(null);
+        if (stream is not null) await stream.EndNowAsync(condition, reason);
         Log.Unreachable(_logger, key.Remote, reason);
         List<StanzaEvent> failed;
+        Element[] unacknowledged;
         lock (route)
         {
             route.Dead = true;
             failed = route.Pending;
             route.Pending = [];
+            unacknowledged = route.Resume?.GiveUp() ?? [];
         }
         _routes.TryRemove(new KeyValuePair<(string, string), Route>(key, route));
+        await S2sStreamManagement.BounceAsync(Server, unacknowledged, error, reason);
         foreach (var ev in failed) await ev.ReplyErrorAsync(error, reason);
     }
 
-    /// <summary>An outgoing stream ended: the next stanza for its domain opens a new one.</summary>
-    internal void Forget(string remote, S2sOutgoing stream)
+    /// <summary>
+    /// A stream ended: the next stanza for its domain opens a new one. An outgoing one that leaves stanzas
+    /// unacknowledged (XEP-0198) is reconnected at once, to resume the link and send them again.
+    /// </summary>
+    internal void Forget(S2sStream stream)
     {
         foreach (var (key, route) in _routes)
         {
-            if (key.Remote != remote || route.Stream != stream) continue;
+            if (route.Stream != stream) continue;
             lock (route) route.Dead = true;
-            _routes.TryRemove(new KeyValuePair<(string, string), Route>(key, route));
+            if (!_routes.TryRemove(new KeyValuePair<(string, string), Route>(key, route))) continue;
+            if (stream is S2sOutgoing { Sm: { Unacknowledged: > 0 } sm })
+            {
+                var again = new Route { Connecting = true, Resume = sm };
+                if (_routes.TryAdd(key, again)) _ = ConnectAsync(key, again);
+                else _ = S2sStreamManagement.RerouteAsync(Server, sm.GiveUp());
+            }
+        }
+    }
+
+    /// <summary>XEP-0288: a peer's incoming stream proved (ours, its) domain pair and carries our stanzas for it.</summary>
+    internal void Adopt(string local, string remote, S2sIncoming stream) => _routes.TryAdd((local, remote), new Route { Stream = stream });
+
+    internal void Keep(S2sStreamManagement sm) => _resumable[sm.Id!] = sm;
+
+    internal S2sStreamManagement? FindResumable(string id) => _resumable.GetValueOrDefault(id);
+
+    /// <summary>
+    /// A resumable link lost its incoming stream: kept SmResumeTimeoutSeconds for the peer to resume, then given up
+    /// (what we sent on it unacknowledged, with XEP-0288, routed again as if never sent).
+    /// </summary>
+    internal void Park(S2sStreamManagement sm)
+    {
+        if (sm.Id is null)
+        {
+            _ = S2sStreamManagement.RerouteAsync(Server, sm.GiveUp());
+            return;
+        }
+        var detachments = sm.Detachments;
+        _ = ExpireAsync();
+
+        async Task ExpireAsync()
+        {
+            await Task.Delay(TimeSpan.FromSeconds(Server.Options.SmResumeTimeoutSeconds));
+            if (sm.IsAttached || sm.Detachments != detachments || !_resumable.TryRemove(new KeyValuePair<string, S2sStreamManagement>(sm.Id, sm))) return;
+            await S2sStreamManagement.RerouteAsync(Server, sm.GiveUp());
         }
     }
 

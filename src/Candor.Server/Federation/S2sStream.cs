@@ -4,6 +4,7 @@ using System.Net.Security;
 using System.Threading.Channels;
 using Candor.Server.Connections;
 using Candor.Server.Core;
+using Candor.Server.Modules.StreamManagement;
 using Candor.Xml;
 using Candor.Xmpp;
 using Microsoft.Extensions.Logging;
@@ -22,6 +23,7 @@ internal abstract partial class S2sStream
     protected readonly ILogger Logger;
     protected readonly CancellationTokenSource Lifetime = new();
     private readonly Channel<Element?> _outbound;
+    private readonly Lock _sendGate = new();
     private readonly XmppStreamParser _parser;
     private readonly InboundRate _rate;
     private PipeReader _input;
@@ -51,6 +53,10 @@ internal abstract partial class S2sStream
     }
 
     public bool IsClosing => _closing != 0;
+    /// <summary>XEP-0198 on this stream, once enabled (or resumed).</summary>
+    internal S2sStreamManagement? Sm { get; private protected set; }
+    /// <summary>XEP-0288: the stream carries stanzas both ways.</summary>
+    internal bool Bidirectional { get; private protected set; }
     /// <summary>The stream id of the stream we receive (ours when incoming, the peer's when outgoing).</summary>
     protected string StreamId { get; set; } = "";
 
@@ -161,13 +167,107 @@ internal abstract partial class S2sStream
         var copy = stanza.Clone();
         copy.SourceLength = stanza.SourceLength;
         Remap(copy, Ns.Client, Ns.Server);
-        if (!Send(copy)) return false;
+        return SendServerStanza(copy);
+    }
+
+    /// <summary>Sends a stanza already in jabber:server, numbered when stream management is on.</summary>
+    public bool SendServerStanza(Element stanza)
+    {
+        lock (_sendGate)
+            if (Sm is { } sm ? !sm.Send(this, stanza) : !Send(stanza)) return false;
         Server.Metrics.S2sSent(stanza.Name);
         return true;
     }
 
+    /// <summary>
+    /// Stream management runs on this stream from now on (enabled or resumed): <paramref name="announce"/> (given
+    /// the h to tell the peer) is written first, then what the peer has not acknowledged, and only then new stanzas,
+    /// so both sides count the same ones. False when the peer's <paramref name="h"/> counts more than was sent.
+    /// </summary>
+    private protected bool Manage(S2sStreamManagement sm, uint? h, Func<uint, Element>? announce)
+    {
+        lock (_sendGate)
+        {
+            if (!sm.Attach(this, h, announce)) return false;
+            Sm = sm;
+            return true;
+        }
+    }
+
+    /// <summary>Ends the connection at once, outside the queue (before the writer runs): a stream error, the closing tag.</summary>
+    internal async Task EndNowAsync(string? condition, string? text)
+    {
+        Interlocked.Exchange(ref _closing, 1);
+        try
+        {
+            if (condition is not null)
+            {
+                Log.StreamError(Logger, Describe(), condition, text ?? "");
+                ElementWriter.Write(StreamErrors.Create(condition, text), _output, Ns.Server);
+            }
+            _output.WriteAscii("</stream:stream>");
+            await _output.FlushAsync().AsTask().WaitAsync(TimeSpan.FromSeconds(2));
+        }
+        catch (Exception e) when (e is IOException or ObjectDisposedException or InvalidOperationException or TimeoutException or OperationCanceledException)
+        {
+        }
+        finally
+        {
+            Lifetime.Cancel();
+            AbortTransport();
+        }
+    }
+
+    /// <summary>
+    /// A stanza from the peer (RFC 6120 §8.1.1.1, §8.1.2.1): on a server stream both addresses are required, 'from'
+    /// of a domain the stream proved, 'to' of a domain we serve (we relay for no one); then routed like a c2s stanza.
+    /// </summary>
+    protected async ValueTask ReceiveStanzaAsync(Element element)
+    {
+        if (element.Namespace != Ns.Server || element.Name is not ("message" or "presence" or "iq"))
+            throw new StreamErrorException(StreamErrors.UnsupportedStanzaType, $"<{element.Name}/> in {element.Namespace} is not a stanza");
+        if (!Jid.TryParse(element.GetAttribute("from") ?? "", out var from))
+            throw new StreamErrorException(StreamErrors.InvalidFrom, "a stanza between servers needs a valid 'from'");
+        if (!MayComeFrom(from.Domain))
+        {
+            Log.Forged(Logger, Describe(), from.Domain);
+            throw new StreamErrorException(StreamErrors.InvalidFrom, $"this stream is not authenticated for {from.Domain}");
+        }
+        if (!Jid.TryParse(element.GetAttribute("to") ?? "", out var to))
+            throw new StreamErrorException(StreamErrors.ImproperAddressing, "a stanza between servers needs a valid 'to'");
+        if (!MayGoTo(to.Domain))
+            throw new StreamErrorException(StreamErrors.HostUnknown, $"{to.Domain} is not served here");
+        Remap(element, Ns.Server, Ns.Client);
+        Server.Metrics.S2sReceived(element.Name);
+        await Server.Router.DeliverAsync(element, from, to);
+        Sm?.Received(this);
+    }
+
+    /// <summary>True when the peer proved <paramref name="domain"/> on this stream (stanzas may come from it).</summary>
+    protected abstract bool MayComeFrom(string domain);
+
+    /// <summary>True when a stanza from the peer may be addressed to <paramref name="domain"/>.</summary>
+    protected virtual bool MayGoTo(string domain) => S2s.Serves(domain);
+
+    /// <summary>&lt;r/&gt; and &lt;a/&gt; (XEP-0198 §4) on a stream with stream management; false for other elements.</summary>
+    protected bool OnAckElement(Element element)
+    {
+        if (element.Namespace != StreamManagementModule.Namespace || element.Name is not ("r" or "a")) return false;
+        if (Sm is not { } sm) throw new StreamErrorException(StreamErrors.UnsupportedStanzaType, "stream management is not enabled on this stream");
+        if (element.Name == "r")
+        {
+            Send(sm.Ack());
+            return true;
+        }
+        if (!uint.TryParse(element.GetAttribute("h"), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var h))
+            throw new StreamErrorException(StreamErrors.InvalidXml, "<a/> needs a number h");
+        // XEP-0198 §4: an h above what was sent is the handled-count-too-high stream error.
+        if (!sm.Acknowledge(h)) throw new StreamErrorException(StreamErrors.UndefinedCondition, "handled-count-too-high");
+        return true;
+    }
+
     /// <summary>Moves a stanza and its descendants from one stanza namespace to the other (RFC 6120 §4.8.3).</summary>
-    protected static void Remap(Element element, string from, string to)
+    internal static void Remap(Element element, string from, string to)
     {
         if (element.Namespace == from) element.Namespace = to;
         foreach (var child in element.Elements) Remap(child, from, to);
@@ -210,7 +310,7 @@ internal abstract partial class S2sStream
             _closingError = StreamErrors.Create(condition, text);
             Log.StreamError(Logger, Describe(), condition, text ?? "");
         }
-        OnClosing();
+        Ending();
         _outbound.Writer.TryComplete();
         Lifetime.CancelAfter(TimeSpan.FromSeconds(5));
     }
@@ -218,10 +318,16 @@ internal abstract partial class S2sStream
     protected void Abort()
     {
         Interlocked.Exchange(ref _closing, 1);
-        OnClosing();
+        Ending();
         _outbound.Writer.TryComplete();
         Lifetime.Cancel();
         AbortTransport();
+    }
+
+    private void Ending()
+    {
+        Sm?.Detach(this);
+        OnClosing();
     }
 
     /// <summary>The stream stops taking stanzas (its route is forgotten).</summary>
@@ -267,7 +373,7 @@ internal abstract partial class S2sStream
         finally
         {
             _outbound.Writer.TryComplete();
-            OnClosing();
+            Ending();
             try
             {
                 await _writer.WaitAsync(TimeSpan.FromSeconds(5));
@@ -288,6 +394,9 @@ internal abstract partial class S2sStream
 
         [LoggerMessage(Level = LogLevel.Error, Message = "s2s stream failed")]
         public static partial void Crashed(ILogger logger, Exception exception);
+
+        [LoggerMessage(Level = LogLevel.Warning, Message = "s2s {Stream} sent a stanza from {Domain}, which its stream has not proved")]
+        public static partial void Forged(ILogger logger, string stream, string domain);
 
         [LoggerMessage(Level = LogLevel.Information, Message = "s2s stream error on {Stream}: {Condition} {Text}")]
         public static partial void StreamError(ILogger logger, string stream, string condition, string text);

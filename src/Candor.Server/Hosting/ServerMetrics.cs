@@ -109,6 +109,9 @@ public sealed class ServerMetrics : IDisposable
     /// <summary>An s2s stream opened (+1) or ended (-1).</summary>
     public void S2sConnection(bool incoming, int change) => Interlocked.Add(ref _s2sConnections[incoming ? 0 : 1], change);
 
+    /// <summary>The s2s streams open now in one direction.</summary>
+    public long S2sConnections(bool incoming) => Volatile.Read(ref _s2sConnections[incoming ? 0 : 1]);
+
     /// <summary>A domain authenticated on an s2s stream: <paramref name="method"/> is "dialback" or "sasl_external".</summary>
     public void S2sAuthenticated(string method, bool incoming) =>
         _s2sAuthentications.Add(1, new KeyValuePair<string, object?>("candor.s2s.method", method), Direction(incoming));

@@ -31,12 +31,10 @@ public sealed class SmSession : ISessionTransport
 
     private readonly Lock _lock = new();
     private readonly SmRegistry _registry;
-    private readonly Queue<Element> _unacked = new();
+    private readonly SmQueue _unacked = new();
     private readonly Timer _timer;
     private ISmConnection? _connection;
     private ISessionTransport _last;
-    /// <summary>The client's last h: how many of our stanzas it handled (mod 2^32).</summary>
-    private uint _acked;
     private int _sinceRequest;
     private bool _ended;
     /// <summary>&lt;enabled/&gt; is written: stanzas sent before it wait for it (the client counts from there).</summary>
@@ -130,15 +128,7 @@ public sealed class SmSession : ISessionTransport
         lock (_lock) return AcknowledgeLocked(h, out sent);
     }
 
-    private bool AcknowledgeLocked(uint h, out uint sent)
-    {
-        sent = unchecked(_acked + (uint)_unacked.Count);
-        var count = unchecked(h - _acked);
-        if (count > (uint)_unacked.Count) return false;
-        for (var i = 0u; i < count; i++) _unacked.Dequeue();
-        _acked = h;
-        return true;
-    }
+    private bool AcknowledgeLocked(uint h, out uint sent) => _unacked.Acknowledge(h, out sent);
 
     /// <summary>An ack for the client's &lt;r/&gt;.</summary>
     public Element Ack() => new Element("a", Ns).SetAttribute("h", Handled.ToString(System.Globalization.CultureInfo.InvariantCulture));
@@ -218,8 +208,7 @@ public sealed class SmSession : ISessionTransport
             if (_ended) return;
             _ended = true;
             _connection = null;
-            unacked = [.. _unacked];
-            _unacked.Clear();
+            unacked = _unacked.TakeAll();
         }
         await _timer.DisposeAsync();
         _registry.Forget(this);
