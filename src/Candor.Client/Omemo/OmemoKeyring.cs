@@ -114,7 +114,7 @@ public sealed class OmemoKeyring(string account, string? busAddress = null)
     private async Task<Bus> ConnectAsync(CancellationToken cancellation)
     {
         var address = busAddress ?? Environment.GetEnvironmentVariable("DBUS_SESSION_BUS_ADDRESS");
-        if (string.IsNullOrEmpty(address)) throw new OmemoKeyringUnavailableException("no D-Bus session bus (DBUS_SESSION_BUS_ADDRESS is not set)");
+        if (string.IsNullOrEmpty(address)) throw new OmemoKeyringUnavailableException("the OS keyring is unreachable: no D-Bus session bus (DBUS_SESSION_BUS_ADDRESS is not set)");
         var connection = new DBusConnection(address);
         try
         {

@@ -190,7 +190,7 @@ public sealed class OmemoStateFile(string path, string? passphrase, string keyFi
             case SecretService:
                 try
                 {
-                    return await (keyring ?? throw new OmemoKeyringUnavailableException("this program has no OS keyring access"))
+                    return await (keyring ?? throw new OmemoKeyringUnavailableException("this program was given no OS keyring"))
                         .ReadKeyAsync(path, cancellation);
                 }
                 catch (OmemoException e)
