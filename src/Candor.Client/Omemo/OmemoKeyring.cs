@@ -38,13 +38,13 @@ public sealed class OmemoKeyring(string account, string? busAddress = null)
     {
         using var bus = await ConnectAsync(cancellation);
         var session = await bus.OpenSessionAsync();
-        var collection = await bus.CallAsync(ServicePath, ServiceInterface, "ReadAlias", "s", w => w.WriteString("default"),
+        var collection = await bus.CallAsync(ServicePath, ServiceInterface, "ReadAlias", "s", (ref MessageWriter w) => w.WriteString("default"),
             (m, _) => m.GetBodyReader().ReadObjectPathAsString());
         if (collection == NoObject)
             throw new OmemoException("the OS keyring has no default collection to hold the key (create one, e.g. a 'login' keyring, or set CANDOR_OMEMO_KEY=file)");
         await bus.UnlockAsync(collection, PromptTimeout, cancellation);
         var key = RandomNumberGenerator.GetBytes(32);
-        var (item, prompt) = await bus.CallAsync(collection, CollectionInterface, "CreateItem", "a{sv}(oayays)b", w =>
+        var (item, prompt) = await bus.CallAsync(collection, CollectionInterface, "CreateItem", "a{sv}(oayays)b", (ref MessageWriter w) =>
         {
             w.WriteDictionary(new Dictionary<string, VariantValue>
             {
@@ -69,7 +69,7 @@ public sealed class OmemoKeyring(string account, string? busAddress = null)
     {
         using var bus = await ConnectAsync(cancellation);
         var session = await bus.OpenSessionAsync();
-        var (unlocked, locked) = await bus.CallAsync(ServicePath, ServiceInterface, "SearchItems", "a{ss}", w => WriteAttributes(w, Attributes(stateFile)),
+        var (unlocked, locked) = await bus.CallAsync(ServicePath, ServiceInterface, "SearchItems", "a{ss}", (ref MessageWriter w) => WriteAttributes(ref w, Attributes(stateFile)),
             (m, _) => { var r = m.GetBodyReader(); return (r.ReadArrayOfObjectPath(), r.ReadArrayOfObjectPath()); });
         string item;
         if (unlocked.Length > 0) item = unlocked[0].ToString();
@@ -79,7 +79,7 @@ public sealed class OmemoKeyring(string account, string? busAddress = null)
             await bus.UnlockAsync(item, PromptTimeout, cancellation);
         }
         else throw new OmemoException($"the OS keyring holds no item '{Label}' (application=candor, account={account}, file={stateFile}): it was deleted, or this is another keyring");
-        var key = await bus.CallAsync(item, ItemInterface, "GetSecret", "o", w => w.WriteObjectPath(session), (m, _) =>
+        var key = await bus.CallAsync(item, ItemInterface, "GetSecret", "o", (ref MessageWriter w) => w.WriteObjectPath(session), (m, _) =>
         {
             var r = m.GetBodyReader();
             r.AlignStruct();
@@ -99,7 +99,7 @@ public sealed class OmemoKeyring(string account, string? busAddress = null)
         ["file"] = Path.GetFullPath(stateFile),
     };
 
-    private static void WriteAttributes(MessageWriter writer, Dictionary<string, string> attributes)
+    private static void WriteAttributes(ref MessageWriter writer, Dictionary<string, string> attributes)
     {
         var start = writer.WriteDictionaryStart();
         foreach (var (name, value) in attributes)
@@ -138,18 +138,26 @@ public sealed class OmemoKeyring(string account, string? busAddress = null)
         }
     }
 
+    /// <summary>Writes a call's arguments: by reference, as the writer is a struct that counts what was written.</summary>
+    private delegate void BodyWriter(ref MessageWriter writer);
+
     /// <summary>One connection to the bus and the calls made on it.</summary>
     private sealed class Bus(DBusConnection connection) : IDisposable
     {
-        public async Task<T> CallAsync<T>(string path, string @interface, string member, string? signature, Action<MessageWriter>? body,
+        public async Task<T> CallAsync<T>(string path, string @interface, string member, string? signature, BodyWriter? body,
             MessageValueReader<T> reader)
         {
             MessageBuffer message;
-            using (var writer = connection.GetMessageWriter())
+            var writer = connection.GetMessageWriter();
+            try
             {
                 writer.WriteMethodCallHeader(Service, path, @interface, member, signature, MessageFlags.None);
-                body?.Invoke(writer);
+                body?.Invoke(ref writer);
                 message = writer.CreateMessage();
+            }
+            finally
+            {
+                writer.Dispose();
             }
             try
             {
@@ -162,14 +170,14 @@ public sealed class OmemoKeyring(string account, string? busAddress = null)
         }
 
         public Task<string> OpenSessionAsync() =>
-            CallAsync(ServicePath, ServiceInterface, "OpenSession", "sv", w => { w.WriteString("plain"); w.WriteVariantString(""); },
+            CallAsync(ServicePath, ServiceInterface, "OpenSession", "sv", (ref MessageWriter w) => { w.WriteString("plain"); w.WriteVariantString(""); },
                 (m, _) => { var r = m.GetBodyReader(); r.ReadVariantValue(); return r.ReadObjectPathAsString(); });
 
         /// <summary>Unlocks a collection or item, through the service's own password prompt when it needs one. A
         /// prompt needs a display; without one (headless) this fails at once rather than wait for nobody.</summary>
         public async Task UnlockAsync(string path, TimeSpan promptTimeout, CancellationToken cancellation)
         {
-            var prompt = await CallAsync(ServicePath, ServiceInterface, "Unlock", "ao", w => w.WriteArray(new ObjectPath[] { path }),
+            var prompt = await CallAsync(ServicePath, ServiceInterface, "Unlock", "ao", (ref MessageWriter w) => w.WriteArray(new ObjectPath[] { path }),
                 (m, _) => { var r = m.GetBodyReader(); r.ReadArrayOfObjectPath(); return r.ReadObjectPathAsString(); });
             if (prompt == NoObject) return;
             if (string.IsNullOrEmpty(Environment.GetEnvironmentVariable("DISPLAY")) && string.IsNullOrEmpty(Environment.GetEnvironmentVariable("WAYLAND_DISPLAY")))
@@ -186,7 +194,7 @@ public sealed class OmemoKeyring(string account, string? busAddress = null)
                     if (n.HasValue) completed.TrySetResult(n.Value);
                     else if (n.IsCompletion) completed.TrySetException(new OmemoException($"the OS keyring's prompt ended without an answer ({n.CompletionReason})"));
                 }, ObserverFlags.None, false, null);
-            await CallAsync(prompt, PromptInterface, "Prompt", "s", w => w.WriteString(""), (_, _) => true);
+            await CallAsync(prompt, PromptInterface, "Prompt", "s", (ref MessageWriter w) => w.WriteString(""), (_, _) => true);
             bool dismissed;
             try
             {
