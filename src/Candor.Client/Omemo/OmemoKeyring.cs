@@ -124,17 +124,11 @@ public sealed class OmemoKeyring(string account, string? busAddress = null)
             await bus.CallAsync(ServicePath, "org.freedesktop.DBus.Peer", "Ping", null, null, (_, _) => true).WaitAsync(Timeout, cancellation);
             return bus;
         }
-        catch (Exception e) when (e is DBusConnectionException or DBusErrorReplyException or TimeoutException or IOException or System.Net.Sockets.SocketException)
+        catch (Exception e) when (e is not OperationCanceledException)
         {
             connection.Dispose();
-            var reason = e switch
-            {
-                TimeoutException => $"no answer within {Timeout.TotalSeconds:0} s",
-                DBusErrorReplyException { ErrorName: "org.freedesktop.DBus.Error.ServiceUnknown" } => "no Secret Service (gnome-keyring, KWallet, KeePassXC) on the D-Bus session bus",
-                DBusErrorReplyException r => r.ErrorMessage,
-                _ => e.Message,
-            };
-            throw new OmemoKeyringUnavailableException($"the OS keyring is unreachable: {reason}");
+            throw e as OmemoKeyringUnavailableException ?? new OmemoKeyringUnavailableException(
+                $"the OS keyring is unreachable: {(e is TimeoutException ? $"no answer within {Timeout.TotalSeconds:0} s" : e.Message)}");
         }
     }
 
@@ -163,9 +157,17 @@ public sealed class OmemoKeyring(string account, string? busAddress = null)
             {
                 return await connection.CallMethodAsync(message, reader);
             }
-            catch (DBusErrorReplyException e) when (e.ErrorName is not ("org.freedesktop.DBus.Error.ServiceUnknown" or "org.freedesktop.DBus.Error.NoReply"))
+            catch (DBusErrorReplyException e) when (e.ErrorName == "org.freedesktop.DBus.Error.ServiceUnknown")
+            {
+                throw new OmemoKeyringUnavailableException("the OS keyring is unreachable: no Secret Service (gnome-keyring, KWallet, KeePassXC) on the D-Bus session bus");
+            }
+            catch (DBusErrorReplyException e)
             {
                 throw new OmemoException($"the OS keyring refused {member}: {e.ErrorMessage} ({e.ErrorName})");
+            }
+            catch (Exception e) when (e is not (OmemoException or OperationCanceledException))
+            {
+                throw new OmemoKeyringUnavailableException($"the OS keyring is unreachable: {e.Message}");
             }
         }
 

@@ -109,9 +109,6 @@ public sealed class OmemoStateFile(string path, string? passphrase, string keyFi
 
     public string Path => path;
 
-    /// <summary>How the file is sealed ("pbkdf2-sha256", "secret-service" or "keyfile"), once loaded or created.</summary>
-    public string? Sealing => _kdf;
-
     /// <summary>Opens the state, or makes a new one and its key (a new keyring item or key file) when there is no file.</summary>
     public async Task<OmemoState> LoadOrCreateAsync(CancellationToken cancellation = default)
     {
