@@ -13,6 +13,15 @@
 # messages/s in total. None of the three archives the messages (the peers keep no archive by default; Candor runs
 # with ArchiveDefault=never), so the figures are routing, TLS and federation. The figure that survives a shared
 # machine is CPU time per delivered message (utime+stime of both server processes), printed per server and for both.
+#
+# Then, on the same servers, a throughput run ("RESULT NAME-throughput"): S2B_TP_PAIRS (16) sender/receiver pairs, each
+# sender on the first server with at most S2B_TP_WINDOW (16) messages not yet delivered to its receiver on the second,
+# for S2B_TP_DURATION (20) s, the first 3 s left out; delivered msg/s, lost, duplicates, and the CPU of both servers per
+# message delivered in the measured window. Python caps itself at a few thousand messages/s, so this load comes from
+# the shared C# load generator (../shared/xmpp-bench/loadgen), built from a copy in $S2B_RUN with edits checked below:
+# user uI connects to the first server when I is odd and to the second when even (host, port, domain each), only the
+# first server's users send (pairs u1->u2, u3->u4, ...), and the server CPU it samples is the sum over both processes.
+# loadgen_cpu_pct says whether the generator itself was the limit. S2B_THROUGHPUT=0 leaves the throughput run out.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 RUN=${S2B_RUN:-/tmp/s2s-bench-run}
@@ -20,6 +29,11 @@ USERS=${S2B_USERS:-4}
 MESSAGES=${S2B_MESSAGES:-5000}
 RATE=${S2B_RATE:-1000}
 DNS_PORT=15353
+TP_PAIRS=${S2B_TP_PAIRS:-16} TP_WINDOW=${S2B_TP_WINDOW:-16} TP_DURATION=${S2B_TP_DURATION:-20} THROUGHPUT=${S2B_THROUGHPUT:-1}
+# Accounts u1..uN on each server: the paced load's senders and receivers, and the throughput run's pairs.
+ACCOUNTS=$(( USERS > 2 * TP_PAIRS ? USERS : 2 * TP_PAIRS ))
+# ../shared beside the main repository; ../../shared from a worktree under /work/wt.
+HARNESS=${XB_HARNESS:-$( [ -d "$ROOT/../shared/xmpp-bench" ] && echo "$ROOT/../shared/xmpp-bench" || echo "$ROOT/../../shared/xmpp-bench")}
 targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=(candor prosody ejabberd)
 say() { echo "s2s-compare: $*" >&2; }
@@ -31,13 +45,70 @@ fake_dns() { /usr/bin/python3 "$ROOT/bench/fake_dns.py" $DNS_PORT "$@" & dns_pid
 load() { /usr/bin/python3 "$ROOT/bench/s2s_load.py" "$@" --users "$USERS" --messages "$MESSAGES" --rate "$RATE"; }
 mkdir -p "$RUN"
 
+build_loadgen() {
+    local lg=$RUN/loadgen-src
+    rm -rf "$lg" && cp -r "$HARNESS/loadgen" "$lg" && rm -rf "$lg/bin" "$lg/obj"
+    sed -i 's/await Resolve(_o.Host)/await Resolve(S2sPlacement.Host(UserIndex, _o.Host))/' "$lg/XmppClient.cs"
+    sed -i 's/new IPEndPoint(addr, _o.Port)/new IPEndPoint(addr, S2sPlacement.Port(UserIndex, _o.Port))/' "$lg/XmppClient.cs"
+    sed -i "s/stream:stream to='{_o.Domain}'/stream:stream to='{S2sPlacement.Domain(UserIndex, _o.Domain)}'/" "$lg/XmppClient.cs"
+    sed -i 's/TargetHost = _o.Domain,/TargetHost = S2sPlacement.Domain(UserIndex, _o.Domain),/' "$lg/XmppClient.cs"
+    sed -i 's/^\( *\)var s = new SenderState { C = c,/\1if (!S2sPlacement.Sends(c.UserIndex)) continue;\n&/' "$lg/Program.cs"
+    sed -i 's/public static double CpuSeconds(int pid)$/public static double CpuSeconds(int pid) => S2sPlacement.Sum(pid, CpuSecondsOf);\n    static double CpuSecondsOf(int pid)/' "$lg/Program.cs"
+    [ "$(grep -c 'S2sPlacement\.' "$lg/XmppClient.cs")" = 4 ] && grep -q 'S2sPlacement.Sends' "$lg/Program.cs" \
+        && grep -q 'S2sPlacement.Sum' "$lg/Program.cs" \
+        || { say "the shared load generator changed; update the edits in build_loadgen"; return 1; }
+    cat >"$lg/S2sPlacement.cs" <<'CS'
+namespace LoadGen;
+
+/// <summary>bench/s2s-compare.sh: odd users on the first server, even users on the second; the first server's send.</summary>
+static class S2sPlacement
+{
+    static readonly string[] Hosts = Parse("S2B_HOSTS"), Domains = Parse("S2B_DOMAINS");
+    static readonly int[] Ports = Parse("S2B_PORTS").Select(int.Parse).ToArray();
+    static readonly int[] Pids = Parse("S2B_PIDS").Select(int.Parse).ToArray();
+
+    static string[] Parse(string name) =>
+        (Environment.GetEnvironmentVariable(name) ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries);
+
+    static int Side(int user) => (user - 1) % 2;
+    public static string Host(int user, string fallback) => Hosts.Length == 2 ? Hosts[Side(user)] : fallback;
+    public static int Port(int user, int fallback) => Ports.Length == 2 ? Ports[Side(user)] : fallback;
+    public static string Domain(int user, string fallback) => Domains.Length == 2 ? Domains[Side(user)] : fallback;
+    public static bool Sends(int user) => Side(user) == 0;
+    public static double Sum(int pid, Func<int, double> of) => Pids.Length == 0 ? of(pid) : Pids.Sum(of);
+}
+CS
+    dotnet build "$lg" -c Release -o "$RUN/loadgen-bin" >"$RUN/loadgen-build.log" 2>&1 || { cat "$RUN/loadgen-build.log" >&2; return 1; }
+}
+
+# throughput NAME HOST_A PORT_A DOMAIN_A HOST_B PORT_B DOMAIN_B PID_A PID_B: the windowed run, one RESULT line.
+throughput() {
+    [ "$THROUGHPUT" = 1 ] || return 0
+    local name=$1 json=$RUN/$1-throughput.json
+    rm -f "$json"
+    S2B_HOSTS=$2,$5 S2B_PORTS=$3,$6 S2B_DOMAINS=$4,$7 S2B_PIDS=$8,$9 dotnet "$RUN/loadgen-bin/loadgen.dll" --tls \
+        --users $((2 * TP_PAIRS)) --pattern pairs --window "$TP_WINDOW" --duration "$TP_DURATION" --warmup 3 --drain 10 \
+        --server-pid "$8" --label "$name" --json-out "$json" --quiet >"$RUN/$name-throughput.log" 2>&1 || true
+    [ -s "$json" ] || { say "$name throughput run failed:"; cat "$RUN/$name-throughput.log" >&2; return 0; }
+    /usr/bin/python3 - "$json" "$name" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+print(f"RESULT {sys.argv[2]}-throughput pairs={d['senders']} window={d['window']} sent={d['sent']} delivered={d['delivered']} "
+      f"lost={d['lost']} duplicates={d['duplicates']} bounced={d['bounced']} stalled={d['stalled_senders']} "
+      f"delivered_per_s={d['delivered_per_s']} cpu_both_us_per_msg={d['server_cpu_us_per_msg']} "
+      f"servers_cpu_pct={d['server_cpu_pct']} loadgen_cpu_pct={d['loadgen_cpu_pct']} "
+      f"lat_ms_p50={d['lat_ms_p50']} lat_ms_p99={d['lat_ms_p99']}", flush=True)
+PY
+}
+if [ "$THROUGHPUT" = 1 ]; then build_loadgen; fi
+
 candor_pair() {
     dotnet build "$ROOT/src/Candor" -c Release -o "$RUN/candor-bin" >"$RUN/candor-build.log" 2>&1 \
         || { cat "$RUN/candor-build.log" >&2; return 1; }
     local pids=() name c2s s2s other
     for name in ca cb; do
         rm -rf "${RUN:?}/$name"; mkdir -p "$RUN/$name"
-        for i in $(seq "$USERS"); do
+        for i in $(seq "$ACCOUNTS"); do
             dotnet "$RUN/candor-bin/candor.dll" user add "u$i@$name.bench" --password pw --data "$RUN/$name/data" --domain "$name.bench" >/dev/null
         done
     done
@@ -50,6 +121,7 @@ candor_pair() {
         wait_port 127.0.0.1 $c2s || { cat "$RUN/$name/log" >&2; stop "${pids[@]}"; return 1; }
     done
     load 17222 ca.bench 17223 cb.bench "${pids[0]}" "${pids[1]}" | sed 's/^RESULT/RESULT candor/' || true
+    throughput candor 127.0.0.1 17222 ca.bench 127.0.0.1 17223 cb.bench "${pids[0]}" "${pids[1]}"
     stop "${pids[@]}"
 }
 
@@ -91,7 +163,7 @@ ssl = { certificate = "$d/bench.crt"; key = "$d/bench.key" }
 VirtualHost "$name.bench"
 EOF
         chown -R prosody:prosody "$d"
-        for i in $(seq "$USERS"); do
+        for i in $(seq "$ACCOUNTS"); do
             setpriv --reuid=prosody --regid=prosody --init-groups prosodyctl --config "$d/prosody.cfg.lua" register "u$i" "$name.bench" pw
         done
         (cd "$d" && exec setsid setpriv --reuid=prosody --regid=prosody --init-groups \
@@ -102,6 +174,7 @@ EOF
     done
     load 15222 pa.bench 15222 pb.bench "${pids[0]}" "${pids[1]}" --host-a 127.0.0.2 --host-b 127.0.0.3 \
         | sed 's/^RESULT/RESULT prosody/' || true
+    throughput prosody 127.0.0.2 15222 pa.bench 127.0.0.3 15222 pb.bench "${pids[0]}" "${pids[1]}"
     stop "${pids[@]}" "$dns_pid"
 }
 
@@ -165,12 +238,13 @@ EOF
         chown -R ejabberd:ejabberd "$d"
         ejctl "$d" start
         wait_port $address 15222 || { tail "$d"/logs/* >&2; return 1; }
-        for i in $(seq "$USERS"); do ejctl "$d" register "u$i" "$name.bench" pw >/dev/null; done
+        for i in $(seq "$ACCOUNTS"); do ejctl "$d" register "u$i" "$name.bench" pw >/dev/null; done
         for _ in $(seq 50); do [ -s "$d/ejabberd.pid" ] && break; sleep 0.1; done
         pids+=("$(tr -dc 0-9 <"$d/ejabberd.pid")")
     done
     load 15222 ea.bench 15222 eb.bench "${pids[0]}" "${pids[1]}" --host-a 127.0.0.4 --host-b 127.0.0.5 \
         | sed 's/^RESULT/RESULT ejabberd/' || true
+    throughput ejabberd 127.0.0.4 15222 ea.bench 127.0.0.5 15222 eb.bench "${pids[0]}" "${pids[1]}"
     for name in ea eb; do ejctl "$RUN/$name" stop >/dev/null || true; done
     stop "${pids[@]}" "$dns_pid"
 }

@@ -28,6 +28,7 @@ public sealed class CandorServer : IAsyncLifetime, IAsyncDisposable, IC2sServer
     private readonly IReadOnlyList<string> _extraArguments;
     private readonly IReadOnlyDictionary<string, string?>? _environment;
     private readonly int _fileLimit;
+    private readonly int _s2sPort;
     private ChildProcess? _process;
     private string _finalOutput = "";
     private string _command = "";
@@ -40,9 +41,11 @@ public sealed class CandorServer : IAsyncLifetime, IAsyncDisposable, IC2sServer
     }
 
     private CandorServer(ITestOutputHelper? log, IReadOnlyList<string>? extraArguments = null,
-        IReadOnlyDictionary<string, string?>? environment = null, int fileLimit = 0)
+        IReadOnlyDictionary<string, string?>? environment = null, int fileLimit = 0, string domain = Domain, int s2sPort = 0)
     {
         _log = log;
+        ServedDomain = domain;
+        _s2sPort = s2sPort;
         _extraArguments = extraArguments ?? [];
         _environment = environment;
         _fileLimit = fileLimit;
@@ -50,6 +53,8 @@ public sealed class CandorServer : IAsyncLifetime, IAsyncDisposable, IC2sServer
     }
 
     public string DataDirectory { get; }
+    /// <summary>The XMPP domain this server serves (<see cref="Domain"/> unless started with another).</summary>
+    public string ServedDomain { get; }
     /// <summary>The server's process id (under prlimit too: prlimit execs the command).</summary>
     public int ProcessId => _process?.Id ?? throw new InvalidOperationException("the server is not running");
     public int C2sPort { get; private set; }
@@ -64,7 +69,7 @@ public sealed class CandorServer : IAsyncLifetime, IAsyncDisposable, IC2sServer
         get
         {
             using var certificate = System.Security.Cryptography.X509Certificates.X509Certificate2.CreateFromPem(
-                File.ReadAllText(Path.Combine(DataDirectory, "tls", "localhost.crt")));
+                File.ReadAllText(Path.Combine(DataDirectory, "tls", ServedDomain + ".crt")));
             return certificate.GetCertHashString(System.Security.Cryptography.HashAlgorithmName.SHA256);
         }
     }
@@ -79,12 +84,13 @@ public sealed class CandorServer : IAsyncLifetime, IAsyncDisposable, IC2sServer
     /// <summary>
     /// Starts a server; <paramref name="extraArguments"/> are added to <c>candor serve</c> (e.g. --policy FILE),
     /// <paramref name="environment"/> to its environment (settings as <c>CANDOR__NAME</c>); a <paramref name="fileLimit"/>
-    /// runs it under <c>prlimit --nofile</c> with that many file descriptors.
+    /// runs it under <c>prlimit --nofile</c> with that many file descriptors. A federation test names the
+    /// <paramref name="domain"/> and, when a peer must know it before the start, the <paramref name="s2sPort"/>.
     /// </summary>
     public static async Task<CandorServer> StartAsync(ITestOutputHelper? log = null, IReadOnlyList<string>? extraArguments = null,
-        IReadOnlyDictionary<string, string?>? environment = null, int fileLimit = 0)
+        IReadOnlyDictionary<string, string?>? environment = null, int fileLimit = 0, string domain = Domain, int s2sPort = 0)
     {
-        var server = new CandorServer(log, extraArguments, environment, fileLimit);
+        var server = new CandorServer(log, extraArguments, environment, fileLimit, domain, s2sPort);
         try
         {
             await server.StartAsync();
@@ -109,9 +115,9 @@ public sealed class CandorServer : IAsyncLifetime, IAsyncDisposable, IC2sServer
         {
             // Every listener on a free port: two servers must never meet on a default port (5281).
             var ports = FreePorts.Take(5);
-            (C2sPort, TlsPort, HttpPort, HttpsPort, S2sPort) = (ports[0], ports[1], ports[2], ports[3], ports[4]);
+            (C2sPort, TlsPort, HttpPort, HttpsPort, S2sPort) = (ports[0], ports[1], ports[2], ports[3], _s2sPort > 0 ? _s2sPort : ports[4]);
             string[] serve = [Launcher.DotnetHost, Launcher.CandorDll,
-                "serve", "--domain", Domain, "--data", DataDirectory,
+                "serve", "--domain", ServedDomain, "--data", DataDirectory,
                 "--c2s-port", C2sPort.ToString(), "--tls-port", TlsPort.ToString(),
                 "--http-port", HttpPort.ToString(), "--https-port", HttpsPort.ToString(), "--s2s-port", S2sPort.ToString(), "--bind", Host, .. _extraArguments];
             if (_fileLimit > 0) serve = [Tools.RequireCommand("prlimit", "util-linux"), $"--nofile={_fileLimit}:{_fileLimit}", "--", .. serve];
@@ -169,7 +175,7 @@ public sealed class CandorServer : IAsyncLifetime, IAsyncDisposable, IC2sServer
     /// <summary><c>candor user add JID --password PW --data DIR</c>; exit code 0 required.</summary>
     public async Task AddUserAsync(string jid, string password)
     {
-        var result = await RunCliAsync("user", "add", jid, "--password", password);
+        var result = await RunCliAsync("user", "add", jid, "--password", password, "--domain", ServedDomain);
         Assert.True(result.Succeeded, $"candor user add {jid} failed\n{result.Describe()}\n{Transcript}");
         _log?.WriteLine($"added user {jid}");
     }
