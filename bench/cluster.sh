@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One Candor node against a three-node Candor cluster (issue 20 part 4, docs/CLUSTER.md "Cost model"), loopback only.
 #
-#   bench/cluster.sh [--write] [messaging] [idle]          default: both
+#   bench/cluster.sh [--write] [messaging] [idle] [accounts]     default: messaging idle
 #
 # Every setup runs on freshly started nodes sharing one private PostgreSQL (initdb under $XB_RUN/cluster-pg, on a
 # free port, never the system service; kept between runs with its accounts):
@@ -12,10 +12,12 @@
 #   (20) s, then XB_LAT_RATE (2000) msg/s in total for XB_LAT_DURATION (20) s; server CPU is the sum over all nodes.
 # idle: three nodes, XB_CLUSTER_IDLE (18000) logins per node at XB_IDLE_RATE (200)/s each, from three load
 #   generators at once (one process may hold only 20000 files), held XB_IDLE_HOLD (30) s; RSS per node.
+# accounts: only creates the 3 x XB_CLUSTER_IDLE accounts idle needs (kept in the database for later runs).
 #
 # The load generator is ../shared/xmpp-bench/loadgen, built from a copy in $XB_RUN with two edits (checked below):
 # connection i goes to the node its user is placed on (XB_NODE_PORTS, XB_PLACEMENT), and the server CPU it
 # samples is the sum over XB_SERVER_PIDS. The table is printed and, with --write, appended to docs/PERFORMANCE.md.
+# XB_REUSE_BUILD=1 skips both builds when a previous run left them (a second scenario right after the first).
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # ../shared beside the main repository; ../../shared from a worktree under /work/wt.
@@ -31,8 +33,8 @@ scenarios=()
 for a in "$@"; do
     case "$a" in
         --write) write=1 ;;
-        messaging | idle) scenarios+=("$a") ;;
-        *) echo "usage: bench/cluster.sh [--write] [messaging] [idle]" >&2; exit 2 ;;
+        messaging | idle | accounts) scenarios+=("$a") ;;
+        *) echo "usage: bench/cluster.sh [--write] [messaging] [idle] [accounts]" >&2; exit 2 ;;
     esac
 done
 [ ${#scenarios[@]} -gt 0 ] || scenarios=(messaging idle)
@@ -40,15 +42,18 @@ mkdir -p "$STATE"
 results=$STATE/results-$(date +%Y%m%d-%H%M%S)
 mkdir -p "$results"
 
-# ---- builds ----
-dotnet build "$ROOT/src/Candor" -c Release -o "$STATE/candor-bin" >/dev/null
-lg=$STATE/loadgen-src
-rm -rf "$lg" && cp -r "$HARNESS/loadgen" "$lg" && rm -rf "$lg/bin" "$lg/obj"
-sed -i 's/new IPEndPoint(addr, _o.Port)/new IPEndPoint(addr, Placement.Port(UserIndex, _o.Port))/' "$lg/XmppClient.cs"
-sed -i 's/public static double CpuSeconds(int pid)$/public static double CpuSeconds(int pid) => Placement.Sum(pid, CpuSecondsOf);\n    static double CpuSecondsOf(int pid)/' "$lg/Program.cs"
-grep -q 'Placement.Port' "$lg/XmppClient.cs" && grep -q 'Placement.Sum' "$lg/Program.cs" \
-    || { echo "bench/cluster.sh: the shared load generator changed; update the two edits above" >&2; exit 1; }
-cat >"$lg/Placement.cs" <<'EOF'
+table=$results/table.txt
+
+# ---- builds (XB_REUSE_BUILD=1: keep those of the previous run) ----
+if [ "${XB_REUSE_BUILD:-0}" != 1 ] || [ ! -f "$STATE/candor-bin/candor.dll" ] || [ ! -f "$STATE/loadgen-bin/loadgen.dll" ]; then
+    dotnet build "$ROOT/src/Candor" -c Release -o "$STATE/candor-bin" >/dev/null
+    lg=$STATE/loadgen-src
+    rm -rf "$lg" && cp -r "$HARNESS/loadgen" "$lg" && rm -rf "$lg/bin" "$lg/obj"
+    sed -i 's/new IPEndPoint(addr, _o.Port)/new IPEndPoint(addr, Placement.Port(UserIndex, _o.Port))/' "$lg/XmppClient.cs"
+    sed -i 's/public static double CpuSeconds(int pid)$/public static double CpuSeconds(int pid) => Placement.Sum(pid, CpuSecondsOf);\n    static double CpuSecondsOf(int pid)/' "$lg/Program.cs"
+    grep -q 'Placement.Port' "$lg/XmppClient.cs" && grep -q 'Placement.Sum' "$lg/Program.cs" \
+        || { echo "bench/cluster.sh: the shared load generator changed; update the two edits above" >&2; exit 1; }
+    cat >"$lg/Placement.cs" <<'EOF'
 namespace LoadGen;
 
 /// <summary>bench/cluster.sh: the node each user connects to, and the processes that make up the server.</summary>
@@ -68,7 +73,8 @@ static class Placement
     public static double Sum(int pid, Func<int, double> of) => Pids.Length == 0 ? of(pid) : Pids.Sum(of);
 }
 EOF
-dotnet build "$lg" -c Release -o "$STATE/loadgen-bin" >/dev/null
+    dotnet build "$lg" -c Release -o "$STATE/loadgen-bin" >/dev/null
+fi
 LOADGEN=(dotnet "$STATE/loadgen-bin/loadgen.dll")
 
 # ---- PostgreSQL, private ----
@@ -83,7 +89,7 @@ if [ ! -f "$PG/data/PG_VERSION" ]; then
 fi
 if ! as_pg "$PGBIN/pg_ctl" -D "$PG/data" status >/dev/null 2>&1; then
     PGPORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-    as_pg "$PGBIN/pg_ctl" -D "$PG/data" -l "$PG/log" -w -t 60 -o "-p $PGPORT -k $PG -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=300" start >/dev/null
+    as_pg "$PGBIN/pg_ctl" -D "$PG/data" -l "$PG/log" -w -t 60 -o "-p $PGPORT -k $PG -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=800" start >/dev/null
     echo "$PGPORT" >"$STATE/pg-port"
 fi
 PGPORT=$(cat "$STATE/pg-port")
@@ -113,37 +119,43 @@ start_nodes() {
             --http-port -1 --https-port -1 --s2s-port -1 --allow-plaintext --allow-registration --log-level Warning \
             "${extra[@]}" >"$data/log" 2>&1 &
         PIDS+=($!) PORTS+=("$port")
-        for _ in $(seq 1 600); do
-            grep -q "Cluster node .*linked to $((i - 1)) other" "$data/log" 2>/dev/null && break
-            [ "$cluster" = 0 ] && (exec 3<>/dev/tcp/127.0.0.1/"$port") 2>/dev/null && break
+        local ready=0
+        for _ in $(seq 1 3000); do
+            grep -q "Cluster node .*linked to $((i - 1)) other" "$data/log" 2>/dev/null && { ready=1; break; }
+            [ "$cluster" = 0 ] && (exec 3<>/dev/tcp/127.0.0.1/"$port") 2>/dev/null && { ready=1; break; }
             kill -0 "${PIDS[-1]}" 2>/dev/null || { cat "$data/log" >&2; exit 1; }
             sleep 0.2
         done
+        # A node not ready after 10 minutes (a starved machine) would leave its share of the load unmeasured.
+        [ $ready = 1 ] || { echo "bench/cluster.sh: node $i not ready after 600 s" >&2; cat "$data/log" >&2; exit 1; }
     done
     sleep 5
 }
 csv() { local IFS=,; echo "$*"; }
 # CPU % (of one core) all nodes use over 10 s with no client: Orleans' membership probes, timers and the rest.
 cpu_ticks() { local t=0 pid; for pid in "${PIDS[@]}"; do t=$((t + $(awk '{print $14 + $15}' /proc/"$pid"/stat))); done; echo $t; }
-idle_cpu() { local a b; a=$(cpu_ticks); sleep 10; b=$(cpu_ticks); echo $(( (b - a) * 100 / $(getconf CLK_TCK) / 10 )); }
+idle_cpu() { local a b; a=$(cpu_ticks); sleep 10; b=$(cpu_ticks); awk -v t=$((b - a)) -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.1f", t * 100 / hz / 10 }'; }
 json() { python3 -c "import json,sys; d=json.load(open(sys.argv[1])); print(' '.join(str(d.get(k)) for k in sys.argv[2:]))" "$@"; }
 
-# Accounts u1..uN in the shared database, registered once (XEP-0077 from loopback).
+# Accounts u1..uN (password pw) in the shared database, created once and kept: `candor user add --from-file`, the
+# operator's bulk import (the server's SCRAM iterations, derived on every core, 1000 accounts per transaction).
 register() {
     local want=$1 have=0
     [ -f "$STATE/registered" ] && have=$(cat "$STATE/registered")
     [ "$have" -ge "$want" ] && return
-    start_nodes 1 0
-    "${LOADGEN[@]}" --port "${PORTS[0]}" --users "$want" --register --connect-rate 400 --quiet >"$results/register.json"
+    local list=$STATE/accounts.txt started=$SECONDS
+    seq $((have + 1)) "$want" | sed 's/^/u/; s/$/:pw/' >"$list"
+    # Exit code 3: some existed already (an earlier run stopped before recording its count); they are kept.
+    dotnet "$STATE/candor-bin/candor.dll" user add --from-file "$list" --data "$STATE/admin" >"$results/accounts.log" 2>&1 \
+        || [ $? = 3 ] || { cat "$results/accounts.log" >&2; exit 1; }
+    echo "accounts u$((have + 1))..u$want created in $((SECONDS - started)) s" >>"$table"
     echo "$want" >"$STATE/registered"
-    stop_nodes
 }
 
-table=$results/table.txt
 messaging() {
     register "$TP_USERS"
-    printf '%-15s %8s %10s %12s %12s %10s %10s %8s\n' setup "idle CPU" "msg/s" "CPU us/msg" "CPU us/msg" "p50 ms" "p99 ms" lost >>"$table"
-    printf '%-15s %8s %10s %12s %12s %10s %10s %8s\n' "" "(%)" "(window)" "(window)" "(${LAT_RATE}/s)" "(${LAT_RATE}/s)" "(${LAT_RATE}/s)" "" >>"$table"
+    printf '%-15s %8s %10s %12s %12s %12s %10s %10s %8s\n' setup "idle CPU" "msg/s" "CPU us/msg" "CPU us/msg" "minus idle" "p50 ms" "p99 ms" lost >>"$table"
+    printf '%-15s %8s %10s %12s %12s %12s %10s %10s %8s\n' "" "(%)" "(window)" "(window)" "(${LAT_RATE}/s)" "(${LAT_RATE}/s)" "(${LAT_RATE}/s)" "(${LAT_RATE}/s)" "" >>"$table"
     for setup in "1 node:1:0:pairs" "3 nodes local:3:1:pairs" "3 nodes split:3:1:split"; do
         IFS=: read -r name n cluster placement <<<"$setup"
         start_nodes "$n" "$cluster"
@@ -156,10 +168,14 @@ messaging() {
             --drain 10 --server-pid "${PIDS[0]}" --quiet --json-out "$results/$tag.latency.json" >/dev/null
         read -r rate cpu lost1 <<<"$(json "$results/$tag.throughput.json" delivered_per_s server_cpu_us_per_msg lost)"
         read -r lcpu p50 p99 lost2 <<<"$(json "$results/$tag.latency.json" server_cpu_us_per_msg lat_ms_p50 lat_ms_p99 lost)"
-        printf '%-15s %8s %10s %12s %12s %10s %10s %8s\n' "$name" "$idle" "$rate" "$cpu" "$lcpu" "$p50" "$p99" "$lost1+$lost2" >>"$table"
+        # The nodes' CPU with no client (idle % of one core = idle x 10,000 us per second) spread over the fixed rate's messages.
+        local net; net=$(python3 -c "print(f'{$lcpu - $idle * 10000 / $LAT_RATE:.1f}')")
+        printf '%-15s %8s %10s %12s %12s %12s %10s %10s %8s\n' "$name" "$idle" "$rate" "$cpu" "$lcpu" "$net" "$p50" "$p99" "$lost1+$lost2" >>"$table"
         stop_nodes
     done
 }
+
+accounts() { register $((3 * IDLE)); }
 
 idle() {
     register $((3 * IDLE))

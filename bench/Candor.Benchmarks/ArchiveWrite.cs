@@ -12,11 +12,13 @@ namespace Candor.Benchmarks;
 /// Producers append as fast as the writer lets them (each waits for its entry's batch when the queue is long,
 /// as the archive module does); reports entries per second and the process's CPU per entry (all threads:
 /// routing-side sealing and the writer together).
-/// <c>dotnet run -c Release --project bench/Candor.Benchmarks -- archive [entries] [producers]</c>
+/// The entries go to <c>accounts</c> accounts in pairs (the harness's throughput scenario has 200): each account's
+/// entries are one more place in the per-account index where a batch's inserts land.
+/// <c>dotnet run -c Release --project bench/Candor.Benchmarks -- archive [entries] [producers] [accounts]</c>
 /// </summary>
 public static class ArchiveWrite
 {
-    public static async Task RunAsync(int entries, int producers)
+    public static async Task RunAsync(int entries, int producers, int accounts)
     {
         var directory = Path.Combine(Path.GetTempPath(), "candor-archive-bench-" + Guid.NewGuid().ToString("n"));
         Directory.CreateDirectory(directory);
@@ -30,13 +32,13 @@ public static class ArchiveWrite
                 + "<body>xb 0123456789 u1 4711 98765432101234 Are we still on for dinner tonight? I booked the table for eight.</body>"
                 + "<stanza-id xmlns='urn:xmpp:sid:0' id='0193a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b' by='u2@localhost'/></message>";
             // A first round unmeasured, so that the figures are of compiled code (the server runs for days).
-            await AppendAsync(writer, stanza, entries / 4, producers);
+            await AppendAsync(writer, stanza, entries / 4, producers, accounts);
             var cpu = Process.GetCurrentProcess().TotalProcessorTime;
             var watch = Stopwatch.StartNew();
-            var total = await AppendAsync(writer, stanza, entries, producers);
+            var total = await AppendAsync(writer, stanza, entries, producers, accounts);
             watch.Stop();
             var used = Process.GetCurrentProcess().TotalProcessorTime - cpu;
-            Console.WriteLine($"{total} entries, {producers} producers: {total / watch.Elapsed.TotalSeconds:#,0} entries/s, "
+            Console.WriteLine($"{total} entries, {producers} producers, {accounts} accounts: {total / watch.Elapsed.TotalSeconds:#,0} entries/s, "
                 + $"{used.TotalMicroseconds / total:0.0} µs CPU per entry, {await store.CountAsync("u1")} for u1, "
                 + $"{new FileInfo(Path.Combine(directory, SqliteStorage.FileName)).Length / (double)total:0} bytes per entry (before checkpoint)");
             await writer.StopAsync();
@@ -48,17 +50,20 @@ public static class ArchiveWrite
         }
     }
 
-    private static async Task<int> AppendAsync(ArchiveWriter writer, string stanza, int entries, int producers)
+    private static async Task<int> AppendAsync(ArchiveWriter writer, string stanza, int entries, int producers, int accounts)
     {
             var perProducer = entries / producers;
             await Task.WhenAll(Enumerable.Range(0, producers).Select(p => Task.Run(async () =>
             {
                 for (var i = 0; i < perProducer; i++)
                 {
-                    var user = "u" + (p * 2 + i % 2 + 1);
-                    _ = writer.Append(new ArchiveEntry(user, Guid.CreateVersion7().ToString(), DateTimeOffset.UtcNow, "u" + (p * 2 + (i + 1) % 2 + 1) + "@localhost", stanza)
+                    // Pair k is u(2k+1) and u(2k+2); producer p writes pairs p, p + producers, ...
+                    var pair = (p + i / 2 % Math.Max(1, accounts / 2 / producers) * producers) % Math.Max(1, accounts / 2);
+                    var user = "u" + (pair * 2 + i % 2 + 1);
+                    var with = "u" + (pair * 2 + (i + 1) % 2 + 1) + "@localhost";
+                    _ = writer.Append(new ArchiveEntry(user, Guid.CreateVersion7().ToString(), DateTimeOffset.UtcNow, with, stanza)
                     {
-                        WithFull = "u" + (p * 2 + (i + 1) % 2 + 1) + "@localhost/loadgen",
+                        WithFull = with + "/loadgen",
                     });
                     await writer.Throttle();
                 }

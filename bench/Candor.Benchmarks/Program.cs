@@ -15,10 +15,11 @@ if (args is ["alloc"])
     await AllocationProbe.RunAsync();
     return;
 }
-// "archive [entries] [producers]": the archive's write path (ArchiveWrite).
+// "archive [entries] [producers] [accounts]": the archive's write path (ArchiveWrite).
 if (args is ["archive", ..])
 {
-    await ArchiveWrite.RunAsync(args.Length > 1 ? int.Parse(args[1]) : 100_000, args.Length > 2 ? int.Parse(args[2]) : 4);
+    await ArchiveWrite.RunAsync(args.Length > 1 ? int.Parse(args[1]) : 100_000, args.Length > 2 ? int.Parse(args[2]) : 4,
+        args.Length > 3 ? int.Parse(args[3]) : 8);
     return;
 }
 // "quick": a stopwatch estimate of the policy benchmarks, for trying changes fast.

@@ -29,21 +29,126 @@ internal static class UserCommand
     private static Command Add()
     {
         var common = new CommonOptions();
-        var jid = new Argument<string>("JID") { Description = "The account, e.g. alice@localhost" };
+        var jid = new Argument<string?>("JID") { Description = "The account, e.g. alice@localhost", Arity = ArgumentArity.ZeroOrOne };
         var password = new Option<string?>("--password") { Description = "The password (prompted without echo when left out)" };
-        var command = new Command("add", "Create an account");
+        var fromFile = new Option<string?>("--from-file")
+        {
+            Description = "Create many accounts: one 'user:password' (or 'user@domain:password') per line, '-' for standard input",
+        };
+        var command = new Command("add", "Create an account, or many with --from-file");
         command.Add(jid);
         command.Add(password);
+        command.Add(fromFile);
         common.AddTo(command);
-        command.SetAction(parse => Run(parse, common, parse.GetValue(jid)!, async (accounts, user, full) =>
+        command.SetAction(parse =>
         {
-            var pw = parse.GetValue(password) ?? PromptPassword($"Password for {full}: ", confirm: true);
-            if (pw is null) return Fail(ExitCodes.Usage, "a password is required");
-            if (!await accounts.CreateAsync(user, pw)) return Fail(ExitCodes.Exists, $"{full} exists already");
-            Console.WriteLine($"Created {full}.");
-            return ExitCodes.Ok;
-        }, AuditActions.AccountCreated, creates: true));
+            if (parse.GetValue(fromFile) is { } file)
+                return parse.GetValue(jid) is null && parse.GetValue(password) is null
+                    ? AddMany(common, parse, file)
+                    : Task.FromResult(Fail(ExitCodes.Usage, "--from-file takes neither a JID nor --password"));
+            if (parse.GetValue(jid) is not { } one) return Task.FromResult(Fail(ExitCodes.Usage, "a JID or --from-file is required"));
+            return Run(parse, common, one, async (accounts, user, full) =>
+            {
+                var pw = parse.GetValue(password) ?? PromptPassword($"Password for {full}: ", confirm: true);
+                if (pw is null) return Fail(ExitCodes.Usage, "a password is required");
+                if (!await accounts.CreateAsync(user, pw)) return Fail(ExitCodes.Exists, $"{full} exists already");
+                Console.WriteLine($"Created {full}.");
+                return ExitCodes.Ok;
+            }, AuditActions.AccountCreated, creates: true);
+        });
         return command;
+    }
+
+    private const int AddBatch = 1000;
+
+    /// <summary>
+    /// <c>user add --from-file</c>: the whole file is checked before anything is written; then each batch of accounts
+    /// is derived on every core and written in one transaction, with its operator-log entries in another, and one
+    /// signed head at the end.
+    /// </summary>
+    private static async Task<int> AddMany(CommonOptions common, ParseResult parse, string path)
+    {
+        ServerOptions options;
+        try
+        {
+            options = common.Load(parse);
+        }
+        catch (OptionsException e)
+        {
+            return Fail(ExitCodes.Usage, e.Message);
+        }
+        if (path != "-" && !File.Exists(path)) return Fail(ExitCodes.NotFound, $"no such file {path}");
+        var accounts = new List<(string User, string Password)>();
+        var seen = new HashSet<string>(StringComparer.Ordinal);
+        using (var reader = path == "-" ? Console.In : new StreamReader(path))
+        {
+            var number = 0;
+            while (await reader.ReadLineAsync() is { } line)
+            {
+                number++;
+                if (line.Length == 0 || line.StartsWith('#')) continue;
+                // RFC 7622 allows no ':' in a localpart or domain, so the first one ends the JID.
+                var colon = line.IndexOf(':');
+                if (colon < 0 || colon == line.Length - 1)
+                    return Fail(ExitCodes.Usage, $"{path}:{number}: expected 'user:password'");
+                if (!TryAccount(line[..colon], options, out var user, out var error))
+                    return Fail(ExitCodes.InvalidJid, $"{path}:{number}: {error}");
+                if (!seen.Add(user)) return Fail(ExitCodes.Usage, $"{path}:{number}: {user} appears twice");
+                accounts.Add((user, line[(colon + 1)..]));
+            }
+        }
+        if (accounts.Count == 0) return Fail(ExitCodes.Usage, $"{path} names no account");
+        try
+        {
+            await using var storage = await OpenStorageAsync(options, create: true);
+            var store = new AccountStore(storage, options.ScramIterations);
+            var log = AuditLog.Open(options);
+            int created = 0, existed = 0;
+            foreach (var batch in accounts.Chunk(AddBatch))
+            {
+                var added = await store.CreateManyAsync(batch);
+                if (added.Count > 0) log.AppendMany(AuditEntry.Actors.Operator, AuditActions.AccountCreated, added.Select(u => (string?)$"{u}@{options.Domain}").ToList());
+                created += added.Count;
+                if (added.Count == batch.Length) continue;
+                var addedSet = added.ToHashSet(StringComparer.Ordinal);
+                foreach (var (user, _) in batch)
+                    if (!addedSet.Contains(user))
+                    {
+                        existed++;
+                        Console.Error.WriteLine($"candor: {user}@{options.Domain} exists already");
+                    }
+            }
+            if (created > 0) log.SignHead();
+            Console.WriteLine($"Created {created} accounts" + (existed > 0 ? $"; {existed} existed already." : "."));
+            return existed > 0 ? ExitCodes.Exists : ExitCodes.Ok;
+        }
+        catch (System.Data.Common.DbException e)
+        {
+            return Fail(ExitCodes.Failure, $"storage: {e.Message}");
+        }
+        catch (KeyException e)
+        {
+            return Fail(ExitCodes.Failure, e.Message);
+        }
+    }
+
+    /// <summary>The prepared localpart of an account of this server's domain, given as user or user@domain.</summary>
+    private static bool TryAccount(string text, ServerOptions options, out string user, out string error)
+    {
+        user = error = "";
+        if (!text.Contains('@')) text += "@" + options.Domain;
+        if (!Jid.TryParse(text, out var jid) || jid.Local is null || !jid.IsBare)
+        {
+            error = $"invalid JID: '{text}' (expected user@{options.Domain})";
+            return false;
+        }
+        if (jid.Domain != options.Domain)
+        {
+            error = $"{jid} is not on this server's domain {options.Domain} (see --domain)";
+            return false;
+        }
+        user = jid.Local;
+        return true;
     }
 
     private static Command Passwd()
@@ -228,17 +333,14 @@ internal static class UserCommand
         try
         {
             var options = common.Load(parse);
-            if (!jidText.Contains('@')) jidText += "@" + options.Domain;
-            if (!Jid.TryParse(jidText, out var jid) || jid.Local is null || !jid.IsBare)
-                return Fail(ExitCodes.InvalidJid, $"invalid JID: '{jidText}' (expected user@{options.Domain})");
-            if (jid.Domain != options.Domain)
-                return Fail(ExitCodes.InvalidJid, $"{jid} is not on this server's domain {options.Domain} (see --domain)");
+            if (!TryAccount(jidText, options, out var user, out var error)) return Fail(ExitCodes.InvalidJid, error);
+            var full = $"{user}@{options.Domain}";
             await using var storage = await OpenStorageAsync(options, creates);
-            var code = await action(new AccountStore(storage, options.ScramIterations), jid.Local, jid.ToString());
+            var code = await action(new AccountStore(storage, options.ScramIterations), user, full);
             if (code != ExitCodes.Ok) return code;
-            var index = await AuditLog.RecordAsync(options, auditAction, jid.ToString());
+            var index = await AuditLog.RecordAsync(options, auditAction, full);
             // Queued after the entry exists, so that a running server's notice to the account cites it.
-            if (announce is { } change) await new OperatorChanges(storage).RecordAsync(jid.Local, change, index);
+            if (announce is { } change) await new OperatorChanges(storage).RecordAsync(user, change, index);
             return code;
         }
         catch (OptionsException e)

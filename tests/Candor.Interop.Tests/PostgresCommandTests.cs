@@ -75,4 +75,37 @@ public sealed class PostgresCommandTests(ITestOutputHelper output)
         var verify = await server.RunCliAsync("audit", "verify", "--postgres", postgres);
         Assert.True(verify.Succeeded, verify.Describe());
     }
+
+    [Fact]
+    public async Task A_bulk_add_on_postgres_logs_in_and_a_session_outlives_a_database_that_does_not_answer_in_time()
+    {
+        var postgres = await PostgresCluster.NewDatabaseAsync();
+        // Every statement gives up after 2 s, as a pool run dry in a login storm does after its wait.
+        await using var server = await CandorServer.StartAsync(output, extraArguments: ["--postgres", postgres + ";Command Timeout=2"]);
+        var file = Path.Combine(server.DataDirectory, "accounts.txt");
+        await File.WriteAllTextAsync(file, "kim:first-secret\nlev:second-secret\n");
+        var add = await server.RunCliAsync("user", "add", "--from-file", file, "--postgres", postgres);
+        Assert.True(add.Succeeded, add.Describe());
+        Assert.Contains("Created 2 accounts.", add.Output);
+        await using var kim = await UserCommandTests.ConnectAsync(server, "kim@localhost/desk", "first-secret");
+        var privateQuery = () => new Candor.Xml.Element("iq", "jabber:client").SetAttribute("type", "get")
+            .Add(new Candor.Xml.Element("query", "jabber:iq:private").Add(new Candor.Xml.Element("storage", "storage:bookmarks")));
+        await kim.IqAsync(privateQuery());
+
+        // XEP-0049 storage is in the 'map' table: while another transaction holds it, kim's request fails, kim stays.
+        await using (var blocker = new Npgsql.NpgsqlConnection(postgres))
+        {
+            await blocker.OpenAsync();
+            await using var hold = await blocker.BeginTransactionAsync();
+            await using (var lockTable = new Npgsql.NpgsqlCommand("LOCK TABLE map IN ACCESS EXCLUSIVE MODE", blocker, hold))
+                await lockTable.ExecuteNonQueryAsync();
+            var refused = await Assert.ThrowsAsync<XmppStanzaException>(() => kim.IqAsync(privateQuery(), TimeSpan.FromSeconds(30)));
+            Assert.Equal("internal-server-error", refused.Error.Condition);
+            Assert.Equal("wait", refused.Error.Type);
+            Assert.Contains("storage is busy", refused.Error.Text);
+            await hold.RollbackAsync();
+        }
+        await kim.IqAsync(privateQuery());
+        Assert.False(kim.Ended.IsCompleted, server.Transcript);
+    }
 }

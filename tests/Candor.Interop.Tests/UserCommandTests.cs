@@ -54,6 +54,54 @@ public sealed class UserCommandTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public async Task Add_from_a_file_creates_every_account_of_the_file_with_a_log_entry_each_and_checks_the_whole_file_first()
+    {
+        await using var server = await CandorServer.StartAsync(output);
+        var dir = Directory.CreateTempSubdirectory("candor-bulk-").FullName;
+        try
+        {
+            var file = Path.Combine(dir, "accounts.txt");
+            // Passwords may hold spaces and colons: the first colon ends the JID, which cannot contain one.
+            await File.WriteAllTextAsync(file, "# bulk import\n\nann:pass word\nbob@localhost:two:colons\n");
+            var add = await server.RunCliAsync("user", "add", "--from-file", file);
+            Assert.True(add.Succeeded, add.Describe());
+            Assert.Contains("Created 2 accounts.", add.Output);
+            foreach (var (jid, password) in new[] { ("ann@localhost/bulk", "pass word"), ("bob@localhost/bulk", "two:colons") })
+            {
+                // SCRAM-SHA-256 against what the bulk add stored: the server's iterations, usable by the running server.
+                var login = await ChildProcess.RunAsync(Tools.Python,
+                    [Tools.Script("login_once.py"), CandorServer.Host, server.C2sPort.ToString(), jid, password], Timeout);
+                Assert.True(login.Succeeded, login.Describe());
+            }
+            var annEntry = await LastLogIndexAsync(server, "ann@localhost");
+            Assert.NotEqual(annEntry, await LastLogIndexAsync(server, "bob@localhost"));
+            Assert.True((await server.RunCliAsync("audit", "verify")).Succeeded);
+
+            // Accounts that exist are named and left as they are; the others are created.
+            await File.WriteAllTextAsync(file, "ann:other\ncyd:third\n");
+            var again = await server.RunCliAsync("user", "add", "--from-file", file);
+            Assert.True(again.ExitCode == 3, again.Describe());
+            Assert.Contains("ann@localhost exists already", again.Output);
+            Assert.Contains("Created 1 accounts; 1 existed already.", again.Output);
+            Assert.Contains("cyd@localhost", (await server.RunCliAsync("user", "list")).Output);
+
+            // A bad line anywhere: one line naming it, and nothing of the file is created.
+            await File.WriteAllTextAsync(file, "dee:fine\nno password here\n");
+            AssertOneLineError(await server.RunCliAsync("user", "add", "--from-file", file), 2, "accounts.txt:2: expected 'user:password'");
+            await File.WriteAllTextAsync(file, "dee:fine\neve@elsewhere.example:x\n");
+            AssertOneLineError(await server.RunCliAsync("user", "add", "--from-file", file), 5, "accounts.txt:2: eve@elsewhere.example is not on this server's domain");
+            await File.WriteAllTextAsync(file, "dee:fine\ndee@localhost:again\n");
+            AssertOneLineError(await server.RunCliAsync("user", "add", "--from-file", file), 2, "dee appears twice");
+            Assert.DoesNotContain("dee@localhost", (await server.RunCliAsync("user", "list")).Output);
+            AssertOneLineError(await server.RunCliAsync("user", "add", "dee@localhost", "--from-file", file), 2, "--from-file takes neither a JID nor --password");
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
+    [Fact]
     public async Task Passwd_and_remove_beside_a_running_server_announce_and_end_the_accounts_sessions()
     {
         await using var server = await CandorServer.StartAsync(output);

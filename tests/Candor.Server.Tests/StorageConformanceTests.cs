@@ -1,4 +1,6 @@
 using Candor.Server.Storage;
+using Microsoft.Data.Sqlite;
+using Npgsql;
 
 namespace Candor.Server.Tests;
 
@@ -30,6 +32,20 @@ public abstract class StorageConformanceTests : IAsyncLifetime
         Assert.Null(await store.GetAsync("alice"));
         Assert.Equal(["bob"], await store.ListUsersAsync());
         await store.SetAsync("nobody", null);
+    }
+
+    [Fact]
+    public async Task Key_value_add_many_stores_only_the_accounts_without_a_value_and_names_them()
+    {
+        var store = Storage.OpenKeyValue("kv");
+        await store.SetAsync("bob", "kept");
+        var added = await store.AddManyAsync([new("alice", "a"), new("bob", "replaced?"), new("carol", "c")]);
+        Assert.Equal(["alice", "carol"], added.Order(StringComparer.Ordinal));
+        Assert.Equal("a", await store.GetAsync("alice"));
+        Assert.Equal("kept", await store.GetAsync("bob"));
+        Assert.Equal(["alice", "bob", "carol"], await store.ListUsersAsync());
+        Assert.Empty(await store.AddManyAsync([new("alice", "again")]));
+        Assert.Empty(await Storage.OpenKeyValue("other").ListUsersAsync());
     }
 
     [Fact]
@@ -212,6 +228,44 @@ public sealed class SqliteStorageConformanceTests : StorageConformanceTests
         await using var reopened = new SqliteStorage(Path.Combine(_directory, "candor.db"));
         Assert.Equal("kept", await reopened.OpenKeyValue("kv").GetAsync("alice"));
     }
+
+    [Fact]
+    public async Task A_database_with_the_account_led_stanza_id_index_is_reindexed_and_finds_ids_through_the_new_one()
+    {
+        await Storage.DisposeAsync();
+        var path = Path.Combine(_directory, "old.db");
+        using (var old = new SqliteConnection($"Data Source={path};Pooling=False"))
+        {
+            old.Open();
+            using var command = old.CreateCommand();
+            command.CommandText = """
+                CREATE TABLE keyval (store TEXT NOT NULL, user TEXT NOT NULL, value TEXT NOT NULL, PRIMARY KEY (store, user));
+                CREATE TABLE map (store TEXT NOT NULL, user TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL, PRIMARY KEY (store, user, key));
+                CREATE TABLE archive (id INTEGER PRIMARY KEY AUTOINCREMENT, store TEXT NOT NULL, user TEXT NOT NULL,
+                    at INTEGER NOT NULL, with_jid TEXT NOT NULL, value TEXT NOT NULL, key TEXT, with_full TEXT);
+                CREATE INDEX archive_by_user ON archive (store, user, id);
+                CREATE INDEX archive_by_key ON archive (store, user, key) WHERE key IS NOT NULL;
+                INSERT INTO archive (store, user, at, with_jid, value, key) VALUES ('mam', 'alice', 1, 'bob@x', 'old one', 'k1'), ('mam', 'bob', 1, 'alice@x', 'for bob', 'k2');
+                PRAGMA user_version = 1;
+                """;
+            command.ExecuteNonQuery();
+        }
+        await using var storage = new SqliteStorage(path);
+        var archive = storage.OpenArchive("mam");
+        await archive.AppendBatchAsync([new ArchiveEntry("alice", "k3", DateTimeOffset.UtcNow, "bob@x", "new one")]);
+        Assert.Equal(["old one", "new one"], (await archive.QueryAsync("alice", new ArchiveQuery { Keys = ["k1", "k2", "k3"] })).Select(i => i.Value));
+
+        using var connection = new SqliteConnection($"Data Source={path};Pooling=False");
+        connection.Open();
+        using var check = connection.CreateCommand();
+        check.CommandText = "SELECT group_concat(name, ' ') FROM (SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'archive' AND sql IS NOT NULL ORDER BY name)";
+        Assert.Equal("archive_by_stanza_id archive_by_user", check.ExecuteScalar());
+        check.CommandText = "EXPLAIN QUERY PLAN SELECT id FROM archive WHERE +store = 'mam' AND +user = 'alice' AND key IN ('k1', 'k3') ORDER BY id";
+        using var plan = check.ExecuteReader();
+        var steps = new List<string>();
+        while (plan.Read()) steps.Add(plan.GetString(3));
+        Assert.Contains(steps, step => step.Contains("archive_by_stanza_id"));
+    }
 }
 
 /// <summary>The same suite on PostgreSQL: a new database of the test process's private cluster for each test.</summary>
@@ -237,6 +291,31 @@ public sealed class PostgresStorageConformanceTests : StorageConformanceTests
             Assert.Equal("kept", await reopened.OpenKeyValue("kv").GetAsync("alice"));
             Assert.Equal(1, await reopened.OpenArchive("arc").CountAsync("alice"));
             await reopened.DisposeAsync();
+        }
+    }
+
+    [Fact]
+    public async Task A_version_2_database_gets_the_stanza_id_led_index_instead_of_the_account_led_one()
+    {
+        await Storage.OpenArchive("mam").AppendBatchAsync([new ArchiveEntry("alice", "k1", DateTimeOffset.UtcNow, "bob@x", "kept")]);
+        await Storage.DisposeAsync();
+        await using (var connection = new NpgsqlConnection(_connectionString))
+        {
+            await connection.OpenAsync();
+            await using var downgrade = new NpgsqlCommand("""
+                DROP INDEX archive_by_stanza_id;
+                CREATE INDEX archive_by_key ON archive (store, account, key) WHERE key IS NOT NULL;
+                UPDATE candor_schema SET version = 2;
+                """, connection);
+            await downgrade.ExecuteNonQueryAsync();
+        }
+        await using var reopened = await PostgresStorage.OpenAsync(_connectionString);
+        Assert.Equal(["kept"], (await reopened.OpenArchive("mam").QueryAsync("alice", new ArchiveQuery { Keys = ["k1"] })).Select(i => i.Value));
+        await using (var connection = new NpgsqlConnection(_connectionString))
+        {
+            await connection.OpenAsync();
+            await using var indexes = new NpgsqlCommand("SELECT string_agg(indexname, ' ' ORDER BY indexname) FROM pg_indexes WHERE tablename = 'archive'", connection);
+            Assert.Equal("archive_by_account archive_by_stanza_id archive_by_time archive_of_account archive_pkey", await indexes.ExecuteScalarAsync());
         }
     }
 }

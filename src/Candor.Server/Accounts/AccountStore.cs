@@ -28,6 +28,18 @@ public sealed class AccountStore(IStorage storage, int iterations)
         return true;
     }
 
+    /// <summary>
+    /// Creates many accounts (a bulk import): the credentials are derived on every core, with the same iterations as
+    /// <see cref="CreateAsync"/>, and stored in one transaction. Returns the accounts created; the others existed.
+    /// </summary>
+    public async Task<IReadOnlyList<string>> CreateManyAsync(IReadOnlyList<(string User, string Password)> accounts)
+    {
+        var records = new KeyValuePair<string, string>[accounts.Count];
+        var now = DateTimeOffset.UtcNow;
+        Parallel.For(0, accounts.Count, i => records[i] = new(accounts[i].User, Serialize(NewRecord(accounts[i].Password, now))));
+        return await _accounts.AddManyAsync(records);
+    }
+
     /// <summary>Replaces the credentials; false when there is no such account.</summary>
     public async Task<bool> SetPasswordAsync(string user, string password)
     {

@@ -117,19 +117,27 @@ public sealed class AuditLog
     }
 
     /// <summary>Appends an entry; returns its index.</summary>
-    public Task<long> AppendAsync(string actor, string action, string? account, IReadOnlyDictionary<string, string>? details = null)
+    public Task<long> AppendAsync(string actor, string action, string? account, IReadOnlyDictionary<string, string>? details = null) =>
+        Task.FromResult(AppendMany(actor, action, [account], details));
+
+    /// <summary>One entry per account, all in one transaction (a bulk import); returns the index of the first.</summary>
+    public long AppendMany(string actor, string action, IReadOnlyList<string?> accounts, IReadOnlyDictionary<string, string>? details = null)
     {
         using var connection = _tables.Open();
         using var transaction = _tables.BeginAppend(connection);
         using var command = Command(connection, transaction, "SELECT COALESCE(MAX(idx) + 1, 0) FROM audit_log");
-        var index = Convert.ToInt64(command.ExecuteScalar());
-        var entry = new AuditEntry(index, DateTimeOffset.UtcNow, actor, action, account, details ?? new Dictionary<string, string>());
+        var first = Convert.ToInt64(command.ExecuteScalar());
         command.CommandText = "INSERT INTO audit_log (idx, entry) VALUES (@idx, @entry)";
-        Add(command, "idx", index);
-        Add(command, "entry", Encoding.UTF8.GetString(entry.ToBytes()));
-        command.ExecuteNonQuery();
+        for (var i = 0; i < accounts.Count; i++)
+        {
+            var entry = new AuditEntry(first + i, DateTimeOffset.UtcNow, actor, action, accounts[i], details ?? new Dictionary<string, string>());
+            command.Parameters.Clear();
+            Add(command, "idx", entry.Index);
+            Add(command, "entry", Encoding.UTF8.GetString(entry.ToBytes()));
+            command.ExecuteNonQuery();
+        }
         transaction.Commit();
-        return Task.FromResult(index);
+        return first;
     }
 
     /// <summary>

@@ -57,6 +57,7 @@ internal sealed class SqliteAuditTables(string database) : AuditTables
             CREATE TABLE IF NOT EXISTS audit_head (size INTEGER PRIMARY KEY, head TEXT NOT NULL);
             CREATE TRIGGER IF NOT EXISTS audit_log_no_update BEFORE UPDATE ON audit_log BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
             CREATE TRIGGER IF NOT EXISTS audit_log_no_delete BEFORE DELETE ON audit_log BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+            CREATE INDEX IF NOT EXISTS audit_log_by_account ON audit_log (json_extract(entry, '$.account'), idx);
             """);
     }
 
@@ -90,7 +91,7 @@ internal sealed class PostgresAuditTables(string connectionString) : AuditTables
         using (var check = connection.CreateCommand())
         {
             // Made already: replacing the triggers would wait for the appends under way, at every opening.
-            check.CommandText = "SELECT COUNT(*) FROM pg_trigger WHERE tgname IN ('audit_log_no_change', 'audit_log_no_truncate') AND to_regclass('audit_head') IS NOT NULL";
+            check.CommandText = "SELECT COUNT(*) FROM pg_trigger WHERE tgname IN ('audit_log_no_change', 'audit_log_no_truncate') AND to_regclass('audit_head') IS NOT NULL AND to_regclass('audit_log_by_account') IS NOT NULL";
             if (Convert.ToInt64(check.ExecuteScalar()) == 2) return;
         }
         using var transaction = connection.BeginTransaction();
@@ -104,6 +105,8 @@ internal sealed class PostgresAuditTables(string connectionString) : AuditTables
                 FOR EACH ROW EXECUTE FUNCTION audit_log_append_only();
             CREATE OR REPLACE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON audit_log
                 FOR EACH STATEMENT EXECUTE FUNCTION audit_log_append_only();
+            -- Every login notice asks for the newest entry about its account (AuditLog.LatestAbout): no scan of the log.
+            CREATE INDEX IF NOT EXISTS audit_log_by_account ON audit_log ((entry::jsonb ->> 'account'), idx);
             """);
         transaction.Commit();
     }

@@ -51,6 +51,8 @@ public static class ClusterSilo
                 // enough of a loaded machine not to declare a slow node dead.
                 o.ProbeTimeout = TimeSpan.FromSeconds(2);
                 o.NumMissedProbesLimit = 3;
+                // Each node probes three others (Orleans' default is ten): its probing stays constant as the cluster grows.
+                o.NumProbedSilos = 3;
                 o.TableRefreshTimeout = TimeSpan.FromSeconds(2);
                 o.IAmAliveTablePublishTimeout = TimeSpan.FromSeconds(10);
             });

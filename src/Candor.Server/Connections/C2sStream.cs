@@ -487,7 +487,7 @@ internal abstract partial class C2sStream : ISmConnection
         LeaveUnauthenticated();
         if (result is not null) Send(result);
         Log.Bound(Logger, session.Jid, RemoteAddress);
-        await Server.Hooks.SessionStarted.FireAsync(session);
+        await Server.Hooks.SessionStarted.FireEachAsync(session, e => Log.StorageBusy(Logger, session.Jid, "start", e.Message));
     }
 
     /// <summary>
@@ -714,7 +714,7 @@ internal abstract partial class C2sStream : ISmConnection
         }
         session.MarkClosed();
         Server.Sessions.Remove(session);
-        await Server.Hooks.SessionEnded.FireAsync(session);
+        await Server.Hooks.SessionEnded.FireEachAsync(session, e => Log.StorageBusy(Logger, session.Jid, "end", e.Message));
         Log.Unbound(Logger, session.Jid);
     }
 
@@ -725,6 +725,9 @@ internal abstract partial class C2sStream : ISmConnection
 
         [LoggerMessage(Level = LogLevel.Error, Message = "Connection handler failed")]
         public static partial void Crashed(ILogger logger, Exception exception);
+
+        [LoggerMessage(Level = LogLevel.Warning, Message = "Session {Jid}: a {Phase} action failed, the database did not answer in time: {Reason}")]
+        public static partial void StorageBusy(ILogger logger, Jid jid, string phase, string reason);
 
         [LoggerMessage(Level = LogLevel.Information, Message = "{User} authenticated from {Address} with {Mechanism} ({Profile})")]
         public static partial void Authenticated(ILogger logger, string user, IPAddress address, string mechanism, string profile);

@@ -131,6 +131,11 @@ public sealed class SaslNegotiator(XmppServer server, AuthThrottle throttle, IPA
             // Syntax, channel binding, nonce: thrown before any proof is checked, so no password was tried.
             return Fail(e.Failure, e.Message);
         }
+        catch (System.Data.Common.DbException e) when (e.IsTransient)
+        {
+            // The database did not answer in time (a login storm): the client may try again (RFC 6120 §6.5.12).
+            return Fail(SaslFailure.TemporaryAuthFailure, "the server's storage is busy; try again later");
+        }
     }
 
     private async ValueTask<SaslStep> StepAsync(byte[] data)

@@ -30,6 +30,25 @@ public sealed class Hook<T>
             if (await handler(args)) return true;
         return false;
     }
+
+    /// <summary>
+    /// For a session's start and end, whose handlers are independent: runs them in order, and one that fails because
+    /// the database did not answer in time is reported and does not keep the others from running or end the stream.
+    /// </summary>
+    public async ValueTask FireEachAsync(T args, Action<System.Data.Common.DbException> failed)
+    {
+        foreach (var (_, handler) in _handlers)
+        {
+            try
+            {
+                if (await handler(args)) return;
+            }
+            catch (System.Data.Common.DbException e) when (e.IsTransient)
+            {
+                failed(e);
+            }
+        }
+    }
 }
 
 /// <summary>The one priority convention: higher runs earlier; modules that act as defaults use <see cref="Fallback"/>.</summary>

@@ -55,7 +55,15 @@ public static class SessionInput
             session.Send(Stanza.ResultFor(stanza).SetAttribute("from", null).SetAttribute("to", session.Jid.ToString()));
             return;
         }
-        await server.Router.RouteFromSessionAsync(session, stanza, to);
+        try
+        {
+            await server.Router.RouteFromSessionAsync(session, stanza, to);
+        }
+        catch (System.Data.Common.DbException e) when (e.IsTransient)
+        {
+            // The database did not answer in time (its pool ran dry in a login storm): this stanza fails, the session goes on.
+            Reply(server, session, stanza, StanzaError.InternalServerError, "The server's storage is busy; try again later.");
+        }
     }
 
     private static void Reply(XmppServer server, Session session, Element stanza, StanzaError error, string text)

@@ -265,6 +265,20 @@ internal sealed class SealedKeyValueStore(SealedStorage sealing, IKeyValueStore 
         users.Sort(StringComparer.Ordinal);
         return users;
     }
+
+    public async Task<IReadOnlyList<string>> AddManyAsync(IReadOnlyList<KeyValuePair<string, string>> values)
+    {
+        var byHash = new Dictionary<string, string>(values.Count);
+        var sealedValues = new List<KeyValuePair<string, string>>(values.Count);
+        foreach (var (user, value) in values)
+        {
+            var hashed = sealing.Hash(user);
+            byHash[hashed] = user;
+            sealedValues.Add(new(hashed, sealing.Seal(RecordShape.KeyValue, name, hashed, "", user, value)));
+        }
+        var added = await inner.AddManyAsync(sealedValues);
+        return added.Select(hashed => byHash[hashed]).ToList();
+    }
 }
 
 internal sealed class SealedMapStore(SealedStorage sealing, IMapStore inner, string name) : IMapStore

@@ -21,6 +21,8 @@ public interface IKeyValueStore
     /// <summary>Stores the value, or removes it when null.</summary>
     Task SetAsync(string user, string? value);
     Task<IReadOnlyList<string>> ListUsersAsync();
+    /// <summary>Stores each value whose account has none yet, all in one transaction; returns the accounts it stored.</summary>
+    Task<IReadOnlyList<string>> AddManyAsync(IReadOnlyList<KeyValuePair<string, string>> values);
 }
 
 /// <summary>Many keyed values per account.</summary>

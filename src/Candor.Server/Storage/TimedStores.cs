@@ -41,6 +41,8 @@ internal sealed class TimedKeyValueStore(IKeyValueStore inner, ServerMetrics met
     public Task<string?> GetAsync(string user) => TimedStores.Time(metrics, system, "get", inner.GetAsync(user));
     public Task SetAsync(string user, string? value) => TimedStores.Time(metrics, system, "set", inner.SetAsync(user, value));
     public Task<IReadOnlyList<string>> ListUsersAsync() => TimedStores.Time(metrics, system, "list", inner.ListUsersAsync());
+    public Task<IReadOnlyList<string>> AddManyAsync(IReadOnlyList<KeyValuePair<string, string>> values) =>
+        TimedStores.Time(metrics, system, "add_many", inner.AddManyAsync(values));
 }
 
 internal sealed class TimedMapStore(IMapStore inner, ServerMetrics metrics, string system) : IMapStore
