@@ -32,6 +32,41 @@ done
 [ ${#peers[@]} -gt 0 ] || [ -n "${CANDOR_ONLY:-}" ] || peers=(prosody ejabberd)
 
 command -v prosody >/dev/null && command -v ejabberdctl >/dev/null || "$HARNESS/peers.sh" install
+
+# XB_SM=1 and/or XB_CARBONS=1: every client of every scenario enables stream management (XEP-0198, answering the
+# server's <r/>) and/or carbons (XEP-0280) after bind; XB_CARBONS=2 also logs in a second resource per account
+# in the messaging scenarios, which counts the copies it gets (expected: one "sent" and one "received" per
+# delivered message). The shared harness has neither, so it runs from a copy in $XB_RUN/harness-smc: its load
+# generator with bench/loadgen-sm-carbons.patch, built apart (loadgen-smc-bin), and the modules added to the peers'
+# configurations (Prosody 0.12: "carbons", "smacks", both in core; ejabberd: mod_carboncopy, mod_stream_mgmt).
+export XB_SM=${XB_SM:-0} XB_CARBONS=${XB_CARBONS:-0}
+if [ "$XB_SM" != 0 ] || [ "$XB_CARBONS" != 0 ]; then
+    copy=$XB_RUN/harness-smc
+    rm -rf "$copy" && mkdir -p "$copy/loadgen"
+    cp "$HARNESS/compare.sh" "$HARNESS/peers.sh" "$copy/"
+    cp "$HARNESS"/loadgen/*.cs "$HARNESS"/loadgen/*.csproj "$copy/loadgen/"
+    patch -s -d "$copy/loadgen" -p1 <"$ROOT/bench/loadgen-sm-carbons.patch"
+    edit() { # FILE SED-EXPRESSION EXPECTED-TEXT-AFTER: fails if the harness changed under the edit
+        sed -i "$2" "$copy/$1"
+        grep -qF "$3" "$copy/$1" || { echo "bench/compare.sh: the harness's $1 changed; update the edit '$2'" >&2; exit 1; }
+    }
+    edit compare.sh 's#"$RUN/loadgen-bin/#"$RUN/loadgen-smc-bin/#' '"$RUN/loadgen-smc-bin/loadgen.dll"'
+    edit peers.sh 's#^LOADGEN_BIN="$RUN/loadgen-bin"$#LOADGEN_BIN="$RUN/loadgen-smc-bin"#' 'LOADGEN_BIN="$RUN/loadgen-smc-bin"'
+    edit peers.sh 's#local src="$RUN/loadgen-src"#local src="$RUN/loadgen-smc-src"#' 'local src="$RUN/loadgen-smc-src"'
+    edit peers.sh 's#"posix"$mam_mod }#"posix"$mam_mod${XB_PROSODY_MODULES:-} }#' '"posix"$mam_mod${XB_PROSODY_MODULES:-} }'
+    edit peers.sh 's#^$mam_mod$#$mam_mod\n${XB_EJABBERD_MODULES:-}#' '${XB_EJABBERD_MODULES:-}'
+    XB_PROSODY_MODULES="" XB_EJABBERD_MODULES=""
+    if [ "$XB_SM" != 0 ]; then
+        XB_PROSODY_MODULES+='; "smacks"'
+        XB_EJABBERD_MODULES+=$'  mod_stream_mgmt: {}\n'
+    fi
+    if [ "$XB_CARBONS" != 0 ]; then
+        XB_PROSODY_MODULES+='; "carbons"'
+        XB_EJABBERD_MODULES+=$'  mod_carboncopy: {}\n'
+    fi
+    export XB_PROSODY_MODULES XB_EJABBERD_MODULES
+    HARNESS=$copy
+fi
 dotnet build "$ROOT/src/Candor" -c Release -o "$XB_RUN/candor-bin" >/dev/null
 if [ -n "${CANDOR_BASELINE:-}" ]; then
     rm -rf "$XB_RUN/candor-baseline-src" && mkdir -p "$XB_RUN/candor-baseline-src"
@@ -77,7 +112,7 @@ if [ "$write" = 1 ]; then
         echo
         echo "### Run of $(date -u +%Y-%m-%d) ($(nproc) cores, $(awk '/MemTotal/{printf "%.0f GiB", $2/1048576}' /proc/meminfo))"
         echo
-        echo "Command: \`$(env | grep -E '^(XB_(TLS|PIN|REPEAT|AUTH|MAM|IDLE_CONNS|TP_DURATION|TP_WINDOW|LAT_DURATION|LAT_RATE)|CANDOR_ARCHIVE_BOTH|CANDOR_METRICS_BOTH|CANDOR_BASELINE)=' | tr '\n' ' ')bench/compare.sh ${peers[*]}\`"
+        echo "Command: \`$(env | grep -E '^(XB_(TLS|PIN|REPEAT|AUTH|MAM|SM|CARBONS|IDLE_CONNS|TP_DURATION|TP_WINDOW|LAT_DURATION|LAT_RATE)|CANDOR_ARCHIVE_BOTH|CANDOR_METRICS_BOTH|CANDOR_BASELINE)=' | tr '\n' ' ')bench/compare.sh ${peers[*]}\`"
         echo
         echo '```'
         cat "$out/settings.txt"

@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
-# Managed memory per idle connection: starts Candor (Release build of this tree, started like bench/compare.sh
-# does), holds N idle sessions of the shared harness's load generator (STARTTLS with --tls), takes a heap snapshot
-# with dotnet-gcdump and sums, per type, what has at least 0.9 N instances (the per-connection objects).
+# Memory per idle connection: starts Candor (Release build of this tree, started like bench/compare.sh does) and
+# holds idle sessions of the shared harness's load generator (STARTTLS with --tls): first W = max(500, N/5) of
+# them, the steady baseline (the server has then compiled the login path and grown its thread pool, buffer pools
+# and caches), then N more. Prints the RSS per connection between the two (RSS read 15 s after each batch), then
+# takes a heap snapshot with dotnet-gcdump and sums, per type, what has at least 0.9 (W + N) instances (the
+# per-connection objects), per connection.
 #
 #   bench/idle-gcdump.sh [N] [--tls]        default N=1000; needs ~/.dotnet/tools/dotnet-gcdump and the
 #                                           harness's loadgen (../shared/xmpp-bench/peers.sh build)
@@ -19,16 +22,25 @@ pid=$!
 trap 'kill $pid ${idle:-} 2>/dev/null || true' EXIT
 for _ in $(seq 600); do ss -Htln "sport = :$PORT" | grep -q . && break; sleep 0.2; done
 lg=(dotnet "$RUN/loadgen-bin/loadgen.dll" --host 127.0.0.1 --port "$PORT" --quiet)
-"${lg[@]}" --register --users "$N" >"$STATE/register.log" 2>&1
-"${lg[@]}" --idle --users "$N" --connect-rate 300 ${TLS:+--tls} --duration 600 --settle 5 >"$STATE/idle.log" 2>&1 &
-idle=$!
-for _ in $(seq 900); do [ "$(ss -Htn state established "sport = :$PORT" | wc -l)" -ge "$N" ] && break; sleep 1; done
-sleep 15
-echo "idle sessions: $(ss -Htn state established "sport = :$PORT" | wc -l); $(grep VmRSS /proc/$pid/status)"
+W=$((N / 5 > 500 ? N / 5 : 500))
+"${lg[@]}" --register --users $((W + N)) --connect-rate 2000 --connect-concurrency 32 >"$STATE/register.log" 2>&1
+hold() { # FIRST COUNT: idle sessions u<FIRST>.. held for 10 minutes, in the background; waits until all are open
+    "${lg[@]}" --idle --first "$1" --users "$2" --connect-rate 300 ${TLS:+--tls} --duration 600 --settle 5 >>"$STATE/idle.log" 2>&1 &
+    idle="${idle:-} $!"
+    for _ in $(seq 900); do [ "$(ss -Htn state established "sport = :$PORT" | wc -l)" -ge $(($1 - 1 + $2)) ] && break; sleep 1; done
+    sleep 15
+}
+rss() { awk '/VmRSS/{print $2}' /proc/$pid/status; }
+hold 1 "$W"
+before=$(rss)
+hold $((W + 1)) "$N"
+after=$(rss)
+open=$(ss -Htn state established "sport = :$PORT" | wc -l)
+echo "idle sessions: $open; RSS $before KiB with $W (the baseline), $after KiB with $((W + N)): $(( (after - before) * 100 / N / 100 )).$(( (after - before) * 100 / N % 100 )) KiB per connection"
 ~/.dotnet/tools/dotnet-gcdump collect -p "$pid" -o "$STATE/heap.gcdump" >/dev/null
 ~/.dotnet/tools/dotnet-gcdump report "$STATE/heap.gcdump" >"$STATE/report.txt"
 # report lines: size of each object, count, type [assembly]
-/usr/bin/python3 - "$STATE/report.txt" "$N" <<'PY'
+/usr/bin/python3 - "$STATE/report.txt" $((W + N)) <<'PY'
 import collections, re, sys
 n = int(sys.argv[2])
 size, count = collections.Counter(), collections.Counter()

@@ -35,6 +35,7 @@ public static class PepFanOut
             public Task<string?> GetAsync(string user) { Interlocked.Increment(ref owner.Reads); return store.GetAsync(user); }
             public Task SetAsync(string user, string? value) => store.SetAsync(user, value);
             public Task<IReadOnlyList<string>> ListUsersAsync() => store.ListUsersAsync();
+            public Task<IReadOnlyList<string>> AddManyAsync(IReadOnlyList<KeyValuePair<string, string>> values) => store.AddManyAsync(values);
         }
 
         private sealed class Map(CountingStorage owner, IMapStore store) : IMapStore

@@ -3,15 +3,17 @@ using System.Text;
 namespace Candor.Xml;
 
 /// <summary>
-/// Turns UTF-8 names into strings without allocating for names seen before: a shared, read-only table of the
-/// names and namespaces XMPP uses all the time, then a small per-parser cache for the rest. The cache is
-/// direct-mapped (a colliding name simply replaces the previous one), so a peer sending many distinct names
-/// costs misses, never unbounded memory or long probe chains.
+/// Turns UTF-8 names into strings without allocating for names seen before: a read-only table of the names and
+/// namespaces XMPP uses all the time, then one cache for the rest, shared by every parser of the process (a
+/// cache per connection cost about 1 KiB per idle connection). The cache is direct-mapped (a colliding name
+/// simply replaces the previous one) and bounded, so a peer sending many distinct names costs misses, never
+/// unbounded memory or long probe chains. Its entries are immutable and replaced by one reference write, so
+/// parsers on any thread read and fill it without locks: a reader sees either the old entry or the new one.
 /// </summary>
-internal sealed class NameTable
+internal static class NameTable
 {
     private const int MaxCachedBytes = 128;
-    private const int RecentSize = 64;
+    private const int RecentSize = 4096;
 
     private static readonly Entry[] WellKnown = BuildWellKnown(
     [
@@ -40,9 +42,9 @@ internal sealed class NameTable
         "http://jabber.org/protocol/pubsub#event", "vcard-temp",
     ]);
 
-    private readonly Entry[] _recent = new Entry[RecentSize];
+    private static readonly Recent?[] Cache = new Recent?[RecentSize];
 
-    public string Get(ReadOnlySpan<byte> utf8)
+    public static string Get(ReadOnlySpan<byte> utf8)
     {
         if (utf8.Length > MaxCachedBytes) return Encoding.UTF8.GetString(utf8);
         var hash = Hash(utf8);
@@ -51,14 +53,18 @@ internal sealed class NameTable
         {
             if (utf8.SequenceEqual(WellKnown[i].Utf8)) return WellKnown[i].Value;
         }
-        ref var slot = ref _recent[(hash >> 16) % RecentSize];
-        if (slot.Value is not null && utf8.SequenceEqual(slot.Utf8)) return slot.Value;
+        ref var slot = ref Cache[(hash >> 16) % RecentSize];
+        var recent = Volatile.Read(ref slot);
+        if (recent is not null && utf8.SequenceEqual(recent.Utf8)) return recent.Value;
         var value = Encoding.UTF8.GetString(utf8);
-        slot = new Entry(utf8.ToArray(), value);
+        Volatile.Write(ref slot, new Recent(utf8.ToArray(), value));
         return value;
     }
 
     private readonly record struct Entry(byte[] Utf8, string Value);
+
+    /// <summary>A class, unlike <see cref="Entry"/>: its two fields must change together, in one write.</summary>
+    private sealed record Recent(byte[] Utf8, string Value);
 
     // FNV-1a: names are short, and a collision only costs a cache miss.
     private static uint Hash(ReadOnlySpan<byte> utf8)

@@ -28,11 +28,12 @@ internal sealed class TreeBuilder(XmlLimits limits)
     private static readonly SearchValues<byte> AttributeSpecials = SearchValues.Create("&\r\n\t"u8);
     private static readonly SearchValues<byte> CDataSpecials = SearchValues.Create("\r"u8);
 
-    private readonly NameTable _names = new();
     private readonly List<Binding> _scope = [new("xml", XmlNamespace)];
     private int _rootScope = 1;
+    private static readonly byte[] StreamHeaderName = "stream:stream"u8.ToArray();
+    /// <summary>One start tag's attributes at a time: scratch per thread, so that an idle connection holds none.</summary>
+    [ThreadStatic] private static RawAttribute[]? t_attributes;
     private byte[]? _headerName;
-    private RawAttribute[] _attributes = new RawAttribute[8];
     private readonly List<Frame> _open = [];
 
     private readonly record struct Binding(string Prefix, string Namespace);
@@ -107,7 +108,8 @@ internal sealed class TreeBuilder(XmlLimits limits)
         var pos = 0;
         var header = ParseStartTag(s, ref pos, out var empty, out var nameStart, out var nameLength);
         if (empty || pos != s.Length) throw NotWellFormed("malformed stream header");
-        _headerName = s.Slice(nameStart, nameLength).ToArray();
+        var name = s.Slice(nameStart, nameLength);
+        _headerName = name.SequenceEqual(StreamHeaderName) ? StreamHeaderName : name.ToArray();
         _rootScope = _scope.Count;
         return header;
     }
@@ -196,6 +198,7 @@ internal sealed class TreeBuilder(XmlLimits limits)
     {
         pos++;
         (nameStart, nameLength, var colon) = ReadName(s, ref pos);
+        var attributes = t_attributes ??= new RawAttribute[8];
         var count = 0;
         while (true)
         {
@@ -216,18 +219,22 @@ internal sealed class TreeBuilder(XmlLimits limits)
             }
             if (!spaced) throw NotWellFormed("expected whitespace before an attribute");
             var attribute = ReadAttribute(s, ref pos, ref count);
-            if (count > _attributes.Length) Array.Resize(ref _attributes, _attributes.Length * 2);
-            _attributes[count - 1] = attribute;
+            if (count > attributes.Length)
+            {
+                Array.Resize(ref attributes, attributes.Length * 2);
+                t_attributes = attributes;
+            }
+            attributes[count - 1] = attribute;
         }
 
         var mark = _scope.Count;
         for (var i = 0; i < count; i++)
         {
-            var a = _attributes[i];
+            var a = attributes[i];
             var name = s.Slice(a.NameStart, a.NameLength);
             string prefix;
             if (name.SequenceEqual("xmlns"u8)) prefix = "";
-            else if (a.Colon == 5 && name.StartsWith("xmlns:"u8)) prefix = _names.Get(name[6..]);
+            else if (a.Colon == 5 && name.StartsWith("xmlns:"u8)) prefix = NameTable.Get(name[6..]);
             else continue;
             var ns = DecodeShared(s.Slice(a.ValueStart, a.ValueLength));
             if (prefix == "xmlns" || ns == XmlnsNamespace || (prefix == "xml") != (ns == XmlNamespace))
@@ -240,17 +247,17 @@ internal sealed class TreeBuilder(XmlLimits limits)
 
         var qname = s.Slice(nameStart, nameLength);
         var element = colon < 0
-            ? new Element(_names.Get(qname), Lookup(""))
-            : new Element(_names.Get(qname[(colon + 1)..]), Lookup(_names.Get(qname[..colon])));
+            ? new Element(NameTable.Get(qname), Lookup(""))
+            : new Element(NameTable.Get(qname[(colon + 1)..]), Lookup(NameTable.Get(qname[..colon])));
 
         for (var i = 0; i < count; i++)
         {
-            var a = _attributes[i];
+            var a = attributes[i];
             var raw = s.Slice(a.NameStart, a.NameLength);
             if (raw.SequenceEqual("xmlns"u8) || (a.Colon == 5 && raw.StartsWith("xmlns:"u8))) continue;
             string name;
-            if (a.Colon < 0 || (a.Colon == 3 && raw.StartsWith("xml:"u8))) name = _names.Get(raw);
-            else name = "{" + Lookup(_names.Get(raw[..a.Colon])) + "}" + _names.Get(raw[(a.Colon + 1)..]);
+            if (a.Colon < 0 || (a.Colon == 3 && raw.StartsWith("xml:"u8))) name = NameTable.Get(raw);
+            else name = "{" + Lookup(NameTable.Get(raw[..a.Colon])) + "}" + NameTable.Get(raw[(a.Colon + 1)..]);
             var added = element.Attributes;
             for (var j = 0; j < added.Count; j++)
                 if (added[j].Key == name) throw NotWellFormed("duplicate attribute " + name);
@@ -408,7 +415,7 @@ internal sealed class TreeBuilder(XmlLimits limits)
 
     /// <summary>An attribute value through the name table, for namespaces and values from small closed sets.</summary>
     private string DecodeShared(ReadOnlySpan<byte> raw) =>
-        raw.IndexOfAny(AttributeSpecials) < 0 ? _names.Get(raw) : Decode(raw, TextKind.Attribute);
+        raw.IndexOfAny(AttributeSpecials) < 0 ? NameTable.Get(raw) : Decode(raw, TextKind.Attribute);
 
     /// <summary>Decodes the reference after a '&amp;' up to its ';' into <paramref name="output"/>.</summary>
     private static int DecodeReference(ref ReadOnlySpan<byte> raw, scoped Span<char> output)
