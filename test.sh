@@ -23,7 +23,7 @@ export DEBIAN_FRONTEND=noninteractive
 say() { echo "test.sh: $*" >&2; }
 
 # ------------------------------------------------------------------ system packages
-PACKAGES=(python3-slixmpp profanity tmux prosody ejabberd lua-unbound chromium python3-omemo python3-oldmemo python3-twomemo python3-xmlschema coturn postgresql python3-prometheus-client)
+PACKAGES=(python3-slixmpp profanity tmux prosody ejabberd lua-unbound chromium python3-omemo python3-oldmemo python3-twomemo python3-xmlschema coturn postgresql python3-prometheus-client gnome-keyring dbus libsecret-tools)
 
 install_packages() {
     command -v dpkg-query >/dev/null || { say "not a Debian system: make sure ${PACKAGES[*]} are installed"; return 0; }

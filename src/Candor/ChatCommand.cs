@@ -39,7 +39,7 @@ internal static class ChatCommand
                 await client.DisconnectAsync(CancellationToken.None);
                 return error is null ? ClientExitCodes.Ok : ClientOptions.Fail("chat", error);
             }
-            catch (Exception e) when (e is XmppException or UsageException or OperationCanceledException)
+            catch (Exception e) when (e is XmppException or UsageException or OperationCanceledException or OmemoException)
             {
                 return ClientOptions.Fail("chat", e);
             }

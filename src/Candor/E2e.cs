@@ -7,12 +7,18 @@ namespace Candor.Cli;
 
 /// <summary>
 /// OMEMO (urn:xmpp:omemo:2 and the legacy eu.siacs.conversations.axolotl) for chat, send and listen: the state file of each account in
-/// <c>$XDG_CONFIG_HOME/candor/omemo/</c>, sealed with <c>CANDOR_OMEMO_PASSPHRASE</c> when set, else with a key file
-/// of its own beside it (mode 0600).
+/// <c>$XDG_CONFIG_HOME/candor/omemo/</c>, sealed with <c>CANDOR_OMEMO_PASSPHRASE</c> when set, else with a key in the
+/// OS keyring (Secret Service) when one answers, else with a key file of its own beside it (mode 0600);
+/// <c>CANDOR_OMEMO_KEY</c> chooses one of the three for a new state.
 /// </summary>
 internal static class E2e
 {
     public const string PassphraseVariable = "CANDOR_OMEMO_PASSPHRASE";
+    public const string KeyVariable = "CANDOR_OMEMO_KEY";
+
+    /// <summary>Shown by the help of chat, send and listen.</summary>
+    public const string EnvironmentHelp = $"OMEMO state: {PassphraseVariable} seals it with a passphrase; {KeyVariable}=keyring|file|passphrase " +
+        "chooses how a new state is sealed (default: the passphrase if set, else the OS keyring if one answers on the D-Bus session bus, else a key file)";
 
     public static OmemoStateFile StateFile(Jid account)
     {
@@ -20,8 +26,16 @@ internal static class E2e
         var directory = Path.Combine(config.Length == 0 ? "." : config, "candor", "omemo");
         var name = Uri.EscapeDataString(account.Bare.ToString());
         var passphrase = Environment.GetEnvironmentVariable(PassphraseVariable);
+        var source = Environment.GetEnvironmentVariable(KeyVariable) switch
+        {
+            null or "" => OmemoKeySource.Auto,
+            "keyring" => OmemoKeySource.Keyring,
+            "file" => OmemoKeySource.File,
+            "passphrase" => OmemoKeySource.Passphrase,
+            var other => throw new UsageException($"{KeyVariable}='{other}': expected keyring, file or passphrase"),
+        };
         return new OmemoStateFile(Path.Combine(directory, name + ".state"), string.IsNullOrEmpty(passphrase) ? null : passphrase,
-            Path.Combine(directory, name + ".key"));
+            Path.Combine(directory, name + ".key"), source, new OmemoKeyring(account.Bare.ToString()));
     }
 
     /// <summary>Publishes this device; null (with a warning) when the server cannot hold OMEMO devices.</summary>

@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Text.Json;
 using Candor.Client;
+using Candor.Client.Omemo;
 
 namespace Candor.Cli;
 
@@ -22,7 +23,7 @@ internal static class ListenCommand
             "(newlines in a body as \\n; a message that cannot be decrypted as '[omemo: undecryptable] FROM: (reason)') or JSON lines. " +
             "Exit codes of chat/send/listen: 0 ok, 1 unexpected, 2 usage, 10 unreachable, 11 timeout, 12 TLS unavailable, " +
             "13 certificate rejected, 14 authentication failed, 15 connection closed by the server, 16 stream error, " +
-            "17 malformed XML from the server, 18 message refused, 19 not encrypted (--require-e2e), 130 interrupted");
+            "17 malformed XML from the server, 18 message refused, 19 not encrypted (--require-e2e), 130 interrupted. " + E2e.EnvironmentHelp);
         command.Add(json);
         command.Add(count);
         command.Add(reconnect);
@@ -64,7 +65,7 @@ internal static class ListenCommand
                 await client.DisconnectAsync(CancellationToken.None);
                 return ClientExitCodes.Ok;
             }
-            catch (Exception e) when (e is XmppException or UsageException or OperationCanceledException)
+            catch (Exception e) when (e is XmppException or UsageException or OperationCanceledException or OmemoException)
             {
                 return ClientOptions.Fail("listen", e);
             }

@@ -68,7 +68,7 @@ public sealed class OmemoTests(CandorFixture server) : IClassFixture<CandorFixtu
         var bobId = bob.Omemo.DeviceId;
         await bob.DisposeAsync();
         Assert.DoesNotContain("hello", File.ReadAllText(Path.Combine(bobDirectory, "state")));
-        Assert.Throws<OmemoException>(() => new OmemoStateFile(Path.Combine(bobDirectory, "state"), "wrong", Path.Combine(bobDirectory, "key")).LoadOrCreate());
+        await Assert.ThrowsAsync<OmemoException>(() => new OmemoStateFile(Path.Combine(bobDirectory, "state"), "wrong", Path.Combine(bobDirectory, "key")).LoadOrCreateAsync());
         await using var bob2 = await DeviceAsync(b, pb, bobDirectory, "correct horse");
         Assert.Equal(bobId, bob2.Omemo.DeviceId);
         for (var i = 0; i < 3; i++)

@@ -51,7 +51,7 @@ public sealed class OmemoClient(XmppClient client, OmemoStateFile file)
     /// the bundle and adds this device to the account's device list.</summary>
     public async Task StartAsync(CancellationToken cancellation = default)
     {
-        _state = file.LoadOrCreate();
+        _state = await file.LoadOrCreateAsync(cancellation);
         if (DateTimeOffset.UtcNow - State.Device.SignedPreKey.Created > SignedPreKeyLifetime) State.Device.RotateSignedPreKey();
         State.Device.Replenish();
         file.Save(State);

@@ -4,7 +4,7 @@ using System.Text;
 namespace Candor.Client.Omemo;
 
 /// <summary>Why an OMEMO message could not be decrypted or a session not built; shown to the user as the reason.</summary>
-public sealed class OmemoException(string message) : Exception(message);
+public class OmemoException(string message) : Exception(message);
 
 /// <summary>The symmetric constructions of urn:xmpp:omemo:2 (XEP-0384 §4), from .NET's HKDF, HMAC and AES.</summary>
 internal static class OmemoCrypto
