@@ -332,6 +332,8 @@ public sealed class CandorClientTests(ITestOutputHelper output)
     {
         ["CANDOR_PASSWORD"] = password,
         ["XDG_CONFIG_HOME"] = Path.Combine(server.DataDirectory, "client-config"),
+        // No session bus: the CLI would otherwise seal its OMEMO state in the desktop keyring of whoever runs the tests.
+        ["DBUS_SESSION_BUS_ADDRESS"] = null,
     };
 
     /// <summary>The SHA-256 fingerprint of the self-signed certificate candor made in its data directory.</summary>

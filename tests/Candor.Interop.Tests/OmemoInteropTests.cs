@@ -20,6 +20,8 @@ public sealed class OmemoInteropTests(ITestOutputHelper output)
     {
         ["CANDOR_PASSWORD"] = password,
         ["XDG_CONFIG_HOME"] = Path.Combine(server.DataDirectory, "client-config"),
+        // No session bus: the CLI would otherwise seal its OMEMO state in the desktop keyring of whoever runs the tests.
+        ["DBUS_SESSION_BUS_ADDRESS"] = null,
     };
 
     internal static string[] CandorArguments(IC2sServer server, params string[] args) =>
