@@ -45,8 +45,8 @@ internal static class UserCommand
             if (parse.GetValue(fromFile) is { } file)
                 return parse.GetValue(jid) is null && parse.GetValue(password) is null
                     ? AddMany(common, parse, file)
-                    : Task.FromResult(Fail(ExitCodes.Usage, "--from-file takes neither a JID nor --password"));
-            if (parse.GetValue(jid) is not { } one) return Task.FromResult(Fail(ExitCodes.Usage, "a JID or --from-file is required"));
+                    : Task.FromResult(AddUsage("--from-file takes neither a JID nor --password"));
+            if (parse.GetValue(jid) is not { } one) return Task.FromResult(AddUsage("a JID or --from-file is required"));
             return Run(parse, common, one, async (accounts, user, full) =>
             {
                 var pw = parse.GetValue(password) ?? PromptPassword($"Password for {full}: ", confirm: true);
@@ -57,6 +57,13 @@ internal static class UserCommand
             }, AuditActions.AccountCreated, creates: true);
         });
         return command;
+    }
+
+    /// <summary>A usage error of 'user add' the parser cannot see (JID and --from-file are each optional), worded like the parser's.</summary>
+    private static int AddUsage(string message)
+    {
+        Console.Error.WriteLine($"candor user add: {message} (see 'candor user add --help')");
+        return ExitCodes.Usage;
     }
 
     private const int AddBatch = 1000;
