@@ -16,8 +16,8 @@ public abstract class FederationSlixmppTests(FederationPeers peers, ITestOutputH
 {
     private static int _accounts;
 
-    /// <summary>The log line Candor writes when the peer's stream to it authenticated, and how.</summary>
-    protected abstract string CandorAcceptedPeer { get; }
+    /// <summary>The log line Candor writes when the peer's stream to it authenticated, and how (null: the peers check it).</summary>
+    protected abstract string? CandorAcceptedPeer { get; }
 
     [Fact]
     public async Task Slixmpp_users_subscribe_see_presence_and_exchange_messages_both_ways()
@@ -36,7 +36,7 @@ public abstract class FederationSlixmppTests(FederationPeers peers, ITestOutputH
         output.WriteLine(result.Describe());
         Assert.True(result.Succeeded && result.Output.Contains("PASS"),
             $"federation_pair.py failed\n{result.Describe()}\n{peers.Candor.Transcript}\n--- peer log ---\n{peers.PeerLog}");
-        Assert.Contains(CandorAcceptedPeer, peers.Candor.Output);
+        if (CandorAcceptedPeer is { } accepted) Assert.Contains(accepted, peers.Candor.Output);
         peers.AssertPeerAuthentication();
     }
 
@@ -90,12 +90,15 @@ public sealed class FederationSlixmppEjabberdTests(EjabberdPeers peers, ITestOut
     protected override string CandorAcceptedPeer => $"{EjabberdFixture.Domain} authenticated by dialback";
 }
 
-/// <summary>Candor ↔ Candor: two <c>candor serve</c> processes, two domains, self-signed certificates, dialback both ways.</summary>
+/// <summary>
+/// Candor ↔ Candor: two <c>candor serve</c> processes, two domains, self-signed certificates, dialback. They share one
+/// bidirectional stream (XEP-0288), so which of them authenticates the other depends on which wrote first.
+/// </summary>
 [Trait("Category", "Interop")]
 public sealed class FederationSlixmppCandorTests(CandorPeers peers, ITestOutputHelper output)
     : FederationSlixmppTests(peers, output), IClassFixture<CandorPeers>
 {
-    protected override string CandorAcceptedPeer => $"{CandorPeers.SecondDomain} authenticated by dialback";
+    protected override string? CandorAcceptedPeer => null;
 }
 
 /// <summary>
@@ -258,7 +261,8 @@ public sealed class CandorPeers : FederationPeers
     }
 
     public override void AssertPeerAuthentication() =>
-        Assert.Contains($"{CandorDomain} authenticated by dialback", _second.Output);
+        Assert.True(_second.Output.Contains($"{CandorDomain} authenticated by dialback") || Candor.Output.Contains($"{SecondDomain} authenticated by dialback"),
+            $"neither Candor authenticated the other by dialback\n--- {CandorDomain} ---\n{Candor.Output}\n--- {SecondDomain} ---\n{_second.Output}");
 
     public override async Task DisposeAsync()
     {
