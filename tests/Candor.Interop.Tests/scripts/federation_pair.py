@@ -16,7 +16,7 @@ import sys
 
 sys.dont_write_bytecode = True  # keep the scripts folder clean
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import Client, StepFailed, bare, run, say  # noqa: E402
+from harness import exchange_messages, Client, StepFailed, bare, run, say  # noqa: E402
 
 AVAILABLE = ("available", "chat", "away", "xa", "dnd")
 
@@ -48,9 +48,6 @@ async def main(args):
     def available_from(jid_bare, status=None):
         return lambda s: s["from"].bare == jid_bare and s["type"] in AVAILABLE and (status is None or s["status"] == status)
 
-    def chat_from(jid_bare, body):
-        return lambda s: s["from"].bare == jid_bare and s["body"] == body
-
     await a.login("1 login A", t)
     await b.login("2 login B", t)
 
@@ -78,17 +75,7 @@ async def main(args):
     p = await b.wait_stanza(step, "presence", available_from(a_bare, status), t, f"presence from A with status {status!r}")
     say(f"{step}: ok — show {p['show']!r}, status {p['status']!r}")
 
-    step = "7 message A -> B"
-    body = f"hello B from A {tag} — ünïcödé <&>"
-    a.send_message(b_bare, body)
-    m = await b.wait_stanza(step, "message", chat_from(a_bare, body), t, f"a message from A with body {body!r}")
-    say(f"{step}: ok — B received {m['body']!r} from {m['from']}")
-
-    step = "8 message B -> A"
-    body = f"hello A from B {tag}"
-    b.send_message(m["from"], body)
-    m = await a.wait_stanza(step, "message", chat_from(b_bare, body), t, f"a message from B with body {body!r}")
-    say(f"{step}: ok — A received {m['body']!r} from {m['from']}")
+    await exchange_messages(a, b, a_bare, b_bare, tag, t)
 
     async def iq(step, request):
         try:

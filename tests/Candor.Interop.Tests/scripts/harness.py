@@ -182,6 +182,25 @@ class Client:
         self.x.send_presence(pto=to, ptype=ptype)
 
 
+async def exchange_messages(a, b, a_bare, b_bare, tag, timeout):
+    """Steps 7 and 8 of the two-user scenarios: a chat message A -> B (non-ASCII and markup), and B's reply to
+    the full JID it came from."""
+    def chat_from(jid_bare, body):
+        return lambda s: s["from"].bare == jid_bare and s["body"] == body
+
+    step = "7 message A -> B"
+    body = f"hello B from A {tag} — ünïcödé <&>"
+    a.send_message(b_bare, body)
+    m = await b.wait_stanza(step, "message", chat_from(a_bare, body), timeout, f"a message from A with body {body!r}")
+    say(f"{step}: ok — B received {m['body']!r} from {m['from']}")
+
+    step = "8 message B -> A"
+    body = f"hello A from B {tag}"
+    b.send_message(m["from"], body)
+    m = await a.wait_stanza(step, "message", chat_from(b_bare, body), timeout, f"a message from B with body {body!r}")
+    say(f"{step}: ok — A received {m['body']!r} from {m['from']}")
+
+
 def account_arguments(doc):
     """An argument parser for a script's usage doc, with the HOST PORT JID PASSWORD every account script starts with."""
     p = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -15,7 +15,7 @@ import sys
 
 sys.dont_write_bytecode = True  # keep the scripts folder clean
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import DELAY_NS, Client, StepFailed, bare, run, say  # noqa: E402
+from harness import DELAY_NS, exchange_messages, Client, StepFailed, bare, run, say  # noqa: E402
 
 
 def parse_args():
@@ -83,17 +83,7 @@ async def main(args):
     p = await b.wait_stanza(step, "presence", available_from(a_bare), t, "available presence from A")
     say(f"{step}: ok — from {p['from']}")
 
-    step = "7 message A -> B"
-    body = f"hello B from A {tag} — ünïcödé <&>"
-    a.send_message(b_bare, body)
-    m = await b.wait_stanza(step, "message", chat_from(a_bare, body), t, f"a message from A with body {body!r}")
-    say(f"{step}: ok — B received {m['body']!r} from {m['from']}")
-
-    step = "8 message B -> A"
-    body = f"hello A from B {tag}"
-    b.send_message(m["from"], body)
-    m = await a.wait_stanza(step, "message", chat_from(b_bare, body), t, f"a message from B with body {body!r}")
-    say(f"{step}: ok — A received {m['body']!r} from {m['from']}")
+    await exchange_messages(a, b, a_bare, b_bare, tag, t)
 
     step = "9 B goes offline"
     await b.logout(step, t)
