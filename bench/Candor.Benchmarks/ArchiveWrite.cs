@@ -12,7 +12,7 @@ namespace Candor.Benchmarks;
 /// Producers append as fast as the writer lets them (each waits for its entry's batch when the queue is long,
 /// as the archive module does); reports entries per second and the process's CPU per entry (all threads:
 /// routing-side sealing and the writer together).
-/// The entries go to <c>accounts</c> accounts in pairs (the harness's throughput scenario has 200): each account's
+/// Each message is archived for both ends (one shared body, two entries); the entries go to <c>accounts</c> accounts in pairs (the harness's throughput scenario has 200): each account's
 /// entries are one more place in the per-account index where a batch's inserts land.
 /// <c>dotnet run -c Release --project bench/Candor.Benchmarks -- archive [entries] [producers] [accounts]</c>
 /// </summary>
@@ -55,20 +55,21 @@ public static class ArchiveWrite
             var perProducer = entries / producers;
             await Task.WhenAll(Enumerable.Range(0, producers).Select(p => Task.Run(async () =>
             {
-                for (var i = 0; i < perProducer; i++)
+                for (var i = 0; i < perProducer; i += 2)
                 {
-                    // Pair k is u(2k+1) and u(2k+2); producer p writes pairs p, p + producers, ...
+                    // Pair k is u(2k+1) and u(2k+2); producer p writes pairs p, p + producers, ... Each message is archived
+                    // for both ends, as the archive module does: one shared body and an entry per end.
                     var pair = (p + i / 2 % Math.Max(1, accounts / 2 / producers) * producers) % Math.Max(1, accounts / 2);
-                    var user = "u" + (pair * 2 + i % 2 + 1);
-                    var with = "u" + (pair * 2 + (i + 1) % 2 + 1) + "@localhost";
-                    _ = writer.Append(new ArchiveEntry(user, Guid.CreateVersion7().ToString(), DateTimeOffset.UtcNow, with, stanza)
-                    {
-                        WithFull = with + "/loadgen",
-                    });
+                    var (sender, recipient) = ("u" + (pair * 2 + 1), "u" + (pair * 2 + 2));
+                    var now = DateTimeOffset.UtcNow;
+                    var body = new ArchiveBody(Guid.CreateVersion7().ToString(), stanza, refs: 2);
+                    _ = writer.Append(
+                        new ArchiveEntry(sender, Guid.CreateVersion7().ToString(), now, recipient + "@localhost", stanza) { WithFull = recipient + "@localhost/loadgen", Body = body },
+                        new ArchiveEntry(recipient, Guid.CreateVersion7().ToString(), now, sender + "@localhost", stanza) { WithFull = sender + "@localhost/loadgen", Body = body });
                     await writer.Throttle();
                 }
             })));
             await writer.WhenWritten();
-            return perProducer * producers;
+            return (perProducer + perProducer % 2) * producers;
     }
 }

@@ -28,7 +28,7 @@ internal static class MigrateCommand
                 if (dataLock is null)
                     throw new OptionsException($"a server is running on {Path.GetFullPath(options.DataDirectory)}: stop it first, so that nothing is written after the copy");
                 var counts = await SqliteToPostgres.RunAsync(options);
-                Console.WriteLine($"Copied {counts.Total} records ({counts.KeyValue} key-value, {counts.Map} map, {counts.Archive} archive) into PostgreSQL.");
+                Console.WriteLine($"Copied {counts.Total} records ({counts.KeyValue} key-value, {counts.Map} map, {counts.Archive} archive, {counts.ArchiveBodies} archive bodies) into PostgreSQL.");
                 // The operator log moves too, as it is (indexes, leaf hashes, signed heads), so that monitors see it continue.
                 var log = AuditLog.Open(options);
                 var entries = log.Adopt(Path.Combine(options.DataDirectory, SqliteStorage.FileName));

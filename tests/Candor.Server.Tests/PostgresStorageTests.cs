@@ -10,13 +10,21 @@ namespace Candor.Server.Tests;
 public sealed class SealedPostgresStorageConformanceTests : StorageConformanceTests
 {
     private readonly string _directory = Directory.CreateTempSubdirectory("candor-sealed-pg-").FullName;
+    private PostgresStorage _raw = null!;
 
-    protected override async Task<IStorage> CreateStorageAsync() =>
-        await SealedStorage.OpenAsync(new ServerOptions { DataDirectory = _directory, Postgres = await PostgresCluster.NewDatabaseAsync() });
+    protected override async Task<IStorage> CreateStorageAsync()
+    {
+        var database = await PostgresCluster.NewDatabaseAsync();
+        _raw = await PostgresStorage.OpenAsync(database);
+        return await SealedStorage.OpenAsync(new ServerOptions { DataDirectory = _directory, Postgres = database });
+    }
+
+    protected override IRawRecords Raw => _raw;
 
     public override async Task DisposeAsync()
     {
         await base.DisposeAsync();
+        await _raw.DisposeAsync();
         Directory.Delete(_directory, recursive: true);
     }
 }
@@ -43,7 +51,7 @@ public sealed class PostgresSealingTests : IAsyncLifetime
         await connection.OpenAsync();
         await using var command = new NpgsqlCommand(
             "SELECT string_agg(account || value, '') FROM keyval UNION ALL SELECT string_agg(account || key || value, '') FROM map " +
-            "UNION ALL SELECT string_agg(account || with_jid || value, '') FROM archive", connection);
+            "UNION ALL SELECT string_agg(account || with_jid || value, '') FROM archive UNION ALL SELECT string_agg(key || value, '') FROM archive_body", connection);
         var all = new System.Text.StringBuilder();
         await using var reader = await command.ExecuteReaderAsync();
         while (await reader.ReadAsync()) all.Append(reader.IsDBNull(0) ? "" : reader.GetString(0));
@@ -69,11 +77,18 @@ public sealed class PostgresSealingTests : IAsyncLifetime
             Assert.DoesNotContain(Marker, await EverythingStoredAsync());
             Assert.True(await new AccountStore(storage, 4096).VerifyPasswordAsync("alice", "secret"));
             Assert.Equal(Marker, await storage.OpenMap("roster").GetAsync(Marker + "-owner", $"{Marker}@example.org"));
+            // A message archived for both ends: one sealed body, re-sealed once by the rotation.
+            var body = new ArchiveBody("body-1", $"<message><body>{Marker}</body></message>", refs: 2);
+            await storage.OpenArchive("archive").AppendBatchAsync([
+                new ArchiveEntry("alice", "a1", DateTimeOffset.UtcNow, "bob@x", body.Value) { Body = body },
+                new ArchiveEntry("bob", "b1", DateTimeOffset.UtcNow, "alice@x", body.Value) { Body = body },
+            ]);
+            Assert.DoesNotContain(Marker, await EverythingStoredAsync());
 
             var (from, to, resealed) = await storage.RotateAsync(serverRunning: false, _ => { });
             Assert.NotEqual(from.Id, to.Id);
-            Assert.Equal(1204, resealed);
-            Assert.Equal(new Dictionary<uint, long> { [to.Id] = 1204 }, await storage.CountByKeyAsync());
+            Assert.Equal(1205, resealed);
+            Assert.Equal(new Dictionary<uint, long> { [to.Id] = 1205 }, await storage.CountByKeyAsync());
         }
 
         await using var reopened = await SealedStorage.OpenAsync(_options);
@@ -82,5 +97,6 @@ public sealed class PostgresSealingTests : IAsyncLifetime
         Assert.Equal(Enumerable.Range(0, 1200).Select(i => $"{Marker} {i}"), offline.Select(i => i.Value));
         Assert.Contains(Marker, await reopened.OpenKeyValue("vcard").GetAsync(Marker + "-owner"));
         Assert.True(await new AccountStore(reopened, 4096).VerifyPasswordAsync("alice", "secret"));
+        Assert.Contains(Marker, Assert.Single(await reopened.OpenArchive("archive").QueryAsync("bob", ArchiveQuery.All)).Value);
     }
 }

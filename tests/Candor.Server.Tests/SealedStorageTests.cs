@@ -13,6 +13,7 @@ public sealed class SealedStorageConformanceTests : StorageConformanceTests
     private readonly string _directory = Directory.CreateTempSubdirectory("candor-sealed-").FullName;
 
     protected override async Task<IStorage> CreateStorageAsync() => await SealedStorage.OpenAsync(new ServerOptions { DataDirectory = _directory });
+    protected override IRawRecords Raw => new SqliteStorage(Path.Combine(_directory, SqliteStorage.FileName));
 
     public override async Task DisposeAsync()
     {
@@ -196,6 +197,41 @@ public sealed class SealedStorageTests : IDisposable
         var item = Assert.Single(await archive.QueryAsync("alice", ArchiveQuery.All));
         Assert.Equal("late", item.Key);
         Assert.Contains(Marker, item.Value);
+    }
+
+    [Fact]
+    public async Task A_shared_archive_body_is_sealed_once_counted_resealed_by_rotation_and_an_item_moved_or_repointed_is_not_served()
+    {
+        var reports = new ReportLogger();
+        await using var storage = await OpenAsync();
+        storage.Log = reports;
+        var archive = storage.OpenArchive("archive");
+        var now = DateTimeOffset.UtcNow;
+        var body = new ArchiveBody("body-1", $"<message><body>{Marker}</body></message>", refs: 2);
+        var other = new ArchiveBody("body-2", "<message><body>to dave</body></message>", refs: 2);
+        await archive.AppendBatchAsync([
+            new ArchiveEntry("alice", "a1", now, "bob@x", body.Value) { Body = body },
+            new ArchiveEntry("bob", "b1", now, "alice@x", body.Value) { Body = body },
+            new ArchiveEntry("alice", "a2", now, "dave@x", other.Value) { Body = other },
+            new ArchiveEntry("dave", "d2", now, "alice@x", other.Value) { Body = other },
+        ]);
+        // The index key record and the two bodies: the four items hold bindings, not sealed records.
+        Assert.Equal(new Dictionary<uint, long> { [storage.Keys.Current.Id] = 3 }, await storage.CountByKeyAsync());
+        var (_, to, resealed) = await storage.RotateAsync(serverRunning: false, _ => { });
+        Assert.Equal(3, resealed);
+        Assert.Equal(new Dictionary<uint, long> { [to.Id] = 3 }, await storage.CountByKeyAsync());
+        Assert.Contains(Marker, Assert.Single(await archive.QueryAsync("bob", ArchiveQuery.All)).Value);
+        Assert.Equal(["a1", "a2"], (await archive.QueryAsync("alice", ArchiveQuery.All)).Select(i => i.Key));
+
+        // Whoever can write the database moves bob's item to carol, and points alice's item with dave at the other body.
+        var (bob, carol) = (storage.Hash("bob"), storage.Hash("carol"));
+        Execute($"UPDATE archive SET user = '{carol}' WHERE user = '{bob}'");
+        Execute($"UPDATE archive SET body = (SELECT body FROM archive WHERE key = 'a1') WHERE key = 'a2'");
+        Assert.Empty(await archive.QueryAsync("carol", ArchiveQuery.All));
+        Assert.Equal(["a1"], (await archive.QueryAsync("alice", ArchiveQuery.All)).Select(i => i.Key));
+        Assert.Equal(2, reports.Errors.Count);
+        Assert.All(reports.Errors, e => Assert.Contains("bound to another account, correspondent or body", e));
+        Assert.Contains("to dave", Assert.Single(await archive.QueryAsync("dave", ArchiveQuery.All)).Value);
     }
 
     [Fact]

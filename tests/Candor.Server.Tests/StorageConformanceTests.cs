@@ -18,6 +18,16 @@ public abstract class StorageConformanceTests : IAsyncLifetime
 
     public virtual async Task DisposeAsync() => await Storage.DisposeAsync();
 
+    /// <summary>The backend below <see cref="Storage"/>, as the sealing layer sees it.</summary>
+    protected abstract IRawRecords Raw { get; }
+
+    private async Task<int> CountBodiesAsync()
+    {
+        var bodies = 0;
+        await Raw.ScanAsync(record => bodies += record.Shape == RecordShape.ArchiveBody ? 1 : 0);
+        return bodies;
+    }
+
     [Fact]
     public async Task Key_value_set_get_replace_remove_and_list()
     {
@@ -153,6 +163,44 @@ public abstract class StorageConformanceTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Archive_items_sharing_a_body_read_it_under_their_own_keys_until_the_last_of_them_is_deleted()
+    {
+        var archive = Storage.OpenArchive("arc");
+        var now = DateTimeOffset.UtcNow;
+        var (one, two, three) = (new ArchiveBody("b1", "<m>one</m>", refs: 2), new ArchiveBody("b2", "<m>two</m>", refs: 2), new ArchiveBody("b3", "<m>three</m>", refs: 2));
+        await archive.AppendBatchAsync([
+            new ArchiveEntry("alice", "a1", now, "bob@x", "<m>one</m>") { Body = one },
+            new ArchiveEntry("bob", "k1", now, "alice@x", "<m>one</m>") { Body = one },
+            new ArchiveEntry("alice", "a2", now, "bob@x", "<m>two</m>") { Body = two },
+        ]);
+        // The writer may end a batch between two entries that share a body: the next batch refers to the stored one.
+        await archive.AppendBatchAsync([
+            new ArchiveEntry("bob", "k2", now, "alice@x", "<m>two</m>") { Body = two },
+            new ArchiveEntry("alice", "a3", now.AddDays(-10), "carol@x", "<m>three</m>") { Body = three },
+            new ArchiveEntry("carol", "c3", now.AddDays(-10), "alice@x", "<m>three</m>") { Body = three },
+            new ArchiveEntry("alice", "a4", now, "bob@x", "<m>own</m>"),
+        ]);
+        Assert.Equal(3, await CountBodiesAsync());
+        var alices = await archive.QueryAsync("alice", ArchiveQuery.All);
+        Assert.Equal(["a1", "a2", "a3", "a4"], alices.Select(i => i.Key));
+        Assert.Equal(["<m>one</m>", "<m>two</m>", "<m>three</m>", "<m>own</m>"], alices.Select(i => i.Value));
+        Assert.Equal(["a1", "a2", "a4"], (await archive.QueryAsync("alice", new ArchiveQuery { With = "bob@x" })).Select(i => i.Key));
+        Assert.Equal(["<m>two</m>"], (await archive.QueryAsync("bob", new ArchiveQuery { Keys = ["k2", "a2"] })).Select(i => i.Value));
+        Assert.Equal(2, await archive.CountAsync("bob", ArchiveQuery.All));
+
+        Assert.Equal(2, await archive.DeleteOlderThanAsync(now.AddDays(-1)));
+        Assert.Equal(2, await CountBodiesAsync());
+        Assert.Equal(["<m>one</m>"], (await archive.TakeAsync("bob", new ArchiveQuery { Limit = 1 })).Select(i => i.Value));
+        Assert.Equal(2, await CountBodiesAsync());
+        Assert.Equal(3, await archive.DeleteAsync("alice"));
+        Assert.Equal(1, await CountBodiesAsync());
+        Assert.Equal(["<m>two</m>"], (await archive.QueryAsync("bob", ArchiveQuery.All)).Select(i => i.Value));
+        await Storage.DeleteUserAsync("bob");
+        Assert.Equal(0, await CountBodiesAsync());
+        Assert.Equal(0, await archive.CountAsync("bob"));
+    }
+
+    [Fact]
     public async Task Take_removes_what_it_returns_and_leaves_the_rest()
     {
         var archive = Storage.OpenArchive("offline");
@@ -213,6 +261,7 @@ public sealed class SqliteStorageConformanceTests : StorageConformanceTests
     private readonly string _directory = Directory.CreateTempSubdirectory("candor-storage-").FullName;
 
     protected override Task<IStorage> CreateStorageAsync() => Task.FromResult<IStorage>(new SqliteStorage(Path.Combine(_directory, "candor.db")));
+    protected override IRawRecords Raw => (IRawRecords)Storage;
 
     public override async Task DisposeAsync()
     {
@@ -252,8 +301,14 @@ public sealed class SqliteStorageConformanceTests : StorageConformanceTests
         }
         await using var storage = new SqliteStorage(path);
         var archive = storage.OpenArchive("mam");
-        await archive.AppendBatchAsync([new ArchiveEntry("alice", "k3", DateTimeOffset.UtcNow, "bob@x", "new one")]);
-        Assert.Equal(["old one", "new one"], (await archive.QueryAsync("alice", new ArchiveQuery { Keys = ["k1", "k2", "k3"] })).Select(i => i.Value));
+        var body = new ArchiveBody("b4", "shared", refs: 2);
+        await archive.AppendBatchAsync([
+            new ArchiveEntry("alice", "k3", DateTimeOffset.UtcNow, "bob@x", "new one"),
+            new ArchiveEntry("alice", "k4", DateTimeOffset.UtcNow, "bob@x", "shared") { Body = body },
+            new ArchiveEntry("bob", "k5", DateTimeOffset.UtcNow, "alice@x", "shared") { Body = body },
+        ]);
+        Assert.Equal(["old one", "new one", "shared"], (await archive.QueryAsync("alice", new ArchiveQuery { Keys = ["k1", "k2", "k3", "k4"] })).Select(i => i.Value));
+        Assert.Equal(["for bob", "shared"], (await archive.QueryAsync("bob", ArchiveQuery.All)).Select(i => i.Value));
 
         using var connection = new SqliteConnection($"Data Source={path};Pooling=False");
         connection.Open();
@@ -277,6 +332,30 @@ public sealed class PostgresStorageConformanceTests : StorageConformanceTests
     {
         _connectionString = await Harness.PostgresCluster.NewDatabaseAsync();
         return await PostgresStorage.OpenAsync(_connectionString);
+    }
+
+    protected override IRawRecords Raw => (IRawRecords)Storage;
+
+    [Fact]
+    public async Task A_version_3_database_gets_shared_archive_bodies_and_keeps_its_items()
+    {
+        await Storage.OpenArchive("mam").AppendBatchAsync([new ArchiveEntry("alice", "k1", DateTimeOffset.UtcNow, "bob@x", "old one")]);
+        await Storage.DisposeAsync();
+        await using (var connection = new NpgsqlConnection(_connectionString))
+        {
+            await connection.OpenAsync();
+            await using var downgrade = new NpgsqlCommand("ALTER TABLE archive DROP COLUMN body; DROP TABLE archive_body; UPDATE candor_schema SET version = 3;", connection);
+            await downgrade.ExecuteNonQueryAsync();
+        }
+        await using var reopened = await PostgresStorage.OpenAsync(_connectionString);
+        var archive = reopened.OpenArchive("mam");
+        var body = new ArchiveBody("b2", "shared", refs: 2);
+        await archive.AppendBatchAsync([
+            new ArchiveEntry("alice", "k2", DateTimeOffset.UtcNow, "bob@x", "shared") { Body = body },
+            new ArchiveEntry("bob", "k3", DateTimeOffset.UtcNow, "alice@x", "shared") { Body = body },
+        ]);
+        Assert.Equal(["old one", "shared"], (await archive.QueryAsync("alice", ArchiveQuery.All)).Select(i => i.Value));
+        Assert.Equal(["shared"], (await archive.QueryAsync("bob", ArchiveQuery.All)).Select(i => i.Value));
     }
 
     [Fact]

@@ -4,9 +4,9 @@ using NpgsqlTypes;
 
 namespace Candor.Server.Storage;
 
-public sealed record ImportCounts(long KeyValue, long Map, long Archive)
+public sealed record ImportCounts(long KeyValue, long Map, long Archive, long ArchiveBodies)
 {
-    public long Total => KeyValue + Map + Archive;
+    public long Total => KeyValue + Map + Archive + ArchiveBodies;
 }
 
 public sealed partial class PostgresStorage
@@ -21,8 +21,8 @@ public sealed partial class PostgresStorage
         await using var connection = await OpenAsync();
         await using var transaction = await connection.BeginTransactionAsync();
         await using (var check = new NpgsqlCommand(
-            "LOCK TABLE keyval, map, archive IN EXCLUSIVE MODE; " +
-            "SELECT EXISTS (SELECT 1 FROM keyval) OR EXISTS (SELECT 1 FROM map) OR EXISTS (SELECT 1 FROM archive)", connection, transaction))
+            "LOCK TABLE keyval, map, archive, archive_body IN EXCLUSIVE MODE; " +
+            "SELECT EXISTS (SELECT 1 FROM keyval) OR EXISTS (SELECT 1 FROM map) OR EXISTS (SELECT 1 FROM archive) OR EXISTS (SELECT 1 FROM archive_body)", connection, transaction))
         {
             if ((bool)(await check.ExecuteScalarAsync())!)
                 throw new InvalidOperationException("the PostgreSQL database holds Candor data already; migrate into an empty database");
@@ -32,15 +32,19 @@ public sealed partial class PostgresStorage
             "COPY keyval (store, account, value) FROM STDIN (FORMAT BINARY)", [NpgsqlDbType.Text, NpgsqlDbType.Text, NpgsqlDbType.Text]);
         var map = await CopyAsync(connection, sqlite, "SELECT store, user, key, value FROM map ORDER BY rowid",
             "COPY map (store, account, key, value) FROM STDIN (FORMAT BINARY)", [NpgsqlDbType.Text, NpgsqlDbType.Text, NpgsqlDbType.Text, NpgsqlDbType.Text]);
-        var archive = await CopyAsync(connection, sqlite, "SELECT id, store, user, at, with_jid, value, key, with_full FROM archive ORDER BY id",
-            "COPY archive (id, store, account, at, with_jid, value, key, with_full) FROM STDIN (FORMAT BINARY)",
-            [NpgsqlDbType.Bigint, NpgsqlDbType.Text, NpgsqlDbType.Text, NpgsqlDbType.Bigint, NpgsqlDbType.Text, NpgsqlDbType.Text, NpgsqlDbType.Text, NpgsqlDbType.Text]);
-        // The ids were copied: new items continue after them, as they would have in SQLite.
+        var bodies = await CopyAsync(connection, sqlite, "SELECT id, store, key, refs, value FROM archive_body ORDER BY id",
+            "COPY archive_body (id, store, key, refs, value) FROM STDIN (FORMAT BINARY)",
+            [NpgsqlDbType.Bigint, NpgsqlDbType.Text, NpgsqlDbType.Text, NpgsqlDbType.Integer, NpgsqlDbType.Text]);
+        var archive = await CopyAsync(connection, sqlite, "SELECT id, store, user, at, with_jid, value, key, with_full, body FROM archive ORDER BY id",
+            "COPY archive (id, store, account, at, with_jid, value, key, with_full, body) FROM STDIN (FORMAT BINARY)",
+            [NpgsqlDbType.Bigint, NpgsqlDbType.Text, NpgsqlDbType.Text, NpgsqlDbType.Bigint, NpgsqlDbType.Text, NpgsqlDbType.Text, NpgsqlDbType.Text, NpgsqlDbType.Text, NpgsqlDbType.Bigint]);
+        // The ids were copied: new items and bodies continue after them, as they would have in SQLite.
         await using (var sequence = new NpgsqlCommand(
-            "SELECT setval(pg_get_serial_sequence('archive', 'id'), COALESCE(MAX(id), 0) + 1, false) FROM archive", connection, transaction))
+            "SELECT setval(pg_get_serial_sequence('archive', 'id'), COALESCE(MAX(id), 0) + 1, false) FROM archive; " +
+            "SELECT setval(pg_get_serial_sequence('archive_body', 'id'), COALESCE(MAX(id), 0) + 1, false) FROM archive_body", connection, transaction))
             await sequence.ExecuteNonQueryAsync();
         await transaction.CommitAsync();
-        return new ImportCounts(keyValue, map, archive);
+        return new ImportCounts(keyValue, map, archive, bodies);
     }
 
     private static async Task<long> CopyAsync(NpgsqlConnection target, SqliteConnection source, string select, string copy, NpgsqlDbType[] columns)
@@ -57,6 +61,7 @@ public sealed partial class PostgresStorage
             {
                 if (reader.IsDBNull(i)) await import.WriteNullAsync();
                 else if (columns[i] == NpgsqlDbType.Bigint) await import.WriteAsync(reader.GetInt64(i), NpgsqlDbType.Bigint);
+                else if (columns[i] == NpgsqlDbType.Integer) await import.WriteAsync(reader.GetInt32(i), NpgsqlDbType.Integer);
                 else await import.WriteAsync(reader.GetString(i), NpgsqlDbType.Text);
             }
             rows++;

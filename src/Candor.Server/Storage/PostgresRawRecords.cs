@@ -11,21 +11,24 @@ public sealed partial class PostgresStorage : IRawRecords
         var outer = insert is null ? null : await connection.BeginTransactionAsync();
         // Sealing a database for the first time: no other process may write until the marker commits with it.
         if (outer is not null)
-            await Execute(connection, outer, "LOCK TABLE keyval, map, archive IN SHARE ROW EXCLUSIVE MODE");
-        foreach (var (shape, table, name) in RawTables.All)
+            await Execute(connection, outer, "LOCK TABLE keyval, map, archive, archive_body IN SHARE ROW EXCLUSIVE MODE");
+        foreach (var (shape, table, name, where) in RawTables.All)
         {
             for (var after = long.MinValue; ;)
             {
                 var transaction = outer ?? await connection.BeginTransactionAsync();
                 // FOR UPDATE: a concurrent write to a row of the page waits for this transaction rather than being
                 // overwritten by the value it read before.
-                var page = await ReadPageAsync(connection, transaction, shape, table, name, after, forUpdate: true);
+                var page = await ReadPageAsync(connection, transaction, shape, table, name, where, after, forUpdate: true);
                 foreach (var record in page)
                 {
                     if (rewrite(record) is not { } replacement) continue;
-                    await using var update = new NpgsqlCommand(shape == RecordShape.KeyValue
-                        ? $"UPDATE {table} SET account = @user, value = @value WHERE id = @row"
-                        : $"UPDATE {table} SET account = @user, {name} = @name, value = @value WHERE id = @row", connection, transaction);
+                    await using var update = new NpgsqlCommand(shape switch
+                    {
+                        RecordShape.KeyValue => $"UPDATE {table} SET account = @user, value = @value WHERE id = @row",
+                        RecordShape.ArchiveBody => $"UPDATE {table} SET value = @value WHERE id = @row",
+                        _ => $"UPDATE {table} SET account = @user, {name} = @name, value = @value WHERE id = @row",
+                    }, connection, transaction);
                     update.Parameters.AddWithValue("user", replacement.User);
                     update.Parameters.AddWithValue("name", replacement.Name);
                     update.Parameters.AddWithValue("value", replacement.Value);
@@ -69,11 +72,11 @@ public sealed partial class PostgresStorage : IRawRecords
     public async Task ScanAsync(Action<RawRecord> visit)
     {
         await using var connection = await OpenAsync();
-        foreach (var (shape, table, name) in RawTables.All)
+        foreach (var (shape, table, name, where) in RawTables.All)
         {
             for (var after = long.MinValue; ;)
             {
-                var page = await ReadPageAsync(connection, null, shape, table, name, after, forUpdate: false);
+                var page = await ReadPageAsync(connection, null, shape, table, name, where, after, forUpdate: false);
                 foreach (var record in page) visit(record);
                 if (page.Count < RawTables.PageSize) break;
                 after = page[^1].Row;
@@ -85,7 +88,7 @@ public sealed partial class PostgresStorage : IRawRecords
     public async Task CompactAsync()
     {
         await using var connection = await OpenAsync();
-        await Execute(connection, null, "VACUUM FULL keyval, map, archive");
+        await Execute(connection, null, "VACUUM FULL keyval, map, archive, archive_body");
     }
 
     /// <summary>Nothing to do: a PostgreSQL commit returns once its WAL record is flushed (synchronous_commit, on by default).</summary>
@@ -98,10 +101,11 @@ public sealed partial class PostgresStorage : IRawRecords
     }
 
     private static async Task<List<RawRecord>> ReadPageAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction,
-        RecordShape shape, string table, string name, long after, bool forUpdate)
+        RecordShape shape, string table, string name, string where, long after, bool forUpdate)
     {
+        var user = shape == RecordShape.ArchiveBody ? "''" : "account";
         await using var command = new NpgsqlCommand(
-            $"SELECT id, store, account, {name}, value FROM {table} WHERE id > @after ORDER BY id LIMIT {RawTables.PageSize}{(forUpdate ? " FOR UPDATE" : "")}",
+            $"SELECT id, store, {user}, {name}, value FROM {table} WHERE id > @after{where} ORDER BY id LIMIT {RawTables.PageSize}{(forUpdate ? " FOR UPDATE" : "")}",
             connection, transaction);
         command.Parameters.AddWithValue("after", after);
         var page = new List<RawRecord>(RawTables.PageSize);

@@ -5,6 +5,8 @@ public enum RecordShape : byte
     KeyValue = (byte)'k',
     Map = (byte)'m',
     Archive = (byte)'a',
+    /// <summary>An archive body shared by several archive items (<see cref="ArchiveBody"/>): no account, named by its key.</summary>
+    ArchiveBody = (byte)'b',
 }
 
 /// <summary>
@@ -40,15 +42,20 @@ public interface IRawRecords
     Task FlushAsync();
 }
 
-/// <summary>The three generic tables as both SQL backends lay them out, and the column that holds each shape's name.</summary>
+/// <summary>
+/// The generic tables as both SQL backends lay them out, the column that holds each shape's name, and which rows
+/// hold a record: an archive item that refers to a shared body holds only a binding to it (no sealed value), and the
+/// body is a record of its own, without an account.
+/// </summary>
 internal static class RawTables
 {
     public const int PageSize = 500;
 
-    public static readonly (RecordShape Shape, string Table, string Name)[] All =
+    public static readonly (RecordShape Shape, string Table, string Name, string Where)[] All =
     [
-        (RecordShape.KeyValue, "keyval", "''"),
-        (RecordShape.Map, "map", "key"),
-        (RecordShape.Archive, "archive", "with_jid"),
+        (RecordShape.KeyValue, "keyval", "''", ""),
+        (RecordShape.Map, "map", "key", ""),
+        (RecordShape.Archive, "archive", "with_jid", " AND body IS NULL"),
+        (RecordShape.ArchiveBody, "archive_body", "key", ""),
     ];
 }

@@ -98,6 +98,8 @@ public sealed class SealedStorage : IStorage
 
     private static RawRecord SealPlaintext(Sealer sealer, RawRecord record)
     {
+        if (record.Shape == RecordShape.ArchiveBody)
+            return record with { Value = sealer.Seal(record.Shape, record.Store, "", record.Name, "", record.Value) };
         var user = sealer.Hash(record.User);
         var (column, name) = record.Shape == RecordShape.KeyValue ? ("", record.User) : (sealer.Hash(user, record.Name), record.Name);
         return record with { User = user, Name = column, Value = sealer.Seal(record.Shape, record.Store, user, column, name, record.Value) };
@@ -129,6 +131,22 @@ public sealed class SealedStorage : IStorage
 
     internal string Seal(RecordShape shape, string store, string user, string column, string name, string value) =>
         _sealer.Seal(shape, store, user, column, name, value);
+
+    internal string Bind(string hashedUser, string column, string bodyKey) => _sealer.Bind(hashedUser, column, bodyKey);
+
+    /// <summary>
+    /// Opens an archive item's shared body for a list after checking the item's binding to it: reported and left out
+    /// (null) when either fails.
+    /// </summary>
+    internal string? TryOpenShared(string store, string hashedUser, string column, string bodyKey, string binding, string body)
+    {
+        if (binding != _sealer.Bind(hashedUser, column, bodyKey))
+        {
+            Log.LogError("{Report}", Sealer.Failure(RecordShape.Archive, store, "it is bound to another account, correspondent or body (moved there) or altered").Message);
+            return null;
+        }
+        return TryOpen(RecordShape.ArchiveBody, store, "", bodyKey, body, withName: false)?.Value;
+    }
 
     /// <summary>Opens a record for a single read: reported and thrown when it does not open.</summary>
     internal (string? Name, string Value) Open(RecordShape shape, string store, string user, string column, string value, bool withName)
@@ -339,14 +357,28 @@ internal sealed class SealedArchiveStore(SealedStorage sealing, IArchiveStore in
         return inner.AppendBatchAsync(sealedEntries);
     }
 
-    /// <summary>The entry sealed, its account and 'with' hashed; its id and time stay plain.</summary>
+    /// <summary>
+    /// The entry sealed, its account and 'with' hashed; its id and time stay plain. An entry with a shared body is
+    /// bound to it instead, and the body (no account, bound to this store and its own key) is sealed with the first
+    /// of the entries that share it: those are prepared by one thread, one after the other.
+    /// </summary>
     public ArchiveEntry Prepare(ArchiveEntry entry)
     {
         var hashedUser = sealing.Hash(entry.User);
         var hashedWith = sealing.Hash(hashedUser, entry.With);
+        var withFull = entry.WithFull is { } full ? sealing.Hash(hashedUser, full) : null;
+        if (entry.Body is { } body)
+        {
+            if (!body.Prepared)
+            {
+                body.Value = sealing.Seal(RecordShape.ArchiveBody, name, "", body.Key, "", body.Value);
+                body.Prepared = true;
+            }
+            return new ArchiveEntry(hashedUser, entry.Key, entry.When, hashedWith, sealing.Bind(hashedUser, hashedWith, body.Key)) { WithFull = withFull, Body = body };
+        }
         return new ArchiveEntry(hashedUser, entry.Key, entry.When, hashedWith, sealing.Seal(RecordShape.Archive, name, hashedUser, hashedWith, entry.With, entry.Value))
         {
-            WithFull = entry.WithFull is { } full ? sealing.Hash(hashedUser, full) : null,
+            WithFull = withFull,
         };
     }
 
@@ -360,6 +392,13 @@ internal sealed class SealedArchiveStore(SealedStorage sealing, IArchiveStore in
         for (var i = 0; i < entries.Count; i++)
         {
             var entry = entries[i];
+            if (entry.Body is { } body)
+            {
+                // The binding is under the index key, which rotations keep; the body is sealed under the master key.
+                if (body.Row == 0 && sealing.Reseal(new RawRecord(RecordShape.ArchiveBody, 0, name, "", body.Key, body.Value)) is { } sealedBody)
+                    body.Value = sealedBody;
+                continue;
+            }
             if (sealing.Reseal(new RawRecord(RecordShape.Archive, 0, name, entry.User, entry.With, entry.Value)) is { } value)
                 (resealed ??= [.. entries])[i] = entry with { Value = value };
         }
@@ -386,8 +425,16 @@ internal sealed class SealedArchiveStore(SealedStorage sealing, IArchiveStore in
     {
         var opened = new List<ArchiveItem>(items.Count);
         foreach (var item in items)
-            if (sealing.TryOpen(RecordShape.Archive, name, hashedUser, item.With, item.Value, withName: true) is { } record)
+        {
+            if (item.Shared is { } shared)
+            {
+                // The correspondent is not stored apart from the stanza for these: the item's 'with' is left empty.
+                if (sealing.TryOpenShared(name, hashedUser, item.With, shared.BodyKey, shared.Own, item.Value) is { } value)
+                    opened.Add(item with { With = "", Value = value, Shared = null });
+            }
+            else if (sealing.TryOpen(RecordShape.Archive, name, hashedUser, item.With, item.Value, withName: true) is { } record)
                 opened.Add(item with { With = record.Name!, Value = record.Value });
+        }
         return opened;
     }
 }

@@ -52,6 +52,13 @@ internal sealed class Sealer(KeyRing keys, byte[] indexKey)
         return _names[(hashedUser, name)] = HashPair(hashedUser, name);
     }
 
+    /// <summary>
+    /// What an archive item that refers to a shared body stores instead of a sealed value: a keyed hash binding the
+    /// item's account and (hashed) correspondent to the body's key, so that an item moved to another account or
+    /// pointed at another body is not served. Not remembered: each body is bound twice and never again.
+    /// </summary>
+    public string Bind(string hashedUser, string column, string bodyKey) => HashPair(hashedUser, string.Concat(column, "\0", bodyKey));
+
     private string HashPair(string hashedUser, string name)
     {
         var max = Encoding.UTF8.GetMaxByteCount(hashedUser.Length + 1 + name.Length);
@@ -220,8 +227,8 @@ internal sealed class Sealer(KeyRing keys, byte[] indexKey)
         }
     }
 
-    private static SealedRecordException Failure(RecordShape shape, string store, string reason) =>
-        new($"a {shape switch { RecordShape.Map => "map", RecordShape.Archive => "archive", _ => "key-value" }} record of store '{store}' does not open: {reason}; it is not served");
+    public static SealedRecordException Failure(RecordShape shape, string store, string reason) =>
+        new($"a {shape switch { RecordShape.Map => "map", RecordShape.Archive => "archive", RecordShape.ArchiveBody => "archive body", _ => "key-value" }} record of store '{store}' does not open: {reason}; it is not served");
 }
 
 /// <summary>A stored record failed to open (moved, altered, or sealed with a key that is gone).</summary>

@@ -9,20 +9,23 @@ public sealed partial class SqliteStorage : IRawRecords
         using var connection = Open();
         var changed = 0L;
         var outer = insert is null ? null : connection.BeginTransaction(deferred: false);
-        foreach (var (shape, table, name) in RawTables.All)
+        foreach (var (shape, table, name, where) in RawTables.All)
         {
             for (var after = long.MinValue; ;)
             {
                 var transaction = outer ?? connection.BeginTransaction(deferred: false);
-                var page = ReadPage(connection, transaction, shape, table, name, after);
+                var page = ReadPage(connection, transaction, shape, table, name, where, after);
                 foreach (var record in page)
                 {
                     if (rewrite(record) is not { } replacement) continue;
                     using var update = connection.CreateCommand();
                     update.Transaction = transaction;
-                    update.CommandText = shape == RecordShape.KeyValue
-                        ? $"UPDATE {table} SET user = $user, value = $value WHERE rowid = $row"
-                        : $"UPDATE {table} SET user = $user, {name} = $name, value = $value WHERE rowid = $row";
+                    update.CommandText = shape switch
+                    {
+                        RecordShape.KeyValue => $"UPDATE {table} SET user = $user, value = $value WHERE rowid = $row",
+                        RecordShape.ArchiveBody => $"UPDATE {table} SET value = $value WHERE rowid = $row",
+                        _ => $"UPDATE {table} SET user = $user, {name} = $name, value = $value WHERE rowid = $row",
+                    };
                     update.Parameters.AddWithValue("$user", replacement.User);
                     update.Parameters.AddWithValue("$name", replacement.Name);
                     update.Parameters.AddWithValue("$value", replacement.Value);
@@ -68,11 +71,11 @@ public sealed partial class SqliteStorage : IRawRecords
     public Task ScanAsync(Action<RawRecord> visit)
     {
         using var connection = Open();
-        foreach (var (shape, table, name) in RawTables.All)
+        foreach (var (shape, table, name, where) in RawTables.All)
         {
             for (var after = long.MinValue; ;)
             {
-                var page = ReadPage(connection, null, shape, table, name, after);
+                var page = ReadPage(connection, null, shape, table, name, where, after);
                 foreach (var record in page) visit(record);
                 if (page.Count < RawTables.PageSize) break;
                 after = page[^1].Row;
@@ -100,11 +103,12 @@ public sealed partial class SqliteStorage : IRawRecords
         return Task.CompletedTask;
     }
 
-    private static List<RawRecord> ReadPage(SqliteConnection connection, SqliteTransaction? transaction, RecordShape shape, string table, string name, long after)
+    private static List<RawRecord> ReadPage(SqliteConnection connection, SqliteTransaction? transaction, RecordShape shape, string table, string name, string where, long after)
     {
         using var command = connection.CreateCommand();
         command.Transaction = transaction;
-        command.CommandText = $"SELECT rowid, store, user, {name}, value FROM {table} WHERE rowid > $after ORDER BY rowid LIMIT {RawTables.PageSize}";
+        var user = shape == RecordShape.ArchiveBody ? "''" : "user";
+        command.CommandText = $"SELECT rowid, store, {user}, {name}, value FROM {table} WHERE rowid > $after{where} ORDER BY rowid LIMIT {RawTables.PageSize}";
         command.Parameters.AddWithValue("$after", after);
         var page = new List<RawRecord>(RawTables.PageSize);
         using var reader = command.ExecuteReader();

@@ -38,6 +38,31 @@ public sealed record ArchiveItem(long Id, DateTimeOffset When, string With, stri
 {
     /// <summary>The caller's unique id for the item (a XEP-0359 stanza-id), or null when appended without one.</summary>
     public string? Key { get; init; }
+    /// <summary>
+    /// Set by a backend for an item appended with an <see cref="ArchiveBody"/>: <see cref="Value"/> is then the shared
+    /// body's stored value, and this the body's key and the item's own stored value (what the layer above put there).
+    /// The sealing layer opens the body and returns such an item with an empty <see cref="With"/>: the correspondent
+    /// is in the stanza, and is stored apart from it only as a hash.
+    /// </summary>
+    public (string BodyKey, string Own)? Shared { get; init; }
+}
+
+/// <summary>
+/// Content shared by several entries appended together in one <see cref="Modules.Archive.ArchiveWriter"/> call (one message archived
+/// for its sender and its recipient): stored once, with a count of the entries that refer to it, and removed with the
+/// last of them. <see cref="Key"/> is unique (a version 7 UUID).
+/// </summary>
+public sealed class ArchiveBody(string key, string value, int refs)
+{
+    public string Key { get; } = key;
+    /// <summary>The stored form: the sealing layer replaces the content with its sealed form, once.</summary>
+    public string Value { get; internal set; } = value;
+    /// <summary>How many entries refer to it.</summary>
+    public int Refs { get; } = refs;
+    /// <summary>Set by the sealing layer once <see cref="Value"/> is sealed.</summary>
+    internal bool Prepared { get; set; }
+    /// <summary>The backend's row, once stored (the entries sharing it may be written in consecutive transactions).</summary>
+    internal long Row { get; set; }
 }
 
 /// <summary>An item to append with <see cref="IArchiveStore.AppendBatchAsync"/>: any account, with the caller's unique id.</summary>
@@ -45,6 +70,12 @@ public sealed record ArchiveEntry(string User, string Key, DateTimeOffset When, 
 {
     /// <summary>The correspondent's full JID when the message was exchanged with one resource (XEP-0313 full-JID 'with').</summary>
     public string? WithFull { get; init; }
+    /// <summary>
+    /// Content stored once for all entries that share it; <see cref="Value"/> is then the entry's own part (the sealing
+    /// layer binds it to the body). Entries sharing one body are appended with one <see cref="IArchiveStore.AppendBatchAsync"/>
+    /// or, in a longer batch, in order.
+    /// </summary>
+    public ArchiveBody? Body { get; init; }
 }
 
 /// <summary>An ordered log per account, queried by time, correspondent and id.</summary>

@@ -95,26 +95,28 @@ public sealed partial class ArchiveModule : IModule
         var sender = from.Local;
         var senderBare = from.Bare;
         var recipientBare = ev.To.Bare;
-        string? xml = null;
-        var archived = false;
-        if (sender != recipient && await ShouldArchiveAsync(server, prefsStore, sender, recipientBare))
+        var forSender = sender != recipient && await ShouldArchiveAsync(server, prefsStore, sender, recipientBare);
+        var forRecipient = await ShouldArchiveAsync(server, prefsStore, recipient, senderBare);
+        if (!forSender && !forRecipient) return false;
+        var xml = ElementWriter.ToXmlString(stanza);
+        // Archived for both ends, the message is stored once and each archive refers to it under its own stanza-id.
+        var body = forSender && forRecipient ? new ArchiveBody(NewId(), xml, refs: 2) : null;
+        ArchiveEntry? senderEntry = null, recipientEntry = null;
+        if (forSender)
         {
             var id = NewId();
-            xml = ElementWriter.ToXmlString(stanza);
-            _ = writer.Append(new ArchiveEntry(sender, id, now, recipientBare.ToString(), xml) { WithFull = FullOrNull(ev.To) });
-            archived = true;
+            senderEntry = new ArchiveEntry(sender, id, now, recipientBare.ToString(), xml) { WithFull = FullOrNull(ev.To), Body = body };
             ev.SenderArchiveId = id;
         }
-        if (await ShouldArchiveAsync(server, prefsStore, recipient, senderBare))
+        if (forRecipient)
         {
             var id = NewId();
-            xml ??= ElementWriter.ToXmlString(stanza);
-            _ = writer.Append(new ArchiveEntry(recipient, id, now, senderBare.ToString(), xml) { WithFull = FullOrNull(from) });
-            archived = true;
+            recipientEntry = new ArchiveEntry(recipient, id, now, senderBare.ToString(), xml) { WithFull = FullOrNull(from), Body = body };
             if (sender == recipient) ev.SenderArchiveId = id;
             stanza.Add(MamQuery.StanzaId(id, recipientBare));
         }
-        if (archived) await writer.Throttle().ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+        _ = senderEntry is null ? writer.Append(recipientEntry!) : writer.Append(senderEntry, recipientEntry);
+        await writer.Throttle().ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
         return false;
     }
 

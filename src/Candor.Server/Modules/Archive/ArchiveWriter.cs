@@ -57,14 +57,22 @@ public sealed partial class ArchiveWriter
         get { lock (_lock) return _queued.Count; }
     }
 
-    /// <summary>Queues the entry; the task completes when it is durable, or fails when its batch could not be written.</summary>
-    public Task Append(ArchiveEntry entry)
+    /// <summary>
+    /// Queues the entry (with <paramref name="next"/>, one that shares its <see cref="ArchiveEntry.Body"/>, right after
+    /// it); the task completes when they are durable, or fails when their batch could not be written.
+    /// </summary>
+    public Task Append(ArchiveEntry entry, ArchiveEntry? next = null)
     {
-        if (_preparing is not null) entry = _preparing.Prepare(entry);
+        if (_preparing is not null)
+        {
+            entry = _preparing.Prepare(entry);
+            if (next is not null) next = _preparing.Prepare(next);
+        }
         Task batch;
         lock (_lock)
         {
             _queued.Add(entry);
+            if (next is not null) _queued.Add(next);
             batch = _next.Task;
         }
         _wake.Writer.TryWrite(true);
