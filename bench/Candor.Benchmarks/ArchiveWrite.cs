@@ -18,6 +18,8 @@ namespace Candor.Benchmarks;
 /// </summary>
 public static class ArchiveWrite
 {
+    private static long s_bodies;
+
     public static async Task RunAsync(int entries, int producers, int accounts)
     {
         var directory = Path.Combine(Path.GetTempPath(), "candor-archive-bench-" + Guid.NewGuid().ToString("n"));
@@ -62,7 +64,7 @@ public static class ArchiveWrite
                     var pair = (p + i / 2 % Math.Max(1, accounts / 2 / producers) * producers) % Math.Max(1, accounts / 2);
                     var (sender, recipient) = ("u" + (pair * 2 + 1), "u" + (pair * 2 + 2));
                     var now = DateTimeOffset.UtcNow;
-                    var body = new ArchiveBody(Guid.CreateVersion7().ToString(), stanza, refs: 2);
+                    var body = new ArchiveBody("b" + Interlocked.Increment(ref s_bodies), stanza, refs: 2);
                     _ = writer.Append(
                         new ArchiveEntry(sender, Guid.CreateVersion7().ToString(), now, recipient + "@localhost", stanza) { WithFull = recipient + "@localhost/loadgen", Body = body },
                         new ArchiveEntry(recipient, Guid.CreateVersion7().ToString(), now, sender + "@localhost", stanza) { WithFull = sender + "@localhost/loadgen", Body = body });

@@ -34,6 +34,8 @@ public sealed partial class ArchiveModule : IModule
 
     private const string PrefsCache = "archive-prefs";
     private readonly ConcurrentDictionary<string, ArchivePrefs> _prefs = new(StringComparer.Ordinal);
+    private readonly string _bodyKeyPrefix = Convert.ToHexString(System.Security.Cryptography.RandomNumberGenerator.GetBytes(12)) + "-";
+    private long _bodyKeys;
 
     public void Register(XmppServer server)
     {
@@ -100,7 +102,7 @@ public sealed partial class ArchiveModule : IModule
         if (!forSender && !forRecipient) return false;
         var xml = ElementWriter.ToXmlString(stanza);
         // Archived for both ends, the message is stored once and each archive refers to it under its own stanza-id.
-        var body = forSender && forRecipient ? new ArchiveBody(NewId(), xml, refs: 2) : null;
+        var body = forSender && forRecipient ? new ArchiveBody(NewBodyKey(), xml, refs: 2) : null;
         ArchiveEntry? senderEntry = null, recipientEntry = null;
         if (forSender)
         {
@@ -110,15 +112,22 @@ public sealed partial class ArchiveModule : IModule
         }
         if (forRecipient)
         {
-            var id = NewId();
-            recipientEntry = new ArchiveEntry(recipient, id, now, senderBare.ToString(), xml) { WithFull = FullOrNull(from), Body = body };
-            if (sender == recipient) ev.SenderArchiveId = id;
-            stanza.Add(MamQuery.StanzaId(id, recipientBare));
+            var recipientId = NewId();
+            recipientEntry = new ArchiveEntry(recipient, recipientId, now, senderBare.ToString(), xml) { WithFull = FullOrNull(from), Body = body };
+            if (sender == recipient) ev.SenderArchiveId = recipientId;
+            stanza.Add(MamQuery.StanzaId(recipientId, recipientBare));
         }
         _ = senderEntry is null ? writer.Append(recipientEntry!) : writer.Append(senderEntry, recipientEntry);
         await writer.Throttle().ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
         return false;
     }
+
+    /// <summary>
+    /// A body's key needs to be unique, not unpredictable: 96 random bits per server instance (cluster nodes and
+    /// restarts differ) and a counter, which saves a call to the random generator per message. Not a stanza-id of
+    /// either end, which would show whose item is the sender's.
+    /// </summary>
+    private string NewBodyKey() => string.Concat(_bodyKeyPrefix, Interlocked.Increment(ref _bodyKeys).ToString("x", System.Globalization.CultureInfo.InvariantCulture));
 
     private static string? FullOrNull(Jid jid) => jid.IsBare ? null : jid.ToString();
 
