@@ -124,6 +124,52 @@ public sealed class FederationStreamTests : IAsyncLifetime
         await EventuallyAsync(() => _servers.A.Server.Metrics.S2sConnections(incoming: false) == 0, "the refused stream should be gone");
     }
 
+    [Fact]
+    public async Task A_server_that_stops_closes_its_links_once_acknowledged_and_does_not_reconnect()
+    {
+        var (a, b) = (_servers.A.Server, _servers.B.Server);
+        await using var alice = await TwoDomains.OnlineAsync(_servers.A, "alice");
+        await using var bob = await TwoDomains.OnlineAsync(_servers.B, "bob");
+        for (var i = 0; i < 5; i++) await alice.SendMessageAsync(bob.Full, $"before the stop {i}");
+        for (var i = 0; i < 5; i++) await bob.ExpectMessageAsync($"before the stop {i}", Slow);
+        Assert.Equal(1, b.Metrics.S2sConnections(incoming: true));
+
+        await _servers.A.StopAsync();
+
+        // Everything was handed over, so alice hears of nothing but the shutdown itself.
+        var first = await alice.ExpectAsync(e => e.Is("error", Ns.Stream) || (e.IsMessage() && e.Type() == "error"), Slow);
+        Assert.True(first.Is("error", Ns.Stream) && first.GetChild("system-shutdown", Ns.Streams) is not null, $"expected system-shutdown first, got {first}");
+        await EventuallyAsync(() => b.Metrics.S2sConnections(incoming: true) == 0, "b.test should have seen the link end");
+        await Task.Delay(1500);
+        Assert.Equal(0, b.Metrics.S2sConnections(incoming: true));
+        Assert.Equal(0, a.Metrics.S2sConnections(incoming: false));
+    }
+
+    [Fact]
+    public async Task Stanzas_a_stopping_server_cannot_have_acknowledged_go_back_to_their_senders()
+    {
+        await using var proxy = new CuttingProxy(_servers.B.S2sPort);
+        _servers.A.Server.Options.S2sRoutes = $"b.test=127.0.0.1:{proxy.Port}";
+        await using var alice = await TwoDomains.OnlineAsync(_servers.A, "alice");
+        await using var bob = await TwoDomains.OnlineAsync(_servers.B, "bob");
+        await alice.SendMessageAsync(bob.Full, "warm-up");
+        await bob.ExpectMessageAsync("warm-up", Slow);
+
+        proxy.Stall();
+        for (var i = 0; i < 3; i++) await alice.SendAsync($"<message to='{bob.Full}' id='held{i}' type='chat'><body>held {i}</body></message>");
+        await Task.Delay(300);
+        var stopping = _servers.A.StopAsync();
+
+        for (var i = 0; i < 3; i++)
+        {
+            var error = await alice.ExpectStanzaAsync("message", m => m.Id() == $"held{i}", Slow);
+            error.AssertError("remote-server-timeout", "wait");
+        }
+        await alice.ExpectStreamErrorAsync("system-shutdown", Slow);
+        await stopping.WaitAsync(Slow);
+        Assert.Equal(1, proxy.Connections);
+    }
+
     private static async Task<string> ReadUntilAsync(NetworkStream stream, string marker)
     {
         var text = new StringBuilder();
