@@ -54,12 +54,8 @@ public sealed class FederationStreamTests : IAsyncLifetime
     [Fact]
     public async Task A_connection_cut_mid_flow_is_resumed_and_every_message_arrives_exactly_once()
     {
-        await using var proxy = new CuttingProxy(_servers.B.S2sPort);
-        _servers.A.Server.Options.S2sRoutes = $"b.test=127.0.0.1:{proxy.Port}";
-        await using var alice = await TwoDomains.OnlineAsync(_servers.A, "alice");
-        await using var bob = await TwoDomains.OnlineAsync(_servers.B, "bob");
-        await alice.SendMessageAsync(bob.Full, "warm-up");
-        await bob.ExpectMessageAsync("warm-up", Slow);
+        await using var link = await ThroughProxyAsync();
+        var (proxy, alice, bob) = (link.Proxy, link.Alice, link.Bob);
 
         const int count = 300;
         // First the link stalls both ways with stanzas on it (and bob's acks of those it got held back), then it is
@@ -148,12 +144,8 @@ public sealed class FederationStreamTests : IAsyncLifetime
     [Fact]
     public async Task Stanzas_a_stopping_server_cannot_have_acknowledged_go_back_to_their_senders()
     {
-        await using var proxy = new CuttingProxy(_servers.B.S2sPort);
-        _servers.A.Server.Options.S2sRoutes = $"b.test=127.0.0.1:{proxy.Port}";
-        await using var alice = await TwoDomains.OnlineAsync(_servers.A, "alice");
-        await using var bob = await TwoDomains.OnlineAsync(_servers.B, "bob");
-        await alice.SendMessageAsync(bob.Full, "warm-up");
-        await bob.ExpectMessageAsync("warm-up", Slow);
+        await using var link = await ThroughProxyAsync();
+        var (proxy, alice, bob) = (link.Proxy, link.Alice, link.Bob);
 
         proxy.Stall();
         for (var i = 0; i < 3; i++) await alice.SendAsync($"<message to='{bob.Full}' id='held{i}' type='chat'><body>held {i}</body></message>");
@@ -168,6 +160,27 @@ public sealed class FederationStreamTests : IAsyncLifetime
         await alice.ExpectStreamErrorAsync("system-shutdown", Slow);
         await stopping.WaitAsync(Slow);
         Assert.Equal(1, proxy.Connections);
+    }
+
+    /// <summary>alice at a.test and bob at b.test, a.test's link to b.test through a <see cref="CuttingProxy"/>, in use.</summary>
+    private async Task<ProxiedLink> ThroughProxyAsync()
+    {
+        var proxy = new CuttingProxy(_servers.B.S2sPort);
+        _servers.A.Server.Options.S2sRoutes = $"b.test=127.0.0.1:{proxy.Port}";
+        var link = new ProxiedLink(proxy, await TwoDomains.OnlineAsync(_servers.A, "alice"), await TwoDomains.OnlineAsync(_servers.B, "bob"));
+        await link.Alice.SendMessageAsync(link.Bob.Full, "warm-up");
+        await link.Bob.ExpectMessageAsync("warm-up", Slow);
+        return link;
+    }
+
+    private sealed record ProxiedLink(CuttingProxy Proxy, XmppTestClient Alice, XmppTestClient Bob) : IAsyncDisposable
+    {
+        public async ValueTask DisposeAsync()
+        {
+            await Alice.DisposeAsync();
+            await Bob.DisposeAsync();
+            await Proxy.DisposeAsync();
+        }
     }
 
     private static async Task<string> ReadUntilAsync(NetworkStream stream, string marker)
