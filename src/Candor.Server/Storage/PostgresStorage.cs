@@ -252,8 +252,9 @@ internal sealed class PostgresArchiveStore(PostgresStorage storage, string name)
         await using var connection = await storage.OpenAsync();
         await using var transaction = await connection.BeginTransactionAsync();
         var bodies = new List<ArchiveBody>();
+        var seen = new HashSet<ArchiveBody>();
         foreach (var entry in entries)
-            if (entry.Body is { Row: 0 } body && (bodies.Count == 0 || bodies[^1] != body)) bodies.Add(body);
+            if (entry.Body is { Row: 0 } body && seen.Add(body)) bodies.Add(body);
         if (bodies.Count > 0)
         {
             await using (var ids = new NpgsqlCommand("SELECT nextval(pg_get_serial_sequence('archive_body', 'id')) FROM generate_series(1, @count)", connection, transaction))
