@@ -13,7 +13,7 @@
 # (Metrics=false: no exporter, no /metrics) beside "candor", whose /metrics is then scraped every 5 s meanwhile.
 # CANDOR_BASELINE=COMMIT adds "candor-baseline": that commit of this repository (git archive, built apart), started
 # the same way, e.g. CANDOR_BASELINE=7e2815f for issue 14's "no more than 10 % slower than 7e2815f"; with
-# CANDOR_METRICS_BOTH=1 also "candor-baseline-nometrics".
+# CANDOR_METRICS_BOTH=1 also "candor-baseline-nometrics". The baseline does not archive unless CANDOR_BASELINE_ARCHIVE=always.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 HARNESS=${XB_HARNESS:-$ROOT/../shared/xmpp-bench}
@@ -101,7 +101,7 @@ else
     candor_target candor "$PORT" never
     [ -z "${CANDOR_ARCHIVE_BOTH:-}" ] || candor_target candor-archive $((PORT + 1)) always
 fi
-[ -z "${CANDOR_BASELINE:-}" ] || candor_target candor-baseline $((PORT + 2)) never "" "$XB_RUN/candor-baseline-bin"
+[ -z "${CANDOR_BASELINE:-}" ] || candor_target candor-baseline $((PORT + 2)) "${CANDOR_BASELINE_ARCHIVE:-never}" "" "$XB_RUN/candor-baseline-bin"
 [ -z "${CANDOR_BASELINE:-}" ] || [ -z "${CANDOR_METRICS_BOTH:-}" ] || candor_target candor-baseline-nometrics $((PORT + 3)) never off "$XB_RUN/candor-baseline-bin"
 
 out="$XB_RUN/results/candor-$(date +%Y%m%d-%H%M%S)"
@@ -112,7 +112,7 @@ if [ "$write" = 1 ]; then
         echo
         echo "### Run of $(date -u +%Y-%m-%d) ($(nproc) cores, $(awk '/MemTotal/{printf "%.0f GiB", $2/1048576}' /proc/meminfo))"
         echo
-        echo "Command: \`$(env | grep -E '^(XB_(TLS|PIN|REPEAT|AUTH|MAM|SM|CARBONS|IDLE_CONNS|TP_DURATION|TP_WINDOW|LAT_DURATION|LAT_RATE)|CANDOR_ARCHIVE_BOTH|CANDOR_METRICS_BOTH|CANDOR_BASELINE)=' | tr '\n' ' ')bench/compare.sh ${peers[*]}\`"
+        echo "Command: \`$(env | grep -E '^(XB_(TLS|PIN|REPEAT|AUTH|MAM|SM|CARBONS|IDLE_CONNS|TP_DURATION|TP_WINDOW|LAT_DURATION|LAT_RATE)|CANDOR_ARCHIVE_BOTH|CANDOR_METRICS_BOTH|CANDOR_BASELINE|CANDOR_BASELINE_ARCHIVE)=' | tr '\n' ' ')bench/compare.sh ${peers[*]}\`"
         echo
         echo '```'
         cat "$out/settings.txt"
