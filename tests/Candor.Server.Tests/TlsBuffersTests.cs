@@ -4,6 +4,7 @@ using System.Net.Sockets;
 using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
 using Candor.Server.Connections;
+using Xunit.Abstractions;
 
 namespace Candor.Server.Tests;
 
@@ -11,7 +12,7 @@ namespace Candor.Server.Tests;
 /// The TLS memory saving reaches into SslStream's private state; these tests fail when a .NET update moves it,
 /// and show that a connection with released buffers still carries records of every size both ways.
 /// </summary>
-public class TlsBuffersTests
+public class TlsBuffersTests(ITestOutputHelper output)
 {
     [Fact]
     public async Task Released_buffers_are_set_on_this_runtime_and_large_and_small_records_still_flow_both_ways()
@@ -34,16 +35,15 @@ public class TlsBuffersTests
         foreach (var size in new[] { 100_000, 1, 16 * 1024, 200 })
         {
             await pair.ExchangeAsync(size);
-            var held = idle.Held();
-            Assert.True(size < 16 * 1024 ? held > 0 : held >= 16 * 1024, $"{held} bytes held after {size}-byte records both ways");
-            Assert.Equal(held, idle.TryRelease());
-            Assert.Equal(0, idle.Held());
+            var released = idle.TryRelease();
+            output.WriteLine($"{size}-byte records both ways: {released} bytes of BIO buffers given back");
+            Assert.True(size < 16 * 1024 ? released > 0 : released >= 16 * 1024, $"{released} bytes given back after {size}-byte records both ways");
+            Assert.Equal(0, idle.TryRelease());
         }
 
         idle.Enter(TlsIdleMemory.Writing);
         await pair.ExchangeAsync(5000);
         Assert.Equal(0, idle.TryRelease());
-        Assert.True(idle.Held() > 5000);
         idle.Exit(TlsIdleMemory.Writing);
         idle.Enter(TlsIdleMemory.Reading);
         Assert.Equal(0, idle.TryRelease());

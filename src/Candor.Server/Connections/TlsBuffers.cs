@@ -162,23 +162,6 @@ internal sealed class TlsIdleMemory
         }
     }
 
-    /// <summary>Bytes the two BIOs hold now (their buffers' capacity).</summary>
-    public long Held()
-    {
-        if (_ssl is null) return 0;
-        var added = false;
-        try
-        {
-            _ssl.DangerousAddRef(ref added);
-            var native = _ssl.DangerousGetHandle();
-            return Capacity(TlsBuffers.SSL_get_rbio(native)).Max + Capacity(TlsBuffers.SSL_get_wbio(native)).Max;
-        }
-        finally
-        {
-            if (added) _ssl.DangerousRelease();
-        }
-    }
-
     private static long Release(nint bio)
     {
         var (length, max) = Capacity(bio);
