@@ -20,8 +20,8 @@ sleep 20
 open=$(ss -Htn state established "sport = :$PORT" | wc -l)
 kill -9 "$(pgrep -P "$pid" -f candor.dll)"
 wait "$pid" || true
-heaptrack_print -f "$STATE/heap.zst" --print-leaks 0 --print-peaks 0 --print-allocators 0 --print-temporary 0 \
-    --print-histogram 0 --flamegraph-cost-type leaked -F "$STATE/leaked.stacks" >/dev/null
+heaptrack_print -f "$STATE/heap.zst" --print-peaks 0 --print-allocators 0 --print-temporary 0 \
+    --flamegraph-cost-type leaked -F "$STATE/leaked.stacks" >/dev/null
 echo "idle sessions held: $open"
 /usr/bin/python3 - "$STATE/leaked.stacks" "$open" <<'PY'
 import collections, sys
