@@ -34,11 +34,19 @@ public sealed partial class ArchiveModule : IModule
 
     private const string PrefsCache = "archive-prefs";
     private readonly ConcurrentDictionary<string, ArchivePrefs> _prefs = new(StringComparer.Ordinal);
+    // Until an account stores preferences (here, or on another node: it drops this node's copy), every account has the
+    // server's default, so with ArchiveDefault=never a message needs no look-up at all.
+    private volatile bool _anyStored;
 
     public void Register(XmppServer server)
     {
         var prefsStore = server.Storage.OpenKeyValue("archive-prefs");
-        server.Caches.Register(PrefsCache, user => _prefs.TryRemove(user, out _));
+        _anyStored = prefsStore.ListUsersAsync().GetAwaiter().GetResult().Count > 0;
+        server.Caches.Register(PrefsCache, user =>
+        {
+            _anyStored = true;
+            _prefs.TryRemove(user, out _);
+        });
         var (store, writer) = Open(server, StoreName, server.Options.ArchiveRetentionDays);
         server.Archive = writer;
 
@@ -87,7 +95,9 @@ public sealed partial class ArchiveModule : IModule
         RemoveClaimedStanzaIds(stanza, server.Domain.Domain);
         var from = ev.From;
         // The server's own notices are not conversation; other domains do not reach local accounts yet.
-        if (from.Local is null || from.Domain != server.Domain.Domain || !IsArchivable(stanza)) return ValueTask.FromResult(false);
+        if (from.Local is null || from.Domain != server.Domain.Domain || !IsArchivable(stanza)
+            || (!_anyStored && server.Options.ArchiveDefault == "never"))
+            return ValueTask.FromResult(false);
         // Every message passes here: when both ends' preferences are in memory and archive nothing (ArchiveDefault=never),
         // that is decided without a state machine.
         var recipient = ev.To.Local!;
@@ -241,6 +251,7 @@ public sealed partial class ArchiveModule : IModule
         if (ArchivePrefs.Parse(request.Payload, out var error) is not { } prefs) return request.Error(StanzaError.BadRequest, error);
         var user = request.From.Local!;
         var element = prefs.ToElement();
+        _anyStored = true;
         await prefsStore.SetAsync(user, ElementWriter.ToXmlString(element));
         _prefs[user] = prefs;
         server.Caches.Wrote(PrefsCache, user);
