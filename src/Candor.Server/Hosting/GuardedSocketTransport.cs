@@ -46,7 +46,7 @@ internal sealed partial class GuardedSocketTransport : IConnectionListenerFactor
         _createListenSocket = createListenSocket;
         _limits = limits;
         _logger = loggers.CreateLogger<GuardedSocketTransport>();
-        _connections = new SocketConnectionContextFactory(new SocketConnectionFactoryOptions { UnsafePreferInlineScheduling = true }, _logger);
+        _connections = new SocketConnectionContextFactory(new SocketConnectionFactoryOptions(), _logger);
         var files = FileLimit();
         // The runtime alone holds about 200 descriptors (assemblies, epoll, the database); 1 % more for what grows with load.
         Capacity = files is { } limit ? (int)Math.Min(int.MaxValue, limit - 256 - limit / 100) : int.MaxValue;
