@@ -57,6 +57,16 @@ public sealed partial class S2sService(XmppServer server, TlsSettings tls, S2sTr
     /// <summary>Links (XEP-0198) peers enabled on incoming streams, resumable by id.</summary>
     private readonly ConcurrentDictionary<string, S2sStreamManagement> _resumable = new(StringComparer.Ordinal);
 
+    /// <summary>Every stream running, both directions (for shutdown).</summary>
+    private readonly ConcurrentDictionary<S2sStream, byte> _streams = new();
+
+    /// <summary>The server is shutting down: no stream is opened or resumed any more, new stanzas are answered with an error.</summary>
+    private volatile bool _stopping;
+
+    internal void Started(S2sStream stream) => _streams.TryAdd(stream, 0);
+
+    internal void Ended(S2sStream stream) => _streams.TryRemove(stream, out _);
+
     /// <summary>A domain of this server: its own, or a component's (MUC).</summary>
     internal bool Serves(string domain) => domain == Server.Domain.Domain || Server.Components.ContainsKey(domain);
 
@@ -72,6 +82,11 @@ public sealed partial class S2sService(XmppServer server, TlsSettings tls, S2sTr
     /// <summary>Sends a stanza to a remote domain, or queues it while the stream is being set up.</summary>
     public async ValueTask SendAsync(StanzaEvent ev)
     {
+        if (_stopping)
+        {
+            await ev.ReplyErrorAsync(StanzaError.RemoteServerTimeout, ShuttingDown);
+            return;
+        }
         var local = Serves(ev.From.Domain) ? ev.From.Domain : Server.Domain.Domain;
         var key = (local, ev.To.Domain);
         while (true)
@@ -152,7 +167,7 @@ public sealed partial class S2sService(XmppServer server, TlsSettings tls, S2sTr
                     _ => null,
                 };
                 // A link that was working and broke is tried again until the deadline, unless the peer refused us.
-                if (route.Resume is not null && e is not S2sUnreachableException { Refused: true } && !deadline.IsCancellationRequested)
+                if (route.Resume is not null && e is not S2sUnreachableException { Refused: true } && !deadline.IsCancellationRequested && !_stopping)
                 {
                     if (stream is not null) await stream.EndNowAsync(condition, e.Message);
                     stream = null;
@@ -196,13 +211,48 @@ public sealed partial class S2sService(XmppServer server, TlsSettings tls, S2sTr
             if (route.Stream != stream) continue;
             lock (route) route.Dead = true;
             if (!_routes.TryRemove(new KeyValuePair<(string, string), Route>(key, route))) continue;
-            if (stream is S2sOutgoing { Sm: { Unacknowledged: > 0 } sm })
+            // While shutting down, StopAsync gives the link up and tells the senders.
+            if (stream is S2sOutgoing { Sm: { Unacknowledged: > 0 } sm } && !_stopping)
             {
                 var again = new Route { Connecting = true, Resume = sm };
                 if (_routes.TryAdd(key, again)) _ = ConnectAsync(key, again);
                 else _ = S2sStreamManagement.RerouteAsync(Server, sm.GiveUp());
             }
         }
+    }
+
+    private const string ShuttingDown = "This server is shutting down; the stanza may not have reached the other server.";
+
+    /// <summary>
+    /// Shutdown: every peer is asked to acknowledge what it was sent (XEP-0198 &lt;r/&gt;) and given up to
+    /// <paramref name="grace"/> to answer, then every stream ends with system-shutdown (RFC 6120 §4.9.3.22). What
+    /// stays unacknowledged, or waits for a stream, may not have arrived: it goes back to its senders as
+    /// remote-server-timeout while they are still connected. Nothing reconnects.
+    /// </summary>
+    public async Task StopAsync(TimeSpan grace)
+    {
+        _stopping = true;
+        var streams = _streams.Keys.ToArray();
+        foreach (var stream in streams) stream.Sm?.RequestAck(stream);
+        var waited = System.Diagnostics.Stopwatch.StartNew();
+        while (waited.Elapsed < grace && streams.Any(s => !s.IsClosing && s.Sm is { Unacknowledged: > 0 })) await Task.Delay(50);
+
+        var links = streams.Select(s => s.Sm).Concat(_resumable.Values).Concat(_routes.Values.Select(r => r.Resume)).OfType<S2sStreamManagement>().Distinct().ToArray();
+        foreach (var stream in streams) stream.Close(StreamErrors.SystemShutdown, "the server is shutting down");
+        var waiting = new List<StanzaEvent>();
+        foreach (var route in _routes.Values)
+        {
+            lock (route)
+            {
+                route.Dead = true;
+                waiting.AddRange(route.Pending);
+                route.Pending = [];
+            }
+        }
+        _routes.Clear();
+        _resumable.Clear();
+        await S2sStreamManagement.BounceAsync(Server, links.SelectMany(link => link.GiveUp()), StanzaError.RemoteServerTimeout, ShuttingDown);
+        foreach (var ev in waiting) await ev.ReplyErrorAsync(StanzaError.RemoteServerTimeout, ShuttingDown);
     }
 
     /// <summary>XEP-0288: a peer's incoming stream proved (ours, its) domain pair and carries our stanzas for it.</summary>

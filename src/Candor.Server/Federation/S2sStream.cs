@@ -344,6 +344,7 @@ internal abstract partial class S2sStream
     protected async Task RunGuardedAsync(Func<Task> body)
     {
         Server.Metrics.S2sConnection(Incoming, +1);
+        S2s.Started(this);
         try
         {
             await body();
@@ -383,6 +384,7 @@ internal abstract partial class S2sStream
                 AbortTransport();
             }
             Ssl?.Dispose();
+            S2s.Ended(this);
             Server.Metrics.S2sConnection(Incoming, -1);
         }
     }

@@ -79,7 +79,7 @@ internal sealed class S2sStreamManagement
             _timer = new Timer(static state => ((S2sStreamManagement)state!).OnTimer(), this, Timeout.Infinite, Timeout.Infinite);
             foreach (var stanza in _unacked) stream.Send(stanza);
             _sinceRequest = 0;
-            if (_unacked.Count > 0) RequestAck(stream);
+            if (_unacked.Count > 0) RequestAckLocked(stream);
         }
         if (previous is not null && previous != stream) previous.Close(StreamErrors.Conflict, "the stream was resumed on another connection");
         return true;
@@ -119,7 +119,7 @@ internal sealed class S2sStreamManagement
                 return true;
             }
             if (!stream.Send(stanza)) return true;
-            if (++_sinceRequest >= SmSession.AckEvery) RequestAck(stream);
+            if (++_sinceRequest >= SmSession.AckEvery) RequestAckLocked(stream);
             else if (_sinceRequest == 1) _timer?.Change(SmSession.AckDelay, Timeout.InfiniteTimeSpan);
             return true;
         }
@@ -131,7 +131,14 @@ internal sealed class S2sStreamManagement
         lock (_lock) return _unacked.Acknowledge(h, out _);
     }
 
-    private void RequestAck(S2sStream stream)
+    /// <summary>Asks the peer on <paramref name="stream"/> for an ack now, if anything is unacknowledged (at shutdown).</summary>
+    public void RequestAck(S2sStream stream)
+    {
+        lock (_lock)
+            if (_stream == stream && _unacked.Count > 0) RequestAckLocked(stream);
+    }
+
+    private void RequestAckLocked(S2sStream stream)
     {
         _sinceRequest = 0;
         stream.Send(new Element("r", StreamManagementModule.Namespace));
@@ -140,7 +147,7 @@ internal sealed class S2sStreamManagement
     private void OnTimer()
     {
         lock (_lock)
-            if (_stream is { } stream && _sinceRequest > 0) RequestAck(stream);
+            if (_stream is { } stream && _sinceRequest > 0) RequestAckLocked(stream);
     }
 
     /// <summary>The link is given up: everything unacknowledged, oldest first (in jabber:server).</summary>

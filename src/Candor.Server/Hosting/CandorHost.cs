@@ -130,7 +130,12 @@ public sealed class CandorHost : IAsyncDisposable
         WebSocketEndpoint.Map(app, server, tls, () => host.HttpsPort);
         BoshEndpoint.Map(app, server, tls);
         Modules.Upload.UploadModule.MapEndpoints(app, server, UploadBaseUrl);
-        app.Lifetime.ApplicationStopping.Register(() => server.CloseAllStreams(StreamErrors.SystemShutdown, "the server is shutting down"));
+        app.Lifetime.ApplicationStopping.Register(() =>
+        {
+            // Federation first, while the senders are still connected to hear of what it could not hand over.
+            server.S2s?.StopAsync(TimeSpan.FromSeconds(2)).GetAwaiter().GetResult();
+            server.CloseAllStreams(StreamErrors.SystemShutdown, "the server is shutting down");
+        });
         try
         {
             await app.StartAsync();

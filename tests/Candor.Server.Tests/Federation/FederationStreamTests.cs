@@ -54,12 +54,8 @@ public sealed class FederationStreamTests : IAsyncLifetime
     [Fact]
     public async Task A_connection_cut_mid_flow_is_resumed_and_every_message_arrives_exactly_once()
     {
-        await using var proxy = new CuttingProxy(_servers.B.S2sPort);
-        _servers.A.Server.Options.S2sRoutes = $"b.test=127.0.0.1:{proxy.Port}";
-        await using var alice = await TwoDomains.OnlineAsync(_servers.A, "alice");
-        await using var bob = await TwoDomains.OnlineAsync(_servers.B, "bob");
-        await alice.SendMessageAsync(bob.Full, "warm-up");
-        await bob.ExpectMessageAsync("warm-up", Slow);
+        await using var link = await ThroughProxyAsync();
+        var (proxy, alice, bob) = (link.Proxy, link.Alice, link.Bob);
 
         const int count = 300;
         // First the link stalls both ways with stanzas on it (and bob's acks of those it got held back), then it is
@@ -122,6 +118,69 @@ public sealed class FederationStreamTests : IAsyncLifetime
         var error = await alice.ExpectStanzaAsync("message", m => m.Id() == "r1", Slow);
         error.AssertError("remote-server-not-found", "cancel");
         await EventuallyAsync(() => _servers.A.Server.Metrics.S2sConnections(incoming: false) == 0, "the refused stream should be gone");
+    }
+
+    [Fact]
+    public async Task A_server_that_stops_closes_its_links_once_acknowledged_and_does_not_reconnect()
+    {
+        var (a, b) = (_servers.A.Server, _servers.B.Server);
+        await using var alice = await TwoDomains.OnlineAsync(_servers.A, "alice");
+        await using var bob = await TwoDomains.OnlineAsync(_servers.B, "bob");
+        for (var i = 0; i < 5; i++) await alice.SendMessageAsync(bob.Full, $"before the stop {i}");
+        for (var i = 0; i < 5; i++) await bob.ExpectMessageAsync($"before the stop {i}", Slow);
+        Assert.Equal(1, b.Metrics.S2sConnections(incoming: true));
+
+        await _servers.A.StopAsync();
+
+        // Everything was handed over, so alice hears of nothing but the shutdown itself.
+        var first = await alice.ExpectAsync(e => e.Is("error", Ns.Stream) || (e.IsMessage() && e.Type() == "error"), Slow);
+        Assert.True(first.Is("error", Ns.Stream) && first.GetChild("system-shutdown", Ns.Streams) is not null, $"expected system-shutdown first, got {first}");
+        await EventuallyAsync(() => b.Metrics.S2sConnections(incoming: true) == 0, "b.test should have seen the link end");
+        await Task.Delay(1500);
+        Assert.Equal(0, b.Metrics.S2sConnections(incoming: true));
+        Assert.Equal(0, a.Metrics.S2sConnections(incoming: false));
+    }
+
+    [Fact]
+    public async Task Stanzas_a_stopping_server_cannot_have_acknowledged_go_back_to_their_senders()
+    {
+        await using var link = await ThroughProxyAsync();
+        var (proxy, alice, bob) = (link.Proxy, link.Alice, link.Bob);
+
+        proxy.Stall();
+        for (var i = 0; i < 3; i++) await alice.SendAsync($"<message to='{bob.Full}' id='held{i}' type='chat'><body>held {i}</body></message>");
+        await Task.Delay(300);
+        var stopping = _servers.A.StopAsync();
+
+        for (var i = 0; i < 3; i++)
+        {
+            var error = await alice.ExpectStanzaAsync("message", m => m.Id() == $"held{i}", Slow);
+            error.AssertError("remote-server-timeout", "wait");
+        }
+        await alice.ExpectStreamErrorAsync("system-shutdown", Slow);
+        await stopping.WaitAsync(Slow);
+        Assert.Equal(1, proxy.Connections);
+    }
+
+    /// <summary>alice at a.test and bob at b.test, a.test's link to b.test through a <see cref="CuttingProxy"/>, in use.</summary>
+    private async Task<ProxiedLink> ThroughProxyAsync()
+    {
+        var proxy = new CuttingProxy(_servers.B.S2sPort);
+        _servers.A.Server.Options.S2sRoutes = $"b.test=127.0.0.1:{proxy.Port}";
+        var link = new ProxiedLink(proxy, await TwoDomains.OnlineAsync(_servers.A, "alice"), await TwoDomains.OnlineAsync(_servers.B, "bob"));
+        await link.Alice.SendMessageAsync(link.Bob.Full, "warm-up");
+        await link.Bob.ExpectMessageAsync("warm-up", Slow);
+        return link;
+    }
+
+    private sealed record ProxiedLink(CuttingProxy Proxy, XmppTestClient Alice, XmppTestClient Bob) : IAsyncDisposable
+    {
+        public async ValueTask DisposeAsync()
+        {
+            await Alice.DisposeAsync();
+            await Bob.DisposeAsync();
+            await Proxy.DisposeAsync();
+        }
     }
 
     private static async Task<string> ReadUntilAsync(NetworkStream stream, string marker)
