@@ -631,23 +631,6 @@ internal abstract partial class C2sStream : ISmConnection, IThreadPoolWorkItem
         ThreadPool.UnsafeQueueUserWorkItem(this, preferLocal: false);
     }
 
-    /// <summary>The next queued item, or null when the queue is empty (and the pass is over unless <paramref name="end"/>).</summary>
-    private Node? Dequeue(out bool end)
-    {
-        lock (_outbound)
-        {
-            end = false;
-            if (_outbound.TryDequeue(out var item))
-            {
-                _queuedCount = _outbound.Count;
-                return item;
-            }
-            if (_completed) end = true;
-            else _writing = false;
-            return null;
-        }
-    }
-
     /// <summary>What a queued item weighs: its size as received, or a small estimate for what the server built itself.</summary>
     private static int Weight(Node item) => item is Element element ? Math.Max(element.SourceLength, 256) : 0;
 
