@@ -9,19 +9,11 @@
 #   bench/idle-gcdump.sh [N] [--tls]        default N=1000; needs ~/.dotnet/tools/dotnet-gcdump and the
 #                                           harness's loadgen (../shared/xmpp-bench/peers.sh build)
 set -euo pipefail
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 N=${1:-1000} TLS=${2:-}
-RUN=${XB_RUN:-/tmp/xmpp-bench-run} PORT=${CANDOR_BENCH_PORT:-35322}
+source "$(dirname "${BASH_SOURCE[0]}")/idle-lib.sh"
 STATE=$RUN/idle-gcdump
-rm -rf "$STATE" && mkdir -p "$STATE"
-dotnet build "$ROOT/src/Candor" -c Release -o "$RUN/candor-bin" >/dev/null
-CANDOR__ArchiveDefault=never dotnet "$RUN/candor-bin/candor.dll" serve --data "$STATE/data" --bind 127.0.0.1 \
-    --c2s-port "$PORT" --tls-port -1 --http-port -1 --https-port -1 --s2s-port -1 --allow-plaintext --allow-registration \
-    --log-level Warning >"$STATE/log" 2>&1 &
-pid=$!
+start_candor
 trap 'kill $pid ${idle:-} 2>/dev/null || true' EXIT
-for _ in $(seq 600); do ss -Htln "sport = :$PORT" | grep -q . && break; sleep 0.2; done
-lg=(dotnet "$RUN/loadgen-bin/loadgen.dll" --host 127.0.0.1 --port "$PORT" --quiet)
 W=$((N / 5 > 500 ? N / 5 : 500))
 "${lg[@]}" --register --users $((W + N)) --connect-rate 2000 --connect-concurrency 32 >"$STATE/register.log" 2>&1
 hold() { # FIRST COUNT: idle sessions u<FIRST>.. held for 10 minutes, in the background; waits until all are open

@@ -131,6 +131,17 @@ public sealed class Element : Node
         return this;
     }
 
+    /// <summary>Whether one of the first <paramref name="count"/> attributes is named <paramref name="name"/> (the parser's duplicate check).</summary>
+    internal bool HasAttributeBefore(int count, string name)
+    {
+        for (var i = 0; i < count; i++)
+            if (_attributes![i].Key == name) return true;
+        return false;
+    }
+
+    /// <summary>The parser's attribute <paramref name="index"/>, in the array it sized (no count to find first).</summary>
+    internal void SetParsedAttribute(int index, string name, string value) => _attributes![index] = new(name, value);
+
     /// <summary>Appends an attribute without checking for duplicates (the parser has already checked).</summary>
     internal void AddAttributeUnchecked(string name, string value)
     {

@@ -254,6 +254,7 @@ internal sealed class TreeBuilder(XmlLimits limits)
             ? new Element(NameTable.Get(qname), Lookup(""), capacity)
             : new Element(NameTable.Get(qname[(colon + 1)..]), Lookup(NameTable.Get(qname[..colon])), capacity);
 
+        var added = 0;
         for (var i = 0; i < count; i++)
         {
             var a = attributes[i];
@@ -262,14 +263,12 @@ internal sealed class TreeBuilder(XmlLimits limits)
             string name;
             if (a.Colon < 0 || (a.Colon == 3 && raw.StartsWith("xml:"u8))) name = NameTable.Get(raw);
             else name = "{" + Lookup(NameTable.Get(raw[..a.Colon])) + "}" + NameTable.Get(raw[(a.Colon + 1)..]);
-            var added = element.Attributes;
-            for (var j = 0; j < added.Count; j++)
-                if (added[j].Key == name) throw NotWellFormed("duplicate attribute " + name);
+            if (element.HasAttributeBefore(added, name)) throw NotWellFormed("duplicate attribute " + name);
             var bytes = s.Slice(a.ValueStart, a.ValueLength);
             // Values from small closed sets recur in every stanza, and a client writes to the same few addresses
             // again and again: share their strings like names.
             var value = name is "type" or "xml:lang" or "to" or "from" ? DecodeShared(bytes) : Decode(bytes, TextKind.Attribute);
-            element.AddAttributeUnchecked(name, value);
+            element.SetParsedAttribute(added++, name, value);
         }
         return element;
     }

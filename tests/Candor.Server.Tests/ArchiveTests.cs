@@ -325,6 +325,25 @@ public class ArchiveTests(ServerFixture server) : IClassFixture<ServerFixture>
         Assert.Equal(all.Items[2].Stamp, DateTimeOffset.Parse(metadata.GetChild("end", Mam)!.GetAttribute("timestamp")!, CultureInfo.InvariantCulture));
     }
 
+    /// <summary>
+    /// With ArchiveDefault=never and no account's preferences stored, messages pass the archive without a look-up; the
+    /// first account that asks for archiving must get it from its next message on, and the other accounts still not.
+    /// </summary>
+    [Fact]
+    public async Task With_never_by_default_an_account_that_asks_for_archiving_gets_it()
+    {
+        await using var never = await ServerFixture.StartAsync(o => o.ArchiveDefault = "never");
+        await using var alice = await never.OnlineClientAsync("alice");
+        await using var bob = await never.OnlineClientAsync("bob");
+        await SendAllAsync(alice, bob, 1, "before");
+        Assert.Empty((await QueryAsync(bob)).Items);
+
+        await bob.IqAsync($"<iq type='set'><prefs xmlns='{Mam}' default='always'/></iq>");
+        var after = await SendAllAsync(alice, bob, 2, "after");
+        Assert.Equal(after, (await QueryAsync(bob)).Bodies);
+        Assert.Empty((await QueryAsync(alice)).Items);
+    }
+
     [Fact]
     public async Task Preferences_choose_who_is_archived()
     {

@@ -91,4 +91,37 @@ public sealed class BlockingTests(ServerFixture server) : IClassFixture<ServerFi
         (await b.ExpectStanzaAsync("message", m => m.Type() == "error")).AssertError("service-unavailable");
         await again.ExpectNothingAsync(TimeSpan.FromMilliseconds(300), e => e.IsMessage());
     }
+    /// <summary>
+    /// Messages to an account without a session are checked against its list, which is then kept in memory: a block
+    /// or unblock made at its next login must count for the messages after it, not the list as it was kept.
+    /// </summary>
+    [Fact]
+    public async Task The_list_of_an_account_without_a_session_is_checked_and_follows_its_changes()
+    {
+        var alice = await server.CreateUserAsync("alice");
+        await using var b = await server.OnlineUserAsync("bob");
+        await b.SendAsync($"<message to='{alice}@localhost' type='chat' id='m1'><body>first</body></message>");
+        await b.SendAsync($"<message to='{alice}@localhost' type='chat' id='m2'><body>second</body></message>");
+        await b.ExpectNothingAsync(TimeSpan.FromMilliseconds(300), e => e.IsMessage());
+
+        await using (var a = await server.LoginAsync(alice))
+            Assert.Equal("result", (await BlockAsync(a, "block", b.Full.Split('/')[0])).Type());
+        for (var i = 0; i < 2; i++)
+        {
+            await b.SendAsync($"<message to='{alice}@localhost' type='chat' id='blocked{i}'><body>blocked?</body></message>");
+            (await b.ExpectStanzaAsync("message", m => m.Id() == $"blocked{i}")).AssertError("service-unavailable");
+        }
+
+        await using (var a = await server.LoginAsync(alice))
+            Assert.Equal("result", (await BlockAsync(a, "unblock", b.Full.Split('/')[0])).Type());
+        await b.SendAsync($"<message to='{alice}@localhost' type='chat' id='m3'><body>third</body></message>");
+        await b.ExpectNothingAsync(TimeSpan.FromMilliseconds(300), e => e.IsMessage());
+
+        // What was let through was stored offline, what was refused was not.
+        await using var again = await server.LoginAsync(alice);
+        await again.SendPresenceAsync();
+        foreach (var body in (string[])["first", "second", "third"])
+            Assert.Equal(body, (await again.ExpectStanzaAsync("message", m => m.GetChildText("body", Ns.Client) is not null)).GetChildText("body", Ns.Client));
+        await again.ExpectNothingAsync(TimeSpan.FromMilliseconds(300), e => e.IsMessage());
+    }
 }

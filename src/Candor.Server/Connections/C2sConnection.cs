@@ -22,6 +22,8 @@ internal sealed class C2sConnection : C2sStream
     private PipeReader _input;
     private PipeWriter _output;
     private SslStream? _ssl;
+    /// <summary>Gives back the TLS layer's BIO buffers between reads and writes; null without TLS or where not possible.</summary>
+    private TlsIdleMemory? _tlsIdle;
     /// <summary>Of the certificate this stream's handshake used: a reload since then must not change it.</summary>
     private byte[]? _channelBinding;
 
@@ -58,7 +60,14 @@ internal sealed class C2sConnection : C2sStream
         while (true)
         {
             var input = _input;
+            var tlsIdle = _tlsIdle;
+            if (tlsIdle is not null)
+            {
+                tlsIdle.TryRelease();
+                tlsIdle.Enter(TlsIdleMemory.Reading);
+            }
             var result = await input.ReadAsync(token);
+            tlsIdle?.Exit(TlsIdleMemory.Reading);
             var buffer = result.Buffer;
             var received = buffer.Length;
             long consumedBytes;
@@ -111,13 +120,15 @@ internal sealed class C2sConnection : C2sStream
     protected override async Task StartTlsAsync()
     {
         var transport = _context.Transport;
-        var ssl = new SslStream(new DuplexPipeStream(transport.Input, transport.Output), leaveInnerStreamOpen: false);
+        var tlsIdle = new TlsIdleMemory();
+        var ssl = new SslStream(new DuplexPipeStream(transport.Input, transport.Output, tlsIdle), leaveInnerStreamOpen: false);
         // The TLS deadline (TlsTimeoutSeconds) aborts the connection, which cancels Lifetime.
         Progress(LoginPhase.Handshaking);
         var credentials = _tls.Current!;
         await ssl.AuthenticateAsServerAsync(_directTls ? credentials.DirectOptions : credentials.StartTlsOptions, Lifetime.Token);
         Progress(LoginPhase.Secured);
         TlsBuffers.ReleaseWhenIdle(ssl);
+        if (tlsIdle.Bind(ssl)) _tlsIdle = tlsIdle;
         _ssl = ssl;
         _channelBinding = credentials.ChannelBinding;
         // Zero-byte reads: an idle TLS connection waits for data without holding a read buffer (its memory
@@ -154,11 +165,38 @@ internal sealed class C2sConnection : C2sStream
         _output.WriteAscii("</stream:stream>");
     }
 
-    protected override async ValueTask FlushAsync() => await _output.FlushAsync();
+    protected override async ValueTask FlushAsync()
+    {
+        var tlsIdle = _tlsIdle;
+        if (tlsIdle is null)
+        {
+            await _output.FlushAsync();
+            return;
+        }
+        tlsIdle.Enter(TlsIdleMemory.Writing);
+        try
+        {
+            await _output.FlushAsync();
+        }
+        finally
+        {
+            tlsIdle.Exit(TlsIdleMemory.Writing);
+        }
+        tlsIdle.TryRelease();
+    }
 
     protected override async ValueTask CompleteOutputAsync()
     {
-        await _output.CompleteAsync();
+        var tlsIdle = _tlsIdle;
+        tlsIdle?.Enter(TlsIdleMemory.Writing);
+        try
+        {
+            await _output.CompleteAsync();
+        }
+        finally
+        {
+            tlsIdle?.Exit(TlsIdleMemory.Writing);
+        }
         // The read loop may be waiting for the peer: wake it, so the handler returns and Kestrel closes the
         // connection gracefully after sending what is written.
         _input.CancelPendingRead();

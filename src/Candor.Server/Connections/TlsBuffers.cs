@@ -34,9 +34,7 @@ internal static class TlsBuffers
     /// <summary>Sets SSL_MODE_RELEASE_BUFFERS on an authenticated stream; false when that is not possible here.</summary>
     public static bool ReleaseWhenIdle(SslStream ssl)
     {
-        if (!Available || SecurityContext!.GetValue(ssl) is not SafeHandle { IsInvalid: false } handle
-            || handle.GetType().FullName != "Microsoft.Win32.SafeHandles.SafeSslHandle")
-            return false;
+        if (SslHandle(ssl) is not { } handle) return false;
         var added = false;
         try
         {
@@ -52,6 +50,11 @@ internal static class TlsBuffers
             if (added) handle.DangerousRelease();
         }
     }
+
+    /// <summary>The stream's OpenSSL handle, when this process's TLS is the OpenSSL 3 this code expects.</summary>
+    internal static SafeHandle? SslHandle(SslStream ssl) =>
+        Available && SecurityContext!.GetValue(ssl) is SafeHandle { IsInvalid: false } handle
+        && handle.GetType().FullName == "Microsoft.Win32.SafeHandles.SafeSslHandle" ? handle : null;
 
     /// <summary>
     /// The runtime loads libssl itself; calling into another libssl than the one that made the handle would be
@@ -73,4 +76,119 @@ internal static class TlsBuffers
 
     [DllImport(LibSsl)]
     private static extern nint SSL_ctrl(nint ssl, int cmd, nint larg, nint parg);
+
+    [DllImport(LibSsl)]
+    internal static extern nint SSL_get_rbio(nint ssl);
+
+    [DllImport(LibSsl)]
+    internal static extern nint SSL_get_wbio(nint ssl);
+}
+
+/// <summary>
+/// Gives back the buffers of the two memory BIOs .NET puts between OpenSSL and the stream (one for the records
+/// received, one for the records to send). Each keeps, for the connection's life, a buffer as large as the
+/// largest batch of records that ever passed through it (about 21 KiB after one large stanza either way); once
+/// empty, it is swapped for an empty one. OpenSSL's SSL object is not thread-safe and SslStream reads and
+/// writes on different threads, so a swap happens only while neither side is inside SslStream: the read side
+/// is marked from the moment the read loop asks SslStream for data to the moment SslStream asks the transport
+/// for more (or returns), the write side for each flush; whichever side finishes while the other is quiet swaps.
+/// </summary>
+internal sealed class TlsIdleMemory
+{
+    public const int Reading = 1, Writing = 2;
+    private const int Releasing = 4;
+    private const int BioTypeMem = 0x401, BioCtrlSetBufMem = 114, BioCtrlGetBufMemPtr = 115, BioClose = 1;
+    private const string LibCrypto = "libcrypto.so.3";
+    private SafeHandle? _ssl;
+    private int _state;
+
+    /// <summary>Starts releasing for an authenticated stream; false (and nothing happens) when not possible here.</summary>
+    public bool Bind(SslStream ssl)
+    {
+        if (TlsBuffers.SslHandle(ssl) is not { } handle) return false;
+        var added = false;
+        try
+        {
+            handle.DangerousAddRef(ref added);
+            var native = handle.DangerousGetHandle();
+            if (BIO_method_type(TlsBuffers.SSL_get_rbio(native)) != BioTypeMem || BIO_method_type(TlsBuffers.SSL_get_wbio(native)) != BioTypeMem)
+                return false;
+        }
+        catch (ObjectDisposedException)
+        {
+            return false;
+        }
+        finally
+        {
+            if (added) handle.DangerousRelease();
+        }
+        _ssl = handle;
+        return true;
+    }
+
+    /// <summary>Marks a side as inside SslStream; waits (briefly) while a release is under way.</summary>
+    public void Enter(int side)
+    {
+        var spin = new SpinWait();
+        while (true)
+        {
+            var state = Volatile.Read(ref _state);
+            if ((state & Releasing) == 0 && Interlocked.CompareExchange(ref _state, state | side, state) == state) return;
+            spin.SpinOnce();
+        }
+    }
+
+    public void Exit(int side) => Interlocked.And(ref _state, ~side);
+
+    /// <summary>Releases the empty BIOs' buffers when neither side is inside SslStream; the bytes given back.</summary>
+    public long TryRelease()
+    {
+        if (_ssl is null || Interlocked.CompareExchange(ref _state, Releasing, 0) != 0) return 0;
+        var added = false;
+        try
+        {
+            _ssl.DangerousAddRef(ref added);
+            var native = _ssl.DangerousGetHandle();
+            return Release(TlsBuffers.SSL_get_rbio(native)) + Release(TlsBuffers.SSL_get_wbio(native));
+        }
+        catch (ObjectDisposedException)
+        {
+            return 0;
+        }
+        finally
+        {
+            if (added) _ssl.DangerousRelease();
+            Volatile.Write(ref _state, 0);
+        }
+    }
+
+    private static long Release(nint bio)
+    {
+        var (length, max) = Capacity(bio);
+        if (length != 0 || max == 0) return 0;
+        var empty = BUF_MEM_new();
+        if (empty == 0) return 0;
+        // BIO_set_mem_buf: frees the old BUF_MEM and its data, the BIO owns the new one (BIO_CLOSE).
+        BIO_ctrl(bio, BioCtrlSetBufMem, BioClose, empty);
+        return max;
+    }
+
+    /// <summary>BIO_get_mem_ptr: the BIO's BUF_MEM { size_t length; char *data; size_t max; ... } (openssl/buffer.h).</summary>
+    private static (long Length, long Max) Capacity(nint bio)
+    {
+        BIO_ctrl(bio, BioCtrlGetBufMemPtr, 0, out var memory);
+        return memory == 0 ? (0, 0) : ((long)Marshal.ReadIntPtr(memory, 0), (long)Marshal.ReadIntPtr(memory, 2 * IntPtr.Size));
+    }
+
+    [DllImport(LibCrypto)]
+    private static extern int BIO_method_type(nint bio);
+
+    [DllImport(LibCrypto)]
+    private static extern nint BIO_ctrl(nint bio, int cmd, nint larg, nint parg);
+
+    [DllImport(LibCrypto)]
+    private static extern nint BIO_ctrl(nint bio, int cmd, nint larg, out nint parg);
+
+    [DllImport(LibCrypto)]
+    private static extern nint BUF_MEM_new();
 }

@@ -24,10 +24,24 @@ public sealed class Hook<T>
     public bool HasHandlers => _handlers.Length > 0;
 
     /// <summary>Runs the handlers in order; true when one of them handled the event.</summary>
-    public async ValueTask<bool> FireAsync(T args)
+    public ValueTask<bool> FireAsync(T args)
     {
-        foreach (var (_, handler) in _handlers)
-            if (await handler(args)) return true;
+        // Most handlers on the routing path finish synchronously: no state machine until one does not.
+        var handlers = _handlers;
+        for (var i = 0; i < handlers.Length; i++)
+        {
+            var pending = handlers[i].Handler(args);
+            if (!pending.IsCompletedSuccessfully) return FireRestAsync(handlers, i, pending, args);
+            if (pending.Result) return ValueTask.FromResult(true);
+        }
+        return ValueTask.FromResult(false);
+    }
+
+    private static async ValueTask<bool> FireRestAsync((int Priority, Func<T, ValueTask<bool>> Handler)[] handlers, int index, ValueTask<bool> pending, T args)
+    {
+        if (await pending) return true;
+        for (var i = index + 1; i < handlers.Length; i++)
+            if (await handlers[i].Handler(args)) return true;
         return false;
     }
 

@@ -10,14 +10,15 @@ namespace Candor.Server.Core;
 public sealed class Router(XmppServer server)
 {
     /// <summary>Routes a stanza a local session sent. 'from' has been stamped and 'to' parsed (null when absent).</summary>
-    public async ValueTask RouteFromSessionAsync(Session origin, Element stanza, Jid? to)
+    /// <remarks>
+    /// Not an async method, nor is the routing of a message to a local account below: when every hook finishes
+    /// synchronously (a chat message to an online account, the common case), no state machine runs.
+    /// </remarks>
+    public ValueTask RouteFromSessionAsync(Session origin, Element stanza, Jid? to)
     {
         var hooks = server.Hooks;
         if (to is null && stanza.IsPresence())
-        {
-            await hooks.PresenceBroadcast.FireAsync(new StanzaEvent(server, origin, stanza, origin.Jid, origin.BareJid));
-            return;
-        }
+            return Completion(hooks.PresenceBroadcast.FireAsync(new StanzaEvent(server, origin, stanza, origin.Jid, origin.BareJid)));
         // A message or IQ without 'to' is addressed to the sender's own account (RFC 6120 §10.3).
         var ev = new StanzaEvent(server, origin, stanza, origin.Jid, to ?? origin.BareJid);
         var pre = stanza.Name switch
@@ -26,15 +27,39 @@ public sealed class Router(XmppServer server)
             "presence" => hooks.PrePresence,
             _ => hooks.PreIq,
         };
-        if (await pre.FireAsync(ev)) return;
-        await RouteAsync(ev);
+        var handling = pre.FireAsync(ev);
+        if (!handling.IsCompletedSuccessfully) return RouteUnlessHandledAsync(handling, ev);
+        return handling.Result ? ValueTask.CompletedTask : RouteAsync(ev);
+    }
+
+    private static ValueTask Completion(ValueTask<bool> handling) =>
+        handling.IsCompletedSuccessfully ? ValueTask.CompletedTask : new ValueTask(handling.AsTask());
+
+    private async ValueTask RouteUnlessHandledAsync(ValueTask<bool> handling, StanzaEvent ev)
+    {
+        if (!await handling) await RouteAsync(ev);
     }
 
     /// <summary>Delivers a stanza that does not come from a local session (the server's own, or a reply).</summary>
     public ValueTask DeliverAsync(Element stanza, Jid from, Jid to) =>
         RouteAsync(new StanzaEvent(server, null, stanza, from, to));
 
-    private async ValueTask RouteAsync(StanzaEvent ev)
+    private ValueTask RouteAsync(StanzaEvent ev)
+    {
+        var to = ev.To;
+        if (to.Domain != server.Domain.Domain || !ev.Stanza.IsMessage()) return RouteOtherAsync(ev);
+        var hooks = server.Hooks;
+        var handling = (to.Local is null ? hooks.MessageToHost : to.IsBare ? hooks.MessageToBare : hooks.MessageToFull).FireAsync(ev);
+        return handling.IsCompletedSuccessfully && handling.Result ? ValueTask.CompletedTask : RefuseUnhandledAsync(handling, ev);
+    }
+
+    /// <summary>A message no hook handled is refused, never dropped in silence.</summary>
+    private static async ValueTask RefuseUnhandledAsync(ValueTask<bool> handling, StanzaEvent ev)
+    {
+        if (!await handling) await ev.ReplyErrorAsync(StanzaError.ServiceUnavailable);
+    }
+
+    private async ValueTask RouteOtherAsync(StanzaEvent ev)
     {
         var to = ev.To;
         var hooks = server.Hooks;
@@ -52,14 +77,8 @@ public sealed class Router(XmppServer server)
             else await ev.ReplyErrorAsync(StanzaError.RemoteServerNotFound, $"{to.Domain} is not served here, and federation is disabled on this server.");
             return;
         }
-        var handled = ev.Stanza.Name switch
-        {
-            "message" => await (to.Local is null ? hooks.MessageToHost : to.IsBare ? hooks.MessageToBare : hooks.MessageToFull).FireAsync(ev),
-            "presence" => await (to.Local is null ? hooks.PresenceToHost : to.IsBare ? hooks.PresenceToBare : hooks.PresenceToFull).FireAsync(ev),
-            _ => await RouteIqAsync(ev),
-        };
-        if (!handled && ev.Stanza.IsMessage())
-            await ev.ReplyErrorAsync(StanzaError.ServiceUnavailable);
+        if (ev.Stanza.IsPresence()) await (to.Local is null ? hooks.PresenceToHost : to.IsBare ? hooks.PresenceToBare : hooks.PresenceToFull).FireAsync(ev);
+        else await RouteIqAsync(ev);
     }
 
     private async ValueTask<bool> RouteIqAsync(StanzaEvent ev)

@@ -12,7 +12,8 @@ public static class SessionInput
 {
     private static readonly string[] PresenceTypes = ["unavailable", "subscribe", "subscribed", "unsubscribe", "unsubscribed", "probe", "error"];
 
-    public static async ValueTask HandleAsync(XmppServer server, Session session, Element stanza)
+    /// <remarks>Not an async method: a stanza whose routing finishes synchronously runs no state machine here.</remarks>
+    public static ValueTask HandleAsync(XmppServer server, Session session, Element stanza)
     {
         var from = stanza.GetAttribute("from");
         if (from is not null && from != session.Jid.ToString()
@@ -25,12 +26,12 @@ public static class SessionInput
         {
             // RFC 6120 §8.3.3.1: an unrecognized type is bad-request; only a result or error is never answered.
             if (type is not ("result" or "error")) Reply(server, session, stanza, StanzaError.BadRequest, "an IQ needs an id and a type of get, set, result or error");
-            return;
+            return ValueTask.CompletedTask;
         }
         if (stanza.IsPresence() && type is not null && Array.IndexOf(PresenceTypes, type) < 0)
         {
             Reply(server, session, stanza, StanzaError.BadRequest, $"unknown presence type '{type}'");
-            return;
+            return ValueTask.CompletedTask;
         }
 
         Jid? to = null;
@@ -43,7 +44,7 @@ public static class SessionInput
             else
             {
                 Reply(server, session, stanza, StanzaError.JidMalformed, "the 'to' address is not a valid JID");
-                return;
+                return ValueTask.CompletedTask;
             }
             stanza.SetAttribute("to", to.ToString());
         }
@@ -53,18 +54,36 @@ public static class SessionInput
         {
             // RFC 3921 session establishment: a no-op kept for old clients (RFC 6121 Appendix E).
             session.Send(Stanza.ResultFor(stanza).SetAttribute("from", null).SetAttribute("to", session.Jid.ToString()));
-            return;
+            return ValueTask.CompletedTask;
         }
+        ValueTask routing;
         try
         {
-            await server.Router.RouteFromSessionAsync(session, stanza, to);
+            routing = server.Router.RouteFromSessionAsync(session, stanza, to);
         }
         catch (System.Data.Common.DbException e) when (e.IsTransient)
         {
-            // The database did not answer in time (its pool ran dry in a login storm): this stanza fails, the session goes on.
-            Reply(server, session, stanza, StanzaError.InternalServerError, "The server's storage is busy; try again later.");
+            StorageBusy(server, session, stanza);
+            return ValueTask.CompletedTask;
+        }
+        return routing.IsCompletedSuccessfully ? routing : AwaitRoutingAsync(server, session, stanza, routing);
+    }
+
+    private static async ValueTask AwaitRoutingAsync(XmppServer server, Session session, Element stanza, ValueTask routing)
+    {
+        try
+        {
+            await routing;
+        }
+        catch (System.Data.Common.DbException e) when (e.IsTransient)
+        {
+            StorageBusy(server, session, stanza);
         }
     }
+
+    // The database did not answer in time (its pool ran dry in a login storm): this stanza fails, the session goes on.
+    private static void StorageBusy(XmppServer server, Session session, Element stanza) =>
+        Reply(server, session, stanza, StanzaError.InternalServerError, "The server's storage is busy; try again later.");
 
     private static void Reply(XmppServer server, Session session, Element stanza, StanzaError error, string text)
     {

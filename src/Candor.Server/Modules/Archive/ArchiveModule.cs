@@ -34,11 +34,19 @@ public sealed partial class ArchiveModule : IModule
 
     private const string PrefsCache = "archive-prefs";
     private readonly ConcurrentDictionary<string, ArchivePrefs> _prefs = new(StringComparer.Ordinal);
+    // Until an account stores preferences (here, or on another node: it drops this node's copy), every account has the
+    // server's default, so with ArchiveDefault=never a message needs no look-up at all.
+    private volatile bool _anyStored;
 
     public void Register(XmppServer server)
     {
         var prefsStore = server.Storage.OpenKeyValue("archive-prefs");
-        server.Caches.Register(PrefsCache, user => _prefs.TryRemove(user, out _));
+        _anyStored = prefsStore.ListUsersAsync().GetAwaiter().GetResult().Count > 0;
+        server.Caches.Register(PrefsCache, user =>
+        {
+            _anyStored = true;
+            _prefs.TryRemove(user, out _);
+        });
         var (store, writer) = Open(server, StoreName, server.Options.ArchiveRetentionDays);
         server.Archive = writer;
 
@@ -81,18 +89,43 @@ public sealed partial class ArchiveModule : IModule
         return (store, writer);
     }
 
-    private async ValueTask<bool> ArchiveAsync(XmppServer server, ArchiveWriter writer, IKeyValueStore prefsStore, StanzaEvent ev)
+    private ValueTask<bool> ArchiveAsync(XmppServer server, ArchiveWriter writer, IKeyValueStore prefsStore, StanzaEvent ev)
     {
         var stanza = ev.Stanza;
         RemoveClaimedStanzaIds(stanza, server.Domain.Domain);
         var from = ev.From;
         // The server's own notices are not conversation; other domains do not reach local accounts yet.
-        if (from.Local is null || from.Domain != server.Domain.Domain || !IsArchivable(stanza)) return false;
+        if (from.Local is null || from.Domain != server.Domain.Domain || !IsArchivable(stanza)
+            || (!_anyStored && server.Options.ArchiveDefault == "never"))
+            return ValueTask.FromResult(false);
+        // Every message passes here: when both ends' preferences are in memory and archive nothing (ArchiveDefault=never),
+        // that is decided without a state machine.
+        var recipient = ev.To.Local!;
+        if ((from.Local == recipient || CachedDecision(from.Local, ev.To.Bare) == false) && CachedDecision(recipient, from.Bare) == false)
+            return ValueTask.FromResult(false);
+        return ArchiveEligibleAsync(server, writer, prefsStore, ev);
+    }
+
+    /// <summary>Whether <paramref name="owner"/> archives messages with <paramref name="with"/>, if that is known without storage.</summary>
+    private bool? CachedDecision(string owner, Jid with) => _prefs.TryGetValue(owner, out var prefs) ? Decision(prefs, with) : null;
+
+    /// <summary>The preferences' answer; null when it depends on the roster.</summary>
+    private static bool? Decision(ArchivePrefs prefs, Jid with) => prefs.Listed(with.ToString()) ?? prefs.Default switch
+    {
+        "always" => true,
+        "roster" => null,
+        _ => false,
+    };
+
+    private async ValueTask<bool> ArchiveEligibleAsync(XmppServer server, ArchiveWriter writer, IKeyValueStore prefsStore, StanzaEvent ev)
+    {
+        var stanza = ev.Stanza;
+        var from = ev.From;
         var recipient = ev.To.Local!;
         if (server.Sessions.Get(recipient).Count == 0 && !await server.Accounts.ExistsAsync(recipient)) return false;
 
         var now = DateTimeOffset.UtcNow;
-        var sender = from.Local;
+        var sender = from.Local!;
         var senderBare = from.Bare;
         var recipientBare = ev.To.Bare;
         string? xml = null;
@@ -175,13 +208,7 @@ public sealed partial class ArchiveModule : IModule
     private async ValueTask<bool> ShouldArchiveAsync(XmppServer server, IKeyValueStore prefsStore, string owner, Jid with)
     {
         var prefs = await PrefsAsync(server, prefsStore, owner);
-        if (prefs.Listed(with.ToString()) is { } listed) return listed;
-        return prefs.Default switch
-        {
-            "always" => true,
-            "roster" => await server.Rosters.GetAsync(owner, with) is { Hidden: false },
-            _ => false,
-        };
+        return Decision(prefs, with) ?? (await server.Rosters.GetAsync(owner, with) is { Hidden: false });
     }
 
     /// <summary>The account's preferences, read once and then kept: every archived message needs them.</summary>
@@ -224,6 +251,7 @@ public sealed partial class ArchiveModule : IModule
         if (ArchivePrefs.Parse(request.Payload, out var error) is not { } prefs) return request.Error(StanzaError.BadRequest, error);
         var user = request.From.Local!;
         var element = prefs.ToElement();
+        _anyStored = true;
         await prefsStore.SetAsync(user, ElementWriter.ToXmlString(element));
         _prefs[user] = prefs;
         server.Caches.Wrote(PrefsCache, user);

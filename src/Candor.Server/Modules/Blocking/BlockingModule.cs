@@ -45,12 +45,21 @@ public sealed class BlockingModule : IModule
     {
         private bool IsLocal(Jid jid) => jid.Local is not null && jid.Domain == server.Domain.Domain;
 
-        public async ValueTask<bool> FromSessionAsync(StanzaEvent ev)
+        public ValueTask<bool> FromSessionAsync(StanzaEvent ev)
         {
             var origin = ev.Origin!;
             var to = ev.To;
             // The account's own server and own account are never blocked (a blocked domain still lets it ping its server).
-            if (to.Domain == server.Domain.Domain && (to.Local is null || to.Local == origin.User)) return false;
+            if (to.Domain == server.Domain.Domain && (to.Local is null || to.Local == origin.User)) return ValueTask.FromResult(false);
+            // The common case, decided without a state machine: both lists in memory, neither matches.
+            if (lists.TryGetCached(origin.User, out var own) && !Blocklists.Matches(own, to)
+                && (!IsLocal(to) || (lists.TryGetCached(to.Local!, out var theirs) && !Blocklists.Matches(theirs, ev.From))))
+                return ValueTask.FromResult(false);
+            return CheckAsync(ev, origin, to);
+        }
+
+        private async ValueTask<bool> CheckAsync(StanzaEvent ev, Session origin, Jid to)
+        {
             if (Blocklists.Matches(await lists.GetAsync(origin.User), to))
             {
                 // §3.3: not routed; the blocker is told why.

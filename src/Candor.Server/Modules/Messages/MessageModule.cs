@@ -18,14 +18,16 @@ public sealed class MessageModule : IModule
         server.Hooks.MessageToFull.Add(ev => ToFullAsync(server, ev), Priority.Fallback);
     }
 
-    private static async ValueTask<bool> ToFullAsync(XmppServer server, StanzaEvent ev)
+    private static ValueTask<bool> ToFullAsync(XmppServer server, StanzaEvent ev)
     {
         var session = server.Sessions.Get(ev.To);
-        if (session is not null)
-        {
-            session.Send(ev.Stanza);
-            return true;
-        }
+        if (session is null) return ToAbsentResourceAsync(server, ev);
+        session.Send(ev.Stanza);
+        return ValueTask.FromResult(true);
+    }
+
+    private static async ValueTask<bool> ToAbsentResourceAsync(XmppServer server, StanzaEvent ev)
+    {
         // §8.5.3.2.1: no such resource — groupchat gets an error, error is dropped, the rest go to the bare JID.
         switch (ev.Type)
         {
@@ -35,11 +37,19 @@ public sealed class MessageModule : IModule
                 await ev.ReplyErrorAsync(StanzaError.ServiceUnavailable);
                 return true;
             default:
-                return await ToBareAsync(server, ev);
+                return await ToBareOtherwiseAsync(server, ev);
         }
     }
 
-    private static async ValueTask<bool> ToBareAsync(XmppServer server, StanzaEvent ev)
+    private static ValueTask<bool> ToBareAsync(XmppServer server, StanzaEvent ev)
+    {
+        // The common case, without a state machine: a chat or normal message to an account with an available resource.
+        if (ev.Type is null or "chat" or "normal" && DeliverToBest(server.Sessions.Get(ev.To.Local!), ev.Stanza))
+            return ValueTask.FromResult(true);
+        return ToBareOtherwiseAsync(server, ev);
+    }
+
+    private static async ValueTask<bool> ToBareOtherwiseAsync(XmppServer server, StanzaEvent ev)
     {
         var user = ev.To.Local!;
         var type = ev.Type;
@@ -76,8 +86,9 @@ public sealed class MessageModule : IModule
     {
         var best = BestPriority(sessions);
         if (best < 0) return false;
-        foreach (var s in sessions)
-            if (s.IsAvailable && s.Priority == best) s.Send(stanza);
+        // Indexed: foreach over the interface allocates an enumerator per message.
+        for (var i = 0; i < sessions.Count; i++)
+            if (sessions[i] is { IsAvailable: true } s && s.Priority == best) s.Send(stanza);
         return true;
     }
 
@@ -85,8 +96,8 @@ public sealed class MessageModule : IModule
     public static int BestPriority(IReadOnlyList<Session> sessions)
     {
         var best = int.MinValue;
-        foreach (var s in sessions)
-            if (s.IsAvailable && s.Priority >= 0 && s.Priority > best) best = s.Priority;
+        for (var i = 0; i < sessions.Count; i++)
+            if (sessions[i] is { IsAvailable: true } s && s.Priority >= 0 && s.Priority > best) best = s.Priority;
         return best;
     }
 }

@@ -62,11 +62,19 @@ public sealed partial class PolicyModule : IModule
         server.Hooks.PrePresence.Add(ev => RemotePolicy.OnPresenceAsync(server, ev), Priority.Observe);
     }
 
-    private static async ValueTask<bool> FilterAsync(XmppServer server, PolicyService policy, ILogger logger, StanzaEvent ev)
+    private static ValueTask<bool> FilterAsync(XmppServer server, PolicyService policy, ILogger logger, StanzaEvent ev)
     {
         // Errors quote the stanza they answer back to its sender; the server's own messages are not content.
-        if (ev.Type == "error" || ev.From.Local is null && ev.From.Domain == server.Domain.Domain) return false;
-        var refusing = await policy.RefusingRuleAsync(ev.Stanza, static s => IsStrangerAsync(s.server, s.ev), (server, ev));
+        if (ev.Type == "error" || ev.From.Local is null && ev.From.Domain == server.Domain.Domain) return ValueTask.FromResult(false);
+        var deciding = policy.RefusingRuleAsync(ev.Stanza, static s => IsStrangerAsync(s.server, s.ev), (server, ev));
+        // Most messages match no rule: decided without a state machine.
+        if (!deciding.IsCompletedSuccessfully) return RefuseAsync(server, logger, ev, deciding);
+        return deciding.Result is { } rule ? RefuseAsync(server, logger, ev, ValueTask.FromResult<PolicyRule?>(rule)) : ValueTask.FromResult(false);
+    }
+
+    private static async ValueTask<bool> RefuseAsync(XmppServer server, ILogger logger, StanzaEvent ev, ValueTask<PolicyRule?> deciding)
+    {
+        var refusing = await deciding;
         if (refusing is null) return false;
         Log.Refused(logger, refusing.Id, ev.From.Bare, ev.To.Bare);
         server.Metrics.PolicyRefusal(refusing.Id);

@@ -65,10 +65,10 @@ public sealed partial class PolicyService
     /// The rule that refuses this message's body or subject, or null to deliver it. Every place that delivers
     /// content asks this (one-to-one delivery, chat rooms); end-to-end encrypted messages are never inspected.
     /// </summary>
-    public async ValueTask<PolicyRule?> RefusingRuleAsync<TState>(Xml.Element message, Func<TState, ValueTask<bool>> senderIsStranger, TState state)
+    public ValueTask<PolicyRule?> RefusingRuleAsync<TState>(Xml.Element message, Func<TState, ValueTask<bool>> senderIsStranger, TState state)
     {
         var matcher = Current.Matcher;
-        if (matcher.IsEmpty || PolicyModule.IsEndToEndEncrypted(message)) return null;
+        if (matcher.IsEmpty || PolicyModule.IsEndToEndEncrypted(message)) return ValueTask.FromResult<PolicyRule?>(null);
         PolicyMatches? matches = null;
         foreach (var child in message.Elements)
         {
@@ -81,9 +81,9 @@ public sealed partial class PolicyService
             };
             if (field != PolicyFields.None) matcher.Match(child.Text, field, ref matches);
         }
-        if (matches is null) return null;
+        if (matches is null) return ValueTask.FromResult<PolicyRule?>(null);
         foreach (var rule in matches.TimedOut) Log.RegexTimedOut(_logger, rule);
-        return await matcher.DecideAsync(matches, senderIsStranger, state);
+        return matcher.DecideAsync(matches, senderIsStranger, state);
     }
 
     public PolicyReloadResult Reload()

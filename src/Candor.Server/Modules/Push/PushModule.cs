@@ -111,10 +111,18 @@ public sealed class PushModule : IModule
         }
     }
 
-    private async ValueTask<bool> NotifyAsync(XmppServer server, StanzaEvent ev)
+    private ValueTask<bool> NotifyAsync(XmppServer server, StanzaEvent ev)
     {
-        if (!_loaded.IsCompleted) await _loaded;
-        if (_registrations.IsEmpty || !_registrations.TryGetValue(ev.To.Local!, out var registrations)) return false;
+        // Every message passes here: without a registration for the recipient, no state machine. (Not IsEmpty: on an
+        // empty ConcurrentDictionary that takes all of its locks.)
+        if (_loaded.IsCompleted && !_registrations.ContainsKey(ev.To.Local!)) return ValueTask.FromResult(false);
+        return NotifyRegisteredAsync(server, ev);
+    }
+
+    private async ValueTask<bool> NotifyRegisteredAsync(XmppServer server, StanzaEvent ev)
+    {
+        await _loaded;
+        if (!_registrations.TryGetValue(ev.To.Local!, out var registrations)) return false;
         if (ev.Type is "error" or "groupchat" or "headline" || ev.Stanza.GetChild("body", Ns.Client) is null) return false;
         var sessions = server.Sessions.Get(ev.To.Local!);
         foreach (var registration in registrations)
