@@ -3,7 +3,7 @@
 #
 #   bench/muc-compare.sh [--write] [candor] [prosody] [ejabberd]      default: all three
 #
-# Each server runs privately on loopback (Prosody 16222, ejabberd 26222, Candor 36222; state in $MB_RUN,
+# Each server runs privately on loopback (Prosody 16222, ejabberd 26222, Candor $MB_CANDOR_PORT or 36222; state in $MB_RUN,
 # default /tmp/muc-bench-run) with its MUC at conference.localhost, no room archive (the peers keep none by
 # default; Candor with MucArchiveByDefault=false) and plain-text c2s with SASL PLAIN, started the way
 # ../shared/xmpp-bench/peers.sh starts the peers, with a MUC component added. Before each room size a server is
@@ -25,7 +25,7 @@ DURATION=${MB_DURATION:-20}
 WARMUP=${MB_WARMUP:-10}
 ENTER_TIMEOUT=${MB_ENTER_TIMEOUT:-1200}
 SENDERS=${MB_SENDERS:-10}
-P_PORT=16222 E_PORT=26222 E_DIST=26299 C_PORT=36222
+P_PORT=16222 E_PORT=26222 E_DIST=26299 C_PORT=${MB_CANDOR_PORT:-36222}
 
 write=0
 targets=()

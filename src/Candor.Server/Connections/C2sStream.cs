@@ -1,7 +1,6 @@
 using System.Net;
 using System.Security.Authentication;
 using System.Security.Cryptography;
-using System.Threading.Channels;
 using Candor.Server.Core;
 using Candor.Server.Modules.ClientState;
 using Candor.Server.Modules.StreamManagement;
@@ -17,14 +16,22 @@ namespace Candor.Server.Connections;
 /// A client-to-server stream, whatever carries it (RFC 6120 over TCP, RFC 7395 over WebSocket, XEP-0206 over BOSH): stream
 /// header checks, features, SASL, resource binding, then stanzas handed to <see cref="SessionInput"/>.
 /// The transport reads and calls <see cref="OnStreamOpen"/>, <see cref="OnElementAsync"/> and
-/// <see cref="Close"/>; everything written goes through one bounded queue drained by one writer loop,
-/// which batches what is queued into one flush.
+/// <see cref="Close"/>; everything written goes through one bounded queue. Whoever queues into an idle queue
+/// schedules a write pass on the thread pool (the stream itself is the work item: no writer task waits per
+/// connection); the pass writes what is queued by then, flushes it once, and ends when the queue is empty.
 /// </summary>
-internal abstract partial class C2sStream : ISmConnection
+internal abstract partial class C2sStream : ISmConnection, IThreadPoolWorkItem
 {
     protected readonly XmppServer Server;
     protected readonly ILogger Logger;
-    private readonly Channel<Node> _outbound;
+    /// <summary>The outbound queue; its lock also guards <see cref="_writing"/>, <see cref="_completed"/> and <see cref="_writerDone"/>.</summary>
+    private readonly Queue<Node> _outbound = new();
+    /// <summary>A write pass is scheduled or running: it takes whatever is queued meanwhile.</summary>
+    private bool _writing;
+    /// <summary>Nothing more is queued: the pass that finds the queue empty ends the stream's output.</summary>
+    private bool _completed;
+    /// <summary>Set once the output is ended (or abandoned); created when the queue is completed.</summary>
+    private TaskCompletionSource? _writerDone;
     private string _streamId = "";
     protected readonly CancellationTokenSource Lifetime = new();
 
@@ -49,17 +56,11 @@ internal abstract partial class C2sStream : ISmConnection
     private Element? _closingCondition;
     private Element? _closingError;
     private int _closing;
-    private Task _writer = Task.CompletedTask;
 
     protected C2sStream(XmppServer server, IPAddress? remoteAddress)
     {
         Server = server;
         Logger = server.LoggerFactory.CreateLogger(GetType());
-        _outbound = Channel.CreateBounded<Node>(new BoundedChannelOptions(server.Options.MaxOutboundQueue)
-        {
-            SingleReader = true,
-            FullMode = BoundedChannelFullMode.Wait,
-        });
         RemoteAddress = remoteAddress is null ? IPAddress.None : remoteAddress.IsIPv4MappedToIPv6 ? remoteAddress.MapToIPv4() : remoteAddress;
     }
 
@@ -71,7 +72,7 @@ internal abstract partial class C2sStream : ISmConnection
     /// <summary>A resource is bound on this stream (for the metrics' session count).</summary>
     internal bool IsBound => _session is not null;
     /// <summary>Items waiting in the outbound queue (for the metrics' queue gauges).</summary>
-    internal int QueueLength => _outbound.Reader.Count;
+    internal int QueueLength => Volatile.Read(ref _queuedCount);
     protected bool Closing => _closing != 0;
     /// <summary>Our header for the current stream has been queued (reset on every stream restart).</summary>
     protected bool HeaderSent { get; set; }
@@ -102,7 +103,6 @@ internal abstract partial class C2sStream : ISmConnection
     /// <summary>Runs the stream to its end; the returned task is the connection's lifetime.</summary>
     public async Task RunAsync()
     {
-        _writer = WriteLoopAsync();
         Server.Streams.TryAdd(this, 0);
         // Counted, with a deadline per login phase, until a resource is bound; idle sessions then carry no timer at all.
         _login = Server.ConnectionLimits.TryEnter(RemoteAddress, EndLogin, out var refusal);
@@ -134,7 +134,7 @@ internal abstract partial class C2sStream : ISmConnection
         {
             Server.Streams.TryRemove(this, out _);
             LeaveUnauthenticated();
-            _outbound.Writer.TryComplete();
+            CompleteOutbound();
             await EndSessionAsync();
             await AwaitWriterAsync();
             DisposeTransport();
@@ -594,7 +594,20 @@ internal abstract partial class C2sStream : ISmConnection
             Close(StreamErrors.PolicyViolation, "too much data queued: the client is not reading");
             return;
         }
-        if (!_outbound.Writer.TryWrite(item))
+        bool queued, schedule = false;
+        lock (_outbound)
+        {
+            queued = !_completed && _outbound.Count < Server.Options.MaxOutboundQueue;
+            if (queued)
+            {
+                _outbound.Enqueue(item);
+                _queuedCount = _outbound.Count;
+                schedule = !_writing;
+                _writing = true;
+            }
+        }
+        if (schedule) ThreadPool.UnsafeQueueUserWorkItem(this, preferLocal: false);
+        else if (!queued)
         {
             Interlocked.Add(ref _queuedBytes, -weight);
             Close(StreamErrors.PolicyViolation, "too many stanzas queued: the client is not reading");
@@ -602,6 +615,21 @@ internal abstract partial class C2sStream : ISmConnection
     }
 
     private long _queuedBytes;
+    private int _queuedCount;
+
+    /// <summary>Nothing more will be queued: the write pass ends the stream's output after what is queued.</summary>
+    private void CompleteOutbound()
+    {
+        lock (_outbound)
+        {
+            if (_completed) return;
+            _completed = true;
+            _writerDone = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            if (_writing) return;
+            _writing = true;
+        }
+        ThreadPool.UnsafeQueueUserWorkItem(this, preferLocal: false);
+    }
 
     /// <summary>What a queued item weighs: its size as received, or a small estimate for what the server built itself.</summary>
     private static int Weight(Node item) => item is Element element ? Math.Max(element.SourceLength, 256) : 0;
@@ -613,15 +641,21 @@ internal abstract partial class C2sStream : ISmConnection
         return marker.Flushed.Task;
     }
 
-    private async Task WriteLoopAsync()
+    void IThreadPoolWorkItem.Execute() => _ = WritePassAsync();
+
+    /// <summary>
+    /// Writes what is queued, one flush per batch, until the queue is empty after a flush; the pass that finds it
+    /// empty and completed ends the output. Only one pass runs at a time (<see cref="_writing"/>).
+    /// </summary>
+    private async Task WritePassAsync()
     {
-        var reader = _outbound.Reader;
         try
         {
-            while (await reader.WaitToReadAsync())
+            while (true)
             {
+                var written = false;
                 FlushItem? flushed = null;
-                while (reader.TryRead(out var item))
+                while (TryDequeue(out var item))
                 {
                     if (item is FlushItem marker)
                     {
@@ -631,21 +665,55 @@ internal abstract partial class C2sStream : ISmConnection
                     if (item is HeaderItem header) WriteHeader(header.Header);
                     else WriteElement((Element)item);
                     Interlocked.Add(ref _queuedBytes, -Weight(item));
+                    written = true;
                 }
-                await FlushAsync();
+                if (written || flushed is not null) await FlushAsync();
                 flushed?.Flushed.TrySetResult();
+                if (!PassOver(out var end)) continue;
+                if (!end) return;
+                if (_closingError is not null || HeaderSent)
+                {
+                    WriteClose(_closingError, HeaderSent);
+                    await FlushAsync();
+                }
+                await CompleteOutputAsync();
+                _writerDone!.TrySetResult();
+                return;
             }
-            if (_closingError is not null || HeaderSent)
-            {
-                WriteClose(_closingError, HeaderSent);
-                await FlushAsync();
-            }
-            await CompleteOutputAsync();
         }
-        catch (Exception e) when (e is IOException or ObjectDisposedException or InvalidOperationException or OperationCanceledException
-                                       or ConnectionResetException or System.Net.WebSockets.WebSocketException)
+        catch (Exception e)
         {
+            if (e is not (IOException or ObjectDisposedException or InvalidOperationException or OperationCanceledException
+                          or ConnectionResetException or System.Net.WebSockets.WebSocketException))
+                Log.Crashed(Logger, e);
+            // The pass stays marked as running: nothing more is written to a transport that failed.
             Abort();
+            _writerDone!.TrySetResult();
+        }
+    }
+
+    private bool TryDequeue(out Node item)
+    {
+        lock (_outbound)
+        {
+            if (!_outbound.TryDequeue(out item!)) return false;
+            _queuedCount = _outbound.Count;
+            return true;
+        }
+    }
+
+    /// <summary>
+    /// Whether the pass is over: nothing is queued since its flush. Then either the queue is completed
+    /// (<paramref name="end"/>: the pass ends the output) or the next item queued schedules a new pass.
+    /// </summary>
+    private bool PassOver(out bool end)
+    {
+        lock (_outbound)
+        {
+            end = _completed;
+            if (_outbound.Count > 0) return false;
+            if (!end) _writing = false;
+            return true;
         }
     }
 
@@ -668,7 +736,7 @@ internal abstract partial class C2sStream : ISmConnection
         // Unbound at once, not when the read loop ends: until then stanzas for this resource would be routed to a
         // session that no longer queues anything and vanish; unbound, they take the offline route (RFC 6121 §8.5.3).
         if (_session is { } closing) Server.Sessions.Remove(closing);
-        _outbound.Writer.TryComplete();
+        CompleteOutbound();
         // The writer sends what is queued, the error and the end of the stream; the peer then has a
         // moment to close its side before reading stops.
         Lifetime.CancelAfter(TimeSpan.FromSeconds(5));
@@ -679,7 +747,7 @@ internal abstract partial class C2sStream : ISmConnection
         Interlocked.Exchange(ref _closing, 1);
         // A resumable session outlives its connection (XEP-0198); EndSessionAsync decides.
         if (_sm?.Id is null) _session?.MarkClosed();
-        _outbound.Writer.TryComplete();
+        CompleteOutbound();
         Lifetime.Cancel();
         AbortTransport();
     }
@@ -688,7 +756,7 @@ internal abstract partial class C2sStream : ISmConnection
     {
         try
         {
-            await _writer.WaitAsync(TimeSpan.FromSeconds(5));
+            await _writerDone!.Task.WaitAsync(TimeSpan.FromSeconds(5));
         }
         catch (TimeoutException)
         {
