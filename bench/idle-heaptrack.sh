@@ -4,10 +4,11 @@
 # with --tls), then kills the server with SIGKILL, so that heaptrack's "leaked" bytes are what was live at that
 # moment, and sums them per allocation site, per connection (OpenSSL's frames below .NET's CryptoNative_* entry).
 #
-#   bench/idle-heaptrack.sh [N] [--tls]     default N=1000; needs heaptrack (Debian) and the harness's loadgen
+#   bench/idle-heaptrack.sh [N] [--tls]     default N=1000; installs heaptrack from Debian if missing; needs the harness's loadgen
 set -euo pipefail
 N=${1:-1000} TLS=${2:-}
 source "$(dirname "${BASH_SOURCE[0]}")/idle-lib.sh"
+command -v heaptrack >/dev/null || apt-get install -y -qq heaptrack >/dev/null
 STATE=$RUN/idle-heaptrack
 start_candor heaptrack -o "$STATE/heap"
 trap 'kill ${idle:-} 2>/dev/null || true' EXIT
