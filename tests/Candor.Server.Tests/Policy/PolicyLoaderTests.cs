@@ -17,6 +17,18 @@ public sealed class PolicyLoaderTests
         Assert.Contains("UTF-8", e.Reason);
     }
 
+    /// <summary>Found by fuzzing (fuzz/corpus/policy/regression-lone-surrogate): "\uDEEE" escaped as InvalidOperationException.</summary>
+    [Theory]
+    [InlineData("{\n\"version\": \"\\uDEEE\"}", 2)]
+    [InlineData("{\"rules\": [{\"id\": \"a\", \"phrases\": [\"x\\uD800\"]}]}", 1)]
+    [InlineData("{\"\\uDC00\": 1}", 1)]
+    public void A_string_with_half_a_surrogate_pair_is_refused_with_its_line(string json, int line)
+    {
+        var e = Assert.Throws<PolicyException>(() => PolicyLoader.Parse(json));
+        Assert.Equal(line, e.Line);
+        Assert.Contains("surrogate", e.Reason);
+    }
+
     [Fact]
     public void The_minimal_form_is_accepted_with_defaults()
     {

@@ -198,9 +198,23 @@ public static class PolicyLoader
             };
         }
 
+        // An escape such as \uDEEE (half of a surrogate pair) passes the reader and fails only here, with
+        // InvalidOperationException rather than JsonException (found by fuzzing).
+        private readonly string Text()
+        {
+            try
+            {
+                return _reader.GetString()!;
+            }
+            catch (InvalidOperationException)
+            {
+                throw Error("a string contains an invalid \\u escape (half of a surrogate pair)");
+            }
+        }
+
         private readonly string PropertyName(HashSet<string> seen)
         {
-            var name = _reader.GetString()!;
+            var name = Text();
             if (!seen.Add(name)) throw Error($"'{name}' is given twice");
             return name;
         }
@@ -208,7 +222,7 @@ public static class PolicyLoader
         private readonly string String(string name, bool allowEmpty)
         {
             if (_reader.TokenType != JsonTokenType.String) throw Error($"'{name}' must be a string");
-            var value = _reader.GetString()!;
+            var value = Text();
             if (!allowEmpty && string.IsNullOrWhiteSpace(value)) throw Error($"'{name}' must not be empty");
             return value;
         }
@@ -241,7 +255,7 @@ public static class PolicyLoader
         private readonly string Item(string name, int maxLength)
         {
             if (_reader.TokenType != JsonTokenType.String) throw Error($"'{name}' must contain only strings");
-            var value = _reader.GetString()!;
+            var value = Text();
             if (value.Length == 0) throw Error($"'{name}' contains an empty string");
             if (value.Length > maxLength) throw Error($"an entry of '{name}' is longer than {maxLength} characters");
             return value;
