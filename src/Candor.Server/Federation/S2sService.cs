@@ -147,8 +147,19 @@ public sealed partial class S2sService(XmppServer server, TlsSettings tls, S2sTr
                     route.Pending = [];
                 }
                 Log.Connected(_logger, key.Local, key.Remote);
-                foreach (var stanza in again) stream.SendServerStanza(stanza);
-                foreach (var ev in pending) stream.SendStanza(ev.Stanza);
+                List<Element>? unsentAgain = null;
+                List<StanzaEvent>? unsent = null;
+                foreach (var stanza in again)
+                    if (!stream.SendServerStanza(stanza)) (unsentAgain ??= []).Add(stanza);
+                foreach (var ev in pending)
+                    if (!stream.SendStanza(ev.Stanza)) (unsent ??= []).Add(ev);
+                // The stream may have ended before it became the route's: its end found no route to forget, and
+                // nothing would ever send on it or reconnect. Forgotten now (resumed again when it has stanzas
+                // unacknowledged), and what it did not take is routed again.
+                if (stream.IsClosing) Forget(stream);
+                if (unsentAgain is not null) await S2sStreamManagement.RerouteAsync(Server, unsentAgain);
+                if (unsent is not null)
+                    foreach (var ev in unsent) await SendAsync(ev);
                 return;
             }
             catch (OperationCanceledException) when (deadline.IsCancellationRequested)
