@@ -210,17 +210,30 @@ internal static class PolicyCommand
         return code;
     }
 
-    private static class Signals
+    internal static class Signals
     {
         private const int SIGHUP = 1;
 
         [DllImport("libc", EntryPoint = "kill", SetLastError = true)]
         private static extern int Kill(int pid, int signal);
 
+        [DllImport("libc", EntryPoint = "signal")]
+        private static extern nint SetHandler(int signal, nint handler);
+
         public static bool Hangup(int pid)
         {
             if (OperatingSystem.IsWindows()) return false;
             return Kill(pid, SIGHUP) == 0;
+        }
+
+        /// <summary>
+        /// A server started under nohup inherits SIGHUP ignored, and .NET then never delivers it to a registration:
+        /// 'candor policy reload' would find the server deaf. SIGHUP goes back to its default disposition before the
+        /// server registers for it; the registration then handles it (a reload), so a hangup still stops nothing.
+        /// </summary>
+        public static void UnignoreHangup()
+        {
+            if (!OperatingSystem.IsWindows()) SetHandler(SIGHUP, 0);
         }
     }
 }

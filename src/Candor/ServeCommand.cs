@@ -88,6 +88,7 @@ internal static class ServeCommand
             var pidFile = Path.Combine(options.DataDirectory, PolicyCommand.PidFileName);
             File.WriteAllText(pidFile, Environment.ProcessId + "\n");
             // SIGHUP reloads the policy and a renewed certificate (the conventional daemon reload); 'candor policy reload' sends it.
+            PolicyCommand.Signals.UnignoreHangup();
             using var reload = OperatingSystem.IsWindows() ? null : PosixSignalRegistration.Create(PosixSignal.SIGHUP, context =>
             {
                 context.Cancel = true;

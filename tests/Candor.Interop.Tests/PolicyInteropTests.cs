@@ -44,10 +44,10 @@ public sealed class PolicyInteropTests(ITestOutputHelper output) : IDisposable
         return path;
     }
 
-    private async Task<CandorServer> StartAsync(string policyFile)
+    private async Task<CandorServer> StartAsync(string policyFile, bool underNohup = false)
     {
         await Tools.RequireSlixmppAsync();
-        var server = await CandorServer.StartAsync(output, ["--policy", policyFile]);
+        var server = await CandorServer.StartAsync(output, ["--policy", policyFile], underNohup: underNohup);
         foreach (var name in new[] { "alice", "bob", "carol" })
             await server.AddUserAsync($"{name}@localhost", $"{name}-secret");
         return server;
@@ -74,6 +74,25 @@ public sealed class PolicyInteropTests(ITestOutputHelper output) : IDisposable
         // Refusals are logged by rule and addresses, never with the text.
         Assert.Contains("refused by policy rule spam-1", server.Output);
         Assert.DoesNotContain("BUY NOW", server.Output);
+    }
+
+    /// <summary>
+    /// `nohup candor serve &amp;` starts the server with SIGHUP ignored, which .NET then never delivers: the reload
+    /// found a deaf server ("did not report a reload within 10 s") until serve took the signal back.
+    /// </summary>
+    [Fact]
+    public async Task A_server_started_under_nohup_reloads_its_policy_on_request()
+    {
+        var file = WritePolicy("policy.json", Policy);
+        await using var server = await StartAsync(file, underNohup: true);
+
+        File.WriteAllText(file, """{"rules":[{"id":"spam-2","description":"Pills","phrases":["cheap pills"]}]}""");
+        var reload = await server.RunCliAsync("policy", "reload");
+        output.WriteLine(reload.Describe());
+        Assert.True(reload.Succeeded, $"reload failed\n{reload.Describe()}\n{server.Transcript}");
+        Assert.Contains("Policy changed from interop-1", server.Output);
+        var changed = await ScriptAsync(server, "reject", "--text", "CHEAP pills here", "--rule", "spam-2");
+        Assert.True(changed.Succeeded, $"the new policy is not in force\n{changed.Describe()}\n{server.Transcript}");
     }
 
     [Fact]

@@ -28,6 +28,7 @@ public sealed class CandorServer : IAsyncLifetime, IAsyncDisposable, IC2sServer
     private readonly IReadOnlyList<string> _extraArguments;
     private readonly IReadOnlyDictionary<string, string?>? _environment;
     private readonly int _fileLimit;
+    private readonly bool _underNohup;
     private readonly int _s2sPort;
     private ChildProcess? _process;
     private string _finalOutput = "";
@@ -41,8 +42,10 @@ public sealed class CandorServer : IAsyncLifetime, IAsyncDisposable, IC2sServer
     }
 
     private CandorServer(ITestOutputHelper? log, IReadOnlyList<string>? extraArguments = null,
-        IReadOnlyDictionary<string, string?>? environment = null, int fileLimit = 0, string domain = Domain, int s2sPort = 0)
+        IReadOnlyDictionary<string, string?>? environment = null, int fileLimit = 0, string domain = Domain, int s2sPort = 0,
+        bool underNohup = false)
     {
+        _underNohup = underNohup;
         _log = log;
         ServedDomain = domain;
         _s2sPort = s2sPort;
@@ -55,7 +58,7 @@ public sealed class CandorServer : IAsyncLifetime, IAsyncDisposable, IC2sServer
     public string DataDirectory { get; }
     /// <summary>The XMPP domain this server serves (<see cref="Domain"/> unless started with another).</summary>
     public string ServedDomain { get; }
-    /// <summary>The server's process id (under prlimit too: prlimit execs the command).</summary>
+    /// <summary>The server's process id (under prlimit and nohup too: they exec the command).</summary>
     public int ProcessId => _process?.Id ?? throw new InvalidOperationException("the server is not running");
     public int C2sPort { get; private set; }
     public int TlsPort { get; private set; }
@@ -84,13 +87,15 @@ public sealed class CandorServer : IAsyncLifetime, IAsyncDisposable, IC2sServer
     /// <summary>
     /// Starts a server; <paramref name="extraArguments"/> are added to <c>candor serve</c> (e.g. --policy FILE),
     /// <paramref name="environment"/> to its environment (settings as <c>CANDOR__NAME</c>); a <paramref name="fileLimit"/>
-    /// runs it under <c>prlimit --nofile</c> with that many file descriptors. A federation test names the
-    /// <paramref name="domain"/> and, when a peer must know it before the start, the <paramref name="s2sPort"/>.
+    /// runs it under <c>prlimit --nofile</c> with that many file descriptors, <paramref name="underNohup"/> under
+    /// <c>nohup</c> (SIGHUP ignored from the start). A federation test names the <paramref name="domain"/> and, when
+    /// a peer must know it before the start, the <paramref name="s2sPort"/>.
     /// </summary>
     public static async Task<CandorServer> StartAsync(ITestOutputHelper? log = null, IReadOnlyList<string>? extraArguments = null,
-        IReadOnlyDictionary<string, string?>? environment = null, int fileLimit = 0, string domain = Domain, int s2sPort = 0)
+        IReadOnlyDictionary<string, string?>? environment = null, int fileLimit = 0, string domain = Domain, int s2sPort = 0,
+        bool underNohup = false)
     {
-        var server = new CandorServer(log, extraArguments, environment, fileLimit, domain, s2sPort);
+        var server = new CandorServer(log, extraArguments, environment, fileLimit, domain, s2sPort, underNohup);
         try
         {
             await server.StartAsync();
@@ -121,6 +126,7 @@ public sealed class CandorServer : IAsyncLifetime, IAsyncDisposable, IC2sServer
                 "--c2s-port", C2sPort.ToString(), "--tls-port", TlsPort.ToString(),
                 "--http-port", HttpPort.ToString(), "--https-port", HttpsPort.ToString(), "--s2s-port", S2sPort.ToString(), "--bind", Host, .. _extraArguments];
             if (_fileLimit > 0) serve = [Tools.RequireCommand("prlimit", "util-linux"), $"--nofile={_fileLimit}:{_fileLimit}", "--", .. serve];
+            if (_underNohup) serve = [Tools.RequireCommand("nohup", "coreutils"), .. serve];
             _process = ChildProcess.Start(serve[0], serve[1..], _environment, workingDirectory: DataDirectory);
             _command = _process.Command;
             _log?.WriteLine($"started candor (pid {_process.Id}): {_command}");
