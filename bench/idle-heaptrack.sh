@@ -8,7 +8,7 @@
 set -euo pipefail
 N=${1:-1000} TLS=${2:-}
 source "$(dirname "${BASH_SOURCE[0]}")/idle-lib.sh"
-command -v heaptrack >/dev/null || apt-get install -y -qq heaptrack >/dev/null
+command -v heaptrack >/dev/null || { apt-get update -qq && apt-get install -y -qq heaptrack; } >/dev/null
 STATE=$RUN/idle-heaptrack
 start_candor heaptrack -o "$STATE/heap"
 trap 'kill ${idle:-} 2>/dev/null || true' EXIT
