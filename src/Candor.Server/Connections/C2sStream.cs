@@ -594,10 +594,11 @@ internal abstract partial class C2sStream : ISmConnection, IThreadPoolWorkItem
             Close(StreamErrors.PolicyViolation, "too much data queued: the client is not reading");
             return;
         }
-        bool queued, schedule = false;
+        bool queued, completed, schedule = false;
         lock (_outbound)
         {
-            queued = !_completed && _outbound.Count < Server.Options.MaxOutboundQueue;
+            completed = _completed;
+            queued = !completed && _outbound.Count < Server.Options.MaxOutboundQueue;
             if (queued)
             {
                 _outbound.Enqueue(item);
@@ -610,7 +611,8 @@ internal abstract partial class C2sStream : ISmConnection, IThreadPoolWorkItem
         else if (!queued)
         {
             Interlocked.Add(ref _queuedBytes, -weight);
-            Close(StreamErrors.PolicyViolation, "too many stanzas queued: the client is not reading");
+            // A stream whose output has ended takes nothing more (stream management keeps what it did not ack).
+            if (!completed) Close(StreamErrors.PolicyViolation, "too many stanzas queued: the client is not reading");
         }
     }
 

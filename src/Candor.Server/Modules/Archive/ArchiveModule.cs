@@ -139,13 +139,13 @@ public sealed partial class ArchiveModule : IModule
         ArchiveEntry? senderEntry = null, recipientEntry = null;
         if (forSender)
         {
-            var id = NewId();
+            var id = RandomIds.Uuid7(now);
             senderEntry = new ArchiveEntry(sender, id, now, recipientBare.ToString(), xml) { WithFull = FullOrNull(ev.To), Body = body };
             ev.SenderArchiveId = id;
         }
         if (forRecipient)
         {
-            var recipientId = NewId();
+            var recipientId = RandomIds.Uuid7(now);
             recipientEntry = new ArchiveEntry(recipient, recipientId, now, senderBare.ToString(), xml) { WithFull = FullOrNull(from), Body = body };
             if (sender == recipient) ev.SenderArchiveId = recipientId;
             stanza.Add(MamQuery.StanzaId(recipientId, recipientBare));
@@ -163,9 +163,6 @@ public sealed partial class ArchiveModule : IModule
     private string NewBodyKey() => string.Concat(_bodyKeyPrefix, Interlocked.Increment(ref _bodyKeys).ToString("x", System.Globalization.CultureInfo.InvariantCulture));
 
     private static string? FullOrNull(Jid jid) => jid.IsBare ? null : jid.ToString();
-
-    // Version 7 UUIDs: unpredictable (74 random bits) and unique, as XEP-0313 asks of archive UIDs.
-    private static string NewId() => Guid.CreateVersion7().ToString();
 
     /// <summary>
     /// XEP-0359 §5: a stanza-id claiming to be assigned by this server or one of its accounts did not come from

@@ -14,8 +14,12 @@ namespace Candor.Server.Modules.Archive;
 /// </summary>
 public sealed partial class ArchiveWriter
 {
-    /// <summary>Entries written per transaction at most; a longer queue takes several.</summary>
-    public const int MaxBatch = 2000;
+    /// <summary>
+    /// Entries written per transaction at most; a longer queue takes several. As many as may queue before appenders
+    /// are braked: a batch rewrites a page of the per-account index for each account it touches, so a longer one
+    /// costs less per entry (at 200 accounts, 8,000 against 2,000: 15-20 % more entries per second on one writer).
+    /// </summary>
+    public const int MaxBatch = MaxQueued;
     /// <summary>
     /// How long the writer lets a short queue grow before writing it, unless something waits for it (an ack, a
     /// query): a transaction per few messages rather than per message, which at moderate rates was most of the cost.

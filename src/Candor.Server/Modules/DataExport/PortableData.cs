@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text.Json;
 using Candor.Server.Accounts;
+using Candor.Server.Core;
 using Candor.Server.Modules.Archive;
 using Candor.Server.Modules.Pep;
 using Candor.Server.Modules.Roster;
@@ -236,7 +237,7 @@ public static class PortableData
             var when = XmppTime.TryParse(forwarded.GetChild("delay", Ns.Delay)?.GetAttribute("stamp"), out var stamp) ? stamp : DateTimeOffset.UtcNow;
             var to = Jid.TryParse(message.GetAttribute("to") ?? "", out var t) ? t.Bare.ToString() : self;
             var from = Jid.TryParse(message.GetAttribute("from") ?? "", out var f) ? f.Bare.ToString() : self;
-            archived.Add(new ArchiveEntry(user, result.GetAttribute("id") ?? Guid.CreateVersion7().ToString(), when, to == self ? from : to, ElementWriter.ToXmlString(message)));
+            archived.Add(new ArchiveEntry(user, result.GetAttribute("id") ?? RandomIds.Uuid7(DateTimeOffset.UtcNow), when, to == self ? from : to, ElementWriter.ToXmlString(message)));
         }
         if (archived.Count > 0) await storage.OpenArchive(ArchiveModule.StoreName).AppendBatchAsync(archived);
         return null;
