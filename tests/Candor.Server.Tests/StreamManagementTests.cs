@@ -1,3 +1,4 @@
+using Candor.Server.Core;
 using Candor.Server.Tests.Harness;
 using Candor.Server.Tests.Hostile;
 using Candor.Xml;
@@ -139,6 +140,40 @@ public sealed class StreamManagementTests : IAsyncLifetime
         await resumed.ExpectAsync(Body("m7"));
         await laptop.ExpectNothingAsync(TimeSpan.FromMilliseconds(300), e => e.IsMessage());
         await bobClient.ExpectNothingAsync(TimeSpan.FromMilliseconds(100), e => e.IsPresence() && e.Type() == "unavailable");
+    }
+
+    [Fact]
+    public async Task A_resumption_counts_the_stanza_the_previous_connection_is_still_handling_and_it_is_sent_once()
+    {
+        var alice = await _server.CreateUserAsync("alice");
+        var bob = await _server.CreateUserAsync("bob");
+        await using var bobClient = await _server.LoginAsync(bob, "desk");
+        var (phone, id) = await EnableAsync(alice, "phone");
+        await using var _ = phone;
+        // The phone's message is held in routing until the resumption has been asked for.
+        var handling = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var release = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        _server.Host.Server.Hooks.PreMessage.Add(async ev =>
+        {
+            if (ev.Stanza.GetChildText("body", Ns.Client) != "held") return false;
+            handling.TrySetResult();
+            await release.Task;
+            return false;
+        }, Priority.Filter);
+        await phone.SendAsync($"<message to='{bob}@localhost/desk' type='chat'><body>held</body></message>");
+        await handling.Task.WaitAsync(TimeSpan.FromSeconds(10));
+
+        await using var takeover = await AuthenticatedAsync(alice);
+        await takeover.SendAsync($"<resume xmlns='{Sm}' previd='{id}' h='0'/>");
+        await takeover.ExpectNothingAsync(TimeSpan.FromMilliseconds(300), e => e.Namespace == Sm);
+        release.SetResult();
+        var resumed = await takeover.ExpectAsync(e => e.Namespace == Sm);
+        Assert.True(resumed.Name == "resumed", "expected <resumed/>, got " + resumed);
+        // It counts the held message, so the client does not send it again.
+        Assert.Equal("1", resumed.GetAttribute("h"));
+        await bobClient.ExpectAsync(Body("held"));
+        await phone.ExpectStreamErrorAsync("conflict");
+        await bobClient.ExpectNothingAsync(TimeSpan.FromMilliseconds(300), Body("held"));
     }
 
     [Fact]

@@ -260,7 +260,7 @@ internal abstract partial class C2sStream : ISmConnection, IThreadPoolWorkItem
                 // after the ack loses none of them). Waits only while a batch is being written.
                 if (element.Name == "r" && _sm is not null && Server.Archive?.WhenWritten() is { IsCompleted: false } writing)
                     await writing.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
-                OnStreamManagement(element);
+                await OnStreamManagementAsync(element);
                 return false;
             }
             if (element.Namespace == ClientStateModule.Namespace && element.Name is "active" or "inactive")
@@ -286,14 +286,30 @@ internal abstract partial class C2sStream : ISmConnection, IThreadPoolWorkItem
             return false;
         }
         Server.Metrics.Received(element.Name);
-        await SessionInput.HandleAsync(Server, _session, element);
-        if (_sm is { } sm) sm.Handled++;
+        if (_sm is not { } sm)
+        {
+            await SessionInput.HandleAsync(Server, _session, element);
+            return false;
+        }
+        // A resumption on another connection waits for the stanza this one is handling (its 'h' counts it) and takes
+        // the session from the next one on: read here after that, it was not acknowledged, and the client resends it.
+        await sm.Handling.WaitAsync();
+        try
+        {
+            if (_sm != sm) return false;
+            await SessionInput.HandleAsync(Server, _session, element);
+            sm.Handled++;
+        }
+        finally
+        {
+            sm.Handling.Release();
+        }
         return false;
     }
 
     // ---- stream management (XEP-0198) ----
 
-    private void OnStreamManagement(Element element)
+    private ValueTask OnStreamManagementAsync(Element element)
     {
         if (!Authenticated) throw new StreamErrorException(StreamErrors.NotAuthorized, "authenticate first");
         switch (element.Name)
@@ -304,16 +320,15 @@ internal abstract partial class C2sStream : ISmConnection, IThreadPoolWorkItem
                 if (_session.Transport is CsiTransport csi) csi.Inner = sm;
                 else _session.UseTransport(sm);
                 sm.Start();
-                return;
+                return ValueTask.CompletedTask;
             case "resume" when _session is null && _sm is null:
-                OnResume(element);
-                return;
+                return OnResumeAsync(element);
             case "enable" or "resume":
                 Enqueue(SmFailed(StanzaError.UnexpectedRequest));
-                return;
+                return ValueTask.CompletedTask;
             case "r" when _sm is not null:
                 Enqueue(_sm.Ack());
-                return;
+                return ValueTask.CompletedTask;
             case "a" when _sm is not null:
                 var h = ParseH(element);
                 if (!_sm.Acknowledge(h, out var sent))
@@ -321,7 +336,7 @@ internal abstract partial class C2sStream : ISmConnection, IThreadPoolWorkItem
                     _closingCondition = HandledCountTooHigh(h, sent);
                     throw new StreamErrorException(StreamErrors.UndefinedCondition, $"acknowledged {h} stanzas, {sent} were sent");
                 }
-                return;
+                return ValueTask.CompletedTask;
             default:
                 throw new StreamErrorException(StreamErrors.UnsupportedStanzaType,
                     _sm is null ? $"<{element.Name}/>: stream management is not enabled" : $"<{element.Name}/> is not a stream management element");
@@ -341,18 +356,30 @@ internal abstract partial class C2sStream : ISmConnection, IThreadPoolWorkItem
         csi.SetInactive(inactive);
     }
 
-    private void OnResume(Element element)
+    private async ValueTask OnResumeAsync(Element element)
     {
-        if (Resume(element, null) is { } failed) Enqueue(failed);
+        if (await ResumeAsync(element, null) is { } failed) Enqueue(failed);
     }
 
     /// <summary>Resumes the session <paramref name="element"/> names (see <see cref="SmSession.Resume"/>); the &lt;failed/&gt; to answer when it cannot.</summary>
-    private Element? Resume(Element element, Func<SmSession, Element, Element[]>? announce)
+    private async ValueTask<Element?> ResumeAsync(Element element, Func<SmSession, Element, Element[]>? announce)
     {
         var h = ParseH(element);
         var sm = element.GetAttribute("previd") is { } previd ? Server.StreamManagement.Find(previd, _user!) : null;
         var sent = 0u;
-        var outcome = sm?.Resume(this, h, out sent, announce is null ? null : resumed => announce(sm, resumed)) ?? SmSession.ResumeOutcome.Gone;
+        var outcome = SmSession.ResumeOutcome.Gone;
+        if (sm is not null)
+        {
+            await sm.Handling.WaitAsync();
+            try
+            {
+                outcome = sm.Resume(this, h, out sent, announce is null ? null : resumed => announce(sm, resumed));
+            }
+            finally
+            {
+                sm.Handling.Release();
+            }
+        }
         if (outcome == SmSession.ResumeOutcome.HandledCountTooHigh) return SmFailed(StanzaError.UndefinedCondition).Add(HandledCountTooHigh(h, sent));
         if (outcome == SmSession.ResumeOutcome.Gone) return SmFailed(StanzaError.ItemNotFound);
         _sm = sm;
@@ -423,7 +450,7 @@ internal abstract partial class C2sStream : ISmConnection, IThreadPoolWorkItem
         var resumed = false;
         if (inline && _inlineResume is { } resume)
         {
-            if (Resume(resume, (sm, r) => [ResumedSuccess(reply, sm, r), StreamFeatures(bound: true)]) is { } failed) reply.Add(failed);
+            if (await ResumeAsync(resume, (sm, r) => [ResumedSuccess(reply, sm, r), StreamFeatures(bound: true)]) is { } failed) reply.Add(failed);
             else resumed = true;
         }
         var bound = inline && !resumed && _bind2 is { } request ? BindInline(request, reply) : null;

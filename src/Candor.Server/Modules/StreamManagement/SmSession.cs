@@ -55,6 +55,11 @@ public sealed class SmSession : ISessionTransport
     public string? Id { get; }
     /// <summary>How many stanzas from the client the server has handled (h, mod 2^32).</summary>
     public uint Handled { get; set; }
+    /// <summary>
+    /// Held by a connection while it handles one of the client's stanzas, and by a resumption: 'h' in &lt;resumed/&gt;
+    /// then counts the stanza the previous connection was still handling, and nothing that connection reads later.
+    /// </summary>
+    public SemaphoreSlim Handling { get; } = new(1, 1);
     public bool IsDetached
     {
         get { lock (_lock) return _connection is null && !_ended; }
