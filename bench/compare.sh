@@ -80,7 +80,8 @@ targets=()
 # Settings older builds may lack go through the environment, which ignores unknown names.
 candor_target() {
     local name=$1 port=$2 archive=$3 metrics=${4:-} bin=${5:-$XB_RUN/candor-bin} state="$XB_RUN/$1" http=-1 scrape=""
-    mkdir -p "$state"
+    # A fresh database per run: an archive left by an earlier run makes every archived write slower.
+    rm -rf "$state/data" && mkdir -p "$state"
     if [ "$metrics" = scrape ]; then
         http=$((port + 100))
         scrape="; (while sleep 5 && kill -0 \$(cat $state/pid) 2>/dev/null; do curl -s -o /dev/null http://127.0.0.1:$http/metrics; done) >/dev/null 2>&1 &"
