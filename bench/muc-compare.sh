@@ -15,6 +15,8 @@
 # the server's CPU time per delivered message (utime+stime of the server process); delivered/s is paced by the
 # load; "lost" is what was not delivered 60 s after sending stopped (on a busy machine a single-threaded server
 # starved of CPU falls behind: its unread input shows in `ss` as Recv-Q), "errors" what the server refused.
+# MB_WINDOW=K measures capacity instead: full load, each sender keeping K messages in flight (the next goes out when
+# the room reflects one of its own back to it); delivered/s is then what the server sustains, next to its CPU time.
 # --write appends the table to docs/PERFORMANCE.md with the command.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -25,6 +27,7 @@ DURATION=${MB_DURATION:-20}
 WARMUP=${MB_WARMUP:-10}
 ENTER_TIMEOUT=${MB_ENTER_TIMEOUT:-1200}
 SENDERS=${MB_SENDERS:-10}
+WINDOW=${MB_WINDOW:-0}
 P_PORT=16222 E_PORT=26222 E_DIST=26299 C_PORT=${MB_CANDOR_PORT:-36222}
 
 write=0
@@ -38,6 +41,7 @@ for a in "$@"; do
 done
 [ ${#targets[@]} -gt 0 ] || targets=(candor prosody ejabberd)
 rate_for() { local v="MB_RATE_$1"; echo "${!v:-$((5000 / $1))}"; } # 5000 deliveries/s by default
+load_for() { if [ "$WINDOW" -gt 0 ]; then echo "--window $WINDOW"; else echo "--rate $(rate_for "$1")"; fi; }
 say() { echo "muc-compare: $*" >&2; }
 alive() { [ -n "${1:-}" ] && kill -0 "$1" 2>/dev/null; }
 wait_port() { for _ in $(seq 600); do ss -Htln "sport = :$1" | grep -q . && return 0; sleep 0.1; done; return 1; }
@@ -215,7 +219,7 @@ for t in "${targets[@]}"; do
         sleep 3
         reg=""; [ -f "$RUN/$t.registered-$n" ] || reg=--register
         timeout $((ENTER_TIMEOUT + 600)) dotnet "$RUN/mucload-bin/mucload.dll" --port "$(port_of "$t")" --users "$n" --senders "$SENDERS" \
-            --rate "$(rate_for "$n")" --duration "$DURATION" --warmup "$WARMUP" --enter-timeout "$ENTER_TIMEOUT" --settle 3 --drain 60 --server-pid "$pid" --label "$t" \
+            $(load_for "$n") --duration "$DURATION" --warmup "$WARMUP" --enter-timeout "$ENTER_TIMEOUT" --settle 3 --drain 60 --server-pid "$pid" --label "$t" \
             --json-out "$out/$t.$n.json" $reg 2>"$out/$t.$n.log" | tail -n 2 | head -n 1 || true
         [ -z "$reg" ] || touch "$RUN/$t.registered-$n"
         "${t}_stop"
@@ -223,13 +227,13 @@ for t in "${targets[@]}"; do
 done
 
 table=$(
-    printf '| server | occupants (entered) | msgs/s in | delivered/s | lost | errors | server CPU µs per delivered message | server RSS MiB |\n'
+    printf '| server | occupants (entered) | msgs/s in (or window) | delivered/s | lost | errors | server CPU µs per delivered message | server RSS MiB |\n'
     printf '|---|---:|---:|---:|---:|---:|---:|---:|\n'
     for n in $SIZES; do
         for t in "${targets[@]}"; do
             f="$out/$t.$n.json"
             [ -s "$f" ] || { printf '| %s | %s | failed (see %s) |\n' "$t" "$n" "$out/$t.$n.log"; continue; }
-            python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); print("| %s | %d (%d) | %d | %d | %d | %d | %.2f | %.0f |" % (r["label"], r["occupants"], r["entered"], r["rate"], r["delivered_per_second"], r["lost"], r["errors"], r["server_cpu_us_per_delivered"], r["server_rss_kib"]/1024))' "$f" 2>/dev/null \
+            python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); print("| %s | %d (%d) | %s | %d | %d | %d | %.2f | %.0f |" % (r["label"], r["occupants"], r["entered"], r["rate"] or "window %d" % r["window"], r["delivered_per_second"], r["lost"], r["errors"], r["server_cpu_us_per_delivered"], r["server_rss_kib"]/1024))' "$f" 2>/dev/null \
                 || printf '| %s | %s | incomplete (see %s) |\n' "$t" "$n" "$out/$t.$n.log"
         done
     done
@@ -240,7 +244,7 @@ if [ "$write" = 1 ]; then
         echo
         echo "### MUC fan-out, run of $(date -u +%Y-%m-%d) ($(nproc) cores, machine shared, indicative)"
         echo
-        echo "Command: \`bench/muc-compare.sh ${targets[*]}\` (MB_DURATION=$DURATION, MB_WARMUP=$WARMUP, MB_SENDERS=$SENDERS, sizes $SIZES)"
+        echo "Command: \`bench/muc-compare.sh ${targets[*]}\` (MB_DURATION=$DURATION, MB_WARMUP=$WARMUP, MB_SENDERS=$SENDERS, MB_WINDOW=$WINDOW, sizes $SIZES)"
         echo
         echo "$table"
     } >>"$ROOT/docs/PERFORMANCE.md"

@@ -5,12 +5,14 @@ using System.Text.Json;
 namespace LoadGen;
 
 /// <summary>
-/// One room of N occupants (users u1..uN, password pw): everyone enters, S of them send groupchat messages at a total
-/// paced rate for D seconds, every occupant counts what it gets. Prints delivered messages, lost, delivered per second
-/// and the server's CPU time per delivered message (utime+stime of --server-pid), then one JSON line.
+/// One room of N occupants (users u1..uN, password pw): everyone enters, S of them send groupchat messages for D
+/// seconds, every occupant counts what it gets. Paced (the default): at a total rate R. Full load (--window K): each
+/// sender keeps K messages in flight, sending the next when the room reflects one of its own back to it, so the
+/// server delivers as fast as it can. Prints delivered messages, lost, delivered per second and the server's CPU time
+/// per delivered message (utime+stime of --server-pid), then one JSON line.
 ///
-///   mucload --port P --users N [--senders S] [--rate R] [--duration D] [--warmup W] [--server-pid PID] [--register]
-///           [--muc-domain conference.localhost] [--enter-timeout 300] [--label NAME] [--json-out FILE]
+///   mucload --port P --users N [--senders S] [--rate R | --window K] [--duration D] [--warmup W] [--server-pid PID]
+///           [--register] [--muc-domain conference.localhost] [--enter-timeout 300] [--label NAME] [--json-out FILE]
 /// </summary>
 public static class Program
 {
@@ -20,6 +22,7 @@ public static class Program
         var mucDomain = TakeText(ref args, "--muc-domain", "conference.localhost");
         var enterTimeout = Take(ref args, "--enter-timeout", 300);
         var warmup = Take(ref args, "--warmup", 0);
+        var window = Take(ref args, "--window", 0);
         var o = Options.Parse(args);
         var run = Convert.ToHexStringLower(BitConverter.GetBytes(Environment.TickCount64 ^ Environment.ProcessId))[..8];
         var room = $"bench-{run}@{mucDomain}";
@@ -91,11 +94,38 @@ public static class Program
             }
         }
 
+        // Full load: every sender sends its window, then one more each time one of its own comes back from the room.
+        async Task<long> SendWindowedAsync(string marker, double seconds)
+        {
+            var end = Stopwatch.GetTimestamp() + (long)(seconds * Stopwatch.Frequency);
+            var echoes = new SemaphoreSlim[senders];
+            for (var s = 0; s < senders; s++)
+            {
+                echoes[s] = new SemaphoreSlim(0, int.MaxValue);
+                sink.ExpectEcho(clients[s].UserIndex, marker, echoes[s]);
+            }
+            var counts = await Task.WhenAll(Enumerable.Range(0, senders).Select(async s =>
+            {
+                var c = clients[s];
+                var sent = 0L;
+                while (true)
+                {
+                    var now = Stopwatch.GetTimestamp();
+                    if (now >= end) return sent;
+                    if (sent >= window && !await echoes[s].WaitAsync(TimeSpan.FromSeconds((double)(end - now) / Stopwatch.Frequency))) return sent;
+                    await c.SendAsync($"<message to='{room}' type='groupchat' id='{marker}{s}-{sent}'><body>{marker} {run} {c.UserIndex} {sent}</body></message>");
+                    sent++;
+                }
+            }));
+            return counts.Sum();
+        }
+        Task<long> SendAsync(string marker, double seconds) => window > 0 ? SendWindowedAsync(marker, seconds) : SendPacedAsync(marker, seconds);
+
         // Warm-up at the same load, not measured: a server that compiles its hot paths as it runs (.NET's tiered JIT)
         // is measured in its steady state, as the others are; its messages are delivered before measuring starts.
         if (warmup > 0)
         {
-            var warmExpected = await SendPacedAsync("warm", warmup) * sink.Entered;
+            var warmExpected = await SendAsync("warm", warmup) * sink.Entered;
             var warmUntil = Stopwatch.GetTimestamp() + (long)(o.Drain * Stopwatch.Frequency);
             while (sink.Warm < warmExpected && Stopwatch.GetTimestamp() < warmUntil) await Task.Delay(50);
             await Task.Delay(TimeSpan.FromSeconds(1));
@@ -104,7 +134,7 @@ public static class Program
         var cpuBefore = CpuTicks(o.ServerPid);
         var deliveredBefore = sink.Delivered;
         var start = Stopwatch.GetTimestamp();
-        var sent = await SendPacedAsync("mb", o.Duration);
+        var sent = await SendAsync("mb", o.Duration);
         var sendSeconds = (double)(Stopwatch.GetTimestamp() - start) / Stopwatch.Frequency;
         var expected = sent * sink.Entered;
         var drainUntil = Stopwatch.GetTimestamp() + (long)(o.Drain * Stopwatch.Frequency);
@@ -122,7 +152,8 @@ public static class Program
             occupants = o.Users,
             entered = sink.Entered,
             senders,
-            rate,
+            rate = window > 0 ? 0 : rate,
+            window,
             sent,
             expected,
             delivered,
@@ -136,7 +167,8 @@ public static class Program
             server_cpu_us_per_delivered = o.ServerPid > 0 && delivered > 0 ? Math.Round(cpuSeconds * 1e6 / delivered, 2) : double.NaN,
             server_rss_kib = o.ServerPid > 0 ? RssKib(o.ServerPid) : 0,
         };
-        Console.WriteLine($"{o.Label}: {o.Users} occupants ({sink.Entered} entered), {sent} messages at {rate}/s from {senders} senders: "
+        var load = window > 0 ? $"window {window}" : $"{rate}/s";
+        Console.WriteLine($"{o.Label}: {o.Users} occupants ({sink.Entered} entered), {sent} messages at {load} from {senders} senders: "
                           + $"{delivered} of {expected} delivered ({expected - delivered} lost, {sink.Errors} errors), {result.delivered_per_second}/s, "
                           + $"server CPU {cpuSeconds:F2} s = {result.server_cpu_us_per_delivered} µs per delivered message");
         var json = JsonSerializer.Serialize(result, new JsonSerializerOptions { NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals });
@@ -176,6 +208,14 @@ public static class Program
         private long _warm;
         private int _entered;
         private readonly HashSet<int> _in = [];
+        private Dictionary<int, (byte[] Echo, SemaphoreSlim Returned)> _echoes = [];
+
+        /// <summary>From now on, releases <paramref name="returned"/> whenever the sender's own message with <paramref name="marker"/> comes back to it.</summary>
+        public void ExpectEcho(int sender, string marker, SemaphoreSlim returned)
+        {
+            var echoes = new Dictionary<int, (byte[], SemaphoreSlim)>(Volatile.Read(ref _echoes)) { [sender] = (Encoding.UTF8.GetBytes($"{marker} {textMarker[3..]}{sender} "), returned) };
+            Volatile.Write(ref _echoes, echoes);
+        }
 
         public long Delivered => Interlocked.Read(ref _delivered);
         /// <summary>Warm-up messages delivered.</summary>
@@ -203,12 +243,18 @@ public static class Program
                 // A message the server refused: reported, never counted as delivered.
                 if (Interlocked.Increment(ref _errors) == 1) Console.Error.WriteLine("mucload: first error: " + Encoding.UTF8.GetString(stanza));
             }
-            else if (stanza.IndexOf(marker) >= 0) Interlocked.Increment(ref _delivered);
-            else if (stanza.IndexOf(warmMarker) >= 0) Interlocked.Increment(ref _warm);
+            else if (stanza.IndexOf(marker) >= 0) Counted(c, stanza, ref _delivered);
+            else if (stanza.IndexOf(warmMarker) >= 0) Counted(c, stanza, ref _warm);
             else if (stanza.IndexOf("<subject"u8) >= 0)
                 lock (_in)
                     if (_in.Add(c.UserIndex)) Interlocked.Increment(ref _entered);
             return true;
+        }
+
+        private void Counted(XmppClient c, ReadOnlySpan<byte> stanza, ref long count)
+        {
+            Interlocked.Increment(ref count);
+            if (Volatile.Read(ref _echoes).TryGetValue(c.UserIndex, out var echo) && stanza.IndexOf(echo.Echo) >= 0) echo.Returned.Release();
         }
 
         /// <summary>What the framer's fast path did not take, parsed.</summary>
