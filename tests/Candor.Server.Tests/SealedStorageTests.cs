@@ -215,18 +215,19 @@ public sealed class SealedStorageTests : IDisposable
             new ArchiveEntry("alice", "a2", now, "dave@x", other.Value) { Body = other },
             new ArchiveEntry("dave", "d2", now, "alice@x", other.Value) { Body = other },
         ]);
-        // The index key record and the two bodies: the four items hold bindings, not sealed records.
-        Assert.Equal(new Dictionary<uint, long> { [storage.Keys.Current.Id] = 3 }, await storage.CountByKeyAsync());
+        // The index key record and the bodies, sealed once and stored with each of the four items (SQLite packs an
+        // account's items of a batch into one row, each with its copy): the items hold bindings, not sealed records.
+        Assert.Equal(new Dictionary<uint, long> { [storage.Keys.Current.Id] = 5 }, await storage.CountByKeyAsync());
         var (_, to, resealed) = await storage.RotateAsync(serverRunning: false, _ => { });
-        Assert.Equal(3, resealed);
-        Assert.Equal(new Dictionary<uint, long> { [to.Id] = 3 }, await storage.CountByKeyAsync());
+        Assert.Equal(5, resealed);
+        Assert.Equal(new Dictionary<uint, long> { [to.Id] = 5 }, await storage.CountByKeyAsync());
         Assert.Contains(Marker, Assert.Single(await archive.QueryAsync("bob", ArchiveQuery.All)).Value);
         Assert.Equal(["a1", "a2"], (await archive.QueryAsync("alice", ArchiveQuery.All)).Select(i => i.Key));
 
         // Whoever can write the database moves bob's item to carol, and points alice's item with dave at the other body.
         var (bob, carol) = (storage.Hash("bob"), storage.Hash("carol"));
         Execute($"UPDATE archive SET user = '{carol}' WHERE user = '{bob}'");
-        Execute($"UPDATE archive SET body = (SELECT body FROM archive WHERE key = 'a1') WHERE key = 'a2'");
+        RepointBody(storage.Hash("alice"), from: "a1", to: "a2");
         Assert.Empty(await archive.QueryAsync("carol", ArchiveQuery.All));
         Assert.Equal(["a1"], (await archive.QueryAsync("alice", ArchiveQuery.All)).Select(i => i.Key));
         Assert.Equal(2, reports.Errors.Count);
@@ -290,6 +291,29 @@ public sealed class SealedStorageTests : IDisposable
         await using var finished = await OpenAsync();
         Assert.Single(finished.Keys.All);
         await AssertEveryShapeReadsBackAsync(finished, "alice");
+    }
+
+    /// <summary>In the account's packed archive row, gives item <paramref name="to"/> the body of item <paramref name="from"/>.</summary>
+    private void RepointBody(string hashedUser, string from, string to)
+    {
+        using var connection = new SqliteConnection($"Data Source={Database}");
+        connection.Open();
+        using var command = connection.CreateCommand();
+        command.CommandText = $"SELECT id, items FROM archive WHERE user = '{hashedUser}' AND items IS NOT NULL";
+        long row;
+        List<SqliteArchiveChunk.Item> items;
+        using (var reader = command.ExecuteReader())
+        {
+            Assert.True(reader.Read());
+            (row, items) = (reader.GetInt64(0), SqliteArchiveChunk.Decode((byte[])reader.GetValue(1)));
+        }
+        var source = items.Single(item => item.Key == from);
+        var target = items.FindIndex(item => item.Key == to);
+        items[target] = items[target] with { BodyKey = source.BodyKey, BodyValue = source.BodyValue };
+        command.CommandText = "UPDATE archive SET items = $items WHERE id = $row";
+        command.Parameters.AddWithValue("$items", SqliteArchiveChunk.Encode(items));
+        command.Parameters.AddWithValue("$row", row);
+        Assert.Equal(1, command.ExecuteNonQuery());
     }
 
     private void Execute(string sql)

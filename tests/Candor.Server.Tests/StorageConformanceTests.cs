@@ -21,11 +21,15 @@ public abstract class StorageConformanceTests : IAsyncLifetime
     /// <summary>The backend below <see cref="Storage"/>, as the sealing layer sees it.</summary>
     protected abstract IRawRecords Raw { get; }
 
+    /// <summary>Distinct shared bodies stored (a backend may keep a copy with each item that refers to one).</summary>
     private async Task<int> CountBodiesAsync()
     {
-        var bodies = 0;
-        await Raw.ScanAsync(record => bodies += record.Shape == RecordShape.ArchiveBody ? 1 : 0);
-        return bodies;
+        var bodies = new HashSet<string>();
+        await Raw.ScanAsync(record =>
+        {
+            if (record.Shape == RecordShape.ArchiveBody) bodies.Add(record.Name);
+        });
+        return bodies.Count;
     }
 
     [Fact]
@@ -201,6 +205,51 @@ public abstract class StorageConformanceTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Items_of_one_batch_are_taken_expired_and_found_one_by_one_and_the_others_keep_their_ids()
+    {
+        var archive = Storage.OpenArchive("mam");
+        var t0 = new DateTimeOffset(2026, 3, 1, 12, 0, 0, TimeSpan.Zero);
+        var keys = Enumerable.Range(0, 6).Select(i => Candor.Server.Core.RandomIds.Uuid7(t0.AddMinutes(i))).ToList();
+        await archive.AppendBatchAsync([
+            .. keys.Select((key, i) => new ArchiveEntry("alice", key, t0.AddMinutes(i), i % 2 == 0 ? "bob@x" : "carol@x", "m" + i)),
+            new ArchiveEntry("bob", "not-a-uuid", t0, "alice@x", "for bob"),
+        ]);
+        var before = await archive.QueryAsync("alice", ArchiveQuery.All);
+        Assert.Equal(keys, before.Select(i => i.Key));
+
+        Assert.Equal(["m3"], (await archive.QueryAsync("alice", new ArchiveQuery { Keys = [keys[3]] })).Select(i => i.Value));
+        Assert.Equal(["for bob"], (await archive.QueryAsync("bob", new ArchiveQuery { Keys = ["not-a-uuid"] })).Select(i => i.Value));
+        Assert.Equal(["m4", "m5"], (await archive.QueryAsync("alice", new ArchiveQuery { AfterId = before[3].Id })).Select(i => i.Value));
+        Assert.Equal(["m5", "m3"], (await archive.QueryAsync("alice", new ArchiveQuery { With = "carol@x", Newest = true, Limit = 2 })).Select(i => i.Value));
+
+        // One item out of the middle (as a moderator's retraction takes it), then the oldest two.
+        Assert.Equal(["m2"], (await archive.TakeAsync("alice", new ArchiveQuery { AfterId = before[2].Id - 1, BeforeId = before[2].Id + 1 })).Select(i => i.Value));
+        Assert.Equal(["m0", "m1"], (await archive.TakeAsync("alice", new ArchiveQuery { Limit = 2 })).Select(i => i.Value));
+        Assert.Equal(before.Skip(3).Select(i => (i.Id, i.Value)), (await archive.QueryAsync("alice", ArchiveQuery.All)).Select(i => (i.Id, i.Value)));
+
+        Assert.Equal(1, await archive.DeleteOlderThanAsync(t0.AddMinutes(4)));
+        Assert.Equal(["m4", "m5"], (await archive.QueryAsync("alice", ArchiveQuery.All)).Select(i => i.Value));
+        Assert.Equal(2, await archive.CountAsync("alice"));
+        Assert.Equal(1, await archive.CountAsync("alice", new ArchiveQuery { With = "carol@x" }));
+        Assert.Equal(1, await archive.CountAsync("bob"));
+    }
+
+    [Fact]
+    public async Task A_batch_of_thousands_of_items_for_one_account_keeps_them_all_in_order()
+    {
+        var archive = Storage.OpenArchive("mam");
+        var t0 = new DateTimeOffset(2026, 3, 1, 12, 0, 0, TimeSpan.Zero);
+        var entries = Enumerable.Range(0, 5000).Select(i => new ArchiveEntry("alice", "k" + i, t0.AddSeconds(i), "bob@x", "m" + i)).ToList();
+        await archive.AppendBatchAsync(entries);
+        var all = await archive.QueryAsync("alice", ArchiveQuery.All);
+        Assert.Equal(entries.Select(e => e.Key), all.Select(i => i.Key));
+        Assert.Equal(all.Select(i => i.Id).Order(), all.Select(i => i.Id));
+        Assert.Equal(5000, await archive.CountAsync("alice"));
+        Assert.Equal(["m4999", "m4998"], (await archive.QueryAsync("alice", new ArchiveQuery { Newest = true, Limit = 2 })).Select(i => i.Value));
+        Assert.Equal(["m4096"], (await archive.QueryAsync("alice", new ArchiveQuery { AfterId = all[4095].Id, Limit = 1 })).Select(i => i.Value));
+    }
+
+    [Fact]
     public async Task Take_removes_what_it_returns_and_leaves_the_rest()
     {
         var archive = Storage.OpenArchive("offline");
@@ -276,6 +325,29 @@ public sealed class SqliteStorageConformanceTests : StorageConformanceTests
         await Storage.DisposeAsync();
         await using var reopened = new SqliteStorage(Path.Combine(_directory, "candor.db"));
         Assert.Equal("kept", await reopened.OpenKeyValue("kv").GetAsync("alice"));
+    }
+
+    [Fact]
+    public async Task A_batch_is_stored_as_one_row_per_account_and_a_damaged_row_is_an_error_not_other_items()
+    {
+        var archive = Storage.OpenArchive("mam");
+        var now = DateTimeOffset.UtcNow;
+        await archive.AppendBatchAsync([.. Enumerable.Range(0, 300).Select(i => new ArchiveEntry(i % 3 == 0 ? "alice" : "bob", "k" + i, now, "x@y", "v" + i))]);
+        var path = Path.Combine(_directory, "candor.db");
+        using var connection = new SqliteConnection($"Data Source={path};Pooling=False");
+        connection.Open();
+        using var command = connection.CreateCommand();
+        command.CommandText = "SELECT user, n FROM archive ORDER BY user";
+        var rows = new List<(string, long)>();
+        using (var reader = command.ExecuteReader())
+            while (reader.Read()) rows.Add((reader.GetString(0), reader.GetInt64(1)));
+        Assert.Equal([("alice", 100L), ("bob", 200L)], rows);
+
+        command.CommandText = "UPDATE archive SET items = substr(items, 1, 40) WHERE user = 'alice'";
+        Assert.Equal(1, command.ExecuteNonQuery());
+        var damaged = await Assert.ThrowsAsync<InvalidDataException>(() => archive.QueryAsync("alice", ArchiveQuery.All));
+        Assert.Contains("damaged", damaged.Message);
+        Assert.Equal(200, (await archive.QueryAsync("bob", ArchiveQuery.All)).Count);
     }
 
     [Fact]

@@ -35,9 +35,12 @@ public sealed partial class PostgresStorage
         var bodies = await CopyAsync(connection, sqlite, "SELECT id, store, key, refs, value FROM archive_body ORDER BY id",
             "COPY archive_body (id, store, key, refs, value) FROM STDIN (FORMAT BINARY)",
             [NpgsqlDbType.Bigint, NpgsqlDbType.Text, NpgsqlDbType.Text, NpgsqlDbType.Integer, NpgsqlDbType.Text]);
-        var archive = await CopyAsync(connection, sqlite, "SELECT id, store, user, at, with_jid, value, key, with_full, body FROM archive ORDER BY id",
+        var archive = await CopyAsync(connection, sqlite, $"SELECT id << {SqliteArchiveChunk.IndexBits}, store, user, at, with_jid, value, key, with_full, body FROM archive WHERE items IS NULL ORDER BY id",
             "COPY archive (id, store, account, at, with_jid, value, key, with_full, body) FROM STDIN (FORMAT BINARY)",
             [NpgsqlDbType.Bigint, NpgsqlDbType.Text, NpgsqlDbType.Text, NpgsqlDbType.Bigint, NpgsqlDbType.Text, NpgsqlDbType.Text, NpgsqlDbType.Text, NpgsqlDbType.Text, NpgsqlDbType.Bigint]);
+        var (packed, packedBodies) = await CopyPackedAsync(connection, sqlite);
+        archive += packed;
+        bodies += packedBodies;
         // The ids were copied: new items and bodies continue after them, as they would have in SQLite.
         await using (var sequence = new NpgsqlCommand(
             "SELECT setval(pg_get_serial_sequence('archive', 'id'), COALESCE(MAX(id), 0) + 1, false) FROM archive; " +
@@ -45,6 +48,64 @@ public sealed partial class PostgresStorage
             await sequence.ExecuteNonQueryAsync();
         await transaction.CommitAsync();
         return new ImportCounts(keyValue, map, archive, bodies);
+    }
+
+    /// <summary>
+    /// The SQLite archive's packed rows (<see cref="SqliteArchiveChunk"/>) as a row per item, each with the id it had,
+    /// and each item's copy of a shared body as a body of its own (numbered after the bodies copied before): one pass
+    /// for the bodies and one for the items, as one COPY runs at a time.
+    /// </summary>
+    private static async Task<(long Items, long Bodies)> CopyPackedAsync(NpgsqlConnection target, SqliteConnection source)
+    {
+        long firstBody;
+        await using (var max = new NpgsqlCommand("SELECT COALESCE(MAX(id), 0) + 1 FROM archive_body", target))
+            firstBody = (long)(await max.ExecuteScalarAsync())!;
+        long bodies = 0, items = 0;
+        await using (var import = await target.BeginBinaryImportAsync("COPY archive_body (id, store, key, refs, value) FROM STDIN (FORMAT BINARY)"))
+        {
+            foreach (var (_, store, _, packed) in ReadPacked(source))
+            {
+                foreach (var item in packed)
+                {
+                    if (item.BodyKey is null) continue;
+                    await import.WriteRowAsync(default, firstBody + bodies++, store, item.BodyKey, 1, item.BodyValue);
+                }
+            }
+            await import.CompleteAsync();
+        }
+        bodies = 0;
+        await using (var import = await target.BeginBinaryImportAsync("COPY archive (id, store, account, at, with_jid, value, key, with_full, body) FROM STDIN (FORMAT BINARY)"))
+        {
+            foreach (var (row, store, user, packed) in ReadPacked(source))
+            {
+                foreach (var item in packed)
+                {
+                    await import.StartRowAsync();
+                    await import.WriteAsync(SqliteArchiveChunk.ItemId(row, item.Index), NpgsqlDbType.Bigint);
+                    await import.WriteAsync(store, NpgsqlDbType.Text);
+                    await import.WriteAsync(user, NpgsqlDbType.Text);
+                    await import.WriteAsync(item.At, NpgsqlDbType.Bigint);
+                    await import.WriteAsync(item.With, NpgsqlDbType.Text);
+                    await import.WriteAsync(item.Value, NpgsqlDbType.Text);
+                    await import.WriteAsync(item.Key, NpgsqlDbType.Text);
+                    if (item.WithFull is { } full) await import.WriteAsync(full, NpgsqlDbType.Text);
+                    else await import.WriteNullAsync();
+                    if (item.BodyKey is null) await import.WriteNullAsync();
+                    else await import.WriteAsync(firstBody + bodies++, NpgsqlDbType.Bigint);
+                    items++;
+                }
+            }
+            await import.CompleteAsync();
+        }
+        return (items, bodies);
+    }
+
+    private static IEnumerable<(long Row, string Store, string User, List<SqliteArchiveChunk.Item> Items)> ReadPacked(SqliteConnection source)
+    {
+        using var read = source.CreateCommand();
+        read.CommandText = "SELECT id, store, user, items FROM archive WHERE items IS NOT NULL ORDER BY id";
+        using var reader = read.ExecuteReader();
+        while (reader.Read()) yield return (reader.GetInt64(0), reader.GetString(1), reader.GetString(2), SqliteArchiveChunk.Decode((byte[])reader.GetValue(3)));
     }
 
     private static async Task<long> CopyAsync(NpgsqlConnection target, SqliteConnection source, string select, string copy, NpgsqlDbType[] columns)

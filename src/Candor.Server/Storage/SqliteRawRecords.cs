@@ -9,7 +9,7 @@ public sealed partial class SqliteStorage : IRawRecords
         using var connection = Open();
         var changed = 0L;
         var outer = insert is null ? null : connection.BeginTransaction(deferred: false);
-        foreach (var (shape, table, name, where) in RawTables.All)
+        foreach (var (shape, table, name, where) in SqliteTables)
         {
             for (var after = long.MinValue; ;)
             {
@@ -42,6 +42,47 @@ public sealed partial class SqliteStorage : IRawRecords
                 after = page[^1].Row;
             }
         }
+        for (var after = long.MinValue; ;)
+        {
+            var transaction = outer ?? connection.BeginTransaction(deferred: false);
+            var page = ReadPackedPage(connection, transaction, after);
+            foreach (var (row, store, user, items) in page)
+            {
+                var (rewritten, newUser) = (0, user);
+                for (var i = 0; i < items.Count; i++)
+                {
+                    var item = items[i];
+                    if (item.BodyKey is { } bodyKey)
+                    {
+                        if (rewrite(new RawRecord(RecordShape.ArchiveBody, SqliteArchiveChunk.ItemId(row, item.Index), store, "", bodyKey, item.BodyValue!)) is not { } body) continue;
+                        items[i] = item with { BodyValue = body.Value };
+                    }
+                    else
+                    {
+                        if (rewrite(new RawRecord(RecordShape.Archive, SqliteArchiveChunk.ItemId(row, item.Index), store, user, item.With, item.Value)) is not { } record) continue;
+                        items[i] = item with { With = record.Name, Value = record.Value };
+                        newUser = record.User;
+                    }
+                    rewritten++;
+                }
+                if (rewritten == 0) continue;
+                using var update = connection.CreateCommand();
+                update.Transaction = transaction;
+                update.CommandText = "UPDATE archive SET user = $user, items = $items WHERE rowid = $row";
+                update.Parameters.AddWithValue("$user", newUser);
+                update.Parameters.AddWithValue("$items", SqliteArchiveChunk.Encode(items));
+                update.Parameters.AddWithValue("$row", row);
+                update.ExecuteNonQuery();
+                changed += rewritten;
+            }
+            if (outer is null)
+            {
+                transaction.Commit();
+                transaction.Dispose();
+            }
+            if (page.Count < RawTables.PageSize) break;
+            after = page[^1].Row;
+        }
         if (outer is not null)
         {
             using var add = connection.CreateCommand();
@@ -61,7 +102,7 @@ public sealed partial class SqliteStorage : IRawRecords
     {
         using var connection = Open();
         using var command = connection.CreateCommand();
-        command.CommandText = "SELECT store, COUNT(*) FROM archive GROUP BY store";
+        command.CommandText = "SELECT store, SUM(COALESCE(n, 1)) FROM archive GROUP BY store";
         using var reader = command.ExecuteReader();
         var counts = new Dictionary<string, long>();
         while (reader.Read()) counts[reader.GetString(0)] = reader.GetInt64(1);
@@ -71,7 +112,7 @@ public sealed partial class SqliteStorage : IRawRecords
     public Task ScanAsync(Action<RawRecord> visit)
     {
         using var connection = Open();
-        foreach (var (shape, table, name, where) in RawTables.All)
+        foreach (var (shape, table, name, where) in SqliteTables)
         {
             for (var after = long.MinValue; ;)
             {
@@ -80,6 +121,17 @@ public sealed partial class SqliteStorage : IRawRecords
                 if (page.Count < RawTables.PageSize) break;
                 after = page[^1].Row;
             }
+        }
+        for (var after = long.MinValue; ;)
+        {
+            var page = ReadPackedPage(connection, null, after);
+            foreach (var (row, store, user, items) in page)
+                foreach (var item in items)
+                    visit(item.BodyKey is { } bodyKey
+                        ? new RawRecord(RecordShape.ArchiveBody, SqliteArchiveChunk.ItemId(row, item.Index), store, "", bodyKey, item.BodyValue!)
+                        : new RawRecord(RecordShape.Archive, SqliteArchiveChunk.ItemId(row, item.Index), store, user, item.With, item.Value));
+            if (page.Count < RawTables.PageSize) break;
+            after = page[^1].Row;
         }
         return Task.CompletedTask;
     }
@@ -101,6 +153,27 @@ public sealed partial class SqliteStorage : IRawRecords
         command.CommandText = "PRAGMA wal_checkpoint(FULL);";
         command.ExecuteNonQuery();
         return Task.CompletedTask;
+    }
+
+    /// <summary>The generic tables, the archive's packed rows left to <see cref="ReadPackedPage"/>.</summary>
+    private static IEnumerable<(RecordShape Shape, string Table, string Name, string Where)> SqliteTables =>
+        RawTables.All.Select(table => table.Table == "archive" ? table with { Where = table.Where + " AND items IS NULL" } : table);
+
+    /// <summary>
+    /// Packed archive rows (<see cref="SqliteArchiveChunk"/>) after <paramref name="after"/>: each item is a record, and
+    /// so is its copy of a shared body (an item that refers to a body holds only a binding to it).
+    /// </summary>
+    private static List<(long Row, string Store, string User, List<SqliteArchiveChunk.Item> Items)> ReadPackedPage(SqliteConnection connection, SqliteTransaction? transaction, long after)
+    {
+        using var command = connection.CreateCommand();
+        command.Transaction = transaction;
+        command.CommandText = $"SELECT rowid, store, user, items FROM archive WHERE rowid > $after AND items IS NOT NULL ORDER BY rowid LIMIT {RawTables.PageSize}";
+        command.Parameters.AddWithValue("$after", after);
+        var page = new List<(long, string, string, List<SqliteArchiveChunk.Item>)>(RawTables.PageSize);
+        using var reader = command.ExecuteReader();
+        while (reader.Read())
+            page.Add((reader.GetInt64(0), reader.GetString(1), reader.GetString(2), SqliteArchiveChunk.Decode((byte[])reader.GetValue(3))));
+        return page;
     }
 
     private static List<RawRecord> ReadPage(SqliteConnection connection, SqliteTransaction? transaction, RecordShape shape, string table, string name, string where, long after)

@@ -50,6 +50,7 @@ public sealed partial class SqliteStorage : IStorage
             AddArchiveKeys(connection);
             AddArchiveFullJids(connection);
             AddArchiveBodies(connection);
+            AddArchivePacking(connection);
             return;
         }
         using var transaction = connection.BeginTransaction();
@@ -69,6 +70,7 @@ public sealed partial class SqliteStorage : IStorage
         AddArchiveKeys(connection);
         AddArchiveFullJids(connection);
         AddArchiveBodies(connection);
+        AddArchivePacking(connection);
     }
 
     /// <summary>
@@ -119,6 +121,16 @@ public sealed partial class SqliteStorage : IStorage
             CREATE TABLE IF NOT EXISTS archive_body (id INTEGER PRIMARY KEY, store TEXT NOT NULL, key TEXT NOT NULL,
                 refs INTEGER NOT NULL, value TEXT NOT NULL);
             """;
+        command.ExecuteNonQuery();
+    }
+
+    /// <summary>Packed archive rows (<see cref="SqliteArchiveChunk"/>: the items, their count and latest time), added like the keys.</summary>
+    private static void AddArchivePacking(SqliteConnection connection)
+    {
+        using var command = connection.CreateCommand();
+        command.CommandText = "SELECT COUNT(*) FROM pragma_table_info('archive') WHERE name = 'items'";
+        if (Convert.ToInt32(command.ExecuteScalar()) > 0) return;
+        command.CommandText = "ALTER TABLE archive ADD COLUMN items BLOB; ALTER TABLE archive ADD COLUMN last_at INTEGER; ALTER TABLE archive ADD COLUMN n INTEGER;";
         command.ExecuteNonQuery();
     }
 
@@ -258,221 +270,3 @@ internal sealed class SqliteMapStore(SqliteStorage storage, string name) : IMapS
     }
 }
 
-internal sealed class SqliteArchiveStore(SqliteStorage storage, string name) : IArchiveStore
-{
-    public Task<long> AppendAsync(string user, DateTimeOffset when, string with, string value)
-    {
-        using var connection = storage.Open();
-        using var command = connection.CreateCommand();
-        command.CommandText = "INSERT INTO archive (store, user, at, with_jid, value) VALUES ($store, $user, $at, $with, $value) RETURNING id";
-        command.Parameters.AddWithValue("$store", name);
-        command.Parameters.AddWithValue("$user", user);
-        command.Parameters.AddWithValue("$at", when.ToUnixTimeMilliseconds());
-        command.Parameters.AddWithValue("$with", with);
-        command.Parameters.AddWithValue("$value", value);
-        return Task.FromResult(Convert.ToInt64(command.ExecuteScalar()));
-    }
-
-    public Task<IReadOnlyList<ArchiveItem>> QueryAsync(string user, ArchiveQuery query) =>
-        Task.FromResult(Run(user, query, take: false));
-
-    public Task<IReadOnlyList<ArchiveItem>> TakeAsync(string user, ArchiveQuery query) =>
-        Task.FromResult(Run(user, query, take: true));
-
-    public Task<int> CountAsync(string user) => CountAsync(user, ArchiveQuery.All);
-
-    public Task<int> CountAsync(string user, ArchiveQuery query)
-    {
-        using var connection = storage.Open();
-        using var command = connection.CreateCommand();
-        command.CommandText = $"SELECT COUNT(*) FROM archive AS a WHERE {Where(command, user, query)}";
-        return Task.FromResult(Convert.ToInt32(command.ExecuteScalar()));
-    }
-
-    /// <summary>
-    /// One single-row INSERT, prepared once and stepped per entry with its values bound by position, all in one
-    /// transaction. Through SqliteCommand a row cost several times the row itself: it looks every parameter up by
-    /// name at each execution (quadratic in a multi-row INSERT) and makes a data reader per execution.
-    /// </summary>
-    public Task AppendBatchAsync(IReadOnlyList<ArchiveEntry> entries)
-    {
-        if (entries.Count == 0) return Task.CompletedTask;
-        using var connection = storage.Open();
-        var db = connection.Handle!;
-        // The indexes' pages that each row's insert walks stay cached beyond SQLite's default 2 MB. The WAL is copied
-        // into the database every 10,000 pages (40 MB) rather than 1,000: the pages a run of batches rewrites (the
-        // ends of the table and the stanza-id index, each account's part of its index) are then copied once for many
-        // batches (15 % less CPU per entry in the write-path benchmark). Durability is the WAL's either way.
-        Check(db, raw.sqlite3_exec(db, "PRAGMA cache_size = -16384; PRAGMA wal_autocheckpoint = 10000"), raw.SQLITE_OK);
-        using var transaction = connection.BeginTransaction();
-        Check(db, raw.sqlite3_prepare_v2(db, "INSERT INTO archive (store, user, key, at, with_jid, value, with_full, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)", out var insert), raw.SQLITE_OK);
-        Check(db, raw.sqlite3_prepare_v2(db, "INSERT INTO archive_body (store, key, refs, value) VALUES (?1, ?2, ?3, ?4)", out var insertBody), raw.SQLITE_OK);
-        using (insert)
-        using (insertBody)
-        {
-            raw.sqlite3_bind_text(insert, 1, name);
-            raw.sqlite3_bind_text(insertBody, 1, name);
-            foreach (var entry in entries)
-            {
-                if (entry.Body is { } body)
-                {
-                    // The first entry of those sharing it stores it; they are appended in order (see ArchiveEntry.Body).
-                    if (body.Row == 0)
-                    {
-                        raw.sqlite3_bind_text(insertBody, 2, body.Key);
-                        raw.sqlite3_bind_int(insertBody, 3, body.Refs);
-                        raw.sqlite3_bind_text(insertBody, 4, body.Value);
-                        Check(db, raw.sqlite3_step(insertBody), raw.SQLITE_DONE);
-                        raw.sqlite3_reset(insertBody);
-                        body.Row = raw.sqlite3_last_insert_rowid(db);
-                    }
-                    raw.sqlite3_bind_int64(insert, 8, body.Row);
-                }
-                else raw.sqlite3_bind_null(insert, 8);
-                raw.sqlite3_bind_text(insert, 2, entry.User);
-                raw.sqlite3_bind_text(insert, 3, entry.Key);
-                raw.sqlite3_bind_int64(insert, 4, entry.When.ToUnixTimeMilliseconds());
-                raw.sqlite3_bind_text(insert, 5, entry.With);
-                raw.sqlite3_bind_text(insert, 6, entry.Value);
-                if (entry.WithFull is { } full) raw.sqlite3_bind_text(insert, 7, full);
-                else raw.sqlite3_bind_null(insert, 7);
-                Check(db, raw.sqlite3_step(insert), raw.SQLITE_DONE);
-                raw.sqlite3_reset(insert);
-            }
-        }
-        transaction.Commit();
-        return Task.CompletedTask;
-    }
-
-    private static void Check(sqlite3 db, int result, int expected)
-    {
-        if (result != expected) SqliteException.ThrowExceptionForRC(result, db);
-    }
-
-    public Task<int> DeleteAsync(string user) => Task.FromResult(Delete("a.store = $store AND a.user = $user", command =>
-    {
-        command.Parameters.AddWithValue("$store", name);
-        command.Parameters.AddWithValue("$user", user);
-    }));
-
-    public Task<int> DeleteOlderThanAsync(DateTimeOffset before) => Task.FromResult(Delete("a.store = $store AND a.at < $before", command =>
-    {
-        command.Parameters.AddWithValue("$store", name);
-        command.Parameters.AddWithValue("$before", before.ToUnixTimeMilliseconds());
-    }));
-
-    private int Delete(string where, Action<SqliteCommand> bind)
-    {
-        using var connection = storage.Open();
-        using var transaction = connection.BeginTransaction(deferred: false);
-        var deleted = DeleteItems(connection, transaction, where, bind);
-        transaction.Commit();
-        return deleted;
-    }
-
-    /// <summary>
-    /// Deletes the archive items matching <paramref name="where"/> (of <c>archive AS a</c>) and every body that no item
-    /// refers to any more; returns how many items it deleted.
-    /// </summary>
-    internal static int DeleteItems(SqliteConnection connection, SqliteTransaction transaction, string where, Action<SqliteCommand> bind)
-    {
-        using var delete = connection.CreateCommand();
-        delete.Transaction = transaction;
-        delete.CommandText = $"DELETE FROM archive AS a WHERE {where} RETURNING body";
-        bind(delete);
-        var deleted = 0;
-        Dictionary<long, int>? released = null;
-        using (var reader = delete.ExecuteReader())
-        {
-            while (reader.Read())
-            {
-                deleted++;
-                if (reader.IsDBNull(0)) continue;
-                released ??= [];
-                var body = reader.GetInt64(0);
-                released[body] = released.GetValueOrDefault(body) + 1;
-            }
-        }
-        if (released is null) return deleted;
-        using var release = connection.CreateCommand();
-        release.Transaction = transaction;
-        release.CommandText = "UPDATE archive_body SET refs = refs - $count WHERE id = $id; DELETE FROM archive_body WHERE id = $id AND refs <= 0";
-        var id = release.Parameters.Add("$id", SqliteType.Integer);
-        var count = release.Parameters.Add("$count", SqliteType.Integer);
-        foreach (var (body, items) in released)
-        {
-            id.Value = body;
-            count.Value = items;
-            release.ExecuteNonQuery();
-        }
-        return deleted;
-    }
-
-    /// <summary>The WHERE clause of the query's filters, with its parameters added to <paramref name="command"/>.</summary>
-    private string Where(SqliteCommand command, string user, ArchiveQuery query)
-    {
-        // Asked for a few ids, SQLite would rather walk the account's part of archive_by_user (its two equal columns
-        // and the order by id) than look each id up in archive_by_stanza_id; the unary + keeps it from using them.
-        var where = query.Keys is null ? "a.store = $store AND a.user = $user" : "+a.store = $store AND +a.user = $user";
-        command.Parameters.AddWithValue("$store", name);
-        command.Parameters.AddWithValue("$user", user);
-        if (query.Start is { } start) { where += " AND a.at >= $start"; command.Parameters.AddWithValue("$start", start.ToUnixTimeMilliseconds()); }
-        if (query.End is { } end) { where += " AND a.at <= $end"; command.Parameters.AddWithValue("$end", end.ToUnixTimeMilliseconds()); }
-        if (query.With is { } with) { where += " AND a.with_jid = $with"; command.Parameters.AddWithValue("$with", with); }
-        if (query.WithFull is { } full) { where += " AND a.with_full = $full"; command.Parameters.AddWithValue("$full", full); }
-        if (query.AfterId is { } after) { where += " AND a.id > $after"; command.Parameters.AddWithValue("$after", after); }
-        if (query.BeforeId is { } before) { where += " AND a.id < $before"; command.Parameters.AddWithValue("$before", before); }
-        if (query.Keys is { } keys)
-        {
-            var names = new List<string>(keys.Count);
-            foreach (var key in keys)
-            {
-                var parameter = "$k" + names.Count;
-                names.Add(parameter);
-                command.Parameters.AddWithValue(parameter, key);
-            }
-            where += names.Count == 0 ? " AND 0" : $" AND a.key IN ({string.Join(", ", names)})";
-        }
-        return where;
-    }
-
-    private IReadOnlyList<ArchiveItem> Run(string user, ArchiveQuery query, bool take)
-    {
-        if (take && (query.With is not null || query.WithFull is not null || query.Start is not null || query.End is not null || query.Keys is not null || query.Newest))
-            throw new NotSupportedException("TakeAsync supports id ranges and limits only.");
-        using var connection = storage.Open();
-        using var transaction = take ? connection.BeginTransaction(deferred: false) : null;
-        using var command = connection.CreateCommand();
-        command.Transaction = transaction;
-        var where = Where(command, user, query);
-        var limit = query.Limit is { } l ? $" LIMIT {l}" : "";
-        command.CommandText = $"SELECT a.id, a.at, a.with_jid, a.value, a.key, b.key, b.value FROM archive AS a LEFT JOIN archive_body AS b ON b.id = a.body " +
-            $"WHERE {where} ORDER BY a.id{(query.Newest ? " DESC" : "")}{limit}";
-        var items = new List<ArchiveItem>();
-        using (var reader = command.ExecuteReader())
-        {
-            while (reader.Read())
-            {
-                var own = reader.GetString(3);
-                var shared = reader.IsDBNull(5) ? null : ((string BodyKey, string Own)?)(reader.GetString(5), own);
-                items.Add(new(reader.GetInt64(0), DateTimeOffset.FromUnixTimeMilliseconds(reader.GetInt64(1)), reader.GetString(2), shared is null ? own : reader.GetString(6))
-                {
-                    Key = reader.IsDBNull(4) ? null : reader.GetString(4),
-                    Shared = shared,
-                });
-            }
-        }
-        if (take && items.Count > 0)
-        {
-            DeleteItems(connection, transaction!, "a.store = $store AND a.user = $user AND a.id >= $first AND a.id <= $last", delete =>
-            {
-                delete.Parameters.AddWithValue("$store", name);
-                delete.Parameters.AddWithValue("$user", user);
-                delete.Parameters.AddWithValue("$first", items[0].Id);
-                delete.Parameters.AddWithValue("$last", items[^1].Id);
-            });
-        }
-        transaction?.Commit();
-        return items;
-    }
-}

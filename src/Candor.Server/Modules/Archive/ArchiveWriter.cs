@@ -21,12 +21,15 @@ public sealed partial class ArchiveWriter
     /// </summary>
     public const int MaxBatch = MaxQueued;
     /// <summary>
-    /// How long the writer lets a short queue grow before writing it, unless something waits for it (an ack, a
-    /// query): a transaction per few messages rather than per message, which at moderate rates was most of the cost.
+    /// How long the writer lets a queue grow before writing it, unless something waits for it (an ack, a query). A
+    /// commit costs about the pages it touches (the end of the table and each account's part of its index) whatever
+    /// the number of entries, so at full load a tenth of a second's entries per commit cost a fraction of what
+    /// 10 ms's did (docs/PERFORMANCE.md, seventh pass). What waits for durability hurries the writer; what does not
+    /// (a message from a client without stream management, delivered already) is at most this long in memory only.
     /// </summary>
-    public static readonly TimeSpan Linger = TimeSpan.FromMilliseconds(10);
+    public static readonly TimeSpan Linger = TimeSpan.FromMilliseconds(100);
     /// <summary>A queue this long is written at once.</summary>
-    private const int LingerBelow = 64;
+    private const int LingerBelow = MaxQueued / 2;
     /// <summary>Queued entries beyond which appenders are braked (<see cref="Throttle"/>).</summary>
     public const int MaxQueued = 8_000;
 
