@@ -43,6 +43,24 @@ public class ArchiveWriterTests
     private static ArchiveEntry Entry(int i) => new("alice", "id" + i, DateTimeOffset.UtcNow, "bob@localhost", "<message/>");
 
     [Fact]
+    public async Task A_queue_that_grows_long_is_written_without_waiting_out_the_linger()
+    {
+        var store = new GatedStore();
+        store.Gates.ForEach(gate => gate.SetResult());
+        var writer = new ArchiveWriter(store, NullLogger.Instance, linger: TimeSpan.FromHours(1));
+        for (var i = 0; i < ArchiveWriter.LingerBelow - 1; i++) _ = writer.Append(Entry(i));
+        await Task.Delay(200);
+        Assert.False(store.Started[0].Task.IsCompleted);
+
+        // The append that makes the queue long enough ends the linger: the write starts long before the hour is over.
+        _ = writer.Append(Entry(ArchiveWriter.LingerBelow));
+        await store.Started[0].Task.WaitAsync(TimeSpan.FromSeconds(30));
+        await writer.WhenWritten().WaitAsync(TimeSpan.FromSeconds(30));
+        Assert.Equal(ArchiveWriter.LingerBelow, store.Written);
+        await writer.StopAsync();
+    }
+
+    [Fact]
     public async Task Past_the_queue_limit_a_sender_waits_for_the_write_under_way_and_nothing_is_dropped()
     {
         var store = new GatedStore();

@@ -28,8 +28,8 @@ public sealed partial class ArchiveWriter
     /// (a message from a client without stream management, delivered already) is at most this long in memory only.
     /// </summary>
     public static readonly TimeSpan Linger = TimeSpan.FromMilliseconds(100);
-    /// <summary>A queue this long is written at once.</summary>
-    private const int LingerBelow = MaxQueued / 2;
+    /// <summary>A queue this long is written at once: the writer stops lingering when an append makes it this long.</summary>
+    public const int LingerBelow = MaxQueued / 2;
     /// <summary>Queued entries beyond which appenders are braked (<see cref="Throttle"/>).</summary>
     public const int MaxQueued = 8_000;
 
@@ -47,10 +47,13 @@ public sealed partial class ArchiveWriter
     private Task _writing = Task.CompletedTask;
     private readonly ManualResetEventSlim _hurry = new(false);
     private readonly Task _loop;
+    private readonly TimeSpan _linger;
+    private volatile bool _stopping;
 
-    public ArchiveWriter(IArchiveStore store, ILogger logger)
+    public ArchiveWriter(IArchiveStore store, ILogger logger, TimeSpan? linger = null)
     {
         _store = store;
+        _linger = linger ?? Linger;
         _preparing = store as IPreparingArchiveStore;
         _logger = logger;
         // A thread of its own: the writes block (SQLite has no asynchronous I/O), and on a pool thread they would
@@ -76,12 +79,16 @@ public sealed partial class ArchiveWriter
             if (next is not null) next = _preparing.Prepare(next);
         }
         Task batch;
+        bool full;
         lock (_lock)
         {
             _queued.Add(entry);
             if (next is not null) _queued.Add(next);
             batch = _next.Task;
+            full = _queued.Count >= LingerBelow;
         }
+        // Lingering on a full queue would hold the senders braked beyond MaxQueued until the linger ends.
+        if (full) _hurry.Set();
         _wake.Writer.TryWrite(true);
         return batch;
     }
@@ -111,10 +118,12 @@ public sealed partial class ArchiveWriter
         }
     }
 
-    /// <summary>Writes what is queued and stops the loop; later appends are not written.</summary>
+    /// <summary>Writes what is queued and stops the loop (without lingering); later appends are not written.</summary>
     public async Task StopAsync()
     {
+        _stopping = true;
         _wake.Writer.TryComplete();
+        _hurry.Set();
         await _loop;
     }
 
@@ -123,7 +132,7 @@ public sealed partial class ArchiveWriter
         while (_wake.Reader.WaitToReadAsync().AsTask().GetAwaiter().GetResult())
         {
             _wake.Reader.TryRead(out _);
-            if (Queued < LingerBelow) _hurry.Wait(Linger);
+            if (!_stopping && Queued < LingerBelow) _hurry.Wait(_linger);
             // Whoever hurried is served by this write: it takes everything queued so far.
             _hurry.Reset();
             WriteQueued();
