@@ -1,4 +1,3 @@
-using System.Security.Cryptography;
 using Candor.Server.Core;
 using Candor.Server.Modules.Archive;
 using Candor.Xml;
@@ -39,7 +38,7 @@ public sealed partial class Room
         string? retractionId = null;
         if (Config.Archived)
         {
-            retractionId = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(9));
+            retractionId = RandomIds.Uuid7(DateTimeOffset.UtcNow);
             var archived = Retraction(null, stanzaId, by, moderator.OccupantId, reason, null);
             await ArchiveAppend(retractionId, Jid.ToString(), ElementWriter.ToXmlString(archived)).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
         }

@@ -167,7 +167,8 @@ public sealed partial class Room
             return;
         }
 
-        var stanzaId = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(9));
+        // A version 7 UUID: the archive finds a stanza-id by the time it carries (SqliteArchiveChunk).
+        var stanzaId = RandomIds.Uuid7(DateTimeOffset.UtcNow);
         var content = Serialize(stanza, sender, stanzaId);
         var from = Jid.WithResource(sender.Nick).ToString();
         var id = stanza.Id();
