@@ -52,14 +52,10 @@ public sealed partial class SqliteStorage : IRawRecords
                 for (var i = 0; i < items.Count; i++)
                 {
                     var item = items[i];
-                    if (item.BodyKey is { } bodyKey)
-                    {
-                        if (rewrite(new RawRecord(RecordShape.ArchiveBody, SqliteArchiveChunk.ItemId(row, item.Index), store, "", bodyKey, item.BodyValue!)) is not { } body) continue;
-                        items[i] = item with { BodyValue = body.Value };
-                    }
+                    if (rewrite(RecordOf(row, store, user, item)) is not { } record) continue;
+                    if (item.BodyKey is not null) items[i] = item with { BodyValue = record.Value };
                     else
                     {
-                        if (rewrite(new RawRecord(RecordShape.Archive, SqliteArchiveChunk.ItemId(row, item.Index), store, user, item.With, item.Value)) is not { } record) continue;
                         items[i] = item with { With = record.Name, Value = record.Value };
                         newUser = record.User;
                     }
@@ -126,10 +122,7 @@ public sealed partial class SqliteStorage : IRawRecords
         {
             var page = ReadPackedPage(connection, null, after);
             foreach (var (row, store, user, items) in page)
-                foreach (var item in items)
-                    visit(item.BodyKey is { } bodyKey
-                        ? new RawRecord(RecordShape.ArchiveBody, SqliteArchiveChunk.ItemId(row, item.Index), store, "", bodyKey, item.BodyValue!)
-                        : new RawRecord(RecordShape.Archive, SqliteArchiveChunk.ItemId(row, item.Index), store, user, item.With, item.Value));
+                foreach (var item in items) visit(RecordOf(row, store, user, item));
             if (page.Count < RawTables.PageSize) break;
             after = page[^1].Row;
         }
@@ -175,6 +168,11 @@ public sealed partial class SqliteStorage : IRawRecords
             page.Add((reader.GetInt64(0), reader.GetString(1), reader.GetString(2), SqliteArchiveChunk.Decode((byte[])reader.GetValue(3))));
         return page;
     }
+
+    /// <summary>A packed item as a record: its copy of a shared body when it refers to one, else its own sealed value.</summary>
+    private static RawRecord RecordOf(long row, string store, string user, SqliteArchiveChunk.Item item) => item.BodyKey is { } bodyKey
+        ? new RawRecord(RecordShape.ArchiveBody, SqliteArchiveChunk.ItemId(row, item.Index), store, "", bodyKey, item.BodyValue!)
+        : new RawRecord(RecordShape.Archive, SqliteArchiveChunk.ItemId(row, item.Index), store, user, item.With, item.Value);
 
     private static List<RawRecord> ReadPage(SqliteConnection connection, SqliteTransaction? transaction, RecordShape shape, string table, string name, string where, long after)
     {
