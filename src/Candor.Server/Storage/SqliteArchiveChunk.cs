@@ -30,22 +30,31 @@ internal static class SqliteArchiveChunk
     public static byte[] Encode(IReadOnlyList<Item> items)
     {
         var buffer = new ArrayBufferWriter<byte>(256 * items.Count + 8);
+        Begin(buffer);
+        foreach (var item in items) Add(buffer, item.Index, item.At, item.Key, item.With, item.WithFull, item.Value, item.BodyKey, item.BodyValue);
+        return buffer.WrittenSpan.ToArray();
+    }
+
+    /// <summary>Starts a row in <paramref name="buffer"/> (cleared first); <see cref="Add"/> appends its items.</summary>
+    public static void Begin(ArrayBufferWriter<byte> buffer)
+    {
+        buffer.ResetWrittenCount();
         buffer.GetSpan(1)[0] = Version;
         buffer.Advance(1);
-        foreach (var item in items)
-        {
-            var head = buffer.GetSpan(10);
-            BinaryPrimitives.WriteUInt16LittleEndian(head, (ushort)item.Index);
-            BinaryPrimitives.WriteInt64LittleEndian(head[2..], item.At);
-            buffer.Advance(10);
-            Put(buffer, item.Key);
-            Put(buffer, item.With);
-            Put(buffer, item.WithFull);
-            Put(buffer, item.Value);
-            Put(buffer, item.BodyKey);
-            Put(buffer, item.BodyValue);
-        }
-        return buffer.WrittenSpan.ToArray();
+    }
+
+    public static void Add(ArrayBufferWriter<byte> buffer, int index, long at, string key, string with, string? withFull, string value, string? bodyKey, string? bodyValue)
+    {
+        var head = buffer.GetSpan(10);
+        BinaryPrimitives.WriteUInt16LittleEndian(head, (ushort)index);
+        BinaryPrimitives.WriteInt64LittleEndian(head[2..], at);
+        buffer.Advance(10);
+        Put(buffer, key);
+        Put(buffer, with);
+        Put(buffer, withFull);
+        Put(buffer, value);
+        Put(buffer, bodyKey);
+        Put(buffer, bodyValue);
     }
 
     /// <summary>The row's items in index order; a row that is not one this class wrote is reported as damaged.</summary>
@@ -74,10 +83,9 @@ internal static class SqliteArchiveChunk
     // A length of -1 is null.
     private static void Put(ArrayBufferWriter<byte> buffer, string? text)
     {
-        var length = text is null ? -1 : Encoding.UTF8.GetByteCount(text);
-        var span = buffer.GetSpan(4 + Math.Max(length, 0));
+        var span = buffer.GetSpan(4 + (text is null ? 0 : Encoding.UTF8.GetMaxByteCount(text.Length)));
+        var length = text is null ? -1 : Encoding.UTF8.GetBytes(text, span[4..]);
         BinaryPrimitives.WriteInt32LittleEndian(span, length);
-        if (text is not null) Encoding.UTF8.GetBytes(text, span[4..]);
         buffer.Advance(4 + Math.Max(length, 0));
     }
 

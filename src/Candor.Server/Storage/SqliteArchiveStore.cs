@@ -1,3 +1,4 @@
+using System.Buffers;
 using Microsoft.Data.Sqlite;
 using SQLitePCL;
 using static Candor.Server.Storage.SqliteArchiveChunk;
@@ -12,6 +13,9 @@ namespace Candor.Server.Storage;
 /// </summary>
 internal sealed class SqliteArchiveStore(SqliteStorage storage, string name) : IArchiveStore
 {
+    private const int MaxKeptRow = 1 << 20;
+    [ThreadStatic] private static ArrayBufferWriter<byte>? t_row;
+
     public Task<long> AppendAsync(string user, DateTimeOffset when, string with, string value)
     {
         using var connection = storage.Open();
@@ -73,29 +77,33 @@ internal sealed class SqliteArchiveStore(SqliteStorage storage, string name) : I
         using (insert)
         {
             raw.sqlite3_bind_text(insert, 1, name);
-            var items = new List<Item>();
+            // Encoded straight from the entries into one buffer per writing thread: the writer is the archive's one
+            // serial step, and a row's items, copies and growing buffers made garbage of several KB per entry.
+            var row = t_row ??= new ArrayBufferWriter<byte>(64 * 1024);
             foreach (var (user, own) in byUser)
             {
                 for (var start = 0; start < own.Count; start += MaxItems)
                 {
-                    items.Clear();
+                    Begin(row);
                     var (first, last) = (long.MaxValue, long.MinValue);
-                    for (var i = start; i < Math.Min(own.Count, start + MaxItems); i++)
+                    var end = Math.Min(own.Count, start + MaxItems);
+                    for (var i = start; i < end; i++)
                     {
                         var entry = own[i];
                         var at = entry.When.ToUnixTimeMilliseconds();
                         (first, last) = (Math.Min(first, at), Math.Max(last, at));
-                        items.Add(new Item(i - start, at, entry.Key, entry.With, entry.WithFull, entry.Value, entry.Body?.Key, entry.Body?.Value));
+                        Add(row, i - start, at, entry.Key, entry.With, entry.WithFull, entry.Value, entry.Body?.Key, entry.Body?.Value);
                     }
                     raw.sqlite3_bind_text(insert, 2, user);
                     raw.sqlite3_bind_int64(insert, 3, first);
                     raw.sqlite3_bind_int64(insert, 4, last);
-                    raw.sqlite3_bind_int(insert, 5, items.Count);
-                    raw.sqlite3_bind_blob(insert, 6, Encode(items));
+                    raw.sqlite3_bind_int(insert, 5, end - start);
+                    raw.sqlite3_bind_blob(insert, 6, row.WrittenSpan);
                     Check(db, raw.sqlite3_step(insert), raw.SQLITE_DONE);
                     raw.sqlite3_reset(insert);
                 }
             }
+            if (row.Capacity > MaxKeptRow) t_row = null;
         }
         transaction.Commit();
         return Task.CompletedTask;
