@@ -389,17 +389,20 @@ internal sealed class SealedArchiveStore(SealedStorage sealing, IArchiveStore in
     public Task AppendPreparedAsync(IReadOnlyList<ArchiveEntry> entries)
     {
         ArchiveEntry[]? resealed = null;
+        var current = sealing.Keys.Current.Id;
         for (var i = 0; i < entries.Count; i++)
         {
             var entry = entries[i];
             if (entry.Body is { } body)
             {
                 // The binding is under the index key, which rotations keep; the body is sealed under the master key.
-                if (body.Row == 0 && sealing.Reseal(new RawRecord(RecordShape.ArchiveBody, 0, name, "", body.Key, body.Value)) is { } sealedBody)
+                if (body.Row == 0 && Sealer.KeyIdOf(body.Value) != current
+                    && sealing.Reseal(new RawRecord(RecordShape.ArchiveBody, 0, name, "", body.Key, body.Value)) is { } sealedBody)
                     body.Value = sealedBody;
                 continue;
             }
-            if (sealing.Reseal(new RawRecord(RecordShape.Archive, 0, name, entry.User, entry.With, entry.Value)) is { } value)
+            if (Sealer.KeyIdOf(entry.Value) != current
+                && sealing.Reseal(new RawRecord(RecordShape.Archive, 0, name, entry.User, entry.With, entry.Value)) is { } value)
                 (resealed ??= [.. entries])[i] = entry with { Value = value };
         }
         return inner.AppendBatchAsync(resealed ?? entries);
