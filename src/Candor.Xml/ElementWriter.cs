@@ -85,18 +85,24 @@ public static class ElementWriter
         output.WriteByte((byte)'>');
     }
 
-    public static string ToXmlString(Element element, string? parentNamespace = null)
-    {
-        var buffer = new ArrayBufferWriter<byte>(256);
-        Write(element, buffer, parentNamespace);
-        return Encoding.UTF8.GetString(buffer.WrittenSpan);
-    }
+    public static string ToXmlString(Element element, string? parentNamespace = null) =>
+        Encoding.UTF8.GetString(Serialized(element, parentNamespace));
 
-    public static byte[] ToUtf8(Element element, string? parentNamespace = null)
+    public static byte[] ToUtf8(Element element, string? parentNamespace = null) =>
+        Serialized(element, parentNamespace).ToArray();
+
+    private const int MaxKeptScratch = 64 * 1024;
+    [ThreadStatic] private static ArrayBufferWriter<byte>? t_scratch;
+
+    // The archive serializes every message it keeps: a buffer per thread instead of one grown from 256 bytes per call
+    // (about 1.8 KB of garbage per stanza). Valid until the thread's next call; Write never calls back in here.
+    private static ReadOnlySpan<byte> Serialized(Element element, string? parentNamespace)
     {
-        var buffer = new ArrayBufferWriter<byte>(256);
+        var buffer = t_scratch ??= new ArrayBufferWriter<byte>(1024);
+        buffer.ResetWrittenCount();
         Write(element, buffer, parentNamespace);
-        return buffer.WrittenSpan.ToArray();
+        if (buffer.Capacity > MaxKeptScratch) t_scratch = null;
+        return buffer.WrittenSpan;
     }
 
     // SearchValues: vectorized, where IndexOfAny over more than five characters is not.

@@ -132,6 +132,9 @@ public sealed class SealedStorage : IStorage
     internal string Seal(RecordShape shape, string store, string user, string column, string name, string value) =>
         _sealer.Seal(shape, store, user, column, name, value);
 
+    internal string Seal(RecordShape shape, string store, string user, string column, string name, ReadOnlySpan<byte> value) =>
+        _sealer.Seal(shape, store, user, column, name, value);
+
     internal string Bind(string hashedUser, string column, string bodyKey) => _sealer.Bind(hashedUser, column, bodyKey);
 
     /// <summary>
@@ -371,7 +374,9 @@ internal sealed class SealedArchiveStore(SealedStorage sealing, IArchiveStore in
         {
             if (!body.Prepared)
             {
-                body.Value = sealing.Seal(RecordShape.ArchiveBody, name, "", body.Key, "", body.Value);
+                body.Value = body.Content is { } content
+                    ? sealing.Seal(RecordShape.ArchiveBody, name, "", body.Key, "", content)
+                    : sealing.Seal(RecordShape.ArchiveBody, name, "", body.Key, "", body.Value);
                 body.Prepared = true;
             }
             return new ArchiveEntry(hashedUser, entry.Key, entry.When, hashedWith, sealing.Bind(hashedUser, hashedWith, body.Key)) { WithFull = withFull, Body = body };

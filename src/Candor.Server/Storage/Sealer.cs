@@ -75,11 +75,18 @@ internal sealed class Sealer(KeyRing keys, byte[] indexKey)
         return Base64Url.EncodeToString(mac[..16]);
     }
 
-    public string Seal(RecordShape shape, string store, string user, string column, string name, string value)
+    public string Seal(RecordShape shape, string store, string user, string column, string name, string value) =>
+        Seal(shape, store, user, column, name, value, default);
+
+    /// <summary>As the other, for a value already in UTF-8.</summary>
+    public string Seal(RecordShape shape, string store, string user, string column, string name, ReadOnlySpan<byte> value) =>
+        Seal(shape, store, user, column, name, null, value);
+
+    private string Seal(RecordShape shape, string store, string user, string column, string name, string? text, ReadOnlySpan<byte> utf8)
     {
         var key = keys.Current;
         var nameLength = Encoding.UTF8.GetByteCount(name);
-        var plainLength = 4 + nameLength + Encoding.UTF8.GetByteCount(value);
+        var plainLength = 4 + nameLength + (text is null ? utf8.Length : Encoding.UTF8.GetByteCount(text));
         var adLength = AssociatedLength(store, user, column);
         var buffer = ArrayPool<byte>.Shared.Rent(Overhead + 2 * plainLength + adLength);
         var record = buffer.AsSpan(0, Overhead + plainLength);
@@ -88,7 +95,8 @@ internal sealed class Sealer(KeyRing keys, byte[] indexKey)
         {
             BinaryPrimitives.WriteInt32LittleEndian(plain, nameLength);
             Encoding.UTF8.GetBytes(name, plain[4..]);
-            Encoding.UTF8.GetBytes(value, plain[(4 + nameLength)..]);
+            if (text is null) utf8.CopyTo(plain[(4 + nameLength)..]);
+            else Encoding.UTF8.GetBytes(text, plain[(4 + nameLength)..]);
             var ad = buffer.AsSpan(record.Length + plainLength, adLength);
             Encrypt(key, shape, store, user, column, plain, record, ad);
             return Convert.ToBase64String(record);

@@ -1,3 +1,4 @@
+using System.Text;
 namespace Candor.Server.Storage;
 
 /// <summary>
@@ -52,11 +53,26 @@ public sealed record ArchiveItem(long Id, DateTimeOffset When, string With, stri
 /// for its sender and its recipient): stored once, with a count of the entries that refer to it, and removed with the
 /// last of them. <see cref="Key"/> is unique (a version 7 UUID).
 /// </summary>
-public sealed class ArchiveBody(string key, string value, int refs)
+public sealed class ArchiveBody(string key, string? value, int refs)
 {
+    private string? _value = value;
+
+    /// <summary>A body whose content is given in UTF-8, as serialized: the sealing layer seals it without a copy as text.</summary>
+    public ArchiveBody(string key, byte[] content, int refs) : this(key, (string?)null, refs) => Content = content;
+
     public string Key { get; } = key;
     /// <summary>The stored form: the sealing layer replaces the content with its sealed form, once.</summary>
-    public string Value { get; internal set; } = value;
+    public string Value
+    {
+        get => _value ??= Encoding.UTF8.GetString(Content!);
+        internal set
+        {
+            _value = value;
+            Content = null;
+        }
+    }
+    /// <summary>The content in UTF-8 when it was given so and is not sealed yet.</summary>
+    internal byte[]? Content { get; private set; }
     /// <summary>How many entries refer to it.</summary>
     public int Refs { get; } = refs;
     /// <summary>Set by the sealing layer once <see cref="Value"/> is sealed.</summary>

@@ -133,9 +133,10 @@ public sealed partial class ArchiveModule : IModule
         var forSender = sender != recipient && await ShouldArchiveAsync(server, prefsStore, sender, recipientBare);
         var forRecipient = await ShouldArchiveAsync(server, prefsStore, recipient, senderBare);
         if (!forSender && !forRecipient) return false;
-        var xml = ElementWriter.ToXmlString(stanza);
-        // Archived for both ends, the message is stored once and each archive refers to it under its own stanza-id.
-        var body = forSender && forRecipient ? new ArchiveBody(NewBodyKey(), xml, refs: 2) : null;
+        // Archived for both ends, the message is stored once and each archive refers to it under its own stanza-id
+        // (the entries' own values are then what the sealing layer binds them with, not the stanza).
+        var body = forSender && forRecipient ? new ArchiveBody(NewBodyKey(), ElementWriter.ToUtf8(stanza), refs: 2) : null;
+        var xml = body is null ? ElementWriter.ToXmlString(stanza) : "";
         ArchiveEntry? senderEntry = null, recipientEntry = null;
         if (forSender)
         {
@@ -160,7 +161,7 @@ public sealed partial class ArchiveModule : IModule
     /// restarts differ) and a counter, which saves a call to the random generator per message. Not a stanza-id of
     /// either end, which would show whose item is the sender's.
     /// </summary>
-    private string NewBodyKey() => string.Concat(_bodyKeyPrefix, Interlocked.Increment(ref _bodyKeys).ToString("x", System.Globalization.CultureInfo.InvariantCulture));
+    private string NewBodyKey() => string.Create(System.Globalization.CultureInfo.InvariantCulture, $"{_bodyKeyPrefix}{Interlocked.Increment(ref _bodyKeys):x}");
 
     private static string? FullOrNull(Jid jid) => jid.IsBare ? null : jid.ToString();
 
