@@ -207,17 +207,22 @@ public sealed class SealedStorageTests : IDisposable
         storage.Log = reports;
         var archive = storage.OpenArchive("archive");
         var now = DateTimeOffset.UtcNow;
-        var body = new ArchiveBody("body-1", $"<message><body>{Marker}</body></message>", refs: 2);
+        // As the archive module gives it: the serialized stanza, sealed from its UTF-8 and stored as the record's bytes.
+        var body = new ArchiveBody("body-1", Encoding.UTF8.GetBytes($"<message><body>{Marker}</body></message>"), refs: 2);
         var other = new ArchiveBody("body-2", "<message><body>to dave</body></message>", refs: 2);
         await archive.AppendBatchAsync([
-            new ArchiveEntry("alice", "a1", now, "bob@x", body.Value) { Body = body },
-            new ArchiveEntry("bob", "b1", now, "alice@x", body.Value) { Body = body },
+            new ArchiveEntry("alice", "a1", now, "bob@x", "") { Body = body },
+            new ArchiveEntry("bob", "b1", now, "alice@x", "") { Body = body },
             new ArchiveEntry("alice", "a2", now, "dave@x", other.Value) { Body = other },
             new ArchiveEntry("dave", "d2", now, "alice@x", other.Value) { Body = other },
         ]);
         // The index key record and the bodies, sealed once and stored with each of the four items (SQLite packs an
         // account's items of a batch into one row, each with its copy): the items hold bindings, not sealed records.
         Assert.Equal(new Dictionary<uint, long> { [storage.Keys.Current.Id] = 5 }, await storage.CountByKeyAsync());
+        var (row, _) = PackedRow(storage.Hash("bob"));
+        var record = Convert.FromBase64String(Assert.Single(SqliteArchiveChunk.Decode(row)).BodyValue!);
+        Assert.True(row.AsSpan().IndexOf(record) > 0);
+        Assert.True(row.AsSpan().IndexOf(Encoding.ASCII.GetBytes(Convert.ToBase64String(record))) < 0);
         var (_, to, resealed) = await storage.RotateAsync(serverRunning: false, _ => { });
         Assert.Equal(5, resealed);
         Assert.Equal(new Dictionary<uint, long> { [to.Id] = 5 }, await storage.CountByKeyAsync());
@@ -293,20 +298,26 @@ public sealed class SealedStorageTests : IDisposable
         await AssertEveryShapeReadsBackAsync(finished, "alice");
     }
 
-    /// <summary>In the account's packed archive row, gives item <paramref name="to"/> the body of item <paramref name="from"/>.</summary>
-    private void RepointBody(string hashedUser, string from, string to)
+    /// <summary>The account's packed archive row (there is one) and its id.</summary>
+    private (byte[] Items, long Id) PackedRow(string hashedUser)
     {
         using var connection = new SqliteConnection($"Data Source={Database}");
         connection.Open();
         using var command = connection.CreateCommand();
         command.CommandText = $"SELECT id, items FROM archive WHERE user = '{hashedUser}' AND items IS NOT NULL";
-        long row;
-        List<SqliteArchiveChunk.Item> items;
-        using (var reader = command.ExecuteReader())
-        {
-            Assert.True(reader.Read());
-            (row, items) = (reader.GetInt64(0), SqliteArchiveChunk.Decode((byte[])reader.GetValue(1)));
-        }
+        using var reader = command.ExecuteReader();
+        Assert.True(reader.Read());
+        return ((byte[])reader.GetValue(1), reader.GetInt64(0));
+    }
+
+    /// <summary>In the account's packed archive row, gives item <paramref name="to"/> the body of item <paramref name="from"/>.</summary>
+    private void RepointBody(string hashedUser, string from, string to)
+    {
+        var (packed, row) = PackedRow(hashedUser);
+        var items = SqliteArchiveChunk.Decode(packed);
+        using var connection = new SqliteConnection($"Data Source={Database}");
+        connection.Open();
+        using var command = connection.CreateCommand();
         var source = items.Single(item => item.Key == from);
         var target = items.FindIndex(item => item.Key == to);
         items[target] = items[target] with { BodyKey = source.BodyKey, BodyValue = source.BodyValue };

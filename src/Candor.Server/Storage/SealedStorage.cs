@@ -132,8 +132,8 @@ public sealed class SealedStorage : IStorage
     internal string Seal(RecordShape shape, string store, string user, string column, string name, string value) =>
         _sealer.Seal(shape, store, user, column, name, value);
 
-    internal string Seal(RecordShape shape, string store, string user, string column, string name, ReadOnlySpan<byte> value) =>
-        _sealer.Seal(shape, store, user, column, name, value);
+    internal byte[] SealRecord(RecordShape shape, string store, string user, string column, string name, ReadOnlySpan<byte> value) =>
+        _sealer.SealRecord(shape, store, user, column, name, value);
 
     internal string Bind(string hashedUser, string column, string bodyKey) => _sealer.Bind(hashedUser, column, bodyKey);
 
@@ -374,9 +374,8 @@ internal sealed class SealedArchiveStore(SealedStorage sealing, IArchiveStore in
         {
             if (!body.Prepared)
             {
-                body.Value = body.Content is { } content
-                    ? sealing.Seal(RecordShape.ArchiveBody, name, "", body.Key, "", content)
-                    : sealing.Seal(RecordShape.ArchiveBody, name, "", body.Key, "", body.Value);
+                if (body.Content is { } content) body.SetSealed(sealing.SealRecord(RecordShape.ArchiveBody, name, "", body.Key, "", content));
+                else body.Value = sealing.Seal(RecordShape.ArchiveBody, name, "", body.Key, "", body.Value);
                 body.Prepared = true;
             }
             return new ArchiveEntry(hashedUser, entry.Key, entry.When, hashedWith, sealing.Bind(hashedUser, hashedWith, body.Key)) { WithFull = withFull, Body = body };
@@ -401,7 +400,7 @@ internal sealed class SealedArchiveStore(SealedStorage sealing, IArchiveStore in
             if (entry.Body is { } body)
             {
                 // The binding is under the index key, which rotations keep; the body is sealed under the master key.
-                if (body.Row == 0 && Sealer.KeyIdOf(body.Value) != current
+                if (body.Row == 0 && (body.Sealed is { } record ? Sealer.KeyIdOf(record) : Sealer.KeyIdOf(body.Value)) != current
                     && sealing.Reseal(new RawRecord(RecordShape.ArchiveBody, 0, name, "", body.Key, body.Value)) is { } sealedBody)
                     body.Value = sealedBody;
                 continue;

@@ -76,13 +76,20 @@ internal sealed class Sealer(KeyRing keys, byte[] indexKey)
     }
 
     public string Seal(RecordShape shape, string store, string user, string column, string name, string value) =>
-        Seal(shape, store, user, column, name, value, default);
+        Seal(shape, store, user, column, name, value, default, Base64);
 
-    /// <summary>As the other, for a value already in UTF-8.</summary>
-    public string Seal(RecordShape shape, string store, string user, string column, string name, ReadOnlySpan<byte> value) =>
-        Seal(shape, store, user, column, name, null, value);
+    /// <summary>
+    /// As the other, for a value already in UTF-8, and the record itself rather than its base64 text (what
+    /// <see cref="Seal(RecordShape, string, string, string, string, string)"/> returns is the base64 of this).
+    /// </summary>
+    public byte[] SealRecord(RecordShape shape, string store, string user, string column, string name, ReadOnlySpan<byte> value) =>
+        Seal(shape, store, user, column, name, null, value, Copy);
 
-    private string Seal(RecordShape shape, string store, string user, string column, string name, string? text, ReadOnlySpan<byte> utf8)
+    private delegate T Finish<T>(ReadOnlySpan<byte> record);
+    private static readonly Finish<string> Base64 = record => Convert.ToBase64String(record);
+    private static readonly Finish<byte[]> Copy = record => record.ToArray();
+
+    private T Seal<T>(RecordShape shape, string store, string user, string column, string name, string? text, ReadOnlySpan<byte> utf8, Finish<T> finish)
     {
         var key = keys.Current;
         var nameLength = Encoding.UTF8.GetByteCount(name);
@@ -99,7 +106,7 @@ internal sealed class Sealer(KeyRing keys, byte[] indexKey)
             else Encoding.UTF8.GetBytes(text, plain[(4 + nameLength)..]);
             var ad = buffer.AsSpan(record.Length + plainLength, adLength);
             Encrypt(key, shape, store, user, column, plain, record, ad);
-            return Convert.ToBase64String(record);
+            return finish(record);
         }
         finally
         {
@@ -154,6 +161,10 @@ internal sealed class Sealer(KeyRing keys, byte[] indexKey)
     }
 
     /// <summary>The id of the key that sealed a record, read from its header; null when it is not a sealed record.</summary>
+    /// <summary>The key id of a record as <see cref="SealRecord"/> returns it.</summary>
+    public static uint? KeyIdOf(ReadOnlySpan<byte> record) =>
+        record.Length >= 5 && record[0] == Version ? BinaryPrimitives.ReadUInt32BigEndian(record[1..]) : null;
+
     public static uint? KeyIdOf(string sealedText)
     {
         Span<byte> header = stackalloc byte[6];

@@ -43,7 +43,12 @@ internal static class SqliteArchiveChunk
         buffer.Advance(1);
     }
 
-    public static void Add(ArrayBufferWriter<byte> buffer, int index, long at, string key, string with, string? withFull, string value, string? bodyKey, string? bodyValue)
+    /// <summary>
+    /// Appends an item; a shared body sealed as bytes (<paramref name="bodyRecord"/>, instead of
+    /// <paramref name="bodyValue"/>) is stored as they are and read back as their base64 text, the form the layer above
+    /// gave and takes everywhere else: a third fewer bytes than the text.
+    /// </summary>
+    public static void Add(ArrayBufferWriter<byte> buffer, int index, long at, string key, string with, string? withFull, string value, string? bodyKey, string? bodyValue, byte[]? bodyRecord = null)
     {
         var head = buffer.GetSpan(10);
         BinaryPrimitives.WriteUInt16LittleEndian(head, (ushort)index);
@@ -54,7 +59,8 @@ internal static class SqliteArchiveChunk
         Put(buffer, withFull);
         Put(buffer, value);
         Put(buffer, bodyKey);
-        Put(buffer, bodyValue);
+        if (bodyRecord is null) Put(buffer, bodyValue);
+        else PutBase64(buffer, bodyRecord);
     }
 
     /// <summary>The row's items in index order; a row that is not one this class wrote is reported as damaged.</summary>
@@ -89,16 +95,27 @@ internal static class SqliteArchiveChunk
         buffer.Advance(4 + Math.Max(length, 0));
     }
 
+    // Bytes that stand for their base64 text: a length of -2 - n, then the n bytes.
+    private static void PutBase64(ArrayBufferWriter<byte> buffer, byte[] bytes)
+    {
+        var span = buffer.GetSpan(4 + bytes.Length);
+        BinaryPrimitives.WriteInt32LittleEndian(span, -2 - bytes.Length);
+        bytes.CopyTo(span[4..]);
+        buffer.Advance(4 + bytes.Length);
+    }
+
     private static string? Take(ReadOnlySpan<byte> row, ref int at)
     {
         if (row.Length - at < 4) throw Damaged();
         var length = BinaryPrimitives.ReadInt32LittleEndian(row[at..]);
         at += 4;
         if (length == -1) return null;
+        var base64 = length < -1;
+        if (base64) length = -2 - length;
         if (length < 0 || length > row.Length - at) throw Damaged();
-        var text = Encoding.UTF8.GetString(row.Slice(at, length));
+        var field = row.Slice(at, length);
         at += length;
-        return text;
+        return base64 ? Convert.ToBase64String(field) : Encoding.UTF8.GetString(field);
     }
 
     private static InvalidDataException Damaged() => new("an archive row's packed items are damaged (the database was altered outside Candor)");

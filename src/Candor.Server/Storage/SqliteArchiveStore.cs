@@ -92,7 +92,8 @@ internal sealed class SqliteArchiveStore(SqliteStorage storage, string name) : I
                         var entry = own[i];
                         var at = entry.When.ToUnixTimeMilliseconds();
                         (first, last) = (Math.Min(first, at), Math.Max(last, at));
-                        Add(row, i - start, at, entry.Key, entry.With, entry.WithFull, entry.Value, entry.Body?.Key, entry.Body?.Value);
+                        var body = entry.Body;
+                        Add(row, i - start, at, entry.Key, entry.With, entry.WithFull, entry.Value, body?.Key, body?.Sealed is null ? body?.Value : null, body?.Sealed);
                     }
                     raw.sqlite3_bind_text(insert, 2, user);
                     raw.sqlite3_bind_int64(insert, 3, first);

@@ -64,15 +64,28 @@ public sealed class ArchiveBody(string key, string? value, int refs)
     /// <summary>The stored form: the sealing layer replaces the content with its sealed form, once.</summary>
     public string Value
     {
-        get => _value ??= Encoding.UTF8.GetString(Content!);
+        get => _value ??= Sealed is { } record ? Convert.ToBase64String(record) : Encoding.UTF8.GetString(Content!);
         internal set
         {
             _value = value;
             Content = null;
+            Sealed = null;
         }
     }
     /// <summary>The content in UTF-8 when it was given so and is not sealed yet.</summary>
     internal byte[]? Content { get; private set; }
+    /// <summary>
+    /// The sealed record itself when the sealing layer sealed <see cref="Content"/> (<see cref="Value"/> is then its
+    /// base64 text, made only for a backend that asks for it): the SQLite archive stores these bytes as they are.
+    /// </summary>
+    internal byte[]? Sealed { get; private set; }
+
+    internal void SetSealed(byte[] record)
+    {
+        Sealed = record;
+        Content = null;
+        _value = null;
+    }
     /// <summary>How many entries refer to it.</summary>
     public int Refs { get; } = refs;
     /// <summary>Set by the sealing layer once <see cref="Value"/> is sealed.</summary>
