@@ -53,14 +53,16 @@ public sealed record ArchiveItem(long Id, DateTimeOffset When, string With, stri
 /// for its sender and its recipient): stored once, with a count of the entries that refer to it, and removed with the
 /// last of them. <see cref="Key"/> is unique (a version 7 UUID).
 /// </summary>
-public sealed class ArchiveBody(string key, string? value, int refs)
+public sealed class ArchiveBody
 {
-    private string? _value = value;
+    private string? _value;
+
+    public ArchiveBody(string key, string value, int refs) => (Key, _value, Refs) = (key, value, refs);
 
     /// <summary>A body whose content is given in UTF-8, as serialized: the sealing layer seals it without a copy as text.</summary>
-    public ArchiveBody(string key, byte[] content, int refs) : this(key, (string?)null, refs) => Content = content;
+    public ArchiveBody(string key, byte[] content, int refs) => (Key, Content, Refs) = (key, content, refs);
 
-    public string Key { get; } = key;
+    public string Key { get; }
     /// <summary>The stored form: the sealing layer replaces the content with its sealed form, once.</summary>
     public string Value
     {
@@ -87,7 +89,7 @@ public sealed class ArchiveBody(string key, string? value, int refs)
         _value = null;
     }
     /// <summary>How many entries refer to it.</summary>
-    public int Refs { get; } = refs;
+    public int Refs { get; }
     /// <summary>Set by the sealing layer once <see cref="Value"/> is sealed.</summary>
     internal bool Prepared { get; set; }
     /// <summary>The backend's row, once stored (the entries sharing it may be written in consecutive transactions).</summary>
