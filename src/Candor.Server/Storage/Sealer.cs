@@ -161,16 +161,15 @@ internal sealed class Sealer(KeyRing keys, byte[] indexKey)
     }
 
     /// <summary>The id of the key that sealed a record, read from its header; null when it is not a sealed record.</summary>
-    /// <summary>The key id of a record as <see cref="SealRecord"/> returns it.</summary>
-    public static uint? KeyIdOf(ReadOnlySpan<byte> record) =>
-        record.Length >= 5 && record[0] == Version ? BinaryPrimitives.ReadUInt32BigEndian(record[1..]) : null;
-
     public static uint? KeyIdOf(string sealedText)
     {
         Span<byte> header = stackalloc byte[6];
-        if (sealedText.Length < 8 || !Convert.TryFromBase64Chars(sealedText.AsSpan(0, 8), header, out _) || header[0] != Version) return null;
-        return BinaryPrimitives.ReadUInt32BigEndian(header[1..]);
+        return sealedText.Length >= 8 && Convert.TryFromBase64Chars(sealedText.AsSpan(0, 8), header, out _) ? KeyIdOf(header) : null;
     }
+
+    /// <summary>As the other, for a record as <see cref="SealRecord"/> returns it (not base64).</summary>
+    public static uint? KeyIdOf(ReadOnlySpan<byte> record) =>
+        record.Length >= 5 && record[0] == Version ? BinaryPrimitives.ReadUInt32BigEndian(record[1..]) : null;
 
     private static void Encrypt(MasterKey key, RecordShape shape, string store, string user, string column, ReadOnlySpan<byte> plain, Span<byte> record, Span<byte> ad)
     {
