@@ -84,7 +84,7 @@ internal sealed class SqliteArchiveStore(SqliteStorage storage, string name) : I
             {
                 for (var start = 0; start < own.Count; start += MaxItems)
                 {
-                    Begin(row);
+                    Begin(row, own[start].When.ToUnixTimeMilliseconds());
                     var (first, last) = (long.MaxValue, long.MinValue);
                     var end = Math.Min(own.Count, start + MaxItems);
                     for (var i = start; i < end; i++)
