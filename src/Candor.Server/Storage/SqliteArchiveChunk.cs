@@ -100,16 +100,21 @@ internal static class SqliteArchiveChunk
             var index = TakeNumber(row, ref at);
             var delta = TakeNumber(row, ref at);
             if (index > ushort.MaxValue) throw Damaged();
-            var time = baseAt + ((long)(delta >> 1) ^ -(long)(delta & 1));
-            var key = Take(row, ref at) ?? throw Damaged();
-            var with = Take(row, ref at) ?? throw Damaged();
-            var withFull = Take(row, ref at);
-            var value = Take(row, ref at) ?? throw Damaged();
-            var bodyKey = Take(row, ref at);
-            var bodyValue = Take(row, ref at);
-            items.Add(new Item((int)index, time, key, with, withFull, value, bodyKey, bodyValue));
+            items.Add(TakeFields(row, ref at, (int)index, baseAt + ((long)(delta >> 1) ^ -(long)(delta & 1)), Take));
         }
         return items;
+    }
+
+    private delegate string? FieldReader(ReadOnlySpan<byte> row, ref int at);
+
+    private static Item TakeFields(ReadOnlySpan<byte> row, ref int at, int index, long time, FieldReader take)
+    {
+        var key = take(row, ref at) ?? throw Damaged();
+        var with = take(row, ref at) ?? throw Damaged();
+        var withFull = take(row, ref at);
+        var value = take(row, ref at) ?? throw Damaged();
+        var bodyKey = take(row, ref at);
+        return new Item(index, time, key, with, withFull, value, bodyKey, take(row, ref at));
     }
 
     private static void Put(ArrayBufferWriter<byte> buffer, string? text)
@@ -240,13 +245,7 @@ internal static class SqliteArchiveChunk
             var index = BinaryPrimitives.ReadUInt16LittleEndian(row[at..]);
             var time = BinaryPrimitives.ReadInt64LittleEndian(row[(at + 2)..]);
             at += 10;
-            var key = TakeText(row, ref at) ?? throw Damaged();
-            var with = TakeText(row, ref at) ?? throw Damaged();
-            var withFull = TakeText(row, ref at);
-            var value = TakeText(row, ref at) ?? throw Damaged();
-            var bodyKey = TakeText(row, ref at);
-            var bodyValue = TakeText(row, ref at);
-            items.Add(new Item(index, time, key, with, withFull, value, bodyKey, bodyValue));
+            items.Add(TakeFields(row, ref at, index, time, TakeText));
         }
         return items;
     }
