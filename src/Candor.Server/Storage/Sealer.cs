@@ -57,16 +57,22 @@ internal sealed class Sealer(KeyRing keys, byte[] indexKey)
     /// item's account and (hashed) correspondent to the body's key, so that an item moved to another account or
     /// pointed at another body is not served. Not remembered: each body is bound twice and never again.
     /// </summary>
-    public string Bind(string hashedUser, string column, string bodyKey) => HashPair(hashedUser, string.Concat(column, "\0", bodyKey));
+    public string Bind(string hashedUser, string column, string bodyKey) => HashPair(hashedUser, column, bodyKey);
 
-    private string HashPair(string hashedUser, string name)
+    /// <summary>HMAC of the parts' UTF-8, each after the first preceded by a zero byte.</summary>
+    private string HashPair(string hashedUser, string name, string? more = null)
     {
-        var max = Encoding.UTF8.GetMaxByteCount(hashedUser.Length + 1 + name.Length);
+        var max = Encoding.UTF8.GetMaxByteCount(hashedUser.Length + 1 + name.Length + 1 + (more?.Length ?? 0));
         byte[]? rented = null;
         var input = max <= StackLimit ? stackalloc byte[StackLimit] : rented = ArrayPool<byte>.Shared.Rent(max);
         var length = Encoding.UTF8.GetBytes(hashedUser, input);
         input[length++] = 0;
         length += Encoding.UTF8.GetBytes(name, input[length..]);
+        if (more is not null)
+        {
+            input[length++] = 0;
+            length += Encoding.UTF8.GetBytes(more, input[length..]);
+        }
         Span<byte> mac = stackalloc byte[32];
         var hmac = _hmac.Value!;
         hmac.AppendData(input[..length]);

@@ -1,4 +1,6 @@
+using System.Buffers.Binary;
 using System.Collections.Concurrent;
+using System.Security.Cryptography;
 using Candor.Server.Core;
 using Candor.Server.Storage;
 using Candor.Xml;
@@ -34,7 +36,7 @@ public sealed partial class ArchiveModule : IModule
 
     private const string PrefsCache = "archive-prefs";
     private readonly ConcurrentDictionary<string, ArchivePrefs> _prefs = new(StringComparer.Ordinal);
-    private readonly string _bodyKeyPrefix = Convert.ToHexString(System.Security.Cryptography.RandomNumberGenerator.GetBytes(12)) + "-";
+    private readonly ulong _bodyKeyPrefix = BitConverter.ToUInt64(RandomNumberGenerator.GetBytes(8));
     private long _bodyKeys;
     // Until an account stores preferences (here, or on another node: it drops this node's copy), every account has the
     // server's default, so with ArchiveDefault=never a message needs no look-up at all.
@@ -157,11 +159,18 @@ public sealed partial class ArchiveModule : IModule
     }
 
     /// <summary>
-    /// A body's key needs to be unique, not unpredictable: 96 random bits per server instance (cluster nodes and
-    /// restarts differ) and a counter, which saves a call to the random generator per message. Not a stanza-id of
-    /// either end, which would show whose item is the sender's.
+    /// A body's key needs to be unique, not unpredictable: 64 random bits per server instance (cluster nodes and
+    /// restarts differ) and a 64-bit counter, which saves a call to the random generator per message, in the text
+    /// form of a UUID (which SQLite's packed rows keep as its 16 bytes). Not a stanza-id of either end, which would
+    /// show whose item is the sender's.
     /// </summary>
-    private string NewBodyKey() => string.Create(System.Globalization.CultureInfo.InvariantCulture, $"{_bodyKeyPrefix}{Interlocked.Increment(ref _bodyKeys):x}");
+    private string NewBodyKey()
+    {
+        Span<byte> key = stackalloc byte[16];
+        BinaryPrimitives.WriteUInt64BigEndian(key, _bodyKeyPrefix);
+        BinaryPrimitives.WriteInt64BigEndian(key[8..], Interlocked.Increment(ref _bodyKeys));
+        return new Guid(key, bigEndian: true).ToString();
+    }
 
     private static string? FullOrNull(Jid jid) => jid.IsBare ? null : jid.ToString();
 
