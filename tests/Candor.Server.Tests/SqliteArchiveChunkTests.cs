@@ -117,4 +117,30 @@ public sealed class SqliteArchiveChunkTests
         byte[] endless = [2, 0, 0, 0, 0, 0, 0, 0, 0, .. Enumerable.Repeat((byte)0xFF, 12)];
         Assert.Throws<InvalidDataException>(() => Decode(endless));
     }
+
+    [Fact]
+    public void Altered_bytes_are_read_or_reported_as_damaged_never_another_failure()
+    {
+        var record = new byte[120];
+        Random.Shared.NextBytes(record);
+        var buffer = new ArrayBufferWriter<byte>();
+        Begin(buffer, 1_765_000_000_000);
+        Add(buffer, 0, 1_765_000_000_040, Uuid, Hash, Hash, Hash, Uuid, bodyValue: null, bodyRecord: record);
+        Add(buffer, 1, 1_765_000_000_020, "key", "with", null, Convert.ToBase64String(record), null, null);
+        var row = buffer.WrittenSpan.ToArray();
+        var random = new Random(13);
+        for (var trial = 0; trial < 20_000; trial++)
+        {
+            var altered = row.ToArray();
+            for (var changes = random.Next(1, 4); changes > 0; changes--) altered[random.Next(altered.Length)] = (byte)random.Next(256);
+            var length = random.Next(4) == 0 ? random.Next(altered.Length) : altered.Length;
+            try
+            {
+                Decode(altered.AsSpan(0, length));
+            }
+            catch (InvalidDataException)
+            {
+            }
+        }
+    }
 }
