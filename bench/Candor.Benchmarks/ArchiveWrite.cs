@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Text;
 using Candor.Server.Hosting;
 using Candor.Server.Modules.Archive;
 using Candor.Server.Storage;
@@ -52,6 +53,9 @@ public static class ArchiveWrite
         }
     }
 
+    // The archive module's form: a UUID's text (instance prefix and counter).
+    private static string BodyKey() => new Guid(0x01a25109, 0, 0, BitConverter.GetBytes(Interlocked.Increment(ref s_bodies))).ToString();
+
     private static async Task<int> AppendAsync(ArchiveWriter writer, string stanza, int entries, int producers, int accounts)
     {
             var perProducer = entries / producers;
@@ -64,10 +68,11 @@ public static class ArchiveWrite
                     var pair = (p + i / 2 % Math.Max(1, accounts / 2 / producers) * producers) % Math.Max(1, accounts / 2);
                     var (sender, recipient) = ("u" + (pair * 2 + 1), "u" + (pair * 2 + 2));
                     var now = DateTimeOffset.UtcNow;
-                    var body = new ArchiveBody("b" + Interlocked.Increment(ref s_bodies), stanza, refs: 2);
+                    // As the archive module gives them: the stanza's UTF-8, entries without a value of their own.
+                    var body = new ArchiveBody(BodyKey(), Encoding.UTF8.GetBytes(stanza), refs: 2);
                     _ = writer.Append(
-                        new ArchiveEntry(sender, Guid.CreateVersion7().ToString(), now, recipient + "@localhost", stanza) { WithFull = recipient + "@localhost/loadgen", Body = body },
-                        new ArchiveEntry(recipient, Guid.CreateVersion7().ToString(), now, sender + "@localhost", stanza) { WithFull = sender + "@localhost/loadgen", Body = body });
+                        new ArchiveEntry(sender, Guid.CreateVersion7().ToString(), now, recipient + "@localhost", "") { WithFull = recipient + "@localhost/loadgen", Body = body },
+                        new ArchiveEntry(recipient, Guid.CreateVersion7().ToString(), now, sender + "@localhost", "") { WithFull = sender + "@localhost/loadgen", Body = body });
                     await writer.Throttle();
                 }
             })));
