@@ -56,11 +56,7 @@ public sealed class SqliteArchiveChunkTests
     [Fact]
     public void Ids_hashes_and_sealed_records_are_stored_as_their_bytes()
     {
-        var record = new byte[200];
-        Random.Shared.NextBytes(record);
-        var buffer = new ArrayBufferWriter<byte>();
-        Begin(buffer, 1_765_000_000_000);
-        Add(buffer, 0, 1_765_000_000_040, Uuid, Hash, Hash, Hash, Uuid, bodyValue: null, bodyRecord: record);
+        var (buffer, record) = RowWithSealedBody(200);
         var row = buffer.WrittenSpan.ToArray();
 
         // The record, the UUID's 16 bytes and the hash's 16 bytes; none of their text.
@@ -74,6 +70,17 @@ public sealed class SqliteArchiveChunkTests
         var item = Assert.Single(Decode(row));
         Assert.Equal((Uuid, Hash, Uuid, Convert.ToBase64String(record)), (item.Key, item.Value, item.BodyKey, item.BodyValue));
         Assert.Equal(1_765_000_000_040, item.At);
+    }
+
+    /// <summary>A row begun with one item as the archive writes it: a UUID key and body key, hashes, and a sealed body of random bytes.</summary>
+    private static (ArrayBufferWriter<byte> Row, byte[] Record) RowWithSealedBody(int recordLength)
+    {
+        var record = new byte[recordLength];
+        Random.Shared.NextBytes(record);
+        var buffer = new ArrayBufferWriter<byte>();
+        Begin(buffer, 1_765_000_000_000);
+        Add(buffer, 0, 1_765_000_000_040, Uuid, Hash, Hash, Hash, Uuid, bodyValue: null, bodyRecord: record);
+        return (buffer, record);
     }
 
     [Fact]
@@ -121,11 +128,7 @@ public sealed class SqliteArchiveChunkTests
     [Fact]
     public void Altered_bytes_are_read_or_reported_as_damaged_never_another_failure()
     {
-        var record = new byte[120];
-        Random.Shared.NextBytes(record);
-        var buffer = new ArrayBufferWriter<byte>();
-        Begin(buffer, 1_765_000_000_000);
-        Add(buffer, 0, 1_765_000_000_040, Uuid, Hash, Hash, Hash, Uuid, bodyValue: null, bodyRecord: record);
+        var (buffer, record) = RowWithSealedBody(120);
         Add(buffer, 1, 1_765_000_000_020, "key", "with", null, Convert.ToBase64String(record), null, null);
         var row = buffer.WrittenSpan.ToArray();
         var random = new Random(13);
