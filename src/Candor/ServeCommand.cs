@@ -96,7 +96,11 @@ internal static class ServeCommand
                 host.ReloadPolicy();
             });
             Announce(options, host);
+            using var stopping = new CancellationTokenSource();
+            var trimming = IdleMemoryTrim.RunAsync(options.TrimMemoryAfterMegabytes, host.Server.LoggerFactory.CreateLogger(typeof(IdleMemoryTrim)), stopping.Token);
             await host.Stopped;
+            await stopping.CancelAsync();
+            await trimming;
             await host.StopAsync();
             File.Delete(pidFile);
             Console.WriteLine("Candor stopped.");

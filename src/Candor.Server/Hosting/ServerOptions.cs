@@ -134,6 +134,8 @@ public sealed class ServerOptions
     public int InboundBytesPerSecond { get; set; } = 512 * 1024;
     /// <summary>Bytes one stream may send in a burst above the sustained rate.</summary>
     public int InboundBurstBytes { get; set; } = 1024 * 1024;
+    /// <summary>Megabytes allocated after which an idle server gives unused memory back to the system (<see cref="IdleMemoryTrim"/>); 0: never.</summary>
+    public int TrimMemoryAfterMegabytes { get; set; } = 64;
     /// <summary>Serve /metrics (Prometheus text format) on the HTTP listener.</summary>
     public bool Metrics { get; set; } = true;
     /// <summary>Addresses and networks (CIDR), separated by commas, that may read /metrics besides loopback.</summary>
@@ -325,6 +327,7 @@ public sealed class ServerOptions
             throw new OptionsException("AuthenticationTimeoutSeconds, StreamHeaderTimeoutSeconds, TlsTimeoutSeconds and SaslTimeoutSeconds must be at least 1");
         if (CertificateCheckSeconds < 0) throw new OptionsException("CertificateCheckSeconds cannot be negative");
         if (TcpKeepAliveSeconds < 0) throw new OptionsException("TcpKeepAliveSeconds cannot be negative");
+        if (TrimMemoryAfterMegabytes < 0) throw new OptionsException("TrimMemoryAfterMegabytes cannot be negative");
         if (MaxSaslFailuresPerStream < 1) throw new OptionsException("MaxSaslFailuresPerStream must be at least 1");
         if (AuthFailuresBeforeDelay < 0 || AuthMaxDelaySeconds < 0 || AuthFailureMemoryMinutes < 1)
             throw new OptionsException("AuthFailuresBeforeDelay and AuthMaxDelaySeconds cannot be negative, AuthFailureMemoryMinutes must be at least 1");

@@ -80,6 +80,10 @@ public sealed class CandorServer : IAsyncLifetime, IAsyncDisposable, IC2sServer
     /// <summary>Everything the server wrote to stdout and stderr so far (stderr lines marked).</summary>
     public string Output => _process?.Output ?? _finalOutput;
 
+    /// <summary>Whether the running server writes <paramref name="text"/> within <paramref name="timeout"/>.</summary>
+    public Task<bool> WaitForOutputAsync(string text, TimeSpan timeout) =>
+        _process?.WaitForOutputAsync(text, timeout) ?? Task.FromResult(false);
+
     /// <summary>A block to append to assertion messages.</summary>
     public string Transcript =>
         $"--- candor server (c2s {C2sPort}, data {DataDirectory}) ---\n{_command}\n{Output}--- end of server output ---";
