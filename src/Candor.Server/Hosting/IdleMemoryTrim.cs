@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Runtime.InteropServices;
 using Microsoft.Extensions.Logging;
 
@@ -32,8 +33,9 @@ public static partial class IdleMemoryTrim
             {
                 if (!watch.Tick(GC.GetTotalAllocatedBytes(), DateTimeOffset.UtcNow)) continue;
                 var before = Environment.WorkingSet;
+                var started = Stopwatch.GetTimestamp();
                 Trim();
-                Log.Trimmed(log, before >> 10, Environment.WorkingSet >> 10);
+                Log.Trimmed(log, before >> 10, Environment.WorkingSet >> 10, Stopwatch.GetElapsedTime(started).TotalMilliseconds);
             }
         }
         catch (OperationCanceledException)
@@ -82,7 +84,7 @@ public static partial class IdleMemoryTrim
 
     private static partial class Log
     {
-        [LoggerMessage(Level = LogLevel.Debug, Message = "Idle after a burst: memory given back to the system, resident {Before} KiB -> {After} KiB")]
-        public static partial void Trimmed(ILogger logger, long before, long after);
+        [LoggerMessage(Level = LogLevel.Debug, Message = "Idle after a burst: memory given back to the system, resident {Before} KiB -> {After} KiB in {Milliseconds:F0} ms")]
+        public static partial void Trimmed(ILogger logger, long before, long after, double milliseconds);
     }
 }
