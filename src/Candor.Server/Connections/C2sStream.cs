@@ -455,7 +455,8 @@ internal abstract partial class C2sStream : ISmConnection, IThreadPoolWorkItem
         }
         var bound = inline && !resumed && _bind2 is { } request ? BindInline(request, reply) : null;
         // Enqueued as they are: with stream management enabled inline, Send would count them as stanzas.
-        if (!resumed) Enqueue(reply);
+        if (bound is not null) EnqueueAddingSession(bound, reply);
+        else if (!resumed) Enqueue(reply);
         if (outcome == SaslOutcome.Success)
         {
             Log.Authenticated(Logger, _user!, RemoteAddress, sasl.Mechanism!, sasl2 ? "XEP-0388" : "RFC 6120");
@@ -520,7 +521,7 @@ internal abstract partial class C2sStream : ISmConnection, IThreadPoolWorkItem
     /// <summary>
     /// XEP-0386: the session the SASL2 success announces (its full JID, and &lt;bound/&gt; with the inline results);
     /// null, and the success says nothing of it, when the account has no room for another session (the client can
-    /// still try RFC 6120 binding). It is bound once the success is queued, so nothing for it can come first.
+    /// still try RFC 6120 binding). It is added to the sessions with the success (<see cref="EnqueueAddingSession"/>).
     /// </summary>
     private Session? BindInline(Element request, Element success)
     {
@@ -556,10 +557,23 @@ internal abstract partial class C2sStream : ISmConnection, IThreadPoolWorkItem
         return session;
     }
 
+    /// <summary>
+    /// Queues the SASL2 success that announces an inline-bound session as the session becomes routable, under the
+    /// outbound queue's lock: a stanza routed to the session once the client can know its JID waits for the lock and
+    /// is queued after the success, never before it, and never finds the session missing (and goes offline).
+    /// </summary>
+    private void EnqueueAddingSession(Session session, Element success)
+    {
+        lock (_outbound)
+        {
+            if (!Server.Sessions.TryAdd(session, Server.Options.MaxSessionsPerAccount, out _))
+                throw new StreamErrorException(StreamErrors.ResourceConstraint, $"this account has {Server.Options.MaxSessionsPerAccount} sessions already");
+            Enqueue(success);
+        }
+    }
+
     private async ValueTask StartInlineSessionAsync(Session session)
     {
-        if (!Server.Sessions.TryAdd(session, Server.Options.MaxSessionsPerAccount, out _))
-            throw new StreamErrorException(StreamErrors.ResourceConstraint, $"this account has {Server.Options.MaxSessionsPerAccount} sessions already");
         _sm?.Start(announce: false);
         await StartSessionAsync(session, null, null);
     }
