@@ -83,7 +83,7 @@ public sealed class FloodTests(ITestOutputHelper output)
         await using var session = await ConnectAsync(server, TimeSpan.FromSeconds(30));
         await using (var flood = HalfOpenFlood.Start(server.HttpPort, 600, xmpp: false, seconds: 60))
         {
-            Assert.True(await WaitForAsync(() => server.Output.Contains(OutOfDescriptors), TimeSpan.FromSeconds(30)),
+            Assert.True(await server.WaitForOutputAsync(OutOfDescriptors, TimeSpan.FromSeconds(30)),
                 $"no report of the failed accepts; {ProcessStats.OpenFiles(server.ProcessId)} files open; flood: {flood}\n{server.Transcript}");
             var cpu = ProcessStats.CpuTime(server.ProcessId);
             await Task.Delay(TimeSpan.FromSeconds(4));
@@ -98,7 +98,7 @@ public sealed class FloodTests(ITestOutputHelper output)
 
         // Once the connections are gone the server accepts again, and says so.
         await LoginAsync(server, TimeSpan.FromSeconds(30), null);
-        Assert.True(await WaitForAsync(() => server.Output.Contains("Accepting connections again"), TimeSpan.FromSeconds(10)), server.Transcript);
+        Assert.True(await server.WaitForOutputAsync("Accepting connections again", TimeSpan.FromSeconds(10)), server.Transcript);
         Assert.Equal(1, Occurrences(server.Output, OutOfDescriptors));
         Assert.True(ProcessStats.IsRunning(server.ProcessId), server.Transcript);
     }
@@ -123,17 +123,6 @@ public sealed class FloodTests(ITestOutputHelper output)
     private const string OutOfDescriptors = "Cannot accept connections";
 
     private static int Occurrences(string text, string what) => (text.Length - text.Replace(what, "").Length) / what.Length;
-
-    private static async Task<bool> WaitForAsync(Func<bool> condition, TimeSpan timeout)
-    {
-        var deadline = DateTime.UtcNow + timeout;
-        while (!condition())
-        {
-            if (DateTime.UtcNow > deadline) return false;
-            await Task.Delay(100);
-        }
-        return true;
-    }
 
     private static async Task<XmppClient> ConnectAsync(CandorServer server, TimeSpan timeout)
     {
