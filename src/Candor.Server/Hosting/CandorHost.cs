@@ -97,15 +97,20 @@ public sealed class CandorHost : IAsyncDisposable
         Func<EndPoint, Socket> listenSocket = options.TcpKeepAliveSeconds > 0
             ? endpoint => KeepAliveListenSocket(endpoint, options.TcpKeepAliveSeconds)
             : SocketTransportOptions.CreateDefaultBoundListenSocket;
+        var streamEndPoints = new HashSet<EndPoint>(ReferenceEqualityComparer.Instance);
         builder.Services.AddSingleton<IConnectionListenerFactory>(sp =>
-            new GuardedSocketTransport(listenSocket, sp.GetRequiredService<XmppServer>().ConnectionLimits, sp.GetRequiredService<ILoggerFactory>()));
+            new GuardedSocketTransport(listenSocket, streamEndPoints, sp.GetRequiredService<XmppServer>().ConnectionLimits, sp.GetRequiredService<ILoggerFactory>()));
         ListenOptions? c2s = null, direct = null, http = null, https = null, s2s = null, s2sTls = null;
         builder.WebHost.ConfigureKestrel(kestrel =>
         {
             kestrel.AddServerHeader = false;
             c2s = Listen(kestrel, options.Bind, options.C2sPort, l => l.UseConnectionHandler<StartTlsC2sHandler>());
+            streamEndPoints.Add(c2s.EndPoint);
             if (options.TlsPort >= 0)
+            {
                 direct = Listen(kestrel, options.Bind, options.TlsPort, l => l.UseConnectionHandler<DirectTlsC2sHandler>());
+                streamEndPoints.Add(direct.EndPoint);
+            }
             if (options.S2sPort >= 0)
                 s2s = Listen(kestrel, options.Bind, options.S2sPort, l => l.UseConnectionHandler<Federation.S2sConnectionHandler>());
             if (options.S2sPort >= 0 && options.S2sTlsPort >= 0 && certificate is not null)

@@ -17,7 +17,8 @@ namespace Candor.Server.Hosting;
 /// reserve is for the database, TLS, logging and the runtime). At that point, or on a failed accept for lack of
 /// resources, the condition is logged (at most once a minute), a few of the stalest half-open logins are shed so that
 /// waiting connections can come in, and accepting pauses, longer each time; existing connections are served
-/// meanwhile. The connections themselves are Kestrel's (<see cref="SocketConnectionContextFactory"/>).
+/// meanwhile. Connections to the XMPP stream listeners (<see cref="StreamEndPoints"/>) are <see cref="StreamSocketConnection"/>s;
+/// the others (HTTP) are Kestrel's own (<see cref="SocketConnectionContextFactory"/>).
 /// </summary>
 internal sealed partial class GuardedSocketTransport : IConnectionListenerFactory, IConnectionListenerFactorySelector
 {
@@ -36,14 +37,17 @@ internal sealed partial class GuardedSocketTransport : IConnectionListenerFactor
     private readonly ConnectionLimits _limits;
     private readonly ILogger _logger;
     private readonly SocketConnectionContextFactory _connections;
+    private readonly Action<StreamSocketConnection> _streamClosed;
     private int _open;
     private int _reported;
     private long _reportedAt;
     private long _pauses;
 
-    public GuardedSocketTransport(Func<EndPoint, Socket> createListenSocket, ConnectionLimits limits, ILoggerFactory loggers)
+    public GuardedSocketTransport(Func<EndPoint, Socket> createListenSocket, ISet<EndPoint> streamEndPoints, ConnectionLimits limits, ILoggerFactory loggers)
     {
         _createListenSocket = createListenSocket;
+        StreamEndPoints = streamEndPoints;
+        _streamClosed = _ => Interlocked.Decrement(ref _open);
         _limits = limits;
         _logger = loggers.CreateLogger<GuardedSocketTransport>();
         _connections = new SocketConnectionContextFactory(new SocketConnectionFactoryOptions(), _logger);
@@ -53,6 +57,9 @@ internal sealed partial class GuardedSocketTransport : IConnectionListenerFactor
         var configured = limits.MaxTotal;
         if (limits.FitTo(Capacity) < configured) Log.CapLowered(_logger, configured, limits.MaxTotal, Capacity, files ?? 0);
     }
+
+    /// <summary>The endpoints (as Kestrel's listen options hold them) of the listeners that carry XMPP streams.</summary>
+    public ISet<EndPoint> StreamEndPoints { get; }
 
     /// <summary>Connections open at once at most, over every listener.</summary>
     public int Capacity { get; }
@@ -80,7 +87,7 @@ internal sealed partial class GuardedSocketTransport : IConnectionListenerFactor
             socket.Dispose();
             throw;
         }
-        return new(new Listener(this, socket));
+        return new(new Listener(this, socket, StreamEndPoints.Contains(endpoint)));
     }
 
     /// <summary>
@@ -101,17 +108,18 @@ internal sealed partial class GuardedSocketTransport : IConnectionListenerFactor
         return shed;
     }
 
-    private ConnectionContext Accepted(EndPoint listening, Socket socket)
+    private ConnectionContext Accepted(EndPoint listening, Socket socket, bool stream)
     {
         if (Volatile.Read(ref _reported) != 0 && Interlocked.Exchange(ref _reported, 0) != 0)
             Log.AcceptingAgain(_logger, listening, (Environment.TickCount64 - Interlocked.Read(ref _reportedAt)) / 1000.0);
         socket.NoDelay = true;
+        if (stream) return new StreamSocketConnection(socket, _streamClosed);
         var connection = _connections.Create(socket);
         connection.ConnectionClosed.Register(static state => Interlocked.Decrement(ref ((GuardedSocketTransport)state!)._open), this);
         return connection;
     }
 
-    private sealed class Listener(GuardedSocketTransport transport, Socket socket) : IConnectionListener
+    private sealed class Listener(GuardedSocketTransport transport, Socket socket, bool stream) : IConnectionListener
     {
         public EndPoint EndPoint { get; } = socket.LocalEndPoint!;
 
@@ -125,7 +133,7 @@ internal sealed partial class GuardedSocketTransport : IConnectionListenerFactor
                 {
                     try
                     {
-                        return transport.Accepted(EndPoint, await socket.AcceptAsync(cancellationToken));
+                        return transport.Accepted(EndPoint, await socket.AcceptAsync(cancellationToken), stream);
                     }
                     catch (Exception e) when (e is ObjectDisposedException or OperationCanceledException
                                                    || e is SocketException { SocketErrorCode: SocketError.OperationAborted })

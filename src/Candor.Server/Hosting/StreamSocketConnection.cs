@@ -1,0 +1,494 @@
+using System.Buffers;
+using System.IO.Pipelines;
+using System.Net.Sockets;
+using System.Threading.Tasks.Sources;
+using Microsoft.AspNetCore.Connections;
+using Microsoft.AspNetCore.Http.Features;
+
+namespace Candor.Server.Hosting;
+
+/// <summary>
+/// A TCP connection of an XMPP stream listener, handed to Kestrel's connection handler like Kestrel's own: the socket
+/// read straight into the reader's buffer and written straight from the writer's, without Kestrel's two pipes and
+/// their receive and send loops in between. What an idle connection costs is the point: a read waits for data with a
+/// zero-byte receive and rents its buffer only once the socket has bytes for it, returning it when they are consumed;
+/// written bytes are sent at each flush and their buffer returned. (Kestrel's transport keeps two pipes, two loops and
+/// their state per connection, and its receive loop was found waiting in a receive with a 4 KiB buffer on about a
+/// quarter of the idle connections of the benchmark: docs/PERFORMANCE.md.) Reads and writes run on the caller's thread.
+/// The socket is closed when the output is completed (as Kestrel's transport does), when aborted, or when disposed.
+/// </summary>
+internal sealed class StreamSocketConnection : ConnectionContext, IDuplexPipe
+{
+    private static long s_lastId;
+    private readonly Socket _socket;
+    private readonly Action<StreamSocketConnection> _closed;
+    private readonly SocketInput _input;
+    private readonly SocketOutput _output;
+    private IDictionary<object, object?>? _items;
+    private string? _id;
+    /// <summary>0 open; 1 closed by us after the output ended; 2 aborted.</summary>
+    private int _state;
+
+    public StreamSocketConnection(Socket socket, Action<StreamSocketConnection> closed)
+    {
+        _socket = socket;
+        _closed = closed;
+        // Reads are attempted only once a zero-byte receive said data is there; should it be gone, the read must not block.
+        socket.Blocking = false;
+        LocalEndPoint = socket.LocalEndPoint;
+        RemoteEndPoint = socket.RemoteEndPoint;
+        _input = new SocketInput(this);
+        _output = new SocketOutput(this);
+    }
+
+    public override string ConnectionId
+    {
+        get => _id ??= "s" + Interlocked.Increment(ref s_lastId).ToString("x");
+        set => _id = value;
+    }
+
+    public override IFeatureCollection Features { get; } = new FeatureCollection(4);
+
+    public override IDictionary<object, object?> Items
+    {
+        get => _items ??= new ConnectionItems();
+        set => _items = value;
+    }
+
+    public override IDuplexPipe Transport
+    {
+        get => this;
+        set => throw new NotSupportedException("the transport of a socket connection is its socket");
+    }
+
+    public PipeReader Input => _input;
+    public PipeWriter Output => _output;
+
+    public override void Abort(ConnectionAbortedException abortReason) => Close(aborted: true);
+
+    public override async ValueTask DisposeAsync()
+    {
+        await _output.CompleteAsync();
+        Close(aborted: false);
+        _input.Complete();
+    }
+
+    private bool Aborted => Volatile.Read(ref _state) == 2;
+
+    private void Close(bool aborted)
+    {
+        if (Interlocked.CompareExchange(ref _state, aborted ? 2 : 1, 0) != 0) return;
+        try
+        {
+            _socket.Shutdown(SocketShutdown.Both);
+        }
+        catch (SocketException)
+        {
+            // Already reset by the peer.
+        }
+        _socket.Dispose();
+        _closed(this);
+    }
+
+    /// <summary>What a failed socket call means to the reader or the writer.</summary>
+    private Exception Failure(Exception e) => e switch
+    {
+        _ when Aborted => new ConnectionAbortedException("The connection was aborted.", e),
+        SocketException { SocketErrorCode: SocketError.ConnectionReset or SocketError.ConnectionAborted or SocketError.Shutdown } =>
+            new ConnectionResetException(e.Message, e),
+        SocketException or ObjectDisposedException => new IOException(e.Message, e),
+        _ => e,
+    };
+
+    /// <summary>
+    /// Reads from the socket. One zero-byte receive is outstanding at most; a read waits for it (its continuation
+    /// completes the read), and <see cref="CancelPendingRead"/> or the caller's token can end the wait first.
+    /// </summary>
+    private sealed class SocketInput : PipeReader, IValueTaskSource<ReadResult>
+    {
+        private const int BufferSize = 4096;
+        /// <summary>Bytes buffered unconsumed at most (Kestrel's default): the parser's own stanza limit is far below it.</summary>
+        private const int MaxBuffered = 1 << 20;
+        private const int Idle = 0, Pending = 1;
+
+        private readonly StreamSocketConnection _connection;
+        private readonly Action _onDataReady;
+        private ManualResetValueTaskSourceCore<ReadResult> _read;
+        private CancellationTokenRegistration _cancellation;
+        private CancellationToken _readToken;
+        private ValueTask<int> _wait;
+        private byte[]? _buffer;
+        private int _start, _end, _examined;
+        private int _readState;
+        private volatile bool _waiting;
+        private volatile bool _dataReady;
+        private volatile bool _cancelNext;
+        private bool _ended;
+        private bool _completed;
+        private Exception? _error;
+
+        public SocketInput(StreamSocketConnection connection)
+        {
+            _connection = connection;
+            _onDataReady = OnDataReady;
+        }
+
+        public override ValueTask<ReadResult> ReadAsync(CancellationToken cancellationToken = default)
+        {
+            ObjectDisposedException.ThrowIf(_completed, this);
+            if (_cancelNext)
+            {
+                _cancelNext = false;
+                return new(Result(canceled: true));
+            }
+            cancellationToken.ThrowIfCancellationRequested();
+            while (_end == _examined && !_ended && _error is null)
+            {
+                if (_waiting) return Wait(cancellationToken);
+                if (!_dataReady && !StartWaiting()) return Wait(cancellationToken);
+                _dataReady = false;
+                Receive();
+            }
+            if (_error is { } error) throw error;
+            return new(Result(canceled: false));
+        }
+
+        /// <summary>Starts the zero-byte receive; false when it is still waiting.</summary>
+        private bool StartWaiting()
+        {
+            ValueTask<int> wait;
+            try
+            {
+                wait = _connection._socket.ReceiveAsync(Memory<byte>.Empty, SocketFlags.None);
+            }
+            catch (Exception e) when (e is SocketException or ObjectDisposedException)
+            {
+                Fail(e);
+                return true;
+            }
+            if (wait.IsCompleted)
+            {
+                Observe(wait);
+                return true;
+            }
+            _wait = wait;
+            _waiting = true;
+            wait.ConfigureAwait(false).GetAwaiter().UnsafeOnCompleted(_onDataReady);
+            return false;
+        }
+
+        private void Observe(ValueTask<int> wait)
+        {
+            try
+            {
+                wait.GetAwaiter().GetResult();
+            }
+            catch (Exception e) when (e is SocketException or ObjectDisposedException)
+            {
+                Fail(e);
+            }
+        }
+
+        private void Fail(Exception e)
+        {
+            // Closed by us after the output ended: the peer has had the whole stream, and reading simply ends.
+            if (Volatile.Read(ref _connection._state) == 1) _ended = true;
+            else _error = _connection.Failure(e);
+        }
+
+        private ValueTask<ReadResult> Wait(CancellationToken cancellationToken)
+        {
+            _read.Reset();
+            _readToken = cancellationToken;
+            _cancellation = cancellationToken.CanBeCanceled
+                ? cancellationToken.UnsafeRegister(static state => ((SocketInput)state!).EndWaitLater(Ending.ByToken), this)
+                : default;
+            Publish();
+            return new(this, _read.Version);
+        }
+
+        /// <summary>
+        /// Makes the read pending, then completes it at once if what it waits for came meanwhile: the zero-byte
+        /// receive's end, a cancellation, or its token (whose callback found no pending read to end).
+        /// </summary>
+        private void Publish()
+        {
+            Interlocked.Exchange(ref _readState, Pending);
+            if (_readToken.IsCancellationRequested) EndWait(Ending.ByToken);
+            else if (_cancelNext) EndWait(Ending.Canceled);
+            else if (!_waiting) EndWait(Ending.Data);
+        }
+
+        private void OnDataReady()
+        {
+            Observe(_wait);
+            _wait = default;
+            // In this order: a read that sees the wait over must also see its data ready.
+            _dataReady = true;
+            _waiting = false;
+            EndWait(Ending.Data);
+        }
+
+        private enum Ending { Data, Canceled, ByToken }
+
+        /// <summary>Ends a pending read from the thread pool: its continuation must not run inside whoever cancels.</summary>
+        private void EndWaitLater(Ending ending) =>
+            ThreadPool.UnsafeQueueUserWorkItem(static state => state.Input.EndWait(state.Ending), (Input: this, Ending: ending), preferLocal: false);
+
+        /// <summary>Completes the pending read, if there is one and nothing else completed it first.</summary>
+        private void EndWait(Ending ending)
+        {
+            if (Interlocked.CompareExchange(ref _readState, Idle, Pending) != Pending)
+            {
+                // No read is pending: the next one is canceled.
+                if (ending == Ending.Canceled) _cancelNext = true;
+                return;
+            }
+            if (ending == Ending.ByToken)
+            {
+                _cancellation.Unregister();
+                _read.SetException(new OperationCanceledException(_readToken));
+                return;
+            }
+            if (ending == Ending.Canceled || _cancelNext)
+            {
+                _cancelNext = false;
+                _cancellation.Unregister();
+                _read.SetResult(Result(canceled: true));
+                return;
+            }
+            while (_end == _examined && !_ended && _error is null && _dataReady)
+            {
+                _dataReady = false;
+                Receive();
+                if (_end != _examined || _ended || _error is not null) break;
+                // The data the zero-byte receive saw is gone (it should not be): wait again.
+                if (!StartWaiting())
+                {
+                    Publish();
+                    return;
+                }
+                _dataReady = true;
+            }
+            _cancellation.Unregister();
+            if (_error is { } error) _read.SetException(error);
+            else _read.SetResult(Result(canceled: false));
+        }
+
+        /// <summary>Receives what the socket has without waiting.</summary>
+        private void Receive()
+        {
+            if (_buffer is null)
+            {
+                _buffer = ArrayPool<byte>.Shared.Rent(BufferSize);
+                _start = _end = _examined = 0;
+            }
+            else if (_buffer.Length - _end < BufferSize / 2)
+            {
+                MakeRoom();
+                if (_error is not null) return;
+            }
+            int received;
+            SocketError error;
+            try
+            {
+                received = _connection._socket.Receive(_buffer.AsSpan(_end), SocketFlags.None, out error);
+            }
+            catch (ObjectDisposedException e)
+            {
+                Fail(e);
+                return;
+            }
+            if (error == SocketError.WouldBlock) return;
+            if (error != SocketError.Success) Fail(new SocketException((int)error));
+            else if (received == 0) _ended = true;
+            else _end += received;
+        }
+
+        private void MakeRoom()
+        {
+            var buffer = _buffer!;
+            var unconsumed = _end - _start;
+            if (_start > 0 && buffer.Length - unconsumed >= BufferSize / 2)
+            {
+                buffer.AsSpan(_start, unconsumed).CopyTo(buffer);
+            }
+            else if (buffer.Length >= MaxBuffered)
+            {
+                _error = new InvalidDataException($"more than {MaxBuffered} bytes received and not consumed");
+                return;
+            }
+            else
+            {
+                var larger = ArrayPool<byte>.Shared.Rent(buffer.Length * 2);
+                buffer.AsSpan(_start, unconsumed).CopyTo(larger);
+                ArrayPool<byte>.Shared.Return(buffer);
+                _buffer = larger;
+            }
+            _examined -= _start;
+            _end = unconsumed;
+            _start = 0;
+        }
+
+        private ReadResult Result(bool canceled) => new(
+            _buffer is null ? ReadOnlySequence<byte>.Empty : new ReadOnlySequence<byte>(_buffer, _start, _end - _start),
+            canceled, isCompleted: _ended && _end == _examined);
+
+        public override bool TryRead(out ReadResult result)
+        {
+            ObjectDisposedException.ThrowIf(_completed, this);
+            if (_cancelNext)
+            {
+                _cancelNext = false;
+                result = Result(canceled: true);
+                return true;
+            }
+            result = Result(canceled: false);
+            return _end > _examined || _ended;
+        }
+
+        public override void AdvanceTo(SequencePosition consumed) => AdvanceTo(consumed, consumed);
+
+        public override void AdvanceTo(SequencePosition consumed, SequencePosition examined)
+        {
+            if (_buffer is null) return;
+            _start = consumed.GetObject() is null ? _start : consumed.GetInteger();
+            _examined = Math.Max(_start, examined.GetObject() is null ? _examined : examined.GetInteger());
+            if (_start != _end) return;
+            // All consumed: an idle connection holds no buffer.
+            ArrayPool<byte>.Shared.Return(_buffer);
+            _buffer = null;
+            _start = _end = _examined = 0;
+        }
+
+        public override void CancelPendingRead()
+        {
+            if (Volatile.Read(ref _readState) == Pending) EndWaitLater(Ending.Canceled);
+            else _cancelNext = true;
+        }
+
+        public override void Complete(Exception? exception = null)
+        {
+            if (_completed) return;
+            _completed = true;
+            if (_readState == Idle && _buffer is { } buffer)
+            {
+                _buffer = null;
+                ArrayPool<byte>.Shared.Return(buffer);
+            }
+        }
+
+        public ReadResult GetResult(short token) => _read.GetResult(token);
+        public ValueTaskSourceStatus GetStatus(short token) => _read.GetStatus(token);
+
+        public void OnCompleted(Action<object?> continuation, object? state, short token, ValueTaskSourceOnCompletedFlags flags) =>
+            _read.OnCompleted(continuation, state, token, flags);
+    }
+
+    /// <summary>Buffers what is written and sends it at each flush; the socket is closed when the output completes.</summary>
+    private sealed class SocketOutput(StreamSocketConnection connection) : PipeWriter
+    {
+        private const int BufferSize = 4096;
+        private byte[]? _buffer;
+        private int _written;
+        private bool _completed;
+
+        public override Memory<byte> GetMemory(int sizeHint = 0)
+        {
+            Reserve(sizeHint);
+            return _buffer.AsMemory(_written);
+        }
+
+        public override Span<byte> GetSpan(int sizeHint = 0)
+        {
+            Reserve(sizeHint);
+            return _buffer.AsSpan(_written);
+        }
+
+        private void Reserve(int sizeHint)
+        {
+            ObjectDisposedException.ThrowIf(_completed, this);
+            var needed = _written + Math.Max(sizeHint, 1);
+            if (_buffer is { } buffer && buffer.Length >= needed) return;
+            var larger = ArrayPool<byte>.Shared.Rent(Math.Max(needed, _buffer is null ? BufferSize : _buffer.Length * 2));
+            if (_buffer is not null)
+            {
+                _buffer.AsSpan(0, _written).CopyTo(larger);
+                ArrayPool<byte>.Shared.Return(_buffer);
+            }
+            _buffer = larger;
+        }
+
+        public override void Advance(int bytes) => _written += bytes;
+
+        public override bool CanGetUnflushedBytes => true;
+        public override long UnflushedBytes => _written;
+
+        public override ValueTask<FlushResult> FlushAsync(CancellationToken cancellationToken = default)
+        {
+            if (_written == 0 || connection._state != 0)
+            {
+                Release();
+                return new(new FlushResult(isCanceled: false, isCompleted: connection._state != 0));
+            }
+            ValueTask<int> send;
+            try
+            {
+                send = connection._socket.SendAsync(_buffer.AsMemory(0, _written), SocketFlags.None, cancellationToken);
+            }
+            catch (Exception e) when (e is SocketException or ObjectDisposedException)
+            {
+                return new(Failed(e));
+            }
+            if (!send.IsCompletedSuccessfully) return AwaitSendAsync(send);
+            Release();
+            return new(new FlushResult(isCanceled: false, isCompleted: false));
+        }
+
+        private async ValueTask<FlushResult> AwaitSendAsync(ValueTask<int> send)
+        {
+            try
+            {
+                await send;
+            }
+            catch (Exception e) when (e is SocketException or ObjectDisposedException)
+            {
+                return Failed(e);
+            }
+            Release();
+            return new FlushResult(isCanceled: false, isCompleted: false);
+        }
+
+        /// <summary>The peer is gone: like Kestrel's pipe once its send loop ended, the flush reports the output completed.</summary>
+        private FlushResult Failed(Exception e)
+        {
+            Release();
+            if (e is not ObjectDisposedException) connection.Close(aborted: true);
+            return new FlushResult(isCanceled: false, isCompleted: true);
+        }
+
+        private void Release()
+        {
+            _written = 0;
+            if (_buffer is not { } buffer) return;
+            _buffer = null;
+            ArrayPool<byte>.Shared.Return(buffer);
+        }
+
+        public override void CancelPendingFlush()
+        {
+            // A send in progress runs to its end; the stream's writer has its own queue bounds and never cancels.
+        }
+
+        public override void Complete(Exception? exception = null) => CompleteAsync(exception).AsTask().GetAwaiter().GetResult();
+
+        public override async ValueTask CompleteAsync(Exception? exception = null)
+        {
+            if (_completed) return;
+            if (exception is null) await FlushAsync();
+            _completed = true;
+            Release();
+            connection.Close(aborted: exception is not null);
+        }
+    }
+}
