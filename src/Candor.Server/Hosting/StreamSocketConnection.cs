@@ -64,6 +64,9 @@ internal sealed class StreamSocketConnection : ConnectionContext, IDuplexPipe
     public PipeReader Input => _input;
     public PipeWriter Output => _output;
 
+    /// <summary>A read or write buffer is rented (none is while the connection is idle).</summary>
+    internal bool HoldsBuffer => _input.HoldsBuffer || _output.HoldsBuffer;
+
     public override void Abort(ConnectionAbortedException abortReason) => Close(aborted: true);
 
     public override async ValueTask DisposeAsync()
@@ -80,6 +83,9 @@ internal sealed class StreamSocketConnection : ConnectionContext, IDuplexPipe
         if (Interlocked.CompareExchange(ref _state, aborted ? 2 : 1, 0) != 0) return;
         try
         {
+            // Closing a socket with received bytes unread resets the connection, and the peer may then lose the end of
+            // what was sent (a stream error): what the peer sent meanwhile is read and dropped first.
+            if (!aborted) DrainReceived();
             _socket.Shutdown(SocketShutdown.Both);
         }
         catch (SocketException)
@@ -88,6 +94,17 @@ internal sealed class StreamSocketConnection : ConnectionContext, IDuplexPipe
         }
         _socket.Dispose();
         _closed(this);
+    }
+
+    private void DrainReceived()
+    {
+        Span<byte> scratch = stackalloc byte[1024];
+        for (var drained = 0; drained < 64 * 1024;)
+        {
+            var received = _socket.Receive(scratch, SocketFlags.None, out var error);
+            if (error != SocketError.Success || received == 0) return;
+            drained += received;
+        }
     }
 
     /// <summary>What a failed socket call means to the reader or the writer.</summary>
@@ -126,6 +143,8 @@ internal sealed class StreamSocketConnection : ConnectionContext, IDuplexPipe
         private bool _ended;
         private bool _completed;
         private Exception? _error;
+
+        public bool HoldsBuffer => _buffer is not null;
 
         public SocketInput(StreamSocketConnection connection)
         {
@@ -194,6 +213,13 @@ internal sealed class StreamSocketConnection : ConnectionContext, IDuplexPipe
             // Closed by us after the output ended: the peer has had the whole stream, and reading simply ends.
             if (Volatile.Read(ref _connection._state) == 1) _ended = true;
             else _error = _connection.Failure(e);
+        }
+
+        /// <summary>The socket has no more to give: the peer closed its side, or we closed or aborted the connection.</summary>
+        private void Ended()
+        {
+            if (_connection.Aborted) _error = new ConnectionAbortedException("The connection was aborted.");
+            else _ended = true;
         }
 
         private ValueTask<ReadResult> Wait(CancellationToken cancellationToken)
@@ -301,7 +327,7 @@ internal sealed class StreamSocketConnection : ConnectionContext, IDuplexPipe
             }
             if (error == SocketError.WouldBlock) return;
             if (error != SocketError.Success) Fail(new SocketException((int)error));
-            else if (received == 0) _ended = true;
+            else if (received == 0) Ended();
             else _end += received;
         }
 
@@ -315,7 +341,7 @@ internal sealed class StreamSocketConnection : ConnectionContext, IDuplexPipe
             }
             else if (buffer.Length >= MaxBuffered)
             {
-                _error = new InvalidDataException($"more than {MaxBuffered} bytes received and not consumed");
+                _error = new IOException($"more than {MaxBuffered} bytes received and not consumed");
                 return;
             }
             else
@@ -392,6 +418,8 @@ internal sealed class StreamSocketConnection : ConnectionContext, IDuplexPipe
         private byte[]? _buffer;
         private int _written;
         private bool _completed;
+
+        public bool HoldsBuffer => _buffer is not null;
 
         public override Memory<byte> GetMemory(int sizeHint = 0)
         {
