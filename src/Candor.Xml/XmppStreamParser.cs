@@ -48,7 +48,7 @@ public sealed class XmppStreamParser(XmlLimits limits, bool fragmentMode = false
     private long _nameStart;       // token-relative offset of the current start tag's name
     private long _nameLength;      // its length once read
     private long _endNameStart;    // token-relative offset of the current end tag's name
-    private long[] _openNames = new long[16]; // start and length of each open element's name, token-relative
+    private int[] _openNames = new int[4]; // start and length of each open element's name, token-relative (a token is at most MaxStanzaBytes)
     private bool _headerRead;
     private bool _declarationAllowed = true;
     private bool _failed;
@@ -363,8 +363,8 @@ public sealed class XmppStreamParser(XmlLimits limits, bool fragmentMode = false
     private void PushName()
     {
         if (2 * _depth + 2 > _openNames.Length) Array.Resize(ref _openNames, _openNames.Length * 2);
-        _openNames[2 * _depth] = _nameStart;
-        _openNames[2 * _depth + 1] = _nameLength;
+        _openNames[2 * _depth] = (int)_nameStart;
+        _openNames[2 * _depth + 1] = (int)_nameLength;
         _depth++;
     }
 

@@ -5,6 +5,7 @@ using System.Net.Sockets;
 using System.Text;
 using Candor.Server.Hosting;
 using Microsoft.AspNetCore.Connections;
+using Microsoft.AspNetCore.Connections.Features;
 
 namespace Candor.Server.Tests;
 
@@ -209,6 +210,26 @@ public class StreamSocketConnectionTests
         {
             // Reset by the abort before the kernel took it all: either way the client is not left hanging.
         }
+    }
+
+    [Fact]
+    public async Task Features_keep_what_is_set_replaced_and_removed_past_the_first_five()
+    {
+        await using var pair = await Pair.StartAsync();
+        var features = pair.Connection.Features;
+        var types = new[] { typeof(int), typeof(long), typeof(string), typeof(byte), typeof(char), typeof(short), typeof(double) };
+        foreach (var type in types) features[type] = type.Name;
+        features[typeof(string)] = "replaced";
+        features[typeof(long)] = null;
+
+        Assert.Equal("replaced", features[typeof(string)]);
+        Assert.Null(features[typeof(long)]);
+        Assert.Equal("Double", features[typeof(double)]);
+        Assert.Equal(types.Length - 1, features.Count());
+        Assert.Equal(types.Where(t => t != typeof(long)).OrderBy(t => t.Name), features.Select(f => f.Key).OrderBy(t => t.Name));
+        features.Set<IConnectionEndPointFeature>(null);
+        Assert.Null(features.Get<IConnectionEndPointFeature>());
+        Assert.Equal(types.Length + 3, features.Revision);
     }
 
     private static byte[] RandomBytes(int size)

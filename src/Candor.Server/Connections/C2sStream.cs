@@ -79,8 +79,13 @@ internal abstract partial class C2sStream : ISmConnection, IThreadPoolWorkItem
 
     // ---- what a transport provides ----
 
-    /// <summary>Reads until the peer closes or <see cref="Lifetime"/> is cancelled.</summary>
+    /// <summary>Reads until the peer closes, <see cref="Lifetime"/> is cancelled or the transport is dropped.</summary>
     protected abstract Task ReadLoopAsync();
+    /// <summary>
+    /// Reads wait with <see cref="Lifetime"/>'s token. A transport that spares its idle connections that registration
+    /// (TCP) says false: its reads end when the transport is dropped, which closing does after its grace period.
+    /// </summary>
+    protected virtual bool ReadsObserveLifetime => true;
     /// <summary>STARTTLS is possible now (TCP before TLS, with a certificate).</summary>
     protected abstract bool CanStartTls { get; }
     /// <summary>STARTTLS is the only way on (TLS required and not yet negotiated).</summary>
@@ -782,6 +787,7 @@ internal abstract partial class C2sStream : ISmConnection, IThreadPoolWorkItem
         CompleteOutbound();
         // The writer sends what is queued, the error and the end of the stream; the peer then has a
         // moment to close its side before reading stops.
+        if (!ReadsObserveLifetime) Lifetime.Token.UnsafeRegister(static stream => ((C2sStream)stream!).AbortTransport(), this);
         Lifetime.CancelAfter(TimeSpan.FromSeconds(5));
     }
 

@@ -50,7 +50,7 @@ public sealed class PepService
     public void Forget(string user)
     {
         if (_server.Sessions.HasLocal(user)) return;
-        if (_accounts.TryGetValue(user, out var account) && account.Gate.CurrentCount == 1) _accounts.TryRemove(user, out _);
+        if (_accounts.TryGetValue(user, out var account) && !account.Writing) _accounts.TryRemove(user, out _);
         _subscribers.TryRemove(user, out _);
     }
 
@@ -108,8 +108,15 @@ public sealed record Subscriber(string? LocalUser, string[] Groups)
 public sealed class PepAccount(string user, Dictionary<string, PepNode> nodes)
 {
     public string User { get; } = user;
+    private SemaphoreSlim? _gate;
+
     public Dictionary<string, PepNode> Nodes { get; } = nodes;
-    public SemaphoreSlim Gate { get; } = new(1, 1);
+
+    /// <summary>Made on the first change: most accounts never publish, and every online account has one of these.</summary>
+    public SemaphoreSlim Gate => _gate ?? Interlocked.CompareExchange(ref _gate, new SemaphoreSlim(1, 1), null) ?? _gate;
+
+    /// <summary>A change is being written.</summary>
+    public bool Writing => _gate is { CurrentCount: 0 };
 
     public int Bytes
     {
