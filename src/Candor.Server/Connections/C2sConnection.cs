@@ -3,6 +3,7 @@ using System.Net;
 using System.Net.Security;
 using System.Security.Authentication;
 using Candor.Server.Core;
+using Candor.Server.Hosting;
 using Candor.Xml;
 using Candor.Xmpp;
 using Microsoft.AspNetCore.Connections;
@@ -135,7 +136,7 @@ internal sealed class C2sConnection : C2sStream
         // Zero-byte reads: an idle TLS connection waits for data without holding a read buffer (its memory
         // is most of what an idle connection costs).
         _input = PipeReader.Create(ssl, new StreamPipeReaderOptions(bufferSize: 16 * 1024, minimumReadSize: 2048, useZeroByteReads: true));
-        _output = PipeWriter.Create(ssl, new StreamPipeWriterOptions(minimumBufferSize: 16 * 1024));
+        _output = new BufferedStreamWriter(ssl);
         OnStreamRestart();
     }
 

@@ -463,83 +463,36 @@ internal sealed class StreamSocketConnection : ConnectionContext, IDuplexPipe
             _read.OnCompleted(continuation, state, token, flags);
     }
 
-    /// <summary>Buffers what is written and sends it at each flush; the socket is closed when the output completes.</summary>
-    private sealed class SocketOutput(StreamSocketConnection connection) : PipeWriter
+    /// <summary>Sends at each flush; the socket is closed when the output completes.</summary>
+    private sealed class SocketOutput(StreamSocketConnection connection) : BufferedPipeWriter
     {
-        private const int BufferSize = 4096;
-        private byte[]? _buffer;
-        private int _written;
-        private bool _completed;
+        protected override bool Ended => connection._state != 0;
 
-        public bool HoldsBuffer => _buffer is not null;
-
-        public override Memory<byte> GetMemory(int sizeHint = 0)
+        protected override ValueTask<FlushResult> SendAsync(ReadOnlyMemory<byte> data, CancellationToken cancellationToken)
         {
-            Reserve(sizeHint);
-            return _buffer.AsMemory(_written);
-        }
-
-        public override Span<byte> GetSpan(int sizeHint = 0)
-        {
-            Reserve(sizeHint);
-            return _buffer.AsSpan(_written);
-        }
-
-        private void Reserve(int sizeHint)
-        {
-            ObjectDisposedException.ThrowIf(_completed, this);
-            var needed = _written + Math.Max(sizeHint, 1);
-            if (_buffer is { } buffer && buffer.Length >= needed) return;
-            var larger = ArrayPool<byte>.Shared.Rent(Math.Max(needed, _buffer is null ? BufferSize : _buffer.Length * 2));
-            if (_buffer is not null)
-            {
-                _buffer.AsSpan(0, _written).CopyTo(larger);
-                ArrayPool<byte>.Shared.Return(_buffer);
-            }
-            _buffer = larger;
-        }
-
-        public override void Advance(int bytes) => _written += bytes;
-
-        public override bool CanGetUnflushedBytes => true;
-        public override long UnflushedBytes => _written;
-
-        public override ValueTask<FlushResult> FlushAsync(CancellationToken cancellationToken = default)
-        {
-            if (_written == 0 || connection._state != 0)
-            {
-                Release();
-                return new(new FlushResult(isCanceled: false, isCompleted: connection._state != 0));
-            }
             // Sent at once while the socket's buffer has room (nearly always): the socket's asynchronous send state,
             // about 360 bytes kept for the connection's life once used, is then never made.
             int sent;
             SocketError error;
             try
             {
-                sent = connection._socket.Send(_buffer.AsSpan(0, _written), SocketFlags.None, out error);
+                sent = connection._socket.Send(data.Span, SocketFlags.None, out error);
             }
             catch (ObjectDisposedException e)
             {
                 return new(Failed(e));
             }
-            if (error == SocketError.Success && sent == _written)
-            {
-                Release();
-                return new(new FlushResult(isCanceled: false, isCompleted: false));
-            }
+            if (error == SocketError.Success && sent == data.Length) return new(default(FlushResult));
             if (error is not (SocketError.Success or SocketError.WouldBlock)) return new(Failed(new SocketException((int)error)));
             if (error == SocketError.WouldBlock) sent = 0;
-            ValueTask<int> send;
             try
             {
-                send = connection._socket.SendAsync(_buffer.AsMemory(sent, _written - sent), SocketFlags.None, cancellationToken);
+                return AwaitSendAsync(connection._socket.SendAsync(data[sent..], SocketFlags.None, cancellationToken));
             }
             catch (Exception e) when (e is SocketException or ObjectDisposedException)
             {
                 return new(Failed(e));
             }
-            return AwaitSendAsync(send);
         }
 
         private async ValueTask<FlushResult> AwaitSendAsync(ValueTask<int> send)
@@ -552,40 +505,20 @@ internal sealed class StreamSocketConnection : ConnectionContext, IDuplexPipe
             {
                 return Failed(e);
             }
-            Release();
-            return new FlushResult(isCanceled: false, isCompleted: false);
+            return default;
         }
 
         /// <summary>The peer is gone: like Kestrel's pipe once its send loop ended, the flush reports the output completed.</summary>
         private FlushResult Failed(Exception e)
         {
-            Release();
             if (e is not ObjectDisposedException) connection.Close(aborted: true);
             return new FlushResult(isCanceled: false, isCompleted: true);
         }
 
-        private void Release()
+        protected override ValueTask EndAsync(Exception? exception)
         {
-            _written = 0;
-            if (_buffer is not { } buffer) return;
-            _buffer = null;
-            ArrayPool<byte>.Shared.Return(buffer);
-        }
-
-        public override void CancelPendingFlush()
-        {
-            // A send in progress runs to its end; the stream's writer has its own queue bounds and never cancels.
-        }
-
-        public override void Complete(Exception? exception = null) => CompleteAsync(exception).AsTask().GetAwaiter().GetResult();
-
-        public override async ValueTask CompleteAsync(Exception? exception = null)
-        {
-            if (_completed) return;
-            if (exception is null) await FlushAsync();
-            _completed = true;
-            Release();
             connection.Close(aborted: exception is not null);
+            return ValueTask.CompletedTask;
         }
     }
 }
