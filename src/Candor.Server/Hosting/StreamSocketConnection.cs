@@ -71,8 +71,8 @@ internal sealed class StreamSocketConnection : ConnectionContext, IDuplexPipe
 
     public override async ValueTask DisposeAsync()
     {
+        // Completing the output closes the socket (it did already if the output was completed before).
         await _output.CompleteAsync();
-        Close(aborted: false);
         _input.Complete();
     }
 
