@@ -52,60 +52,61 @@ public class TlsBuffersTests(ITestOutputHelper output)
         await pair.ExchangeAsync(100_000);
     }
 
-    /// <summary>A server and a client SslStream over loopback TCP.</summary>
-    private sealed class TlsPair(TcpClient accepted, TcpClient client, SslStream server, SslStream peer, X509Certificate2 certificate) : IAsyncDisposable
-    {
-        public SslStream Server => server;
-
-        public static async Task<TlsPair> StartAsync()
-        {
-            using var key = ECDsa.Create(ECCurve.NamedCurves.nistP256);
-            var request = new CertificateRequest("CN=localhost", key, HashAlgorithmName.SHA256);
-            using var selfSigned = request.CreateSelfSigned(DateTimeOffset.UtcNow.AddDays(-1), DateTimeOffset.UtcNow.AddDays(1));
-            var certificate = X509CertificateLoader.LoadPkcs12(selfSigned.Export(X509ContentType.Pfx), null);
-            var listener = new TcpListener(IPAddress.Loopback, 0);
-            listener.Start();
-            var client = new TcpClient();
-            var connecting = client.ConnectAsync(IPAddress.Loopback, ((IPEndPoint)listener.LocalEndpoint).Port);
-            var accepted = await listener.AcceptTcpClientAsync();
-            await connecting;
-            listener.Stop();
-            var server = new SslStream(accepted.GetStream());
-            var peer = new SslStream(client.GetStream(), false, (_, _, _, _) => true);
-            await Task.WhenAll(
-                server.AuthenticateAsServerAsync(new SslServerAuthenticationOptions
-                {
-                    ServerCertificateContext = SslStreamCertificateContext.Create(certificate, null, offline: true),
-                }),
-                peer.AuthenticateAsClientAsync("localhost"));
-            return new TlsPair(accepted, client, server, peer, certificate);
-        }
-
-        /// <summary>Random bytes from the client to the server, then as many back.</summary>
-        public async Task ExchangeAsync(int size)
-        {
-            var sent = RandomNumberGenerator.GetBytes(size);
-            await peer.WriteAsync(sent);
-            Assert.Equal(sent, await ReadExactlyAsync(server, size));
-            var answer = RandomNumberGenerator.GetBytes(size);
-            await server.WriteAsync(answer);
-            Assert.Equal(answer, await ReadExactlyAsync(peer, size));
-        }
-
-        public async ValueTask DisposeAsync()
-        {
-            await server.DisposeAsync();
-            await peer.DisposeAsync();
-            accepted.Dispose();
-            client.Dispose();
-            certificate.Dispose();
-        }
-    }
-
-    private static async Task<byte[]> ReadExactlyAsync(Stream stream, int size)
+    internal static async Task<byte[]> ReadExactlyAsync(Stream stream, int size)
     {
         var buffer = new byte[size];
         await stream.ReadExactlyAsync(buffer).AsTask().WaitAsync(TimeSpan.FromSeconds(10));
         return buffer;
+    }
+}
+
+/// <summary>A server and a client SslStream over loopback TCP.</summary>
+internal sealed class TlsPair(TcpClient accepted, TcpClient client, SslStream server, SslStream peer, X509Certificate2 certificate) : IAsyncDisposable
+{
+    public SslStream Server => server;
+    public SslStream Peer => peer;
+
+    public static async Task<TlsPair> StartAsync()
+    {
+        using var key = ECDsa.Create(ECCurve.NamedCurves.nistP256);
+        var request = new CertificateRequest("CN=localhost", key, HashAlgorithmName.SHA256);
+        using var selfSigned = request.CreateSelfSigned(DateTimeOffset.UtcNow.AddDays(-1), DateTimeOffset.UtcNow.AddDays(1));
+        var certificate = X509CertificateLoader.LoadPkcs12(selfSigned.Export(X509ContentType.Pfx), null);
+        var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        var client = new TcpClient();
+        var connecting = client.ConnectAsync(IPAddress.Loopback, ((IPEndPoint)listener.LocalEndpoint).Port);
+        var accepted = await listener.AcceptTcpClientAsync();
+        await connecting;
+        listener.Stop();
+        var server = new SslStream(accepted.GetStream());
+        var peer = new SslStream(client.GetStream(), false, (_, _, _, _) => true);
+        await Task.WhenAll(
+            server.AuthenticateAsServerAsync(new SslServerAuthenticationOptions
+            {
+                ServerCertificateContext = SslStreamCertificateContext.Create(certificate, null, offline: true),
+            }),
+            peer.AuthenticateAsClientAsync("localhost"));
+        return new TlsPair(accepted, client, server, peer, certificate);
+    }
+
+    /// <summary>Random bytes from the client to the server, then as many back.</summary>
+    public async Task ExchangeAsync(int size)
+    {
+        var sent = RandomNumberGenerator.GetBytes(size);
+        await peer.WriteAsync(sent);
+        Assert.Equal(sent, await TlsBuffersTests.ReadExactlyAsync(server, size));
+        var answer = RandomNumberGenerator.GetBytes(size);
+        await server.WriteAsync(answer);
+        Assert.Equal(answer, await TlsBuffersTests.ReadExactlyAsync(peer, size));
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await server.DisposeAsync();
+        await peer.DisposeAsync();
+        accepted.Dispose();
+        client.Dispose();
+        certificate.Dispose();
     }
 }

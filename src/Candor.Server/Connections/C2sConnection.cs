@@ -133,9 +133,7 @@ internal sealed class C2sConnection : C2sStream
         if (tlsIdle.Bind(ssl)) _tlsIdle = tlsIdle;
         _ssl = ssl;
         _channelBinding = credentials.ChannelBinding;
-        // Zero-byte reads: an idle TLS connection waits for data without holding a read buffer (its memory
-        // is most of what an idle connection costs).
-        _input = PipeReader.Create(ssl, new StreamPipeReaderOptions(bufferSize: 16 * 1024, minimumReadSize: 2048, useZeroByteReads: true));
+        _input = new StreamInput(ssl);
         _output = new BufferedStreamWriter(ssl);
         OnStreamRestart();
     }

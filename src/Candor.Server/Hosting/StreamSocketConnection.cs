@@ -1,7 +1,6 @@
 using System.Buffers;
 using System.IO.Pipelines;
 using System.Net.Sockets;
-using System.Threading.Tasks.Sources;
 using Microsoft.AspNetCore.Connections;
 using Microsoft.AspNetCore.Http.Features;
 
@@ -169,298 +168,28 @@ internal sealed class StreamSocketConnection : ConnectionContext, IDuplexPipe
         System.Collections.IEnumerator System.Collections.IEnumerable.GetEnumerator() => GetEnumerator();
     }
 
-    /// <summary>
-    /// Reads from the socket. One zero-byte receive is outstanding at most; a read waits for it (its continuation
-    /// completes the read), and <see cref="CancelPendingRead"/> or the caller's token can end the wait first.
-    /// </summary>
-    private sealed class SocketInput : PipeReader, IValueTaskSource<ReadResult>
+    /// <summary>Reads from the socket: a zero-byte receive waits, then what the socket has is read without blocking.</summary>
+    private sealed class SocketInput(StreamSocketConnection connection) : ZeroByteReader
     {
-        private const int BufferSize = 4096;
-        /// <summary>Bytes buffered unconsumed at most (Kestrel's default): the parser's own stanza limit is far below it.</summary>
-        private const int MaxBuffered = 1 << 20;
-        private const int Idle = 0, Pending = 1;
+        protected override ValueTask<int> WaitAsync() => connection._socket.ReceiveAsync(Memory<byte>.Empty, SocketFlags.None);
 
-        private readonly StreamSocketConnection _connection;
-        private readonly Action _onDataReady;
-        private ManualResetValueTaskSourceCore<ReadResult> _read;
-        private CancellationTokenRegistration _cancellation;
-        private CancellationToken _readToken;
-        private ValueTask<int> _wait;
-        private byte[]? _buffer;
-        private int _start, _end, _examined;
-        private int _readState;
-        private volatile bool _waiting;
-        private volatile bool _dataReady;
-        private volatile bool _cancelNext;
-        private bool _ended;
-        private bool _completed;
-        private Exception? _error;
-
-        public bool HoldsBuffer => _buffer is not null;
-
-        public SocketInput(StreamSocketConnection connection)
+        protected override int ReceiveNow(Memory<byte> into, out ValueTask<int> later)
         {
-            _connection = connection;
-            _onDataReady = OnDataReady;
+            later = default;
+            var received = connection._socket.Receive(into.Span, SocketFlags.None, out var error);
+            return error switch
+            {
+                SocketError.Success => received,
+                SocketError.WouldBlock => WouldBlock,
+                _ => throw new SocketException((int)error),
+            };
         }
 
-        public override ValueTask<ReadResult> ReadAsync(CancellationToken cancellationToken = default)
-        {
-            ObjectDisposedException.ThrowIf(_completed, this);
-            if (_cancelNext)
-            {
-                _cancelNext = false;
-                return new(Result(canceled: true));
-            }
-            cancellationToken.ThrowIfCancellationRequested();
-            while (_end == _examined && !_ended && _error is null)
-            {
-                if (_waiting) return Wait(cancellationToken);
-                if (!_dataReady && !StartWaiting()) return Wait(cancellationToken);
-                _dataReady = false;
-                Receive();
-            }
-            if (_error is { } error) throw error;
-            return new(Result(canceled: false));
-        }
-
-        /// <summary>Starts the zero-byte receive; false when it is still waiting.</summary>
-        private bool StartWaiting()
-        {
-            ValueTask<int> wait;
-            try
-            {
-                wait = _connection._socket.ReceiveAsync(Memory<byte>.Empty, SocketFlags.None);
-            }
-            catch (Exception e) when (e is SocketException or ObjectDisposedException)
-            {
-                Fail(e);
-                return true;
-            }
-            if (wait.IsCompleted)
-            {
-                Observe(wait);
-                return true;
-            }
-            _wait = wait;
-            _waiting = true;
-            wait.ConfigureAwait(false).GetAwaiter().UnsafeOnCompleted(_onDataReady);
-            return false;
-        }
-
-        private void Observe(ValueTask<int> wait)
-        {
-            try
-            {
-                wait.GetAwaiter().GetResult();
-            }
-            catch (Exception e) when (e is SocketException or ObjectDisposedException)
-            {
-                Fail(e);
-            }
-        }
-
-        private void Fail(Exception e)
-        {
-            // Closed by us after the output ended: the peer has had the whole stream, and reading simply ends.
-            if (Volatile.Read(ref _connection._state) == 1) _ended = true;
-            else _error = _connection.Failure(e);
-        }
+        // Closed by us after the output ended: the peer has had the whole stream, and reading simply ends.
+        protected override Exception? Failure(Exception e) => Volatile.Read(ref connection._state) == 1 ? null : connection.Failure(e);
 
         /// <summary>The socket has no more to give: the peer closed its side, or we closed or aborted the connection.</summary>
-        private void Ended()
-        {
-            if (_connection.Aborted) _error = new ConnectionAbortedException("The connection was aborted.");
-            else _ended = true;
-        }
-
-        private ValueTask<ReadResult> Wait(CancellationToken cancellationToken)
-        {
-            _read.Reset();
-            _readToken = cancellationToken;
-            _cancellation = cancellationToken.CanBeCanceled
-                ? cancellationToken.UnsafeRegister(static state => ((SocketInput)state!).EndWaitLater(Ending.ByToken), this)
-                : default;
-            Publish();
-            return new(this, _read.Version);
-        }
-
-        /// <summary>
-        /// Makes the read pending, then completes it at once if what it waits for came meanwhile: the zero-byte
-        /// receive's end, a cancellation, or its token (whose callback found no pending read to end).
-        /// </summary>
-        private void Publish()
-        {
-            Interlocked.Exchange(ref _readState, Pending);
-            if (_readToken.IsCancellationRequested) EndWait(Ending.ByToken);
-            else if (_cancelNext) EndWait(Ending.Canceled);
-            else if (!_waiting) EndWait(Ending.Data);
-        }
-
-        private void OnDataReady()
-        {
-            Observe(_wait);
-            _wait = default;
-            // In this order: a read that sees the wait over must also see its data ready.
-            _dataReady = true;
-            _waiting = false;
-            EndWait(Ending.Data);
-        }
-
-        private enum Ending { Data, Canceled, ByToken }
-
-        /// <summary>Ends a pending read from the thread pool: its continuation must not run inside whoever cancels.</summary>
-        private void EndWaitLater(Ending ending) =>
-            ThreadPool.UnsafeQueueUserWorkItem(static state => state.Input.EndWait(state.Ending), (Input: this, Ending: ending), preferLocal: false);
-
-        /// <summary>Completes the pending read, if there is one and nothing else completed it first.</summary>
-        private void EndWait(Ending ending)
-        {
-            if (Interlocked.CompareExchange(ref _readState, Idle, Pending) != Pending)
-            {
-                // No read is pending: the next one is canceled.
-                if (ending == Ending.Canceled) _cancelNext = true;
-                return;
-            }
-            if (ending == Ending.ByToken)
-            {
-                _cancellation.Unregister();
-                _read.SetException(new OperationCanceledException(_readToken));
-                return;
-            }
-            if (ending == Ending.Canceled || _cancelNext)
-            {
-                _cancelNext = false;
-                _cancellation.Unregister();
-                _read.SetResult(Result(canceled: true));
-                return;
-            }
-            while (_end == _examined && !_ended && _error is null && _dataReady)
-            {
-                _dataReady = false;
-                Receive();
-                if (_end != _examined || _ended || _error is not null) break;
-                // The data the zero-byte receive saw is gone (it should not be): wait again.
-                if (!StartWaiting())
-                {
-                    Publish();
-                    return;
-                }
-                _dataReady = true;
-            }
-            _cancellation.Unregister();
-            if (_error is { } error) _read.SetException(error);
-            else _read.SetResult(Result(canceled: false));
-        }
-
-        /// <summary>Receives what the socket has without waiting.</summary>
-        private void Receive()
-        {
-            if (_buffer is null)
-            {
-                _buffer = ArrayPool<byte>.Shared.Rent(BufferSize);
-                _start = _end = _examined = 0;
-            }
-            else if (_buffer.Length - _end < BufferSize / 2)
-            {
-                MakeRoom();
-                if (_error is not null) return;
-            }
-            int received;
-            SocketError error;
-            try
-            {
-                received = _connection._socket.Receive(_buffer.AsSpan(_end), SocketFlags.None, out error);
-            }
-            catch (ObjectDisposedException e)
-            {
-                Fail(e);
-                return;
-            }
-            if (error == SocketError.WouldBlock) return;
-            if (error != SocketError.Success) Fail(new SocketException((int)error));
-            else if (received == 0) Ended();
-            else _end += received;
-        }
-
-        private void MakeRoom()
-        {
-            var buffer = _buffer!;
-            var unconsumed = _end - _start;
-            if (_start > 0 && buffer.Length - unconsumed >= BufferSize / 2)
-            {
-                buffer.AsSpan(_start, unconsumed).CopyTo(buffer);
-            }
-            else if (buffer.Length >= MaxBuffered)
-            {
-                _error = new IOException($"more than {MaxBuffered} bytes received and not consumed");
-                return;
-            }
-            else
-            {
-                var larger = ArrayPool<byte>.Shared.Rent(buffer.Length * 2);
-                buffer.AsSpan(_start, unconsumed).CopyTo(larger);
-                ArrayPool<byte>.Shared.Return(buffer);
-                _buffer = larger;
-            }
-            _examined -= _start;
-            _end = unconsumed;
-            _start = 0;
-        }
-
-        private ReadResult Result(bool canceled) => new(
-            _buffer is null ? ReadOnlySequence<byte>.Empty : new ReadOnlySequence<byte>(_buffer, _start, _end - _start),
-            canceled, isCompleted: _ended && _end == _examined);
-
-        public override bool TryRead(out ReadResult result)
-        {
-            ObjectDisposedException.ThrowIf(_completed, this);
-            if (_cancelNext)
-            {
-                _cancelNext = false;
-                result = Result(canceled: true);
-                return true;
-            }
-            result = Result(canceled: false);
-            return _end > _examined || _ended;
-        }
-
-        public override void AdvanceTo(SequencePosition consumed) => AdvanceTo(consumed, consumed);
-
-        public override void AdvanceTo(SequencePosition consumed, SequencePosition examined)
-        {
-            if (_buffer is null) return;
-            _start = consumed.GetObject() is null ? _start : consumed.GetInteger();
-            _examined = Math.Max(_start, examined.GetObject() is null ? _examined : examined.GetInteger());
-            if (_start != _end) return;
-            // All consumed: an idle connection holds no buffer.
-            ArrayPool<byte>.Shared.Return(_buffer);
-            _buffer = null;
-            _start = _end = _examined = 0;
-        }
-
-        public override void CancelPendingRead()
-        {
-            if (Volatile.Read(ref _readState) == Pending) EndWaitLater(Ending.Canceled);
-            else _cancelNext = true;
-        }
-
-        public override void Complete(Exception? exception = null)
-        {
-            if (_completed) return;
-            _completed = true;
-            if (_readState == Idle && _buffer is { } buffer)
-            {
-                _buffer = null;
-                ArrayPool<byte>.Shared.Return(buffer);
-            }
-        }
-
-        public ReadResult GetResult(short token) => _read.GetResult(token);
-        public ValueTaskSourceStatus GetStatus(short token) => _read.GetStatus(token);
-
-        public void OnCompleted(Action<object?> continuation, object? state, short token, ValueTaskSourceOnCompletedFlags flags) =>
-            _read.OnCompleted(continuation, state, token, flags);
+        protected override Exception? AtEnd() => connection.Aborted ? new ConnectionAbortedException("The connection was aborted.") : null;
     }
 
     /// <summary>Sends at each flush; the socket is closed when the output completes.</summary>
