@@ -364,6 +364,24 @@ public sealed class OmemoTests(CandorFixture server) : IClassFixture<CandorFixtu
     }
 
     /// <summary>
+    /// Converse's libomemo publishes pre-keys 0..99 but reads a key exchange naming pre-key 0 as one without a pre-key
+    /// and fails its MAC: one first message in a hundred from Candor's client to a new Converse device was lost that way.
+    /// Pre-key 0 is never picked while the bundle has another (200 sessions: by chance one would pick it with
+    /// probability 1 - (1/2)^200), and is picked when it is the only one.
+    /// </summary>
+    [Fact]
+    public void A_session_never_starts_from_pre_key_0_while_the_bundle_has_another()
+    {
+        var sender = OwnDevice.Create();
+        var peer = OwnDevice.Create().Bundle();
+        var zeroAndOne = peer with { PreKeys = new Dictionary<uint, byte[]> { [0] = peer.PreKeys.First().Value, [1] = peer.PreKeys.Last().Value } };
+        for (var i = 0; i < 200; i++)
+            Assert.Equal(1u, RatchetSession.Initiate(sender, zeroAndOne).PendingKeyExchange!.PreKeyId);
+        var onlyZero = peer with { PreKeys = new Dictionary<uint, byte[]> { [0] = peer.PreKeys.First().Value } };
+        Assert.Equal(0u, RatchetSession.Initiate(sender, onlyZero).PendingKeyExchange!.PreKeyId);
+    }
+
+    /// <summary>
     /// A new identity's legacy signed pre-key signature verifies as XEdDSA specifies: against the Ed25519 key mapped back
     /// from the published Curve25519 key with sign bit 0, the signature's top bit clear (libsignal's curve25519_verify,
     /// which takes the bit from the signature, accepts it too). Half of all Ed25519 keys have sign bit 1; 32 identities

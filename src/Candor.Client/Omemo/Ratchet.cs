@@ -160,7 +160,7 @@ public sealed class RatchetSession
         if (!SignatureAlgorithm.Ed25519.Verify(identity, signed, bundle.SignedPreKeySignature))
             throw new OmemoException($"device {bundle.DeviceId}'s signed pre-key signature does not verify");
         if (bundle.PreKeys.Count == 0) throw new OmemoException($"device {bundle.DeviceId}'s bundle has no pre-keys");
-        var (preKeyId, preKey) = bundle.PreKeys.ElementAt(RandomNumberGenerator.GetInt32(bundle.PreKeys.Count));
+        var (preKeyId, preKey) = PickPreKey(bundle.PreKeys);
         var ephemeral = RandomNumberGenerator.GetBytes(32);
         var theirIdentity = Sodium.EdToCurvePublic(bundle.IdentityKey);
         var secret = OmemoCrypto.X3dhSecret(legacy,
@@ -178,6 +178,17 @@ public sealed class RatchetSession
         };
         (session.RootKey, session.SendChain) = OmemoCrypto.RootStep(session.RootKey, Sodium.X25519(session.OwnRatchetPrivate, session.TheirRatchetPublic), legacy);
         return session;
+    }
+
+    /// <summary>
+    /// A one-time pre-key at random, not the one numbered 0 while there are others: libsignal's JavaScript descendants
+    /// (Converse's libomemo) publish a pre-key 0 but, accepting a key exchange, read pre-key id 0 as "no pre-key" and
+    /// fail its MAC check, so a first message built on it would never be read there.
+    /// </summary>
+    internal static KeyValuePair<uint, byte[]> PickPreKey(IReadOnlyDictionary<uint, byte[]> preKeys)
+    {
+        var usable = preKeys.Count > 1 ? preKeys.Where(p => p.Key != 0).ToArray() : [.. preKeys];
+        return usable[RandomNumberGenerator.GetInt32(usable.Length)];
     }
 
     /// <summary>X3DH as the responder: the session a key exchange builds (the pre-key it used is for the caller to remove).</summary>
