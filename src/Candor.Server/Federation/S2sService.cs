@@ -221,14 +221,17 @@ public sealed partial class S2sService(XmppServer server, TlsSettings tls, S2sTr
         {
             if (route.Stream != stream) continue;
             lock (route) route.Dead = true;
-            if (!_routes.TryRemove(new KeyValuePair<(string, string), Route>(key, route))) continue;
             // While shutting down, StopAsync gives the link up and tells the senders.
             if (stream is S2sOutgoing { Sm: { Unacknowledged: > 0 } sm } && !_stopping)
             {
+                // Replaced in one step: a stanza sent meanwhile must find the route that resumes the link. With a
+                // moment without a route it opened a new link, and the unacknowledged stanzas, given up, went again as
+                // new ones: twice to the peer where it had handled them but not yet acknowledged them.
                 var again = new Route { Connecting = true, Resume = sm };
-                if (_routes.TryAdd(key, again)) _ = ConnectAsync(key, again);
-                else _ = S2sStreamManagement.RerouteAsync(Server, sm.GiveUp());
+                if (_routes.TryUpdate(key, again, route)) _ = ConnectAsync(key, again);
+                continue;
             }
+            _routes.TryRemove(new KeyValuePair<(string, string), Route>(key, route));
         }
     }
 
