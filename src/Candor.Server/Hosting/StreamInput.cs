@@ -10,7 +10,7 @@ internal sealed class StreamInput(Stream stream) : ZeroByteReader
 
     protected override int ReceiveNow(Memory<byte> into, out ValueTask<int> later)
     {
-        // After the zero-byte read SslStream has decrypted bytes, so this completes at once.
+        // After the zero-byte read SslStream has decrypted bytes, so this nearly always completes at once.
         later = stream.ReadAsync(into);
         if (!later.IsCompleted) return Later;
         var received = later.GetAwaiter().GetResult();
